@@ -1,0 +1,275 @@
+// Package cluster owns everything between "four booted EC2 instances" and "a Kubernetes provider
+// the workloads can use": the node preparation scripts, kubeadm init and the joins run over SSH
+// as pulumi-command remote commands, the AWS cloud-controller-manager, Calico, and the
+// provider itself.
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
+)
+
+// Args are the inputs of the cluster tier.
+type Args struct {
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// Nodes are the instances to bootstrap, with the SSH key they accept.
+	Nodes *infra.Nodes
+	// EndpointName is the control plane's public DNS name (a certificate SAN).
+	EndpointName string
+}
+
+// Cluster is a bootstrapped kubeadm cluster.
+type Cluster struct {
+	pulumi.ResourceState
+
+	// Kubeconfig is the cluster-admin kubeconfig, pointing at the public endpoint. A secret.
+	Kubeconfig pulumi.StringOutput
+	// Provider deploys to the cluster once every node is Ready, labelled and has a providerID.
+	Provider *kubernetes.Provider
+	// NodeNames are the Kubernetes node names by role (the instances' private DNS names).
+	NodeNames map[config.Role]pulumi.StringOutput
+}
+
+// SSH dial settings: the local wait command has already seen the port answer, so a few quick
+// retries cover sshd restarts during cloud-init.
+const (
+	dialErrorLimit = 30
+	perDialTimeout = 20
+)
+
+// UserData renders each role's boot script; the AWS tier passes it to the instances.
+func UserData(cfg *config.Config) map[config.Role]string {
+	out := map[config.Role]string{}
+	for _, n := range cfg.Nodes {
+		out[n.Role] = NodePrepareScript(cfg, n.Role)
+	}
+	return out
+}
+
+// New bootstraps the cluster. The graph is as parallel as correctness allows: every node waits
+// for its own boot; init waits for the master; each join waits for init and its own node only,
+// so the workers join in parallel; Calico and the CCM need only init.
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Cluster, error) {
+	c := &Cluster{NodeNames: map[config.Role]pulumi.StringOutput{}}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:cluster:Cluster", name, c, opts...); err != nil {
+		return nil, err
+	}
+	cfg, nodes := args.Config, args.Nodes
+	b := &builder{ctx: ctx, parent: c, name: name, nodes: nodes}
+
+	ready := map[config.Role]*remote.Command{}
+	for _, n := range cfg.Nodes {
+		c.NodeNames[n.Role] = nodes.Instances[n.Role].PrivateDns
+		var err error
+		if ready[n.Role], err = b.waitForNode(n.Role); err != nil {
+			return nil, err
+		}
+	}
+
+	master := config.RoleMaster
+	kubeadmConfig := nodes.EndpointIP.ApplyT(func(ip string) string {
+		return KubeadmConfig(cfg, KubeadmParams{PublicIP: ip, EndpointName: args.EndpointName})
+	}).(pulumi.StringOutput)
+	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
+		create:    kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{ready[master]},
+		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
+		// are secret all the same.
+		secretOutput: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
+		create:       pulumi.String(ReadKubeconfigScript()),
+		dependsOn:    []pulumi.Resource{initCmd},
+		secretOutput: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Inside the cluster the endpoint is the master's private address; from outside it is the
+	// Elastic IP, which is one of the API server certificate's SANs.
+	c.Kubeconfig = pulumi.ToSecret(pulumi.All(kubeconfigCmd.Stdout, nodes.EndpointIP).ApplyT(func(v []any) string {
+		return PublicKubeconfig(v[0].(string), cfg.MasterPrivateIP().String(), v[1].(string))
+	})).(pulumi.StringOutput)
+
+	calico, err := b.command(master, "calico", commandSpec{
+		create:    pulumi.String(CalicoScript()),
+		dependsOn: []pulumi.Resource{initCmd},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	members := []pulumi.Resource{calico}
+	for _, n := range cfg.Nodes {
+		if n.Role.ControlPlane() {
+			continue
+		}
+		member, err := b.join(n.Role, initCmd, ready[n.Role])
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, member)
+	}
+
+	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
+		Kubeconfig: c.Kubeconfig,
+	}, pulumi.Parent(c))
+	if err != nil {
+		return nil, fmt.Errorf("create bootstrap provider: %w", err)
+	}
+	ccm, err := NewCloudControllerManager(ctx, name+"-ccm", &CloudControllerManagerArgs{Config: cfg},
+		pulumi.Parent(c), pulumi.Provider(bootstrap))
+	if err != nil {
+		return nil, fmt.Errorf("cloud-controller-manager: %w", err)
+	}
+
+	nodesReady, err := b.command(master, "nodes-ready", commandSpec{
+		create:    pulumi.String(NodesReadyScript(len(cfg.Nodes))),
+		dependsOn: append(members, ccm),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
+		Kubeconfig: c.Kubeconfig,
+		// Server-side apply: field ownership is explicit, and a re-run never fights another
+		// manager over a field.
+		EnableServerSideApply: pulumi.Bool(true),
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{nodesReady}))
+	if err != nil {
+		return nil, fmt.Errorf("create provider: %w", err)
+	}
+
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"kubeconfig": c.Kubeconfig}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// PublicKubeconfig points an admin kubeconfig at the public endpoint instead of the private one.
+func PublicKubeconfig(kubeconfig, privateIP, publicIP string) string {
+	return strings.ReplaceAll(kubeconfig, "https://"+privateIP+":6443", "https://"+publicIP+":6443")
+}
+
+// builder declares the tier's commands with one set of connection and secrecy settings.
+type builder struct {
+	ctx    *pulumi.Context
+	parent pulumi.Resource
+	name   string
+	nodes  *infra.Nodes
+}
+
+// commandSpec is one remote command.
+type commandSpec struct {
+	create    pulumi.StringInput
+	delete    pulumi.StringInput
+	stdin     pulumi.StringInput
+	dependsOn []pulumi.Resource
+	// triggers add to the instance id, which every command is tied to.
+	triggers pulumi.Array
+	// secretOutput turns logging off and stores stdout and stderr encrypted.
+	secretOutput bool
+}
+
+func (b *builder) connection(role config.Role) remote.ConnectionArgs {
+	return remote.ConnectionArgs{
+		Host:           b.nodes.PublicIP(role),
+		User:           pulumi.String(b.nodes.SSHUser),
+		PrivateKey:     b.nodes.SSHPrivateKey,
+		DialErrorLimit: pulumi.Int(dialErrorLimit),
+		PerDialTimeout: pulumi.Int(perDialTimeout),
+	}
+}
+
+// command runs a script on the node of role; step names it and is unique in the tier. It is tied to the node's instance id, so a
+// replaced instance runs it again; every script is idempotent, so a re-run is harmless.
+func (b *builder) command(role config.Role, step string, s commandSpec) (*remote.Command, error) {
+	triggers := append(pulumi.Array{b.nodes.Instances[role].ID()}, s.triggers...)
+	args := &remote.CommandArgs{
+		Connection: b.connection(role),
+		Create:     s.create,
+		Delete:     s.delete,
+		Stdin:      s.stdin,
+		Triggers:   triggers,
+		// The previous run's output must not be replayed into the next run's environment: it
+		// may be a token or a kubeconfig.
+		AddPreviousOutputInEnv: pulumi.Bool(false),
+	}
+	opts := []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(s.dependsOn)}
+	if s.secretOutput {
+		args.Logging = remote.LoggingNone
+		opts = append(opts, pulumi.AdditionalSecretOutputs([]string{"stdout", "stderr"}))
+	}
+	cmd, err := remote.NewCommand(b.ctx, b.name+"-"+step, args, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", step, role, err)
+	}
+	return cmd, nil
+}
+
+// waitForNode waits, from the deploying machine, for the node's SSH port, then on the node for
+// its first-boot preparation.
+func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
+	inst := b.nodes.Instances[role]
+	ssh, err := local.NewCommand(b.ctx, fmt.Sprintf("%s-wait-ssh-%s", b.name, role), &local.CommandArgs{
+		Create:      pulumi.String(WaitSSHScript()),
+		Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
+		Environment: pulumi.StringMap{"NODE_HOST": b.nodes.PublicIP(role)},
+		Triggers:    pulumi.Array{inst.ID()},
+	}, pulumi.Parent(b.parent))
+	if err != nil {
+		return nil, fmt.Errorf("wait for ssh on %s: %w", role, err)
+	}
+	return b.command(role, "wait-node-"+string(role), commandSpec{
+		create:    pulumi.String(WaitNodeScript()),
+		dependsOn: []pulumi.Resource{ssh},
+	})
+}
+
+// join declares a worker's membership: a fresh token from the control plane, the join on the
+// worker, then the role label, whose delete step drains and removes the node.
+func (b *builder) join(role config.Role, initCmd, ready *remote.Command) (*remote.Command, error) {
+	master := config.RoleMaster
+	node := b.nodes.Instances[role]
+	token, err := b.command(master, "join-token-"+string(role), commandSpec{
+		create:    pulumi.String(JoinTokenScript(role)),
+		dependsOn: []pulumi.Resource{initCmd, ready},
+		// Created again whenever the worker's instance is: the token is minted at join time.
+		triggers:     pulumi.Array{node.ID()},
+		secretOutput: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	join, err := b.command(role, "join-"+string(role), commandSpec{
+		create:    pulumi.String(JoinScript(role)),
+		stdin:     pulumi.ToSecret(token.Stdout).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{token},
+		// kubeadm's messages on failure can quote the token; keep them out of the log.
+		secretOutput: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nodeName := node.PrivateDns
+	return b.command(master, "member-"+string(role), commandSpec{
+		create:    nodeName.ApplyT(func(n string) string { return MemberScript(role, n) }).(pulumi.StringOutput),
+		delete:    nodeName.ApplyT(func(n string) string { return MemberDeleteScript(role, n) }).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{join},
+		triggers:  pulumi.Array{node.ID()},
+	})
+}

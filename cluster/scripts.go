@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"text/template"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+//go:embed scripts/*.sh.tmpl
+var scriptFS embed.FS
+
+var scripts = template.Must(template.New("").Option("missingkey=error").ParseFS(scriptFS, "scripts/*.sh.tmpl"))
+
+// ReadyMarker is written by the node preparation script when it has finished.
+const ReadyMarker = "/var/lib/waste-coach/node-ready"
+
+// Cluster networking of ARCHITECTURE.md section 2.
+const (
+	PodCIDR     = "192.168.0.0/16"
+	ServiceCIDR = "10.96.0.0/12"
+)
+
+// JoinTokenTTL bounds how long a join token lives: long enough for one join, never reusable later.
+const JoinTokenTTL = "15m"
+
+func render(name string, data any) string {
+	var b bytes.Buffer
+	if err := scripts.ExecuteTemplate(&b, name+".sh.tmpl", data); err != nil {
+		// The templates are embedded and their data typed: a failure is a programming error that
+		// every test run would catch.
+		panic(fmt.Sprintf("render %s: %v", name, err))
+	}
+	return b.String()
+}
+
+// RoleLabel is the node-role label of a role, set by the control plane after the join.
+func RoleLabel(role config.Role) string {
+	switch role {
+	case config.RoleMaster:
+		return "node-role.kubernetes.io/control-plane"
+	case config.RoleStorage:
+		return "node-role.kubernetes.io/storage"
+	}
+	return "node-role.kubernetes.io/worker"
+}
+
+// WorkloadLabel is the workload=... label of a role ("" for the control plane).
+func WorkloadLabel(role config.Role) string {
+	if w := role.Workload(); w != "" {
+		return config.WorkloadLabel + "=" + w
+	}
+	return ""
+}
+
+// PackagePin returns the apt version suffix for the Kubernetes packages: "=1.35.4-1.1" when a
+// patch is configured (pkgs.k8s.io packages carry the revision -1.1), "" for the newest patch of
+// the minor's repository.
+func PackagePin(v config.KubeVersion) string {
+	if !v.HasPatch {
+		return ""
+	}
+	return fmt.Sprintf("=%s-1.1", v)
+}
+
+// NodePrepareScript is the user data of a node: OS preparation for kubeadm.
+func NodePrepareScript(cfg *config.Config, role config.Role) string {
+	return render("node-prepare", struct {
+		Role                   config.Role
+		KubeVersion, KubeMinor string
+		PackagePin, NodeLabels string
+		ReadyMarker            string
+	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker})
+}
+
+// WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST) for up to ten minutes.
+func WaitSSHScript() string {
+	const attempts, pause = 60, 10
+	return render("wait-ssh", struct{ Attempts, PauseSeconds, TotalSeconds int }{attempts, pause, attempts * (pause + 5)})
+}
+
+// WaitNodeScript waits for a node's first-boot preparation to finish.
+func WaitNodeScript() string {
+	return render("wait-node", struct{ ReadyMarker string }{ReadyMarker})
+}
+
+// KubeadmInitScript writes the kubeadm configuration and runs `kubeadm init` once.
+func KubeadmInitScript(kubeadmConfig string) string {
+	return render("kubeadm-init", struct{ KubeadmConfig string }{kubeadmConfig})
+}
+
+// ReadKubeconfigScript prints the admin kubeconfig.
+func ReadKubeconfigScript() string { return render("read-kubeconfig", nil) }
+
+// JoinTokenScript prints a join command with a fresh, short-lived token.
+func JoinTokenScript(role config.Role) string {
+	return render("join-token", struct {
+		Role     config.Role
+		TokenTTL string
+	}{role, JoinTokenTTL})
+}
+
+// JoinScript joins a node with the join command given on standard input.
+func JoinScript(role config.Role) string {
+	return render("join", struct{ Role config.Role }{role})
+}
+
+type memberData struct {
+	Role                               config.Role
+	NodeName, RoleLabel, WorkloadLabel string
+}
+
+// MemberScript labels a joined node with its role, on the control plane.
+func MemberScript(role config.Role, nodeName string) string {
+	return render("member", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
+}
+
+// MemberDeleteScript drains and removes a node, on the control plane.
+func MemberDeleteScript(role config.Role, nodeName string) string {
+	return render("member-delete", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
+}
+
+// CalicoScript installs Calico through the Tigera operator.
+func CalicoScript() string {
+	return render("calico", struct{ CalicoVersion, PodCIDR, Installation string }{versions.Calico, PodCIDR, CalicoInstallation()})
+}
+
+// NodesReadyScript waits for every node to be Ready with a providerID.
+func NodesReadyScript(nodeCount int) string {
+	return render("nodes-ready", struct{ NodeCount int }{nodeCount})
+}
+
+// CalicoInstallation is the operator's Installation resource: the cluster's network settings.
+func CalicoInstallation() string {
+	return fmt.Sprintf(`apiVersion: operator.tigera.io/v1
+kind: Installation
+metadata:
+  name: default
+spec:
+  calicoNetwork:
+    bgp: Disabled
+    ipPools:
+      - name: default-ipv4-ippool
+        cidr: %s
+        encapsulation: VXLAN
+        natOutgoing: Enabled
+        nodeSelector: all()
+`, PodCIDR)
+}

@@ -1,0 +1,44 @@
+// Command render runs the program for a stack offline, under the shared mocks and with the
+// stack's real configuration files, and writes what the stack declares: an inventory of every
+// resource, every node script and kubeadm configuration, and every Kubernetes object as YAML.
+//
+//	go run ./cmd/render -stack prod -out out/prod
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/internal/render"
+)
+
+func main() {
+	stack := flag.String("stack", "prod", "stack whose Pulumi.<stack>.yaml to render")
+	out := flag.String("out", "", "output folder (default out/<stack>)")
+	dir := flag.String("dir", ".", "folder holding Pulumi.yaml")
+	flag.Parse()
+	if *out == "" {
+		*out = "out/" + *stack
+	}
+	if err := run(*dir, *stack, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "render:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, stack, out string) error {
+	start := time.Now()
+	res, err := offline.Run(dir, stack)
+	if err != nil {
+		return err
+	}
+	evaluated := time.Since(start)
+	if err := render.Write(res, out, os.Stdout); err != nil {
+		return err
+	}
+	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
+	return nil
+}

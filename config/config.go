@@ -1,0 +1,523 @@
+// Package config owns the stack configuration of waste-coach-infra: one typed struct, loaded and
+// validated in one place, so that bad input is refused with a message naming the key, the bad
+// value and what is allowed before any resource is declared.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/versions"
+)
+
+// Project is the Pulumi project name, the namespace of every key this package reads.
+const Project = "waste-coach-infra"
+
+// Config is the validated configuration of one stack.
+type Config struct {
+	// Stack is the Pulumi stack name (prod, dev, ...).
+	Stack string
+	// Production marks a stack whose admin access must be narrow and whose data is protected.
+	Production bool
+	// ClusterName names the Kubernetes cluster and prefixes AWS resource names and tags.
+	ClusterName string
+	// Region is the AWS region, read from the AWS provider's own key aws:region.
+	Region string
+	// VPCCIDR is the VPC's address range.
+	VPCCIDR netip.Prefix
+	// SubnetCIDRs are the three public subnets, one per availability zone, in order.
+	SubnetCIDRs []netip.Prefix
+	// AdminCIDRs may reach SSH and the Kubernetes API.
+	AdminCIDRs []netip.Prefix
+	// Kubernetes is the Kubernetes version installed on every node.
+	Kubernetes KubeVersion
+	// Nodes holds one node per role, in the order of Roles.
+	Nodes []Node
+	// Domain is the apex of the existing Route53 public hosted zone.
+	Domain string
+	// SSHPublicKey is an operator-supplied public key; empty means the program generates a key.
+	SSHPublicKey string
+	// SSHPrivateKey is the operator's private key matching SSHPublicKey (a secret), nil otherwise.
+	SSHPrivateKey pulumi.StringOutput
+	// AppOrigins are the browser origins allowed to PUT to pre-signed upload URLs (S3 CORS).
+	AppOrigins []string
+	// Uploads configures the uploads bucket.
+	Uploads Uploads
+	// Images are the application container images.
+	Images Images
+	// APIReplicas is the replica count of each FastAPI service.
+	APIReplicas APIReplicas
+	// CeleryReplicas is the replica count of each Celery worker pool (beat is always one).
+	CeleryReplicas CeleryReplicas
+}
+
+// Node is one EC2 instance of the cluster.
+type Node struct {
+	// Role is what the node is for.
+	Role Role `json:"role"`
+	// InstanceType is the EC2 instance type, one of InstanceTypes.
+	InstanceType string `json:"instanceType"`
+	// Subnet is the index (0-2) of the subnet in SubnetCIDRs the node is launched in.
+	Subnet int `json:"subnet"`
+	// RootVolumeGiB is the size of the encrypted gp3 root volume.
+	RootVolumeGiB int `json:"rootVolumeGiB"`
+}
+
+// Name returns the node's name as used in resource names and Kubernetes labels.
+func (n Node) Name() string { return string(n.Role) }
+
+// Uploads configures the S3 bucket that receives uploads through pre-signed URLs.
+type Uploads struct {
+	// BucketName is the bucket's globally unique name.
+	BucketName string
+	// TransitionDays is how old an object is before it moves to TransitionStorageClass.
+	TransitionDays int `json:"transitionDays"`
+	// TransitionStorageClass is the storage class objects move to (GLACIER in the design record).
+	TransitionStorageClass string `json:"transitionStorageClass"`
+	// ExpirationDays deletes objects this old; 0 keeps them for ever.
+	ExpirationDays int `json:"expirationDays"`
+}
+
+// Images are the application's container images (repository:tag or repository@digest).
+type Images struct {
+	// Auth is the auth FastAPI service.
+	Auth string `json:"auth"`
+	// Users is the users FastAPI service.
+	Users string `json:"users"`
+	// Waste is the waste FastAPI service.
+	Waste string `json:"waste"`
+	// Celery runs every Celery worker pool and beat.
+	Celery string `json:"celery"`
+}
+
+// APIReplicas is the replica count of each FastAPI service.
+type APIReplicas struct {
+	Auth  int `json:"auth"`
+	Users int `json:"users"`
+	Waste int `json:"waste"`
+}
+
+// CeleryReplicas is the replica count of each Celery worker pool.
+type CeleryReplicas struct {
+	AI    int `json:"ai"`
+	Batch int `json:"batch"`
+	API   int `json:"api"`
+}
+
+// Node returns the node of the given role; Parse guarantees there is exactly one.
+func (c *Config) Node(role Role) Node {
+	for _, n := range c.Nodes {
+		if n.Role == role {
+			return n
+		}
+	}
+	panic(fmt.Sprintf("config: no node with role %q (Parse guarantees one)", role))
+}
+
+// Environment is the short environment name used in resource names: the stack name.
+func (c *Config) Environment() string { return c.Stack }
+
+// Source returns the raw value of a fully qualified config key ("project:key"), as the Pulumi
+// CLI passes it to the program: plain text for strings, JSON for numbers, booleans and objects.
+type Source func(key string) (string, bool)
+
+// Load reads and validates the stack's configuration from the Pulumi context.
+func Load(ctx *pulumi.Context) (*Config, error) {
+	cfg, err := Parse(ctx.Stack(), ctx.GetConfig)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SSHPublicKey != "" {
+		key := Project + ":sshPrivateKey"
+		if !ctx.IsConfigSecret(key) {
+			return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret sshPrivateKey`"}
+		}
+		raw, _ := ctx.GetConfig(key)
+		cfg.SSHPrivateKey = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
+	}
+	return cfg, nil
+}
+
+// Error is a refused config value: the key, the value given and what would have been accepted.
+type Error struct {
+	Key     string
+	Value   string
+	Allowed string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("config %s: missing; %s", e.Key, e.Allowed)
+	}
+	return fmt.Sprintf("config %s: %s is not allowed; %s", e.Key, e.Value, e.Allowed)
+}
+
+// parser accumulates every problem so that an operator sees them all in one run.
+type parser struct {
+	get  Source
+	errs []error
+}
+
+func (p *parser) fail(key, value, allowed string) {
+	p.errs = append(p.errs, &Error{Key: key, Value: value, Allowed: allowed})
+}
+
+func qualify(key string) string {
+	if strings.Contains(key, ":") {
+		return key
+	}
+	return Project + ":" + key
+}
+
+// raw returns a key's value, recording a missing required key.
+func (p *parser) raw(key string, required bool) (string, bool) {
+	v, ok := p.get(qualify(key))
+	if (!ok || strings.TrimSpace(v) == "") && required {
+		p.fail(qualify(key), "", "it is required (see Pulumi.yaml for its meaning)")
+		return "", false
+	}
+	return v, ok && strings.TrimSpace(v) != ""
+}
+
+func (p *parser) str(key, def string, required bool) string {
+	if v, ok := p.raw(key, required); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) boolean(key string, def bool) bool {
+	v, ok := p.raw(key, false)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(qualify(key), strconv.Quote(v), "true or false")
+		return def
+	}
+	return b
+}
+
+// object decodes a JSON value (arrays and objects), refusing unknown fields so that a typo in a
+// stack file is an error rather than a silently ignored setting.
+func (p *parser) object(key string, out any, required bool) bool {
+	v, ok := p.raw(key, required)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		p.fail(qualify(key), v, fmt.Sprintf("a value of the shape documented in Pulumi.yaml (%v)", err))
+		return false
+	}
+	return true
+}
+
+func (p *parser) prefix(key, value string) (netip.Prefix, bool) {
+	pfx, err := netip.ParsePrefix(value)
+	if err != nil || !pfx.Addr().Is4() {
+		p.fail(key, strconv.Quote(value), "an IPv4 CIDR such as 10.0.0.0/16")
+		return netip.Prefix{}, false
+	}
+	if pfx.Masked() != pfx {
+		p.fail(key, strconv.Quote(value), fmt.Sprintf("a network address without host bits (did you mean %s?)", pfx.Masked()))
+		return netip.Prefix{}, false
+	}
+	return pfx, true
+}
+
+var (
+	kubeVersionRE = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.(\d+))?$`)
+	dnsLabelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	clusterNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}[a-z0-9]$`)
+	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	imageRE       = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$`)
+)
+
+// transitionClasses are the S3 storage classes a lifecycle transition may target.
+var transitionClasses = []string{"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"}
+
+// Parse validates raw configuration for a stack. It returns every problem found, joined.
+func Parse(stack string, get Source) (*Config, error) {
+	p := &parser{get: get}
+	c := &Config{Stack: stack}
+
+	c.Production = p.boolean("production", false)
+	c.ClusterName = p.str("clusterName", "sesacthon", false)
+	if !clusterNameRE.MatchString(c.ClusterName) {
+		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), "3-32 lower-case letters, digits and dashes, starting with a letter")
+	}
+	c.Region = p.str("aws:region", "", true)
+
+	p.network(c)
+	p.kubernetes(c)
+	p.nodes(c)
+	p.dns(c)
+	p.ssh(c)
+	p.uploads(c)
+	p.application(c)
+
+	if len(p.errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+func (p *parser) network(c *Config) {
+	vpcKey := qualify("vpcCidr")
+	vpc, vpcOK := p.prefix(vpcKey, p.str("vpcCidr", "10.0.0.0/16", false))
+	if vpcOK && (vpc.Bits() < 16 || vpc.Bits() > 24) {
+		p.fail(vpcKey, vpc.String(), "a prefix length from /16 to /24 (AWS VPC limits, with room for three subnets)")
+		vpcOK = false
+	}
+	c.VPCCIDR = vpc
+
+	subnetsKey := qualify("subnetCidrs")
+	raw := []string{"10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"}
+	p.object("subnetCidrs", &raw, false)
+	if len(raw) != 3 {
+		p.fail(subnetsKey, fmt.Sprintf("%d subnets %v", len(raw), raw), "exactly 3 subnets, one per availability zone")
+	}
+	for i, s := range raw {
+		key := fmt.Sprintf("%s[%d]", subnetsKey, i)
+		sn, ok := p.prefix(key, s)
+		if !ok {
+			continue
+		}
+		if vpcOK && !(vpc.Contains(sn.Addr()) && sn.Bits() >= vpc.Bits()) {
+			p.fail(key, sn.String(), fmt.Sprintf("a subnet inside the VPC %s", vpc))
+		}
+		if sn.Bits() > 28 {
+			p.fail(key, sn.String(), "a prefix length of /28 or shorter (AWS subnet limit)")
+		}
+		for j, other := range c.SubnetCIDRs {
+			if other.Overlaps(sn) {
+				p.fail(key, sn.String(), fmt.Sprintf("a range that does not overlap %s[%d] %s", subnetsKey, j, other))
+			}
+		}
+		c.SubnetCIDRs = append(c.SubnetCIDRs, sn)
+	}
+
+	adminKey := qualify("adminCidrs")
+	var admin []string
+	if p.object("adminCidrs", &admin, true) && len(admin) == 0 {
+		p.fail(adminKey, "[]", "at least one CIDR that may reach SSH and the Kubernetes API")
+	}
+	for i, s := range admin {
+		key := fmt.Sprintf("%s[%d]", adminKey, i)
+		pfx, ok := p.prefix(key, s)
+		if !ok {
+			continue
+		}
+		if c.Production && pfx.Bits() == 0 {
+			p.fail(key, pfx.String(), "on a production stack, the operators' own address ranges only (SSH and 6443 must not be open to the world)")
+		}
+		c.AdminCIDRs = append(c.AdminCIDRs, pfx)
+	}
+}
+
+// KubeVersion is a Kubernetes release, MAJOR.MINOR with an optional PATCH.
+type KubeVersion struct {
+	Major, Minor, Patch int
+	// HasPatch is false when only MAJOR.MINOR was given: nodes then take the newest patch.
+	HasPatch bool
+}
+
+// MinorString returns "1.35", the form of the pkgs.k8s.io repository path.
+func (v KubeVersion) MinorString() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
+// String returns the version as configured: "1.35" or "1.35.4".
+func (v KubeVersion) String() string {
+	if v.HasPatch {
+		return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+	}
+	return v.MinorString()
+}
+
+// oldestKubeMinor is the oldest minor pkgs.k8s.io serves; the legacy apt repository is gone.
+const oldestKubeMinor = 24
+
+func (p *parser) kubernetes(c *Config) {
+	key := qualify("kubernetesVersion")
+	v := strings.TrimPrefix(p.str("kubernetesVersion", "", true), "v")
+	if v == "" {
+		return
+	}
+	m := kubeVersionRE.FindStringSubmatch(v)
+	if m == nil {
+		p.fail(key, strconv.Quote(v), "MAJOR.MINOR[.PATCH], for example 1.35 or 1.35.4")
+		return
+	}
+	c.Kubernetes.Major, _ = strconv.Atoi(m[1])
+	c.Kubernetes.Minor, _ = strconv.Atoi(m[2])
+	if m[3] != "" {
+		c.Kubernetes.Patch, _ = strconv.Atoi(m[3])
+		c.Kubernetes.HasPatch = true
+	}
+	if c.Kubernetes.Major != 1 || c.Kubernetes.Minor < oldestKubeMinor {
+		p.fail(key, strconv.Quote(v), fmt.Sprintf("1.%d or newer (older minors are not served by pkgs.k8s.io)", oldestKubeMinor))
+		return
+	}
+	if _, ok := versions.CCMImage(c.Kubernetes.MinorString()); !ok {
+		p.fail(key, strconv.Quote(v), fmt.Sprintf("a minor with a pinned AWS cloud-controller-manager release: %s (see versions/versions.go)", strings.Join(versions.CCMMinors(), ", ")))
+	}
+}
+
+func (p *parser) nodes(c *Config) {
+	key := qualify("nodes")
+	var nodes []Node
+	if !p.object("nodes", &nodes, true) {
+		return
+	}
+	seen := map[Role]int{}
+	for i, n := range nodes {
+		at := fmt.Sprintf("%s[%d]", key, i)
+		if !slices.Contains(Roles, n.Role) {
+			p.fail(at+".role", strconv.Quote(string(n.Role)), fmt.Sprintf("one of %v", Roles))
+			continue
+		}
+		if j, dup := seen[n.Role]; dup {
+			p.fail(at+".role", strconv.Quote(string(n.Role)), fmt.Sprintf("each role once (also at %s[%d])", key, j))
+			continue
+		}
+		seen[n.Role] = i
+		if _, ok := InstanceTypes[n.InstanceType]; !ok {
+			p.fail(at+".instanceType", strconv.Quote(n.InstanceType), "one of "+instanceTypeNames())
+		}
+		if n.Subnet < 0 || n.Subnet > 2 {
+			p.fail(at+".subnet", strconv.Itoa(n.Subnet), "0, 1 or 2 (an index into subnetCidrs)")
+		}
+		if n.RootVolumeGiB < n.Role.MinRootGiB() || n.RootVolumeGiB > 1024 {
+			p.fail(at+".rootVolumeGiB", strconv.Itoa(n.RootVolumeGiB), fmt.Sprintf("%d to 1024 GiB for a %s node", n.Role.MinRootGiB(), n.Role))
+		}
+	}
+	for _, r := range Roles {
+		if _, ok := seen[r]; !ok {
+			p.fail(key, fmt.Sprintf("%d nodes without role %q", len(nodes), r), fmt.Sprintf("exactly one node of each role %v", Roles))
+		}
+	}
+	// Keep the declared order stable whatever order the stack file lists them in.
+	for _, r := range Roles {
+		if i, ok := seen[r]; ok {
+			c.Nodes = append(c.Nodes, nodes[i])
+		}
+	}
+}
+
+// validDomain reports whether d is a DNS name with at least two labels.
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !dnsLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) dns(c *Config) {
+	c.Domain = strings.TrimSuffix(p.str("domain", "", true), ".")
+	if c.Domain != "" && !validDomain(c.Domain) {
+		p.fail(qualify("domain"), strconv.Quote(c.Domain), "a lower-case DNS name such as example.com (the apex of an existing Route53 hosted zone)")
+	}
+	p.object("appOrigins", &c.AppOrigins, false)
+	if len(c.AppOrigins) == 0 {
+		c.AppOrigins = []string{"https://" + c.Domain, "https://www." + c.Domain}
+	}
+	for i, o := range c.AppOrigins {
+		host, ok := strings.CutPrefix(o, "https://")
+		if !ok {
+			host, ok = strings.CutPrefix(o, "http://localhost")
+			if ok && (host == "" || regexp.MustCompile(`^:\d+$`).MatchString(host)) {
+				continue
+			}
+		}
+		if !ok || !validDomain(host) {
+			p.fail(fmt.Sprintf("%s[%d]", qualify("appOrigins"), i), strconv.Quote(o), "https://<dns name> (or http://localhost[:port] for local development)")
+		}
+	}
+}
+
+func (p *parser) ssh(c *Config) {
+	c.SSHPublicKey = strings.TrimSpace(p.str("sshPublicKey", "", false))
+	if c.SSHPublicKey == "" {
+		return
+	}
+	if !regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`).MatchString(c.SSHPublicKey) {
+		p.fail(qualify("sshPublicKey"), strconv.Quote(c.SSHPublicKey), "an OpenSSH public key line (ssh-ed25519 AAAA...), or unset to let the program generate a key")
+	}
+	if _, ok := p.raw("sshPrivateKey", false); !ok {
+		p.fail(qualify("sshPrivateKey"), "", "it is required when sshPublicKey is set: the remote commands log in with it (set it with --secret)")
+	}
+}
+
+func (p *parser) uploads(c *Config) {
+	c.Uploads = Uploads{TransitionDays: 30, TransitionStorageClass: "GLACIER"}
+	c.Uploads.BucketName = p.str("uploadsBucket", fmt.Sprintf("%s-%s-images", c.Stack, c.ClusterName), false)
+	if !bucketRE.MatchString(c.Uploads.BucketName) || strings.Contains(c.Uploads.BucketName, "..") {
+		p.fail(qualify("uploadsBucket"), strconv.Quote(c.Uploads.BucketName), "an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes")
+	}
+	key := qualify("uploadsLifecycle")
+	p.object("uploadsLifecycle", &c.Uploads, false)
+	if c.Uploads.TransitionDays < 1 {
+		p.fail(key+".transitionDays", strconv.Itoa(c.Uploads.TransitionDays), "1 or more days")
+	}
+	if !slices.Contains(transitionClasses, c.Uploads.TransitionStorageClass) {
+		p.fail(key+".transitionStorageClass", strconv.Quote(c.Uploads.TransitionStorageClass), "one of "+strings.Join(transitionClasses, ", "))
+	}
+	if e := c.Uploads.ExpirationDays; e != 0 && e <= c.Uploads.TransitionDays {
+		p.fail(key+".expirationDays", strconv.Itoa(e), fmt.Sprintf("0 (keep for ever) or more than transitionDays (%d)", c.Uploads.TransitionDays))
+	}
+}
+
+func (p *parser) application(c *Config) {
+	key := qualify("images")
+	if p.object("images", &c.Images, true) {
+		for _, img := range []struct{ name, ref string }{
+			{"auth", c.Images.Auth}, {"users", c.Images.Users}, {"waste", c.Images.Waste}, {"celery", c.Images.Celery},
+		} {
+			if !imageRE.MatchString(img.ref) {
+				p.fail(key+"."+img.name, strconv.Quote(img.ref), "an image reference with an explicit tag or digest, such as ghcr.io/org/app:1.2.3 (never a floating default)")
+			}
+		}
+	}
+	c.APIReplicas = APIReplicas{Auth: 2, Users: 2, Waste: 2}
+	p.object("apiReplicas", &c.APIReplicas, false)
+	c.CeleryReplicas = CeleryReplicas{AI: 3, Batch: 2, API: 2}
+	p.object("celeryReplicas", &c.CeleryReplicas, false)
+	for _, r := range []struct {
+		key string
+		n   int
+	}{
+		{"apiReplicas.auth", c.APIReplicas.Auth}, {"apiReplicas.users", c.APIReplicas.Users}, {"apiReplicas.waste", c.APIReplicas.Waste},
+		{"celeryReplicas.ai", c.CeleryReplicas.AI}, {"celeryReplicas.batch", c.CeleryReplicas.Batch}, {"celeryReplicas.api", c.CeleryReplicas.API},
+	} {
+		if r.n < 1 || r.n > 20 {
+			p.fail(qualify(r.key), strconv.Itoa(r.n), "1 to 20 replicas")
+		}
+	}
+}
+
+// MasterPrivateIP is the master's fixed private address: the tenth host of its subnet. Fixing it
+// keeps the in-VPC control-plane endpoint stable when the instance is replaced, and known at
+// preview time so the kubeadm configuration can be rendered before anything exists.
+func (c *Config) MasterPrivateIP() netip.Addr {
+	a := c.SubnetCIDRs[c.Node(RoleMaster).Subnet].Addr()
+	for range 10 {
+		a = a.Next()
+	}
+	return a
+}

@@ -1,0 +1,105 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// DNSArgs are the inputs of DNS and TLS.
+type DNSArgs struct {
+	// Config is the validated stack configuration (the domain).
+	Config *config.Config
+	// EndpointIP is the control plane's Elastic IP.
+	EndpointIP pulumi.StringOutput
+}
+
+// DNS holds the looked-up hosted zone, the validated wildcard certificate and the control
+// plane's DNS name. The application's alias records point at the ALB and are declared by the
+// workloads tier, which knows its hostname.
+type DNS struct {
+	pulumi.ResourceState
+
+	// ZoneID is the existing public hosted zone of the domain.
+	ZoneID string
+	// CertificateARN is the validated certificate for the apex and *.apex: it is only known once
+	// validation has succeeded, so an ALB never gets a pending certificate.
+	CertificateARN pulumi.StringOutput
+	// EndpointName is the control plane's public DNS name, k8s.<domain>.
+	EndpointName string
+}
+
+// EndpointName returns the control plane's public DNS name for a domain.
+func EndpointName(cfg *config.Config) string { return "k8s." + cfg.Domain }
+
+// NewDNS looks up the zone and declares the certificate, its one validation record and the
+// control plane's A record.
+func NewDNS(ctx *pulumi.Context, name string, args *DNSArgs, opts ...pulumi.ResourceOption) (*DNS, error) {
+	d := &DNS{EndpointName: EndpointName(args.Config)}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:DNS", name, d, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(d)
+
+	zone, err := route53.LookupZone(ctx, &route53.LookupZoneArgs{
+		Name:        pulumi.StringRef(cfg.Domain),
+		PrivateZone: pulumi.BoolRef(false),
+	}, pulumi.Parent(d))
+	if err != nil {
+		return nil, fmt.Errorf("look up hosted zone %s (it must exist before the first deploy): %w", cfg.Domain, err)
+	}
+	d.ZoneID = zone.ZoneId
+
+	cert, err := acm.NewCertificate(ctx, name+"-cert", &acm.CertificateArgs{
+		DomainName:              pulumi.String(cfg.Domain),
+		SubjectAlternativeNames: pulumi.StringArray{pulumi.String("*." + cfg.Domain)},
+		ValidationMethod:        pulumi.String("DNS"),
+		Tags:                    tags(cfg, cfg.Domain, nil),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate: %w", err)
+	}
+
+	// The apex and the wildcard are validated by the same CNAME, so ACM lists it twice: declare it
+	// once (two declarations would fight over one record).
+	dvo := cert.DomainValidationOptions.Index(pulumi.Int(0))
+	record, err := route53.NewRecord(ctx, name+"-cert-validation", &route53.RecordArgs{
+		ZoneId:         pulumi.String(zone.ZoneId),
+		Name:           dvo.ResourceRecordName().Elem(),
+		Type:           dvo.ResourceRecordType().Elem(),
+		Records:        pulumi.StringArray{dvo.ResourceRecordValue().Elem()},
+		Ttl:            pulumi.Int(300),
+		AllowOverwrite: pulumi.Bool(true),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate validation record: %w", err)
+	}
+	validation, err := acm.NewCertificateValidation(ctx, name+"-cert", &acm.CertificateValidationArgs{
+		CertificateArn:        cert.Arn,
+		ValidationRecordFqdns: pulumi.StringArray{record.Fqdn},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("validate certificate: %w", err)
+	}
+	d.CertificateARN = validation.CertificateArn
+
+	if _, err := route53.NewRecord(ctx, name+"-endpoint", &route53.RecordArgs{
+		ZoneId:  pulumi.String(zone.ZoneId),
+		Name:    pulumi.String(d.EndpointName),
+		Type:    pulumi.String("A"),
+		Records: pulumi.StringArray{args.EndpointIP},
+		Ttl:     pulumi.Int(300),
+	}, parent); err != nil {
+		return nil, fmt.Errorf("create control-plane record: %w", err)
+	}
+
+	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{"certificateArn": d.CertificateARN}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}

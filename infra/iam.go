@@ -1,0 +1,98 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// IAMArgs are the inputs of the node roles.
+type IAMArgs struct {
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// UploadsBucketARN is the bucket the application nodes may read and write.
+	UploadsBucketARN pulumi.StringOutput
+}
+
+// IAM holds one role and instance profile per node role.
+type IAM struct {
+	pulumi.ResourceState
+
+	// Roles and Profiles are keyed by node role.
+	Roles    map[config.Role]*iam.Role
+	Profiles map[config.Role]*iam.InstanceProfile
+}
+
+// ssmCorePolicyARN is the AWS-managed policy for Session Manager: a shell on a node without SSH.
+const ssmCorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+// RolePolicies returns the inline policies a node role needs, by name. The master runs the
+// cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
+// controller); the application nodes reach the uploads bucket; every node describes itself and
+// pulls from ECR.
+func RolePolicies(role config.Role, bucketARN string) map[string]PolicyDocument {
+	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
+	if role.ControlPlane() {
+		p["cloud-controller-manager"] = CCMControlPlanePolicy()
+		p["ebs-csi-controller"] = EBSCSIPolicy()
+		p["load-balancer-controller"] = LoadBalancerControllerPolicy()
+	}
+	if role.RunsApplication() {
+		p["uploads"] = UploadsPolicy(bucketARN)
+	}
+	return p
+}
+
+// NewIAM declares the node roles.
+func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.ResourceOption) (*IAM, error) {
+	r := &IAM{Roles: map[config.Role]*iam.Role{}, Profiles: map[config.Role]*iam.InstanceProfile{}}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:IAM", name, r, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(r)
+
+	for _, node := range cfg.Nodes {
+		roleName := fmt.Sprintf("%s-%s", name, node.Role)
+		role, err := iam.NewRole(ctx, roleName, &iam.RoleArgs{
+			Description:      pulumi.Sprintf("waste-coach %s node (%s)", node.Role, cfg.Stack),
+			AssumeRolePolicy: pulumi.String(ec2AssumeRole.JSON()),
+			Tags:             tags(cfg, roleName, nil),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("create role %s: %w", roleName, err)
+		}
+		if _, err := iam.NewRolePolicyAttachment(ctx, roleName+"-ssm", &iam.RolePolicyAttachmentArgs{
+			Role:      role.Name,
+			PolicyArn: pulumi.String(ssmCorePolicyARN),
+		}, parent); err != nil {
+			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
+		}
+		for _, policyName := range sortedKeys(RolePolicies(node.Role, "")) {
+			doc := args.UploadsBucketARN.ApplyT(func(arn string) string {
+				return RolePolicies(node.Role, arn)[policyName].JSON()
+			}).(pulumi.StringOutput)
+			if _, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
+				Role:   role.Name,
+				Policy: doc,
+			}, parent); err != nil {
+				return nil, fmt.Errorf("create policy %s of %s: %w", policyName, roleName, err)
+			}
+		}
+		profile, err := iam.NewInstanceProfile(ctx, roleName, &iam.InstanceProfileArgs{
+			Role: role.Name,
+			Tags: tags(cfg, roleName, nil),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("create instance profile %s: %w", roleName, err)
+		}
+		r.Roles[node.Role], r.Profiles[node.Role] = role, profile
+	}
+	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

@@ -1,0 +1,97 @@
+// Package infra owns everything AWS: the network, security groups, IAM, the EC2 nodes, DNS and
+// TLS, and the uploads bucket. Each concern is a component of its own; Infra composes them in
+// the order the dependencies require.
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// Args are the inputs of the AWS tier.
+type Args struct {
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// UserData is the boot script of each node role, rendered by the cluster tier so that package
+	// installs start while the rest of AWS is still being provisioned.
+	UserData map[config.Role]string
+}
+
+// Infra is the whole AWS tier.
+type Infra struct {
+	pulumi.ResourceState
+
+	Network        *Network
+	SecurityGroups *SecurityGroups
+	IAM            *IAM
+	Nodes          *Nodes
+	DNS            *DNS
+	Uploads        *Uploads
+}
+
+// New declares the AWS tier.
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Infra, error) {
+	t := &Infra{}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Infra", name, t, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(t)
+	var err error
+
+	if t.Network, err = NewNetwork(ctx, name+"-network", &NetworkArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if t.SecurityGroups, err = NewSecurityGroups(ctx, name+"-sg", &SecurityGroupsArgs{Config: cfg, VPCID: t.Network.VPC.ID()}, parent); err != nil {
+		return nil, fmt.Errorf("security groups: %w", err)
+	}
+	if t.Uploads, err = NewUploads(ctx, name+"-uploads", &UploadsArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("uploads bucket: %w", err)
+	}
+	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn}, parent); err != nil {
+		return nil, fmt.Errorf("iam: %w", err)
+	}
+	if t.Nodes, err = NewNodes(ctx, name+"-nodes", &NodesArgs{
+		Config:         cfg,
+		Subnets:        t.Network.Subnets,
+		SecurityGroups: t.SecurityGroups,
+		Profiles:       t.IAM.Profiles,
+		UserData:       args.UserData,
+	}, parent); err != nil {
+		return nil, fmt.Errorf("nodes: %w", err)
+	}
+	if t.DNS, err = NewDNS(ctx, name+"-dns", &DNSArgs{Config: cfg, EndpointIP: t.Nodes.EndpointIP}, parent); err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+
+	if err := ctx.RegisterResourceOutputs(t, pulumi.Map{
+		"vpcId":          t.Network.VPC.ID(),
+		"certificateArn": t.DNS.CertificateARN,
+		"uploadsBucket":  t.Uploads.Bucket.Bucket,
+	}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// tags returns the tags every resource of the platform carries, plus a Name and any extras.
+func tags(cfg *config.Config, name string, extra map[string]string) pulumi.StringMap {
+	t := pulumi.StringMap{
+		"Name":        pulumi.String(name),
+		"Project":     pulumi.String(config.Project),
+		"Environment": pulumi.String(cfg.Environment()),
+		"Cluster":     pulumi.String(cfg.ClusterName),
+		"ManagedBy":   pulumi.String("pulumi"),
+	}
+	for k, v := range extra {
+		t[k] = pulumi.String(v)
+	}
+	return t
+}
+
+// ClusterTag is the tag key the cloud-controller-manager and the load balancer controller use to
+// find the cluster's subnets, instances and security group.
+func ClusterTag(cfg *config.Config) string { return "kubernetes.io/cluster/" + cfg.ClusterName }

@@ -1,0 +1,171 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// NodesArgs are the inputs of the EC2 nodes.
+type NodesArgs struct {
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// Subnets are the public subnets, in config order.
+	Subnets []*ec2.Subnet
+	// SecurityGroups are the node and control-plane groups.
+	SecurityGroups *SecurityGroups
+	// Profiles are the instance profiles by role.
+	Profiles map[config.Role]*iam.InstanceProfile
+	// UserData is the boot script by role.
+	UserData map[config.Role]string
+}
+
+// Nodes holds the four instances, the SSH key they accept and the control plane's Elastic IP.
+type Nodes struct {
+	pulumi.ResourceState
+
+	// Instances are keyed by role.
+	Instances map[config.Role]*ec2.Instance
+	// EndpointIP is the master's Elastic IP: the public control-plane endpoint.
+	EndpointIP    pulumi.StringOutput
+	masterAddress pulumi.StringOutput
+	// SSHUser is the login user of the Ubuntu AMI.
+	SSHUser string
+	// SSHPrivateKey logs in to every node. A secret.
+	SSHPrivateKey pulumi.StringOutput
+}
+
+// Canonical's AWS account, the owner of the official Ubuntu AMIs.
+const canonicalOwner = "099720109477"
+
+// UbuntuAMIName matches Ubuntu 24.04 LTS (noble) amd64 server images on gp3.
+const UbuntuAMIName = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+
+// MetadataHopLimit is 2 so that pods, one network hop further than the host, reach IMDSv2 (the
+// CCM, the EBS CSI driver and the load balancer controller read the region and credentials there).
+const MetadataHopLimit = 2
+
+// NewNodes declares the key pair, the instances and the control plane's Elastic IP.
+func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.ResourceOption) (*Nodes, error) {
+	n := &Nodes{Instances: map[config.Role]*ec2.Instance{}, SSHUser: "ubuntu"}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Nodes", name, n, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(n)
+
+	publicKey := pulumi.String(cfg.SSHPublicKey).ToStringOutput()
+	n.SSHPrivateKey = cfg.SSHPrivateKey
+	if cfg.SSHPublicKey == "" {
+		key, err := tls.NewPrivateKey(ctx, name+"-ssh", &tls.PrivateKeyArgs{Algorithm: pulumi.String("ED25519")},
+			parent, pulumi.AdditionalSecretOutputs([]string{"privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"}))
+		if err != nil {
+			return nil, fmt.Errorf("generate ssh key: %w", err)
+		}
+		publicKey = key.PublicKeyOpenssh
+		n.SSHPrivateKey = pulumi.ToSecret(key.PrivateKeyOpenssh).(pulumi.StringOutput)
+	}
+	keyPair, err := ec2.NewKeyPair(ctx, name+"-ssh", &ec2.KeyPairArgs{
+		KeyNamePrefix: pulumi.String(cfg.ClusterName + "-" + cfg.Stack + "-"),
+		PublicKey:     publicKey,
+		Tags:          tags(cfg, cfg.ClusterName+"-ssh", nil),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("create key pair: %w", err)
+	}
+
+	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
+		Owners:     []string{canonicalOwner},
+		MostRecent: pulumi.BoolRef(true),
+		Filters: []ec2.GetAmiFilter{
+			{Name: "name", Values: []string{UbuntuAMIName}},
+			{Name: "architecture", Values: []string{"x86_64"}},
+			{Name: "virtualization-type", Values: []string{"hvm"}},
+		},
+	}, pulumi.Parent(n))
+	if err != nil {
+		return nil, fmt.Errorf("look up ubuntu ami: %w", err)
+	}
+
+	for _, node := range cfg.Nodes {
+		groups := pulumi.StringArray{args.SecurityGroups.Nodes.ID()}
+		var privateIP pulumi.StringPtrInput
+		if node.Role.ControlPlane() {
+			groups = append(groups, args.SecurityGroups.ControlPlane.ID())
+			privateIP = pulumi.String(cfg.MasterPrivateIP().String())
+		}
+		nodeName := fmt.Sprintf("%s-%s-%s", cfg.ClusterName, cfg.Stack, node.Role)
+		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, node.Role), &ec2.InstanceArgs{
+			Ami:                 pulumi.String(ami.Id),
+			InstanceType:        pulumi.String(node.InstanceType),
+			SubnetId:            args.Subnets[node.Subnet].ID(),
+			PrivateIp:           privateIP,
+			VpcSecurityGroupIds: groups,
+			IamInstanceProfile:  args.Profiles[node.Role].Name,
+			KeyName:             keyPair.KeyName,
+			UserData:            pulumi.String(args.UserData[node.Role]),
+			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
+				HttpEndpoint:            pulumi.String("enabled"),
+				HttpTokens:              pulumi.String("required"),
+				HttpPutResponseHopLimit: pulumi.Int(MetadataHopLimit),
+			},
+			RootBlockDevice: &ec2.InstanceRootBlockDeviceArgs{
+				VolumeType:          pulumi.String("gp3"),
+				VolumeSize:          pulumi.Int(node.RootVolumeGiB),
+				Encrypted:           pulumi.Bool(true),
+				DeleteOnTermination: pulumi.Bool(true),
+				Tags:                tags(cfg, nodeName+"-root", nil),
+			},
+			Tags: tags(cfg, nodeName, map[string]string{
+				"Role":          string(node.Role),
+				ClusterTag(cfg): "owned",
+			}),
+		}, parent,
+			// A newer AMI or a changed boot script must not silently replace a cluster node: the
+			// scripts only run at first boot anyway. Replacing a node is a deliberate
+			// `pulumi up --replace` (README, day 2).
+			pulumi.IgnoreChanges([]string{"ami", "userData"}))
+		if err != nil {
+			return nil, fmt.Errorf("create instance %s: %w", node.Role, err)
+		}
+		n.Instances[node.Role] = inst
+	}
+
+	eip, err := ec2.NewEip(ctx, name+"-endpoint", &ec2.EipArgs{
+		Domain: pulumi.String("vpc"),
+		Tags:   tags(cfg, cfg.ClusterName+"-"+cfg.Stack+"-endpoint", nil),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("create control-plane eip: %w", err)
+	}
+	assoc, err := ec2.NewEipAssociation(ctx, name+"-endpoint", &ec2.EipAssociationArgs{
+		AllocationId: eip.AllocationId,
+		InstanceId:   n.Instances[config.RoleMaster].ID(),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("associate control-plane eip: %w", err)
+	}
+	// The certificate SANs need the address as soon as it is allocated; an SSH connection to it
+	// must wait until it points at the master.
+	n.EndpointIP = eip.PublicIp
+	n.masterAddress = assoc.PublicIp
+
+	if err := ctx.RegisterResourceOutputs(n, pulumi.Map{"endpointIp": n.EndpointIP}); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// PublicIP returns the address remote commands connect to: the Elastic IP for the master (its
+// launch address is released when the EIP is associated), the launch address for the others.
+func (n *Nodes) PublicIP(role config.Role) pulumi.StringOutput {
+	if role.ControlPlane() {
+		return n.masterAddress
+	}
+	return n.Instances[role].PublicIp
+}

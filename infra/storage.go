@@ -1,0 +1,154 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// UploadsArgs are the inputs of the uploads bucket.
+type UploadsArgs struct {
+	// Config is the validated stack configuration (bucket name, lifecycle, app origins).
+	Config *config.Config
+}
+
+// Uploads is the bucket that browsers PUT images to through pre-signed URLs.
+type Uploads struct {
+	pulumi.ResourceState
+
+	Bucket *s3.BucketV2
+}
+
+// TLSOnlyPolicy denies every request to the bucket that does not use TLS.
+func TLSOnlyPolicy(bucketARN string) PolicyDocument {
+	return policy(Statement{
+		Sid:       "DenyInsecureTransport",
+		Effect:    "Deny",
+		Principal: map[string]any{"AWS": "*"},
+		Action:    []string{"s3:*"},
+		Resource:  []string{bucketARN, bucketARN + "/*"},
+		Condition: map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+	})
+}
+
+// NewUploads declares the bucket and its settings. On a production stack the bucket is
+// protected and retained: `pulumi destroy` refuses to delete it, and even after unprotecting, a
+// delete leaves the bucket (and the users' images) in the account.
+func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pulumi.ResourceOption) (*Uploads, error) {
+	u := &Uploads{}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Uploads", name, u, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(u)
+
+	var err error
+	u.Bucket, err = s3.NewBucketV2(ctx, name, &s3.BucketV2Args{
+		Bucket: pulumi.String(cfg.Uploads.BucketName),
+		Tags:   tags(cfg, cfg.Uploads.BucketName, nil),
+	}, parent, pulumi.Protect(cfg.Production), pulumi.RetainOnDelete(cfg.Production))
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", cfg.Uploads.BucketName, err)
+	}
+
+	pab, err := s3.NewBucketPublicAccessBlock(ctx, name, &s3.BucketPublicAccessBlockArgs{
+		Bucket:                u.Bucket.ID(),
+		BlockPublicAcls:       pulumi.Bool(true),
+		BlockPublicPolicy:     pulumi.Bool(true),
+		IgnorePublicAcls:      pulumi.Bool(true),
+		RestrictPublicBuckets: pulumi.Bool(true),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("block public access: %w", err)
+	}
+
+	if _, err := s3.NewBucketVersioningV2(ctx, name, &s3.BucketVersioningV2Args{
+		Bucket:                  u.Bucket.ID(),
+		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
+	}, parent); err != nil {
+		return nil, fmt.Errorf("enable versioning: %w", err)
+	}
+
+	if _, err := s3.NewBucketServerSideEncryptionConfigurationV2(ctx, name, &s3.BucketServerSideEncryptionConfigurationV2Args{
+		Bucket: u.Bucket.ID(),
+		Rules: s3.BucketServerSideEncryptionConfigurationV2RuleArray{&s3.BucketServerSideEncryptionConfigurationV2RuleArgs{
+			ApplyServerSideEncryptionByDefault: &s3.BucketServerSideEncryptionConfigurationV2RuleApplyServerSideEncryptionByDefaultArgs{
+				SseAlgorithm: pulumi.String("AES256"),
+			},
+			BucketKeyEnabled: pulumi.Bool(true),
+		}},
+	}, parent); err != nil {
+		return nil, fmt.Errorf("enable encryption: %w", err)
+	}
+
+	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, name, &s3.BucketLifecycleConfigurationV2Args{
+		Bucket: u.Bucket.ID(),
+		Rules:  lifecycleRules(cfg.Uploads),
+	}, parent); err != nil {
+		return nil, fmt.Errorf("configure lifecycle: %w", err)
+	}
+
+	origins := pulumi.StringArray{}
+	for _, o := range cfg.AppOrigins {
+		origins = append(origins, pulumi.String(o))
+	}
+	if _, err := s3.NewBucketCorsConfigurationV2(ctx, name, &s3.BucketCorsConfigurationV2Args{
+		Bucket: u.Bucket.ID(),
+		CorsRules: s3.BucketCorsConfigurationV2CorsRuleArray{&s3.BucketCorsConfigurationV2CorsRuleArgs{
+			AllowedMethods: pulumi.StringArray{pulumi.String("PUT"), pulumi.String("GET"), pulumi.String("HEAD")},
+			AllowedOrigins: origins,
+			AllowedHeaders: pulumi.StringArray{pulumi.String("*")},
+			ExposeHeaders:  pulumi.StringArray{pulumi.String("ETag")},
+			MaxAgeSeconds:  pulumi.Int(3000),
+		}},
+	}, parent); err != nil {
+		return nil, fmt.Errorf("configure cors: %w", err)
+	}
+
+	if _, err := s3.NewBucketPolicy(ctx, name, &s3.BucketPolicyArgs{
+		Bucket: u.Bucket.ID(),
+		Policy: u.Bucket.Arn.ApplyT(func(arn string) string { return TLSOnlyPolicy(arn).JSON() }).(pulumi.StringOutput),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{pab})); err != nil {
+		return nil, fmt.Errorf("attach tls-only policy: %w", err)
+	}
+
+	if err := ctx.RegisterResourceOutputs(u, pulumi.Map{"bucket": u.Bucket.Bucket}); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// lifecycleRules moves objects to the configured storage class, optionally expires them, and
+// always cleans up what uploads leave behind: incomplete multipart uploads and old versions.
+func lifecycleRules(up config.Uploads) s3.BucketLifecycleConfigurationV2RuleArray {
+	archive := &s3.BucketLifecycleConfigurationV2RuleArgs{
+		Id:     pulumi.String("archive"),
+		Status: pulumi.String("Enabled"),
+		Filter: &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")},
+		Transitions: s3.BucketLifecycleConfigurationV2RuleTransitionArray{&s3.BucketLifecycleConfigurationV2RuleTransitionArgs{
+			Days:         pulumi.Int(up.TransitionDays),
+			StorageClass: pulumi.String(up.TransitionStorageClass),
+		}},
+	}
+	if up.ExpirationDays > 0 {
+		archive.Expiration = &s3.BucketLifecycleConfigurationV2RuleExpirationArgs{Days: pulumi.Int(up.ExpirationDays)}
+	}
+	return s3.BucketLifecycleConfigurationV2RuleArray{
+		archive,
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id:                             pulumi.String("abort-incomplete-uploads"),
+			Status:                         pulumi.String("Enabled"),
+			Filter:                         &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")},
+			AbortIncompleteMultipartUpload: &s3.BucketLifecycleConfigurationV2RuleAbortIncompleteMultipartUploadArgs{DaysAfterInitiation: pulumi.Int(7)},
+		},
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id:                          pulumi.String("expire-old-versions"),
+			Status:                      pulumi.String("Enabled"),
+			Filter:                      &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")},
+			NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{NoncurrentDays: pulumi.Int(90)},
+		},
+	}
+}

@@ -1,0 +1,113 @@
+package mocks
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// fabricate returns an id and outputs for a new resource: its inputs, plus what the cloud would
+// compute, marked as a placeholder. Called with m.mu held.
+func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.PropertyMap) {
+	in := args.Inputs
+	out := in.Copy()
+	set := func(k string, v any) { out[resource.PropertyKey(k)] = resource.NewPropertyValue(v) }
+	str := func(k string) string {
+		if v, ok := in[resource.PropertyKey(k)]; ok && v.IsString() {
+			return v.StringValue()
+		}
+		return ""
+	}
+	short := args.TypeToken[strings.LastIndex(args.TypeToken, ":")+1:]
+	id := fmt.Sprintf("%s-%s%04d", strings.ToLower(short), Placeholder, m.counter)
+	arn := fmt.Sprintf("arn:aws:%s:%s:123456789012:%s/%s", strings.Split(strings.Split(args.TypeToken, ":")[1], "/")[0], m.region, strings.ToLower(short), args.Name)
+
+	switch args.TypeToken {
+	case "aws:ec2/vpc:Vpc":
+		id = "vpc-" + Placeholder
+	case "aws:ec2/subnet:Subnet":
+		cidr, _ := netip.ParsePrefix(str("cidrBlock"))
+		m.subnets[id] = subnetInfo{cidr: cidr, az: str("availabilityZone")}
+	case "aws:ec2/instance:Instance":
+		id = fmt.Sprintf("i-%s%04d", Placeholder, m.counter)
+		sn := m.subnets[str("subnetId")]
+		ip := str("privateIp")
+		if ip == "" {
+			m.hosts[sn.cidr]++
+			a := sn.cidr.Addr()
+			for range 20 + m.hosts[sn.cidr] {
+				a = a.Next()
+			}
+			ip = a.String()
+		}
+		set("privateIp", ip)
+		set("privateDns", fmt.Sprintf("ip-%s.%s.compute.internal", strings.ReplaceAll(ip, ".", "-"), m.region))
+		set("publicIp", fmt.Sprintf("203.0.113.%d", 10+m.counter%200))
+		set("availabilityZone", sn.az)
+		set("arn", arn)
+	case "aws:ec2/eip:Eip":
+		set("publicIp", "198.51.100.10")
+		set("allocationId", "eipalloc-"+Placeholder)
+	case "aws:ec2/eipAssociation:EipAssociation":
+		set("publicIp", "198.51.100.10")
+	case "aws:ec2/keyPair:KeyPair":
+		set("keyName", str("keyNamePrefix")+Placeholder)
+	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile":
+		set("name", args.Name)
+		set("arn", arn)
+	case "aws:s3/bucketV2:BucketV2":
+		id = str("bucket")
+		set("arn", "arn:aws:s3:::"+id)
+	case "aws:acm/certificate:Certificate":
+		set("arn", arn)
+		domain := str("domainName")
+		record := map[string]any{
+			"resourceRecordName":  "_" + Placeholder + "." + domain + ".",
+			"resourceRecordType":  "CNAME",
+			"resourceRecordValue": "_" + Placeholder + ".acm-validations.aws.",
+		}
+		// ACM lists the apex and the wildcard separately, with the same record.
+		opts := []any{}
+		for _, d := range []string{domain, "*." + domain} {
+			o := map[string]any{"domainName": d}
+			for k, v := range record {
+				o[k] = v
+			}
+			opts = append(opts, o)
+		}
+		set("domainValidationOptions", opts)
+	case "aws:acm/certificateValidation:CertificateValidation":
+		out["certificateArn"] = in["certificateArn"]
+	case "aws:route53/record:Record":
+		set("fqdn", strings.TrimSuffix(str("name"), "."))
+	case "tls:index/privateKey:PrivateKey":
+		set("publicKeyOpenssh", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"+Placeholder+" generated")
+		set("privateKeyOpenssh", "-----BEGIN OPENSSH PRIVATE KEY-----\n"+Placeholder+"\n-----END OPENSSH PRIVATE KEY-----\n")
+		set("privateKeyPem", Placeholder)
+	case "random:index/randomPassword:RandomPassword":
+		set("result", Placeholder+"-password-"+args.Name)
+	case "command:remote:Command":
+		set("stdout", Placeholder+"-stdout-of-"+args.Name)
+		set("stderr", "")
+	case "kubernetes:networking.k8s.io/v1:Ingress":
+		set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
+			map[string]any{"hostname": fmt.Sprintf("k8s-%s-alb.%s.elb.amazonaws.com", Placeholder, m.region)},
+		}}})
+	case "kubernetes:helm.sh/v3:Release":
+		set("status", map[string]any{"status": "deployed", "name": str("name"), "namespace": str("namespace")})
+	}
+	if strings.HasPrefix(args.TypeToken, "kubernetes:") && args.TypeToken != "kubernetes:helm.sh/v3:Release" {
+		if md, ok := in["metadata"]; ok && md.IsObject() {
+			if n, ok := md.ObjectValue()["name"]; ok && n.IsString() {
+				id = n.StringValue()
+			}
+		}
+	}
+	if _, ok := out["arn"]; !ok && strings.HasPrefix(args.TypeToken, "aws:") {
+		set("arn", arn)
+	}
+	return id, out
+}

@@ -1,0 +1,136 @@
+// Package mocks is the one Pulumi mock implementation of this repository. It fabricates
+// plausible, clearly marked outputs for every resource type the program declares, answers every
+// invoke the program makes, refuses any other invoke, and records every registration (inputs,
+// parent, dependencies, options) so that tests and the render command can inspect the program.
+package mocks
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Placeholder marks a value only the cloud can compute. Every fabricated string contains it, or
+// is an address from the documentation ranges (RFC 5737), so nobody mistakes it for real.
+const Placeholder = "offline"
+
+// Resource is one registration the program made.
+type Resource struct {
+	// Type is the type token, e.g. aws:ec2/instance:Instance.
+	Type string
+	// Name is the logical name.
+	Name string
+	// URN identifies the resource; Parent and Dependencies refer to URNs.
+	URN string
+	// Parent is the parent's URN ("" for children of the stack).
+	Parent string
+	// Custom is false for component resources.
+	Custom bool
+	// Inputs are the inputs as registered (secrets stay marked secret).
+	Inputs resource.PropertyMap
+	// Outputs are the fabricated outputs.
+	Outputs resource.PropertyMap
+	// Dependencies are the URNs this resource waits for, explicit and through its inputs.
+	Dependencies []string
+	// Provider is the explicit provider reference, if any.
+	Provider string
+	// Protect, RetainOnDelete and AdditionalSecretOutputs are the resource options.
+	Protect                 bool
+	RetainOnDelete          bool
+	AdditionalSecretOutputs []string
+	IgnoreChanges           []string
+	DeleteBeforeReplace     bool
+}
+
+// Mocks implements pulumi.MockResourceMonitor.
+type Mocks struct {
+	project, stack, region string
+
+	mu        sync.Mutex
+	resources []*Resource
+	counter   int
+	subnets   map[string]subnetInfo // by fabricated id
+	hosts     map[netip.Prefix]int  // next host number per subnet
+}
+
+type subnetInfo struct {
+	cidr netip.Prefix
+	az   string
+}
+
+// New returns mocks for a project's stack that answer as AWS region would.
+func New(project, stack, region string) *Mocks {
+	return &Mocks{project: project, stack: stack, region: region, subnets: map[string]subnetInfo{}, hosts: map[netip.Prefix]int{}}
+}
+
+// Resources returns the registrations in the order they were made.
+func (m *Mocks) Resources() []*Resource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.resources)
+}
+
+// Call answers the invokes the program makes; any other invoke is an error, so a new lookup
+// cannot slip into the program without a mock that says what it returns.
+func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	switch args.Token {
+	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		names, ids := []any{}, []any{}
+		for i, s := range []string{"a", "b", "c", "d"} {
+			names = append(names, m.region+s)
+			ids = append(ids, fmt.Sprintf("apne2-az%d", i+1))
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": ids, "id": m.region}), nil
+	case "aws:ec2/getAmi:getAmi":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"id":   "ami-" + Placeholder + "0ubuntu2404",
+			"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-" + Placeholder,
+		}), nil
+	case "aws:route53/getZone:getZone":
+		name := args.Args["name"].StringValue()
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"zoneId": "Z" + strings.ToUpper(Placeholder) + "ZONE", "name": name, "id": "Z" + strings.ToUpper(Placeholder) + "ZONE",
+		}), nil
+	case "aws:elb/getHostedZoneId:getHostedZoneId":
+		return resource.NewPropertyMapFromMap(map[string]any{"id": "Z" + strings.ToUpper(Placeholder) + "ALBZONE"}), nil
+	}
+	return nil, fmt.Errorf("mocks: unexpected invoke %s: add it to internal/mocks with a realistic answer", args.Token)
+}
+
+// NewResource records a registration and fabricates its outputs.
+func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.counter++
+	r := &Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Inputs: args.Inputs, Provider: args.Provider}
+	if rpc := args.RegisterRPC; rpc != nil {
+		r.Parent = rpc.GetParent()
+		r.Protect = rpc.GetProtect()
+		r.RetainOnDelete = rpc.GetRetainOnDelete()
+		r.AdditionalSecretOutputs = rpc.GetAdditionalSecretOutputs()
+		r.IgnoreChanges = rpc.GetIgnoreChanges()
+		r.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		deps := slices.Clone(rpc.GetDependencies())
+		for _, pd := range rpc.GetPropertyDependencies() {
+			deps = append(deps, pd.GetUrns()...)
+		}
+		slices.Sort(deps)
+		r.Dependencies = slices.Compact(deps)
+	}
+	id, outputs := m.fabricate(args)
+	r.Outputs = outputs
+	// The same URN the mock monitor gives the resource, so Parent and Dependencies resolve.
+	parentType := tokens.Type("")
+	if p := resource.URN(r.Parent); p != "" && p.QualifiedType() != resource.RootStackType {
+		parentType = p.QualifiedType()
+	}
+	r.URN = string(resource.NewURN(tokens.QName(m.stack), tokens.PackageName(m.project), parentType, tokens.Type(r.Type), r.Name))
+	m.resources = append(m.resources, r)
+	return id, outputs, nil
+}

@@ -1,0 +1,51 @@
+// Package offline runs the real program for a stack under the shared mocks, with the stack's
+// real configuration files, and returns every registration. Tests, the render command and the
+// benchmarks all go through it.
+package offline
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/stackfile"
+	"github.com/waste-coach/infra/platform"
+)
+
+// Result is what one offline run of a stack declared.
+type Result struct {
+	// Stack is the stack name.
+	Stack string
+	// Config is the configuration the run used, as the CLI would pass it.
+	Config *stackfile.Config
+	// Resources are the registrations, in order.
+	Resources []*mocks.Resource
+}
+
+// Run evaluates the program for stack with the configuration files found in dir.
+func Run(dir, stack string) (*Result, error) {
+	sc, err := stackfile.Read(dir, stack)
+	if err != nil {
+		return nil, err
+	}
+	return RunConfig(stack, sc)
+}
+
+// RunConfig evaluates the program for stack with the given configuration.
+func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
+	m := mocks.New(config.Project, stack, sc.Values["aws:region"])
+	res := &Result{Stack: stack, Config: sc}
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		return platform.Program(ctx)
+	}, pulumi.WithMocks(config.Project, stack, m), func(info *pulumi.RunInfo) {
+		info.Config = sc.Values
+		info.ConfigSecretKeys = sc.Secrets
+	})
+	res.Resources = m.Resources()
+	if err != nil {
+		return res, fmt.Errorf("stack %s: %w", stack, err)
+	}
+	return res, nil
+}

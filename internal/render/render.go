@@ -1,0 +1,265 @@
+// Package render turns one offline run of the program into files a person or a tool can read:
+// an inventory of every resource, every node script and kubeadm configuration, and every
+// Kubernetes object as an applyable manifest.
+package render
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"gopkg.in/yaml.v3"
+
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/offline"
+)
+
+// Markers for values that only exist in a real deployment.
+const (
+	SecretMarker   = "offline-placeholder-secret"
+	ComputedMarker = "offline-placeholder-computed"
+)
+
+// Plain converts a property value to plain Go values, replacing secrets and unknowns by markers
+// so that nothing secret is ever written and nothing computed passes for real.
+func Plain(v resource.PropertyValue) any {
+	switch {
+	case v.IsNull():
+		return nil
+	case v.IsSecret():
+		return SecretMarker
+	case v.IsComputed(), v.IsOutput() && !v.OutputValue().Known:
+		return ComputedMarker
+	case v.IsOutput():
+		if v.OutputValue().Secret {
+			return SecretMarker
+		}
+		return Plain(v.OutputValue().Element)
+	case v.IsArray():
+		out := []any{}
+		for _, e := range v.ArrayValue() {
+			out = append(out, Plain(e))
+		}
+		return out
+	case v.IsObject():
+		return PlainMap(v.ObjectValue())
+	case v.IsResourceReference():
+		return string(v.ResourceReferenceValue().URN)
+	}
+	return v.V
+}
+
+// PlainMap converts a property map with Plain.
+func PlainMap(m resource.PropertyMap) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[string(k)] = Plain(v)
+	}
+	return out
+}
+
+// Tier names the top-level component a resource belongs to: infra, cluster or workloads.
+func Tier(byURN map[string]*mocks.Resource, r *mocks.Resource) string {
+	for cur := r; cur != nil; cur = byURN[cur.Parent] {
+		if parts := strings.Split(cur.Type, ":"); len(parts) == 3 && parts[0] == "waste-coach-infra" {
+			if byURN[cur.Parent] == nil {
+				return parts[1]
+			}
+		}
+	}
+	return "stack"
+}
+
+// Index maps URNs to resources.
+func Index(rs []*mocks.Resource) map[string]*mocks.Resource {
+	m := map[string]*mocks.Resource{}
+	for _, r := range rs {
+		m[r.URN] = r
+	}
+	return m
+}
+
+// KubernetesObject returns the manifest of a typed Kubernetes resource, or false for anything
+// else (Helm releases, providers, non-Kubernetes resources).
+func KubernetesObject(r *mocks.Resource) (map[string]any, bool) {
+	parts := strings.Split(r.Type, ":")
+	if len(parts) != 3 || parts[0] != "kubernetes" || strings.HasPrefix(parts[1], "helm.sh") || !r.Custom || r.Type == "pulumi:providers:kubernetes" {
+		return nil, false
+	}
+	apiVersion := parts[1]
+	if strings.HasPrefix(apiVersion, "core/") {
+		apiVersion = strings.TrimPrefix(apiVersion, "core/")
+	}
+	obj := PlainMap(r.Inputs)
+	obj["apiVersion"], obj["kind"] = apiVersion, parts[2]
+	return obj, true
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func fileName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
+
+// Write writes the run's files under dir and prints a summary to w.
+func Write(res *offline.Result, dir string, w io.Writer) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	byURN := Index(res.Resources)
+	var inventory strings.Builder
+	fmt.Fprintf(&inventory, "# Resources of stack %s (offline render: values marked %q or %q exist only in a real deployment)\n", res.Stack, "offline", ComputedMarker)
+	fmt.Fprintf(&inventory, "%-10s %-55s %-48s %s\n", "TIER", "TYPE", "NAME", "KEY PROPERTIES")
+	counts := map[string]map[string]int{}
+	var manifests, releases []string
+	sorted := slices.Clone(res.Resources)
+	slices.SortFunc(sorted, func(a, b *mocks.Resource) int {
+		return cmp.Or(cmp.Compare(Tier(byURN, a), Tier(byURN, b)), cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name))
+	})
+	for _, r := range sorted {
+		tier := Tier(byURN, r)
+		if counts[tier] == nil {
+			counts[tier] = map[string]int{}
+		}
+		counts[tier][r.Type]++
+		fmt.Fprintf(&inventory, "%-10s %-55s %-48s %s\n", tier, r.Type, r.Name, keyProperties(r))
+
+		switch r.Type {
+		case "aws:ec2/instance:Instance":
+			if err := writeFile(dir, "scripts/user-data-"+fileName(r.Name)+".sh", str(r.Inputs, "userData")); err != nil {
+				return err
+			}
+		case "command:remote:Command", "command:local:Command":
+			for _, step := range []string{"create", "delete"} {
+				if s := str(r.Inputs, step); s != "" {
+					if err := writeFile(dir, "scripts/"+fileName(r.Name)+"."+step+".sh", s); err != nil {
+						return err
+					}
+				}
+			}
+			if strings.Contains(r.Name, "kubeadm-init") {
+				if err := writeFile(dir, "kubeadm/"+fileName(r.Name)+".yaml", heredoc(str(r.Inputs, "create"), "KUBEADM")); err != nil {
+					return err
+				}
+			}
+		case "kubernetes:helm.sh/v3:Release":
+			b, err := toYAML(PlainMap(r.Inputs))
+			if err != nil {
+				return err
+			}
+			releases = append(releases, fmt.Sprintf("# %s\n%s", r.Name, b))
+		}
+		if obj, ok := KubernetesObject(r); ok {
+			b, err := toYAML(obj)
+			if err != nil {
+				return fmt.Errorf("manifest of %s: %w", r.Name, err)
+			}
+			name := fmt.Sprintf("manifests/%s-%s.yaml", strings.ToLower(obj["kind"].(string)), fileName(r.Name))
+			if err := writeFile(dir, name, string(b)); err != nil {
+				return err
+			}
+			manifests = append(manifests, name)
+		}
+	}
+	if err := writeFile(dir, "inventory.txt", inventory.String()); err != nil {
+		return err
+	}
+	if len(releases) > 0 {
+		header := "# Helm releases: charts cannot be fetched offline, so these are listed, not rendered.\n"
+		if err := writeFile(dir, "helm-releases.yaml", header+strings.Join(releases, "---\n")); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(w, "stack %s: %d resources, %d Kubernetes manifests, %d Helm releases -> %s\n", res.Stack, len(res.Resources), len(manifests), len(releases), dir)
+	tiers := sortedKeys(counts)
+	for _, tier := range tiers {
+		total := 0
+		for _, n := range counts[tier] {
+			total += n
+		}
+		fmt.Fprintf(w, "  %-10s %4d\n", tier, total)
+		types := sortedKeys(counts[tier])
+		slices.SortStableFunc(types, func(a, b string) int { return cmp.Compare(counts[tier][b], counts[tier][a]) })
+		for _, t := range types {
+			fmt.Fprintf(w, "      %4d  %s\n", counts[tier][t], t)
+		}
+	}
+	return nil
+}
+
+func keyProperties(r *mocks.Resource) string {
+	var parts []string
+	for _, k := range []string{"cidrBlock", "instanceType", "availabilityZone", "privateIp", "bucket", "domainName", "name", "type", "chart", "version", "fromPort", "toPort", "cidrIpv4"} {
+		if v, ok := r.Inputs[resource.PropertyKey(k)]; ok && (v.IsString() || v.IsNumber()) {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v.V))
+		}
+	}
+	if md, ok := r.Inputs["metadata"]; ok && md.IsObject() {
+		m := md.ObjectValue()
+		if ns, ok := m["namespace"]; ok && ns.IsString() {
+			parts = append(parts, "namespace="+ns.StringValue())
+		}
+		if n, ok := m["name"]; ok && n.IsString() {
+			parts = append(parts, "name="+n.StringValue())
+		}
+	}
+	if r.Protect {
+		parts = append(parts, "protect")
+	}
+	return strings.Join(parts, " ")
+}
+
+func str(m resource.PropertyMap, key string) string {
+	v, ok := m[resource.PropertyKey(key)]
+	if !ok {
+		return ""
+	}
+	if p, ok := Plain(v).(string); ok {
+		return p
+	}
+	return ""
+}
+
+// heredoc returns the body of the first here-document delimited by marker in a script.
+func heredoc(script, marker string) string {
+	_, after, ok := strings.Cut(script, "<<'"+marker+"'\n")
+	if !ok {
+		return ""
+	}
+	body, _, _ := strings.Cut(after, "\n"+marker+"\n")
+	return body + "\n"
+}
+
+func writeFile(dir, name, content string) error {
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(content), 0o644)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func toYAML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	err := enc.Close()
+	return b.Bytes(), err
+}

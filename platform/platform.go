@@ -1,0 +1,59 @@
+// Package platform is the whole waste-coach program: configuration, then the AWS tier, the
+// cluster tier and the workloads tier, then the stack outputs. main.go, the tests and the render
+// command all run this one function, so what is tested is what `pulumi up` deploys.
+package platform
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
+)
+
+// Program declares the platform for the current stack.
+func Program(ctx *pulumi.Context) error {
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		return err
+	}
+
+	aws, err := infra.New(ctx, cfg.ClusterName, &infra.Args{Config: cfg, UserData: cluster.UserData(cfg)})
+	if err != nil {
+		return fmt.Errorf("aws tier: %w", err)
+	}
+
+	k8s, err := cluster.New(ctx, cfg.ClusterName, &cluster.Args{Config: cfg, Nodes: aws.Nodes, EndpointName: aws.DNS.EndpointName})
+	if err != nil {
+		return fmt.Errorf("cluster tier: %w", err)
+	}
+
+	export(ctx, cfg, aws, k8s)
+	return nil
+}
+
+// export publishes the small set of outputs operators use (README, "Stack outputs").
+func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster) {
+	nodes := pulumi.Map{}
+	for _, n := range cfg.Nodes {
+		inst := aws.Nodes.Instances[n.Role]
+		nodes[string(n.Role)] = pulumi.Map{
+			"instanceId": inst.ID(),
+			"publicIp":   aws.Nodes.PublicIP(n.Role),
+			"privateIp":  inst.PrivateIp,
+			"nodeName":   k8s.NodeNames[n.Role],
+		}
+	}
+	ctx.Export("vpcId", aws.Network.VPC.ID())
+	ctx.Export("subnetIds", aws.Network.SubnetIDs())
+	ctx.Export("nodes", nodes)
+	ctx.Export("controlPlaneEndpoint", pulumi.Sprintf("https://%s:6443", aws.DNS.EndpointName))
+	ctx.Export("controlPlaneIp", aws.Nodes.EndpointIP)
+	ctx.Export("certificateArn", aws.DNS.CertificateARN)
+	ctx.Export("uploadsBucket", aws.Uploads.Bucket.Bucket)
+	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
+	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
+	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
+}
