@@ -49,3 +49,49 @@ func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
 	}
 	return res, nil
 }
+
+// OfType returns the resources of a type token, in registration order.
+func (r *Result) OfType(typ string) []*mocks.Resource {
+	var out []*mocks.Resource
+	for _, res := range r.Resources {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// Named returns the resource of a type with a logical name, or nil.
+func (r *Result) Named(typ, name string) *mocks.Resource {
+	for _, res := range r.Resources {
+		if res.Type == typ && res.Name == name {
+			return res
+		}
+	}
+	return nil
+}
+
+// DependsOn reports whether a waits for b, directly or through other resources.
+func (r *Result) DependsOn(a, b *mocks.Resource) bool {
+	byURN := map[string]*mocks.Resource{}
+	for _, res := range r.Resources {
+		byURN[res.URN] = res
+	}
+	seen := map[string]bool{}
+	var walk func(*mocks.Resource) bool
+	walk = func(cur *mocks.Resource) bool {
+		for _, dep := range cur.Dependencies {
+			if dep == b.URN {
+				return true
+			}
+			if !seen[dep] && byURN[dep] != nil {
+				seen[dep] = true
+				if walk(byURN[dep]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(a)
+}

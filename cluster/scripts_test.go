@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/config"
+)
+
+func prodConfig(t *testing.T) *config.Config {
+	t.Helper()
+	raw := map[string]string{
+		"aws:region":                          "ap-northeast-2",
+		"waste-coach-infra:kubernetesVersion": "1.35.4",
+		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
+		"waste-coach-infra:domain":            "wastecoach.example.com",
+		"waste-coach-infra:nodes": `[{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`,
+		"waste-coach-infra:images": `{"auth":"r/a:1","users":"r/u:1","waste":"r/w:1","celery":"r/c:1"}`,
+	}
+	c, err := config.Parse("prod", func(k string) (string, bool) { v, ok := raw[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// allScripts renders every script the tier runs, by name.
+func allScripts(t *testing.T) map[string]string {
+	cfg := prodConfig(t)
+	s := map[string]string{
+		"wait-ssh":        WaitSSHScript(),
+		"wait-node":       WaitNodeScript(),
+		"kubeadm-init":    KubeadmInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
+		"read-kubeconfig": ReadKubeconfigScript(),
+		"join-token":      JoinTokenScript(config.RoleWorker1),
+		"join":            JoinScript(config.RoleWorker1),
+		"member":          MemberScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
+		"member-delete":   MemberDeleteScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
+		"calico":          CalicoScript(),
+		"nodes-ready":     NodesReadyScript(4),
+	}
+	for _, r := range config.Roles {
+		s["node-prepare-"+string(r)] = NodePrepareScript(cfg, r)
+	}
+	return s
+}
+
+func TestEveryScriptIsStrictBash(t *testing.T) {
+	for name, s := range allScripts(t) {
+		if !strings.HasPrefix(s, "#!/usr/bin/env bash\n") || !strings.Contains(s, "\nset -euo pipefail\n") {
+			t.Errorf("script %s does not start with a bash shebang and set -euo pipefail", name)
+		}
+	}
+}
+
+// TestScriptsPassShellcheck runs shellcheck on every rendered script. CI installs shellcheck;
+// elsewhere the test is skipped when it is missing, but never in CI.
+func TestScriptsPassShellcheck(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("shellcheck is not installed; .ci/run must install it")
+		}
+		t.Skip("shellcheck not installed")
+	}
+	for name, s := range allScripts(t) {
+		cmd := exec.Command("shellcheck", "--shell=bash", "-")
+		cmd.Stdin = strings.NewReader(s)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("shellcheck %s:\n%s", name, out)
+		}
+	}
+}
+
+func TestNodePrepareScriptPinsTheConfiguredKubernetes(t *testing.T) {
+	cfg := prodConfig(t)
+	s := NodePrepareScript(cfg, config.RoleWorker2)
+	for _, want := range []string{
+		"https://pkgs.k8s.io/core:/stable:/v1.35/deb/",
+		"kubelet=1.35.4-1.1 kubeadm=1.35.4-1.1 kubectl=1.35.4-1.1",
+		"apt-mark hold kubelet kubeadm kubectl",
+		"swapoff -a",
+		"br_netfilter",
+		"net.ipv4.ip_forward = 1",
+		"SystemdCgroup = true",
+		"--cloud-provider=external",
+		"--provider-id=aws:///${zone}/${instance_id}",
+		"--node-labels=workload=async-workers",
+		ReadyMarker,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("worker-2 node preparation lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "apt.kubernetes.io") || strings.Contains(s, "packages.cloud.google.com") {
+		t.Error("node preparation uses the retired Kubernetes apt repository")
+	}
+	if m := NodePrepareScript(cfg, config.RoleMaster); strings.Contains(m, "--node-labels") {
+		t.Error("the master gets a workload label; it runs no application workload")
+	}
+}
+
+func TestMinorOnlyVersionInstallsNewestPatch(t *testing.T) {
+	v := config.KubeVersion{Major: 1, Minor: 28}
+	if PackagePin(v) != "" || kubernetesVersion(v) != "stable-1.28" || kubeadmAPIVersion(v) != "kubeadm.k8s.io/v1beta3" {
+		t.Errorf("1.28: pin %q, version %q, api %q; want no pin, stable-1.28, v1beta3", PackagePin(v), kubernetesVersion(v), kubeadmAPIVersion(v))
+	}
+}
+
+func TestKubeadmConfig(t *testing.T) {
+	cfg := prodConfig(t)
+	k := KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
+	for _, want := range []string{
+		"apiVersion: kubeadm.k8s.io/v1beta4",
+		"kubernetesVersion: v1.35.4",
+		"podSubnet: 192.168.0.0/16",
+		"serviceSubnet: 10.96.0.0/12",
+		"controlPlaneEndpoint: 10.0.1.10:6443",
+		"- 198.51.100.10",
+		"- k8s.wastecoach.example.com",
+		"ttl: 15m0s",
+		"cgroupDriver: systemd",
+	} {
+		if !strings.Contains(k, want) {
+			t.Errorf("kubeadm config lacks %q:\n%s", want, k)
+		}
+	}
+	// cloud-provider external on the kubelet and the controller-manager, never the API server.
+	if strings.Count(k, "name: cloud-provider") != 2 {
+		t.Errorf("cloud-provider external must be set exactly on the kubelet and the controller-manager")
+	}
+	if api, _, _ := strings.Cut(k[strings.Index(k, "apiServer:"):], "controllerManager:"); strings.Contains(api, "cloud-provider") {
+		t.Error("the API server takes no cloud-provider flag since 1.33")
+	}
+	if strings.Contains(k, "taints: []") {
+		t.Error("the control plane must keep its taint")
+	}
+}
+
+func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
+	j := JoinScript(config.RoleWorker1)
+	for _, want := range []string{"/etc/kubernetes/kubelet.conf", "--discovery-token-ca-cert-hash sha256:", "unsafe-skip"} {
+		if !strings.Contains(j, want) {
+			t.Errorf("join script lacks %q", want)
+		}
+	}
+	if strings.Contains(JoinTokenScript(config.RoleWorker1), "--ttl 0") || !strings.Contains(JoinTokenScript(config.RoleWorker1), "--ttl 15m --description") {
+		t.Error("join tokens must be short-lived")
+	}
+	for name, s := range allScripts(t) {
+		if strings.Contains(s, "kubeadm reset") {
+			t.Errorf("script %s runs kubeadm reset: a re-run must never wipe a node", name)
+		}
+	}
+}
+
+func TestKubeadmInitIsGuarded(t *testing.T) {
+	s := KubeadmInitScript("kind: InitConfiguration\n")
+	if !strings.Contains(s, "if sudo test -f /etc/kubernetes/admin.conf; then") {
+		t.Error("kubeadm init is not guarded by admin.conf: a re-run would fail or reset the control plane")
+	}
+	if !strings.Contains(s, "<<'KUBEADM'\nkind: InitConfiguration\nKUBEADM\n") {
+		t.Errorf("the kubeadm config is not written verbatim:\n%s", s)
+	}
+}
+
+func TestCalicoSettings(t *testing.T) {
+	s := CalicoScript()
+	for _, want := range []string{"bgp: Disabled", "encapsulation: VXLAN", "natOutgoing: Enabled", "cidr: 192.168.0.0/16", "calico/v3.31.3/manifests"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("calico install lacks %q", want)
+		}
+	}
+}
+
+func TestPublicKubeconfig(t *testing.T) {
+	in := "clusters:\n- cluster:\n    server: https://10.0.1.10:6443\n"
+	if got := PublicKubeconfig(in, "10.0.1.10", "198.51.100.10"); !strings.Contains(got, "server: https://198.51.100.10:6443") {
+		t.Errorf("server not rewritten to the public endpoint: %s", got)
+	}
+}

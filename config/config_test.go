@@ -1,0 +1,185 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// validRaw is a complete, valid configuration in the form the CLI passes it.
+func validRaw() map[string]string {
+	return map[string]string{
+		"aws:region":                          "ap-northeast-2",
+		"waste-coach-infra:production":        "true",
+		"waste-coach-infra:kubernetesVersion": "1.35.4",
+		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
+		"waste-coach-infra:domain":            "wastecoach.example.com",
+		"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`,
+		"waste-coach-infra:images": `{"auth":"ghcr.io/x/auth:1.0.0","users":"ghcr.io/x/users:1.0.0","waste":"ghcr.io/x/waste:1.0.0","celery":"ghcr.io/x/celery:1.0.0"}`,
+	}
+}
+
+func parse(raw map[string]string) (*Config, error) {
+	return Parse("prod", func(k string) (string, bool) { v, ok := raw[k]; return v, ok })
+}
+
+func TestParseAcceptsTheSeedConfiguration(t *testing.T) {
+	c, err := parse(validRaw())
+	if err != nil {
+		t.Fatalf("valid configuration refused: %v", err)
+	}
+	if got := c.Node(RoleStorage).InstanceType; got != "t3.large" {
+		t.Errorf("storage node instance type = %q, want t3.large", got)
+	}
+	if got := c.Uploads.BucketName; got != "prod-sesacthon-images" {
+		t.Errorf("default bucket name = %q, want prod-sesacthon-images", got)
+	}
+	if got := c.Uploads.TransitionStorageClass; got != "GLACIER" || c.Uploads.TransitionDays != 30 {
+		t.Errorf("default lifecycle = %s after %d days, want GLACIER after 30 (the design record)", got, c.Uploads.TransitionDays)
+	}
+	if got := c.MasterPrivateIP().String(); got != "10.0.1.10" {
+		t.Errorf("master private IP = %s, want 10.0.1.10 (tenth host of subnet 0)", got)
+	}
+	if c.APIReplicas.Auth+c.APIReplicas.Users+c.APIReplicas.Waste != 6 {
+		t.Errorf("default API replicas %+v do not add up to the 6 pods of the design", c.APIReplicas)
+	}
+}
+
+// TestParseRefusesBadInput shows each refusal and that its message names the key, the bad value
+// and what is allowed.
+func TestParseRefusesBadInput(t *testing.T) {
+	nodes := func(s string) string { return "[" + s + "]" }
+	const (
+		master  = `{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80}`
+		worker1 = `{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40}`
+		worker2 = `{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40}`
+		storage = `{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}`
+	)
+	cases := []struct {
+		name string
+		set  map[string]string
+		drop []string
+		want []string // substrings of the error
+	}{
+		{"malformed vpc cidr", map[string]string{"waste-coach-infra:vpcCidr": "10.0.0.0/33"},
+			nil, []string{"waste-coach-infra:vpcCidr", `"10.0.0.0/33"`, "IPv4 CIDR"}},
+		{"vpc cidr with host bits", map[string]string{"waste-coach-infra:vpcCidr": "10.0.0.1/16"},
+			nil, []string{"vpcCidr", "10.0.0.0/16"}},
+		{"overlapping subnets", map[string]string{"waste-coach-infra:subnetCidrs": `["10.0.1.0/24","10.0.1.128/25","10.0.3.0/24"]`},
+			nil, []string{"subnetCidrs[1]", "10.0.1.128/25", "does not overlap", "10.0.1.0/24"}},
+		{"subnet outside the vpc", map[string]string{"waste-coach-infra:subnetCidrs": `["10.0.1.0/24","10.0.2.0/24","10.9.3.0/24"]`, "waste-coach-infra:vpcCidr": "10.0.0.0/16"},
+			nil, []string{"subnetCidrs[2]", "10.9.3.0/24", "inside the VPC 10.0.0.0/16"}},
+		{"two subnets", map[string]string{"waste-coach-infra:subnetCidrs": `["10.0.1.0/24","10.0.2.0/24"]`},
+			nil, []string{"subnetCidrs", "2 subnets", "exactly 3"}},
+		{"four subnets", map[string]string{"waste-coach-infra:subnetCidrs": `["10.0.1.0/24","10.0.2.0/24","10.0.3.0/24","10.0.4.0/24"]`},
+			nil, []string{"subnetCidrs", "4 subnets", "exactly 3"}},
+		{"role missing", map[string]string{"waste-coach-infra:nodes": nodes(master + "," + worker1 + "," + worker2)},
+			nil, []string{"waste-coach-infra:nodes", `without role "storage"`, "exactly one node of each role"}},
+		{"role duplicated", map[string]string{"waste-coach-infra:nodes": nodes(master + "," + worker1 + "," + worker1 + "," + worker2 + "," + storage)},
+			nil, []string{"nodes[2].role", `"worker-1"`, "each role once", "nodes[1]"}},
+		{"unknown role", map[string]string{"waste-coach-infra:nodes": nodes(master + "," + worker1 + "," + worker2 + "," + storage + `,{"role":"gpu","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80}`)},
+			nil, []string{"nodes[4].role", `"gpu"`, "one of [master worker-1 worker-2 storage]"}},
+		{"unknown instance type", map[string]string{"waste-coach-infra:nodes": nodes(master + "," + strings.Replace(worker1, "t3.medium", "t3.mega", 1) + "," + worker2 + "," + storage)},
+			nil, []string{"nodes[1].instanceType", `"t3.mega"`, "t3.large", "t3.medium"}},
+		{"root volume too small", map[string]string{"waste-coach-infra:nodes": nodes(strings.Replace(master, `"rootVolumeGiB":80`, `"rootVolumeGiB":8`, 1) + "," + worker1 + "," + worker2 + "," + storage)},
+			nil, []string{"nodes[0].rootVolumeGiB", "8", "40 to 1024 GiB for a master node"}},
+		{"subnet index out of range", map[string]string{"waste-coach-infra:nodes": nodes(master + "," + worker1 + "," + strings.Replace(worker2, `"subnet":2`, `"subnet":3`, 1) + "," + storage)},
+			nil, []string{"nodes[2].subnet", "3", "0, 1 or 2"}},
+		{"typo in a node field", map[string]string{"waste-coach-infra:nodes": nodes(strings.Replace(master, "instanceType", "instanceTyp", 1) + "," + worker1 + "," + worker2 + "," + storage)},
+			nil, []string{"waste-coach-infra:nodes", "instanceTyp"}},
+		{"kubernetes version not MAJOR.MINOR[.PATCH]", map[string]string{"waste-coach-infra:kubernetesVersion": "latest"},
+			nil, []string{"kubernetesVersion", `"latest"`, "MAJOR.MINOR[.PATCH]"}},
+		{"kubernetes version too old", map[string]string{"waste-coach-infra:kubernetesVersion": "1.20"},
+			nil, []string{"kubernetesVersion", `"1.20"`, "1.24 or newer"}},
+		{"kubernetes minor without a pinned CCM", map[string]string{"waste-coach-infra:kubernetesVersion": "1.29.3"},
+			nil, []string{"kubernetesVersion", `"1.29.3"`, "pinned AWS cloud-controller-manager", "1.35"}},
+		{"world-open admin cidr on production", map[string]string{"waste-coach-infra:adminCidrs": `["0.0.0.0/0"]`},
+			nil, []string{"adminCidrs[0]", "0.0.0.0/0", "production stack"}},
+		{"no admin cidrs", map[string]string{"waste-coach-infra:adminCidrs": `[]`},
+			nil, []string{"adminCidrs", "at least one CIDR"}},
+		{"domain not a dns name", map[string]string{"waste-coach-infra:domain": "waste coach"},
+			nil, []string{"waste-coach-infra:domain", `"waste coach"`, "DNS name"}},
+		{"single-label domain", map[string]string{"waste-coach-infra:domain": "localhost"},
+			nil, []string{"domain", `"localhost"`}},
+		{"zero replicas", map[string]string{"waste-coach-infra:celeryReplicas": `{"ai":0,"batch":2,"api":2}`},
+			nil, []string{"celeryReplicas.ai", "0", "1 to 20 replicas"}},
+		{"negative api replicas", map[string]string{"waste-coach-infra:apiReplicas": `{"auth":-1,"users":2,"waste":2}`},
+			nil, []string{"apiReplicas.auth", "-1", "1 to 20"}},
+		{"image without a tag", map[string]string{"waste-coach-infra:images": `{"auth":"ghcr.io/x/auth","users":"ghcr.io/x/users:1","waste":"ghcr.io/x/waste:1","celery":"ghcr.io/x/celery:1"}`},
+			nil, []string{"images.auth", `"ghcr.io/x/auth"`, "explicit tag or digest"}},
+		{"unknown storage class", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":30,"transitionStorageClass":"COLD","expirationDays":0}`},
+			nil, []string{"uploadsLifecycle.transitionStorageClass", `"COLD"`, "GLACIER"}},
+		{"expiry before transition", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":30,"transitionStorageClass":"GLACIER","expirationDays":10}`},
+			nil, []string{"uploadsLifecycle.expirationDays", "10", "more than transitionDays (30)"}},
+		{"bad bucket name", map[string]string{"waste-coach-infra:uploadsBucket": "Prod_Images"},
+			nil, []string{"uploadsBucket", `"Prod_Images"`, "S3 bucket name"}},
+		{"public key without private key", map[string]string{"waste-coach-infra:sshPublicKey": "ssh-ed25519 AAAAC3Nza op@laptop"},
+			nil, []string{"sshPrivateKey", "required when sshPublicKey is set"}},
+		{"not an ssh public key", map[string]string{"waste-coach-infra:sshPublicKey": "hello", "waste-coach-infra:sshPrivateKey": "x"},
+			nil, []string{"sshPublicKey", `"hello"`, "OpenSSH public key"}},
+		{"app origin over http", map[string]string{"waste-coach-infra:appOrigins": `["http://wastecoach.example.com"]`},
+			nil, []string{"appOrigins[0]", "http://wastecoach.example.com", "https://"}},
+		{"production not a boolean", map[string]string{"waste-coach-infra:production": "yes please"},
+			nil, []string{"production", `"yes please"`, "true or false"}},
+		{"missing region", nil, []string{"aws:region"}, []string{"aws:region", "missing", "required"}},
+		{"missing domain", nil, []string{"waste-coach-infra:domain"}, []string{"waste-coach-infra:domain", "missing"}},
+		{"missing nodes", nil, []string{"waste-coach-infra:nodes"}, []string{"waste-coach-infra:nodes", "missing"}},
+		{"missing images", nil, []string{"waste-coach-infra:images"}, []string{"waste-coach-infra:images", "missing"}},
+		{"missing kubernetes version", nil, []string{"waste-coach-infra:kubernetesVersion"}, []string{"kubernetesVersion", "missing"}},
+		{"missing admin cidrs", nil, []string{"waste-coach-infra:adminCidrs"}, []string{"adminCidrs", "missing"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := validRaw()
+			for k, v := range tc.set {
+				raw[k] = v
+			}
+			for _, k := range tc.drop {
+				delete(raw, k)
+			}
+			_, err := parse(raw)
+			if err == nil {
+				t.Fatalf("configuration accepted; want a refusal mentioning %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestWorldOpenAdminCIDRIsAllowedOutsideProduction(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:production"] = "false"
+	raw["waste-coach-infra:adminCidrs"] = `["0.0.0.0/0"]`
+	if _, err := parse(raw); err != nil {
+		t.Fatalf("a non-production stack may open admin ports (at its own risk): %v", err)
+	}
+}
+
+func TestParseReportsEveryProblemAtOnce(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:domain"] = "bad domain"
+	raw["waste-coach-infra:kubernetesVersion"] = "x"
+	_, err := parse(raw)
+	if err == nil || !strings.Contains(err.Error(), "domain") || !strings.Contains(err.Error(), "kubernetesVersion") {
+		t.Fatalf("want both problems in one error, got %v", err)
+	}
+}
+
+func TestMinorOnlyVersionTakesNewestPatch(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:kubernetesVersion"] = "v1.28"
+	c, err := parse(raw)
+	if err != nil {
+		t.Fatalf("1.28 (the design record's version) must be accepted: %v", err)
+	}
+	if c.Kubernetes.HasPatch || c.Kubernetes.MinorString() != "1.28" {
+		t.Errorf("parsed %+v, want minor 1.28 without a patch", c.Kubernetes)
+	}
+}

@@ -1,0 +1,55 @@
+package infra
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/config"
+)
+
+func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
+	docs := map[string]PolicyDocument{
+		"ccm-control-plane": CCMControlPlanePolicy(), "ccm-node": CCMNodePolicy(), "ebs-csi": EBSCSIPolicy(),
+		"load-balancer-controller": LoadBalancerControllerPolicy(), "uploads": UploadsPolicy("arn:aws:s3:::b"),
+		"tls-only": TLSOnlyPolicy("arn:aws:s3:::b"),
+	}
+	for name, d := range docs {
+		var back map[string]any
+		if err := json.Unmarshal([]byte(d.JSON()), &back); err != nil {
+			t.Errorf("%s is not valid JSON: %v", name, err)
+		}
+		for _, s := range d.Statement {
+			for _, a := range s.Action {
+				if s.Effect == "Allow" && (a == "*" || strings.HasSuffix(a, ":*")) {
+					t.Errorf("%s allows the wildcard action %s", name, a)
+				}
+			}
+		}
+	}
+}
+
+func TestOnlyTheMasterGetsControllerPolicies(t *testing.T) {
+	for _, role := range config.Roles {
+		p := RolePolicies(role, "arn:aws:s3:::b")
+		_, lb := p["load-balancer-controller"]
+		_, s3 := p["uploads"]
+		if lb != role.ControlPlane() {
+			t.Errorf("%s has the load balancer controller policy = %v", role, lb)
+		}
+		if s3 != role.RunsApplication() {
+			t.Errorf("%s has uploads access = %v", role, s3)
+		}
+	}
+}
+
+func TestSecurityGroupRulesOpenNothingToTheWorld(t *testing.T) {
+	cfg := &config.Config{}
+	for _, r := range append(NodeRules(cfg), ControlPlaneRules(cfg)...) {
+		for _, c := range r.CIDRs {
+			if c == "0.0.0.0/0" {
+				t.Errorf("rule %s is open to the world", r.Name)
+			}
+		}
+	}
+}

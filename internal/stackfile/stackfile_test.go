@@ -1,0 +1,52 @@
+package stackfile
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestReadAppliesDefaultsEncodesValuesAndMarksSecureOnes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Pulumi.yaml", `name: proj
+runtime: go
+config:
+  size: {type: integer, default: 3}
+  zones: {type: array, items: {type: string}, default: [a, b]}
+  name: {type: string}
+`)
+	write("Pulumi.s.yaml", `config:
+  aws:region: ap-northeast-2
+  proj:name: x
+  proj:zones: [c]
+  proj:nodes: [{role: master}]
+  proj:password:
+    secure: AAABAJ0ZXN0
+`)
+	c, err := Read(dir, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"aws:region":    "ap-northeast-2",
+		"proj:name":     "x",
+		"proj:size":     "3",
+		"proj:zones":    `["c"]`,
+		"proj:nodes":    `[{"role":"master"}]`,
+		"proj:password": SecretPlaceholder + "proj:password",
+	}
+	for k, v := range want {
+		if c.Values[k] != v {
+			t.Errorf("%s = %q, want %q", k, c.Values[k], v)
+		}
+	}
+	if !slices.Equal(c.Secrets, []string{"proj:password"}) {
+		t.Errorf("secret keys %v, want [proj:password]", c.Secrets)
+	}
+}
