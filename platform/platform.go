@@ -11,6 +11,7 @@ import (
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/workloads"
 )
 
 // Program declares the platform for the current stack.
@@ -30,12 +31,22 @@ func Program(ctx *pulumi.Context) error {
 		return fmt.Errorf("cluster tier: %w", err)
 	}
 
-	export(ctx, cfg, aws, k8s)
+	apps, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
+		Config:         cfg,
+		VPCID:          aws.Network.VPC.ID().ToStringOutput(),
+		CertificateARN: aws.DNS.CertificateARN,
+		ZoneID:         aws.DNS.ZoneID,
+	}, pulumi.Providers(k8s.Provider))
+	if err != nil {
+		return fmt.Errorf("workloads tier: %w", err)
+	}
+
+	export(ctx, cfg, aws, k8s, apps)
 	return nil
 }
 
 // export publishes the small set of outputs operators use (README, "Stack outputs").
-func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster) {
+func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster, apps *workloads.Workloads) {
 	nodes := pulumi.Map{}
 	for _, n := range cfg.Nodes {
 		inst := aws.Nodes.Instances[n.Role]
@@ -56,4 +67,6 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
 	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
+	ctx.Export("albHostname", apps.ALBHostname)
+	ctx.Export("url", pulumi.String("https://"+cfg.Domain))
 }

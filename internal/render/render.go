@@ -34,12 +34,12 @@ func Plain(v resource.PropertyValue) any {
 	case v.IsNull():
 		return nil
 	case v.IsSecret():
-		return SecretMarker
+		return redact(v.SecretValue().Element)
 	case v.IsComputed(), v.IsOutput() && !v.OutputValue().Known:
 		return ComputedMarker
 	case v.IsOutput():
 		if v.OutputValue().Secret {
-			return SecretMarker
+			return redact(v.OutputValue().Element)
 		}
 		return Plain(v.OutputValue().Element)
 	case v.IsArray():
@@ -54,6 +54,27 @@ func Plain(v resource.PropertyValue) any {
 		return string(v.ResourceReferenceValue().URN)
 	}
 	return v.V
+}
+
+// redact keeps a secret's shape (the keys of a Secret's data, say) and replaces every value.
+func redact(v resource.PropertyValue) any {
+	switch {
+	case v.IsObject():
+		out := map[string]any{}
+		for k, e := range v.ObjectValue() {
+			out[string(k)] = redact(e)
+		}
+		return out
+	case v.IsArray():
+		out := []any{}
+		for _, e := range v.ArrayValue() {
+			out = append(out, redact(e))
+		}
+		return out
+	case v.IsOutput():
+		return redact(v.OutputValue().Element)
+	}
+	return SecretMarker
 }
 
 // PlainMap converts a property map with Plain.

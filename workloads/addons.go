@@ -1,0 +1,271 @@
+package workloads
+
+import (
+	"fmt"
+
+	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// Addons are the platform's controllers, which other workloads depend on.
+type Addons struct {
+	// EBSCSI and StorageClass must exist before anything stateful.
+	EBSCSI       *helmv3.Release
+	StorageClass *storagev1.StorageClass
+	// LoadBalancerController reconciles the ingresses into one ALB.
+	LoadBalancerController *helmv3.Release
+	// Monitoring installs the Prometheus operator's CRDs (ServiceMonitor).
+	Monitoring *helmv3.Release
+	ArgoCD     *helmv3.Release
+}
+
+// StorageClassName is the default StorageClass: encrypted gp3, bound where the pod lands.
+const StorageClassName = "gp3"
+
+// ChartPod is one pod a chart runs, with the resources this program gives it. The same values
+// go into the chart and into the fit check.
+type ChartPod struct {
+	// Release is the Helm release the pod belongs to.
+	Release string
+	// Name identifies the pod within the release.
+	Name string
+	// Role is where it runs; empty for a DaemonSet, which runs on every node.
+	Role config.Role
+	// DaemonSet runs one pod on every node.
+	DaemonSet bool
+	Replicas  int
+	// Containers are the pod's containers' resources.
+	Containers []Resources
+}
+
+// Requests sums a pod's container requests.
+func (p ChartPod) Requests() (milliCPU, memoryMiB int) {
+	for _, c := range p.Containers {
+		milliCPU += c.CPU
+		memoryMiB += c.MemoryMiB
+	}
+	return
+}
+
+var (
+	small   = Resources{CPU: 10, MemoryMiB: 40, CPULimit: 100, MemoryLimitMiB: 128}
+	sidecar = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 96}
+)
+
+// Resources of the add-ons' pods, sized for 2-vCPU nodes (the first implementation left
+// Prometheus Pending by taking the charts' defaults).
+var (
+	ebsController     = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 256}
+	lbController      = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 250, MemoryLimitMiB: 256}
+	metricsServer     = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 250, MemoryLimitMiB: 192}
+	prometheus        = Resources{CPU: 150, MemoryMiB: 1024, CPULimit: 1000, MemoryLimitMiB: 2048}
+	prometheusConfig  = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 64}
+	alertmanager      = Resources{CPU: 10, MemoryMiB: 64, CPULimit: 100, MemoryLimitMiB: 128}
+	promOperator      = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 200, MemoryLimitMiB: 256}
+	kubeStateMetrics  = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
+	nodeExporter      = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
+	grafana           = Resources{CPU: 50, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
+	argoServer        = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 256}
+	argoRepoServer    = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 384}
+	argoController    = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768}
+	argoRedis         = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128}
+	argoAppSet        = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
+	prometheusStorage = "10Gi"
+)
+
+// ChartPods lists every pod the add-on charts run, where, and with what resources.
+func ChartPods() []ChartPod {
+	m := config.RoleMaster
+	app := config.RoleWorker1
+	return []ChartPod{
+		{Release: "aws-ebs-csi-driver", Name: "ebs-csi-controller", Role: m, Replicas: 1, Containers: []Resources{ebsController, sidecar, sidecar, sidecar, sidecar, sidecar}},
+		{Release: "aws-ebs-csi-driver", Name: "ebs-csi-node", DaemonSet: true, Containers: []Resources{small, sidecar, sidecar}},
+		{Release: "aws-load-balancer-controller", Name: "aws-load-balancer-controller", Role: m, Replicas: 1, Containers: []Resources{lbController}},
+		{Release: "metrics-server", Name: "metrics-server", Role: app, Replicas: 1, Containers: []Resources{metricsServer}},
+		{Release: "kube-prometheus-stack", Name: "prometheus", Role: m, Replicas: 1, Containers: []Resources{prometheus, prometheusConfig}},
+		{Release: "kube-prometheus-stack", Name: "alertmanager", Role: m, Replicas: 1, Containers: []Resources{alertmanager, prometheusConfig}},
+		{Release: "kube-prometheus-stack", Name: "prometheus-operator", Role: m, Replicas: 1, Containers: []Resources{promOperator}},
+		{Release: "kube-prometheus-stack", Name: "kube-state-metrics", Role: m, Replicas: 1, Containers: []Resources{kubeStateMetrics}},
+		{Release: "kube-prometheus-stack", Name: "node-exporter", DaemonSet: true, Containers: []Resources{nodeExporter}},
+		{Release: "kube-prometheus-stack", Name: "grafana", Role: m, Replicas: 1, Containers: []Resources{grafana, sidecar, sidecar}},
+		{Release: "argo-cd", Name: "argocd-server", Role: app, Replicas: 1, Containers: []Resources{argoServer}},
+		{Release: "argo-cd", Name: "argocd-repo-server", Role: app, Replicas: 1, Containers: []Resources{argoRepoServer}},
+		{Release: "argo-cd", Name: "argocd-application-controller", Role: app, Replicas: 1, Containers: []Resources{argoController}},
+		{Release: "argo-cd", Name: "argocd-redis", Role: app, Replicas: 1, Containers: []Resources{argoRedis}},
+		{Release: "argo-cd", Name: "argocd-applicationset-controller", Role: app, Replicas: 1, Containers: []Resources{argoAppSet}},
+	}
+}
+
+func (b *builder) release(name, namespace string, chart versions.Chart, values pulumi.Map, deps ...pulumi.Resource) (*helmv3.Release, error) {
+	r, err := helmv3.NewRelease(b.ctx, b.resourceName(namespace, name), &helmv3.ReleaseArgs{
+		Name:           pulumi.String(name),
+		Namespace:      pulumi.String(namespace),
+		Chart:          pulumi.String(chart.Name),
+		Version:        pulumi.String(chart.Version),
+		RepositoryOpts: &helmv3.RepositoryOptsArgs{Repo: pulumi.String(chart.Repo)},
+		Values:         values,
+		// Wait for the release's workloads; roll back a failed upgrade instead of leaving it half done.
+		Atomic:        pulumi.Bool(true),
+		CleanupOnFail: pulumi.Bool(true),
+		Timeout:       pulumi.Int(900),
+		MaxHistory:    pulumi.Int(5),
+	}, b.opts(namespace, deps...)...)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: %w", name, err)
+	}
+	return r, nil
+}
+
+func (b *builder) addons(vpcID pulumi.StringInput) (*Addons, error) {
+	cfg, a := b.cfg, &Addons{}
+	master, app := config.RoleMaster, config.RoleWorker1
+	var err error
+
+	ebsValues := placement(master)
+	ebsValues["replicaCount"] = pulumi.Int(1) // one control-plane node: a second replica could not be placed
+	ebsValues["region"] = pulumi.String(cfg.Region)
+	ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterName)
+	ebsValues["resources"] = ebsController.values()
+	a.EBSCSI, err = b.release("aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
+		"controller": ebsValues,
+		"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values()},
+		"sidecars": pulumi.Map{
+			"provisioner":         pulumi.Map{"resources": sidecar.values()},
+			"attacher":            pulumi.Map{"resources": sidecar.values()},
+			"snapshotter":         pulumi.Map{"resources": sidecar.values()},
+			"resizer":             pulumi.Map{"resources": sidecar.values()},
+			"livenessProbe":       pulumi.Map{"resources": sidecar.values()},
+			"nodeDriverRegistrar": pulumi.Map{"resources": sidecar.values()},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.StorageClass, err = storagev1.NewStorageClass(b.ctx, b.resourceName("cluster", StorageClassName), &storagev1.StorageClassArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name:        pulumi.String(StorageClassName),
+			Annotations: pulumi.StringMap{"storageclass.kubernetes.io/is-default-class": pulumi.String("true")},
+		},
+		Provisioner:          pulumi.String("ebs.csi.aws.com"),
+		Parameters:           pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4")},
+		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
+		AllowVolumeExpansion: pulumi.Bool(true),
+		// Volumes go with their claims, so a destroy leaves no orphaned EBS volumes behind.
+		ReclaimPolicy: pulumi.String("Delete"),
+	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{a.EBSCSI}))
+	if err != nil {
+		return nil, fmt.Errorf("storage class: %w", err)
+	}
+
+	lbValues := placement(master)
+	lbValues["clusterName"] = pulumi.String(cfg.ClusterName)
+	lbValues["region"] = pulumi.String(cfg.Region)
+	lbValues["vpcId"] = vpcID
+	lbValues["replicaCount"] = pulumi.Int(1)
+	lbValues["resources"] = lbController.values()
+	// The Service mutator would hand every new LoadBalancer Service to the controller and block
+	// Service creation while the controller is down; this platform has none.
+	lbValues["enableServiceMutatorWebhook"] = pulumi.Bool(false)
+	if a.LoadBalancerController, err = b.release("aws-load-balancer-controller", NamespaceSystem, versions.LoadBalancerController, lbValues); err != nil {
+		return nil, err
+	}
+
+	msValues := placement(app)
+	msValues["resources"] = metricsServer.values()
+	// kubeadm's kubelets serve self-signed certificates; metrics-server reaches them by node IP.
+	msValues["args"] = pulumi.ToStringArray([]string{"--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP"})
+	if _, err := b.release("metrics-server", NamespaceSystem, versions.MetricsServer, msValues); err != nil {
+		return nil, err
+	}
+
+	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass); err != nil {
+		return nil, err
+	}
+	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues()); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func withResources(m pulumi.Map, r Resources) pulumi.Map {
+	m["resources"] = r.values()
+	return m
+}
+
+// monitoringValues put Prometheus, Grafana and their operator on the master, with retention and
+// sizes that fit a t3.large shared with the control plane.
+func (b *builder) monitoringValues() pulumi.Map {
+	master := config.RoleMaster
+	on := func(r Resources) pulumi.Map { return withResources(placement(master), r) }
+	promSpec := on(prometheus)
+	promSpec["retention"] = pulumi.String("7d")
+	promSpec["retentionSize"] = pulumi.String("8GB")
+	// Pick up ServiceMonitors from every namespace, not only those labelled for this release.
+	promSpec["serviceMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
+	promSpec["podMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
+	promSpec["storageSpec"] = pulumi.Map{"volumeClaimTemplate": pulumi.Map{"spec": pulumi.Map{
+		"storageClassName": pulumi.String(StorageClassName),
+		"accessModes":      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
+		"resources":        pulumi.Map{"requests": pulumi.Map{"storage": pulumi.String(prometheusStorage)}},
+	}}}
+	grafanaValues := on(grafana)
+	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
+	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort")}
+	grafanaValues["sidecar"] = pulumi.Map{"resources": sidecar.values()}
+	grafanaValues["grafana.ini"] = pulumi.Map{"server": pulumi.Map{
+		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
+		"serve_from_sub_path": pulumi.Bool(true),
+	}}
+	operator := on(promOperator)
+	operator["admissionWebhooks"] = pulumi.Map{"patch": placement(master)}
+	return pulumi.Map{
+		// kubeadm binds these to localhost: scraping them from Prometheus would only raise alerts.
+		"kubeControllerManager": pulumi.Map{"enabled": pulumi.Bool(false)},
+		"kubeScheduler":         pulumi.Map{"enabled": pulumi.Bool(false)},
+		"kubeEtcd":              pulumi.Map{"enabled": pulumi.Bool(false)},
+		"kubeProxy":             pulumi.Map{"enabled": pulumi.Bool(false)},
+		"prometheus":            pulumi.Map{"prometheusSpec": promSpec},
+		"alertmanager":          pulumi.Map{"alertmanagerSpec": withRetention(on(alertmanager), "72h")},
+		"prometheusOperator":    operator,
+		"kube-state-metrics":    on(kubeStateMetrics),
+		"prometheus-node-exporter": pulumi.Map{
+			"resources":   nodeExporter.values(),
+			"tolerations": pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
+		},
+		"grafana": grafanaValues,
+	}
+}
+
+func withRetention(m pulumi.Map, retention string) pulumi.Map {
+	m["retention"] = pulumi.String(retention)
+	return m
+}
+
+// argoValues serve Argo CD under /argocd behind the ALB, which terminates TLS.
+func argoValues() pulumi.Map {
+	app := config.RoleWorker1
+	server := withResources(pulumi.Map{}, argoServer)
+	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local")}
+	return pulumi.Map{
+		// Short, fixed names: the ingress routes to the argocd-server Service.
+		"fullnameOverride": pulumi.String("argocd"),
+		"global":           pulumi.Map{"nodeSelector": nodeSelector(app)},
+		"configs": pulumi.Map{"params": pulumi.Map{
+			"server.insecure": pulumi.Bool(true),
+			"server.rootpath": pulumi.String("/argocd"),
+			"server.basehref": pulumi.String("/argocd"),
+		}},
+		"server":         server,
+		"repoServer":     withResources(pulumi.Map{}, argoRepoServer),
+		"controller":     withResources(pulumi.Map{}, argoController),
+		"redis":          withResources(pulumi.Map{}, argoRedis),
+		"applicationSet": withResources(pulumi.Map{}, argoAppSet),
+		"dex":            pulumi.Map{"enabled": pulumi.Bool(false)},
+		"notifications":  pulumi.Map{"enabled": pulumi.Bool(false)},
+	}
+}

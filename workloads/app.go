@@ -1,0 +1,232 @@
+package workloads
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// The contract the application images keep (README, "Application images"): they run as uid
+// 10001, FastAPI services listen on 8000 and answer GET /health, and the Celery app is CeleryApp.
+const (
+	appUID     = 10001
+	apiPort    = 8000
+	healthPath = "/health"
+	// CeleryApp is the module passed to `celery -A`.
+	CeleryApp      = "app.worker"
+	appConfig      = "app-config"
+	backendPort    = 8080
+	defaultBackend = "default-backend"
+)
+
+// APIService is one FastAPI service and the path prefix the ALB routes to it.
+type APIService struct {
+	Name, Path string
+	Replicas   int
+	Image      string
+}
+
+// APIServices lists the FastAPI services with their configured replicas and images.
+func APIServices(cfg *config.Config) []APIService {
+	return []APIService{
+		{"auth", "/api/v1/auth", cfg.APIReplicas.Auth, cfg.Images.Auth},
+		{"users", "/api/v1/users", cfg.APIReplicas.Users, cfg.Images.Users},
+		{"waste", "/api/v1/waste", cfg.APIReplicas.Waste, cfg.Images.Waste},
+	}
+}
+
+// CeleryPool is one Celery deployment: which queues it consumes, with which pool, where.
+type CeleryPool struct {
+	Name        string
+	Queues      []string
+	Pool        string
+	Concurrency int
+	// Prefetch is the prefetch multiplier; 0 keeps Celery's default.
+	Prefetch  int
+	Replicas  int
+	Role      config.Role
+	Resources Resources
+}
+
+// CeleryPools lists the worker pools of ARCHITECTURE.md section 3.
+func CeleryPools(cfg *config.Config) []CeleryPool {
+	return []CeleryPool{
+		{Name: "ai", Queues: []string{"q.ai"}, Pool: "gevent", Concurrency: 4, Replicas: cfg.CeleryReplicas.AI, Role: config.RoleWorker2,
+			Resources: Resources{CPU: 200, MemoryMiB: 384, CPULimit: 1000, MemoryLimitMiB: 768}},
+		{Name: "batch", Queues: []string{"q.batch", "q.sched"}, Pool: "prefork", Concurrency: 4, Prefetch: 1, Replicas: cfg.CeleryReplicas.Batch, Role: config.RoleWorker2,
+			Resources: Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024}},
+		{Name: "api", Queues: []string{"q.api"}, Pool: "gevent", Concurrency: 4, Replicas: cfg.CeleryReplicas.API, Role: config.RoleWorker1,
+			Resources: Resources{CPU: 100, MemoryMiB: 256, CPULimit: 500, MemoryLimitMiB: 512}},
+	}
+}
+
+var (
+	apiResources     = Resources{CPU: 100, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
+	beatResources    = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 200, MemoryLimitMiB: 256}
+	backendResources = Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 64}
+)
+
+// appEnv is what every application container reads: the ConfigMap and the Secret of URLs.
+var appEnv = corev1.EnvFromSourceArray{
+	corev1.EnvFromSourceArgs{ConfigMapRef: &corev1.ConfigMapEnvSourceArgs{Name: pulumi.String(appConfig)}},
+	corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(appSecret)}},
+}
+
+func (b *builder) application(s *Secrets) error {
+	cfg, ns := b.cfg, NamespaceApp
+	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, appConfig), &corev1.ConfigMapArgs{
+		Metadata: meta(appConfig, ns, labels(appConfig, "config")),
+		Data: pulumi.StringMap{
+			"APP_ENV":                 pulumi.String(cfg.Stack),
+			"AWS_REGION":              pulumi.String(cfg.Region),
+			"UPLOADS_BUCKET":          pulumi.String(cfg.Uploads.BucketName),
+			"POSTGRES_HOST":           pulumi.String(serviceDNS("postgres", NamespaceData)),
+			"REDIS_HOST":              pulumi.String(serviceDNS("redis", NamespaceData)),
+			"RABBITMQ_HOST":           pulumi.String(serviceDNS("rabbitmq", NamespaceData)),
+			"CELERY_TASK_EXCHANGE":    pulumi.String("tasks"),
+			"PYTHONDONTWRITEBYTECODE": pulumi.String("1"),
+		},
+	}, b.opts(ns)...)
+	if err != nil {
+		return fmt.Errorf("config map: %w", err)
+	}
+	urls := pulumi.All(s.PostgresPassword, s.RedisPassword, s.RabbitApp).ApplyT(func(v []any) map[string]string {
+		pg, redis, amqp := v[0].(string), v[1].(string), v[2].(string)
+		return map[string]string{
+			"DATABASE_URL":          fmt.Sprintf("postgresql://%s:%s@%s:%d/%s", postgresUser, pg, serviceDNS("postgres", NamespaceData), postgresPort, postgresDatabase),
+			"REDIS_URL":             fmt.Sprintf("redis://:%s@%s:%d/0", redis, serviceDNS("redis", NamespaceData), redisPort),
+			"CELERY_RESULT_BACKEND": fmt.Sprintf("redis://:%s@%s:%d/1", redis, serviceDNS("redis", NamespaceData), redisPort),
+			"CELERY_BROKER_URL":     fmt.Sprintf("amqp://%s:%s@%s:%d//", rabbitAppUser, amqp, serviceDNS("rabbitmq", NamespaceData), amqpPort),
+		}
+	}).(pulumi.StringMapOutput)
+	if err := b.secret(ns, appSecret, urls); err != nil {
+		return err
+	}
+
+	for _, api := range APIServices(cfg) {
+		l := labels(api.Name, "api")
+		pod := Pod{
+			Labels: l, Role: config.RoleWorker1, UID: appUID,
+			Containers: []Container{{
+				Name: api.Name, Image: pulumi.String(api.Image),
+				Ports:     map[string]int{"http": apiPort},
+				EnvFrom:   appEnv,
+				Env:       corev1.EnvVarArray{plainEnv("SERVICE_NAME", api.Name), plainEnv("ROOT_PATH", api.Path)},
+				Resources: apiResources,
+				Readiness: httpProbe(healthPath, apiPort, 10),
+				Liveness:  httpProbe(healthPath, apiPort, 20),
+				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
+			}},
+			Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
+		}
+		if _, err := b.deployment(ns, api.Name, api.Replicas, pod, "RollingUpdate", cm); err != nil {
+			return err
+		}
+		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
+		// on the Calico overlay are not routable from the VPC.
+		if err := b.publicService(ns, api.Name, l, routeTo(api.Name)); err != nil {
+			return err
+		}
+	}
+
+	for _, pool := range CeleryPools(cfg) {
+		name := "celery-" + pool.Name
+		args := []string{"-A", CeleryApp, "worker", "--loglevel=INFO", "-n", pool.Name + "@%h",
+			"-Q", strings.Join(pool.Queues, ","), "-P", pool.Pool, "-c", fmt.Sprint(pool.Concurrency)}
+		if pool.Prefetch > 0 {
+			args = append(args, "--prefetch-multiplier", fmt.Sprint(pool.Prefetch))
+		}
+		// A worker that stops answering the broker's ping is stuck: restart it.
+		ping := execProbe(60, 20, "sh", "-c", fmt.Sprintf(`celery -A %s inspect ping -d "%s@$HOSTNAME" --timeout 10`, CeleryApp, pool.Name))
+		pod := Pod{
+			Labels: labels(name, "worker"), Role: pool.Role, UID: appUID,
+			// Let running tasks finish (warm shutdown) before the pod is killed.
+			GracePeriod: 300,
+			Containers: []Container{{
+				Name: "worker", Image: pulumi.String(cfg.Images.Celery),
+				Command: []string{"celery"}, Args: args,
+				EnvFrom:   appEnv,
+				Resources: pool.Resources,
+				Readiness: ping, Liveness: ping,
+				Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
+			}},
+			Volumes: corev1.VolumeArray{emptyDir("tmp", 256)},
+		}
+		if _, err := b.deployment(ns, name, pool.Replicas, pod, "RollingUpdate", cm); err != nil {
+			return err
+		}
+	}
+
+	// Exactly one beat, or schedules fire twice: Recreate never runs two during a rollout.
+	beatAlive := execProbe(30, 5, "sh", "-c", `kill -0 "$(cat /tmp/celerybeat.pid)"`)
+	if _, err := b.deployment(ns, "celery-beat", 1, Pod{
+		Labels: labels("celery-beat", "scheduler"), Role: config.RoleStorage, UID: appUID,
+		Containers: []Container{{
+			Name: "beat", Image: pulumi.String(cfg.Images.Celery),
+			Command: []string{"celery"},
+			Args:    []string{"-A", CeleryApp, "beat", "--loglevel=INFO", "--schedule", "/tmp/celerybeat-schedule", "--pidfile", "/tmp/celerybeat.pid"},
+			EnvFrom: appEnv, Resources: beatResources,
+			Readiness: beatAlive, Liveness: beatAlive,
+			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
+		}},
+		Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
+	}, "Recreate", cm); err != nil {
+		return err
+	}
+
+	// The default backend answers / until a front end is deployed.
+	backendLabels := labels(defaultBackend, "web")
+	if _, err := b.deployment(ns, defaultBackend, 1, Pod{
+		Labels: backendLabels, Role: config.RoleWorker1, UID: 101,
+		Containers: []Container{{
+			Name: "nginx", Image: pulumi.String(versions.DefaultBackend),
+			Ports:     map[string]int{"http": backendPort},
+			Resources: backendResources,
+			Readiness: httpProbe("/", backendPort, 10), Liveness: httpProbe("/", backendPort, 20),
+			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp"), mount("cache", "/var/cache/nginx")},
+		}},
+		Volumes: corev1.VolumeArray{emptyDir("tmp", 16), emptyDir("cache", 64)},
+	}, "RollingUpdate"); err != nil {
+		return err
+	}
+	return b.publicService(ns, defaultBackend, backendLabels, routeTo(defaultBackend))
+}
+
+// routeTo returns the ALB route of a Service.
+func routeTo(service string) Route {
+	for _, r := range Routes() {
+		if r.Service == service {
+			return r
+		}
+	}
+	panic("workloads: no route to " + service) // Routes and the services are declared together
+}
+
+// deployment declares a Deployment of pod with the given replicas and update strategy.
+func (b *builder) deployment(namespace, name string, replicas int, pod Pod, strategy string, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
+	st := &appsv1.DeploymentStrategyArgs{Type: pulumi.String(strategy)}
+	if strategy == "RollingUpdate" {
+		// Keep serving during a rollout: add one new pod before taking an old one away.
+		st.RollingUpdate = &appsv1.RollingUpdateDeploymentArgs{MaxUnavailable: pulumi.Int(0), MaxSurge: pulumi.Int(1)}
+	}
+	d, err := appsv1.NewDeployment(b.ctx, b.resourceName(namespace, name), &appsv1.DeploymentArgs{
+		Metadata: meta(name, namespace, pod.Labels),
+		Spec: appsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(replicas),
+			Selector: &metav1.LabelSelectorArgs{MatchLabels: selector(name)},
+			Strategy: st,
+			Template: pod.template(),
+		},
+	}, b.opts(namespace, deps...)...)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", name, err)
+	}
+	return d, nil
+}

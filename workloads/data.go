@@ -1,0 +1,92 @@
+package workloads
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// Resources of the data services on the storage node.
+var (
+	postgresResources = Resources{CPU: 250, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024}
+	redisResources    = Resources{CPU: 100, MemoryMiB: 320, CPULimit: 500, MemoryLimitMiB: 448}
+)
+
+// Data service ports and sizes.
+const (
+	postgresPort    = 5432
+	redisPort       = 6379
+	postgresStorage = "50Gi"
+	redisStorage    = "5Gi"
+	// RedisMaxMemory stays well under the container limit: AOF rewrites fork the process.
+	RedisMaxMemory = "256mb"
+	// dataUID is the uid of the postgres, redis and rabbitmq users in the official images.
+	dataUID = 999
+)
+
+// postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume.
+func (b *builder) postgres(addons *Addons, s *Secrets) error {
+	if err := b.secret(NamespaceData, postgresSecret, pulumi.StringMap{
+		"POSTGRES_USER": pulumi.String(postgresUser), "POSTGRES_DB": pulumi.String(postgresDatabase), "POSTGRES_PASSWORD": s.PostgresPassword,
+	}); err != nil {
+		return err
+	}
+	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
+	_, err := b.statefulSet(Stateful{
+		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
+		Ports:   map[string]int{"postgres": postgresPort},
+		Storage: postgresStorage, MountPath: "/var/lib/postgresql/data",
+		Pod: Pod{
+			Labels: labels("postgres", "database"), Role: config.RoleStorage, UID: dataUID,
+			// A clean shutdown writes a checkpoint; give it time.
+			GracePeriod: 60,
+			Containers: []Container{{
+				Name: "postgres", Image: pulumi.String(versions.Postgres),
+				Ports:   map[string]int{"postgres": postgresPort},
+				EnvFrom: corev1.EnvFromSourceArray{corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(postgresSecret)}}},
+				// A subdirectory: the volume's root holds lost+found, which initdb refuses.
+				Env:       corev1.EnvVarArray{plainEnv("PGDATA", "/var/lib/postgresql/data/pgdata")},
+				Resources: postgresResources,
+				Readiness: ready,
+				Liveness:  execProbe(20, 5, "pg_isready", "-h", "127.0.0.1"),
+				Startup:   withStartup(ready, 300),
+				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp")},
+			}},
+			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64)},
+		},
+	}, addons)
+	return err
+}
+
+// redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
+func (b *builder) redis(addons *Addons, s *Secrets) error {
+	if err := b.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": s.RedisPassword}); err != nil {
+		return err
+	}
+	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
+	_, err := b.statefulSet(Stateful{
+		Name: "redis", Namespace: NamespaceData, Replicas: 1,
+		Ports:   map[string]int{"redis": redisPort},
+		Storage: redisStorage, MountPath: "/data",
+		Pod: Pod{
+			Labels: labels("redis", "cache"), Role: config.RoleStorage, UID: dataUID,
+			Containers: []Container{{
+				Name: "redis", Image: pulumi.String(versions.Redis),
+				Command: []string{"redis-server"},
+				Args: []string{
+					"--appendonly", "yes", "--appendfsync", "everysec",
+					"--maxmemory", RedisMaxMemory, "--maxmemory-policy", "allkeys-lru",
+					"--dir", "/data", "--requirepass", "$(REDIS_PASSWORD)",
+				},
+				Ports:     map[string]int{"redis": redisPort},
+				Env:       corev1.EnvVarArray{secretEnv("REDIS_PASSWORD", redisSecret, "REDIS_PASSWORD")},
+				Resources: redisResources,
+				Readiness: ping,
+				Liveness:  tcpProbe(redisPort, 20),
+			}},
+		},
+	}, addons)
+	return err
+}

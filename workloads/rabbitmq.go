@@ -1,0 +1,175 @@
+package workloads
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// RabbitMQ's cluster: three nodes, because quorum queues need a majority of three.
+const (
+	RabbitReplicas = 3
+	amqpPort       = 5672
+	rabbitMgmtPort = 15672
+	rabbitPromPort = 15692
+)
+
+var rabbitResources = Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 768}
+
+// rabbitConfig is rabbitmq.conf: Kubernetes peer discovery through the headless Service, and
+// the definitions loaded at boot.
+func rabbitConfig() string {
+	suffix := "." + serviceDNS("rabbitmq-headless", NamespaceData)
+	return strings.Join([]string{
+		"cluster_formation.peer_discovery_backend = k8s",
+		"cluster_formation.k8s.host = kubernetes.default.svc.cluster.local",
+		"cluster_formation.k8s.address_type = hostname",
+		"cluster_formation.k8s.service_name = rabbitmq-headless",
+		"cluster_formation.k8s.hostname_suffix = " + suffix,
+		"cluster_formation.node_cleanup.only_log_warning = true",
+		"cluster_partition_handling = pause_minority",
+		"vm_memory_high_watermark.relative = 0.6",
+		"disk_free_limit.absolute = 1GB",
+		"load_definitions = /etc/rabbitmq/definitions/definitions.json",
+		"",
+	}, "\n")
+}
+
+// rabbitmq declares the three-node RabbitMQ cluster on the storage node.
+func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
+	ns, name := NamespaceData, "rabbitmq"
+	l := labels(name, "message-broker")
+	opts := b.opts(ns)
+
+	sa, err := corev1.NewServiceAccount(b.ctx, b.resourceName(ns, name), &corev1.ServiceAccountArgs{Metadata: meta(name, ns, l)}, opts...)
+	if err != nil {
+		return fmt.Errorf("service account: %w", err)
+	}
+	role, err := rbacv1.NewRole(b.ctx, b.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleArgs{
+		Metadata: meta(name+"-peer-discovery", ns, l),
+		Rules: rbacv1.PolicyRuleArray{
+			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"endpoints"}), Verbs: pulumi.ToStringArray([]string{"get"})},
+			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"events"}), Verbs: pulumi.ToStringArray([]string{"create"})},
+		},
+	}, opts...)
+	if err != nil {
+		return fmt.Errorf("role: %w", err)
+	}
+	binding, err := rbacv1.NewRoleBinding(b.ctx, b.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleBindingArgs{
+		Metadata: meta(name+"-peer-discovery", ns, l),
+		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: pulumi.String(name + "-peer-discovery")},
+		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(name), Namespace: pulumi.String(ns)}},
+	}, b.opts(ns, role, sa)...)
+	if err != nil {
+		return fmt.Errorf("role binding: %w", err)
+	}
+
+	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, name+"-config"), &corev1.ConfigMapArgs{
+		Metadata: meta(name+"-config", ns, l),
+		Data: pulumi.StringMap{
+			"rabbitmq.conf":   pulumi.String(rabbitConfig()),
+			"enabled_plugins": pulumi.String("[rabbitmq_management,rabbitmq_peer_discovery_k8s,rabbitmq_prometheus].\n"),
+		},
+	}, opts...)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	definitions := pulumi.All(s.RabbitAdmin, s.RabbitApp).ApplyT(func(v []any) string {
+		return Definitions(v[0].(string), v[1].(string))
+	}).(pulumi.StringOutput)
+	if err := b.secret(ns, rabbitSecret, pulumi.StringMap{
+		"definitions.json": definitions,
+		"erlang-cookie":    s.ErlangCookie,
+		"admin-password":   s.RabbitAdmin,
+	}); err != nil {
+		return err
+	}
+
+	fqdnSuffix := "." + serviceDNS(name+"-headless", ns)
+	ping := execProbe(10, 10, "rabbitmq-diagnostics", "-q", "ping")
+	sts, err := b.statefulSet(Stateful{
+		Name: name, Namespace: ns, Replicas: RabbitReplicas, Parallel: true,
+		Ports:    map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort},
+		Headless: map[string]int{"epmd": 4369, "dist": 25672},
+		Storage:  "8Gi", MountPath: "/var/lib/rabbitmq",
+		Pod: Pod{
+			Labels: l, Role: config.RoleStorage, UID: dataUID, ServiceAccount: name,
+			// Quorum queues hand leadership over on a clean stop.
+			GracePeriod: 120,
+			Init: []Container{{
+				// Erlang insists that only its user can read the cookie file.
+				Name: "erlang-cookie", Image: pulumi.String(versions.RabbitMQ),
+				Command:   []string{"sh", "-c", "cp /cookie/erlang-cookie /var/lib/rabbitmq/.erlang.cookie && chmod 600 /var/lib/rabbitmq/.erlang.cookie"},
+				Resources: Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 32},
+				Mounts:    corev1.VolumeMountArray{mount("cookie", "/cookie"), mount(VolumeName, "/var/lib/rabbitmq")},
+			}},
+			Containers: []Container{{
+				Name: name, Image: pulumi.String(versions.RabbitMQ),
+				Ports: map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort, "epmd": 4369, "dist": 25672},
+				Env: corev1.EnvVarArray{
+					fieldEnv("MY_POD_NAME", "metadata.name"),
+					plainEnv("RABBITMQ_USE_LONGNAME", "true"),
+					plainEnv("RABBITMQ_NODENAME", "rabbit@$(MY_POD_NAME)"+fqdnSuffix),
+					plainEnv("K8S_SERVICE_NAME", name+"-headless"),
+				},
+				Resources: rabbitResources,
+				Readiness: ping,
+				Liveness:  execProbe(60, 15, "rabbitmq-diagnostics", "-q", "status"),
+				Startup:   withStartup(ping, 300),
+				Mounts: corev1.VolumeMountArray{
+					corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String("/etc/rabbitmq/rabbitmq.conf"), SubPath: pulumi.String("rabbitmq.conf")},
+					corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String("/etc/rabbitmq/enabled_plugins"), SubPath: pulumi.String("enabled_plugins")},
+					mount("definitions", "/etc/rabbitmq/definitions"),
+					mount("tmp", "/tmp"),
+				},
+			}},
+			Volumes: corev1.VolumeArray{
+				corev1.VolumeArgs{Name: pulumi.String("config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(name + "-config")}},
+				corev1.VolumeArgs{Name: pulumi.String("definitions"), Secret: &corev1.SecretVolumeSourceArgs{
+					SecretName: pulumi.String(rabbitSecret), Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("definitions.json"), Path: pulumi.String("definitions.json")}},
+				}},
+				corev1.VolumeArgs{Name: pulumi.String("cookie"), Secret: &corev1.SecretVolumeSourceArgs{
+					SecretName: pulumi.String(rabbitSecret), Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("erlang-cookie"), Path: pulumi.String("erlang-cookie")}},
+				}},
+				emptyDir("tmp", 64),
+			},
+		},
+	}, addons, cm, binding)
+	if err != nil {
+		return err
+	}
+
+	// One broker down at a time: a voluntary disruption never costs the quorum.
+	if _, err := policyv1.NewPodDisruptionBudget(b.ctx, b.resourceName(ns, name), &policyv1.PodDisruptionBudgetArgs{
+		Metadata: meta(name, ns, l),
+		Spec: policyv1.PodDisruptionBudgetSpecArgs{
+			MaxUnavailable: pulumi.Int(1),
+			Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector(name)},
+		},
+	}, opts...); err != nil {
+		return fmt.Errorf("disruption budget: %w", err)
+	}
+
+	// Prometheus scrapes the brokers; the ServiceMonitor CRD comes with the monitoring chart.
+	if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, name+"-monitor"), &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
+		Kind:       pulumi.String("ServiceMonitor"),
+		Metadata:   meta(name, ns, l),
+		OtherFields: map[string]any{"spec": map[string]any{
+			"selector":  map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": name}},
+			"endpoints": []any{map[string]any{"port": "prometheus", "interval": "30s"}},
+		}},
+	}, b.opts(ns, addons.Monitoring, sts)...); err != nil {
+		return fmt.Errorf("service monitor: %w", err)
+	}
+	return nil
+}

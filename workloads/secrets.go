@@ -1,0 +1,85 @@
+package workloads
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Secrets are the generated credentials of the platform. Each is a Pulumi secret: encrypted in
+// the state, never printed, and handed to pods only through Kubernetes Secrets.
+type Secrets struct {
+	PostgresPassword pulumi.StringOutput
+	RedisPassword    pulumi.StringOutput
+	RabbitAdmin      pulumi.StringOutput
+	RabbitApp        pulumi.StringOutput
+	ErlangCookie     pulumi.StringOutput
+	GrafanaAdmin     pulumi.StringOutput
+}
+
+// Names of the users and Kubernetes Secrets.
+const (
+	postgresUser     = "wastecoach"
+	postgresDatabase = "wastecoach"
+	rabbitAdminUser  = "admin"
+	rabbitAppUser    = "wastecoach"
+	postgresSecret   = "postgres"
+	redisSecret      = "redis"
+	rabbitSecret     = "rabbitmq"
+	appSecret        = "app-secrets"
+	grafanaSecret    = "grafana-admin"
+)
+
+func (b *builder) password(name string, length int) (pulumi.StringOutput, error) {
+	p, err := random.NewRandomPassword(b.ctx, b.resourceName("secret", name), &random.RandomPasswordArgs{
+		Length: pulumi.Int(length),
+		// Letters and digits only: the passwords are embedded in connection URLs.
+		Special: pulumi.Bool(false),
+	}, pulumi.Parent(b.parent), pulumi.AdditionalSecretOutputs([]string{"result"}))
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("password %s: %w", name, err)
+	}
+	return pulumi.ToSecret(p.Result).(pulumi.StringOutput), nil
+}
+
+func (b *builder) secrets() (*Secrets, error) {
+	s := &Secrets{}
+	for _, p := range []struct {
+		name   string
+		length int
+		out    *pulumi.StringOutput
+	}{
+		{"postgres", 32, &s.PostgresPassword},
+		{"redis", 32, &s.RedisPassword},
+		{"rabbitmq-admin", 32, &s.RabbitAdmin},
+		{"rabbitmq-app", 32, &s.RabbitApp},
+		{"erlang-cookie", 48, &s.ErlangCookie},
+		{"grafana-admin", 24, &s.GrafanaAdmin},
+	} {
+		var err error
+		if *p.out, err = b.password(p.name, p.length); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.secret(NamespaceMonitoring, grafanaSecret, pulumi.StringMap{
+		"admin-user": pulumi.String("admin"), "admin-password": s.GrafanaAdmin,
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// secret declares a Kubernetes Secret whose data stays a Pulumi secret.
+func (b *builder) secret(namespace, name string, data pulumi.StringMapInput) error {
+	_, err := corev1.NewSecret(b.ctx, b.resourceName(namespace, name), &corev1.SecretArgs{
+		Metadata:   meta(name, namespace, labels(name, "credentials")),
+		Type:       pulumi.String("Opaque"),
+		StringData: pulumi.ToSecret(data).(pulumi.StringMapOutput),
+	}, b.opts(namespace)...)
+	if err != nil {
+		return fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}

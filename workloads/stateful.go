@@ -1,0 +1,156 @@
+package workloads
+
+import (
+	"fmt"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Stateful describes a StatefulSet with one gp3 volume per replica and its Services.
+type Stateful struct {
+	Name, Namespace string
+	Replicas        int
+	Pod             Pod
+	// Ports are the client Service's ports; Headless, if set, the headless Service's (a
+	// cluster's peer ports), which otherwise has the client ports.
+	Ports    map[string]int
+	Headless map[string]int
+	// Storage is each replica's volume size ("50Gi"), mounted at MountPath.
+	Storage   string
+	MountPath string
+	// Parallel starts all replicas at once (RabbitMQ's peer discovery expects it).
+	Parallel bool
+}
+
+// VolumeName is the claim template's name: replica i's claim is data-<name>-<i>.
+const VolumeName = "data"
+
+// statefulSet declares the claims, the Services and the StatefulSet. The claims are declared
+// as resources of their own, which the StatefulSet adopts by name, so that `pulumi destroy`
+// deletes them (and with them the EBS volumes) before it removes the CSI driver.
+func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resource) (*appsv1.StatefulSet, error) {
+	l := s.Pod.Labels
+	storageDeps := []pulumi.Resource{addons.EBSCSI, addons.StorageClass}
+	for i := range s.Replicas {
+		claim := fmt.Sprintf("%s-%s-%d", VolumeName, s.Name, i)
+		pvc, err := corev1.NewPersistentVolumeClaim(b.ctx, b.resourceName(s.Namespace, claim), &corev1.PersistentVolumeClaimArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(claim), Namespace: pulumi.String(s.Namespace), Labels: l,
+				// WaitForFirstConsumer binds the claim only once its pod is scheduled, after
+				// this resource: waiting for Bound here would deadlock.
+				Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
+			},
+			Spec: claimSpec(s.Storage),
+		}, b.opts(s.Namespace, storageDeps...)...)
+		if err != nil {
+			return nil, fmt.Errorf("claim %s: %w", claim, err)
+		}
+		deps = append(deps, pvc)
+	}
+
+	if _, err := b.service(s.Namespace, s.Name, l, s.Ports, "ClusterIP"); err != nil {
+		return nil, err
+	}
+	headless := s.Name + "-headless"
+	peerPorts := s.Headless
+	if len(peerPorts) == 0 {
+		peerPorts = s.Ports
+	}
+	if _, err := corev1.NewService(b.ctx, b.resourceName(s.Namespace, headless), &corev1.ServiceArgs{
+		Metadata: meta(headless, s.Namespace, l),
+		Spec: &corev1.ServiceSpecArgs{
+			ClusterIP: pulumi.String("None"),
+			Selector:  selector(s.Name),
+			Ports:     servicePorts(peerPorts),
+			// Peers must resolve each other before they are ready, or a cluster never forms.
+			PublishNotReadyAddresses: pulumi.Bool(true),
+		},
+	}, b.opts(s.Namespace)...); err != nil {
+		return nil, fmt.Errorf("headless service %s: %w", headless, err)
+	}
+
+	policy := "OrderedReady"
+	if s.Parallel {
+		policy = "Parallel"
+	}
+	s.Pod.Containers[0].Mounts = append(s.Pod.Containers[0].Mounts, mount(VolumeName, s.MountPath))
+	sts, err := appsv1.NewStatefulSet(b.ctx, b.resourceName(s.Namespace, s.Name), &appsv1.StatefulSetArgs{
+		Metadata: meta(s.Name, s.Namespace, l),
+		Spec: appsv1.StatefulSetSpecArgs{
+			Replicas:            pulumi.Int(s.Replicas),
+			ServiceName:         pulumi.String(headless),
+			PodManagementPolicy: pulumi.String(policy),
+			Selector:            &metav1.LabelSelectorArgs{MatchLabels: selector(s.Name)},
+			Template:            s.Pod.template(),
+			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
+				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(VolumeName), Labels: l},
+				Spec:     claimSpec(s.Storage),
+			}},
+			// The claims are Pulumi's: the StatefulSet must not delete them behind its back.
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
+				WhenDeleted: pulumi.String("Retain"), WhenScaled: pulumi.String("Retain"),
+			},
+		},
+	}, b.opts(s.Namespace, append(deps, storageDeps...)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("statefulset %s: %w", s.Name, err)
+	}
+	return sts, nil
+}
+
+func claimSpec(size string) *corev1.PersistentVolumeClaimSpecArgs {
+	return &corev1.PersistentVolumeClaimSpecArgs{
+		AccessModes:      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
+		StorageClassName: pulumi.String(StorageClassName),
+		Resources:        &corev1.VolumeResourceRequirementsArgs{Requests: pulumi.StringMap{"storage": pulumi.String(size)}},
+	}
+}
+
+func servicePorts(ports map[string]int) corev1.ServicePortArray {
+	out := corev1.ServicePortArray{}
+	for _, name := range sortedKeys(ports) {
+		out = append(out, corev1.ServicePortArgs{Name: pulumi.String(name), Port: pulumi.Int(ports[name]), TargetPort: pulumi.String(name)})
+	}
+	return out
+}
+
+// publicService declares the NodePort Service the ALB sends a route's traffic to. Local traffic
+// policy keeps the client's (the ALB's) address and skips a second hop: only nodes running the
+// pods pass the ALB's health check.
+func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route Route) error {
+	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(name), Namespace: pulumi.String(namespace), Labels: l,
+			Annotations: pulumi.StringMap{"alb.ingress.kubernetes.io/healthcheck-path": pulumi.String(route.HealthPath)},
+		},
+		Spec: &corev1.ServiceSpecArgs{
+			Type:                  pulumi.String("NodePort"),
+			ExternalTrafficPolicy: pulumi.String("Local"),
+			Selector:              selector(name),
+			Ports:                 servicePorts(map[string]int{"http": route.Port}),
+		},
+	}, b.opts(namespace)...)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", name, err)
+	}
+	return nil
+}
+
+// service declares a Service selecting a component's pods.
+func (b *builder) service(namespace, name string, l pulumi.StringMap, ports map[string]int, typ string) (*corev1.Service, error) {
+	svc, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
+		Metadata: meta(name, namespace, l),
+		Spec: &corev1.ServiceSpecArgs{
+			Type:     pulumi.String(typ),
+			Selector: selector(name),
+			Ports:    servicePorts(ports),
+		},
+	}, b.opts(namespace)...)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", name, err)
+	}
+	return svc, nil
+}

@@ -1,0 +1,142 @@
+// Package workloads owns every workload on the cluster, as typed pulumi-kubernetes resources:
+// the platform add-ons (EBS CSI, load balancer controller, metrics-server, Argo CD, monitoring),
+// the data services, the application, the ingress and its DNS records, and the network policies.
+package workloads
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// Args are the inputs of the workloads tier.
+type Args struct {
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// VPCID is the cluster's VPC, for the load balancer controller.
+	VPCID pulumi.StringInput
+	// CertificateARN is the validated certificate for the ALB's HTTPS listener.
+	CertificateARN pulumi.StringInput
+	// ZoneID is the hosted zone the ALB's alias records go into.
+	ZoneID string
+}
+
+// Workloads is everything that runs on the cluster.
+type Workloads struct {
+	pulumi.ResourceState
+
+	// ALBHostname is the load balancer's DNS name, from the ingress status.
+	ALBHostname pulumi.StringOutput
+}
+
+// Namespaces of the platform, one per concern.
+const (
+	NamespaceApp        = "app"
+	NamespaceData       = "data"
+	NamespaceArgoCD     = "argocd"
+	NamespaceMonitoring = "monitoring"
+	NamespaceSystem     = "kube-system"
+)
+
+// podSecurity is each namespace's Pod Security level: restricted wherever the images allow;
+// Argo CD's chart is enforced at baseline and warned at restricted; monitoring runs
+// node-exporter, which needs the host's network, PID namespace and filesystem.
+var podSecurity = map[string]string{
+	NamespaceApp:        "restricted",
+	NamespaceData:       "restricted",
+	NamespaceArgoCD:     "baseline",
+	NamespaceMonitoring: "privileged",
+}
+
+// New declares the workloads. Pass the cluster's provider with pulumi.Providers.
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Workloads, error) {
+	w := &Workloads{}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:Workloads", name, w, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}}
+
+	for _, ns := range sortedKeys(podSecurity) {
+		if err := b.namespace(ns, podSecurity[ns]); err != nil {
+			return nil, err
+		}
+	}
+	addons, err := b.addons(args.VPCID)
+	if err != nil {
+		return nil, fmt.Errorf("platform add-ons: %w", err)
+	}
+	secrets, err := b.secrets()
+	if err != nil {
+		return nil, fmt.Errorf("generated secrets: %w", err)
+	}
+	if err := b.postgres(addons, secrets); err != nil {
+		return nil, fmt.Errorf("postgresql: %w", err)
+	}
+	if err := b.redis(addons, secrets); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if err := b.rabbitmq(addons, secrets); err != nil {
+		return nil, fmt.Errorf("rabbitmq: %w", err)
+	}
+	if err := b.application(secrets); err != nil {
+		return nil, fmt.Errorf("application: %w", err)
+	}
+	if err := b.networkPolicies(); err != nil {
+		return nil, fmt.Errorf("network policies: %w", err)
+	}
+	if w.ALBHostname, err = b.ingress(addons, args.CertificateARN); err != nil {
+		return nil, fmt.Errorf("ingress: %w", err)
+	}
+	if err := b.dns(args.ZoneID, w.ALBHostname); err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	if err := ctx.RegisterResourceOutputs(w, pulumi.Map{"albHostname": w.ALBHostname}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// builder declares the tier's resources, all parented to the component.
+type builder struct {
+	ctx        *pulumi.Context
+	parent     pulumi.Resource
+	name       string
+	cfg        *config.Config
+	namespaces map[string]*corev1.Namespace
+}
+
+// opts parents a resource and makes it wait for its namespace and anything else given.
+func (b *builder) opts(namespace string, deps ...pulumi.Resource) []pulumi.ResourceOption {
+	if ns, ok := b.namespaces[namespace]; ok {
+		deps = append(deps, ns)
+	}
+	return []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(deps)}
+}
+
+// resourceName derives a unique logical name from the component's name.
+func (b *builder) resourceName(namespace, name string) string {
+	return fmt.Sprintf("%s-%s-%s", b.name, namespace, name)
+}
+
+func (b *builder) namespace(name, level string) error {
+	ns, err := corev1.NewNamespace(b.ctx, b.resourceName("ns", name), &corev1.NamespaceArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(name),
+			Labels: pulumi.StringMap{
+				"pod-security.kubernetes.io/enforce": pulumi.String(level),
+				"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
+				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
+			},
+		},
+	}, pulumi.Parent(b.parent))
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", name, err)
+	}
+	b.namespaces[name] = ns
+	return nil
+}
