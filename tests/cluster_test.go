@@ -15,7 +15,9 @@ func TestBootstrapGraphIsAsTheDesignSays(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		get := func(name string) *node { return &node{r, must(t, r, remoteCommand, "sesacthon-"+name)} }
 		init := get("kubeadm-init")
-		instance := func(role string) *node { return &node{r, must(t, r, "aws:ec2/instance:Instance", "sesacthon-nodes-"+role)} }
+		instance := func(role string) *node {
+			return &node{r, must(t, r, "aws:ec2/instance:Instance", "sesacthon-nodes-"+role)}
+		}
 		if !init.waitsFor(instance("master")) {
 			t.Error("kubeadm init does not wait for the master instance")
 		}
