@@ -138,4 +138,4 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 }
 
 // CCMRequestCPU is the CCM's CPU request on the master, counted in the fit check.
-const CCMRequestCPU = "200m"
+const CCMRequestCPU = "100m"

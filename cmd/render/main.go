@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/internal/render"
 )
@@ -39,6 +40,7 @@ func run(dir, stack, out string) error {
 	if err := render.Write(res, out, os.Stdout); err != nil {
 		return err
 	}
+	fmt.Printf("\nper-node fit (requests of pinned pods + system pods vs allocatable):\n%s", fit.Table(fit.Check(res.Config, res.Resources)))
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
 	return nil
 }

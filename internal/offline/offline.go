@@ -18,8 +18,10 @@ import (
 type Result struct {
 	// Stack is the stack name.
 	Stack string
-	// Config is the configuration the run used, as the CLI would pass it.
-	Config *stackfile.Config
+	// Stackfile is the configuration the run used, as the CLI would pass it.
+	Stackfile *stackfile.Config
+	// Config is that configuration, parsed and validated as the program did.
+	Config *config.Config
 	// Resources are the registrations, in order.
 	Resources []*mocks.Resource
 }
@@ -36,7 +38,7 @@ func Run(dir, stack string) (*Result, error) {
 // RunConfig evaluates the program for stack with the given configuration.
 func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
 	m := mocks.New(config.Project, stack, sc.Values["aws:region"])
-	res := &Result{Stack: stack, Config: sc}
+	res := &Result{Stack: stack, Stackfile: sc}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		return platform.Program(ctx)
 	}, pulumi.WithMocks(config.Project, stack, m), func(info *pulumi.RunInfo) {
@@ -47,7 +49,9 @@ func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("stack %s: %w", stack, err)
 	}
-	return res, nil
+	// The program succeeded, so the configuration parses.
+	res.Config, err = config.Parse(stack, func(k string) (string, bool) { v, ok := sc.Values[k]; return v, ok })
+	return res, err
 }
 
 // OfType returns the resources of a type token, in registration order.

@@ -1,0 +1,217 @@
+// Package fit checks that the pods pinned to each node fit it: the requests of every pod the
+// program declares (typed objects and chart pods) plus the cluster's own pods, against what the
+// kubelet offers on the node's instance type. The first implementation had PostgreSQL and
+// Prometheus stuck Pending on 2-vCPU nodes; this is the check that would have caught it.
+package fit
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/render"
+	"github.com/waste-coach/infra/workloads"
+)
+
+// Demand is what one pod (times its replicas) asks of a node.
+type Demand struct {
+	Name             string
+	MilliCPU, MemMiB int
+}
+
+// Node is one node's budget and what is placed on it.
+type Node struct {
+	Role         config.Role
+	InstanceType string
+	// AllocCPU and AllocMemMiB are what the kubelet offers pods.
+	AllocCPU, AllocMemMiB int
+	Demands               []Demand
+}
+
+// Requested sums the demands.
+func (n Node) Requested() (milliCPU, memMiB int) {
+	for _, d := range n.Demands {
+		milliCPU += d.MilliCPU
+		memMiB += d.MemMiB
+	}
+	return
+}
+
+// Overflow describes what does not fit, or "" when everything does.
+func (n Node) Overflow() string {
+	cpu, mem := n.Requested()
+	var out []string
+	if cpu > n.AllocCPU {
+		out = append(out, fmt.Sprintf("CPU requests %dm exceed allocatable %dm by %dm", cpu, n.AllocCPU, cpu-n.AllocCPU))
+	}
+	if mem > n.AllocMemMiB {
+		out = append(out, fmt.Sprintf("memory requests %dMi exceed allocatable %dMi by %dMi", mem, n.AllocMemMiB, mem-n.AllocMemMiB))
+	}
+	return strings.Join(out, "; ")
+}
+
+// SystemPods are the pods the cluster runs that this program does not declare as objects, with
+// the requests their installers set: kubeadm's static pods and CoreDNS (counted on the master,
+// where their tolerations allow and where it is tightest), and Calico's node agent (counted with
+// the 250m its manifest install requests; the operator sets none, so this is conservative).
+func SystemPods(role config.Role) []Demand {
+	d := []Demand{{Name: "calico-node", MilliCPU: 250}}
+	if role.ControlPlane() {
+		d = append(d,
+			Demand{Name: "kube-apiserver", MilliCPU: 250},
+			Demand{Name: "kube-controller-manager", MilliCPU: 200},
+			Demand{Name: "kube-scheduler", MilliCPU: 100},
+			Demand{Name: "etcd", MilliCPU: 100, MemMiB: 100},
+			Demand{Name: "coredns x2", MilliCPU: 200, MemMiB: 140},
+		)
+	}
+	return d
+}
+
+// Check places every pod of a run on the stack's nodes.
+func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
+	nodes := make([]Node, 0, len(cfg.Nodes))
+	index := map[config.Role]int{}
+	for i, n := range cfg.Nodes {
+		cpu, mem := cluster.Allocatable(config.InstanceTypes[n.InstanceType])
+		nodes = append(nodes, Node{Role: n.Role, InstanceType: n.InstanceType, AllocCPU: cpu, AllocMemMiB: mem, Demands: SystemPods(n.Role)})
+		index[n.Role] = i
+	}
+	place := func(role config.Role, d Demand) {
+		if i, ok := index[role]; ok {
+			nodes[i].Demands = append(nodes[i].Demands, d)
+		}
+	}
+	everywhere := func(d Demand) {
+		for i := range nodes {
+			nodes[i].Demands = append(nodes[i].Demands, d)
+		}
+	}
+
+	for _, p := range workloads.ChartPods() {
+		cpu, mem := p.Requests()
+		if p.DaemonSet {
+			everywhere(Demand{Name: p.Name, MilliCPU: cpu, MemMiB: mem})
+			continue
+		}
+		place(p.Role, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
+	}
+	for _, r := range resources {
+		obj, ok := render.KubernetesObject(r)
+		if !ok {
+			continue
+		}
+		kind := obj["kind"]
+		if kind != "Deployment" && kind != "StatefulSet" && kind != "DaemonSet" {
+			continue
+		}
+		spec, _ := obj["spec"].(map[string]any)
+		podSpec := dig(spec, "template", "spec")
+		cpu, mem := PodRequests(podSpec)
+		name := fmt.Sprint(dig(obj, "metadata")["name"])
+		if kind == "DaemonSet" {
+			if role, ok := roleOf(podSpec); ok {
+				place(role, Demand{Name: name, MilliCPU: cpu, MemMiB: mem})
+			} else {
+				everywhere(Demand{Name: name, MilliCPU: cpu, MemMiB: mem})
+			}
+			continue
+		}
+		replicas := 1
+		if n, ok := spec["replicas"].(float64); ok {
+			replicas = int(n)
+		}
+		role, ok := roleOf(podSpec)
+		if !ok {
+			continue // unpinned pods are checked by the scheduler proof, not here
+		}
+		place(role, Demand{Name: fmt.Sprintf("%s x%d", name, replicas), MilliCPU: cpu * replicas, MemMiB: mem * replicas})
+	}
+	return nodes
+}
+
+// roleOf maps a pod's node selector to the node role it pins the pod to.
+func roleOf(podSpec map[string]any) (config.Role, bool) {
+	sel := dig(podSpec, "nodeSelector")
+	if _, ok := sel["node-role.kubernetes.io/control-plane"]; ok {
+		return config.RoleMaster, true
+	}
+	for _, r := range config.Roles {
+		if w, ok := sel[config.WorkloadLabel]; ok && w == r.Workload() && r.Workload() != "" {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+// PodRequests returns a pod's effective requests: the larger of the sum of its containers and
+// its largest init container, as the scheduler counts them.
+func PodRequests(podSpec map[string]any) (milliCPU, memMiB int) {
+	sum := func(key string) (int, int, int, int) {
+		var cpu, mem, maxCPU, maxMem int
+		list, _ := podSpec[key].([]any)
+		for _, c := range list {
+			req := dig(c.(map[string]any), "resources", "requests")
+			ccpu, cmem := ParseCPU(fmt.Sprint(req["cpu"])), ParseMemMiB(fmt.Sprint(req["memory"]))
+			cpu, mem = cpu+ccpu, mem+cmem
+			maxCPU, maxMem = max(maxCPU, ccpu), max(maxMem, cmem)
+		}
+		return cpu, mem, maxCPU, maxMem
+	}
+	cpu, mem, _, _ := sum("containers")
+	_, _, initCPU, initMem := sum("initContainers")
+	return max(cpu, initCPU), max(mem, initMem)
+}
+
+func dig(m map[string]any, path ...string) map[string]any {
+	for _, p := range path {
+		next, _ := m[p].(map[string]any)
+		m = next
+	}
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// ParseCPU reads a CPU quantity ("250m", "1", "0.5") in millicores; anything else is 0.
+func ParseCPU(q string) int {
+	if v, ok := strings.CutSuffix(q, "m"); ok {
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	f, err := strconv.ParseFloat(q, 64)
+	if err != nil {
+		return 0
+	}
+	return int(f * 1000)
+}
+
+// ParseMemMiB reads a memory quantity ("512Mi", "1Gi") in MiB; anything else is 0.
+func ParseMemMiB(q string) int {
+	for suffix, mult := range map[string]float64{"Ki": 1.0 / 1024, "Mi": 1, "Gi": 1024} {
+		if v, ok := strings.CutSuffix(q, suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int(f * mult)
+		}
+	}
+	return 0
+}
+
+// Table renders the per-node fit as text.
+func Table(nodes []Node) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-9s %-10s %18s %20s  %s\n", "NODE", "TYPE", "CPU req/alloc", "memory req/alloc", "")
+	for _, n := range nodes {
+		cpu, mem := n.Requested()
+		status := "fits"
+		if o := n.Overflow(); o != "" {
+			status = "DOES NOT FIT: " + o
+		}
+		fmt.Fprintf(&b, "%-9s %-10s %8dm/%6dm %9dMi/%6dMi  %s\n", n.Role, n.InstanceType, cpu, n.AllocCPU, mem, n.AllocMemMiB, status)
+	}
+	return b.String()
+}
