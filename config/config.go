@@ -244,8 +244,8 @@ var (
 	imageRE       = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$`)
 )
 
-// transitionClasses are the S3 storage classes a lifecycle transition may target.
-var transitionClasses = []string{"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"}
+// TransitionClasses are the S3 storage classes a lifecycle transition may target.
+var TransitionClasses = []string{"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"}
 
 // Parse validates raw configuration for a stack. It returns every problem found, joined.
 func Parse(stack string, get Source) (*Config, error) {
@@ -294,7 +294,7 @@ func (p *parser) network(c *Config) {
 		if !ok {
 			continue
 		}
-		if vpcOK && !(vpc.Contains(sn.Addr()) && sn.Bits() >= vpc.Bits()) {
+		if vpcOK && (!vpc.Contains(sn.Addr()) || sn.Bits() < vpc.Bits()) {
 			p.fail(key, sn.String(), fmt.Sprintf("a subnet inside the VPC %s", vpc))
 		}
 		if sn.Bits() > 28 {
@@ -475,8 +475,8 @@ func (p *parser) uploads(c *Config) {
 	if c.Uploads.TransitionDays < 1 {
 		p.fail(key+".transitionDays", strconv.Itoa(c.Uploads.TransitionDays), "1 or more days")
 	}
-	if !slices.Contains(transitionClasses, c.Uploads.TransitionStorageClass) {
-		p.fail(key+".transitionStorageClass", strconv.Quote(c.Uploads.TransitionStorageClass), "one of "+strings.Join(transitionClasses, ", "))
+	if !slices.Contains(TransitionClasses, c.Uploads.TransitionStorageClass) {
+		p.fail(key+".transitionStorageClass", strconv.Quote(c.Uploads.TransitionStorageClass), "one of "+strings.Join(TransitionClasses, ", "))
 	}
 	if e := c.Uploads.ExpirationDays; e != 0 && e <= c.Uploads.TransitionDays {
 		p.fail(key+".expirationDays", strconv.Itoa(e), fmt.Sprintf("0 (keep for ever) or more than transitionDays (%d)", c.Uploads.TransitionDays))

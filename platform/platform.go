@@ -10,6 +10,7 @@ import (
 
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/cost"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/workloads"
 )
@@ -39,6 +40,14 @@ func Program(ctx *pulumi.Context) error {
 	}, pulumi.Providers(k8s.Provider))
 	if err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
+	}
+
+	if prices, ok := cost.Prices[cfg.Region]; ok {
+		estimate, err := cost.Compute(cost.FootprintOf(cfg, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
+		if err != nil {
+			return fmt.Errorf("cost estimate: %w", err)
+		}
+		ctx.Export("monthlyCostUSD", pulumi.Float64(estimate.Total))
 	}
 
 	export(ctx, cfg, aws, k8s, apps)

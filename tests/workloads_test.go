@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/waste-coach/infra/internal/fit"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
-	"github.com/waste-coach/infra/internal/render"
 	"github.com/waste-coach/infra/workloads"
 )
 
@@ -19,7 +19,7 @@ import (
 func objects(r *offline.Result, kind string) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for _, res := range r.Resources {
-		if obj, ok := render.KubernetesObject(res); ok && obj["kind"] == kind {
+		if obj, ok := manifest.KubernetesObject(res); ok && obj["kind"] == kind {
 			md := obj["metadata"].(map[string]any)
 			out[fmt.Sprintf("%v/%v", md["namespace"], md["name"])] = obj
 		}

@@ -60,23 +60,25 @@ var (
 // Resources of the add-ons' pods, sized for 2-vCPU nodes (the first implementation left
 // Prometheus Pending by taking the charts' defaults).
 var (
-	ebsController     = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 256}
-	lbController      = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 250, MemoryLimitMiB: 256}
-	metricsServer     = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 250, MemoryLimitMiB: 192}
-	prometheus        = Resources{CPU: 150, MemoryMiB: 1024, CPULimit: 1000, MemoryLimitMiB: 2048}
-	prometheusConfig  = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 64}
-	alertmanager      = Resources{CPU: 10, MemoryMiB: 64, CPULimit: 100, MemoryLimitMiB: 128}
-	promOperator      = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 200, MemoryLimitMiB: 256}
-	kubeStateMetrics  = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
-	nodeExporter      = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
-	grafana           = Resources{CPU: 50, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
-	argoServer        = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 256}
-	argoRepoServer    = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 384}
-	argoController    = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768}
-	argoRedis         = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128}
-	argoAppSet        = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
-	prometheusStorage = "10Gi"
+	ebsController    = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 256}
+	lbController     = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 250, MemoryLimitMiB: 256}
+	metricsServer    = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 250, MemoryLimitMiB: 192}
+	prometheus       = Resources{CPU: 150, MemoryMiB: 1024, CPULimit: 1000, MemoryLimitMiB: 2048}
+	prometheusConfig = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 64}
+	alertmanager     = Resources{CPU: 10, MemoryMiB: 64, CPULimit: 100, MemoryLimitMiB: 128}
+	promOperator     = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 200, MemoryLimitMiB: 256}
+	kubeStateMetrics = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
+	nodeExporter     = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
+	grafana          = Resources{CPU: 50, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
+	argoServer       = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 256}
+	argoRepoServer   = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 384}
+	argoController   = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768}
+	argoRedis        = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128}
+	argoAppSet       = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
 )
+
+// prometheusStorageGiB holds 7 days of metrics, capped at 8 GB by retentionSize.
+const prometheusStorageGiB = 10
 
 // ChartPods lists every pod the add-on charts run, where, and with what resources.
 func ChartPods() []ChartPod {
@@ -211,7 +213,7 @@ func (b *builder) monitoringValues() pulumi.Map {
 	promSpec["storageSpec"] = pulumi.Map{"volumeClaimTemplate": pulumi.Map{"spec": pulumi.Map{
 		"storageClassName": pulumi.String(StorageClassName),
 		"accessModes":      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
-		"resources":        pulumi.Map{"requests": pulumi.Map{"storage": pulumi.String(prometheusStorage)}},
+		"resources":        pulumi.Map{"requests": pulumi.Map{"storage": pulumi.Sprintf("%dGi", prometheusStorageGiB)}},
 	}}}
 	grafanaValues := on(grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}

@@ -16,15 +16,21 @@ var (
 
 // Data service ports and sizes.
 const (
-	postgresPort    = 5432
-	redisPort       = 6379
-	postgresStorage = "50Gi"
-	redisStorage    = "5Gi"
+	postgresPort       = 5432
+	redisPort          = 6379
+	postgresStorageGiB = 50
+	redisStorageGiB    = 5
 	// RedisMaxMemory stays well under the container limit: AOF rewrites fork the process.
 	RedisMaxMemory = "256mb"
 	// dataUID is the uid of the postgres, redis and rabbitmq users in the official images.
 	dataUID = 999
 )
+
+// PersistentVolumeGiB is the EBS storage the workloads claim: PostgreSQL, Redis, each RabbitMQ
+// broker and Prometheus.
+func PersistentVolumeGiB() int {
+	return postgresStorageGiB + redisStorageGiB + RabbitReplicas*rabbitStorageGiB + prometheusStorageGiB
+}
 
 // postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume.
 func (b *builder) postgres(addons *Addons, s *Secrets) error {
@@ -36,8 +42,8 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
 	_, err := b.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
-		Ports:   map[string]int{"postgres": postgresPort},
-		Storage: postgresStorage, MountPath: "/var/lib/postgresql/data",
+		Ports:      map[string]int{"postgres": postgresPort},
+		StorageGiB: postgresStorageGiB, MountPath: "/var/lib/postgresql/data",
 		Pod: Pod{
 			Labels: labels("postgres", "database"), Role: config.RoleStorage, UID: dataUID,
 			// A clean shutdown writes a checkpoint; give it time.
@@ -68,8 +74,8 @@ func (b *builder) redis(addons *Addons, s *Secrets) error {
 	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
 	_, err := b.statefulSet(Stateful{
 		Name: "redis", Namespace: NamespaceData, Replicas: 1,
-		Ports:   map[string]int{"redis": redisPort},
-		Storage: redisStorage, MountPath: "/data",
+		Ports:      map[string]int{"redis": redisPort},
+		StorageGiB: redisStorageGiB, MountPath: "/data",
 		Pod: Pod{
 			Labels: labels("redis", "cache"), Role: config.RoleStorage, UID: dataUID,
 			Containers: []Container{{

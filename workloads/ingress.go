@@ -79,13 +79,9 @@ func (b *builder) ingress(addons *Addons, certificateARN pulumi.StringInput) (pu
 		} else {
 			annotations["pulumi.com/skipAwait"] = pulumi.String("true")
 		}
+		// Only the controller: an ALB rule whose Service a chart has not created yet is retried
+		// by the controller, so the ingresses need not wait for Argo CD or monitoring.
 		deps := []pulumi.Resource{addons.LoadBalancerController}
-		if ns == NamespaceArgoCD {
-			deps = append(deps, addons.ArgoCD)
-		}
-		if ns == NamespaceMonitoring {
-			deps = append(deps, addons.Monitoring)
-		}
 		ing, err := networkingv1.NewIngress(b.ctx, b.resourceName(ns, "ingress"), &networkingv1.IngressArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				Name: pulumi.String(IngressGroup), Namespace: pulumi.String(ns),

@@ -21,6 +21,8 @@ const (
 	amqpPort       = 5672
 	rabbitMgmtPort = 15672
 	rabbitPromPort = 15692
+	// rabbitStorageGiB holds each broker's message store and quorum logs.
+	rabbitStorageGiB = 8
 )
 
 var rabbitResources = Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 768}
@@ -98,9 +100,9 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 	ping := execProbe(10, 10, "rabbitmq-diagnostics", "-q", "ping")
 	sts, err := b.statefulSet(Stateful{
 		Name: name, Namespace: ns, Replicas: RabbitReplicas, Parallel: true,
-		Ports:    map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort},
-		Headless: map[string]int{"epmd": 4369, "dist": 25672},
-		Storage:  "8Gi", MountPath: "/var/lib/rabbitmq",
+		Ports:      map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort},
+		Headless:   map[string]int{"epmd": 4369, "dist": 25672},
+		StorageGiB: rabbitStorageGiB, MountPath: "/var/lib/rabbitmq",
 		Pod: Pod{
 			Labels: l, Role: config.RoleStorage, UID: dataUID, ServiceAccount: name,
 			// Quorum queues hand leadership over on a clean stop.

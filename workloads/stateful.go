@@ -18,9 +18,9 @@ type Stateful struct {
 	// cluster's peer ports), which otherwise has the client ports.
 	Ports    map[string]int
 	Headless map[string]int
-	// Storage is each replica's volume size ("50Gi"), mounted at MountPath.
-	Storage   string
-	MountPath string
+	// StorageGiB is each replica's volume size, mounted at MountPath.
+	StorageGiB int
+	MountPath  string
 	// Parallel starts all replicas at once (RabbitMQ's peer discovery expects it).
 	Parallel bool
 }
@@ -43,7 +43,7 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 				// this resource: waiting for Bound here would deadlock.
 				Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
 			},
-			Spec: claimSpec(s.Storage),
+			Spec: claimSpec(s.StorageGiB),
 		}, b.opts(s.Namespace, storageDeps...)...)
 		if err != nil {
 			return nil, fmt.Errorf("claim %s: %w", claim, err)
@@ -87,7 +87,7 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 			Template:            s.Pod.template(),
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(VolumeName), Labels: l},
-				Spec:     claimSpec(s.Storage),
+				Spec:     claimSpec(s.StorageGiB),
 			}},
 			// The claims are Pulumi's: the StatefulSet must not delete them behind its back.
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
@@ -101,11 +101,11 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 	return sts, nil
 }
 
-func claimSpec(size string) *corev1.PersistentVolumeClaimSpecArgs {
+func claimSpec(gib int) *corev1.PersistentVolumeClaimSpecArgs {
 	return &corev1.PersistentVolumeClaimSpecArgs{
 		AccessModes:      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
 		StorageClassName: pulumi.String(StorageClassName),
-		Resources:        &corev1.VolumeResourceRequirementsArgs{Requests: pulumi.StringMap{"storage": pulumi.String(size)}},
+		Resources:        &corev1.VolumeResourceRequirementsArgs{Requests: pulumi.StringMap{"storage": pulumi.Sprintf("%dGi", gib)}},
 	}
 }
 

@@ -11,9 +11,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/waste-coach/infra/cost"
+	"github.com/waste-coach/infra/internal/critpath"
 	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/internal/render"
+	"github.com/waste-coach/infra/workloads"
 )
 
 func main() {
@@ -41,6 +44,18 @@ func run(dir, stack, out string) error {
 		return err
 	}
 	fmt.Printf("\nper-node fit (requests of pinned pods + system pods vs allocatable):\n%s", fit.Table(fit.Check(res.Config, res.Resources)))
+	if prices, ok := cost.Prices[res.Config.Region]; ok {
+		estimate, err := cost.Compute(cost.FootprintOf(res.Config, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nmonthly cost estimate, %s (assumptions in cost/cost.go):\n%s", res.Config.Region, estimate.Table())
+	}
+	steps, total := critpath.Path(res.Resources)
+	fmt.Printf("\ndeploy critical path of a fresh pulumi up: %s (durations are typical figures, internal/critpath)\n", time.Duration(total)*time.Second)
+	for _, s := range steps {
+		fmt.Printf("  %5ds %5ds  %-48s %s\n", s.Start, s.End, s.Resource.Name, s.Resource.Type)
+	}
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
 	return nil
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
-	"github.com/waste-coach/infra/internal/render"
 	"github.com/waste-coach/infra/workloads"
 )
 
@@ -100,7 +100,7 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 		place(p.Role, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
 	}
 	for _, r := range resources {
-		obj, ok := render.KubernetesObject(r)
+		obj, ok := manifest.KubernetesObject(r)
 		if !ok {
 			continue
 		}

@@ -17,74 +17,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"gopkg.in/yaml.v3"
 
+	"github.com/waste-coach/infra/internal/fit"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
-
-// Markers for values that only exist in a real deployment.
-const (
-	SecretMarker   = "offline-placeholder-secret"
-	ComputedMarker = "offline-placeholder-computed"
-)
-
-// Plain converts a property value to plain Go values, replacing secrets and unknowns by markers
-// so that nothing secret is ever written and nothing computed passes for real.
-func Plain(v resource.PropertyValue) any {
-	switch {
-	case v.IsNull():
-		return nil
-	case v.IsSecret():
-		return redact(v.SecretValue().Element)
-	case v.IsComputed(), v.IsOutput() && !v.OutputValue().Known:
-		return ComputedMarker
-	case v.IsOutput():
-		if v.OutputValue().Secret {
-			return redact(v.OutputValue().Element)
-		}
-		return Plain(v.OutputValue().Element)
-	case v.IsArray():
-		out := []any{}
-		for _, e := range v.ArrayValue() {
-			out = append(out, Plain(e))
-		}
-		return out
-	case v.IsObject():
-		return PlainMap(v.ObjectValue())
-	case v.IsResourceReference():
-		return string(v.ResourceReferenceValue().URN)
-	}
-	return v.V
-}
-
-// redact keeps a secret's shape (the keys of a Secret's data, say) and replaces every value.
-func redact(v resource.PropertyValue) any {
-	switch {
-	case v.IsObject():
-		out := map[string]any{}
-		for k, e := range v.ObjectValue() {
-			out[string(k)] = redact(e)
-		}
-		return out
-	case v.IsArray():
-		out := []any{}
-		for _, e := range v.ArrayValue() {
-			out = append(out, redact(e))
-		}
-		return out
-	case v.IsOutput():
-		return redact(v.OutputValue().Element)
-	}
-	return SecretMarker
-}
-
-// PlainMap converts a property map with Plain.
-func PlainMap(m resource.PropertyMap) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[string(k)] = Plain(v)
-	}
-	return out
-}
 
 // Tier names the top-level component a resource belongs to: infra, cluster or workloads.
 func Tier(byURN map[string]*mocks.Resource, r *mocks.Resource) string {
@@ -107,22 +44,6 @@ func Index(rs []*mocks.Resource) map[string]*mocks.Resource {
 	return m
 }
 
-// KubernetesObject returns the manifest of a typed Kubernetes resource, or false for anything
-// else (Helm releases, providers, non-Kubernetes resources).
-func KubernetesObject(r *mocks.Resource) (map[string]any, bool) {
-	parts := strings.Split(r.Type, ":")
-	if len(parts) != 3 || parts[0] != "kubernetes" || strings.HasPrefix(parts[1], "helm.sh") || !r.Custom || r.Type == "pulumi:providers:kubernetes" {
-		return nil, false
-	}
-	apiVersion := parts[1]
-	if strings.HasPrefix(apiVersion, "core/") {
-		apiVersion = strings.TrimPrefix(apiVersion, "core/")
-	}
-	obj := PlainMap(r.Inputs)
-	obj["apiVersion"], obj["kind"] = apiVersion, parts[2]
-	return obj, true
-}
-
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func fileName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
@@ -134,7 +55,7 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 	}
 	byURN := Index(res.Resources)
 	var inventory strings.Builder
-	fmt.Fprintf(&inventory, "# Resources of stack %s (offline render: values marked %q or %q exist only in a real deployment)\n", res.Stack, "offline", ComputedMarker)
+	fmt.Fprintf(&inventory, "# Resources of stack %s (offline render: values marked %q or %q exist only in a real deployment)\n", res.Stack, "offline", manifest.ComputedMarker)
 	fmt.Fprintf(&inventory, "%-10s %-55s %-48s %s\n", "TIER", "TYPE", "NAME", "KEY PROPERTIES")
 	counts := map[string]map[string]int{}
 	var manifests, releases []string
@@ -169,13 +90,13 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 				}
 			}
 		case "kubernetes:helm.sh/v3:Release":
-			b, err := toYAML(PlainMap(r.Inputs))
+			b, err := toYAML(manifest.PlainMap(r.Inputs))
 			if err != nil {
 				return err
 			}
 			releases = append(releases, fmt.Sprintf("# %s\n%s", r.Name, b))
 		}
-		if obj, ok := KubernetesObject(r); ok {
+		if obj, ok := manifest.KubernetesObject(r); ok {
 			b, err := toYAML(obj)
 			if err != nil {
 				return fmt.Errorf("manifest of %s: %w", r.Name, err)
@@ -190,6 +111,17 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 	if err := writeFile(dir, "inventory.txt", inventory.String()); err != nil {
 		return err
 	}
+	if res.Config != nil {
+		for _, node := range fit.NodeObjects(res.Config, res.Resources) {
+			b, err := toYAML(node)
+			if err != nil {
+				return err
+			}
+			if err := writeFile(dir, "nodes/"+fileName(node["metadata"].(map[string]any)["name"].(string))+".yaml", string(b)); err != nil {
+				return err
+			}
+		}
+	}
 	if len(releases) > 0 {
 		header := "# Helm releases: charts cannot be fetched offline, so these are listed, not rendered.\n"
 		if err := writeFile(dir, "helm-releases.yaml", header+strings.Join(releases, "---\n")); err != nil {
@@ -197,21 +129,23 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(w, "stack %s: %d resources, %d Kubernetes manifests, %d Helm releases -> %s\n", res.Stack, len(res.Resources), len(manifests), len(releases), dir)
+	var summary strings.Builder
+	fmt.Fprintf(&summary, "stack %s: %d resources, %d Kubernetes manifests, %d Helm releases -> %s\n", res.Stack, len(res.Resources), len(manifests), len(releases), dir)
 	tiers := sortedKeys(counts)
 	for _, tier := range tiers {
 		total := 0
 		for _, n := range counts[tier] {
 			total += n
 		}
-		fmt.Fprintf(w, "  %-10s %4d\n", tier, total)
+		fmt.Fprintf(&summary, "  %-10s %4d\n", tier, total)
 		types := sortedKeys(counts[tier])
 		slices.SortStableFunc(types, func(a, b string) int { return cmp.Compare(counts[tier][b], counts[tier][a]) })
 		for _, t := range types {
-			fmt.Fprintf(w, "      %4d  %s\n", counts[tier][t], t)
+			fmt.Fprintf(&summary, "      %4d  %s\n", counts[tier][t], t)
 		}
 	}
-	return nil
+	_, err := io.WriteString(w, summary.String())
+	return err
 }
 
 func keyProperties(r *mocks.Resource) string {
@@ -241,7 +175,7 @@ func str(m resource.PropertyMap, key string) string {
 	if !ok {
 		return ""
 	}
-	if p, ok := Plain(v).(string); ok {
+	if p, ok := manifest.Plain(v).(string); ok {
 		return p
 	}
 	return ""

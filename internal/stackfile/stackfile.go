@@ -54,7 +54,7 @@ func Read(dir, stack string) (*Config, error) {
 		}
 		v, err := encode(decl.Default)
 		if err != nil {
-			return nil, fmt.Errorf("Pulumi.yaml config %s default: %w", key, err)
+			return nil, fmt.Errorf("default of config %s in Pulumi.yaml: %w", key, err)
 		}
 		out.Values[qualify(proj.Name, key)] = v
 	}
@@ -67,7 +67,7 @@ func Read(dir, stack string) (*Config, error) {
 		}
 		v, err := encode(raw)
 		if err != nil {
-			return nil, fmt.Errorf("Pulumi.%s.yaml config %s: %w", stack, key, err)
+			return nil, fmt.Errorf("config %s in Pulumi.%s.yaml: %w", key, stack, err)
 		}
 		out.Values[full] = v
 	}

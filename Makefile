@@ -1,0 +1,29 @@
+# Everyday commands. The README lists the two that matter on a fresh machine.
+STACK ?= prod
+BIN   := $(CURDIR)/.bin
+
+.PHONY: render test verify-local verify-local-negative lint
+
+render:
+	go run ./cmd/render -stack $(STACK) -out out/$(STACK)
+
+test:
+	go test ./...
+
+# Every rendered Kubernetes object of a stack against a real API server and scheduler on
+# 127.0.0.1 (tools/kube/README.md).
+verify-local: render
+	tools/kube/build.sh
+	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
+	$(BIN)/verify-local -dir out/$(STACK) -bin $(BIN)
+
+# The same check on deliberately broken objects: it must report every one of them.
+verify-local-negative:
+	tools/kube/build.sh
+	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
+	$(BIN)/verify-local -dir tools/kube/testdata/broken -bin $(BIN) -timeout 30s -expect-failure
+
+lint:
+	$(BIN)/golangci-lint run ./...
+	$(BIN)/actionlint
+	shellcheck tools/kube/build.sh .ci/run

@@ -1,0 +1,142 @@
+// Package cost estimates what a stack costs per month from what the program declares for it
+// (instances, volumes, public addresses, the load balancer, DNS, storage) and stated usage
+// assumptions, priced from one table of the region's unit prices.
+package cost
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// Assumptions are the usage figures the program cannot know; each is stated in the report.
+type Assumptions struct {
+	// ALBLCUs is the average number of load balancer capacity units in use.
+	ALBLCUs float64
+	// Route53MillionQueries is the non-alias DNS queries per month, in millions.
+	Route53MillionQueries float64
+	// UploadsStandardGB and UploadsArchivedGB are the uploads kept in S3 before and after the
+	// lifecycle transition.
+	UploadsStandardGB, UploadsArchivedGB float64
+	// TransferOutGB is data sent to the internet per month.
+	TransferOutGB float64
+}
+
+// DefaultAssumptions are a small production service's: one LCU on average (25 new connections/s
+// or 1 GB/h of traffic), a million queries, 20 GB of recent uploads and 100 GB archived, 50 GB
+// out per month.
+var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50}
+
+// Item is one line of the estimate.
+type Item struct {
+	Name     string
+	Quantity float64
+	Unit     string
+	UnitUSD  float64
+	// Monthly is Quantity × UnitUSD (× hours for hourly prices), rounded to the cent.
+	Monthly float64
+}
+
+// Estimate is a stack's monthly cost.
+type Estimate struct {
+	Items []Item
+	Total float64
+}
+
+// Footprint is what the program declares that AWS bills for, in the units prices are given in.
+type Footprint struct {
+	// Instances counts instances by type.
+	Instances map[string]int
+	// RootGB and VolumeGB are the nodes' root volumes and the clusters' persistent volumes.
+	RootGB, VolumeGB int
+	// NodePublicIPs are the nodes' public addresses (the master's is its Elastic IP).
+	NodePublicIPs int
+	// ALBs is the number of load balancers; ALBZones the zones each spans (one address each).
+	ALBs, ALBZones int
+	// HostedZones is the Route53 zones the stack uses.
+	HostedZones int
+	// ArchiveClass is the uploads bucket's transition storage class.
+	ArchiveClass string
+}
+
+// FootprintOf derives the footprint from a stack's configuration and the volumes its workloads
+// claim, exactly as the program declares them.
+func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
+	f := Footprint{Instances: map[string]int{}, VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes),
+		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass}
+	for _, n := range cfg.Nodes {
+		f.Instances[n.InstanceType]++
+		f.RootGB += n.RootVolumeGiB
+	}
+	return f
+}
+
+// Compute prices a footprint under assumptions with a price table. A price missing from the
+// table is an error: an estimate never silently leaves something out.
+func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, error) {
+	e := &Estimate{}
+	var missing []string
+	add := func(name, key string, qty float64, hourly bool) {
+		p, ok := prices[key]
+		if !ok {
+			missing = append(missing, key)
+			return
+		}
+		monthly := qty * p.USD
+		unit := p.Unit
+		if hourly {
+			monthly *= HoursPerMonth
+			unit += " × 730 h"
+		}
+		monthly = math.Round(monthly*100) / 100
+		e.Items = append(e.Items, Item{Name: name, Quantity: qty, Unit: unit, UnitUSD: p.USD, Monthly: monthly})
+		e.Total += monthly
+	}
+	for _, t := range sortedKeys(f.Instances) {
+		add("EC2 "+t, "ec2:"+t, float64(f.Instances[t]), true)
+	}
+	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), false)
+	add("EBS gp3, persistent volumes", "ebs:gp3", float64(f.VolumeGB), false)
+	add("Public IPv4, nodes", "ipv4:public", float64(f.NodePublicIPs), true)
+	add("Public IPv4, ALB (one per zone)", "ipv4:public", float64(f.ALBs*f.ALBZones), true)
+	add("ALB", "alb:hour", float64(f.ALBs), true)
+	add(fmt.Sprintf("ALB capacity units (assumed %.1f)", a.ALBLCUs), "alb:lcu", a.ALBLCUs*float64(f.ALBs), true)
+	add("Route53 hosted zone", "route53:zone", float64(f.HostedZones), false)
+	add("Route53 queries (assumed, millions)", "route53:query", a.Route53MillionQueries, false)
+	add("S3 uploads, recent (assumed GB)", "s3:standard", a.UploadsStandardGB, false)
+	add("S3 uploads, archived (assumed GB)", archiveKey(f.ArchiveClass), a.UploadsArchivedGB, false)
+	add("Data transfer out (assumed GB)", "transfer:out", a.TransferOutGB, false)
+	add("ACM certificate", "acm:public", 1, false)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("no price for %s", strings.Join(missing, ", "))
+	}
+	e.Total = math.Round(e.Total*100) / 100
+	return e, nil
+}
+
+func archiveKey(class string) string {
+	return "s3:" + strings.ReplaceAll(strings.ToLower(class), "_", "-")
+}
+
+// Table renders the estimate.
+func (e *Estimate) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-40s %9s %-26s %10s %10s\n", "ITEM", "QUANTITY", "UNIT", "UNIT USD", "MONTHLY")
+	for _, it := range e.Items {
+		fmt.Fprintf(&b, "%-40s %9.1f %-26s %10.4f %10.2f\n", it.Name, it.Quantity, it.Unit, it.UnitUSD, it.Monthly)
+	}
+	fmt.Fprintf(&b, "%-40s %9s %-26s %10s %10.2f\n", "TOTAL (USD per month)", "", "", "", e.Total)
+	return b.String()
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,64 @@
+package cost
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/config"
+)
+
+func TestComputeArithmetic(t *testing.T) {
+	prices := map[string]Price{
+		"ec2:t3.medium": {0.05, "instance-hour", "fixture"}, "ebs:gp3": {0.1, "GB-month", "fixture"},
+		"ipv4:public": {0.005, "address-hour", "fixture"}, "alb:hour": {0.02, "ALB-hour", "fixture"},
+		"alb:lcu": {0.01, "LCU-hour", "fixture"}, "route53:zone": {0.5, "zone", "fixture"},
+		"route53:query": {0.4, "million", "fixture"}, "s3:standard": {0.02, "GB-month", "fixture"},
+		"s3:glacier": {0.004, "GB-month", "fixture"}, "transfer:out": {0.1, "GB", "fixture"}, "acm:public": {0, "cert", "fixture"},
+	}
+	f := Footprint{Instances: map[string]int{"t3.medium": 2}, RootGB: 100, VolumeGB: 50, NodePublicIPs: 2, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
+	a := Assumptions{ALBLCUs: 2, Route53MillionQueries: 1, UploadsStandardGB: 10, UploadsArchivedGB: 100, TransferOutGB: 10}
+	e, err := Compute(f, a, prices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"EC2 t3.medium":                     73.00, // 2 × 0.05 × 730
+		"EBS gp3, node roots":               10.00,
+		"EBS gp3, persistent volumes":       5.00,
+		"Public IPv4, nodes":                7.30, // 2 × 0.005 × 730
+		"Public IPv4, ALB (one per zone)":   10.95,
+		"ALB":                               14.60,
+		"ALB capacity units (assumed 2.0)":  14.60,
+		"Route53 hosted zone":               0.50,
+		"S3 uploads, archived (assumed GB)": 0.40,
+		"Data transfer out (assumed GB)":    1.00,
+	}
+	for _, it := range e.Items {
+		if w, ok := want[it.Name]; ok && it.Monthly != w {
+			t.Errorf("%s = %.2f, want %.2f", it.Name, it.Monthly, w)
+		}
+	}
+	if e.Total != 137.95 {
+		t.Errorf("total = %.2f, want 137.95\n%s", e.Total, e.Table())
+	}
+}
+
+func TestComputeRefusesAMissingPrice(t *testing.T) {
+	f := Footprint{Instances: map[string]int{"t3.nano": 1}, ArchiveClass: "GLACIER"}
+	if _, err := Compute(f, DefaultAssumptions, Seoul); err == nil || !strings.Contains(err.Error(), "ec2:t3.nano") {
+		t.Fatalf("an instance type without a price must fail the estimate, got %v", err)
+	}
+}
+
+func TestEveryConfigurableChoiceHasAPrice(t *testing.T) {
+	for it := range config.InstanceTypes {
+		if _, ok := Seoul["ec2:"+it]; !ok {
+			t.Errorf("instance type %s is allowed by the config but has no price", it)
+		}
+	}
+	for _, class := range config.TransitionClasses {
+		if _, ok := Seoul[archiveKey(class)]; !ok {
+			t.Errorf("no price for archive class %s", class)
+		}
+	}
+}

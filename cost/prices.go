@@ -1,0 +1,45 @@
+package cost
+
+// Price is one unit price with where it comes from.
+type Price struct {
+	// USD per Unit.
+	USD  float64
+	Unit string
+	// Source says where the figure comes from and when it was read.
+	Source string
+}
+
+// HoursPerMonth is AWS's billing convention for a month (730 hours).
+const HoursPerMonth = 730
+
+// pricesRead is when the figures below were taken from the AWS price pages; prices change, so
+// check them again before quoting a figure to anyone.
+const pricesRead = "AWS pricing pages for Asia Pacific (Seoul), as read in 2025"
+
+// Prices are the price tables by region. A stack in a region without one gets no estimate.
+var Prices = map[string]map[string]Price{"ap-northeast-2": Seoul}
+
+// Seoul holds the unit prices of ap-northeast-2 for every billable thing the program declares.
+var Seoul = map[string]Price{
+	"ec2:t3.small":           {0.026, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2:t3.medium":          {0.052, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2:t3.large":           {0.104, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2:t3.xlarge":          {0.208, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2:m6i.large":          {0.118, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2:m6i.xlarge":         {0.236, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ebs:gp3":                {0.0912, "GB-month", "EBS gp3 storage (3000 IOPS / 125 MB/s included), " + pricesRead},
+	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions), " + pricesRead},
+	"alb:hour":               {0.0225, "ALB-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
+	"alb:lcu":                {0.008, "LCU-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
+	"route53:zone":           {0.50, "hosted zone-month", "Route 53 hosted zones (first 25), " + pricesRead},
+	"route53:query":          {0.40, "million queries", "Route 53 standard queries (alias queries to an ALB are free), " + pricesRead},
+	"s3:standard":            {0.025, "GB-month", "S3 Standard, first 50 TB, " + pricesRead},
+	"s3:standard-ia":         {0.0138, "GB-month", "S3 Standard-IA, " + pricesRead},
+	"s3:glacier":             {0.0045, "GB-month", "S3 Glacier Flexible Retrieval, " + pricesRead},
+	"s3:onezone-ia":          {0.011, "GB-month", "S3 One Zone-IA, " + pricesRead},
+	"s3:intelligent-tiering": {0.025, "GB-month", "S3 Intelligent-Tiering, frequent tier (monitoring fee not counted), " + pricesRead},
+	"s3:glacier-ir":          {0.005, "GB-month", "S3 Glacier Instant Retrieval, " + pricesRead},
+	"s3:deep-archive":        {0.002, "GB-month", "S3 Glacier Deep Archive, " + pricesRead},
+	"transfer:out":           {0.126, "GB", "Data transfer out to the internet, first 10 TB (first 100 GB/month free account-wide, not counted), " + pricesRead},
+	"acm:public":             {0, "certificate", "ACM public certificates are free"},
+}

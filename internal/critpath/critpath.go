@@ -1,0 +1,156 @@
+// Package critpath computes how long a fresh `pulumi up` of a stack takes at best: the longest
+// chain of the dependency graph the program registers, each resource weighted by a typical
+// duration. Pulumi starts a resource as soon as everything it waits for is done, so that chain
+// is the deploy time however many resources run beside it.
+package critpath
+
+import (
+	"strings"
+
+	"github.com/waste-coach/infra/internal/mocks"
+)
+
+// Duration is a typical creation time in seconds, with where the figure comes from.
+type Duration struct {
+	Seconds int
+	Source  string
+}
+
+// byType are creation times per resource type.
+var byType = map[string]Duration{
+	"aws:ec2/instance:Instance":                           {45, "EC2 RunInstances to running, typical (estimate)"},
+	"aws:ec2/eip:Eip":                                     {3, "estimate"},
+	"aws:ec2/eipAssociation:EipAssociation":               {5, "estimate"},
+	"aws:ec2/vpc:Vpc":                                     {5, "estimate"},
+	"aws:ec2/subnet:Subnet":                               {5, "estimate"},
+	"aws:ec2/internetGateway:InternetGateway":             {5, "estimate"},
+	"aws:ec2/routeTable:RouteTable":                       {5, "estimate"},
+	"aws:ec2/securityGroup:SecurityGroup":                 {5, "estimate"},
+	"aws:iam/role:Role":                                   {3, "estimate"},
+	"aws:iam/instanceProfile:InstanceProfile":             {10, "IAM eventual consistency: the provider waits for the profile to propagate (estimate)"},
+	"aws:acm/certificate:Certificate":                     {10, "estimate"},
+	"aws:acm/certificateValidation:CertificateValidation": {120, "ACM DNS validation once the CNAME is visible, typically 1-5 min (estimate)"},
+	"aws:route53/record:Record":                           {50, "Route53 change propagation to INSYNC, typically 30-60 s (estimate)"},
+	"aws:s3/bucketV2:BucketV2":                            {5, "estimate"},
+	"kubernetes:helm.sh/v3:Release":                       {90, "chart install with atomic wait for its workloads (estimate)"},
+	"kubernetes:apps/v1:StatefulSet":                      {90, "image pull and readiness of the data services (estimate)"},
+	"kubernetes:apps/v1:Deployment":                       {45, "image pull and readiness (estimate)"},
+	"kubernetes:apps/v1:DaemonSet":                        {30, "estimate"},
+	"kubernetes:networking.k8s.io/v1:Ingress":             {150, "ALB provisioning until the hostname is in the Ingress status (estimate)"},
+}
+
+// byName are times for steps that share a type but not a duration: the remote commands and the
+// charts that take longest. Matched on the end of the logical name.
+var byName = []struct {
+	suffix string
+	Duration
+}{
+	{"-wait-ssh-", Duration{30, "boot to sshd after the instance is running (estimate)"}},
+	{"-wait-node-", Duration{150, "rest of user data: apt update, containerd, kubelet/kubeadm from pkgs.k8s.io (estimate)"}},
+	{"-kubeadm-init", Duration{90, "kubeadm init: image pulls, control plane up (estimate)"}},
+	{"-kubeconfig", Duration{3, "one SSH round trip"}},
+	{"-join-token-", Duration{3, "one SSH round trip"}},
+	{"-join-", Duration{45, "kubeadm join: TLS bootstrap, kubelet start (estimate)"}},
+	{"-member-", Duration{15, "node object appears, label (estimate)"}},
+	{"-calico", Duration{40, "operator manifests applied (estimate)"}},
+	{"-nodes-ready", Duration{60, "Calico agents running, nodes Ready (estimate)"}},
+	{"-kube-prometheus-stack", Duration{180, "largest chart: CRDs, operator, Prometheus with its volume (estimate)"}},
+	{"-argo-cd", Duration{120, "estimate"}},
+}
+
+// DurationOf returns a resource's typical creation time; unlisted resources take a second.
+func DurationOf(r *mocks.Resource) Duration {
+	if r.Type == "command:remote:Command" || r.Type == "command:local:Command" || r.Type == "kubernetes:helm.sh/v3:Release" {
+		for _, n := range byName {
+			if strings.Contains(r.Name+"-", n.suffix) {
+				return n.Duration
+			}
+		}
+	}
+	if md, ok := r.Inputs["metadata"]; ok && md.IsObject() {
+		if a, ok := md.ObjectValue()["annotations"]; ok && a.IsObject() {
+			if _, skip := a.ObjectValue()["pulumi.com/skipAwait"]; skip {
+				return Duration{2, "created without waiting for readiness (pulumi.com/skipAwait)"}
+			}
+		}
+	}
+	if d, ok := byType[r.Type]; ok {
+		return d
+	}
+	if !r.Custom {
+		return Duration{0, "component"}
+	}
+	return Duration{1, "API call (estimate)"}
+}
+
+// Step is one resource on the critical path, with when it starts and ends.
+type Step struct {
+	Resource   *mocks.Resource
+	Start, End int
+	Duration
+}
+
+// Path returns the critical path of a run, first step first, and its total in seconds.
+func Path(resources []*mocks.Resource) ([]Step, int) {
+	byURN := map[string]*mocks.Resource{}
+	children := map[string][]*mocks.Resource{}
+	for _, r := range resources {
+		byURN[r.URN] = r
+		children[r.Parent] = append(children[r.Parent], r)
+	}
+	finish := map[string]int{}
+	via := map[string]string{} // the dependency that determined each resource's start
+	var end func(r *mocks.Resource) int
+	end = func(r *mocks.Resource) int {
+		if f, ok := finish[r.URN]; ok {
+			return f
+		}
+		finish[r.URN] = 0 // cycles cannot happen in a Pulumi graph; this guards the recursion
+		start := 0
+		for _, dep := range waitsFor(r) {
+			if d, ok := byURN[dep]; ok {
+				if f := end(d); f > start {
+					start, via[r.URN] = f, dep
+				}
+			}
+		}
+		f := start + DurationOf(r).Seconds
+		if !r.Custom {
+			// A component is done when its last child is.
+			for _, c := range children[r.URN] {
+				if cf := end(c); cf > f {
+					f, via[r.URN] = cf, c.URN
+				}
+			}
+		}
+		finish[r.URN] = f
+		return f
+	}
+	var last *mocks.Resource
+	for _, r := range resources {
+		if last == nil || end(r) > end(last) {
+			last = r
+		}
+	}
+	if last == nil {
+		return nil, 0
+	}
+	var steps []Step
+	for cur := last; cur != nil; cur = byURN[via[cur.URN]] {
+		if d := DurationOf(cur); d.Seconds > 0 {
+			steps = append([]Step{{Resource: cur, Start: finish[cur.URN] - d.Seconds, End: finish[cur.URN], Duration: d}}, steps...)
+		}
+	}
+	return steps, finish[last.URN]
+}
+
+// waitsFor returns what a resource waits for: its dependencies and its explicit provider.
+func waitsFor(r *mocks.Resource) []string {
+	deps := r.Dependencies
+	if r.Provider != "" {
+		if i := strings.LastIndex(r.Provider, "::"); i > 0 {
+			deps = append(append([]string{}, deps...), r.Provider[:i])
+		}
+	}
+	return deps
+}

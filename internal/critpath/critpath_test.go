@@ -1,0 +1,42 @@
+package critpath
+
+import (
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
+	"github.com/waste-coach/infra/internal/mocks"
+)
+
+// TestPathFollowsTheLongestChain: a → b (kubeadm init, 90 s) and a → c (1 s) → d (ingress, 150 s);
+// the path is a, c, d because c+d outlast b.
+func TestPathFollowsTheLongestChain(t *testing.T) {
+	res := func(urn, typ, name string, deps ...string) *mocks.Resource {
+		return &mocks.Resource{URN: urn, Type: typ, Name: name, Custom: true, Dependencies: deps, Inputs: resource.PropertyMap{}}
+	}
+	a := res("a", "aws:ec2/instance:Instance", "node")
+	b := res("b", "command:remote:Command", "x-kubeadm-init", "a")
+	c := res("c", "kubernetes:core/v1:Service", "svc", "a")
+	d := res("d", "kubernetes:networking.k8s.io/v1:Ingress", "ing", "c")
+	steps, total := Path([]*mocks.Resource{a, b, c, d})
+	if total != 45+1+150 {
+		t.Errorf("total = %d s, want 196 (45 + 1 + 150)", total)
+	}
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.Resource.Name)
+	}
+	if len(names) != 3 || names[0] != "node" || names[2] != "ing" {
+		t.Errorf("path %v, want node → svc → ing", names)
+	}
+}
+
+func TestProviderCountsAsADependency(t *testing.T) {
+	p := &mocks.Resource{URN: "urn:pulumi:s::p::pulumi:providers:kubernetes::k", Type: "pulumi:providers:kubernetes", Custom: true, Inputs: resource.PropertyMap{}}
+	slow := &mocks.Resource{URN: "x", Type: "command:remote:Command", Name: "c-nodes-ready", Custom: true, Inputs: resource.PropertyMap{}}
+	p.Dependencies = []string{"x"}
+	obj := &mocks.Resource{URN: "o", Type: "kubernetes:apps/v1:Deployment", Custom: true, Provider: p.URN + "::id", Inputs: resource.PropertyMap{}}
+	if _, total := Path([]*mocks.Resource{slow, p, obj}); total != 60+1+45 {
+		t.Errorf("total = %d, want 106: objects wait for their provider, which waits for the nodes", total)
+	}
+}

@@ -1,0 +1,70 @@
+package fit
+
+import (
+	"fmt"
+
+	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/workloads"
+)
+
+// NodeObjects renders, for each node of the stack, a Node object shaped like the one the kubelet
+// and the cloud-controller-manager would register: its name, the labels the workloads select,
+// the zone and instance-type labels, the control plane's taint, and a status whose allocatable
+// is the kubelet's minus what the cluster's own pods and the charts' pods (which the offline
+// proof cannot install) take on that node. Only the typed objects then compete for the rest.
+func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]any {
+	type instance struct{ name, zone string }
+	instances := map[config.Role]instance{}
+	for _, r := range resources {
+		if r.Type != "aws:ec2/instance:Instance" {
+			continue
+		}
+		role := config.Role(r.Inputs["tags"].ObjectValue()["Role"].StringValue())
+		instances[role] = instance{r.Outputs["privateDns"].StringValue(), r.Outputs["availabilityZone"].StringValue()}
+	}
+	var out []map[string]any
+	for _, n := range cfg.Nodes {
+		it := config.InstanceTypes[n.InstanceType]
+		cpu, mem := cluster.Allocatable(it)
+		for _, d := range SystemPods(n.Role) {
+			cpu, mem = cpu-d.MilliCPU, mem-d.MemMiB
+		}
+		for _, p := range workloads.ChartPods() {
+			if p.DaemonSet || p.Role == n.Role {
+				pc, pm := p.Requests()
+				reps := max(p.Replicas, 1)
+				cpu, mem = cpu-pc*reps, mem-pm*reps
+			}
+		}
+		inst := instances[n.Role]
+		labels := map[string]any{
+			"kubernetes.io/hostname":           inst.name,
+			"kubernetes.io/os":                 "linux",
+			"kubernetes.io/arch":               "amd64",
+			"node.kubernetes.io/instance-type": n.InstanceType,
+			"topology.kubernetes.io/zone":      inst.zone,
+			"topology.kubernetes.io/region":    cfg.Region,
+			cluster.RoleLabel(n.Role):          "",
+		}
+		if w := n.Role.Workload(); w != "" {
+			labels[config.WorkloadLabel] = w
+		}
+		spec := map[string]any{"providerID": fmt.Sprintf("aws:///%s/i-offline-%s", inst.zone, n.Role)}
+		if n.Role.ControlPlane() {
+			spec["taints"] = []any{map[string]any{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}}
+		}
+		out = append(out, map[string]any{
+			"apiVersion": "v1",
+			"kind":       "Node",
+			"metadata":   map[string]any{"name": inst.name, "labels": labels},
+			"spec":       spec,
+			"status": map[string]any{
+				"capacity":    map[string]any{"cpu": fmt.Sprint(it.VCPU), "memory": fmt.Sprintf("%dMi", it.MemoryMiB), "pods": fmt.Sprint(it.MaxPods)},
+				"allocatable": map[string]any{"cpu": fmt.Sprintf("%dm", cpu), "memory": fmt.Sprintf("%dMi", mem), "pods": fmt.Sprint(it.MaxPods)},
+			},
+		})
+	}
+	return out
+}

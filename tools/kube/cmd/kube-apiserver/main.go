@@ -1,0 +1,14 @@
+// Command kube-apiserver is the upstream kube-apiserver of the pinned Kubernetes release, built from the Go
+// module proxy for the offline verification (tools/kube/README.md).
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// controlPlane is etcd, kube-apiserver, kube-controller-manager and kube-scheduler, bound to
+// 127.0.0.1 only, with their PIDs so every one is stopped on success and on failure.
+type controlPlane struct {
+	work, bin string
+	pki       *pki
+	procs     []*exec.Cmd
+	config    *rest.Config
+	client    *kubernetes.Clientset
+}
+
+func (c *controlPlane) start(ctx context.Context) error {
+	etcdClient, err1 := freePort()
+	etcdPeer, err2 := freePort()
+	apiPort, err3 := freePort()
+	cmPort, err4 := freePort()
+	schedPort, err5 := freePort()
+	for _, err := range []error{err1, err2, err3, err4, err5} {
+		if err != nil {
+			return err
+		}
+	}
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
+	if err := c.run("etcd", "etcd",
+		"--name=verify", "--data-dir="+filepath.Join(c.work, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=verify="+peerURL, "--log-level=error",
+	); err != nil {
+		return err
+	}
+	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	if err := c.run("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"),
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
+		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
+		"--client-ca-file="+c.pki.caCert,
+		"--service-account-key-file="+c.pki.saPub, "--service-account-signing-key-file="+c.pki.saKey,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=10.96.0.0/12",
+		"--authorization-mode=Node,RBAC",
+		// The default admission chain, PodSecurity included: a pod that its namespace's level
+		// forbids is refused here as it would be in the real cluster.
+		"--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=true",
+		"--v=1",
+	); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(c.work, "admin.kubeconfig")
+	if err := c.writeKubeconfig(kubeconfig, server); err != nil {
+		return err
+	}
+	if c.config, err1 = clientcmd.BuildConfigFromFlags("", kubeconfig); err1 != nil {
+		return err1
+	}
+	c.config.QPS, c.config.Burst = 200, 400
+	// Deprecations and Pod Security warnings are worth reading, once each.
+	c.config.WarningHandler = rest.NewWarningWriter(os.Stdout, rest.WarningWriterOptions{Deduplicate: true})
+	if c.client, err1 = kubernetes.NewForConfig(c.config); err1 != nil {
+		return err1
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return err
+	}
+	auth := []string{"--kubeconfig=" + kubeconfig, "--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig, "--bind-address=127.0.0.1", "--leader-elect=false"}
+	if err := c.run("kube-controller-manager", filepath.Join(c.bin, "kube-controller-manager"), append(auth,
+		fmt.Sprintf("--secure-port=%d", cmPort),
+		"--service-account-private-key-file="+c.pki.saKey, "--root-ca-file="+c.pki.caCert,
+		"--use-service-account-credentials=true",
+		// No kubelets report here: without the node lifecycle controller the nodes stay Ready
+		// instead of being tainted unreachable and evicted.
+		"--controllers=*,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+	)...); err != nil {
+		return err
+	}
+	return c.run("kube-scheduler", filepath.Join(c.bin, "kube-scheduler"), append(auth, fmt.Sprintf("--secure-port=%d", schedPort))...)
+}
+
+// run starts a process with its output in a log file of the work folder.
+func (c *controlPlane) run(name, path string, args ...string) error {
+	log, err := os.Create(filepath.Join(c.work, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// A clean environment: etcd reads every ETCD_* variable as a flag.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	fmt.Printf("  started %s (pid %d)\n", name, cmd.Process.Pid)
+	c.procs = append(c.procs, cmd)
+	return nil
+}
+
+func (c *controlPlane) writeKubeconfig(path, server string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: c.pki.caCert}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificate: c.pki.adminCert, ClientKey: c.pki.adminKey}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+	cfg.CurrentContext = "local"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+func (c *controlPlane) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		body, err := c.client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && strings.TrimSpace(string(body)) == "ok" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready after 60s (%v); see %s", err, filepath.Join(c.work, "kube-apiserver.log"))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// stop ends every process it started, newest first: SIGTERM, then SIGKILL after 10 s.
+func (c *controlPlane) stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		fmt.Printf("  stopped %s (pid %d)\n", filepath.Base(p.Path), p.Process.Pid)
+	}
+	c.procs = nil
+}

@@ -1,0 +1,120 @@
+// Command verify-local proves a stack's rendered Kubernetes objects against a real control
+// plane on this machine: etcd, kube-apiserver, kube-controller-manager and kube-scheduler on
+// 127.0.0.1. It creates Nodes shaped like the stack's, applies every rendered object with
+// server-side apply, gives every claim a volume, waits until the scheduler has placed every pod,
+// and prints the per-node fit. Objects it cannot check (Helm releases, custom resources whose
+// CRD only a chart provides) are listed, never silently dropped.
+//
+//	verify-local -dir out/prod -bin .bin
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	dir := flag.String("dir", "", "a render's output folder (out/<stack>)")
+	bin := flag.String("bin", ".bin", "folder with kube-apiserver, kube-controller-manager, kube-scheduler")
+	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for every pod to be scheduled")
+	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
+	flag.Parse()
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
+		os.Exit(2)
+	}
+	failures, err := run(*dir, *bin, *timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "verify-local:", err)
+		os.Exit(1)
+	}
+	if *expectFailure {
+		if missed := unmet(filepath.Join(*dir, "expected-failures.txt"), failures); len(missed) > 0 {
+			fmt.Fprintf(os.Stderr, "verify-local: the broken objects did not fail as expected; no failure mentions:\n  %s\n", strings.Join(missed, "\n  "))
+			os.Exit(1)
+		}
+		fmt.Println("verify-local: every broken object was refused or left unschedulable, as expected")
+		return
+	}
+	if len(failures) > 0 {
+		os.Exit(1)
+	}
+}
+
+// unmet returns the expected failure texts that no failure contains.
+func unmet(path string, failures []string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return []string{"(cannot read " + path + ": " + err.Error() + ")"}
+	}
+	var missed []string
+	for _, want := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !slices.ContainsFunc(failures, func(f string) bool { return strings.Contains(f, want) }) {
+			missed = append(missed, want)
+		}
+	}
+	return missed
+}
+
+// run verifies one folder and returns what failed: objects refused, workloads short of pods,
+// pods not placed. An error means the verification itself could not run.
+func run(dir, bin string, timeout time.Duration) ([]string, error) {
+	work, err := os.MkdirTemp("", "verify-local-")
+	if err != nil {
+		return nil, err
+	}
+	if os.Getenv("VERIFY_LOCAL_KEEP") == "" {
+		defer func() { _ = os.RemoveAll(work) }()
+	} else {
+		fmt.Println("keeping logs in", work)
+	}
+	pki, err := newPKI(work)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	cp := &controlPlane{work: work, bin: bin, pki: pki}
+	defer cp.stop()
+	t := newTimer()
+	fmt.Println("control plane:")
+	if err := cp.start(ctx); err != nil {
+		return nil, err
+	}
+	t.phase("control plane ready")
+
+	v := &verifier{cp: cp, dir: dir}
+	if err := v.createNodes(ctx); err != nil {
+		return nil, err
+	}
+	t.phase("nodes created")
+	if err := v.provideVolumes(ctx); err != nil {
+		return nil, err
+	}
+	v.apply(ctx)
+	t.phase("objects applied")
+	v.waitScheduled(ctx, timeout)
+	t.phase("pods scheduled")
+	v.report(ctx)
+	t.phase("report")
+	return v.failures, nil
+}
+
+type timer struct{ start, last time.Time }
+
+func newTimer() *timer { now := time.Now(); return &timer{now, now} }
+
+func (t *timer) phase(name string) {
+	now := time.Now()
+	fmt.Printf("  [%s in %s, %s total]\n", name, now.Sub(t.last).Round(time.Millisecond), now.Sub(t.start).Round(time.Millisecond))
+	t.last = now
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+)
+
+// verifier applies one render's objects and records what failed and what it could not check.
+type verifier struct {
+	cp          *controlPlane
+	dir         string
+	failures    []string
+	notVerified []string
+	nodes       []string
+}
+
+func (v *verifier) fail(format string, args ...any) {
+	v.failures = append(v.failures, fmt.Sprintf(format, args...))
+}
+
+func readYAML(path string, out any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return yaml.Unmarshal(b, out)
+}
+
+// createNodes registers the stack's nodes and reports them Ready with their allocatable.
+func (v *verifier) createNodes(ctx context.Context) error {
+	files, _ := filepath.Glob(filepath.Join(v.dir, "nodes", "*.yaml"))
+	if len(files) == 0 {
+		return fmt.Errorf("no node objects in %s/nodes: render the stack first", v.dir)
+	}
+	for _, f := range files {
+		var n corev1.Node
+		if err := readYAML(f, &n); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		status := n.Status
+		created, err := v.cp.client.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+		created.Status = status
+		created.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+		}}
+		updated, err := v.cp.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("node %s status: %w", n.Name, err)
+		}
+		// The TaintNodesByCondition admission plugin marks a new node not-ready; the node
+		// lifecycle controller, which would lift it, is off because no kubelet heartbeats here.
+		updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+		if _, err := v.cp.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("node %s taints: %w", n.Name, err)
+		}
+		v.nodes = append(v.nodes, n.Name)
+	}
+	fmt.Printf("nodes: %s\n", strings.Join(v.nodes, ", "))
+	return nil
+}
+
+// applyOrder puts what others need first: CRDs, namespaces, then identities, configuration and
+// storage, then the workloads.
+var applyOrder = []string{"CustomResourceDefinition", "Namespace", "StorageClass", "ServiceAccount", "ClusterRole", "Role",
+	"ClusterRoleBinding", "RoleBinding", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service"}
+
+func rank(kind string) int {
+	if i := slices.Index(applyOrder, kind); i >= 0 {
+		return i
+	}
+	return len(applyOrder)
+}
+
+// apply applies every rendered manifest with server-side apply, as the Pulumi provider does.
+func (v *verifier) apply(ctx context.Context) {
+	files, _ := filepath.Glob(filepath.Join(v.dir, "manifests", "*.yaml"))
+	type item struct {
+		file string
+		obj  *unstructured.Unstructured
+	}
+	var items []item
+	for _, f := range files {
+		var m map[string]any
+		if err := readYAML(f, &m); err != nil {
+			v.fail("%s: not YAML: %v", filepath.Base(f), err)
+			continue
+		}
+		items = append(items, item{filepath.Base(f), &unstructured.Unstructured{Object: m}})
+	}
+	sort.SliceStable(items, func(i, j int) bool { return rank(items[i].obj.GetKind()) < rank(items[j].obj.GetKind()) })
+
+	dc, err := discovery.NewDiscoveryClientForConfig(v.cp.config)
+	if err != nil {
+		v.fail("discovery: %v", err)
+		return
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(v.cp.config)
+	if err != nil {
+		v.fail("dynamic client: %v", err)
+		return
+	}
+	applied := 0
+	for _, it := range items {
+		gvk := it.obj.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			v.notVerified = append(v.notVerified, fmt.Sprintf("%s: %s is a custom resource whose CRD only a Helm chart installs", it.file, gvk.Kind))
+			continue
+		}
+		if err != nil {
+			v.fail("%s: %v", it.file, err)
+			continue
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(mapping.Resource).Namespace(it.obj.GetNamespace())
+		}
+		if _, err := ri.Apply(ctx, it.obj.GetName(), it.obj, metav1.ApplyOptions{FieldManager: "verify-local", Force: true}); err != nil {
+			v.fail("%s: refused by the API server: %v", it.file, err)
+			continue
+		}
+		applied++
+		if gvk.Kind == "CustomResourceDefinition" {
+			time.Sleep(2 * time.Second) // let discovery see it
+			mapper.Reset()
+		}
+	}
+	fmt.Printf("applied %d of %d objects\n", applied, len(items))
+
+	if b, err := os.ReadFile(filepath.Join(v.dir, "helm-releases.yaml")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, "# "); ok && !strings.Contains(name, ":") {
+				v.notVerified = append(v.notVerified, fmt.Sprintf("Helm release %s: charts cannot be fetched offline (its pods are reserved on the nodes instead)", name))
+			}
+		}
+	}
+}
+
+// provideVolumes creates, before anything is applied, a PersistentVolume of the claimed class and
+// size for every claim the render declares, so that the scheduler's volume binding finds it on
+// its first attempt, as the EBS CSI driver would provision one.
+func (v *verifier) provideVolumes(ctx context.Context) error {
+	files, _ := filepath.Glob(filepath.Join(v.dir, "manifests", "persistentvolumeclaim-*.yaml"))
+	for _, f := range files {
+		var c corev1.PersistentVolumeClaim
+		if err := readYAML(f, &c); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		name := fmt.Sprintf("pv-%s-%s", c.Namespace, c.Name)
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: c.Spec.Resources.Requests[corev1.ResourceStorage]},
+				AccessModes:                   c.Spec.AccessModes,
+				StorageClassName:              ptrValue(c.Spec.StorageClassName),
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/verify-local/" + name}},
+				// Bound to its claim in advance, as a provisioned volume ends up: with several
+				// identical claims scheduled at once, the binder otherwise waits on itself.
+				ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: c.Namespace, Name: c.Name},
+			},
+		}
+		if _, err := v.cp.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("volume for %s/%s: %w", c.Namespace, c.Name, err)
+		}
+	}
+	fmt.Printf("volumes: %d created, each for its declared claim\n", len(files))
+	return nil
+}
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// waitScheduled waits until every workload has created all its pods and every pod is bound to a
+// node, or the timeout passes.
+func (v *verifier) waitScheduled(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing, unscheduled := v.progress(ctx)
+		if len(missing) == 0 && len(unscheduled) == 0 {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			for _, m := range missing {
+				v.fail("%s", m)
+			}
+			for _, u := range unscheduled {
+				v.fail("%s", u)
+			}
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// progress lists the workloads short of pods (with the reason the controller gives) and the pods
+// the scheduler has not placed (with the scheduler's reason).
+func (v *verifier) progress(ctx context.Context) (missing, unscheduled []string) {
+	c := v.cp.client
+	events := func(ns, name string) string {
+		ev, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return ""
+		}
+		// The first warning about the object or its ReplicaSets says why pods are missing.
+		for _, e := range ev.Items {
+			if e.Type == corev1.EventTypeWarning && strings.HasPrefix(e.InvolvedObject.Name, name) {
+				msg := strings.TrimPrefix(e.Message, "(combined from similar events): ")
+				if len(msg) > 600 {
+					msg = msg[:600] + "..."
+				}
+				return msg
+			}
+		}
+		return "no warning event yet"
+	}
+	if deps, err := c.AppsV1().Deployments("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range deps.Items {
+			if want := ptrInt(d.Spec.Replicas); d.Status.Replicas < want {
+				missing = append(missing, fmt.Sprintf("Deployment %s/%s has %d of %d pods: %s", d.Namespace, d.Name, d.Status.Replicas, want, events(d.Namespace, d.Name)))
+			}
+		}
+	}
+	if sts, err := c.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, s := range sts.Items {
+			if want := ptrInt(s.Spec.Replicas); s.Status.Replicas < want {
+				missing = append(missing, fmt.Sprintf("StatefulSet %s/%s has %d of %d pods: %s", s.Namespace, s.Name, s.Status.Replicas, want, events(s.Namespace, s.Name)))
+			}
+		}
+	}
+	if dss, err := c.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range dss.Items {
+			if d.Status.DesiredNumberScheduled == 0 || d.Status.CurrentNumberScheduled < d.Status.DesiredNumberScheduled {
+				missing = append(missing, fmt.Sprintf("DaemonSet %s/%s has %d of %d pods: %s", d.Namespace, d.Name, d.Status.CurrentNumberScheduled, d.Status.DesiredNumberScheduled, events(d.Namespace, d.Name)))
+			}
+		}
+	}
+	pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return append(missing, "list pods: "+err.Error()), nil
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" {
+			continue
+		}
+		reason := "no scheduling decision yet (a volume it waits for?)"
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
+				reason = cond.Message
+			}
+		}
+		unscheduled = append(unscheduled, fmt.Sprintf("pod %s/%s is not scheduled: %s", p.Namespace, p.Name, reason))
+	}
+	return missing, unscheduled
+}
+
+func ptrInt(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+// report prints the per-node table, what could not be verified, and every failure.
+func (v *verifier) report(ctx context.Context) {
+	nodes, err := v.cp.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		v.fail("list nodes: %v", err)
+		return
+	}
+	pods, err := v.cp.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		v.fail("list pods: %v", err)
+		return
+	}
+	fmt.Println("\nper-node placement (requests of the pods placed here / allocatable left for them):")
+	fmt.Printf("  %-46s %-10s %5s %16s %20s\n", "NODE", "TYPE", "PODS", "CPU", "MEMORY")
+	for _, n := range nodes.Items {
+		cpu, mem := resource.Quantity{}, resource.Quantity{}
+		count := 0
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != n.Name {
+				continue
+			}
+			count++
+			for _, c := range p.Spec.Containers {
+				cpu.Add(c.Resources.Requests[corev1.ResourceCPU])
+				mem.Add(c.Resources.Requests[corev1.ResourceMemory])
+			}
+		}
+		alloc := n.Status.Allocatable
+		fmt.Printf("  %-46s %-10s %5d %7dm/%6dm %9dMi/%7dMi\n", n.Name, n.Labels["node.kubernetes.io/instance-type"], count,
+			cpu.MilliValue(), alloc.Cpu().MilliValue(), mem.Value()>>20, alloc.Memory().Value()>>20)
+	}
+	if len(v.notVerified) > 0 {
+		fmt.Println("\nnot verified here:")
+		for _, n := range v.notVerified {
+			fmt.Println("  -", n)
+		}
+	}
+	if len(v.failures) > 0 {
+		fmt.Println("\nFAILED:")
+		for _, f := range v.failures {
+			fmt.Println("  -", f)
+		}
+		return
+	}
+	fmt.Printf("\nOK: every object accepted, every pod scheduled (%d pods on %d nodes)\n", len(pods.Items), len(nodes.Items))
+}
