@@ -126,10 +126,12 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 				ClusterTag(cfg): "owned",
 			}),
 		}, parent,
-			// A newer AMI or a changed boot script must not silently replace a cluster node: the
-			// scripts only run at first boot anyway. Replacing a node is a deliberate
-			// `pulumi up --replace` (README, day 2).
-			pulumi.IgnoreChanges([]string{"ami", "userData"}))
+			// A newer AMI, a changed boot script or a rotated key pair must not silently replace
+			// a cluster node: all three only matter at first boot. Replacing a node is a
+			// deliberate `pulumi up --replace` (docs/operations.md).
+			pulumi.IgnoreChanges([]string{"ami", "userData", "keyName"}),
+			// The master's fixed private address cannot be held by two instances at once.
+			pulumi.DeleteBeforeReplace(node.Role.ControlPlane()))
 		if err != nil {
 			return nil, fmt.Errorf("create instance %s: %w", node.Role, err)
 		}

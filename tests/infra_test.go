@@ -93,12 +93,14 @@ func TestNodesMatchTheDesignTable(t *testing.T) {
 			if !strings.Contains(str(inst, "userData"), "kubeadm") {
 				t.Errorf("%s user data does not prepare the node for kubeadm", role)
 			}
-			if !slices.Contains(inst.IgnoreChanges, "ami") {
-				t.Errorf("%s: a newer Ubuntu AMI would replace the node on the next up; ami must be ignored", role)
+			for _, p := range []string{"ami", "userData", "keyName"} {
+				if !slices.Contains(inst.IgnoreChanges, p) {
+					t.Errorf("%s: a change of %s (a newer AMI, a new script, a rotated key) would replace the node; it must be ignored", role, p)
+				}
 			}
 		}
-		if master := must(t, r, "aws:ec2/instance:Instance", "sesacthon-nodes-master"); str(master, "privateIp") == "" {
-			t.Errorf("the master has no fixed private IP: the in-VPC control-plane endpoint would move on replacement")
+		if master := must(t, r, "aws:ec2/instance:Instance", "sesacthon-nodes-master"); str(master, "privateIp") == "" || !master.DeleteBeforeReplace {
+			t.Errorf("the master needs a fixed private IP (the in-VPC endpoint) and delete-before-replace (two instances cannot hold it)")
 		}
 		if len(r.OfType("aws:ec2/eipAssociation:EipAssociation")) != 1 {
 			t.Errorf("the control plane has no Elastic IP: its public endpoint would change on stop/start")
