@@ -110,7 +110,10 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 						Args: pulumi.ToStringArray([]string{
 							"--v=2",
 							"--cloud-provider=aws",
-							"--use-service-account-credentials=true",
+							"--cluster-name=" + args.Config.ClusterName,
+							// The controllers run as this ServiceAccount, which the ClusterRole
+							// above is bound to (per-controller accounts would need their own).
+							"--use-service-account-credentials=false",
 							// Calico VXLAN routes pods; the VPC route table must stay untouched.
 							"--configure-cloud-routes=false",
 						}),

@@ -183,3 +183,12 @@ func TestPublicKubeconfig(t *testing.T) {
 		t.Errorf("server not rewritten to the public endpoint: %s", got)
 	}
 }
+
+func TestNodesReadyChecksWhatTheWorkloadsNeed(t *testing.T) {
+	s := NodesReadyScript(4)
+	for _, want := range []string{"-ge 4", "condition=Ready", "aws:", "node.cloudprovider.kubernetes.io/uninitialized", "topology"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("nodes-ready does not check %q: the workloads would start on nodes the load balancer controller cannot use", want)
+		}
+	}
+}

@@ -132,6 +132,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 					corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String("/etc/rabbitmq/enabled_plugins"), SubPath: pulumi.String("enabled_plugins")},
 					mount("definitions", "/etc/rabbitmq/definitions"),
 					mount("tmp", "/tmp"),
+					mount("logs", "/var/log/rabbitmq"),
 				},
 			}},
 			Volumes: corev1.VolumeArray{
@@ -143,6 +144,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 					SecretName: pulumi.String(rabbitSecret), Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("erlang-cookie"), Path: pulumi.String("erlang-cookie")}},
 				}},
 				emptyDir("tmp", 64),
+				emptyDir("logs", 128),
 			},
 		},
 	}, addons, cm, binding)
