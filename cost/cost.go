@@ -5,6 +5,7 @@ package cost
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -95,7 +96,7 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 		e.Items = append(e.Items, Item{Name: name, Quantity: qty, Unit: unit, UnitUSD: p.USD, Monthly: monthly})
 		e.Total += monthly
 	}
-	for _, t := range sortedKeys(f.Instances) {
+	for _, t := range slices.Sorted(maps.Keys(f.Instances)) {
 		add("EC2 "+t, "ec2:"+t, float64(f.Instances[t]), true)
 	}
 	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), false)
@@ -130,13 +131,4 @@ func (e *Estimate) Table() string {
 	}
 	fmt.Fprintf(&b, "%-40s %9s %-26s %10s %10.2f\n", "TOTAL (USD per month)", "", "", "", e.Total)
 	return b.String()
-}
-
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

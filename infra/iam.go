@@ -2,6 +2,8 @@ package infra
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -71,7 +73,7 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 		}, parent); err != nil {
 			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
 		}
-		for _, policyName := range sortedKeys(RolePolicies(node.Role, "")) {
+		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, ""))) {
 			doc := args.UploadsBucketARN.ApplyT(func(arn string) string {
 				return RolePolicies(node.Role, arn)[policyName].JSON()
 			}).(pulumi.StringOutput)

@@ -1,18 +1,6 @@
 package infra
 
-import (
-	"net/netip"
-	"slices"
-)
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+import "net/netip"
 
 func prefixes(ps []netip.Prefix) []string {
 	out := make([]string, len(ps))

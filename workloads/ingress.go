@@ -3,6 +3,8 @@ package workloads
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/elb"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
@@ -50,7 +52,7 @@ func (b *builder) ingress(addons *Addons, certificateARN pulumi.StringInput) (pu
 	}
 	order := map[string]int{NamespaceArgoCD: 10, NamespaceMonitoring: 20, NamespaceApp: 100}
 	var hostname pulumi.StringOutput
-	for _, ns := range sortedKeys(byNamespace) {
+	for _, ns := range slices.Sorted(maps.Keys(byNamespace)) {
 		routes := byNamespace[ns]
 		paths := networkingv1.HTTPIngressPathArray{}
 		for _, r := range routes {

@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -73,7 +75,7 @@ type Container struct {
 
 func (c Container) args() corev1.ContainerArgs {
 	ports := corev1.ContainerPortArray{}
-	for _, name := range sortedKeys(c.Ports) {
+	for _, name := range slices.Sorted(maps.Keys(c.Ports)) {
 		ports = append(ports, corev1.ContainerPortArgs{Name: pulumi.String(name), ContainerPort: pulumi.Int(c.Ports[name])})
 	}
 	return corev1.ContainerArgs{

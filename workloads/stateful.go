@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -111,7 +113,7 @@ func claimSpec(gib int) *corev1.PersistentVolumeClaimSpecArgs {
 
 func servicePorts(ports map[string]int) corev1.ServicePortArray {
 	out := corev1.ServicePortArray{}
-	for _, name := range sortedKeys(ports) {
+	for _, name := range slices.Sorted(maps.Keys(ports)) {
 		out = append(out, corev1.ServicePortArgs{Name: pulumi.String(name), Port: pulumi.Int(ports[name]), TargetPort: pulumi.String(name)})
 	}
 	return out

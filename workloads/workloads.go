@@ -5,6 +5,8 @@ package workloads
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -61,7 +63,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	cfg := args.Config
 	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}}
 
-	for _, ns := range sortedKeys(podSecurity) {
+	for _, ns := range slices.Sorted(maps.Keys(podSecurity)) {
 		if err := b.namespace(ns, podSecurity[ns]); err != nil {
 			return nil, err
 		}

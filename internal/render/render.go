@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -131,14 +132,14 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 
 	var summary strings.Builder
 	fmt.Fprintf(&summary, "stack %s: %d resources, %d Kubernetes manifests, %d Helm releases -> %s\n", res.Stack, len(res.Resources), len(manifests), len(releases), dir)
-	tiers := sortedKeys(counts)
+	tiers := slices.Sorted(maps.Keys(counts))
 	for _, tier := range tiers {
 		total := 0
 		for _, n := range counts[tier] {
 			total += n
 		}
 		fmt.Fprintf(&summary, "  %-10s %4d\n", tier, total)
-		types := sortedKeys(counts[tier])
+		types := slices.Sorted(maps.Keys(counts[tier]))
 		slices.SortStableFunc(types, func(a, b string) int { return cmp.Compare(counts[tier][b], counts[tier][a]) })
 		for _, t := range types {
 			fmt.Fprintf(&summary, "      %4d  %s\n", counts[tier][t], t)
@@ -197,15 +198,6 @@ func writeFile(dir, name, content string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(content), 0o644)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func toYAML(v any) ([]byte, error) {
