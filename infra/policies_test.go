@@ -2,6 +2,7 @@ package infra
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -44,7 +45,10 @@ func TestOnlyTheMasterGetsControllerPolicies(t *testing.T) {
 }
 
 func TestSecurityGroupRulesOpenNothingToTheWorld(t *testing.T) {
-	cfg := &config.Config{}
+	cfg := &config.Config{
+		VPCCIDR:    netip.MustParsePrefix("10.0.0.0/16"),
+		AdminCIDRs: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+	}
 	for _, r := range append(NodeRules(cfg), ControlPlaneRules(cfg)...) {
 		for _, c := range r.CIDRs {
 			if c == "0.0.0.0/0" {
