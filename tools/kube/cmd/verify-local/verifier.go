@@ -143,7 +143,9 @@ func (v *verifier) apply(ctx context.Context) {
 		}
 		applied++
 		if gvk.Kind == "CustomResourceDefinition" {
-			time.Sleep(2 * time.Second) // let discovery see it
+			if err := waitEstablished(ctx, dyn, mapping, it.obj.GetName()); err != nil {
+				v.fail("%s: %v", it.file, err)
+			}
 			mapper.Reset()
 		}
 	}
@@ -332,4 +334,23 @@ func (v *verifier) report(ctx context.Context) {
 		return
 	}
 	fmt.Printf("\nOK: every object accepted, every pod scheduled (%d pods on %d nodes)\n", len(pods.Items), len(nodes.Items))
+}
+
+// waitEstablished waits until a CustomResourceDefinition reports Established, so the custom
+// resources applied after it are checked against it rather than refused as unknown.
+func waitEstablished(ctx context.Context, dyn dynamic.Interface, mapping *meta.RESTMapping, name string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		crd, err := dyn.Resource(mapping.Resource).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, c := range conditions {
+				if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+					return nil
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("CustomResourceDefinition %s not Established after 30s", name)
 }
