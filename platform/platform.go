@@ -42,20 +42,11 @@ func Program(ctx *pulumi.Context) error {
 		return fmt.Errorf("workloads tier: %w", err)
 	}
 
-	if prices, ok := cost.Prices[cfg.Region]; ok {
-		estimate, err := cost.Compute(cost.FootprintOf(cfg, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
-		if err != nil {
-			return fmt.Errorf("cost estimate: %w", err)
-		}
-		ctx.Export("monthlyCostUSD", pulumi.Float64(estimate.Total))
-	}
-
-	export(ctx, cfg, aws, k8s, apps)
-	return nil
+	return export(ctx, cfg, aws, k8s, apps)
 }
 
-// export publishes the small set of outputs operators use (README, "Stack outputs").
-func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster, apps *workloads.Workloads) {
+// export publishes the small set of outputs operators use (README, "Deploy a stack for real").
+func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster, apps *workloads.Workloads) error {
 	nodes := pulumi.Map{}
 	for _, n := range cfg.Nodes {
 		inst := aws.Nodes.Instances[n.Role]
@@ -78,4 +69,14 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
 	ctx.Export("albHostname", apps.ALBHostname)
 	ctx.Export("url", pulumi.String("https://"+cfg.Domain))
+
+	// The estimate needs a price table for the region; other regions simply get none.
+	if prices, ok := cost.Prices[cfg.Region]; ok {
+		estimate, err := cost.Compute(cost.FootprintOf(cfg, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
+		if err != nil {
+			return fmt.Errorf("cost estimate: %w", err)
+		}
+		ctx.Export("monthlyCostUSD", pulumi.Float64(estimate.Total))
+	}
+	return nil
 }
