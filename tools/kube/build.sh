@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the upstream kube-apiserver, kube-controller-manager and kube-scheduler of the pinned
 # release into .bin/ at the repository root (git-ignored), from the Go module proxy. A binary
-# that is already there at the right version is reused; the Go build cache makes a rebuild fast.
+# that is already there at the right version is reused; the Go build cache (shared with `go vet`,
+# so no -trimpath) makes a rebuild fast.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BIN_DIR:-$(cd "${here}/../.." && pwd)/.bin}
@@ -20,6 +21,6 @@ for name in kube-apiserver kube-controller-manager kube-scheduler; do
     continue
   fi
   start=${SECONDS}
-  go build -trimpath -ldflags "${ldflags}" -o "${bin}/${name}" "./cmd/${name}"
+  go build -ldflags "${ldflags}" -o "${bin}/${name}" "./cmd/${name}"
   echo "${name} ${version}: built in $((SECONDS - start))s"
 done
