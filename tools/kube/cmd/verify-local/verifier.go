@@ -302,7 +302,7 @@ func (v *verifier) report(ctx context.Context) {
 		return
 	}
 	fmt.Println("\nper-node placement (requests of the pods placed here / allocatable left for them):")
-	fmt.Printf("  %-46s %-10s %5s %16s %20s\n", "NODE", "TYPE", "PODS", "CPU", "MEMORY")
+	fmt.Printf("  %-46s %-14s %-10s %5s %16s %20s\n", "NODE", "ROLE", "TYPE", "PODS", "CPU", "MEMORY")
 	for _, n := range nodes.Items {
 		cpu, mem := resource.Quantity{}, resource.Quantity{}
 		count := 0
@@ -317,7 +317,11 @@ func (v *verifier) report(ctx context.Context) {
 			}
 		}
 		alloc := n.Status.Allocatable
-		fmt.Printf("  %-46s %-10s %5d %7dm/%6dm %9dMi/%7dMi\n", n.Name, n.Labels["node.kubernetes.io/instance-type"], count,
+		role := n.Labels["workload"]
+		if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
+			role = "control-plane"
+		}
+		fmt.Printf("  %-46s %-14s %-10s %5d %7dm/%6dm %9dMi/%7dMi\n", n.Name, role, n.Labels["node.kubernetes.io/instance-type"], count,
 			cpu.MilliValue(), alloc.Cpu().MilliValue(), mem.Value()>>20, alloc.Memory().Value()>>20)
 	}
 	if len(v.notVerified) > 0 {
