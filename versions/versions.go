@@ -15,8 +15,8 @@ type Chart struct {
 }
 
 const (
-	// Calico is installed from its release manifest by a remote command. v3.31 is the newest
-	// minor tested on Kubernetes 1.35 (Tigera requirements page; 3.31 covers 1.32 to 1.35).
+	// Calico is installed through its operator's release manifests by a remote command. Tigera
+	// tests v3.31 on Kubernetes 1.32 to 1.35; v3.31.3 is its newest patch seen.
 	Calico = "v3.31.3"
 
 	// CloudControllerManagerRepo is the AWS cloud-controller-manager image. Its minor must match
@@ -35,10 +35,10 @@ const (
 )
 
 // ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it. Only
-// releases whose tags were confirmed upstream are listed; a minor missing here is refused by the
-// config check rather than guessed.
+// releases that other projects' update threads show in use are listed (found with the search
+// tool; not pulled here); a minor missing here is refused by the config check, not guessed.
 var ccmReleases = map[string]string{
-	"1.28": "v1.28.1",
+	"1.28": "v1.28.4",
 	"1.30": "v1.30.2",
 	"1.32": "v1.32.1",
 	"1.33": "v1.33.0",
@@ -68,7 +68,7 @@ func CCMImage(minor string) (string, bool) {
 
 // Helm charts, each pinned to an exact version.
 var (
-	// EBSCSIDriver 2.52.0 ships driver v1.52.0, which supports Kubernetes 1.35.
+	// EBSCSIDriver 2.52.0 ships driver v1.52.0 (released 2025-10-30).
 	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0"}
 	// LoadBalancerController 1.14.0 ships controller v2.14.0 (ingress groups, target-type instance).
 	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0"}
