@@ -27,11 +27,11 @@ const (
 	// Postgres is PostgreSQL 16 (the design record's major) on Debian's stable base.
 	Postgres = "docker.io/library/postgres:16.10-bookworm"
 	// Redis is Redis 7 (the design record's major).
-	Redis = "docker.io/library/redis:7.4.6-bookworm"
+	Redis = "docker.io/library/redis:7.4.5-bookworm"
 	// RabbitMQ is 3.13 with the management plugin, the last 3.x line (quorum queues, policies).
 	RabbitMQ = "docker.io/library/rabbitmq:3.13.7-management"
-	// DefaultBackend answers / until a front end is deployed: a small unprivileged static server.
-	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.29.3-alpine"
+	// DefaultBackend answers / until a front end is deployed: nginx stable 1.28, unprivileged.
+	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
 )
 
 // ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it. Only
@@ -72,7 +72,7 @@ var (
 	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0"}
 	// LoadBalancerController 1.14.0 ships controller v2.14.0 (ingress groups, target-type instance).
 	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0"}
-	// MetricsServer 3.13.0 ships metrics-server v0.8.0.
+	// MetricsServer 3.13.0 (released 2025-07) ships metrics-server v0.8.
 	MetricsServer = Chart{Repo: "https://kubernetes-sigs.github.io/metrics-server", Name: "metrics-server", Version: "3.13.0"}
 	// ArgoCD 9.3.1 ships Argo CD v3.2.4.
 	ArgoCD = Chart{Repo: "https://argoproj.github.io/argo-helm", Name: "argo-cd", Version: "9.3.1"}
