@@ -12,9 +12,10 @@ type Price struct {
 // HoursPerMonth is AWS's billing convention for a month (730 hours).
 const HoursPerMonth = 730
 
-// pricesRead is when the figures below were taken from the AWS price pages; prices change, so
-// check them again before quoting a figure to anyone.
-const pricesRead = "AWS pricing pages for Asia Pacific (Seoul), as read in 2025"
+// pricesRead says where the figures below come from: AWS's published On-Demand prices for
+// Asia Pacific (Seoul) as known in 2025. They were not re-read from AWS when this table was
+// written (no network); prices change, so check them before quoting a figure to anyone.
+const pricesRead = "AWS published prices for Asia Pacific (Seoul), as known in 2025, not re-checked"
 
 // Prices are the price tables by region. A stack in a region without one gets no estimate.
 var Prices = map[string]map[string]Price{"ap-northeast-2": Seoul}
