@@ -364,3 +364,60 @@ func TestOneALBServesEveryRouteOverHTTPS(t *testing.T) {
 		}
 	})
 }
+
+// secretRefs returns the names of the Secrets a pod template reads (env, envFrom, volumes).
+func secretRefs(pod any) []string {
+	var names []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				switch k {
+				case "secretRef", "secretKeyRef":
+					names = append(names, fmt.Sprint(at(e, "name")))
+				case "secret":
+					names = append(names, fmt.Sprint(at(e, "secretName")))
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(pod)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+func TestWorkloadsWaitForTheSecretsTheyRead(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		secrets := map[string]*mocks.Resource{}
+		for _, s := range r.OfType("kubernetes:core/v1:Secret") {
+			secrets[str(s, "metadata", "namespace")+"/"+str(s, "metadata", "name")] = s
+		}
+		checked := 0
+		for _, typ := range []string{"kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"} {
+			for _, w := range r.OfType(typ) {
+				obj, _ := manifest.KubernetesObject(w)
+				ns := fmt.Sprint(at(obj, "metadata", "namespace"))
+				for _, name := range secretRefs(at(obj, "spec", "template")) {
+					s := secrets[ns+"/"+name]
+					if s == nil {
+						t.Errorf("%s reads Secret %s/%s, which the program does not declare", w.Name, ns, name)
+						continue
+					}
+					checked++
+					if !r.DependsOn(w, s) {
+						t.Errorf("%s does not wait for Secret %s/%s: its pods could start before it exists", w.Name, ns, name)
+					}
+				}
+			}
+		}
+		if checked < 8 {
+			t.Errorf("only %d secret references checked; the walk is not finding them", checked)
+		}
+	})
+}

@@ -123,7 +123,7 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 	return r, nil
 }
 
-func (b *builder) addons(vpcID pulumi.StringInput) (*Addons, error) {
+func (b *builder) addons(vpcID pulumi.StringInput, secrets *Secrets) (*Addons, error) {
 	cfg, a := b.cfg, &Addons{}
 	master, app := config.RoleMaster, config.RoleWorker1
 	var err error
@@ -185,7 +185,7 @@ func (b *builder) addons(vpcID pulumi.StringInput) (*Addons, error) {
 		return nil, err
 	}
 
-	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass); err != nil {
+	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass, secrets.grafana); err != nil {
 		return nil, err
 	}
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues()); err != nil {

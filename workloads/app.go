@@ -106,7 +106,8 @@ func (b *builder) application(s *Secrets) error {
 			"CELERY_BROKER_URL":     fmt.Sprintf("amqp://%s:%s@%s:%d//", rabbitAppUser, amqp, serviceDNS("rabbitmq", NamespaceData), amqpPort),
 		}
 	}).(pulumi.StringMapOutput)
-	if err := b.secret(ns, appSecret, urls); err != nil {
+	secret, err := b.secret(ns, appSecret, urls)
+	if err != nil {
 		return err
 	}
 
@@ -126,7 +127,7 @@ func (b *builder) application(s *Secrets) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
 		}
-		if _, err := b.deployment(ns, api.Name, api.Replicas, pod, "RollingUpdate", cm); err != nil {
+		if _, err := b.deployment(ns, api.Name, api.Replicas, pod, "RollingUpdate", cm, secret); err != nil {
 			return err
 		}
 		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
@@ -159,7 +160,7 @@ func (b *builder) application(s *Secrets) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 256)},
 		}
-		if _, err := b.deployment(ns, name, pool.Replicas, pod, "RollingUpdate", cm); err != nil {
+		if _, err := b.deployment(ns, name, pool.Replicas, pod, "RollingUpdate", cm, secret); err != nil {
 			return err
 		}
 	}
@@ -177,7 +178,7 @@ func (b *builder) application(s *Secrets) error {
 			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
 		}},
 		Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
-	}, "Recreate", cm); err != nil {
+	}, "Recreate", cm, secret); err != nil {
 		return err
 	}
 

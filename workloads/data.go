@@ -34,13 +34,14 @@ func PersistentVolumeGiB() int {
 
 // postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume.
 func (b *builder) postgres(addons *Addons, s *Secrets) error {
-	if err := b.secret(NamespaceData, postgresSecret, pulumi.StringMap{
+	secret, err := b.secret(NamespaceData, postgresSecret, pulumi.StringMap{
 		"POSTGRES_USER": pulumi.String(postgresUser), "POSTGRES_DB": pulumi.String(postgresDatabase), "POSTGRES_PASSWORD": s.PostgresPassword,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
-	_, err := b.statefulSet(Stateful{
+	_, err = b.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
 		StorageGiB: postgresStorageGiB, MountPath: "/var/lib/postgresql/data",
@@ -62,17 +63,18 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64)},
 		},
-	}, addons)
+	}, addons, secret)
 	return err
 }
 
 // redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
 func (b *builder) redis(addons *Addons, s *Secrets) error {
-	if err := b.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": s.RedisPassword}); err != nil {
+	secret, err := b.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": s.RedisPassword})
+	if err != nil {
 		return err
 	}
 	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
-	_, err := b.statefulSet(Stateful{
+	_, err = b.statefulSet(Stateful{
 		Name: "redis", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"redis": redisPort},
 		StorageGiB: redisStorageGiB, MountPath: "/data",
@@ -93,6 +95,6 @@ func (b *builder) redis(addons *Addons, s *Secrets) error {
 				Liveness:  tcpProbe(redisPort, 20),
 			}},
 		},
-	}, addons)
+	}, addons, secret)
 	return err
 }

@@ -88,11 +88,12 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 	definitions := pulumi.All(s.RabbitAdmin, s.RabbitApp).ApplyT(func(v []any) string {
 		return Definitions(v[0].(string), v[1].(string))
 	}).(pulumi.StringOutput)
-	if err := b.secret(ns, rabbitSecret, pulumi.StringMap{
+	secret, err := b.secret(ns, rabbitSecret, pulumi.StringMap{
 		"definitions.json": definitions,
 		"erlang-cookie":    s.ErlangCookie,
 		"admin-password":   s.RabbitAdmin,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 
@@ -147,7 +148,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 				emptyDir("logs", 128),
 			},
 		},
-	}, addons, cm, binding)
+	}, addons, cm, secret, binding)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ type Secrets struct {
 	RabbitApp        pulumi.StringOutput
 	ErlangCookie     pulumi.StringOutput
 	GrafanaAdmin     pulumi.StringOutput
+
+	// grafana is the Secret the monitoring chart reads the admin login from.
+	grafana *corev1.Secret
 }
 
 // Names of the users and Kubernetes Secrets.
@@ -46,6 +49,7 @@ func (b *builder) password(name string, length int) (pulumi.StringOutput, error)
 
 func (b *builder) secrets() (*Secrets, error) {
 	s := &Secrets{}
+	var err error
 	for _, p := range []struct {
 		name   string
 		length int
@@ -58,12 +62,11 @@ func (b *builder) secrets() (*Secrets, error) {
 		{"erlang-cookie", 48, &s.ErlangCookie},
 		{"grafana-admin", 24, &s.GrafanaAdmin},
 	} {
-		var err error
 		if *p.out, err = b.password(p.name, p.length); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.secret(NamespaceMonitoring, grafanaSecret, pulumi.StringMap{
+	if s.grafana, err = b.secret(NamespaceMonitoring, grafanaSecret, pulumi.StringMap{
 		"admin-user": pulumi.String("admin"), "admin-password": s.GrafanaAdmin,
 	}); err != nil {
 		return nil, err
@@ -71,15 +74,16 @@ func (b *builder) secrets() (*Secrets, error) {
 	return s, nil
 }
 
-// secret declares a Kubernetes Secret whose data stays a Pulumi secret.
-func (b *builder) secret(namespace, name string, data pulumi.StringMapInput) error {
-	_, err := corev1.NewSecret(b.ctx, b.resourceName(namespace, name), &corev1.SecretArgs{
+// secret declares a Kubernetes Secret whose data stays a Pulumi secret. The workloads that read
+// it depend on it, so their pods never start without it.
+func (b *builder) secret(namespace, name string, data pulumi.StringMapInput) (*corev1.Secret, error) {
+	sec, err := corev1.NewSecret(b.ctx, b.resourceName(namespace, name), &corev1.SecretArgs{
 		Metadata:   meta(name, namespace, labels(name, "credentials")),
 		Type:       pulumi.String("Opaque"),
 		StringData: pulumi.ToSecret(data).(pulumi.StringMapOutput),
 	}, b.opts(namespace)...)
 	if err != nil {
-		return fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
 	}
-	return nil
+	return sec, nil
 }

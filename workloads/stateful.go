@@ -53,7 +53,7 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 		deps = append(deps, pvc)
 	}
 
-	if _, err := b.service(s.Namespace, s.Name, l, s.Ports, "ClusterIP"); err != nil {
+	if err := b.clusterService(s.Namespace, s.Name, l, s.Ports); err != nil {
 		return nil, err
 	}
 	headless := s.Name + "-headless"
@@ -141,18 +141,18 @@ func (b *builder) publicService(namespace, name string, l pulumi.StringMap, rout
 	return nil
 }
 
-// service declares a Service selecting a component's pods.
-func (b *builder) service(namespace, name string, l pulumi.StringMap, ports map[string]int, typ string) (*corev1.Service, error) {
-	svc, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
+// clusterService declares the in-cluster Service of a component's pods.
+func (b *builder) clusterService(namespace, name string, l pulumi.StringMap, ports map[string]int) error {
+	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: meta(name, namespace, l),
 		Spec: &corev1.ServiceSpecArgs{
-			Type:     pulumi.String(typ),
+			Type:     pulumi.String("ClusterIP"),
 			Selector: selector(name),
 			Ports:    servicePorts(ports),
 		},
 	}, b.opts(namespace)...)
 	if err != nil {
-		return nil, fmt.Errorf("service %s: %w", name, err)
+		return fmt.Errorf("service %s: %w", name, err)
 	}
-	return svc, nil
+	return nil
 }

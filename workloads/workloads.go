@@ -68,13 +68,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 			return nil, err
 		}
 	}
-	addons, err := b.addons(args.VPCID)
-	if err != nil {
-		return nil, fmt.Errorf("platform add-ons: %w", err)
-	}
 	secrets, err := b.secrets()
 	if err != nil {
 		return nil, fmt.Errorf("generated secrets: %w", err)
+	}
+	addons, err := b.addons(args.VPCID, secrets)
+	if err != nil {
+		return nil, fmt.Errorf("platform add-ons: %w", err)
 	}
 	if err := b.postgres(addons, secrets); err != nil {
 		return nil, fmt.Errorf("postgresql: %w", err)
