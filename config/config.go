@@ -241,6 +241,8 @@ var (
 	dnsLabelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	clusterNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}[a-z0-9]$`)
 	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	localhostPort = regexp.MustCompile(`^:\d+$`)
+	sshPublicKey  = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
 	imageRE       = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$`)
 )
 
@@ -441,7 +443,7 @@ func (p *parser) dns(c *Config) {
 		host, ok := strings.CutPrefix(o, "https://")
 		if !ok {
 			host, ok = strings.CutPrefix(o, "http://localhost")
-			if ok && (host == "" || regexp.MustCompile(`^:\d+$`).MatchString(host)) {
+			if ok && (host == "" || localhostPort.MatchString(host)) {
 				continue
 			}
 		}
@@ -456,7 +458,7 @@ func (p *parser) ssh(c *Config) {
 	if c.SSHPublicKey == "" {
 		return
 	}
-	if !regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`).MatchString(c.SSHPublicKey) {
+	if !sshPublicKey.MatchString(c.SSHPublicKey) {
 		p.fail(qualify("sshPublicKey"), strconv.Quote(c.SSHPublicKey), "an OpenSSH public key line (ssh-ed25519 AAAA...), or unset to let the program generate a key")
 	}
 	if _, ok := p.raw("sshPrivateKey", false); !ok {

@@ -103,11 +103,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		n.Subnets = append(n.Subnets, sn)
 	}
 
-	ids := pulumi.StringArray{}
-	for _, s := range n.Subnets {
-		ids = append(ids, s.ID())
-	}
-	if err := ctx.RegisterResourceOutputs(n, pulumi.Map{"vpcId": n.VPC.ID(), "subnetIds": ids}); err != nil {
+	if err := ctx.RegisterResourceOutputs(n, pulumi.Map{"vpcId": n.VPC.ID(), "subnetIds": n.SubnetIDs()}); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
 	"github.com/waste-coach/infra/internal/offline"
 )
 
@@ -18,7 +20,8 @@ func TestEveryResourceHasAUniqueURNAndAParent(t *testing.T) {
 			}
 			seen[res.URN] = true
 			top := strings.HasPrefix(res.Type, "waste-coach-infra:") && (strings.HasSuffix(res.Type, ":Infra") || strings.HasSuffix(res.Type, ":Cluster") || strings.HasSuffix(res.Type, ":Workloads"))
-			if !top && !strings.Contains(res.Parent, "waste-coach-infra:") {
+			// The parent's type, not its URN: every URN contains the project name.
+			if parentType := string(resource.URN(res.Parent).Type()); !top && !strings.HasPrefix(parentType, "waste-coach-infra:") {
 				t.Errorf("%s %s is not parented to a component (parent %q)", res.Type, res.Name, res.Parent)
 			}
 		}
