@@ -2,7 +2,7 @@
 STACK ?= prod
 BIN   := $(CURDIR)/.bin
 
-.PHONY: render test verify-local verify-local-negative lint
+.PHONY: render test verify-local verify-local-negative lint prerequisites
 
 render:
 	go run ./cmd/render -stack $(STACK) -out out/$(STACK)
@@ -12,13 +12,13 @@ test:
 
 # Every rendered Kubernetes object of a stack against a real API server and scheduler on
 # 127.0.0.1 (tools/kube/README.md).
-verify-local: render
+verify-local: render prerequisites
 	tools/kube/build.sh
 	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
 	$(BIN)/verify-local -dir out/$(STACK) -bin $(BIN)
 
 # The same check on deliberately broken objects: it must report every one of them.
-verify-local-negative:
+verify-local-negative: prerequisites
 	tools/kube/build.sh
 	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
 	$(BIN)/verify-local -dir tools/kube/testdata/broken -bin $(BIN) -timeout 30s -expect-failure
@@ -27,3 +27,13 @@ lint:
 	$(BIN)/golangci-lint run ./...
 	$(BIN)/actionlint
 	shellcheck tools/kube/build.sh .ci/run
+
+# What the local control plane needs beyond Go: etcd (Debian's etcd-server). As root it is
+# installed as .ci/run installs it; otherwise the message names the package.
+prerequisites:
+	@command -v etcd > /dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server; \
+	  else \
+	    echo "etcd not found: install Debian/Ubuntu's etcd-server (sudo apt-get install etcd-server) and run again" >&2; exit 1; \
+	  fi; }

@@ -186,10 +186,16 @@ type commandSpec struct {
 }
 
 func (b *builder) connection(role config.Role) remote.ConnectionArgs {
+	return Connection(b.nodes, role)
+}
+
+// Connection is the SSH connection to the node of role that every remote command uses; its
+// private key is a secret.
+func Connection(nodes *infra.Nodes, role config.Role) remote.ConnectionArgs {
 	return remote.ConnectionArgs{
-		Host:           b.nodes.PublicIP(role),
-		User:           pulumi.String(b.nodes.SSHUser),
-		PrivateKey:     b.nodes.SSHPrivateKey,
+		Host:           nodes.PublicIP(role),
+		User:           pulumi.String(nodes.SSHUser),
+		PrivateKey:     nodes.SSHPrivateKey,
 		DialErrorLimit: pulumi.Int(dialErrorLimit),
 		PerDialTimeout: pulumi.Int(perDialTimeout),
 	}

@@ -37,6 +37,7 @@ func Program(ctx *pulumi.Context) error {
 		VPCID:          aws.Network.VPC.ID().ToStringOutput(),
 		CertificateARN: aws.DNS.CertificateARN,
 		ZoneID:         aws.DNS.ZoneID,
+		ControlPlane:   cluster.Connection(aws.Nodes, config.RoleMaster),
 	}, pulumi.Providers(k8s.Provider))
 	if err != nil {
 		return fmt.Errorf("workloads tier: %w", err)

@@ -3,6 +3,7 @@ package workloads
 import (
 	"fmt"
 
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
@@ -14,18 +15,19 @@ import (
 
 // Addons are the platform's controllers, which other workloads depend on.
 type Addons struct {
-	// EBSCSI and StorageClass must exist before anything stateful.
+	// EBSCSI and the storage classes must exist before anything stateful; VolumeGuard stands
+	// between them and every claim, so that a destroy waits for the volumes to be deleted.
 	EBSCSI       *helmv3.Release
 	StorageClass *storagev1.StorageClass
+	// RetainStorageClass is the production data class; nil on other stacks.
+	RetainStorageClass *storagev1.StorageClass
+	VolumeGuard        *remote.Command
 	// LoadBalancerController reconciles the ingresses into one ALB.
 	LoadBalancerController *helmv3.Release
 	// Monitoring installs the Prometheus operator's CRDs (ServiceMonitor).
 	Monitoring *helmv3.Release
 	ArgoCD     *helmv3.Release
 }
-
-// StorageClassName is the default StorageClass: encrypted gp3, bound where the pod lands.
-const StorageClassName = "gp3"
 
 // ChartPod is one pod a chart runs, with the resources this program gives it. The same values
 // go into the chart and into the fit check.
@@ -123,7 +125,7 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 	return r, nil
 }
 
-func (b *builder) addons(vpcID pulumi.StringInput, secrets *Secrets) (*Addons, error) {
+func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.ConnectionInput, secrets *Secrets) (*Addons, error) {
 	cfg, a := b.cfg, &Addons{}
 	master, app := config.RoleMaster, config.RoleWorker1
 	var err error
@@ -148,20 +150,18 @@ func (b *builder) addons(vpcID pulumi.StringInput, secrets *Secrets) (*Addons, e
 	if err != nil {
 		return nil, err
 	}
-	a.StorageClass, err = storagev1.NewStorageClass(b.ctx, b.resourceName("cluster", StorageClassName), &storagev1.StorageClassArgs{
-		Metadata: &metav1.ObjectMetaArgs{
-			Name:        pulumi.String(StorageClassName),
-			Annotations: pulumi.StringMap{"storageclass.kubernetes.io/is-default-class": pulumi.String("true")},
-		},
-		Provisioner:          pulumi.String("ebs.csi.aws.com"),
-		Parameters:           pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4")},
-		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
-		AllowVolumeExpansion: pulumi.Bool(true),
-		// Volumes go with their claims, so a destroy leaves no orphaned EBS volumes behind.
-		ReclaimPolicy: pulumi.String("Delete"),
-	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{a.EBSCSI}))
-	if err != nil {
-		return nil, fmt.Errorf("storage class: %w", err)
+	if a.StorageClass, err = b.storageClass(StorageClassName, "Delete", true, a.EBSCSI); err != nil {
+		return nil, err
+	}
+	classes := []pulumi.Resource{a.StorageClass}
+	if cfg.Production {
+		if a.RetainStorageClass, err = b.storageClass(RetainStorageClassName, "Retain", false, a.EBSCSI); err != nil {
+			return nil, err
+		}
+		classes = append(classes, a.RetainStorageClass)
+	}
+	if a.VolumeGuard, err = b.volumeGuard(controlPlane, a.EBSCSI, classes...); err != nil {
+		return nil, err
 	}
 
 	lbValues := placement(master)
@@ -185,13 +185,33 @@ func (b *builder) addons(vpcID pulumi.StringInput, secrets *Secrets) (*Addons, e
 		return nil, err
 	}
 
-	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass, secrets.grafana); err != nil {
+	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass, a.VolumeGuard, secrets.grafana); err != nil {
 		return nil, err
 	}
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues()); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// storageClass declares an encrypted gp3 class bound where the pod lands and expandable in place.
+func (b *builder) storageClass(name, reclaim string, isDefault bool, driver pulumi.Resource) (*storagev1.StorageClass, error) {
+	annotations := pulumi.StringMap{}
+	if isDefault {
+		annotations["storageclass.kubernetes.io/is-default-class"] = pulumi.String("true")
+	}
+	sc, err := storagev1.NewStorageClass(b.ctx, b.resourceName("cluster", name), &storagev1.StorageClassArgs{
+		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(name), Annotations: annotations},
+		Provisioner:          pulumi.String(EBSDriver),
+		Parameters:           pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4")},
+		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
+		AllowVolumeExpansion: pulumi.Bool(true),
+		ReclaimPolicy:        pulumi.String(reclaim),
+	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{driver}))
+	if err != nil {
+		return nil, fmt.Errorf("storage class %s: %w", name, err)
+	}
+	return sc, nil
 }
 
 func withResources(m pulumi.Map, r Resources) pulumi.Map {
@@ -215,6 +235,9 @@ func (b *builder) monitoringValues() pulumi.Map {
 		"accessModes":      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
 		"resources":        pulumi.Map{"requests": pulumi.Map{"storage": pulumi.Sprintf("%dGi", prometheusStorageGiB)}},
 	}}}
+	// The operator's claim is no Pulumi resource: let the StatefulSet take it (and its EBS
+	// volume) along when the release is uninstalled, so a destroy leaves no volume behind.
+	promSpec["persistentVolumeClaimRetentionPolicy"] = pulumi.Map{"whenDeleted": pulumi.String("Delete"), "whenScaled": pulumi.String("Retain")}
 	grafanaValues := on(grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
 	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort")}

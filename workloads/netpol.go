@@ -3,6 +3,7 @@ package workloads
 import (
 	"fmt"
 
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -64,7 +65,7 @@ func (b *builder) Policies() []Policy {
 	// Node-to-pod traffic arrives from the node's address or its VXLAN tunnel address.
 	fromNodes := []Peer{{CIDR: vpc}, {CIDR: PodCIDR}}
 	internet := Peer{CIDR: "0.0.0.0/0", Except: []string{vpc, PodCIDR}}
-	imds := Flow{Peers: []Peer{{CIDR: "169.254.169.254/32"}}, Ports: ports(tcp(80))}
+	imds := Flow{Peers: []Peer{{CIDR: IMDSAddress}}, Ports: ports(tcp(80))}
 	data := func(name string, port int) Flow {
 		return Flow{Peers: []Peer{{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/name": name}}}, Ports: ports(tcp(port))}
 	}
@@ -135,6 +136,9 @@ func (b *builder) Policies() []Policy {
 }
 
 func (b *builder) networkPolicies() error {
+	if err := b.metadataServicePolicy(); err != nil {
+		return err
+	}
 	for _, p := range b.Policies() {
 		if _, err := networkingv1.NewNetworkPolicy(b.ctx, b.resourceName(p.Namespace, "netpol-"+p.Name), &networkingv1.NetworkPolicyArgs{
 			Metadata: meta(p.Name, p.Namespace, labels(p.Name, "network-policy")),
@@ -203,4 +207,59 @@ func policyPorts(ps []Port) networkingv1.NetworkPolicyPortArray {
 		out = append(out, port)
 	}
 	return out
+}
+
+// The instance metadata service hands out the node role's credentials to anything on the node
+// that asks. Only the pods that act with the node's role may reach it: the API and the Celery
+// workers (S3 uploads), the load balancer controller and the EBS CSI driver. The namespaces
+// above already deny it by default; a Calico policy in a tier of its own, evaluated before every
+// Kubernetes NetworkPolicy, denies it to all other pods, in kube-system, Calico's namespaces and
+// any namespace Argo CD creates. The tier passes everything else on to the NetworkPolicies.
+const (
+	// IMDSAddress is the instance metadata service's address.
+	IMDSAddress = "169.254.169.254/32"
+	// imdsTier orders before Calico's default tier (order 1,000,000), where Kubernetes
+	// NetworkPolicies live.
+	imdsTier      = "node-credentials"
+	imdsTierOrder = 100
+)
+
+// IMDSAllowedSelector selects, in Calico's selector syntax, the pods that may reach the metadata
+// service.
+const IMDSAllowedSelector = "(projectcalico.org/namespace == '" + NamespaceApp + "' && app.kubernetes.io/component in {'api', 'worker'})" +
+	" || (projectcalico.org/namespace == '" + NamespaceSystem + "' && app.kubernetes.io/name in {'aws-load-balancer-controller', 'aws-ebs-csi-driver'})"
+
+// metadataServicePolicy declares the tier and the policy that deny the metadata service to every
+// pod but those of IMDSAllowedSelector. Calico's CRDs are installed by the cluster tier, before
+// the provider this tier uses is ready.
+func (b *builder) metadataServicePolicy() error {
+	tier, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("cluster", "calico-tier-"+imdsTier), &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
+		Kind:       pulumi.String("Tier"),
+		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(imdsTier)},
+		// Traffic no policy of the tier decides goes on to the next tier, not to a drop.
+		OtherFields: map[string]any{"spec": map[string]any{"order": imdsTierOrder, "defaultAction": "Pass"}},
+	}, pulumi.Parent(b.parent))
+	if err != nil {
+		return fmt.Errorf("calico tier %s: %w", imdsTier, err)
+	}
+	name := imdsTier + ".deny-metadata-service" // Calico names a tier's policies <tier>.<name>
+	if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
+		Kind:       pulumi.String("GlobalNetworkPolicy"),
+		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
+		OtherFields: map[string]any{"spec": map[string]any{
+			"tier":     imdsTier,
+			"order":    10,
+			"selector": "!(" + IMDSAllowedSelector + ")",
+			"types":    []any{"Egress"},
+			"egress": []any{map[string]any{
+				"action":      "Deny",
+				"destination": map[string]any{"nets": []any{IMDSAddress}},
+			}},
+		}},
+	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{tier})); err != nil {
+		return fmt.Errorf("calico policy %s: %w", name, err)
+	}
+	return nil
 }

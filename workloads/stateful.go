@@ -32,10 +32,16 @@ const VolumeName = "data"
 
 // statefulSet declares the claims, the Services and the StatefulSet. The claims are declared
 // as resources of their own, which the StatefulSet adopts by name, so that `pulumi destroy`
-// deletes them (and with them the EBS volumes) before it removes the CSI driver.
+// deletes them before the volume guard waits for their EBS volumes and the CSI driver goes. On a
+// production stack the claims are protected and their class retains the volumes: the data
+// survives a destroy, a `--exclude-protected` destroy and a replaced claim.
 func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resource) (*appsv1.StatefulSet, error) {
 	l := s.Pod.Labels
-	storageDeps := []pulumi.Resource{addons.EBSCSI, addons.StorageClass}
+	class := b.DataStorageClass()
+	storageDeps := []pulumi.Resource{addons.EBSCSI, addons.StorageClass, addons.VolumeGuard}
+	if addons.RetainStorageClass != nil {
+		storageDeps = append(storageDeps, addons.RetainStorageClass)
+	}
 	for i := range s.Replicas {
 		claim := fmt.Sprintf("%s-%s-%d", VolumeName, s.Name, i)
 		pvc, err := corev1.NewPersistentVolumeClaim(b.ctx, b.resourceName(s.Namespace, claim), &corev1.PersistentVolumeClaimArgs{
@@ -45,8 +51,8 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 				// this resource: waiting for Bound here would deadlock.
 				Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
 			},
-			Spec: claimSpec(s.StorageGiB),
-		}, b.opts(s.Namespace, storageDeps...)...)
+			Spec: claimSpec(s.StorageGiB, class),
+		}, append(b.opts(s.Namespace, storageDeps...), pulumi.Protect(b.cfg.Production))...)
 		if err != nil {
 			return nil, fmt.Errorf("claim %s: %w", claim, err)
 		}
@@ -89,7 +95,7 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 			Template:            s.Pod.template(),
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(VolumeName), Labels: l},
-				Spec:     claimSpec(s.StorageGiB),
+				Spec:     claimSpec(s.StorageGiB, class),
 			}},
 			// The claims are Pulumi's: the StatefulSet must not delete them behind its back.
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
@@ -103,10 +109,10 @@ func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resourc
 	return sts, nil
 }
 
-func claimSpec(gib int) *corev1.PersistentVolumeClaimSpecArgs {
+func claimSpec(gib int, class string) *corev1.PersistentVolumeClaimSpecArgs {
 	return &corev1.PersistentVolumeClaimSpecArgs{
 		AccessModes:      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
-		StorageClassName: pulumi.String(StorageClassName),
+		StorageClassName: pulumi.String(class),
 		Resources:        &corev1.VolumeResourceRequirementsArgs{Requests: pulumi.StringMap{"storage": pulumi.Sprintf("%dGi", gib)}},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -25,6 +26,9 @@ type Args struct {
 	CertificateARN pulumi.StringInput
 	// ZoneID is the hosted zone the ALB's alias records go into.
 	ZoneID string
+	// ControlPlane is the SSH connection to the master (a secret), where the volume guard runs
+	// its delete step with the admin kubeconfig.
+	ControlPlane remote.ConnectionInput
 }
 
 // Workloads is everything that runs on the cluster.
@@ -72,7 +76,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("generated secrets: %w", err)
 	}
-	addons, err := b.addons(args.VPCID, secrets)
+	addons, err := b.addons(args.VPCID, args.ControlPlane, secrets)
 	if err != nil {
 		return nil, fmt.Errorf("platform add-ons: %w", err)
 	}
@@ -125,6 +129,8 @@ func (b *builder) resourceName(namespace, name string) string {
 	return fmt.Sprintf("%s-%s-%s", b.name, namespace, name)
 }
 
+// namespace declares a namespace with its Pod Security level. A production stack's data
+// namespace is protected: deleting it would delete the claims in it.
 func (b *builder) namespace(name, level string) error {
 	ns, err := corev1.NewNamespace(b.ctx, b.resourceName("ns", name), &corev1.NamespaceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
@@ -135,7 +141,7 @@ func (b *builder) namespace(name, level string) error {
 				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
 			},
 		},
-	}, pulumi.Parent(b.parent))
+	}, pulumi.Parent(b.parent), pulumi.Protect(b.cfg.Production && name == NamespaceData))
 	if err != nil {
 		return fmt.Errorf("namespace %s: %w", name, err)
 	}

@@ -1,0 +1,74 @@
+package workloads
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"text/template"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// EBSDriver is the CSI driver that provisions every persistent volume of the platform.
+const EBSDriver = "ebs.csi.aws.com"
+
+// Storage classes: gp3 (the default) deletes a volume with its claim, so a destroy leaves no
+// orphaned EBS volume; a production stack's data claims use gp3-retain, whose volumes outlive
+// their claims, so neither a destroy nor a replaced claim can delete the data.
+const (
+	StorageClassName       = "gp3"
+	RetainStorageClassName = "gp3-retain"
+)
+
+// DataStorageClass is the class of the data services' claims (PostgreSQL, Redis, RabbitMQ).
+func (b *builder) DataStorageClass() string {
+	if b.cfg.Production {
+		return RetainStorageClassName
+	}
+	return StorageClassName
+}
+
+// volumeWaitSeconds bounds how long a destroy waits for the driver to delete the volumes: an EBS
+// volume detaches and deletes in well under a minute; ten leave room for a slow detach.
+const (
+	volumeWaitSeconds = 600
+	volumePollSeconds = 10
+)
+
+//go:embed scripts/volumes-released.sh.tmpl
+var volumesReleasedTemplate string
+
+var volumesReleased = template.Must(template.New("volumes-released").Option("missingkey=error").Parse(volumesReleasedTemplate))
+
+// VolumesReleasedScript renders the delete step of the volume guard: wait until no volume of the
+// driver with reclaim policy Delete remains, or fail naming them.
+func VolumesReleasedScript() string {
+	var out bytes.Buffer
+	if err := volumesReleased.Execute(&out, struct {
+		Driver                      string
+		TimeoutSeconds, PollSeconds int
+	}{EBSDriver, volumeWaitSeconds, volumePollSeconds}); err != nil {
+		panic(fmt.Sprintf("render volumes-released: %v", err)) // embedded template, typed data
+	}
+	return out.String()
+}
+
+// volumeGuard declares the command that stands between every claim and the EBS CSI driver in the
+// dependency graph. It does nothing on create. On destroy the engine deletes it after every claim
+// (and the monitoring release, whose Prometheus claim the operator made) and before the driver,
+// the storage classes and the nodes' policies, and its delete step waits there until the driver
+// has deleted the volumes: deleting a claim only starts the deletion of its volume.
+func (b *builder) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.Resource, classes ...pulumi.Resource) (*remote.Command, error) {
+	cmd, err := remote.NewCommand(b.ctx, b.name+"-volumes-released", &remote.CommandArgs{
+		Connection: controlPlane,
+		Create:     pulumi.String("echo 'the delete step of this command waits for the EBS volumes of deleted claims'"),
+		Delete:     pulumi.String(VolumesReleasedScript()),
+		// The script prints claim and volume names only.
+		AddPreviousOutputInEnv: pulumi.Bool(false),
+	}, pulumi.Parent(b.parent), pulumi.DependsOn(append([]pulumi.Resource{driver}, classes...)))
+	if err != nil {
+		return nil, fmt.Errorf("volume guard: %w", err)
+	}
+	return cmd, nil
+}
