@@ -135,11 +135,11 @@ func TestVolumeGuardScript(t *testing.T) {
 	cases := []struct {
 		name string
 		// answers are the stand-in's successive `kubectl get pv` outputs; the last repeats.
-		answers  []string
+		answers           []string
 		adminConf, expire bool
-		wantExit int
-		wantOut  []string
-		wantGets int
+		wantExit          int
+		wantOut           []string
+		wantGets          int
 	}{
 		{name: "waits until the driver has deleted the volumes", adminConf: true,
 			answers:  []string{"pv-a Delete data/data-redis-0\npv-b Delete monitoring/prom-0\n", "pv-b Delete monitoring/prom-0\n", ""},
