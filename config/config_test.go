@@ -12,6 +12,8 @@ func validRaw() map[string]string {
 		"waste-coach-infra:production":        "true",
 		"waste-coach-infra:kubernetesVersion": "1.35.4",
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
+		"waste-coach-infra:availabilityZones": `["ap-northeast-2a","ap-northeast-2b","ap-northeast-2c"]`,
+		"waste-coach-infra:dataZone":          "ap-northeast-2a",
 		"waste-coach-infra:domain":            "wastecoach.example.com",
 		"waste-coach-infra:nodes": `[
 			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
