@@ -301,3 +301,26 @@ func TestCloudControllerManagerPolicyHasNoWrites(t *testing.T) {
 		t.Errorf("the CCM policy lacks ec2:DescribeInstances: nodes would never be initialised")
 	}
 }
+
+// TestPinnedZoneTheRegionDoesNotOfferIsRefused runs prod with a pinned zone the region's lookup
+// does not return: the program must refuse it by key before declaring anything.
+func TestPinnedZoneTheRegionDoesNotOfferIsRefused(t *testing.T) {
+	r, err := offline.RunConfig("prod", prodWith(t, map[string]string{
+		"waste-coach-infra:availabilityZones": `["ap-northeast-2a","ap-northeast-2b","ap-northeast-2z"]`,
+	}))
+	if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:availabilityZones[2]") || !strings.Contains(err.Error(), "ap-northeast-2z") {
+		t.Fatalf("a pinned zone the region lacks must be refused by key, got %v", err)
+	}
+	if len(r.Resources) != 0 {
+		t.Errorf("%d resources were declared before the zone was refused", len(r.Resources))
+	}
+	for _, s := range stacks {
+		var zones []string
+		for _, sn := range run(t, s).OfType("aws:ec2/subnet:Subnet") {
+			zones = append(zones, str(sn, "availabilityZone"))
+		}
+		if want := run(t, s).Config.AvailabilityZones; !slices.Equal(zones, want) {
+			t.Errorf("stack %s: subnets in zones %v, want the pinned %v", s, zones, want)
+		}
+	}
+}
