@@ -110,7 +110,7 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 						Args: pulumi.ToStringArray([]string{
 							"--v=2",
 							"--cloud-provider=aws",
-							"--cluster-name=" + args.Config.ClusterName,
+							"--cluster-name=" + args.Config.ClusterID(),
 							// The controllers run as this ServiceAccount, which the ClusterRole
 							// above is bound to (per-controller accounts would need their own).
 							"--use-service-account-credentials=false",

@@ -35,6 +35,13 @@ type Config struct {
 	VPCCIDR netip.Prefix
 	// SubnetCIDRs are the three public subnets, one per availability zone, in order.
 	SubnetCIDRs []netip.Prefix
+	// AvailabilityZones pins the zone of each subnet, in the order of SubnetCIDRs. Empty means
+	// the first three available zones of the region, looked up on every run (dev only: a zone
+	// that becomes impaired would then move subnets and the nodes in them).
+	AvailabilityZones []string
+	// DataZone is the zone of the storage node and of its EBS volumes, which cannot leave it.
+	// Required on production; empty on a stack that does not pin it.
+	DataZone string
 	// AdminCIDRs may reach SSH and the Kubernetes API.
 	AdminCIDRs []netip.Prefix
 	// Kubernetes is the Kubernetes version installed on every node.
@@ -124,6 +131,19 @@ func (c *Config) Node(role Role) Node {
 
 // Environment is the short environment name used in resource names: the stack name.
 func (c *Config) Environment() string { return c.Stack }
+
+// ClusterID identifies this stack's cluster inside the AWS account: "<stack>-<clusterName>",
+// for example prod-sesacthon. Two stacks of one account may share a clusterName; they never share
+// a ClusterID. Every AWS name that is unique per account or region (IAM roles and instance
+// profiles, the key pair, security groups, the default uploads bucket) is derived from it, and so
+// are the kubernetes.io/cluster tag, the cloud-controller-manager's --cluster-name and the load
+// balancer controller's clusterName (from which it names the ALB).
+func (c *Config) ClusterID() string { return c.Stack + "-" + c.ClusterName }
+
+// MaxClusterIDLength keeps the longest name prefix derived from ClusterID,
+// "<cluster id>-worker-1-", within IAM's 38-character limit on role and instance-profile name
+// prefixes.
+const MaxClusterIDLength = 28
 
 // Source returns the raw value of a fully qualified config key ("project:key"), as the Pulumi
 // CLI passes it to the program: plain text for strings, JSON for numbers, booleans and objects.
@@ -240,6 +260,7 @@ var (
 	kubeVersionRE = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.(\d+))?$`)
 	dnsLabelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	clusterNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}[a-z0-9]$`)
+	clusterIDRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*[a-z0-9]$`)
 	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	localhostPort = regexp.MustCompile(`^:\d+$`)
 	sshPublicKey  = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
@@ -258,12 +279,17 @@ func Parse(stack string, get Source) (*Config, error) {
 	c.ClusterName = p.str("clusterName", "sesacthon", false)
 	if !clusterNameRE.MatchString(c.ClusterName) {
 		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), "3-32 lower-case letters, digits and dashes, starting with a letter")
+	} else if id := c.ClusterID(); !clusterIDRE.MatchString(id) || len(id) > MaxClusterIDLength {
+		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), fmt.Sprintf(
+			"a name that, after the stack name, makes a cluster id (%q here) of at most %d lower-case letters, digits and dashes: AWS names and tags are derived from it",
+			id, MaxClusterIDLength))
 	}
 	c.Region = p.str("aws:region", "", true)
 
 	p.network(c)
 	p.kubernetes(c)
 	p.nodes(c)
+	p.storageZone(c)
 	p.dns(c)
 	p.ssh(c)
 	p.uploads(c)
@@ -310,6 +336,8 @@ func (p *parser) network(c *Config) {
 		c.SubnetCIDRs = append(c.SubnetCIDRs, sn)
 	}
 
+	p.zones(c)
+
 	adminKey := qualify("adminCidrs")
 	var admin []string
 	if p.object("adminCidrs", &admin, true) && len(admin) == 0 {
@@ -321,10 +349,61 @@ func (p *parser) network(c *Config) {
 		if !ok {
 			continue
 		}
-		if c.Production && pfx.Bits() == 0 {
-			p.fail(key, pfx.String(), "on a production stack, the operators' own address ranges only (SSH and 6443 must not be open to the world)")
+		if c.Production && pfx.Bits() < MinProductionAdminPrefix {
+			p.fail(key, pfx.String(), fmt.Sprintf("on a production stack, the operators' own address ranges only, each /%d or narrower (SSH and 6443 must not be open to large parts of the internet)", MinProductionAdminPrefix))
 		}
 		c.AdminCIDRs = append(c.AdminCIDRs, pfx)
+	}
+}
+
+// MinProductionAdminPrefix is the shortest prefix an admin range may have on a production stack:
+// two /1 ranges are the whole internet as surely as one /0.
+const MinProductionAdminPrefix = 16
+
+var zoneRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$`)
+
+// zones reads the pinned availability zones and the storage node's data zone. Whether the pinned
+// zones exist in the region is checked against the AWS lookup by the infra tier.
+func (p *parser) zones(c *Config) {
+	key := qualify("availabilityZones")
+	p.object("availabilityZones", &c.AvailabilityZones, false)
+	switch n := len(c.AvailabilityZones); {
+	case n == 0 && c.Production:
+		p.fail(key, "", "required on a production stack: the zone of each subnet, pinned so that an impaired zone never moves subnets and nodes")
+	case n != 0 && n != len(c.SubnetCIDRs):
+		p.fail(key, fmt.Sprint(c.AvailabilityZones), fmt.Sprintf("exactly %d zone names, one per subnet in the order of subnetCidrs", len(c.SubnetCIDRs)))
+	}
+	for i, z := range c.AvailabilityZones {
+		if !zoneRE.MatchString(z) || (c.Region != "" && !strings.HasPrefix(z, c.Region)) {
+			p.fail(fmt.Sprintf("%s[%d]", key, i), strconv.Quote(z), fmt.Sprintf("an availability zone name of region %s, such as %sa", c.Region, c.Region))
+		}
+		if slices.Index(c.AvailabilityZones, z) != i {
+			p.fail(fmt.Sprintf("%s[%d]", key, i), strconv.Quote(z), "a zone not already used by another subnet (the subnets spread over three zones)")
+		}
+	}
+	c.DataZone = p.str("dataZone", "", false)
+	switch {
+	case c.DataZone == "" && c.Production:
+		p.fail(qualify("dataZone"), "", "required on a production stack: the zone of the storage node's EBS volumes, one of availabilityZones")
+	case c.DataZone != "" && !slices.Contains(c.AvailabilityZones, c.DataZone):
+		p.fail(qualify("dataZone"), strconv.Quote(c.DataZone), fmt.Sprintf("one of availabilityZones %v", c.AvailabilityZones))
+	}
+}
+
+// storageZone refuses, where the data zone is pinned, a storage node placed in a subnet of
+// another zone: its EBS volumes (PostgreSQL, RabbitMQ, Redis) are zonal and could not follow it.
+func (p *parser) storageZone(c *Config) {
+	if c.DataZone == "" || len(c.AvailabilityZones) != len(c.SubnetCIDRs) {
+		return
+	}
+	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.Role == RoleStorage })
+	if i < 0 || c.Nodes[i].Subnet < 0 || c.Nodes[i].Subnet >= len(c.AvailabilityZones) {
+		return
+	}
+	if zone := c.AvailabilityZones[c.Nodes[i].Subnet]; zone != c.DataZone {
+		p.fail(qualify("nodes")+"[storage].subnet", fmt.Sprintf("%d (zone %s)", c.Nodes[i].Subnet, zone), fmt.Sprintf(
+			"a subnet in the data zone %s ("+qualify("dataZone")+"): the storage node's EBS volumes cannot leave their zone, so moving it would strand the data; "+
+				"move the data first (docs/operations.md), then change dataZone", c.DataZone))
 	}
 }
 
@@ -468,7 +547,7 @@ func (p *parser) ssh(c *Config) {
 
 func (p *parser) uploads(c *Config) {
 	c.Uploads = Uploads{TransitionDays: 30, TransitionStorageClass: "GLACIER"}
-	c.Uploads.BucketName = p.str("uploadsBucket", fmt.Sprintf("%s-%s-images", c.Stack, c.ClusterName), false)
+	c.Uploads.BucketName = p.str("uploadsBucket", c.ClusterID()+"-images", false)
 	if !bucketRE.MatchString(c.Uploads.BucketName) || strings.Contains(c.Uploads.BucketName, "..") {
 		p.fail(qualify("uploadsBucket"), strconv.Quote(c.Uploads.BucketName), "an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes")
 	}

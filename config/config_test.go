@@ -12,6 +12,8 @@ func validRaw() map[string]string {
 		"waste-coach-infra:production":        "true",
 		"waste-coach-infra:kubernetesVersion": "1.35.4",
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
+		"waste-coach-infra:availabilityZones": `["ap-northeast-2a","ap-northeast-2b","ap-northeast-2c"]`,
+		"waste-coach-infra:dataZone":          "ap-northeast-2a",
 		"waste-coach-infra:domain":            "wastecoach.example.com",
 		"waste-coach-infra:nodes": `[
 			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
@@ -181,5 +183,76 @@ func TestMinorOnlyVersionTakesNewestPatch(t *testing.T) {
 	}
 	if c.Kubernetes.HasPatch || c.Kubernetes.MinorString() != "1.28" {
 		t.Errorf("parsed %+v, want minor 1.28 without a patch", c.Kubernetes)
+	}
+}
+
+// TestProductionPinsZonesAndNarrowAdminRanges shows the production-only refusals of zones and
+// admin ranges, each naming the key, the value and why.
+func TestProductionPinsZonesAndNarrowAdminRanges(t *testing.T) {
+	cases := []struct {
+		name   string
+		change map[string]string
+		want   []string
+	}{
+		{"storage node moved out of the data zone", map[string]string{"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":1,"rootVolumeGiB":100}]`},
+			[]string{"nodes[storage].subnet", "ap-northeast-2b", "waste-coach-infra:dataZone", "ap-northeast-2a", "EBS volumes"}},
+		{"two halves of the internet", map[string]string{"waste-coach-infra:adminCidrs": `["0.0.0.0/1","128.0.0.0/1"]`},
+			[]string{"waste-coach-infra:adminCidrs[0]", "0.0.0.0/1", "/16 or narrower", "adminCidrs[1]"}},
+		{"zones not pinned", map[string]string{"waste-coach-infra:availabilityZones": "", "waste-coach-infra:dataZone": ""},
+			[]string{"waste-coach-infra:availabilityZones: missing", "required on a production stack", "waste-coach-infra:dataZone: missing"}},
+		{"zone of another region", map[string]string{"waste-coach-infra:availabilityZones": `["us-east-1a","ap-northeast-2b","ap-northeast-2c"]`},
+			[]string{"availabilityZones[0]", `"us-east-1a"`, "region ap-northeast-2"}},
+		{"data zone not among the zones", map[string]string{"waste-coach-infra:dataZone": "ap-northeast-2d"},
+			[]string{"waste-coach-infra:dataZone", `"ap-northeast-2d"`, "one of availabilityZones"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw := validRaw()
+			for k, v := range c.change {
+				if v == "" {
+					delete(raw, k)
+				} else {
+					raw[k] = v
+				}
+			}
+			_, err := parse(raw)
+			if err == nil {
+				t.Fatalf("accepted; want a refusal mentioning %v", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+	t.Run("dev may leave zones unpinned and use wide admin ranges", func(t *testing.T) {
+		raw := validRaw()
+		raw["waste-coach-infra:production"] = "false"
+		raw["waste-coach-infra:adminCidrs"] = `["0.0.0.0/1"]`
+		delete(raw, "waste-coach-infra:availabilityZones")
+		delete(raw, "waste-coach-infra:dataZone")
+		if _, err := Parse("dev", func(k string) (string, bool) { v, ok := raw[k]; return v, ok }); err != nil {
+			t.Errorf("dev refused: %v", err)
+		}
+	})
+}
+
+// TestClusterIDIsShortAndDNSSafe shows that the cluster id, from which AWS names are derived, is
+// checked: IAM name prefixes allow 38 characters.
+func TestClusterIDIsShortAndDNSSafe(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:clusterName"] = "a-very-long-cluster-name-xyz"
+	_, err := parse(raw)
+	if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:clusterName") || !strings.Contains(err.Error(), "prod-a-very-long-cluster-name-xyz") {
+		t.Errorf("a cluster id over %d characters must be refused by key, got %v", MaxClusterIDLength, err)
+	}
+	c, err := parse(validRaw())
+	if err != nil || c.ClusterID() != "prod-sesacthon" {
+		t.Errorf("cluster id of prod = %v (%v), want prod-sesacthon", c, err)
 	}
 }

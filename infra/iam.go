@@ -26,6 +26,10 @@ type IAM struct {
 	// Roles and Profiles are keyed by node role.
 	Roles    map[config.Role]*iam.Role
 	Profiles map[config.Role]*iam.InstanceProfile
+	// Policies are every inline policy and managed-policy attachment of the roles. The nodes
+	// depend on them, so that on destroy the controllers keep their permissions until the
+	// cluster is gone (the load balancer controller must still delete its ALB).
+	Policies []pulumi.Resource
 }
 
 // ssmCorePolicyARN is the AWS-managed policy for Session Manager: a shell on a node without SSH.
@@ -59,7 +63,11 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 
 	for _, node := range cfg.Nodes {
 		roleName := fmt.Sprintf("%s-%s", name, node.Role)
+		// IAM names are unique per account: the prefix carries the stack's cluster id, and AWS
+		// appends a unique suffix, so a replacement never waits for the old name to be freed.
+		awsPrefix := fmt.Sprintf("%s-%s-", cfg.ClusterID(), node.Role)
 		role, err := iam.NewRole(ctx, roleName, &iam.RoleArgs{
+			NamePrefix:       pulumi.String(awsPrefix),
 			Description:      pulumi.Sprintf("waste-coach %s node (%s)", node.Role, cfg.Stack),
 			AssumeRolePolicy: pulumi.String(ec2AssumeRole.JSON()),
 			Tags:             tags(cfg, roleName, nil),
@@ -67,26 +75,31 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 		if err != nil {
 			return nil, fmt.Errorf("create role %s: %w", roleName, err)
 		}
-		if _, err := iam.NewRolePolicyAttachment(ctx, roleName+"-ssm", &iam.RolePolicyAttachmentArgs{
+		ssm, err := iam.NewRolePolicyAttachment(ctx, roleName+"-ssm", &iam.RolePolicyAttachmentArgs{
 			Role:      role.Name,
 			PolicyArn: pulumi.String(ssmCorePolicyARN),
-		}, parent); err != nil {
+		}, parent)
+		if err != nil {
 			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
 		}
+		r.Policies = append(r.Policies, ssm)
 		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, ""))) {
 			doc := args.UploadsBucketARN.ApplyT(func(arn string) string {
 				return RolePolicies(node.Role, arn)[policyName].JSON()
 			}).(pulumi.StringOutput)
-			if _, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
+			rp, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
 				Role:   role.Name,
 				Policy: doc,
-			}, parent); err != nil {
+			}, parent)
+			if err != nil {
 				return nil, fmt.Errorf("create policy %s of %s: %w", policyName, roleName, err)
 			}
+			r.Policies = append(r.Policies, rp)
 		}
 		profile, err := iam.NewInstanceProfile(ctx, roleName, &iam.InstanceProfileArgs{
-			Role: role.Name,
-			Tags: tags(cfg, roleName, nil),
+			NamePrefix: pulumi.String(awsPrefix),
+			Role:       role.Name,
+			Tags:       tags(cfg, roleName, nil),
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("create instance profile %s: %w", roleName, err)

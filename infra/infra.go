@@ -34,15 +34,20 @@ type Infra struct {
 
 // New declares the AWS tier.
 func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Infra, error) {
+	// The zones are checked before anything is declared: a pinned zone the region does not offer
+	// is a configuration error.
+	zones, err := AvailabilityZones(ctx, args.Config)
+	if err != nil {
+		return nil, err
+	}
 	t := &Infra{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Infra", name, t, opts...); err != nil {
 		return nil, err
 	}
 	cfg := args.Config
 	parent := pulumi.Parent(t)
-	var err error
 
-	if t.Network, err = NewNetwork(ctx, name+"-network", &NetworkArgs{Config: cfg}, parent); err != nil {
+	if t.Network, err = NewNetwork(ctx, name+"-network", &NetworkArgs{Config: cfg, Zones: zones}, parent); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	if t.SecurityGroups, err = NewSecurityGroups(ctx, name+"-sg", &SecurityGroupsArgs{Config: cfg, VPCID: t.Network.VPC.ID()}, parent); err != nil {
@@ -54,12 +59,19 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn}, parent); err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
 	}
+	var deleteAfter []pulumi.Resource
+	for _, rta := range t.Network.RouteTableAssociations {
+		deleteAfter = append(deleteAfter, rta)
+	}
+	deleteAfter = append(deleteAfter, t.SecurityGroups.Rules...)
+	deleteAfter = append(deleteAfter, t.IAM.Policies...)
 	if t.Nodes, err = NewNodes(ctx, name+"-nodes", &NodesArgs{
 		Config:         cfg,
 		Subnets:        t.Network.Subnets,
 		SecurityGroups: t.SecurityGroups,
 		Profiles:       t.IAM.Profiles,
 		UserData:       args.UserData,
+		DeleteAfter:    deleteAfter,
 	}, parent); err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
 	}
@@ -93,5 +105,6 @@ func tags(cfg *config.Config, name string, extra map[string]string) pulumi.Strin
 }
 
 // ClusterTag is the tag key the cloud-controller-manager and the load balancer controller use to
-// find the cluster's subnets, instances and security group.
-func ClusterTag(cfg *config.Config) string { return "kubernetes.io/cluster/" + cfg.ClusterName }
+// find the cluster's subnets, instances and security group. It carries the stack's cluster id, so
+// the controllers of two stacks in one account never take each other's resources.
+func ClusterTag(cfg *config.Config) string { return "kubernetes.io/cluster/" + cfg.ClusterID() }

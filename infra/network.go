@@ -1,7 +1,11 @@
 package infra
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -14,6 +18,42 @@ import (
 type NetworkArgs struct {
 	// Config is the validated stack configuration (VPC and subnet CIDRs).
 	Config *config.Config
+	// Zones are the availability zones of the subnets, in order (see AvailabilityZones).
+	Zones []string
+}
+
+// AvailabilityZones returns the zone of each subnet: the pinned availabilityZones, each checked
+// against the region's available zones that need no opt-in, or, where none are pinned, the first
+// of those. Called before any resource is declared, so a pinned zone the region does not offer
+// is refused up front, by key.
+func AvailabilityZones(ctx *pulumi.Context, cfg *config.Config) ([]string, error) {
+	azs, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{
+		State:   pulumi.StringRef("available"),
+		Filters: []aws.GetAvailabilityZonesFilter{{Name: "opt-in-status", Values: []string{"opt-in-not-required"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up availability zones: %w", err)
+	}
+	if len(cfg.AvailabilityZones) == 0 {
+		if len(azs.Names) < len(cfg.SubnetCIDRs) {
+			return nil, fmt.Errorf("region %s has %d usable availability zones %v; the platform needs %d", cfg.Region, len(azs.Names), azs.Names, len(cfg.SubnetCIDRs))
+		}
+		return azs.Names[:len(cfg.SubnetCIDRs)], nil
+	}
+	var errs []error
+	for i, z := range cfg.AvailabilityZones {
+		if !slices.Contains(azs.Names, z) {
+			errs = append(errs, &config.Error{
+				Key:     fmt.Sprintf("%s:availabilityZones[%d]", config.Project, i),
+				Value:   strconv.Quote(z),
+				Allowed: fmt.Sprintf("an available zone of %s that needs no opt-in: %s", cfg.Region, strings.Join(azs.Names, ", ")),
+			})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", cfg.Stack, errors.Join(errs...))
+	}
+	return cfg.AvailabilityZones, nil
 }
 
 // Network is the VPC with its three public subnets, one per availability zone. There is no NAT
@@ -26,6 +66,9 @@ type Network struct {
 	Subnets []*ec2.Subnet
 	// Zones are the availability zones of Subnets, in the same order.
 	Zones []string
+	// RouteTableAssociations give each subnet its internet route. Whatever needs the internet or
+	// the deploying machine's SSH at delete time depends on them (see NodesArgs.DeleteAfter).
+	RouteTableAssociations []*ec2.RouteTableAssociation
 }
 
 // NewNetwork declares the VPC, the subnets in three distinct zones, the internet gateway and
@@ -38,19 +81,12 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	cfg := args.Config
 	parent := pulumi.Parent(n)
 
-	// Zones that need no opt-in; the first three are used, so the subnets land in distinct zones.
-	azs, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{
-		State:   pulumi.StringRef("available"),
-		Filters: []aws.GetAvailabilityZonesFilter{{Name: "opt-in-status", Values: []string{"opt-in-not-required"}}},
-	}, pulumi.Parent(n))
-	if err != nil {
-		return nil, fmt.Errorf("look up availability zones: %w", err)
+	if len(args.Zones) != len(cfg.SubnetCIDRs) {
+		return nil, fmt.Errorf("%d zones %v for %d subnets", len(args.Zones), args.Zones, len(cfg.SubnetCIDRs))
 	}
-	if len(azs.Names) < len(cfg.SubnetCIDRs) {
-		return nil, fmt.Errorf("region %s has %d usable availability zones %v; the platform needs %d", cfg.Region, len(azs.Names), azs.Names, len(cfg.SubnetCIDRs))
-	}
-	n.Zones = azs.Names[:len(cfg.SubnetCIDRs)]
+	n.Zones = args.Zones
 
+	var err error
 	n.VPC, err = ec2.NewVpc(ctx, name+"-vpc", &ec2.VpcArgs{
 		CidrBlock:          pulumi.String(cfg.VPCCIDR.String()),
 		EnableDnsHostnames: pulumi.Bool(true),
@@ -94,13 +130,15 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		if err != nil {
 			return nil, fmt.Errorf("create subnet %d: %w", i+1, err)
 		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, subnetName, &ec2.RouteTableAssociationArgs{
+		rta, err := ec2.NewRouteTableAssociation(ctx, subnetName, &ec2.RouteTableAssociationArgs{
 			SubnetId:     sn.ID(),
 			RouteTableId: rt.ID(),
-		}, parent); err != nil {
+		}, parent)
+		if err != nil {
 			return nil, fmt.Errorf("associate subnet %d: %w", i+1, err)
 		}
 		n.Subnets = append(n.Subnets, sn)
+		n.RouteTableAssociations = append(n.RouteTableAssociations, rta)
 	}
 
 	if err := ctx.RegisterResourceOutputs(n, pulumi.Map{"vpcId": n.VPC.ID(), "subnetIds": n.SubnetIDs()}); err != nil {

@@ -23,6 +23,12 @@ type NodesArgs struct {
 	Profiles map[config.Role]*iam.InstanceProfile
 	// UserData is the boot script by role.
 	UserData map[config.Role]string
+	// DeleteAfter are the resources the nodes need until they are deleted: the subnets' internet
+	// routes, the security-group rules (SSH and the API from the deploying machine) and the
+	// roles' policies (the controllers' permissions). Every instance and the Elastic IP depend on
+	// them, and so, through the instances, does every remote command and Kubernetes provider:
+	// `pulumi destroy` then removes them last instead of in its first wave.
+	DeleteAfter []pulumi.Resource
 }
 
 // Nodes holds the four instances, the SSH key they accept and the control plane's Elastic IP.
@@ -71,7 +77,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		n.SSHPrivateKey = pulumi.ToSecret(key.PrivateKeyOpenssh).(pulumi.StringOutput)
 	}
 	keyPair, err := ec2.NewKeyPair(ctx, name+"-ssh", &ec2.KeyPairArgs{
-		KeyNamePrefix: pulumi.String(cfg.ClusterName + "-" + cfg.Stack + "-"),
+		KeyNamePrefix: pulumi.String(cfg.ClusterID() + "-"),
 		PublicKey:     publicKey,
 		Tags:          tags(cfg, cfg.ClusterName+"-ssh", nil),
 	}, parent)
@@ -91,6 +97,21 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 	if err != nil {
 		return nil, fmt.Errorf("look up ubuntu ami: %w", err)
 	}
+
+	// The master's fixed address is in a subnet other nodes share. An explicit reservation takes
+	// it out of EC2's automatic assignment: only a launch that asks for the address gets it, so a
+	// node launched while the master is being replaced cannot take it.
+	masterIP, err := ec2.NewSubnetCidrReservation(ctx, name+"-master-ip", &ec2.SubnetCidrReservationArgs{
+		SubnetId:        args.Subnets[cfg.Node(config.RoleMaster).Subnet].ID(),
+		CidrBlock:       pulumi.String(MasterIPReservation(cfg)),
+		ReservationType: pulumi.String("explicit"),
+		Description:     pulumi.String("control-plane address of " + cfg.ClusterID()),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("reserve the master's address: %w", err)
+	}
+	// Every instance launches after the reservation exists (and is deleted before it).
+	instanceDeps := append([]pulumi.Resource{masterIP}, args.DeleteAfter...)
 
 	for _, node := range cfg.Nodes {
 		groups := pulumi.StringArray{args.SecurityGroups.Nodes.ID()}
@@ -125,7 +146,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 				"Role":          string(node.Role),
 				ClusterTag(cfg): "owned",
 			}),
-		}, parent,
+		}, parent, pulumi.DependsOn(instanceDeps),
 			// A newer AMI, a changed boot script or a rotated key pair must not silently replace
 			// a cluster node: all three only matter at first boot. Replacing a node is a
 			// deliberate `pulumi up --replace` (docs/operations.md).
@@ -141,7 +162,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 	eip, err := ec2.NewEip(ctx, name+"-endpoint", &ec2.EipArgs{
 		Domain: pulumi.String("vpc"),
 		Tags:   tags(cfg, cfg.ClusterName+"-"+cfg.Stack+"-endpoint", nil),
-	}, parent)
+	}, parent, pulumi.DependsOn(args.DeleteAfter))
 	if err != nil {
 		return nil, fmt.Errorf("create control-plane eip: %w", err)
 	}
@@ -162,6 +183,10 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 	}
 	return n, nil
 }
+
+// MasterIPReservation is the subnet CIDR reservation that holds the master's fixed private
+// address: that one address, as a /32.
+func MasterIPReservation(cfg *config.Config) string { return cfg.MasterPrivateIP().String() + "/32" }
 
 // PublicIP returns the address remote commands connect to: the Elastic IP for the master (its
 // launch address is released when the EIP is associated), the launch address for the others.

@@ -45,67 +45,22 @@ var ec2AssumeRole = policy(Statement{
 	Action:    []string{"sts:AssumeRole"},
 })
 
-// CCMControlPlanePolicy is the cloud-controller-manager's control-plane policy, as published by
-// cloud-provider-aws (docs/prerequisites.md). It needs "*" resources: instances, volumes and
-// load balancers are discovered, not known in advance.
+// CCMControlPlanePolicy is what the cloud-controller-manager, as this program runs it, calls in
+// EC2 (cloud-provider-aws v1.35, pkg/providers/v1): DescribeInstances to initialise nodes (provider
+// id, addresses, instance type, zone) and to notice deleted or stopped instances;
+// DescribeAvailabilityZones for the zone-id label; DescribeInstanceTopology for the topology labels
+// of the instance types that have them. Nothing else is called here: the route controller is off
+// (--configure-cloud-routes=false, Calico routes pods), there is no Service of type LoadBalancer
+// (the ALB comes from the load balancer controller), so none of upstream's security-group, route,
+// volume and ELB actions are needed, and the tagging controller, the one caller of CreateTags
+// outside load balancers, is disabled by default. The upstream example policy allows deletes,
+// detaches and security-group and route changes on every resource of the account; a pod that got
+// the master's credentials could use them against the other stack.
 func CCMControlPlanePolicy() PolicyDocument {
 	return policy(allow("CloudControllerManager", "*",
-		"autoscaling:DescribeAutoScalingGroups",
-		"autoscaling:DescribeLaunchConfigurations",
-		"autoscaling:DescribeTags",
 		"ec2:DescribeInstances",
-		"ec2:DescribeRegions",
-		"ec2:DescribeRouteTables",
-		"ec2:DescribeSecurityGroups",
-		"ec2:DescribeSubnets",
-		"ec2:DescribeVolumes",
 		"ec2:DescribeAvailabilityZones",
-		"ec2:CreateSecurityGroup",
-		"ec2:CreateTags",
-		"ec2:CreateVolume",
-		"ec2:ModifyInstanceAttribute",
-		"ec2:ModifyVolume",
-		"ec2:AttachVolume",
-		"ec2:AuthorizeSecurityGroupIngress",
-		"ec2:CreateRoute",
-		"ec2:DeleteRoute",
-		"ec2:DeleteSecurityGroup",
-		"ec2:DeleteVolume",
-		"ec2:DetachVolume",
-		"ec2:RevokeSecurityGroupIngress",
-		"ec2:DescribeVpcs",
 		"ec2:DescribeInstanceTopology",
-		"elasticloadbalancing:AddTags",
-		"elasticloadbalancing:AttachLoadBalancerToSubnets",
-		"elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
-		"elasticloadbalancing:CreateLoadBalancer",
-		"elasticloadbalancing:CreateLoadBalancerPolicy",
-		"elasticloadbalancing:CreateLoadBalancerListeners",
-		"elasticloadbalancing:ConfigureHealthCheck",
-		"elasticloadbalancing:DeleteLoadBalancer",
-		"elasticloadbalancing:DeleteLoadBalancerListeners",
-		"elasticloadbalancing:DescribeLoadBalancers",
-		"elasticloadbalancing:DescribeLoadBalancerAttributes",
-		"elasticloadbalancing:DetachLoadBalancerFromSubnets",
-		"elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
-		"elasticloadbalancing:ModifyLoadBalancerAttributes",
-		"elasticloadbalancing:RegisterInstancesWithLoadBalancer",
-		"elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
-		"elasticloadbalancing:CreateListener",
-		"elasticloadbalancing:CreateTargetGroup",
-		"elasticloadbalancing:DeleteListener",
-		"elasticloadbalancing:DeleteTargetGroup",
-		"elasticloadbalancing:DescribeListeners",
-		"elasticloadbalancing:DescribeLoadBalancerPolicies",
-		"elasticloadbalancing:DescribeTargetGroups",
-		"elasticloadbalancing:DescribeTargetHealth",
-		"elasticloadbalancing:ModifyListener",
-		"elasticloadbalancing:ModifyTargetGroup",
-		"elasticloadbalancing:RegisterTargets",
-		"elasticloadbalancing:DeregisterTargets",
-		"elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
-		"iam:CreateServiceLinkedRole",
-		"kms:DescribeKey",
 	))
 }
 

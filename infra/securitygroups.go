@@ -25,6 +25,10 @@ type SecurityGroups struct {
 
 	Nodes        *ec2.SecurityGroup
 	ControlPlane *ec2.SecurityGroup
+	// Rules are every ingress and egress rule of both groups: SSH and the API from the admin
+	// ranges, the cluster's own traffic, egress to the internet. The nodes depend on them, so a
+	// destroy revokes them only once the nodes are gone (see NodesArgs.DeleteAfter).
+	Rules []pulumi.Resource
 }
 
 // Port numbers of the cluster's protocols (kubernetes.io "Ports and Protocols").
@@ -90,14 +94,14 @@ func NewSecurityGroups(ctx *pulumi.Context, name string, args *SecurityGroupsArg
 	cfg := args.Config
 	var err error
 
-	g.Nodes, err = g.group(ctx, name+"-nodes", cfg, args.VPCID, "every cluster node",
+	g.Nodes, err = g.group(ctx, name, "nodes", cfg, args.VPCID, "every cluster node",
 		// Exactly one group per instance carries the cluster tag: the load balancer controller
 		// adds its ALB-to-NodePort rule to that group.
 		map[string]string{ClusterTag(cfg): "owned"}, NodeRules(cfg))
 	if err != nil {
 		return nil, err
 	}
-	g.ControlPlane, err = g.group(ctx, name+"-control-plane", cfg, args.VPCID, "the Kubernetes control plane", nil, ControlPlaneRules(cfg))
+	g.ControlPlane, err = g.group(ctx, name, "control-plane", cfg, args.VPCID, "the Kubernetes control plane", nil, ControlPlaneRules(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +111,14 @@ func NewSecurityGroups(ctx *pulumi.Context, name string, args *SecurityGroupsArg
 	return g, nil
 }
 
-func (g *SecurityGroups) group(ctx *pulumi.Context, name string, cfg *config.Config, vpcID pulumi.IDOutput, what string, extraTags map[string]string, rules []Rule) (*ec2.SecurityGroup, error) {
+// group declares one security group, kind naming it within the stack, with its rules.
+func (g *SecurityGroups) group(ctx *pulumi.Context, component, kind string, cfg *config.Config, vpcID pulumi.IDOutput, what string, extraTags map[string]string, rules []Rule) (*ec2.SecurityGroup, error) {
 	parent := pulumi.Parent(g)
+	name := component + "-" + kind
 	sg, err := ec2.NewSecurityGroup(ctx, name, &ec2.SecurityGroupArgs{
+		// Group names are unique per VPC; the cluster id keeps them apart in the console and in
+		// anything that looks groups up by name across the account.
+		NamePrefix:  pulumi.String(cfg.ClusterID() + "-" + kind + "-"),
 		VpcId:       vpcID,
 		Description: pulumi.String("waste-coach: " + what),
 		Tags:        tags(cfg, cfg.ClusterName+"-"+name, extraTags),
@@ -117,14 +126,16 @@ func (g *SecurityGroups) group(ctx *pulumi.Context, name string, cfg *config.Con
 	if err != nil {
 		return nil, fmt.Errorf("create security group %s: %w", name, err)
 	}
-	if _, err := vpc.NewSecurityGroupEgressRule(ctx, name+"-egress-all", &vpc.SecurityGroupEgressRuleArgs{
+	egress, err := vpc.NewSecurityGroupEgressRule(ctx, name+"-egress-all", &vpc.SecurityGroupEgressRuleArgs{
 		SecurityGroupId: sg.ID(),
 		Description:     pulumi.String("all egress: package mirrors, image registries, AWS APIs"),
 		IpProtocol:      pulumi.String("-1"),
 		CidrIpv4:        pulumi.String("0.0.0.0/0"),
-	}, parent); err != nil {
+	}, parent)
+	if err != nil {
 		return nil, fmt.Errorf("create egress rule of %s: %w", name, err)
 	}
+	g.Rules = append(g.Rules, egress)
 	for _, r := range rules {
 		base := &vpc.SecurityGroupIngressRuleArgs{
 			SecurityGroupId: sg.ID(),
@@ -136,17 +147,21 @@ func (g *SecurityGroups) group(ctx *pulumi.Context, name string, cfg *config.Con
 		if r.Group == "self" {
 			args := *base
 			args.ReferencedSecurityGroupId = sg.ID()
-			if _, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s", name, r.Name), &args, parent); err != nil {
+			rule, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s", name, r.Name), &args, parent)
+			if err != nil {
 				return nil, fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
 			}
+			g.Rules = append(g.Rules, rule)
 			continue
 		}
 		for i, cidr := range r.CIDRs {
 			args := *base
 			args.CidrIpv4 = pulumi.String(cidr)
-			if _, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s-%d", name, r.Name, i), &args, parent); err != nil {
+			rule, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s-%d", name, r.Name, i), &args, parent)
+			if err != nil {
 				return nil, fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
 			}
+			g.Rules = append(g.Rules, rule)
 		}
 	}
 	return sg, nil

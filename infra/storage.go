@@ -34,9 +34,12 @@ func TLSOnlyPolicy(bucketARN string) PolicyDocument {
 	})
 }
 
-// NewUploads declares the bucket and its settings. On a production stack the bucket is
-// protected and retained: `pulumi destroy` refuses to delete it, and even after unprotecting, a
-// delete leaves the bucket (and the users' images) in the account.
+// NewUploads declares the bucket and its settings. On a production stack the bucket and every
+// companion resource (public-access block, versioning, encryption, lifecycle, CORS, TLS-only
+// policy) are protected and retained: `pulumi destroy` refuses to delete them, and even after
+// unprotecting, a delete leaves them in the account. Retaining the companions matters as much as
+// the bucket: deleting the versioning resource suspends versioning, deleting the public-access
+// block or the policy opens the bucket up. On other stacks destroy removes them all.
 func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pulumi.ResourceOption) (*Uploads, error) {
 	u := &Uploads{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Uploads", name, u, opts...); err != nil {
@@ -44,12 +47,14 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 	}
 	cfg := args.Config
 	parent := pulumi.Parent(u)
+	// Production data stays: every resource of the bucket is protected and retained alike.
+	keep := pulumi.Composite(pulumi.Protect(cfg.Production), pulumi.RetainOnDelete(cfg.Production))
 
 	var err error
 	u.Bucket, err = s3.NewBucketV2(ctx, name, &s3.BucketV2Args{
 		Bucket: pulumi.String(cfg.Uploads.BucketName),
 		Tags:   tags(cfg, cfg.Uploads.BucketName, nil),
-	}, parent, pulumi.Protect(cfg.Production), pulumi.RetainOnDelete(cfg.Production))
+	}, parent, keep)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", cfg.Uploads.BucketName, err)
 	}
@@ -60,7 +65,7 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 		BlockPublicPolicy:     pulumi.Bool(true),
 		IgnorePublicAcls:      pulumi.Bool(true),
 		RestrictPublicBuckets: pulumi.Bool(true),
-	}, parent)
+	}, parent, keep)
 	if err != nil {
 		return nil, fmt.Errorf("block public access: %w", err)
 	}
@@ -68,7 +73,7 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 	if _, err := s3.NewBucketVersioningV2(ctx, name, &s3.BucketVersioningV2Args{
 		Bucket:                  u.Bucket.ID(),
 		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
-	}, parent); err != nil {
+	}, parent, keep); err != nil {
 		return nil, fmt.Errorf("enable versioning: %w", err)
 	}
 
@@ -80,14 +85,14 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 			},
 			BucketKeyEnabled: pulumi.Bool(true),
 		}},
-	}, parent); err != nil {
+	}, parent, keep); err != nil {
 		return nil, fmt.Errorf("enable encryption: %w", err)
 	}
 
 	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, name, &s3.BucketLifecycleConfigurationV2Args{
 		Bucket: u.Bucket.ID(),
 		Rules:  lifecycleRules(cfg.Uploads),
-	}, parent); err != nil {
+	}, parent, keep); err != nil {
 		return nil, fmt.Errorf("configure lifecycle: %w", err)
 	}
 
@@ -104,14 +109,14 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 			ExposeHeaders:  pulumi.StringArray{pulumi.String("ETag")},
 			MaxAgeSeconds:  pulumi.Int(3000),
 		}},
-	}, parent); err != nil {
+	}, parent, keep); err != nil {
 		return nil, fmt.Errorf("configure cors: %w", err)
 	}
 
 	if _, err := s3.NewBucketPolicy(ctx, name, &s3.BucketPolicyArgs{
 		Bucket: u.Bucket.ID(),
 		Policy: u.Bucket.Arn.ApplyT(func(arn string) string { return TLSOnlyPolicy(arn).JSON() }).(pulumi.StringOutput),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{pab})); err != nil {
+	}, parent, keep, pulumi.DependsOn([]pulumi.Resource{pab})); err != nil {
 		return nil, fmt.Errorf("attach tls-only policy: %w", err)
 	}
 

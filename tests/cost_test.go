@@ -27,7 +27,7 @@ var billable = map[string]string{
 var free = []string{
 	"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/internetGateway:InternetGateway", "aws:ec2/routeTable:RouteTable",
 	"aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/keyPair:KeyPair",
-	"aws:ec2/eipAssociation:EipAssociation", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+	"aws:ec2/eipAssociation:EipAssociation", "aws:ec2/subnetCidrReservation:SubnetCidrReservation", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
 	"aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy",
 	"aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/instanceProfile:InstanceProfile",
 	"aws:acm/certificateValidation:CertificateValidation", "aws:s3/bucketPolicy:BucketPolicy",

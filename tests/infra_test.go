@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
 
@@ -42,7 +43,7 @@ func TestSubnetsAreTheSeedsInThreeZones(t *testing.T) {
 			if str(s, "mapPublicIpOnLaunch") != "true" {
 				t.Errorf("subnet %s does not give instances a public IP (there is no NAT gateway)", s.Name)
 			}
-			if str(s, "tags", "kubernetes.io/role/elb") != "1" || str(s, "tags", "kubernetes.io/cluster/sesacthon") == "" {
+			if str(s, "tags", "kubernetes.io/role/elb") != "1" || str(s, "tags", "kubernetes.io/cluster/"+r.Config.ClusterID()) == "" {
 				t.Errorf("subnet %s lacks the tags the load balancer controller discovers subnets by", s.Name)
 			}
 		}
@@ -218,7 +219,7 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 	r := run(t, "prod")
 	policies := map[string]string{} // role name -> all its inline policy documents
 	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
-		role := strings.TrimPrefix(str(p, "role"), "sesacthon-iam-")
+		role := strings.TrimSuffix(strings.TrimPrefix(str(p, "role"), r.Config.ClusterID()+"-"), "-"+mocks.Placeholder)
 		policies[role] += str(p, "policy") + "\n"
 	}
 	if len(policies) != 4 {

@@ -133,7 +133,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	ebsValues := placement(master)
 	ebsValues["replicaCount"] = pulumi.Int(1) // one control-plane node: a second replica could not be placed
 	ebsValues["region"] = pulumi.String(cfg.Region)
-	ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterName)
+	ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterID())
 	ebsValues["resources"] = ebsController.values()
 	a.EBSCSI, err = b.release("aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
 		"controller": ebsValues,
@@ -165,7 +165,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	}
 
 	lbValues := placement(master)
-	lbValues["clusterName"] = pulumi.String(cfg.ClusterName)
+	lbValues["clusterName"] = pulumi.String(cfg.ClusterID())
 	lbValues["region"] = pulumi.String(cfg.Region)
 	lbValues["vpcId"] = vpcID
 	lbValues["replicaCount"] = pulumi.Int(1)

@@ -55,8 +55,17 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("publicIp", "198.51.100.10")
 	case "aws:ec2/keyPair:KeyPair":
 		set("keyName", str("keyNamePrefix")+Placeholder)
-	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile":
-		set("name", args.Name)
+	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:ec2/securityGroup:SecurityGroup":
+		// AWS's name: the given one, else the prefix with a unique suffix, else Pulumi's
+		// auto-name, which starts with the logical name.
+		name := str("name")
+		if name == "" {
+			name = str("namePrefix") + Placeholder
+		}
+		if name == Placeholder {
+			name = args.Name + "-" + Placeholder
+		}
+		set("name", name)
 		set("arn", arn)
 	case "aws:s3/bucketV2:BucketV2":
 		id = str("bucket")
