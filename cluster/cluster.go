@@ -125,7 +125,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
-		Kubeconfig: c.Kubeconfig,
+		Kubeconfig:        c.Kubeconfig,
+		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
 	}, pulumi.Parent(c))
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
@@ -136,16 +137,27 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, fmt.Errorf("cloud-controller-manager: %w", err)
 	}
 
+	// Tied to every node, not only the master: `pulumi up --replace` of any node runs it again,
+	// so the update returns only once the new node is Ready and initialised by the CCM.
+	// (The master's own id is added by command.)
+	everyNode := pulumi.Array{}
+	for _, n := range cfg.Nodes {
+		if n.Role != master {
+			everyNode = append(everyNode, nodes.Instances[n.Role].ID())
+		}
+	}
 	nodesReady, err := b.command(master, "nodes-ready", commandSpec{
 		create:    pulumi.String(NodesReadyScript(len(cfg.Nodes))),
 		dependsOn: append(members, ccm),
+		triggers:  everyNode,
 	})
 	if err != nil {
 		return nil, err
 	}
 
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
-		Kubeconfig: c.Kubeconfig,
+		Kubeconfig:        c.Kubeconfig,
+		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
 		// Server-side apply: field ownership is explicit, and a re-run never fights another
 		// manager over a field.
 		EnableServerSideApply: pulumi.Bool(true),
@@ -158,6 +170,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	return c, nil
+}
+
+// ClusterIdentifier names the cluster to the Kubernetes providers. It comes from plain config
+// (stack and cluster name), never from the credential: a new kubeconfig, or one unknown at
+// preview, is then an update of the provider instead of a replacement of every object it manages.
+func ClusterIdentifier(cfg *config.Config) string {
+	return cfg.Stack + "-" + cfg.ClusterName
 }
 
 // PublicKubeconfig points an admin kubeconfig at the public endpoint instead of the private one.
@@ -228,7 +247,7 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 	ssh, err := local.NewCommand(b.ctx, fmt.Sprintf("%s-wait-ssh-%s", b.name, role), &local.CommandArgs{
 		Create:      pulumi.String(WaitSSHScript()),
 		Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
-		Environment: pulumi.StringMap{"NODE_HOST": b.nodes.PublicIP(role)},
+		Environment: pulumi.StringMap{"NODE_HOST": b.nodes.PublicIP(role), "NODE_ID": inst.ID().ToStringOutput()},
 		Triggers:    pulumi.Array{inst.ID()},
 	}, pulumi.Parent(b.parent))
 	if err != nil {
@@ -259,6 +278,9 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command) (*remot
 		create:    pulumi.String(JoinScript(role)),
 		stdin:     pulumi.ToSecret(token.Stdout).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{token},
+		// A new master is a new cluster with a new CA: every worker joins it again. The script
+		// resets a node only when its CA differs from the one the join command names.
+		triggers: pulumi.Array{b.nodes.Instances[master].ID()},
 		// kubeadm's messages on failure can quote the token; keep them out of the log.
 		secretOutput: true,
 	})

@@ -76,10 +76,12 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker})
 }
 
-// WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST) for up to ten minutes.
+// WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the
+// instance in the failure message) for up to fifteen minutes. It needs only bash: no GNU
+// timeout, which macOS lacks.
 func WaitSSHScript() string {
-	const attempts, pause = 60, 10
-	return render("wait-ssh", struct{ Attempts, PauseSeconds, TotalSeconds int }{attempts, pause, attempts * (pause + 5)})
+	const total, probe, pause = 900, 5, 10
+	return render("wait-ssh", struct{ TotalSeconds, ProbeSeconds, PauseSeconds int }{total, probe, pause})
 }
 
 // WaitNodeScript waits for a node's first-boot preparation to finish.

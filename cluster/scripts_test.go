@@ -152,9 +152,59 @@ func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
 		t.Error("join tokens must be short-lived")
 	}
 	for name, s := range allScripts(t) {
-		if strings.Contains(s, "kubeadm reset") {
+		if name != "join" && strings.Contains(s, "kubeadm reset") {
 			t.Errorf("script %s runs kubeadm reset: a re-run must never wipe a node", name)
 		}
+	}
+}
+
+// TestJoinResetsOnlyForAnotherCA: a worker re-joins a replaced master (a new CA), and a node
+// joined to the CA the join command names is left alone.
+func TestJoinResetsOnlyForAnotherCA(t *testing.T) {
+	j := JoinScript(config.RoleWorker1)
+	read, guard, reset := strings.Index(j, "read -r join_command"), strings.Index(j, "if sudo test -f /etc/kubernetes/kubelet.conf"), strings.Index(j, "kubeadm reset")
+	if read < 0 || guard < 0 || reset < 0 || read > guard || guard > reset {
+		t.Fatalf("join must read the join command, then check an existing kubelet.conf, and only then reset:\n%s", j)
+	}
+	// kubeadm's hash: sha256 of the DER SubjectPublicKeyInfo of the CA the node trusts now.
+	for _, want := range []string{
+		"openssl x509 -in /etc/kubernetes/pki/ca.crt -noout -pubkey",
+		"openssl pkey -pubin -outform DER | sha256sum",
+		`if [ "${current_ca}" = "${wanted_ca}" ]; then`,
+		"already joined to this cluster: nothing to do",
+		`--discovery-token-ca-cert-hash sha256:\([0-9a-f]\{64\}\)`,
+	} {
+		if !strings.Contains(j, want) {
+			t.Errorf("join script lacks %q", want)
+		}
+	}
+	same := strings.Index(j, `if [ "${current_ca}" = "${wanted_ca}" ]; then`)
+	if same < 0 || same > reset || !strings.Contains(j[same:reset], "exit 0") {
+		t.Error("a node whose CA matches the join command must exit before any reset")
+	}
+	if strings.Count(j, "kubeadm reset") != 1 {
+		t.Error("join resets in more than one place")
+	}
+	unreadable := strings.Index(j, `if [ -z "${current_ca}" ]; then`)
+	if unreadable < 0 || unreadable > reset || !strings.Contains(j[unreadable:same], "exit 1") {
+		t.Error("a joined node whose CA cannot be read must fail, not be reset")
+	}
+}
+
+// TestWaitSSHIsPortable: the local wait runs on macOS (no GNU timeout) and its failure message
+// lists the likely causes instead of blaming adminCidrs.
+func TestWaitSSHIsPortable(t *testing.T) {
+	s := WaitSSHScript()
+	if strings.Contains(s, "timeout 5") || strings.Contains(s, "\ntimeout ") || strings.Contains(s, " timeout ") {
+		t.Errorf("the local SSH wait calls timeout, which macOS lacks:\n%s", s)
+	}
+	for _, want := range []string{"SECONDS", "deadline=$((SECONDS + 900))", "kill -0", "Likely causes", "adminCidrs", "get-console-output", "outbound port 22"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the local SSH wait lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "check adminCidrs and") {
+		t.Error("the failure message still asserts adminCidrs is the cause")
 	}
 }
 
