@@ -7,6 +7,7 @@ package cluster
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
@@ -31,7 +32,8 @@ type Args struct {
 type Cluster struct {
 	pulumi.ResourceState
 
-	// Kubeconfig is the cluster-admin kubeconfig, pointing at the public endpoint. A secret.
+	// Kubeconfig is the deploy credential (cluster-admin through its own binding), pointing at
+	// the public endpoint. A secret.
 	Kubeconfig pulumi.StringOutput
 	// Provider deploys to the cluster once every node is Ready, labelled and has a providerID.
 	Provider *kubernetes.Provider
@@ -90,9 +92,12 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
+	// The deploy credential, looked at again every month so that it is renewed before it
+	// expires (ReadKubeconfigScript).
 	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
 		create:       pulumi.String(ReadKubeconfigScript()),
 		dependsOn:    []pulumi.Resource{initCmd},
+		triggers:     pulumi.Array{pulumi.String(CredentialRenewalPeriod(time.Now()))},
 		secretOutput: true,
 	})
 	if err != nil {

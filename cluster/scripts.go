@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"text/template"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/versions"
@@ -94,8 +95,34 @@ func KubeadmInitScript(kubeadmConfig string) string {
 	return render("kubeadm-init", struct{ KubeadmConfig string }{kubeadmConfig})
 }
 
-// ReadKubeconfigScript prints the admin kubeconfig.
-func ReadKubeconfigScript() string { return render("read-kubeconfig", nil) }
+// The deploy credential: a kubeconfig for DeployUser, minted on the control plane with an
+// explicit validity and minted again when it nears expiry (ReadKubeconfigScript).
+const (
+	// DeployUser is the client certificate's common name, bound to cluster-admin.
+	DeployUser = "waste-coach-deployer"
+	// CredentialValidity is the client certificate's validity (kubeadm's --validity-period).
+	CredentialValidity = 365 * 24 * time.Hour
+	// CredentialRenewBefore is how long before expiry a new certificate is minted. The command
+	// runs again every calendar month (CredentialRenewalPeriod), so it must exceed the longest
+	// month: a credential kept at one run then still has more than two weeks left at any later
+	// run of the same month.
+	CredentialRenewBefore = 45 * 24 * time.Hour
+)
+
+// CredentialRenewalPeriod is the trigger that makes `pulumi up` look at the credential again:
+// the calendar month (UTC) of the run. Plain data, so the number of resources never depends on
+// it; a new month replaces the kubeconfig command, which mints only when the certificate nears
+// expiry and otherwise prints the same kubeconfig.
+func CredentialRenewalPeriod(now time.Time) string { return now.UTC().Format("2006-01") }
+
+// ReadKubeconfigScript prints the deploy credential, minting it first when it is missing, for
+// another CA, or within CredentialRenewBefore of expiry.
+func ReadKubeconfigScript() string {
+	return render("read-kubeconfig", struct {
+		User, Validity          string
+		RenewDays, RenewSeconds int
+	}{DeployUser, fmt.Sprintf("%dh", int(CredentialValidity.Hours())), int(CredentialRenewBefore.Hours() / 24), int(CredentialRenewBefore.Seconds())})
+}
 
 // JoinTokenScript prints a join command with a fresh, short-lived token.
 func JoinTokenScript(role config.Role) string {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 )
@@ -240,5 +241,16 @@ func TestNodesReadyChecksWhatTheWorkloadsNeed(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("nodes-ready does not check %q: the workloads would start on nodes the load balancer controller cannot use", want)
 		}
+	}
+}
+
+func TestRenewalWindowOutlastsTheLongestMonth(t *testing.T) {
+	// The command runs again only when the month changes: a credential kept at the first run
+	// of a 31-day month must still be valid at its last run.
+	if CredentialRenewBefore <= 31*24*time.Hour || CredentialRenewBefore < 30*24*time.Hour {
+		t.Errorf("renewal window %s does not outlast a 31-day month", CredentialRenewBefore)
+	}
+	if CredentialRenewalPeriod(time.Date(2027, 1, 31, 23, 0, 0, 0, time.UTC)) == CredentialRenewalPeriod(time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)) {
+		t.Error("the renewal trigger does not change with the month")
 	}
 }

@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
@@ -83,6 +86,34 @@ func TestProvidersIdentifyTheClusterWithoutTheCredential(t *testing.T) {
 		}
 		if len(r.OfType("pulumi:providers:kubernetes")) < 2 {
 			t.Error("expected the bootstrap and the workloads' providers")
+		}
+	})
+}
+
+// TestDeployCredentialRenewalIsDeclared: the providers' credential is minted with an explicit
+// validity and looked at again every month, so `pulumi up` a year after init still works.
+func TestDeployCredentialRenewalIsDeclared(t *testing.T) {
+	before := cluster.CredentialRenewalPeriod(time.Now())
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		c := must(t, r, remoteCommand, "sesacthon-kubeconfig")
+		got := triggers(c)
+		if !got[before] && !got[cluster.CredentialRenewalPeriod(time.Now())] {
+			t.Errorf("the kubeconfig command's triggers %v lack the current month: nothing makes `pulumi up` renew the credential", got)
+		}
+		script := str(c, "create")
+		for _, want := range []string{
+			"kubeadm kubeconfig user",
+			"--client-name waste-coach-deployer",
+			"--validity-period 8760h",
+			"openssl x509 -noout -checkend 3888000",
+			"--clusterrole=cluster-admin --user=waste-coach-deployer",
+		} {
+			if !strings.Contains(script, want) {
+				t.Errorf("the kubeconfig command lacks %q: the credential is not minted with a known validity and renewed before expiry", want)
+			}
+		}
+		if strings.Contains(script, "system:masters") || strings.Contains(script, "cat /etc/kubernetes/admin.conf") {
+			t.Error("the providers use admin.conf or system:masters: a credential the program cannot renew or revoke")
 		}
 	})
 }
