@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
@@ -81,8 +82,17 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	kubeadmConfig := nodes.EndpointIP.ApplyT(func(ip string) string {
 		return KubeadmConfig(cfg, KubeadmParams{PublicIP: ip, EndpointName: args.EndpointName})
 	}).(pulumi.StringOutput)
+	// The key that encrypts Secrets at rest: generated once, kept in the state as a secret, and
+	// handed to the master on standard input, never in the script.
+	secretsKey, err := random.NewRandomBytes(ctx, name+"-secrets-encryption", &random.RandomBytesArgs{
+		Length: pulumi.Int(32),
+	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"base64", "hex"}))
+	if err != nil {
+		return nil, fmt.Errorf("secrets encryption key: %w", err)
+	}
 	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
 		create:    kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
+		stdin:     pulumi.ToSecret(secretsKey.Base64.ApplyT(EncryptionConfig)).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{ready[master]},
 		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
 		// are secret all the same.

@@ -90,9 +90,11 @@ func WaitNodeScript() string {
 	return render("wait-node", struct{ ReadyMarker string }{ReadyMarker})
 }
 
-// KubeadmInitScript writes the kubeadm configuration and runs `kubeadm init` once.
+// KubeadmInitScript writes the kubeadm configuration and the EncryptionConfiguration (read from
+// standard input) and runs `kubeadm init` once.
 func KubeadmInitScript(kubeadmConfig string) string {
-	return render("kubeadm-init", struct{ KubeadmConfig string }{kubeadmConfig})
+	return render("kubeadm-init", struct{ KubeadmConfig, EncryptionConfigDir, EncryptionConfigPath string }{
+		kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath})
 }
 
 // The deploy credential: a kubeconfig for DeployUser, minted on the control plane with an

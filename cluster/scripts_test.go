@@ -10,11 +10,13 @@ import (
 	"github.com/waste-coach/infra/config"
 )
 
-func prodConfig(t *testing.T) *config.Config {
+func prodConfig(t *testing.T) *config.Config { return configWith(t, "1.35.4") }
+
+func configWith(t *testing.T, kubeVersion string) *config.Config {
 	t.Helper()
 	raw := map[string]string{
 		"aws:region":                          "ap-northeast-2",
-		"waste-coach-infra:kubernetesVersion": "1.35.4",
+		"waste-coach-infra:kubernetesVersion": kubeVersion,
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
 		"waste-coach-infra:domain":            "wastecoach.example.com",
 		"waste-coach-infra:nodes": `[{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
@@ -252,5 +254,36 @@ func TestRenewalWindowOutlastsTheLongestMonth(t *testing.T) {
 	}
 	if CredentialRenewalPeriod(time.Date(2027, 1, 31, 23, 0, 0, 0, time.UTC)) == CredentialRenewalPeriod(time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)) {
 		t.Error("the renewal trigger does not change with the month")
+	}
+}
+
+// TestKubeadmConfigEncryptsSecrets: the API server of both supported version lines reads an
+// EncryptionConfiguration from a read-only host mount, in the extraArgs shape of its API version.
+func TestKubeadmConfigEncryptsSecrets(t *testing.T) {
+	for _, c := range []struct{ version, arg string }{
+		{"1.35.4", "    - name: encryption-provider-config\n      value: \"/etc/kubernetes/encryption/config.yaml\"\n"},
+		{"1.28", "    encryption-provider-config: \"/etc/kubernetes/encryption/config.yaml\"\n"},
+	} {
+		k := KubeadmConfig(configWith(t, c.version), KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
+		api, _, _ := strings.Cut(k[strings.Index(k, "apiServer:"):], "controllerManager:")
+		for _, want := range []string{c.arg, "  extraVolumes:\n    - name: encryption-config\n      hostPath: /etc/kubernetes/encryption\n      mountPath: /etc/kubernetes/encryption\n      readOnly: true\n"} {
+			if !strings.Contains(api, want) {
+				t.Errorf("%s: the API server section lacks %q:\n%s", c.version, want, api)
+			}
+		}
+	}
+	e := EncryptionConfig("S0VZ")
+	for _, want := range []string{"kind: EncryptionConfiguration", "resources: [secrets]", "- secretbox:", "secret: S0VZ", "- identity: {}"} {
+		if !strings.Contains(e, want) {
+			t.Errorf("encryption config lacks %q", want)
+		}
+	}
+	if strings.Index(e, "secretbox") > strings.Index(e, "identity") {
+		t.Error("identity comes before secretbox: new Secrets would be written in plain text")
+	}
+	s := KubeadmInitScript("kind: InitConfiguration\n")
+	write, init := strings.Index(s, "sudo install -m 0600 /dev/null /etc/kubernetes/encryption/config.yaml"), strings.Index(s, "sudo kubeadm init")
+	if write < 0 || write > init || !strings.Contains(s, "sudo install -d -m 0700 /etc/kubernetes/encryption") {
+		t.Error("the encryption config is not written root-only before kubeadm init")
 	}
 }
