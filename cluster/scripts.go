@@ -74,7 +74,9 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		KubeVersion, KubeMinor string
 		PackagePin, NodeLabels string
 		ReadyMarker            string
-	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker})
+		Containerd, Runc       versions.Artifact
+	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
+		versions.Containerd, versions.Runc})
 }
 
 // WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the

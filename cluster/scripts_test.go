@@ -287,3 +287,31 @@ func TestKubeadmConfigEncryptsSecrets(t *testing.T) {
 		t.Error("the encryption config is not written root-only before kubeadm init")
 	}
 }
+
+// TestNodesRunPinnedContainerd2: Kubernetes 1.36 needs containerd 2; it comes from the pinned
+// release file, refused unless its sha256 matches, and the config keeps both 1.7 and 2.x keys.
+func TestNodesRunPinnedContainerd2(t *testing.T) {
+	s := NodePrepareScript(prodConfig(t), config.RoleWorker1)
+	for _, want := range []string{
+		"https://github.com/containerd/containerd/releases/download/v2.2.7/containerd-2.2.7-linux-amd64.tar.gz",
+		`"91cd216ea26a1b8b512219d3f205375c967e7b7de4dae571bc3dd16bfacd34b5"`,
+		"https://github.com/opencontainers/runc/releases/download/v1.3.6/runc.amd64",
+		"sha256sum --check",
+		"ExecStart=/usr/local/bin/containerd",
+		"Delegate=yes",
+		"s|sandbox_image = .*|",  // containerd 1.7
+		`s|^\( *\)sandbox = .*|`, // containerd 2.x
+		"SystemdCgroup = true",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("node preparation lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "gpg containerd") || strings.Contains(s, "apt-get install -y -q containerd") {
+		t.Error("node preparation installs Ubuntu's containerd 1.7")
+	}
+	verify, unpack := strings.Index(s, "fetch_verified \"https://github.com/containerd"), strings.Index(s, "tar -C /usr/local")
+	if verify < 0 || unpack < verify {
+		t.Error("containerd is unpacked before its checksum is verified")
+	}
+}
