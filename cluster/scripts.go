@@ -75,8 +75,9 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		PackagePin, NodeLabels string
 		ReadyMarker            string
 		Containerd, Runc       versions.Artifact
+		AptKeyFingerprint      string
 	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
-		versions.Containerd, versions.Runc})
+		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint})
 }
 
 // WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the

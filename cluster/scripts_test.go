@@ -315,3 +315,11 @@ func TestNodesRunPinnedContainerd2(t *testing.T) {
 		t.Error("containerd is unpacked before its checksum is verified")
 	}
 }
+
+func TestNodesTrustOnlyThePinnedKubernetesAptKey(t *testing.T) {
+	s := NodePrepareScript(prodConfig(t), config.RoleMaster)
+	check, dearmor := strings.Index(s, `if [ "${key_fingerprint}" != "DE15B14486CD377B9E876E1A234654DA9A296436" ]; then`), strings.Index(s, "gpg --dearmor")
+	if check < 0 || dearmor < check || !strings.Contains(s, "gpg --show-keys --with-colons") {
+		t.Error("the pkgs.k8s.io key is trusted without checking its fingerprint against versions.KubernetesAptKeyFingerprint")
+	}
+}

@@ -71,6 +71,14 @@ var (
 	}
 )
 
+// KubernetesAptKeyFingerprint is the OpenPGP fingerprint of the key that signs every
+// pkgs.k8s.io repository ("isv:kubernetes OBS Project"), the same key for every minor track.
+// The nodes refuse a downloaded Release.key with any other fingerprint. Source: package
+// managers' own output when importing https://pkgs.k8s.io/core:/stable:/v1.28 ... v1.36 keys
+// (public install logs found with the search tool), all showing this fingerprint. One source
+// says the key expires 2026-12-29: when upstream rotates it, update this pin with the new one.
+const KubernetesAptKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
+
 // ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it. Only
 // releases that other projects' update threads show in use are listed (found with the search
 // tool; not pulled here); a minor missing here is refused by the config check, not guessed.
