@@ -128,7 +128,8 @@ func TestSecretsEncryptionKeyStaysSecret(t *testing.T) {
 			t.Errorf("the encryption key is not 32 bytes kept secret (length %s, secret outputs %v)", str(key, "length"), key.AdditionalSecretOutputs)
 		}
 		init := must(t, r, remoteCommand, "sesacthon-kubeadm-init")
-		if !prop(init, "stdin").IsSecret() || !strings.Contains(str(init, "stdin"), "kind: EncryptionConfiguration") {
+		stdin := prop(init, "stdin")
+		if !stdin.IsSecret() || !strings.Contains(stdin.SecretValue().Element.StringValue(), "kind: EncryptionConfiguration") {
 			t.Error("kubeadm-init does not receive the EncryptionConfiguration as a secret on standard input")
 		}
 		keyValue := key.Outputs["base64"]
