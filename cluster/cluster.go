@@ -7,10 +7,12 @@ package cluster
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
@@ -31,7 +33,8 @@ type Args struct {
 type Cluster struct {
 	pulumi.ResourceState
 
-	// Kubeconfig is the cluster-admin kubeconfig, pointing at the public endpoint. A secret.
+	// Kubeconfig is the deploy credential (cluster-admin through its own binding), pointing at
+	// the public endpoint. A secret.
 	Kubeconfig pulumi.StringOutput
 	// Provider deploys to the cluster once every node is Ready, labelled and has a providerID.
 	Provider *kubernetes.Provider
@@ -79,8 +82,17 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	kubeadmConfig := nodes.EndpointIP.ApplyT(func(ip string) string {
 		return KubeadmConfig(cfg, KubeadmParams{PublicIP: ip, EndpointName: args.EndpointName})
 	}).(pulumi.StringOutput)
+	// The key that encrypts Secrets at rest: generated once, kept in the state as a secret, and
+	// handed to the master on standard input, never in the script.
+	secretsKey, err := random.NewRandomBytes(ctx, name+"-secrets-encryption", &random.RandomBytesArgs{
+		Length: pulumi.Int(32),
+	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"base64", "hex"}))
+	if err != nil {
+		return nil, fmt.Errorf("secrets encryption key: %w", err)
+	}
 	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
 		create:    kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
+		stdin:     pulumi.ToSecret(secretsKey.Base64.ApplyT(EncryptionConfig)).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{ready[master]},
 		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
 		// are secret all the same.
@@ -90,9 +102,12 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
+	// The deploy credential, looked at again every month so that it is renewed before it
+	// expires (ReadKubeconfigScript).
 	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
 		create:       pulumi.String(ReadKubeconfigScript()),
 		dependsOn:    []pulumi.Resource{initCmd},
+		triggers:     pulumi.Array{pulumi.String(CredentialRenewalPeriod(time.Now()))},
 		secretOutput: true,
 	})
 	if err != nil {
@@ -125,7 +140,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
-		Kubeconfig: c.Kubeconfig,
+		Kubeconfig:        c.Kubeconfig,
+		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
 	}, pulumi.Parent(c))
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
@@ -136,16 +152,27 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, fmt.Errorf("cloud-controller-manager: %w", err)
 	}
 
+	// Tied to every node, not only the master: `pulumi up --replace` of any node runs it again,
+	// so the update returns only once the new node is Ready and initialised by the CCM.
+	// (The master's own id is added by command.)
+	everyNode := pulumi.Array{}
+	for _, n := range cfg.Nodes {
+		if n.Role != master {
+			everyNode = append(everyNode, nodes.Instances[n.Role].ID())
+		}
+	}
 	nodesReady, err := b.command(master, "nodes-ready", commandSpec{
 		create:    pulumi.String(NodesReadyScript(len(cfg.Nodes))),
 		dependsOn: append(members, ccm),
+		triggers:  everyNode,
 	})
 	if err != nil {
 		return nil, err
 	}
 
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
-		Kubeconfig: c.Kubeconfig,
+		Kubeconfig:        c.Kubeconfig,
+		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
 		// Server-side apply: field ownership is explicit, and a re-run never fights another
 		// manager over a field.
 		EnableServerSideApply: pulumi.Bool(true),
@@ -158,6 +185,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	return c, nil
+}
+
+// ClusterIdentifier names the cluster to the Kubernetes providers. It comes from plain config
+// (stack and cluster name), never from the credential: a new kubeconfig, or one unknown at
+// preview, is then an update of the provider instead of a replacement of every object it manages.
+func ClusterIdentifier(cfg *config.Config) string {
+	return cfg.Stack + "-" + cfg.ClusterName
 }
 
 // PublicKubeconfig points an admin kubeconfig at the public endpoint instead of the private one.
@@ -234,7 +268,7 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 	ssh, err := local.NewCommand(b.ctx, fmt.Sprintf("%s-wait-ssh-%s", b.name, role), &local.CommandArgs{
 		Create:      pulumi.String(WaitSSHScript()),
 		Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
-		Environment: pulumi.StringMap{"NODE_HOST": b.nodes.PublicIP(role)},
+		Environment: pulumi.StringMap{"NODE_HOST": b.nodes.PublicIP(role), "NODE_ID": inst.ID().ToStringOutput()},
 		Triggers:    pulumi.Array{inst.ID()},
 	}, pulumi.Parent(b.parent))
 	if err != nil {
@@ -265,6 +299,9 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command) (*remot
 		create:    pulumi.String(JoinScript(role)),
 		stdin:     pulumi.ToSecret(token.Stdout).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{token},
+		// A new master is a new cluster with a new CA: every worker joins it again. The script
+		// resets a node only when its CA differs from the one the join command names.
+		triggers: pulumi.Array{b.nodes.Instances[master].ID()},
 		// kubeadm's messages on failure can quote the token; keep them out of the log.
 		secretOutput: true,
 	})

@@ -81,6 +81,14 @@ networking:
   serviceSubnet: %[7]s
   dnsDomain: cluster.local
 apiServer:
+  # Secrets are encrypted at rest (EncryptionConfig): the file is written root-only before init.
+  extraArgs:
+%[16]s  extraVolumes:
+    - name: encryption-config
+      hostPath: %[17]s
+      mountPath: %[17]s
+      readOnly: true
+      pathType: DirectoryOrCreate
   certSANs:
     - %[2]s
     - %[8]s
@@ -107,7 +115,32 @@ evictionHard:
 serverTLSBootstrap: false
 `, api, masterIP, extraArgs(api, "    ", cloud), cfg.ClusterName, kubernetesVersion(cfg.Kubernetes),
 		PodCIDR, ServiceCIDR, p.PublicIP, p.EndpointName, extraArgs(api, "    ", cloud),
-		SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB)
+		SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB,
+		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}}), EncryptionConfigDir)
+}
+
+// Where the API server reads its EncryptionConfiguration on the master (a root-only file).
+const (
+	EncryptionConfigDir  = "/etc/kubernetes/encryption"
+	EncryptionConfigPath = EncryptionConfigDir + "/config.yaml"
+)
+
+// EncryptionConfig is the API server's EncryptionConfiguration: Secrets are written with
+// secretbox (XSalsa20-Poly1305) under key, a base64-encoded 32-byte key; identity stays last so
+// Secrets written before encryption was on can still be read. The result holds the key: it is
+// only ever handled as a Pulumi secret.
+func EncryptionConfig(key string) string {
+	return fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - secretbox:
+          keys:
+            - name: key1
+              secret: %s
+      - identity: {}
+`, key)
 }
 
 // What every kubelet reserves, in millicores and MiB (KubeletConfiguration above).

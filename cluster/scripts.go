@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"text/template"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/versions"
@@ -73,13 +74,18 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		KubeVersion, KubeMinor string
 		PackagePin, NodeLabels string
 		ReadyMarker            string
-	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker})
+		Containerd, Runc       versions.Artifact
+		AptKeyFingerprint      string
+	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
+		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint})
 }
 
-// WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST) for up to ten minutes.
+// WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the
+// instance in the failure message) for up to fifteen minutes. It needs only bash: no GNU
+// timeout, which macOS lacks.
 func WaitSSHScript() string {
-	const attempts, pause = 60, 10
-	return render("wait-ssh", struct{ Attempts, PauseSeconds, TotalSeconds int }{attempts, pause, attempts * (pause + 5)})
+	const total, probe, pause = 900, 5, 10
+	return render("wait-ssh", struct{ TotalSeconds, ProbeSeconds, PauseSeconds int }{total, probe, pause})
 }
 
 // WaitNodeScript waits for a node's first-boot preparation to finish.
@@ -87,13 +93,41 @@ func WaitNodeScript() string {
 	return render("wait-node", struct{ ReadyMarker string }{ReadyMarker})
 }
 
-// KubeadmInitScript writes the kubeadm configuration and runs `kubeadm init` once.
+// KubeadmInitScript writes the kubeadm configuration and the EncryptionConfiguration (read from
+// standard input) and runs `kubeadm init` once.
 func KubeadmInitScript(kubeadmConfig string) string {
-	return render("kubeadm-init", struct{ KubeadmConfig string }{kubeadmConfig})
+	return render("kubeadm-init", struct{ KubeadmConfig, EncryptionConfigDir, EncryptionConfigPath string }{
+		kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath})
 }
 
-// ReadKubeconfigScript prints the admin kubeconfig.
-func ReadKubeconfigScript() string { return render("read-kubeconfig", nil) }
+// The deploy credential: a kubeconfig for DeployUser, minted on the control plane with an
+// explicit validity and minted again when it nears expiry (ReadKubeconfigScript).
+const (
+	// DeployUser is the client certificate's common name, bound to cluster-admin.
+	DeployUser = "waste-coach-deployer"
+	// CredentialValidity is the client certificate's validity (kubeadm's --validity-period).
+	CredentialValidity = 365 * 24 * time.Hour
+	// CredentialRenewBefore is how long before expiry a new certificate is minted. The command
+	// runs again every calendar month (CredentialRenewalPeriod), so it must exceed the longest
+	// month: a credential kept at one run then still has more than two weeks left at any later
+	// run of the same month.
+	CredentialRenewBefore = 45 * 24 * time.Hour
+)
+
+// CredentialRenewalPeriod is the trigger that makes `pulumi up` look at the credential again:
+// the calendar month (UTC) of the run. Plain data, so the number of resources never depends on
+// it; a new month replaces the kubeconfig command, which mints only when the certificate nears
+// expiry and otherwise prints the same kubeconfig.
+func CredentialRenewalPeriod(now time.Time) string { return now.UTC().Format("2006-01") }
+
+// ReadKubeconfigScript prints the deploy credential, minting it first when it is missing, for
+// another CA, or within CredentialRenewBefore of expiry.
+func ReadKubeconfigScript() string {
+	return render("read-kubeconfig", struct {
+		User, Validity          string
+		RenewDays, RenewSeconds int
+	}{DeployUser, fmt.Sprintf("%dh", int(CredentialValidity.Hours())), int(CredentialRenewBefore.Hours() / 24), int(CredentialRenewBefore.Seconds())})
+}
 
 // JoinTokenScript prints a join command with a fresh, short-lived token.
 func JoinTokenScript(role config.Role) string {

@@ -5,15 +5,18 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 )
 
-func prodConfig(t *testing.T) *config.Config {
+func prodConfig(t *testing.T) *config.Config { return configWith(t, "1.35.4") }
+
+func configWith(t *testing.T, kubeVersion string) *config.Config {
 	t.Helper()
 	raw := map[string]string{
 		"aws:region":                          "ap-northeast-2",
-		"waste-coach-infra:kubernetesVersion": "1.35.4",
+		"waste-coach-infra:kubernetesVersion": kubeVersion,
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
 		"waste-coach-infra:domain":            "wastecoach.example.com",
 		"waste-coach-infra:nodes": `[{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
@@ -152,9 +155,59 @@ func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
 		t.Error("join tokens must be short-lived")
 	}
 	for name, s := range allScripts(t) {
-		if strings.Contains(s, "kubeadm reset") {
+		if name != "join" && strings.Contains(s, "kubeadm reset") {
 			t.Errorf("script %s runs kubeadm reset: a re-run must never wipe a node", name)
 		}
+	}
+}
+
+// TestJoinResetsOnlyForAnotherCA: a worker re-joins a replaced master (a new CA), and a node
+// joined to the CA the join command names is left alone.
+func TestJoinResetsOnlyForAnotherCA(t *testing.T) {
+	j := JoinScript(config.RoleWorker1)
+	read, guard, reset := strings.Index(j, "read -r join_command"), strings.Index(j, "if sudo test -f /etc/kubernetes/kubelet.conf"), strings.Index(j, "kubeadm reset")
+	if read < 0 || guard < 0 || reset < 0 || read > guard || guard > reset {
+		t.Fatalf("join must read the join command, then check an existing kubelet.conf, and only then reset:\n%s", j)
+	}
+	// kubeadm's hash: sha256 of the DER SubjectPublicKeyInfo of the CA the node trusts now.
+	for _, want := range []string{
+		"openssl x509 -in /etc/kubernetes/pki/ca.crt -noout -pubkey",
+		"openssl pkey -pubin -outform DER | sha256sum",
+		`if [ "${current_ca}" = "${wanted_ca}" ]; then`,
+		"already joined to this cluster: nothing to do",
+		`--discovery-token-ca-cert-hash sha256:\([0-9a-f]\{64\}\)`,
+	} {
+		if !strings.Contains(j, want) {
+			t.Errorf("join script lacks %q", want)
+		}
+	}
+	same := strings.Index(j, `if [ "${current_ca}" = "${wanted_ca}" ]; then`)
+	if same < 0 || same > reset || !strings.Contains(j[same:reset], "exit 0") {
+		t.Error("a node whose CA matches the join command must exit before any reset")
+	}
+	if strings.Count(j, "kubeadm reset") != 1 {
+		t.Error("join resets in more than one place")
+	}
+	unreadable := strings.Index(j, `if [ -z "${current_ca}" ]; then`)
+	if unreadable < 0 || unreadable > reset || !strings.Contains(j[unreadable:same], "exit 1") {
+		t.Error("a joined node whose CA cannot be read must fail, not be reset")
+	}
+}
+
+// TestWaitSSHIsPortable: the local wait runs on macOS (no GNU timeout) and its failure message
+// lists the likely causes instead of blaming adminCidrs.
+func TestWaitSSHIsPortable(t *testing.T) {
+	s := WaitSSHScript()
+	if strings.Contains(s, "timeout 5") || strings.Contains(s, "\ntimeout ") || strings.Contains(s, " timeout ") {
+		t.Errorf("the local SSH wait calls timeout, which macOS lacks:\n%s", s)
+	}
+	for _, want := range []string{"SECONDS", "deadline=$((SECONDS + 900))", "kill -0", "Likely causes", "adminCidrs", "get-console-output", "outbound port 22"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the local SSH wait lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "check adminCidrs and") {
+		t.Error("the failure message still asserts adminCidrs is the cause")
 	}
 }
 
@@ -190,5 +243,83 @@ func TestNodesReadyChecksWhatTheWorkloadsNeed(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("nodes-ready does not check %q: the workloads would start on nodes the load balancer controller cannot use", want)
 		}
+	}
+}
+
+func TestRenewalWindowOutlastsTheLongestMonth(t *testing.T) {
+	// The command runs again only when the month changes: a credential kept at the first run
+	// of a 31-day month must still be valid at its last run.
+	if CredentialRenewBefore <= 31*24*time.Hour || CredentialRenewBefore < 30*24*time.Hour {
+		t.Errorf("renewal window %s does not outlast a 31-day month", CredentialRenewBefore)
+	}
+	if CredentialRenewalPeriod(time.Date(2027, 1, 31, 23, 0, 0, 0, time.UTC)) == CredentialRenewalPeriod(time.Date(2027, 2, 1, 1, 0, 0, 0, time.UTC)) {
+		t.Error("the renewal trigger does not change with the month")
+	}
+}
+
+// TestKubeadmConfigEncryptsSecrets: the API server of both supported version lines reads an
+// EncryptionConfiguration from a read-only host mount, in the extraArgs shape of its API version.
+func TestKubeadmConfigEncryptsSecrets(t *testing.T) {
+	for _, c := range []struct{ version, arg string }{
+		{"1.35.4", "    - name: encryption-provider-config\n      value: \"/etc/kubernetes/encryption/config.yaml\"\n"},
+		{"1.28", "    encryption-provider-config: \"/etc/kubernetes/encryption/config.yaml\"\n"},
+	} {
+		k := KubeadmConfig(configWith(t, c.version), KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
+		api, _, _ := strings.Cut(k[strings.Index(k, "apiServer:"):], "controllerManager:")
+		for _, want := range []string{c.arg, "  extraVolumes:\n    - name: encryption-config\n      hostPath: /etc/kubernetes/encryption\n      mountPath: /etc/kubernetes/encryption\n      readOnly: true\n"} {
+			if !strings.Contains(api, want) {
+				t.Errorf("%s: the API server section lacks %q:\n%s", c.version, want, api)
+			}
+		}
+	}
+	e := EncryptionConfig("S0VZ")
+	for _, want := range []string{"kind: EncryptionConfiguration", "resources: [secrets]", "- secretbox:", "secret: S0VZ", "- identity: {}"} {
+		if !strings.Contains(e, want) {
+			t.Errorf("encryption config lacks %q", want)
+		}
+	}
+	if strings.Index(e, "secretbox") > strings.Index(e, "identity") {
+		t.Error("identity comes before secretbox: new Secrets would be written in plain text")
+	}
+	s := KubeadmInitScript("kind: InitConfiguration\n")
+	write, init := strings.Index(s, "sudo install -m 0600 /dev/null /etc/kubernetes/encryption/config.yaml"), strings.Index(s, "sudo kubeadm init")
+	if write < 0 || write > init || !strings.Contains(s, "sudo install -d -m 0700 /etc/kubernetes/encryption") {
+		t.Error("the encryption config is not written root-only before kubeadm init")
+	}
+}
+
+// TestNodesRunPinnedContainerd2: Kubernetes 1.36 needs containerd 2; it comes from the pinned
+// release file, refused unless its sha256 matches, and the config keeps both 1.7 and 2.x keys.
+func TestNodesRunPinnedContainerd2(t *testing.T) {
+	s := NodePrepareScript(prodConfig(t), config.RoleWorker1)
+	for _, want := range []string{
+		"https://github.com/containerd/containerd/releases/download/v2.2.7/containerd-2.2.7-linux-amd64.tar.gz",
+		`"91cd216ea26a1b8b512219d3f205375c967e7b7de4dae571bc3dd16bfacd34b5"`,
+		"https://github.com/opencontainers/runc/releases/download/v1.3.6/runc.amd64",
+		"sha256sum --check",
+		"ExecStart=/usr/local/bin/containerd",
+		"Delegate=yes",
+		"s|sandbox_image = .*|",  // containerd 1.7
+		`s|^\( *\)sandbox = .*|`, // containerd 2.x
+		"SystemdCgroup = true",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("node preparation lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "gpg containerd") || strings.Contains(s, "apt-get install -y -q containerd") {
+		t.Error("node preparation installs Ubuntu's containerd 1.7")
+	}
+	verify, unpack := strings.Index(s, "fetch_verified \"https://github.com/containerd"), strings.Index(s, "tar -C /usr/local")
+	if verify < 0 || unpack < verify {
+		t.Error("containerd is unpacked before its checksum is verified")
+	}
+}
+
+func TestNodesTrustOnlyThePinnedKubernetesAptKey(t *testing.T) {
+	s := NodePrepareScript(prodConfig(t), config.RoleMaster)
+	check, dearmor := strings.Index(s, `if [ "${key_fingerprint}" != "DE15B14486CD377B9E876E1A234654DA9A296436" ]; then`), strings.Index(s, "gpg --dearmor")
+	if check < 0 || dearmor < check || !strings.Contains(s, "gpg --show-keys --with-colons") {
+		t.Error("the pkgs.k8s.io key is trusted without checking its fingerprint against versions.KubernetesAptKeyFingerprint")
 	}
 }

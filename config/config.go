@@ -572,6 +572,9 @@ func (p *parser) application(c *Config) {
 		} {
 			if !imageRE.MatchString(img.ref) {
 				p.fail(key+"."+img.name, strconv.Quote(img.ref), "an image reference with an explicit tag or digest, such as ghcr.io/org/app:1.2.3 (never a floating default)")
+			} else if c.Production && !strings.Contains(img.ref, "@sha256:") {
+				// A tag can be moved to other content; a digest cannot.
+				p.fail(key+"."+img.name, strconv.Quote(img.ref), "on a production stack, an image pinned by digest, such as ghcr.io/org/app@sha256:<64 hex> (dev stacks may use tags)")
 			}
 		}
 	}

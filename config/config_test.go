@@ -20,7 +20,7 @@ func validRaw() map[string]string {
 			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
 			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
 			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`,
-		"waste-coach-infra:images": `{"auth":"ghcr.io/x/auth:1.0.0","users":"ghcr.io/x/users:1.0.0","waste":"ghcr.io/x/waste:1.0.0","celery":"ghcr.io/x/celery:1.0.0"}`,
+		"waste-coach-infra:images": `{"auth":"ghcr.io/x/auth@sha256:abababababababababababababababababababababababababababababababab","users":"ghcr.io/x/users@sha256:abababababababababababababababababababababababababababababababab","waste":"ghcr.io/x/waste@sha256:abababababababababababababababababababababababababababababababab","celery":"ghcr.io/x/celery@sha256:abababababababababababababababababababababababababababababababab"}`,
 	}
 }
 
@@ -129,6 +129,8 @@ func TestParseRefusesBadInput(t *testing.T) {
 		{"missing region", nil, []string{"aws:region"}, []string{"aws:region", "missing", "required"}},
 		{"missing domain", nil, []string{"waste-coach-infra:domain"}, []string{"waste-coach-infra:domain", "missing"}},
 		{"missing nodes", nil, []string{"waste-coach-infra:nodes"}, []string{"waste-coach-infra:nodes", "missing"}},
+		{"tag-only image on production", map[string]string{"waste-coach-infra:images": `{"auth":"ghcr.io/x/auth@sha256:abababababababababababababababababababababababababababababababab","users":"ghcr.io/x/users:1.0.0","waste":"ghcr.io/x/waste@sha256:abababababababababababababababababababababababababababababababab","celery":"ghcr.io/x/celery@sha256:abababababababababababababababababababababababababababababababab"}`},
+			nil, []string{"images.users", `"ghcr.io/x/users:1.0.0"`, "production stack", "digest"}},
 		{"missing images", nil, []string{"waste-coach-infra:images"}, []string{"waste-coach-infra:images", "missing"}},
 		{"missing kubernetes version", nil, []string{"waste-coach-infra:kubernetesVersion"}, []string{"kubernetesVersion", "missing"}},
 		{"missing admin cidrs", nil, []string{"waste-coach-infra:adminCidrs"}, []string{"adminCidrs", "missing"}},
@@ -254,5 +256,14 @@ func TestClusterIDIsShortAndDNSSafe(t *testing.T) {
 	c, err := parse(validRaw())
 	if err != nil || c.ClusterID() != "prod-sesacthon" {
 		t.Errorf("cluster id of prod = %v (%v), want prod-sesacthon", c, err)
+	}
+}
+
+func TestTaggedImagesAreAllowedOutsideProduction(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:production"] = "false"
+	raw["waste-coach-infra:images"] = `{"auth":"ghcr.io/x/auth:1.0.0","users":"ghcr.io/x/users:1.0.0","waste":"ghcr.io/x/waste:1.0.0","celery":"ghcr.io/x/celery:1.0.0"}`
+	if _, err := parse(raw); err != nil {
+		t.Fatalf("a dev stack may use tags: %v", err)
 	}
 }

@@ -34,6 +34,51 @@ const (
 	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
 )
 
+// Artifact is a file the nodes download at boot, verified against a pinned sha256 before use.
+type Artifact struct {
+	// Version is the upstream release.
+	Version string
+	// URL is where the file is downloaded from.
+	URL string
+	// SHA256 is the file's sha256, hex.
+	SHA256 string
+}
+
+// The container runtime, installed from upstream release files because Ubuntu 24.04's archive
+// has containerd 1.7 and Kubernetes 1.35 is the last minor that supports containerd 1.x: with
+// 2.x on the nodes the documented upgrade path to 1.36 needs no runtime change. The CNI plugins
+// are not listed: the kubelet package from pkgs.k8s.io installs them (kubernetes-cni).
+//
+// Where the checksums come from: containerd and runc publish a sha256 file beside each release
+// file; kubernetes-sigs/kubespray records those published values in
+// roles/kubespray_defaults/vars/main/checksums.yml (read at commit
+// 46dbdd3994b32640bcd806b0097f50e8fdf1d514, 2026-08-21; containerd_archive_checksums.amd64 and
+// runc_checksums.amd64). Not downloaded or recomputed here.
+var (
+	// Containerd 2.2.7 (linux-amd64 release tarball, unpacked under /usr/local). 2.2 is the line
+	// Kubernetes 1.35 was released against; its config keeps SystemdCgroup under the runc options
+	// and moves the pause image to the pinned_images "sandbox" key, both handled at boot.
+	Containerd = Artifact{
+		Version: "2.2.7",
+		URL:     "https://github.com/containerd/containerd/releases/download/v2.2.7/containerd-2.2.7-linux-amd64.tar.gz",
+		SHA256:  "91cd216ea26a1b8b512219d3f205375c967e7b7de4dae571bc3dd16bfacd34b5",
+	}
+	// Runc 1.3.6, the OCI runtime containerd 2.2 is released with (1.3 line), a static binary.
+	Runc = Artifact{
+		Version: "1.3.6",
+		URL:     "https://github.com/opencontainers/runc/releases/download/v1.3.6/runc.amd64",
+		SHA256:  "3f3921dbbee7723e9868f97e88e51ffc910206e3ba55646e74d93d24ea76023c",
+	}
+)
+
+// KubernetesAptKeyFingerprint is the OpenPGP fingerprint of the key that signs every
+// pkgs.k8s.io repository ("isv:kubernetes OBS Project"), the same key for every minor track.
+// The nodes refuse a downloaded Release.key with any other fingerprint. Source: package
+// managers' own output when importing https://pkgs.k8s.io/core:/stable:/v1.28 ... v1.36 keys
+// (public install logs found with the search tool), all showing this fingerprint. One source
+// says the key expires 2026-12-29: when upstream rotates it, update this pin with the new one.
+const KubernetesAptKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
+
 // ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it. Only
 // releases that other projects' update threads show in use are listed (found with the search
 // tool; not pulled here); a minor missing here is refused by the config check, not guessed.

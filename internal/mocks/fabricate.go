@@ -96,6 +96,10 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("publicKeyOpenssh", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"+Placeholder+" generated")
 		set("privateKeyOpenssh", "-----BEGIN OPENSSH PRIVATE KEY-----\n"+Placeholder+"\n-----END OPENSSH PRIVATE KEY-----\n")
 		set("privateKeyPem", Placeholder)
+	case "random:index/randomBytes:RandomBytes":
+		// 32 zero bytes: the right length for a secretbox key, and plainly not a real one.
+		set("base64", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		set("hex", strings.Repeat("00", 32))
 	case "random:index/randomPassword:RandomPassword":
 		set("result", Placeholder+"-password-"+args.Name)
 	case "command:remote:Command":
