@@ -33,10 +33,9 @@ func Program(ctx *pulumi.Context) error {
 	}
 
 	apps, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
-		Config:         cfg,
-		VPCID:          aws.Network.VPC.ID().ToStringOutput(),
-		CertificateARN: aws.DNS.CertificateARN,
-		ZoneID:         aws.DNS.ZoneID,
+		Config:          cfg,
+		VPCID:           aws.Network.VPC.ID().ToStringOutput(),
+		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
 	}, pulumi.Providers(k8s.Provider))
 	if err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
@@ -67,7 +66,7 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
 	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
-	ctx.Export("albHostname", apps.ALBHostname)
+	ctx.Export("albHostname", aws.LoadBalancer.ALB.DnsName)
 	ctx.Export("url", pulumi.String("https://"+cfg.Domain))
 
 	// The estimate needs a price table for the region; other regions simply get none.
