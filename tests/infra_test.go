@@ -240,14 +240,14 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 		want         bool
 		why          string
 	}{
-		{"master", "elasticloadbalancing:CreateLoadBalancer", true, "the load balancer controller runs on the master"},
+		{"master", "elasticloadbalancing:RegisterTargets", true, "the load balancer controller runs on the master and registers the nodes"},
 		{"master", "ec2:CreateVolume", true, "the EBS CSI controller runs on the master"},
 		{"master", "ec2:DescribeInstances", true, "the cloud-controller-manager runs on the master"},
 		{"worker-1", "s3:PutObject", true, "the API signs upload URLs with worker-1's role"},
 		{"worker-2", "s3:GetObject", true, "Celery workers read uploads"},
 		{"storage", "s3:PutObject", false, "the storage node never touches uploads"},
 		{"worker-1", "ec2:CreateVolume", false, "only the master runs the EBS CSI controller"},
-		{"worker-2", "elasticloadbalancing:CreateLoadBalancer", false, "only the master runs the load balancer controller"},
+		{"worker-2", "elasticloadbalancing:RegisterTargets", false, "only the master runs the load balancer controller"},
 	} {
 		if can(c.role, c.action) != c.want {
 			t.Errorf("role %s allowed %s = %v, want %v: %s", c.role, c.action, !c.want, c.want, c.why)
