@@ -32,20 +32,19 @@ func Program(ctx *pulumi.Context) error {
 		return fmt.Errorf("cluster tier: %w", err)
 	}
 
-	apps, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
+	if _, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
 		Config:          cfg,
 		VPCID:           aws.Network.VPC.ID().ToStringOutput(),
 		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
-	}, pulumi.Providers(k8s.Provider))
-	if err != nil {
+	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}
 
-	return export(ctx, cfg, aws, k8s, apps)
+	return export(ctx, cfg, aws, k8s)
 }
 
 // export publishes the small set of outputs operators use (README, "Deploy a stack for real").
-func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster, apps *workloads.Workloads) error {
+func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster) error {
 	nodes := pulumi.Map{}
 	for _, n := range cfg.Nodes {
 		inst := aws.Nodes.Instances[n.Role]
