@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/routing"
 )
 
 // DNSArgs are the inputs of DNS and TLS.
@@ -18,9 +20,8 @@ type DNSArgs struct {
 	EndpointIP pulumi.StringOutput
 }
 
-// DNS holds the looked-up hosted zone, the validated wildcard certificate and the control
-// plane's DNS name. The application's alias records point at the ALB and are declared by the
-// workloads tier, which knows its hostname.
+// DNS holds the looked-up hosted zone, the validated wildcard certificate, the control plane's
+// DNS name and, once the ALB is declared, the alias records that point the domain at it.
 type DNS struct {
 	pulumi.ResourceState
 
@@ -102,4 +103,29 @@ func NewDNS(ctx *pulumi.Context, name string, args *DNSArgs, opts ...pulumi.Reso
 		return nil, err
 	}
 	return d, nil
+}
+
+// AliasToALB points the apex and each of routing.Hostnames at the load balancer with alias A
+// records. They take the ALB's name and zone from the ALB resource itself, so they exist as
+// soon as the ALB does, long before the cluster.
+func (d *DNS) AliasToALB(ctx *pulumi.Context, name string, cfg *config.Config, alb *lb.LoadBalancer) error {
+	for _, h := range routing.Hostnames {
+		fqdn, label := cfg.Domain, "apex"
+		if h != "" {
+			fqdn, label = h+"."+cfg.Domain, h
+		}
+		if _, err := route53.NewRecord(ctx, name+"-alias-"+label, &route53.RecordArgs{
+			ZoneId: pulumi.String(d.ZoneID),
+			Name:   pulumi.String(fqdn),
+			Type:   pulumi.String("A"),
+			Aliases: route53.RecordAliasArray{route53.RecordAliasArgs{
+				Name:                 alb.DnsName,
+				ZoneId:               alb.ZoneId,
+				EvaluateTargetHealth: pulumi.Bool(true),
+			}},
+		}, pulumi.Parent(d)); err != nil {
+			return fmt.Errorf("create alias record %s: %w", fqdn, err)
+		}
+	}
+	return nil
 }

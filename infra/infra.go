@@ -1,5 +1,5 @@
 // Package infra owns everything AWS: the network, security groups, IAM, the EC2 nodes, DNS and
-// TLS, and the uploads bucket. Each concern is a component of its own; Infra composes them in
+// TLS, the application load balancer, and the uploads bucket. Each concern is a component of its own; Infra composes them in
 // the order the dependencies require.
 package infra
 
@@ -29,6 +29,7 @@ type Infra struct {
 	IAM            *IAM
 	Nodes          *Nodes
 	DNS            *DNS
+	LoadBalancer   *LoadBalancer
 	Uploads        *Uploads
 }
 
@@ -78,10 +79,25 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.DNS, err = NewDNS(ctx, name+"-dns", &DNSArgs{Config: cfg, EndpointIP: t.Nodes.EndpointIP}, parent); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
+	// The ALB needs only the network, its group and the certificate: it is created beside the
+	// nodes, and the alias records with it, instead of after the cluster.
+	if t.LoadBalancer, err = NewLoadBalancer(ctx, name+"-alb", &LoadBalancerArgs{
+		Config:          cfg,
+		VPCID:           t.Network.VPC.ID(),
+		SubnetIDs:       t.Network.SubnetIDs(),
+		SecurityGroupID: t.SecurityGroups.ALB.ID(),
+		CertificateARN:  t.DNS.CertificateARN,
+	}, parent); err != nil {
+		return nil, fmt.Errorf("load balancer: %w", err)
+	}
+	if err := t.DNS.AliasToALB(ctx, name+"-dns", cfg, t.LoadBalancer.ALB); err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
 
 	if err := ctx.RegisterResourceOutputs(t, pulumi.Map{
 		"vpcId":          t.Network.VPC.ID(),
 		"certificateArn": t.DNS.CertificateARN,
+		"albHostname":    t.LoadBalancer.ALB.DnsName,
 		"uploadsBucket":  t.Uploads.Bucket.Bucket,
 	}); err != nil {
 		return nil, err

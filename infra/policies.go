@@ -102,84 +102,30 @@ func EBSCSIPolicy() PolicyDocument {
 	)
 }
 
-// LoadBalancerControllerPolicy follows the AWS Load Balancer Controller's published iam_policy.json
-// (v2.14): read access everywhere, and mutations only on load balancers, target groups and
-// security groups that carry the controller's elbv2.k8s.aws/cluster tag.
+// LoadBalancerControllerPolicy is what the AWS Load Balancer Controller (v2.14) calls when it
+// only binds target groups the program created (TargetGroupBinding, instance targets, no
+// spec.networking) and creates no load balancer, listener, rule or security group:
+//   - elasticloadbalancing:DescribeTargetGroups: its admission webhooks read the target group of
+//     a new binding (webhooks/elbv2 getTargetGroupFromAWS: target type, IP type, VPC, protocol);
+//   - elasticloadbalancing:DescribeTargetHealth: it lists the registered targets before each
+//     change (pkg/targetgroupbinding targets_manager ListTargets);
+//   - elasticloadbalancing:RegisterTargets and DeregisterTargets: the nodes it registers and the
+//     replaced nodes it removes;
+//   - ec2:DescribeSecurityGroups: every reconcile looks up the cluster-tagged groups to clean up
+//     rules it may once have added (pkg/networking gcIngressPermissionsFromUnusedEndpointSGs);
+//     an error there aborts the reconcile before any target is registered. It revokes only rules
+//     labelled as its own, which this program never creates, so it needs no write on groups.
+//
+// Target groups of other stacks in the account are not excluded by this policy (their ARNs are
+// not known before the groups exist); the controller only touches the ARNs of its bindings.
 func LoadBalancerControllerPolicy() PolicyDocument {
-	requestTagged := map[string]any{"Null": map[string]any{"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}}
-	resourceTagged := map[string]any{"Null": map[string]any{"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
-	lbResources := []string{
-		"arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
-		"arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-		"arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
-	}
-	listenerResources := []string{
-		"arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
-		"arn:aws:elasticloadbalancing:*:*:listener/app/*/*/*",
-		"arn:aws:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
-		"arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
-	}
+	targetGroups := "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"
 	return policy(
-		Statement{Effect: "Allow", Action: []string{"iam:CreateServiceLinkedRole"}, Resource: "*",
-			Condition: map[string]any{"StringEquals": map[string]any{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
 		allow("Describe", "*",
-			"ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-			"ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
-			"ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
-			"ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:GetCoipPoolUsage",
-			"ec2:DescribeCoipPools", "ec2:GetSecurityGroupsForVpc", "ec2:DescribeIpamPools",
-			"ec2:DescribeRouteTables",
-			"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-			"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
-			"elasticloadbalancing:DescribeSSLPolicies", "elasticloadbalancing:DescribeRules",
-			"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes",
-			"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
-			"elasticloadbalancing:DescribeTrustStores", "elasticloadbalancing:DescribeListenerAttributes",
-			"elasticloadbalancing:DescribeCapacityReservation"),
-		allow("Certificates", "*",
-			"cognito-idp:DescribeUserPoolClient", "acm:ListCertificates", "acm:DescribeCertificate",
-			"iam:ListServerCertificates", "iam:GetServerCertificate",
-			"waf-regional:GetWebACL", "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
-			"wafv2:GetWebACL", "wafv2:GetWebACLForResource", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
-			"shield:GetSubscriptionState", "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection"),
-		allow("SecurityGroupRules", "*", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
-		allow("CreateSecurityGroup", "*", "ec2:CreateSecurityGroup"),
-		Statement{Sid: "TagNewSecurityGroup", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: "arn:aws:ec2:*:*:security-group/*",
-			Condition: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": "CreateSecurityGroup"}, "Null": map[string]any{"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}}},
-		Statement{Sid: "TagOwnSecurityGroup", Effect: "Allow", Action: []string{"ec2:CreateTags", "ec2:DeleteTags"}, Resource: "arn:aws:ec2:*:*:security-group/*",
-			Condition: map[string]any{"Null": map[string]any{"aws:RequestTag/elbv2.k8s.aws/cluster": "true", "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
-		Statement{Sid: "ManageOwnSecurityGroup", Effect: "Allow", Resource: "*", Condition: resourceTagged,
-			Action: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"}},
-		Statement{Sid: "CreateLoadBalancer", Effect: "Allow", Resource: "*", Condition: requestTagged,
-			Action: []string{"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"}},
-		allow("Listeners", "*",
-			"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-			"elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule"),
-		Statement{Sid: "TagOwnLoadBalancer", Effect: "Allow", Resource: lbResources,
-			Action:    []string{"elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"},
-			Condition: map[string]any{"Null": map[string]any{"aws:RequestTag/elbv2.k8s.aws/cluster": "true", "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
-		Statement{Sid: "TagListeners", Effect: "Allow", Resource: listenerResources,
-			Action: []string{"elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"}},
-		Statement{Sid: "ManageOwnLoadBalancer", Effect: "Allow", Resource: "*", Condition: resourceTagged,
-			Action: []string{
-				"elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-				"elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-				"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-				"elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-				"elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
-				"elasticloadbalancing:ModifyIpPools",
-			}},
-		Statement{Sid: "TagOnCreate", Effect: "Allow", Resource: lbResources, Action: []string{"elasticloadbalancing:AddTags"},
-			Condition: map[string]any{
-				"StringEquals": map[string]any{"elasticloadbalancing:CreateAction": []string{"CreateTargetGroup", "CreateLoadBalancer"}},
-				"Null":         map[string]any{"aws:RequestTag/elbv2.k8s.aws/cluster": "false"},
-			}},
-		allow("Targets", "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+			"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+			"ec2:DescribeSecurityGroups"),
+		allow("Targets", targetGroups,
 			"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"),
-		allow("ListenersAndRules", "*",
-			"elasticloadbalancing:SetWebAcl", "elasticloadbalancing:ModifyListener",
-			"elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
-			"elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities"),
 	)
 }
 

@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,5 +56,23 @@ func TestSecurityGroupRulesOpenNothingToTheWorld(t *testing.T) {
 				t.Errorf("rule %s is open to the world", r.Name)
 			}
 		}
+	}
+}
+
+// TestLoadBalancerControllerOnlyBindsTargets: the program declares the ALB, its listeners, rules,
+// target groups and security groups, so the controller's role must not be able to create or
+// change any of them; it registers nodes and reads what its webhooks and reconciler read.
+func TestLoadBalancerControllerOnlyBindsTargets(t *testing.T) {
+	var got []string
+	for _, s := range LoadBalancerControllerPolicy().Statement {
+		if s.Effect == "Allow" {
+			got = append(got, s.Action...)
+		}
+	}
+	slices.Sort(got)
+	want := []string{"ec2:DescribeSecurityGroups", "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:DescribeTargetGroups",
+		"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:RegisterTargets"}
+	if !slices.Equal(got, want) {
+		t.Errorf("load balancer controller may %v, want only %v", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/routing"
 )
 
 // SecurityGroupsArgs are the inputs of the security groups.
@@ -18,16 +19,17 @@ type SecurityGroupsArgs struct {
 	VPCID pulumi.IDOutput
 }
 
-// SecurityGroups holds the two groups of the cluster: Nodes, on every instance, and
-// ControlPlane, on the master only. The load balancer controller creates the ALB's own group.
+// SecurityGroups holds the three groups of the stack: Nodes, on every instance; ControlPlane,
+// on the master only; and ALB, on the load balancer, the only source the NodePorts accept.
 type SecurityGroups struct {
 	pulumi.ResourceState
 
 	Nodes        *ec2.SecurityGroup
 	ControlPlane *ec2.SecurityGroup
-	// Rules are every ingress and egress rule of both groups: SSH and the API from the admin
-	// ranges, the cluster's own traffic, egress to the internet. The nodes depend on them, so a
-	// destroy revokes them only once the nodes are gone (see NodesArgs.DeleteAfter).
+	ALB          *ec2.SecurityGroup
+	// Rules are every ingress and egress rule of the groups: SSH and the API from the admin
+	// ranges, the cluster's own traffic, the ALB's, egress to the internet. The nodes depend on
+	// them, so a destroy revokes them only once the nodes are gone (see NodesArgs.DeleteAfter).
 	Rules []pulumi.Resource
 }
 
@@ -39,8 +41,15 @@ const (
 	portVXLAN        = 4789
 	portTypha        = 5473
 	portNodeExporter = 9100
-	portNodePortLow  = 30000
-	portNodePortHigh = 32767
+	portHTTP         = 80
+	portHTTPS        = 443
+)
+
+// Sources of a Rule other than CIDRs: the rule's own group, or another group of the stack.
+const (
+	groupSelf  = "self"
+	groupNodes = "nodes"
+	groupALB   = "alb"
 )
 
 // Rule is one ingress rule: a port range from either CIDRs or a security group.
@@ -53,39 +62,61 @@ type Rule struct {
 	Protocol string
 	// From and To bound the port range.
 	From, To int
-	// CIDRs are source ranges; empty when Group is set.
+	// CIDRs are source (or, for egress, destination) ranges; empty when Group is set.
 	CIDRs []string
-	// Group is a source security group; "self" means the rule's own group.
+	// Group is the peer security group: "self" (the rule's own group), "nodes" or "alb".
 	Group string
 }
 
-// NodeRules are the ingress rules of the group on every node. Only the VPC and the admin
-// ranges appear as CIDRs: no port is open to the world (the ALB's group is the controller's).
+// NodeRules are the ingress rules of the group on every node. Only the admin ranges appear as
+// CIDRs: no port is open to the world, and the NodePorts take traffic from the ALB's group only
+// (not from the whole VPC: a compromised instance elsewhere in it cannot reach the Services).
 func NodeRules(cfg *config.Config) []Rule {
-	vpcCIDR := []string{cfg.VPCCIDR.String()}
 	return []Rule{
 		{Name: "ssh", Description: "SSH from the operators (and the Pulumi runner)", Protocol: "tcp", From: portSSH, To: portSSH, CIDRs: prefixes(cfg.AdminCIDRs)},
-		{Name: "kubelet", Description: "kubelet API from the control plane and metrics-server", Protocol: "tcp", From: portKubelet, To: portKubelet, Group: "self"},
-		{Name: "vxlan", Description: "Calico VXLAN: all pod-to-pod traffic between nodes", Protocol: "udp", From: portVXLAN, To: portVXLAN, Group: "self"},
-		{Name: "typha", Description: "Calico Typha, which the Tigera operator always deploys", Protocol: "tcp", From: portTypha, To: portTypha, Group: "self"},
-		{Name: "node-exporter", Description: "Prometheus node-exporter scrapes", Protocol: "tcp", From: portNodeExporter, To: portNodeExporter, Group: "self"},
-		{Name: "nodeports", Description: "NodePort services from inside the VPC only (the ALB, target-type instance)", Protocol: "tcp", From: portNodePortLow, To: portNodePortHigh, CIDRs: vpcCIDR},
+		{Name: "kubelet", Description: "kubelet API from the control plane and metrics-server", Protocol: "tcp", From: portKubelet, To: portKubelet, Group: groupSelf},
+		{Name: "vxlan", Description: "Calico VXLAN: all pod-to-pod traffic between nodes", Protocol: "udp", From: portVXLAN, To: portVXLAN, Group: groupSelf},
+		{Name: "typha", Description: "Calico Typha, which the Tigera operator always deploys", Protocol: "tcp", From: portTypha, To: portTypha, Group: groupSelf},
+		{Name: "node-exporter", Description: "Prometheus node-exporter scrapes", Protocol: "tcp", From: portNodeExporter, To: portNodeExporter, Group: groupSelf},
+		{Name: "nodeports", Description: "NodePort services from the ALB only (target-type instance)", Protocol: "tcp", From: routing.NodePortMin, To: routing.NodePortMax, Group: groupALB},
 	}
 }
+
+// ALBRules are the ingress rules of the load balancer's group: HTTP (redirected) and HTTPS from
+// anywhere, the only ports of the stack open to the world.
+func ALBRules() []Rule {
+	world := []string{"0.0.0.0/0"}
+	return []Rule{
+		{Name: "http", Description: "HTTP from anywhere, redirected to HTTPS", Protocol: "tcp", From: portHTTP, To: portHTTP, CIDRs: world},
+		{Name: "https", Description: "HTTPS from anywhere", Protocol: "tcp", From: portHTTPS, To: portHTTPS, CIDRs: world},
+	}
+}
+
+// ALBEgressRules are the load balancer's only egress: requests and health checks to the nodes'
+// NodePorts.
+func ALBEgressRules() []Rule {
+	return []Rule{
+		{Name: "nodeports", Description: "requests and health checks to the nodes' NodePorts", Protocol: "tcp", From: routing.NodePortMin, To: routing.NodePortMax, Group: groupNodes},
+	}
+}
+
+// allEgress lets nodes reach package mirrors, image registries and AWS APIs.
+var allEgress = []Rule{{Name: "all", Description: "all egress: package mirrors, image registries, AWS APIs", Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}
 
 // ControlPlaneRules are the ingress rules of the group on the master.
 func ControlPlaneRules(cfg *config.Config) []Rule {
 	return []Rule{
 		{Name: "apiserver-admin", Description: "Kubernetes API from the operators (and the Pulumi runner)", Protocol: "tcp", From: portAPIServer, To: portAPIServer, CIDRs: prefixes(cfg.AdminCIDRs)},
 		{Name: "apiserver-vpc", Description: "Kubernetes API from the nodes and pods", Protocol: "tcp", From: portAPIServer, To: portAPIServer, CIDRs: []string{cfg.VPCCIDR.String()}},
-		{Name: "etcd", Description: "etcd client and peer, control plane only", Protocol: "tcp", From: 2379, To: 2380, Group: "self"},
-		{Name: "controller-manager", Description: "kube-controller-manager, control plane only", Protocol: "tcp", From: 10257, To: 10257, Group: "self"},
-		{Name: "scheduler", Description: "kube-scheduler, control plane only", Protocol: "tcp", From: 10259, To: 10259, Group: "self"},
+		{Name: "etcd", Description: "etcd client and peer, control plane only", Protocol: "tcp", From: 2379, To: 2380, Group: groupSelf},
+		{Name: "controller-manager", Description: "kube-controller-manager, control plane only", Protocol: "tcp", From: 10257, To: 10257, Group: groupSelf},
+		{Name: "scheduler", Description: "kube-scheduler, control plane only", Protocol: "tcp", From: 10259, To: 10259, Group: groupSelf},
 	}
 }
 
-// NewSecurityGroups declares the node and control-plane groups, one resource per rule so that a
-// change to one rule never replaces the group.
+// NewSecurityGroups declares the node, control-plane and ALB groups, then their rules, one
+// resource per rule so that a change to one rule never replaces a group (and so that the node
+// and ALB groups can refer to each other).
 func NewSecurityGroups(ctx *pulumi.Context, name string, args *SecurityGroupsArgs, opts ...pulumi.ResourceOption) (*SecurityGroups, error) {
 	g := &SecurityGroups{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:SecurityGroups", name, g, opts...); err != nil {
@@ -94,75 +125,123 @@ func NewSecurityGroups(ctx *pulumi.Context, name string, args *SecurityGroupsArg
 	cfg := args.Config
 	var err error
 
-	g.Nodes, err = g.group(ctx, name, "nodes", cfg, args.VPCID, "every cluster node",
-		// Exactly one group per instance carries the cluster tag: the load balancer controller
-		// adds its ALB-to-NodePort rule to that group.
-		map[string]string{ClusterTag(cfg): "owned"}, NodeRules(cfg))
-	if err != nil {
+	// Exactly one group per instance carries the cluster tag: the cloud-controller-manager and
+	// the load balancer controller find the nodes' group by it.
+	if g.Nodes, err = g.group(ctx, name, "nodes", cfg, args.VPCID, "every cluster node", map[string]string{ClusterTag(cfg): "owned"}); err != nil {
 		return nil, err
 	}
-	g.ControlPlane, err = g.group(ctx, name, "control-plane", cfg, args.VPCID, "the Kubernetes control plane", nil, ControlPlaneRules(cfg))
-	if err != nil {
+	if g.ControlPlane, err = g.group(ctx, name, "control-plane", cfg, args.VPCID, "the Kubernetes control plane", nil); err != nil {
 		return nil, err
 	}
-	if err := ctx.RegisterResourceOutputs(g, pulumi.Map{"nodes": g.Nodes.ID(), "controlPlane": g.ControlPlane.ID()}); err != nil {
+	if g.ALB, err = g.group(ctx, name, "alb", cfg, args.VPCID, "the application load balancer", nil); err != nil {
+		return nil, err
+	}
+	peers := map[string]*ec2.SecurityGroup{groupNodes: g.Nodes, groupALB: g.ALB}
+	for _, set := range []struct {
+		name            string
+		sg              *ec2.SecurityGroup
+		ingress, egress []Rule
+	}{
+		{name + "-nodes", g.Nodes, NodeRules(cfg), allEgress},
+		{name + "-control-plane", g.ControlPlane, ControlPlaneRules(cfg), allEgress},
+		{name + "-alb", g.ALB, ALBRules(), ALBEgressRules()},
+	} {
+		if err := g.rules(ctx, set.name, set.sg, peers, set.ingress, set.egress); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.RegisterResourceOutputs(g, pulumi.Map{"nodes": g.Nodes.ID(), "controlPlane": g.ControlPlane.ID(), "alb": g.ALB.ID()}); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-// group declares one security group, kind naming it within the stack, with its rules.
-func (g *SecurityGroups) group(ctx *pulumi.Context, component, kind string, cfg *config.Config, vpcID pulumi.IDOutput, what string, extraTags map[string]string, rules []Rule) (*ec2.SecurityGroup, error) {
-	parent := pulumi.Parent(g)
+// group declares one security group, kind naming it within the stack.
+func (g *SecurityGroups) group(ctx *pulumi.Context, component, kind string, cfg *config.Config, vpcID pulumi.IDOutput, what string, extraTags map[string]string) (*ec2.SecurityGroup, error) {
 	name := component + "-" + kind
 	sg, err := ec2.NewSecurityGroup(ctx, name, &ec2.SecurityGroupArgs{
+		VpcId: vpcID,
 		// Group names are unique per VPC; the cluster id keeps them apart in the console and in
 		// anything that looks groups up by name across the account.
 		NamePrefix:  pulumi.String(cfg.ClusterID() + "-" + kind + "-"),
-		VpcId:       vpcID,
 		Description: pulumi.String("waste-coach: " + what),
 		Tags:        tags(cfg, cfg.ClusterName+"-"+name, extraTags),
-	}, parent)
+	}, pulumi.Parent(g))
 	if err != nil {
 		return nil, fmt.Errorf("create security group %s: %w", name, err)
 	}
-	egress, err := vpc.NewSecurityGroupEgressRule(ctx, name+"-egress-all", &vpc.SecurityGroupEgressRuleArgs{
-		SecurityGroupId: sg.ID(),
-		Description:     pulumi.String("all egress: package mirrors, image registries, AWS APIs"),
-		IpProtocol:      pulumi.String("-1"),
-		CidrIpv4:        pulumi.String("0.0.0.0/0"),
-	}, parent)
-	if err != nil {
-		return nil, fmt.Errorf("create egress rule of %s: %w", name, err)
+	return sg, nil
+}
+
+// rules declares a group's ingress and egress rules; the peer of a Group rule is the group
+// itself ("self") or one of peers.
+func (g *SecurityGroups) rules(ctx *pulumi.Context, name string, sg *ec2.SecurityGroup, peers map[string]*ec2.SecurityGroup, ingress, egress []Rule) error {
+	parent := pulumi.Parent(g)
+	peer := func(r Rule) (pulumi.IDOutput, error) {
+		if r.Group == groupSelf {
+			return sg.ID(), nil
+		}
+		p, ok := peers[r.Group]
+		if !ok {
+			return pulumi.IDOutput{}, fmt.Errorf("rule %s of %s: unknown peer group %q", r.Name, name, r.Group)
+		}
+		return p.ID(), nil
 	}
-	g.Rules = append(g.Rules, egress)
-	for _, r := range rules {
-		base := &vpc.SecurityGroupIngressRuleArgs{
+	for _, r := range ingress {
+		base := vpc.SecurityGroupIngressRuleArgs{
 			SecurityGroupId: sg.ID(),
 			Description:     pulumi.String(r.Description),
 			IpProtocol:      pulumi.String(r.Protocol),
 			FromPort:        pulumi.Int(r.From),
 			ToPort:          pulumi.Int(r.To),
 		}
-		if r.Group == "self" {
-			args := *base
-			args.ReferencedSecurityGroupId = sg.ID()
+		if r.Group != "" {
+			id, err := peer(r)
+			if err != nil {
+				return err
+			}
+			args := base
+			args.ReferencedSecurityGroupId = id
 			rule, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s", name, r.Name), &args, parent)
 			if err != nil {
-				return nil, fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
+				return fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
 			}
 			g.Rules = append(g.Rules, rule)
 			continue
 		}
 		for i, cidr := range r.CIDRs {
-			args := *base
+			args := base
 			args.CidrIpv4 = pulumi.String(cidr)
 			rule, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s-%d", name, r.Name, i), &args, parent)
 			if err != nil {
-				return nil, fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
+				return fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
 			}
 			g.Rules = append(g.Rules, rule)
 		}
 	}
-	return sg, nil
+	for _, r := range egress {
+		args := vpc.SecurityGroupEgressRuleArgs{
+			SecurityGroupId: sg.ID(),
+			Description:     pulumi.String(r.Description),
+			IpProtocol:      pulumi.String(r.Protocol),
+		}
+		if r.Protocol != "-1" {
+			args.FromPort, args.ToPort = pulumi.Int(r.From), pulumi.Int(r.To)
+		}
+		if r.Group != "" {
+			id, err := peer(r)
+			if err != nil {
+				return err
+			}
+			args.ReferencedSecurityGroupId = id
+		} else {
+			args.CidrIpv4 = pulumi.String(r.CIDRs[0])
+		}
+		rule, err := vpc.NewSecurityGroupEgressRule(ctx, fmt.Sprintf("%s-egress-%s", name, r.Name), &args, parent)
+		if err != nil {
+			return fmt.Errorf("create egress rule %s of %s: %w", r.Name, name, err)
+		}
+		g.Rules = append(g.Rules, rule)
+	}
+	return nil
 }

@@ -32,22 +32,20 @@ func Program(ctx *pulumi.Context) error {
 		return fmt.Errorf("cluster tier: %w", err)
 	}
 
-	apps, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
-		Config:         cfg,
-		VPCID:          aws.Network.VPC.ID().ToStringOutput(),
-		CertificateARN: aws.DNS.CertificateARN,
-		ZoneID:         aws.DNS.ZoneID,
-		ControlPlane:   cluster.Connection(aws.Nodes, config.RoleMaster),
-	}, pulumi.Providers(k8s.Provider))
-	if err != nil {
+	if _, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
+		Config:          cfg,
+		VPCID:           aws.Network.VPC.ID().ToStringOutput(),
+		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
+		ControlPlane:    cluster.Connection(aws.Nodes, config.RoleMaster),
+	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}
 
-	return export(ctx, cfg, aws, k8s, apps)
+	return export(ctx, cfg, aws, k8s)
 }
 
 // export publishes the small set of outputs operators use (README, "Deploy a stack for real").
-func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster, apps *workloads.Workloads) error {
+func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *cluster.Cluster) error {
 	nodes := pulumi.Map{}
 	for _, n := range cfg.Nodes {
 		inst := aws.Nodes.Instances[n.Role]
@@ -68,7 +66,7 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
 	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
-	ctx.Export("albHostname", apps.ALBHostname)
+	ctx.Export("albHostname", aws.LoadBalancer.ALB.DnsName)
 	ctx.Export("url", pulumi.String("https://"+cfg.Domain))
 
 	// The estimate needs a price table for the region; other regions simply get none.

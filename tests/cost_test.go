@@ -19,7 +19,7 @@ var billable = map[string]string{
 	"aws:s3/bucketV2:BucketV2":                 "S3 uploads",
 	"aws:acm/certificate:Certificate":          "ACM certificate",
 	"aws:route53/record:Record":                "Route53",
-	"kubernetes:networking.k8s.io/v1:Ingress":  "ALB",
+	"aws:lb/loadBalancer:LoadBalancer":         "ALB",
 	"kubernetes:core/v1:PersistentVolumeClaim": "EBS gp3, persistent volumes",
 	"kubernetes:helm.sh/v3:Release":            "EBS gp3, persistent volumes", // Prometheus's volume
 }
@@ -36,6 +36,7 @@ var free = []string{
 	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2",
 	"tls:index/privateKey:PrivateKey", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
 	"command:remote:Command", "command:local:Command", "pulumi:providers:kubernetes",
+	"aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {

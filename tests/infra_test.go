@@ -115,16 +115,18 @@ func TestNodesMatchTheDesignTable(t *testing.T) {
 func TestNoAdminPortIsOpenToTheWorld(t *testing.T) {
 	admin := map[string][]string{"prod": {"198.51.100.0/24", "192.0.2.10/32"}, "dev": {"198.51.100.0/24"}}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		albGroup := must(t, r, "aws:ec2/securityGroup:SecurityGroup", "sesacthon-sg-alb")
 		for _, rule := range r.OfType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") {
 			cidr, from, to := str(rule, "cidrIpv4"), str(rule, "fromPort"), str(rule, "toPort")
-			if cidr == "0.0.0.0/0" {
-				t.Errorf("rule %s opens ports %s-%s to the world", rule.Name, from, to)
+			albWeb := strings.HasPrefix(rule.Name, "sesacthon-sg-alb-") && (from == "80" || from == "443") && from == to
+			if cidr == "0.0.0.0/0" && !albWeb {
+				t.Errorf("rule %s opens ports %s-%s to the world (only the ALB's 80 and 443 may be)", rule.Name, from, to)
 			}
 			if (from == "22" || from == "6443") && cidr != "" && !slices.Contains(admin[r.Stack], cidr) && !strings.HasPrefix(cidr, "10.") {
 				t.Errorf("rule %s opens admin port %s to %s, which is not an admin CIDR", rule.Name, from, cidr)
 			}
-			if from == "30000" && cidr != map[string]string{"prod": "10.0.0.0/16", "dev": "10.1.0.0/16"}[r.Stack] {
-				t.Errorf("NodePorts are open to %s; only the VPC (the ALB) may reach them", cidr)
+			if from == "30000" && (cidr != "" || str(rule, "referencedSecurityGroupId") == "" || !r.DependsOn(rule, albGroup)) {
+				t.Errorf("NodePorts (rule %s) are open to %q/%q; only the ALB's security group may reach them", rule.Name, cidr, str(rule, "referencedSecurityGroupId"))
 			}
 			if (from == "2379" || from == "10250" || from == "4789") && str(rule, "referencedSecurityGroupId") == "" {
 				t.Errorf("cluster-internal port %s (rule %s) is open to a CIDR instead of the cluster's own group", from, rule.Name)
@@ -239,14 +241,14 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 		want         bool
 		why          string
 	}{
-		{"master", "elasticloadbalancing:CreateLoadBalancer", true, "the load balancer controller runs on the master"},
+		{"master", "elasticloadbalancing:RegisterTargets", true, "the load balancer controller runs on the master and registers the nodes"},
 		{"master", "ec2:CreateVolume", true, "the EBS CSI controller runs on the master"},
 		{"master", "ec2:DescribeInstances", true, "the cloud-controller-manager runs on the master"},
 		{"worker-1", "s3:PutObject", true, "the API signs upload URLs with worker-1's role"},
 		{"worker-2", "s3:GetObject", true, "Celery workers read uploads"},
 		{"storage", "s3:PutObject", false, "the storage node never touches uploads"},
 		{"worker-1", "ec2:CreateVolume", false, "only the master runs the EBS CSI controller"},
-		{"worker-2", "elasticloadbalancing:CreateLoadBalancer", false, "only the master runs the load balancer controller"},
+		{"worker-2", "elasticloadbalancing:RegisterTargets", false, "only the master runs the load balancer controller"},
 	} {
 		if can(c.role, c.action) != c.want {
 			t.Errorf("role %s allowed %s = %v, want %v: %s", c.role, c.action, !c.want, c.want, c.why)

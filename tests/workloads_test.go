@@ -303,9 +303,9 @@ func TestChartsArePinnedAndOrderedForCreateAndDestroy(t *testing.T) {
 			t.Fatalf("releases %v, want %v", got, want)
 		}
 		waits := func(res, on *mocks.Resource) bool { return r.DependsOn(res, on) }
-		for _, ing := range r.OfType("kubernetes:networking.k8s.io/v1:Ingress") {
-			if !waits(ing, releases["aws-load-balancer-controller"]) {
-				t.Errorf("ingress %s does not depend on the load balancer controller: destroy would remove the controller first and strand the ALB", ing.Name)
+		for _, tgb := range r.OfType("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding") {
+			if !waits(tgb, releases["aws-load-balancer-controller"]) {
+				t.Errorf("binding %s does not depend on the load balancer controller: destroy would remove the controller first and leave the binding's finalizer unremovable", tgb.Name)
 			}
 		}
 		for _, typ := range []string{"kubernetes:apps/v1:StatefulSet", "kubernetes:core/v1:PersistentVolumeClaim"} {
@@ -324,43 +324,6 @@ func TestChartsArePinnedAndOrderedForCreateAndDestroy(t *testing.T) {
 		if at(sc, "parameters", "encrypted") != "true" || at(sc, "volumeBindingMode") != "WaitForFirstConsumer" || at(sc, "allowVolumeExpansion") != true ||
 			at(sc, "metadata", "annotations", "storageclass.kubernetes.io/is-default-class") != "true" {
 			t.Errorf("gp3 StorageClass is not the encrypted, expandable, WaitForFirstConsumer default: %v", sc)
-		}
-	})
-}
-
-func TestOneALBServesEveryRouteOverHTTPS(t *testing.T) {
-	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		ings := objects(r, "Ingress")
-		var paths []string
-		for name, ing := range ings {
-			a := at(ing, "metadata", "annotations").(map[string]any)
-			if a["alb.ingress.kubernetes.io/group.name"] != workloads.IngressGroup || a["alb.ingress.kubernetes.io/target-type"] != "instance" ||
-				a["alb.ingress.kubernetes.io/scheme"] != "internet-facing" || a["alb.ingress.kubernetes.io/ssl-redirect"] != "443" ||
-				!strings.HasPrefix(fmt.Sprint(a["alb.ingress.kubernetes.io/certificate-arn"]), "arn:aws:acm:") {
-				t.Errorf("ingress %s is not an internet-facing, instance-target member of the one HTTPS ALB group: %v", name, a)
-			}
-			if a["pulumi.com/skipAwait"] == nil && a["pulumi.com/timeoutSeconds"] == nil {
-				t.Errorf("ingress %s may make pulumi up wait on the ALB without a bound", name)
-			}
-			for _, p := range at(ing, "spec", "rules", 0, "http", "paths").([]any) {
-				paths = append(paths, fmt.Sprint(at(p, "path")))
-			}
-		}
-		slices.Sort(paths)
-		if want := []string{"/", "/api/v1/auth", "/api/v1/users", "/api/v1/waste", "/argocd", "/grafana"}; !slices.Equal(paths, want) {
-			t.Errorf("ALB routes %v, want %v", paths, want)
-		}
-		var names []string
-		for _, rec := range r.OfType("aws:route53/record:Record") {
-			if prop(rec, "aliases").IsArray() && len(prop(rec, "aliases").ArrayValue()) == 1 {
-				names = append(names, str(rec, "name"))
-			}
-		}
-		slices.Sort(names)
-		d := r.Config.Domain
-		want := []string{d, "www." + d, "api." + d, "argocd." + d, "grafana." + d}
-		if slices.Sort(want); !slices.Equal(names, want) {
-			t.Errorf("alias records %v, want %v", names, want)
 		}
 	})
 }

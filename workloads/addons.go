@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -22,7 +23,7 @@ type Addons struct {
 	// RetainStorageClass is the production data class; nil on other stacks.
 	RetainStorageClass *storagev1.StorageClass
 	VolumeGuard        *remote.Command
-	// LoadBalancerController reconciles the ingresses into one ALB.
+	// LoadBalancerController registers the nodes in the ALB's target groups (TargetGroupBinding).
 	LoadBalancerController *helmv3.Release
 	// Monitoring installs the Prometheus operator's CRDs (ServiceMonitor).
 	Monitoring *helmv3.Release
@@ -173,6 +174,10 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	// The Service mutator would hand every new LoadBalancer Service to the controller and block
 	// Service creation while the controller is down; this platform has none.
 	lbValues["enableServiceMutatorWebhook"] = pulumi.Bool(false)
+	// The program declares the ALB; the controller only binds target groups. No IngressClass
+	// (an Ingress can create no second ALB) and no backend security group of its own.
+	lbValues["createIngressClassResource"] = pulumi.Bool(false)
+	lbValues["enableBackendSecurityGroup"] = pulumi.Bool(false)
 	if a.LoadBalancerController, err = b.release("aws-load-balancer-controller", NamespaceSystem, versions.LoadBalancerController, lbValues); err != nil {
 		return nil, err
 	}
@@ -240,7 +245,7 @@ func (b *builder) monitoringValues() pulumi.Map {
 	promSpec["persistentVolumeClaimRetentionPolicy"] = pulumi.Map{"whenDeleted": pulumi.String("Delete"), "whenScaled": pulumi.String("Retain")}
 	grafanaValues := on(grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
-	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort")}
+	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
 	grafanaValues["sidecar"] = pulumi.Map{"resources": sidecar.values()}
 	grafanaValues["grafana.ini"] = pulumi.Map{"server": pulumi.Map{
 		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
@@ -275,7 +280,8 @@ func withRetention(m pulumi.Map, retention string) pulumi.Map {
 func argoValues() pulumi.Map {
 	app := config.RoleWorker1
 	server := withResources(pulumi.Map{}, argoServer)
-	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local")}
+	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
+		"nodePortHttp": pulumi.Int(routing.For("argocd-server").NodePort)}
 	return pulumi.Map{
 		// Short, fixed names: the ingress routes to the argocd-server Service.
 		"fullnameOverride": pulumi.String("argocd"),

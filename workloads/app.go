@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -132,7 +133,7 @@ func (b *builder) application(s *Secrets) error {
 		}
 		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
 		// on the Calico overlay are not routable from the VPC.
-		if err := b.publicService(ns, api.Name, l, routeTo(api.Name)); err != nil {
+		if err := b.publicService(ns, api.Name, l, routing.For(api.Name)); err != nil {
 			return err
 		}
 	}
@@ -197,17 +198,7 @@ func (b *builder) application(s *Secrets) error {
 	}, "RollingUpdate"); err != nil {
 		return err
 	}
-	return b.publicService(ns, defaultBackend, backendLabels, routeTo(defaultBackend))
-}
-
-// routeTo returns the ALB route of a Service.
-func routeTo(service string) Route {
-	for _, r := range Routes() {
-		if r.Service == service {
-			return r
-		}
-	}
-	panic("workloads: no route to " + service) // Routes and the services are declared together
+	return b.publicService(ns, defaultBackend, backendLabels, routing.For(defaultBackend))
 }
 
 // deployment declares a Deployment of pod with the given replicas and update strategy.

@@ -9,6 +9,8 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/routing"
 )
 
 // Stateful describes a StatefulSet with one gp3 volume per replica and its Services.
@@ -127,18 +129,20 @@ func servicePorts(ports map[string]int) corev1.ServicePortArray {
 
 // publicService declares the NodePort Service the ALB sends a route's traffic to. Local traffic
 // policy keeps the client's (the ALB's) address and skips a second hop: only nodes running the
-// pods pass the ALB's health check.
-func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route Route) error {
+// pods pass the ALB's health check. The NodePort is the route's fixed one, the port its target
+// group was created with.
+func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route routing.Route) error {
 	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: pulumi.String(namespace), Labels: l,
-			Annotations: pulumi.StringMap{"alb.ingress.kubernetes.io/healthcheck-path": pulumi.String(route.HealthPath)},
 		},
 		Spec: &corev1.ServiceSpecArgs{
 			Type:                  pulumi.String("NodePort"),
 			ExternalTrafficPolicy: pulumi.String("Local"),
 			Selector:              selector(name),
-			Ports:                 servicePorts(map[string]int{"http": route.Port}),
+			Ports: corev1.ServicePortArray{corev1.ServicePortArgs{
+				Name: pulumi.String("http"), Port: pulumi.Int(route.ServicePort), TargetPort: pulumi.String("http"), NodePort: pulumi.Int(route.NodePort),
+			}},
 		},
 	}, b.opts(namespace)...)
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package workloads owns every workload on the cluster, as typed pulumi-kubernetes resources:
 // the platform add-ons (EBS CSI, load balancer controller, metrics-server, Argo CD, monitoring),
-// the data services, the application, the ingress and its DNS records, and the network policies.
+// the data services, the application, the bindings of the ALB's target groups to their
+// Services, and the network policies.
 package workloads
 
 import (
@@ -20,12 +21,11 @@ import (
 type Args struct {
 	// Config is the validated stack configuration.
 	Config *config.Config
-	// VPCID is the cluster's VPC, for the load balancer controller.
+	// VPCID is the cluster's VPC, for the load balancer controller and the bindings.
 	VPCID pulumi.StringInput
-	// CertificateARN is the validated certificate for the ALB's HTTPS listener.
-	CertificateARN pulumi.StringInput
-	// ZoneID is the hosted zone the ALB's alias records go into.
-	ZoneID string
+	// TargetGroupARNs are the ALB's target groups by route name (routing.Routes), declared by
+	// the AWS tier; the workloads tier only binds them to the Services.
+	TargetGroupARNs map[string]pulumi.StringOutput
 	// ControlPlane is the SSH connection to the master (a secret), where the volume guard runs
 	// its delete step with the admin kubeconfig.
 	ControlPlane remote.ConnectionInput
@@ -34,9 +34,6 @@ type Args struct {
 // Workloads is everything that runs on the cluster.
 type Workloads struct {
 	pulumi.ResourceState
-
-	// ALBHostname is the load balancer's DNS name, from the ingress status.
-	ALBHostname pulumi.StringOutput
 }
 
 // Namespaces of the platform, one per concern.
@@ -95,13 +92,10 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := b.networkPolicies(); err != nil {
 		return nil, fmt.Errorf("network policies: %w", err)
 	}
-	if w.ALBHostname, err = b.ingress(addons, args.CertificateARN); err != nil {
-		return nil, fmt.Errorf("ingress: %w", err)
+	if err := b.targetGroupBindings(addons, args.TargetGroupARNs, args.VPCID); err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
 	}
-	if err := b.dns(args.ZoneID, w.ALBHostname); err != nil {
-		return nil, fmt.Errorf("dns: %w", err)
-	}
-	if err := ctx.RegisterResourceOutputs(w, pulumi.Map{"albHostname": w.ALBHostname}); err != nil {
+	if err := ctx.RegisterResourceOutputs(w, pulumi.Map{}); err != nil {
 		return nil, err
 	}
 	return w, nil

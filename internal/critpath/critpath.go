@@ -37,6 +37,7 @@ var byType = map[string]Duration{
 	"kubernetes:apps/v1:Deployment":                       {45, "image pull and readiness (estimate)"},
 	"kubernetes:apps/v1:DaemonSet":                        {30, "estimate"},
 	"kubernetes:networking.k8s.io/v1:Ingress":             {150, "ALB provisioning until the hostname is in the Ingress status (estimate)"},
+	"aws:lb/loadBalancer:LoadBalancer":                    {150, "ALB provisioning until active, the same estimate as the Ingress's (estimate)"},
 }
 
 // byName are times for steps that share a type but not a duration: the remote commands and the

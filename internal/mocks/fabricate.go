@@ -105,6 +105,9 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 	case "command:remote:Command":
 		set("stdout", Placeholder+"-stdout-of-"+args.Name)
 		set("stderr", "")
+	case "aws:lb/loadBalancer:LoadBalancer":
+		set("dnsName", fmt.Sprintf("%s-%s.%s.elb.amazonaws.com", str("name"), Placeholder, m.region))
+		set("zoneId", "Z"+strings.ToUpper(Placeholder)+"ALBZONE")
 	case "kubernetes:networking.k8s.io/v1:Ingress":
 		set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
 			map[string]any{"hostname": fmt.Sprintf("k8s-%s-alb.%s.elb.amazonaws.com", Placeholder, m.region)},

@@ -25,13 +25,14 @@ func main() {
 	dir := flag.String("dir", "", "a render's output folder (out/<stack>)")
 	bin := flag.String("bin", ".bin", "folder with kube-apiserver, kube-controller-manager, kube-scheduler")
 	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for every pod to be scheduled")
+	charts := flag.String("charts", defaultChartsDir(), "folder of the pinned chart archives (../shared/charts beside the repository): the load balancer controller's CRDs are applied from it first")
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
 		os.Exit(2)
 	}
-	failures, err := run(*dir, *bin, *timeout)
+	failures, err := run(*dir, *bin, *charts, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "verify-local:", err)
 		os.Exit(1)
@@ -66,7 +67,11 @@ func unmet(path string, failures []string) []string {
 
 // run verifies one folder and returns what failed: objects refused, workloads short of pods,
 // pods not placed. An error means the verification itself could not run.
-func run(dir, bin string, timeout time.Duration) ([]string, error) {
+func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
+	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
+	if err != nil {
+		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
+	}
 	work, err := os.MkdirTemp("", "verify-local-")
 	if err != nil {
 		return nil, err
@@ -92,7 +97,7 @@ func run(dir, bin string, timeout time.Duration) ([]string, error) {
 	}
 	t.phase("control plane ready")
 
-	v := &verifier{cp: cp, dir: dir}
+	v := &verifier{cp: cp, dir: dir, chartCRDs: crds}
 	if err := v.createNodes(ctx); err != nil {
 		return nil, err
 	}

@@ -24,8 +24,11 @@ import (
 
 // verifier applies one render's objects and records what failed and what it could not check.
 type verifier struct {
-	cp          *controlPlane
-	dir         string
+	cp  *controlPlane
+	dir string
+	// chartCRDs come from pinned charts and are applied before the rendered objects, so that
+	// custom resources of those charts (TargetGroupBinding) are checked against the real schema.
+	chartCRDs   []*unstructured.Unstructured
 	failures    []string
 	notVerified []string
 	nodes       []string
@@ -107,6 +110,9 @@ func (v *verifier) apply(ctx context.Context) {
 			continue
 		}
 		items = append(items, item{filepath.Base(f), &unstructured.Unstructured{Object: m}})
+	}
+	for _, crd := range v.chartCRDs {
+		items = append(items, item{"chart CRD " + crd.GetName(), crd})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return rank(items[i].obj.GetKind()) < rank(items[j].obj.GetKind()) })
 

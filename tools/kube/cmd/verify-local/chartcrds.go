@@ -1,0 +1,84 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// controllerChart is the pinned load balancer controller chart whose CRDs (TargetGroupBinding)
+// the rendered bindings must satisfy; only the chart installs them in a real cluster.
+const controllerChart = "aws-load-balancer-controller-1.14.0.tgz"
+
+// chartCRDs reads every CustomResourceDefinition under <chart>/crds/ of a packaged chart.
+func chartCRDs(archive string) ([]*unstructured.Unstructured, error) {
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", archive, err)
+	}
+	tr := tar.NewReader(gz)
+	var out []*unstructured.Unstructured
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", archive, err)
+		}
+		// <chart>/crds/<file>.yaml, exactly one folder deep: not a subchart's CRDs.
+		parts := strings.Split(path.Clean(h.Name), "/")
+		if h.Typeflag != tar.TypeReg || len(parts) != 3 || parts[1] != "crds" || !strings.HasSuffix(parts[2], ".yaml") {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", archive, h.Name, err)
+		}
+		for _, doc := range bytes.Split(b, []byte("\n---")) {
+			var m map[string]any
+			if err := yaml.Unmarshal(doc, &m); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", archive, h.Name, err)
+			}
+			if m["kind"] == "CustomResourceDefinition" {
+				out = append(out, &unstructured.Unstructured{Object: m})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no CustomResourceDefinition under crds/", archive)
+	}
+	return out, nil
+}
+
+// defaultChartsDir is ../shared/charts beside the repository root (the folder that holds
+// tools/kube), wherever verify-local is started from inside the repository.
+func defaultChartsDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "shared", "charts")
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "tools", "kube", "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(dir), "shared", "charts")
+		}
+		if filepath.Dir(dir) == dir {
+			return filepath.Join("..", "shared", "charts")
+		}
+	}
+}

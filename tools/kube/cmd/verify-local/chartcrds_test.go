@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// The bindings the program renders are only checked if the controller's real CRD is applied:
+// without it verify-local would list them as "not verified" and pass.
+func TestChartCRDsIncludeTargetGroupBinding(t *testing.T) {
+	dir := defaultChartsDir()
+	if d := os.Getenv("VERIFY_LOCAL_CHARTS"); d != "" {
+		dir = d // a worktree outside the repository's usual place
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("no chart folder at %s (set VERIFY_LOCAL_CHARTS)", dir)
+	}
+	crds, err := chartCRDs(filepath.Join(dir, controllerChart))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crds {
+		names = append(names, c.GetName())
+	}
+	if !slices.Contains(names, "targetgroupbindings.elbv2.k8s.aws") {
+		t.Errorf("CRDs from %s: %v, want targetgroupbindings.elbv2.k8s.aws", controllerChart, names)
+	}
+}
