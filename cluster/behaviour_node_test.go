@@ -39,7 +39,7 @@ func nodeCase(t *testing.T, fixture string) scriptCase {
 		files: ubuntuImage,
 		stubs: map[string]string{
 			// IMDSv2: a session token first, and metadata only with that token.
-			"curl": `url="${*: -1}"
+			"curl": `url=; for a in "$@"; do case "${a}" in http*) url=${a} ;; esac; done
 case "${url}" in
 */latest/api/token) echo IMDS-SESSION ;;
 */meta-data/*) [[ " $* " == *" X-aws-ec2-metadata-token: IMDS-SESSION "* ]] || { echo "401 without a session token" >&2; exit 22; }
