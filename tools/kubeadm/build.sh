@@ -13,7 +13,7 @@ lines=("$@")
 [ ${#lines[@]} -gt 0 ] || lines=(v1.35 v1.28)
 for line in "${lines[@]}"; do
   if [ ! -f "${here}/${line}/go.mod" ]; then
-    echo "unknown version line ${line}: expected one of $(cd "${here}" && ls -d v*/ | tr -d / | xargs)" >&2
+    echo "unknown version line ${line}: expected v1.35 or v1.28" >&2
     exit 1
   fi
   version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "${here}/${line}/go.mod")
