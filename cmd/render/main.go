@@ -9,13 +9,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/cost"
 	"github.com/waste-coach/infra/internal/critpath"
 	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/internal/render"
+	"github.com/waste-coach/infra/internal/stackfile"
 	"github.com/waste-coach/infra/workloads"
 )
 
@@ -23,19 +26,38 @@ func main() {
 	stack := flag.String("stack", "prod", "stack whose Pulumi.<stack>.yaml to render")
 	out := flag.String("out", "", "output folder (default out/<stack>)")
 	dir := flag.String("dir", ".", "folder holding Pulumi.yaml")
+	overrides := map[string]string{}
+	flag.Func("set", "override a config value of the stack: key=value (key without the project prefix, e.g. kubernetesVersion=1.28.15); repeatable", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		if !strings.Contains(k, ":") {
+			k = config.Project + ":" + k
+		}
+		overrides[k] = v
+		return nil
+	})
 	flag.Parse()
 	if *out == "" {
 		*out = "out/" + *stack
 	}
-	if err := run(*dir, *stack, *out); err != nil {
+	if err := run(*dir, *stack, *out, overrides); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, stack, out string) error {
+func run(dir, stack, out string, overrides map[string]string) error {
 	start := time.Now()
-	res, err := offline.Run(dir, stack)
+	sc, err := stackfile.Read(dir, stack)
+	if err != nil {
+		return err
+	}
+	for k, v := range overrides {
+		sc.Values[k] = v
+	}
+	res, err := offline.RunConfig(stack, sc)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,451 @@
+package cluster
+
+// Behaviour tests: one per promise a node script makes, proven by running the rendered script in
+// the harness (harness_test.go), not by reading its text.
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/config"
+)
+
+const (
+	testToken  = "abcdef.0123456789abcdef"
+	testCAHash = "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+	// testNode is the storage node's private DNS name, the name its Node object has.
+	testNode = "ip-10-0-1-21.ap-northeast-2.compute.internal"
+)
+
+// kubeadmJoinCommand is the line `kubeadm token create --print-join-command` prints: kubeadm
+// renders its join template (cmd/kubeadm/app/cmd/util/join.go) and, for this command, removes
+// the template's line continuations and tabs (cmd/kubeadm/app/cmd/token.go), which leaves one
+// line with a space after the hash, ended by a newline. tools/kubeadm/check.sh sets
+// KUBEADM_JOIN_COMMAND_FILE to a line printed by the real kubeadm of each version line.
+func kubeadmJoinCommand(t *testing.T) string {
+	t.Helper()
+	if f := os.Getenv("KUBEADM_JOIN_COMMAND_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	return "kubeadm join 10.0.1.10:6443 --token " + testToken + " --discovery-token-ca-cert-hash " + testCAHash + " \n"
+}
+
+// joinTokenOf returns the token of a join command line.
+func joinTokenOf(t *testing.T, line string) string {
+	t.Helper()
+	m := regexp.MustCompile(`--token (\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no token in join command %q", line)
+	}
+	return m[1]
+}
+
+func failIfKubeadmRan(t *testing.T, r scriptResult, why string) {
+	t.Helper()
+	if got := r.called("kubeadm"); len(got) > 0 {
+		t.Errorf("%s, yet kubeadm ran: %v\n%s", why, got, r.describe())
+	}
+}
+
+// --- join ---
+
+func TestJoinRefusesACommandWithoutTheCAHash(t *testing.T) {
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+		stdin: "kubeadm join 10.0.1.10:6443 --token " + testToken + "\n",
+	})
+	if r.code == 0 {
+		t.Errorf("join accepted a command without --discovery-token-ca-cert-hash: the node would trust any API server that answers at that address\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the join command had no CA hash")
+	if !strings.Contains(r.stderr, "refusing a join command without a CA certificate hash") {
+		t.Errorf("the refusal does not say why:\n%s", r.describe())
+	}
+}
+
+func TestJoinRefusesTheUnsafeSkipOfCAVerification(t *testing.T) {
+	line := strings.TrimRight(kubeadmJoinCommand(t), " \n") + " --discovery-token-unsafe-skip-ca-verification\n"
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: line})
+	if r.code == 0 {
+		t.Errorf("join accepted a command that skips CA verification\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the join command skipped CA verification")
+}
+
+func TestJoinLeavesAJoinedNodeAlone(t *testing.T) {
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+		files: map[string]string{"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n"},
+		stdin: kubeadmJoinCommand(t),
+	})
+	if r.code != 0 {
+		t.Fatalf("a re-run on a joined node failed: every `pulumi up` after the first would fail\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the node had joined already (kubelet.conf present)")
+	if _, ok := r.root.read("/var/log/waste-coach/kubeadm-join.log"); ok {
+		t.Error("a re-run on a joined node truncated the join log")
+	}
+}
+
+func TestJoinRunsKubeadmsOwnJoinCommandAndKeepsTheTokenOutOfTheDeployLog(t *testing.T) {
+	line := kubeadmJoinCommand(t)
+	token := joinTokenOf(t, line)
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+		stdin: line,
+		stubs: map[string]string{"kubeadm": `echo "[preflight] joining with token $4"; echo "This node has joined the cluster"`},
+	})
+	if r.code != 0 {
+		t.Fatalf("join failed on the command kubeadm prints:\n%s", r.describe())
+	}
+	joins := r.called("kubeadm", "join")
+	if len(joins) != 1 {
+		t.Fatalf("kubeadm join ran %d times, want once\n%s", len(joins), r.describe())
+	}
+	if want := strings.Fields(line); joins[0].String() != strings.Join(want, " ") {
+		t.Errorf("kubeadm got %q, want the join command's own arguments %q", joins[0], want)
+	}
+	if strings.Contains(r.output(), token) {
+		t.Errorf("the bootstrap token reached the deploy log:\n%s", r.output())
+	}
+	log, ok := r.root.read("/var/log/waste-coach/kubeadm-join.log")
+	if !ok || !strings.Contains(log, "This node has joined the cluster") {
+		t.Errorf("kubeadm's output is not in the join log (%v): %q", ok, log)
+	}
+	if m := r.root.mode("/var/log/waste-coach/kubeadm-join.log"); m != 0o600 {
+		t.Errorf("the join log, which holds the token, has mode %v, want 0600", m)
+	}
+	if m := r.root.mode("/var/log/waste-coach"); m != 0o700 {
+		t.Errorf("the log folder has mode %v, want 0700", m)
+	}
+}
+
+func TestJoinFailureShowsTheLogWithoutTheToken(t *testing.T) {
+	line := kubeadmJoinCommand(t)
+	token := joinTokenOf(t, line)
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+		stdin: line,
+		stubs: map[string]string{"kubeadm": `echo "I1128 kubeadm join $* "; echo "error execution phase preflight: couldn't validate the identity of the API Server"; exit 1`},
+	})
+	if r.code == 0 {
+		t.Fatalf("a failed kubeadm join was reported as success\n%s", r.describe())
+	}
+	if !strings.Contains(r.stderr, "couldn't validate the identity of the API Server") {
+		t.Errorf("the failure does not show kubeadm's error:\n%s", r.describe())
+	}
+	if strings.Contains(r.output(), token) {
+		t.Errorf("the bootstrap token reached the deploy log on failure:\n%s", r.output())
+	}
+}
+
+// --- kubeadm init ---
+
+func kubeadmInitCase() scriptCase {
+	return scriptCase{stubs: map[string]string{
+		"kubeadm": `echo "[bootstrap-token] Using token: ` + testToken + `"
+echo "kubeadm join 10.0.1.10:6443 --token ` + testToken + ` \\"
+echo "	--discovery-token-ca-cert-hash ` + testCAHash + `"
+mkdir -p /etc/kubernetes && echo "kind: Config" > /etc/kubernetes/admin.conf`,
+	}}
+}
+
+func TestKubeadmInitRunsOnceWithTheRenderedConfig(t *testing.T) {
+	kc := KubeadmConfig(prodConfig(t), KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
+	root := newRoot(t)
+	r := root.run(KubeadmInitScript(kc), kubeadmInitCase())
+	if r.code != 0 {
+		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
+	}
+	inits := r.called("kubeadm", "init")
+	if len(inits) != 1 || inits[0].String() != "kubeadm init --config /etc/kubernetes/waste-coach/kubeadm-init.yaml" {
+		t.Fatalf("want one `kubeadm init --config /etc/kubernetes/waste-coach/kubeadm-init.yaml`, got %v", inits)
+	}
+	written, _ := root.read("/etc/kubernetes/waste-coach/kubeadm-init.yaml")
+	if written != kc {
+		t.Errorf("kubeadm read a config different from the rendered one:\n%s", written)
+	}
+	if m := root.mode("/etc/kubernetes/waste-coach/kubeadm-init.yaml"); m != 0o600 {
+		t.Errorf("the kubeadm config has mode %v, want 0600", m)
+	}
+
+	again := root.run(KubeadmInitScript(kc), kubeadmInitCase())
+	if again.code != 0 || !strings.Contains(again.stdout, "already initialised") {
+		t.Errorf("a re-run on an initialised control plane did not succeed as a no-op:\n%s", again.describe())
+	}
+	failIfKubeadmRan(t, again, "admin.conf exists (the control plane is initialised)")
+}
+
+func TestKubeadmInitKeepsItsTokenInTheRootOnlyLog(t *testing.T) {
+	r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	if r.code != 0 {
+		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
+	}
+	if strings.Contains(r.output(), testToken) || strings.Contains(r.output(), testCAHash) {
+		t.Errorf("kubeadm init's token reached the deploy log:\n%s", r.output())
+	}
+	log, _ := r.root.read("/var/log/waste-coach/kubeadm-init.log")
+	if !strings.Contains(log, testToken) {
+		t.Errorf("kubeadm's output is not in its log: %q", log)
+	}
+	if m := r.root.mode("/var/log/waste-coach/kubeadm-init.log"); m != 0o600 {
+		t.Errorf("the init log has mode %v, want 0600", m)
+	}
+	if m := r.root.mode("/var/log/waste-coach"); m != 0o700 {
+		t.Errorf("the log folder has mode %v, want 0700", m)
+	}
+}
+
+func TestKubeadmInitFailureFailsTheStepWithoutTheToken(t *testing.T) {
+	r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), scriptCase{stubs: map[string]string{
+		"kubeadm": `echo "[bootstrap-token] Using token: ` + testToken + `"; echo "error execution phase wait-control-plane"; exit 1`,
+	}})
+	if r.code == 0 {
+		t.Fatalf("a failed kubeadm init was reported as success\n%s", r.describe())
+	}
+	if !strings.Contains(r.stderr, "/var/log/waste-coach/kubeadm-init.log") {
+		t.Errorf("the failure does not name the log to read:\n%s", r.describe())
+	}
+	if strings.Contains(r.output(), testToken) {
+		t.Errorf("the token reached the deploy log on failure:\n%s", r.output())
+	}
+}
+
+// --- join token ---
+
+func TestJoinTokenMintsAShortLivedTokenAndPrintsTheJoinCommand(t *testing.T) {
+	line := kubeadmJoinCommand(t)
+	r := runScript(t, JoinTokenScript(config.RoleWorker1), scriptCase{stubs: map[string]string{
+		"kubeadm": `printf '%s' ` + shellQuote([]string{line}),
+	}})
+	if r.code != 0 {
+		t.Fatalf("join-token failed:\n%s", r.describe())
+	}
+	want := "kubeadm token create --ttl " + JoinTokenTTL + " --description join worker-1 --print-join-command"
+	if got := r.called("kubeadm"); len(got) != 1 || got[0].String() != want {
+		t.Errorf("kubeadm calls %v, want one %q", got, want)
+	}
+	if r.stdout != line {
+		t.Errorf("join-token printed %q, want kubeadm's line unchanged %q", r.stdout, line)
+	}
+}
+
+// --- member delete ---
+
+func nodeExistsStub(exists bool) string {
+	if exists {
+		return `exit 0`
+	}
+	return `[ "$3" = get ] && { echo "Error from server (NotFound): nodes \"$5\" not found" >&2; exit 1; }; exit 0`
+}
+
+func TestMemberDeleteDrainsThenDeletesTheNode(t *testing.T) {
+	r := runScript(t, MemberDeleteScript(config.RoleStorage, testNode), scriptCase{stubs: map[string]string{"kubectl": nodeExistsStub(true)}})
+	if r.code != 0 {
+		t.Fatalf("member-delete failed:\n%s", r.describe())
+	}
+	admin := []string{"--kubeconfig", "/etc/kubernetes/admin.conf"}
+	drain := r.index("kubectl", append(admin, "drain", testNode)...)
+	del := r.index("kubectl", append(admin, "delete", "node", testNode)...)
+	if drain < 0 || del < 0 || drain > del {
+		t.Fatalf("want a drain of %s, then its deletion; got\n%s", testNode, r.describe())
+	}
+	got := r.calls[drain].String()
+	for _, flag := range []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=180s"} {
+		if !strings.Contains(got, flag) {
+			t.Errorf("the drain lacks %s (without it a node with daemonsets, emptyDir pods or bare pods never drains): %s", flag, got)
+		}
+	}
+}
+
+func TestMemberDeleteDeletesTheNodeEvenWhenTheDrainFails(t *testing.T) {
+	r := runScript(t, MemberDeleteScript(config.RoleStorage, testNode), scriptCase{stubs: map[string]string{
+		"kubectl": `[ "$3" = drain ] && { echo "error: cannot evict pod as it would violate the pod's disruption budget" >&2; exit 1; }; exit 0`,
+	}})
+	if r.code != 0 {
+		t.Fatalf("a failed drain failed the replacement; the node must be removed anyway:\n%s", r.describe())
+	}
+	if len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", testNode)) != 1 {
+		t.Errorf("the node was not deleted after a failed drain:\n%s", r.describe())
+	}
+}
+
+func TestMemberDeleteToleratesANodeAlreadyGone(t *testing.T) {
+	r := runScript(t, MemberDeleteScript(config.RoleStorage, testNode), scriptCase{stubs: map[string]string{"kubectl": nodeExistsStub(false)}})
+	if r.code != 0 {
+		t.Fatalf("member-delete failed on a node that is already gone: destroy would stop here\n%s", r.describe())
+	}
+	for _, verb := range []string{"drain", "delete"} {
+		if n := len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", verb)); n != 0 {
+			t.Errorf("kubectl %s ran for a node that is not in the cluster", verb)
+		}
+	}
+}
+
+// --- member ---
+
+func TestMemberWaitsForTheNodeThenLabelsIt(t *testing.T) {
+	// The Node appears at the third look.
+	r := runScript(t, MemberScript(config.RoleWorker2, testNode), scriptCase{stubs: map[string]string{
+		"kubectl": `if [ "$3" = get ]; then n=$(cat "$STUB_STATE/gets" 2>/dev/null || echo 0); echo $((n+1)) > "$STUB_STATE/gets"; [ "$n" -ge 2 ]; fi`,
+	}})
+	if r.code != 0 {
+		t.Fatalf("member failed:\n%s", r.describe())
+	}
+	if n := len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "node", testNode)); n != 3 {
+		t.Errorf("looked for the Node %d times, want 3 (until it appears)", n)
+	}
+	want := "kubectl --kubeconfig /etc/kubernetes/admin.conf label node " + testNode + " --overwrite node-role.kubernetes.io/worker= workload=async-workers"
+	labels := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "label")
+	if len(labels) != 1 || labels[0].String() != want {
+		t.Errorf("labels %v, want %q: the workloads' node selectors need both labels", labels, want)
+	}
+	if last := r.calls[len(r.calls)-1]; last[0] != "kubectl" || last[3] != "label" {
+		t.Errorf("the label was not the last step: %v", last)
+	}
+}
+
+// --- wait-node ---
+
+func TestWaitNodeAcceptsCloudInitsRecoverableErrorsWhenTheMarkerIsThere(t *testing.T) {
+	r := runScript(t, WaitNodeScript(), scriptCase{
+		files: map[string]string{ReadyMarker: "2026-11-28T02:00:00Z\n"},
+		stubs: map[string]string{"cloud-init": `exit 2`},
+	})
+	if r.code != 0 || !strings.Contains(r.stdout, "node ready since 2026-11-28T02:00:00Z") {
+		t.Errorf("a prepared node whose cloud-init reports recoverable errors (exit 2) was not accepted:\n%s", r.describe())
+	}
+	if len(r.called("cloud-init", "status", "--wait")) != 1 {
+		t.Errorf("wait-node did not wait for cloud-init:\n%s", r.describe())
+	}
+}
+
+func TestWaitNodeFailsWithTheLogWhenPreparationDidNotFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name, cloudInit string
+		marker          bool
+	}{
+		{"no marker", `exit 0`, false},
+		{"cloud-init error", `exit 1`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := scriptCase{
+				files: map[string]string{"/var/log/cloud-init-output.log": "node-prepare: packages\nE: Unable to locate package kubelet\n"},
+				stubs: map[string]string{"cloud-init": tc.cloudInit},
+			}
+			if tc.marker {
+				c.files[ReadyMarker] = "2026-11-28T02:00:00Z\n"
+			}
+			r := runScript(t, WaitNodeScript(), c)
+			if r.code == 0 {
+				t.Fatalf("wait-node passed a node whose preparation failed (%s)\n%s", tc.name, r.describe())
+			}
+			if !tc.marker && !strings.Contains(r.stderr, "Unable to locate package kubelet") {
+				t.Errorf("the failure does not show the end of cloud-init's log:\n%s", r.describe())
+			}
+		})
+	}
+}
+
+// --- read-kubeconfig ---
+
+func TestReadKubeconfigPrintsAdminConf(t *testing.T) {
+	const conf = "apiVersion: v1\nkind: Config\nclusters: []\n"
+	r := runScript(t, ReadKubeconfigScript(), scriptCase{files: map[string]string{"/etc/kubernetes/admin.conf": conf}})
+	if r.code != 0 || r.stdout != conf {
+		t.Errorf("read-kubeconfig printed %q, want admin.conf unchanged\n%s", r.stdout, r.describe())
+	}
+}
+
+// --- wait-ssh ---
+
+func TestWaitSSHPausesBetweenTriesAndGivesUpWithAHint(t *testing.T) {
+	r := runScript(t, WaitSSHScript(), scriptCase{
+		env:   []string{"NODE_HOST=198.51.100.10"},
+		stubs: map[string]string{"timeout": `exit 124`},
+	})
+	if r.code == 0 {
+		t.Fatalf("wait-ssh succeeded although SSH never answered\n%s", r.describe())
+	}
+	if tries, pauses := len(r.called("timeout", "5")), len(r.called("sleep", "10")); tries != 60 || pauses != 60 {
+		t.Errorf("%d tries and %d pauses of 10s, want 60 of each (ten minutes)", tries, pauses)
+	}
+	if !strings.Contains(r.stderr, "check adminCidrs") {
+		t.Errorf("the failure gives no hint:\n%s", r.stderr)
+	}
+	ok := runScript(t, WaitSSHScript(), scriptCase{
+		env:   []string{"NODE_HOST=198.51.100.10"},
+		stubs: map[string]string{"timeout": `[ -f "$STUB_STATE/up" ] && exit 0; touch "$STUB_STATE/up"; exit 124`},
+	})
+	if ok.code != 0 || len(ok.called("timeout")) != 2 {
+		t.Errorf("wait-ssh did not return once SSH answered at the second try:\n%s", ok.describe())
+	}
+}
+
+// --- calico ---
+
+func TestCalicoAppliesTheOperatorThenTheInstallation(t *testing.T) {
+	r := runScript(t, CalicoScript(), scriptCase{stubs: map[string]string{
+		"kubectl": `if [ "${*: -1}" = - ]; then cat > "$STUB_STATE/installation.yaml"; fi`,
+	}})
+	if r.code != 0 {
+		t.Fatalf("calico failed:\n%s", r.describe())
+	}
+	crds := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "--server-side", "--force-conflicts", "-f", "https://raw.githubusercontent.com/projectcalico/calico/v3.31.3/manifests/operator-crds.yaml")
+	wait := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "wait", "--for=condition=Established", "--timeout=120s", "crd/installations.operator.tigera.io")
+	inst := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "--server-side", "--force-conflicts", "-f", "-")
+	if crds < 0 || wait < crds || inst < wait {
+		t.Errorf("want the CRDs applied, the Installation CRD established, then the Installation; got\n%s", r.describe())
+	}
+	got, _ := os.ReadFile(r.root.dir + "/state/installation.yaml")
+	if string(got) != CalicoInstallation() {
+		t.Errorf("the Installation applied is not CalicoInstallation():\n%s", got)
+	}
+}
+
+// --- nodes-ready ---
+
+// nodesStub answers kubectl as a cluster whose nodes are given as "name providerID taints zone".
+func nodesStub(nodes ...string) string {
+	var names, ids, taints, zones strings.Builder
+	for _, n := range nodes {
+		f := strings.Split(n, "|")
+		names.WriteString(f[0] + "   Ready   <none>   1m   v1.35.4\n")
+		ids.WriteString(f[0] + " " + f[1] + "\n")
+		taints.WriteString(f[0] + " " + f[2] + "\n")
+		zones.WriteString(f[0] + " " + f[3] + "\n")
+	}
+	return `case "$*" in
+*--no-headers*) printf '%s' ` + shellQuote([]string{names.String()}) + ` ;;
+*providerID*) printf '%s' ` + shellQuote([]string{ids.String()}) + ` ;;
+*taints*) printf '%s' ` + shellQuote([]string{taints.String()}) + ` ;;
+*topology*zone*"{"*) printf '%s' ` + shellQuote([]string{zones.String()}) + ` ;;
+esac`
+}
+
+func TestNodesReadyRequiresProviderIDsInitialisationAndZones(t *testing.T) {
+	good := "ip-10-0-1-10|aws:///ap-northeast-2a/i-0a||ap-northeast-2a"
+	for _, tc := range []struct {
+		name, bad, want string
+	}{
+		{"all good", "ip-10-0-2-11|aws:///ap-northeast-2b/i-0b||ap-northeast-2b", ""},
+		{"no providerID", "ip-10-0-2-11|||ap-northeast-2b", "nodes without an AWS providerID: ip-10-0-2-11"},
+		{"uninitialised", "ip-10-0-2-11|aws:///ap-northeast-2b/i-0b|node.cloudprovider.kubernetes.io/uninitialized|ap-northeast-2b", "the cloud-controller-manager has not initialised: ip-10-0-2-11"},
+		{"no zone", "ip-10-0-2-11|aws:///ap-northeast-2b/i-0b||", "nodes without a zone label: ip-10-0-2-11"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runScript(t, NodesReadyScript(2), scriptCase{stubs: map[string]string{"kubectl": nodesStub(good, tc.bad)}})
+			if tc.want == "" {
+				if r.code != 0 || len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "wait", "--for=condition=Ready", "nodes", "--all")) != 1 {
+					t.Errorf("nodes-ready did not pass a Ready, initialised, zoned cluster after waiting for Ready:\n%s", r.describe())
+				}
+				return
+			}
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("nodes-ready: want failure %q\n%s", tc.want, r.describe())
+			}
+		})
+	}
+}

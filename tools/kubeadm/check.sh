@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Proves the rendered kubeadm configuration with the real kubeadm of each supported version line
+# (tools/kubeadm/build.sh builds them into .bin/), for one stack (default prod):
+#   1. renders the stack with kubernetesVersion set to the line's release (cmd/render -set);
+#   2. `kubeadm config validate --config`;
+#   3. `kubeadm init --dry-run --config` in private mount and network namespaces: /etc, /var and
+#      /run are overlays on a temporary folder, and only loopback exists (checked first);
+#   4. feeds the worker join command the dry run printed, in the form `kubeadm token create
+#      --print-join-command` prints it, to the rendered join script in the script harness
+#      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE).
+# Usage: tools/kubeadm/check.sh [STACK]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+stack=${1:-prod}
+cd "${root}"
+tools/kubeadm/build.sh
+scratch=$(mktemp -d)
+trap 'rm -rf "${scratch}"' EXIT
+for line in v1.35 v1.28; do
+  version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "tools/kubeadm/${line}/go.mod")
+  kubeadm="${root}/.bin/kubeadm-${version}"
+  work="${scratch}/${line}"
+  mkdir -p "${work}"
+  echo "::: kubeadm ${version}: render ${stack} with kubernetesVersion=${version#v}"
+  go run ./cmd/render -stack "${stack}" -out "${work}/render" -set "kubernetesVersion=${version#v}" > /dev/null
+  config=$(ls "${work}"/render/kubeadm/*.yaml)
+  echo "::: kubeadm ${version}: config validate"
+  "${kubeadm}" config validate --config "${config}"
+  echo "::: kubeadm ${version}: init --dry-run in private mount and network namespaces"
+  for d in etc var run; do mkdir -p "${work}/upper/${d}" "${work}/work/${d}"; done
+  unshare --mount --net --fork bash -s "${kubeadm}" "${config}" "${work}" > "${work}/dry-run.log" 2>&1 <<'NS' || { tail -n 40 "${work}/dry-run.log" >&2; exit 1; }
+set -euo pipefail
+kubeadm=$1 config=$2 work=$3
+links=$(ip -o link show | awk -F': ' '{print $2}' | xargs)
+if [ "${links}" != "lo" ]; then
+  echo "the dry run's network namespace has links other than loopback: ${links}" >&2
+  exit 1
+fi
+ip link set lo up
+for d in etc var run; do
+  mount -t overlay overlay -o "lowerdir=/${d},upperdir=${work}/upper/${d},workdir=${work}/work/${d}" "/${d}"
+done
+"${kubeadm}" init --dry-run --skip-phases=preflight --config "${config}"
+NS
+  # The worker join command the dry run printed, as `kubeadm token create --print-join-command`
+  # prints it: the same template with its line continuations and tabs removed, then a newline.
+  awk '/^kubeadm join /{buf=""; grab=1} grab{buf=buf $0 "\n"; if ($0 !~ /\\$/) {grab=0; last=buf}} END{printf "%s", last}' "${work}/dry-run.log" \
+    | sed -e ':a' -e 'N' -e '$!ba' -e 's/\\\n//g' | tr -d '\t' > "${work}/join-command"
+  if ! grep -q -- '--discovery-token-ca-cert-hash sha256:' "${work}/join-command"; then
+    echo "no worker join command in kubeadm ${version}'s dry-run output (${work}/dry-run.log)" >&2
+    exit 1
+  fi
+  echo "::: kubeadm ${version}: join script fed $(sed -e 's/--token [^ ]*/--token <redacted>/' "${work}/join-command")"
+  KUBEADM_JOIN_COMMAND_FILE="${work}/join-command" go test ./cluster/ -count=1 -run 'TestJoin'
+done
+echo "::: kubeadm configuration of ${stack} proven with kubeadm v1.35 and v1.28"
