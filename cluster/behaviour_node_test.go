@@ -3,11 +3,14 @@ package cluster
 // Behaviour tests of node preparation (EC2 user data), run in the harness.
 
 import (
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
 )
 
 const (
@@ -27,19 +30,33 @@ var ubuntuImage = map[string]string{
 	"/etc/default/locale":                    "LANG=C.UTF-8\n",
 }
 
-// nodeCase answers like an EC2 instance in ap-northeast-2a with containerd's default config
-// taken from fixture (testdata/containerd/).
-func nodeCase(t *testing.T, fixture string) scriptCase {
-	t.Helper()
-	abs, err := filepath.Abs(filepath.Join("testdata", "containerd", fixture))
-	if err != nil {
-		t.Fatal(err)
+// releaseKey is the pkgs.k8s.io Release.key the node downloads; the gpg stand-in reports the
+// pinned fingerprint for it and another fingerprint for any other key.
+const releaseKey = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n(isv:kubernetes OBS Project)\n"
+
+// The release files the node downloads, as the stand-ins serve them: the genuine files are the
+// ones whose sha256 the sha256sum stand-in accepts for the pins in versions/.
+const (
+	genuineContainerdTarball = "containerd release tarball, linux-amd64, as published\n"
+	// genuineRunc is the runc release binary: here a script answering `runc --version`.
+	genuineRunc = "#!/bin/bash\necho 'runc version 1.3.6'\necho 'commit: v1.3.6-0-g8a3c3ea7'\necho 'spec: 1.2.1'\n"
+)
+
+// nodeDownloads is what curl serves for each release URL.
+func nodeDownloads() map[string]string {
+	return map[string]string{
+		versions.Containerd.URL: genuineContainerdTarball,
+		versions.Runc.URL:       genuineRunc,
 	}
-	return scriptCase{
-		files: ubuntuImage,
-		stubs: map[string]string{
-			// IMDSv2: a session token first, and metadata only with that token.
-			"curl": `url=; for a in "$@"; do case "${a}" in http*) url=${a} ;; esac; done
+}
+
+// nodeCurl answers IMDSv2, the Release.key and the release files (served, written to -o).
+func nodeCurl(key string, downloads map[string]string) string {
+	var files strings.Builder
+	for _, u := range sortedKeys(downloads) {
+		fmt.Fprintf(&files, "%s) printf '%%s' %s > \"${out}\" ;;\n", shellQuote([]string{u}), shellQuote([]string{downloads[u]}))
+	}
+	return `url=; out=/dev/stdout; prev=; for a in "$@"; do case "${a}" in http*) url=${a} ;; esac; [ "${prev}" = -o ] && out=${a}; prev=${a}; done
 case "${url}" in
 */latest/api/token) echo IMDS-SESSION ;;
 */meta-data/*) [[ " $* " == *" X-aws-ec2-metadata-token: IMDS-SESSION "* ]] || { echo "401 without a session token" >&2; exit 22; }
@@ -49,16 +66,57 @@ case "${url}" in
   */placement/availability-zone) echo ` + testZone + ` ;;
   *) exit 22 ;;
   esac ;;
-*/Release.key) echo "-----BEGIN PGP PUBLIC KEY BLOCK-----" ;;
-*) exit 6 ;;
+*/Release.key) printf '%s' ` + shellQuote([]string{key}) + ` > "${out}" ;;
+` + files.String() + `*) exit 6 ;;
+esac`
+}
+
+// nodeCase answers like an EC2 instance in ap-northeast-2a with containerd's default config
+// taken from fixture (testdata/containerd/), and the genuine release files.
+func nodeCase(t *testing.T, fixture string) scriptCase {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join("testdata", "containerd", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The containerd binary the release tarball holds: it answers --version and prints the
+	// fixture as its default config, recording its calls like the stand-ins.
+	containerdBinary := "#!/bin/bash\n{ printf '%s' containerd; printf '\\x1f%s' \"$@\"; printf '\\x1e'; } >> \"${STUB_CALLS}\"\n" +
+		"case \"$*\" in\n--version) echo 'containerd github.com/containerd/containerd/v2 v" + versions.Containerd.Version + " 0123abcd' ;;\n" +
+		"'config default') exec cat " + shellQuote([]string{abs}) + " ;;\n*) exit 1 ;;\nesac\n"
+	return scriptCase{
+		files: ubuntuImage,
+		stubs: map[string]string{
+			"curl": nodeCurl(releaseKey, nodeDownloads()),
+			// --show-keys prints the key's colon listing (fingerprint in field 10 of "fpr");
+			// --dearmor writes the key to -o.
+			"gpg": `case " $* " in
+*" --show-keys "*) if grep -qF '(isv:kubernetes OBS Project)' "${*: -1}"; then fpr=` + versions.KubernetesAptKeyFingerprint + `; else fpr=0123456789ABCDEF0123456789ABCDEF01234567; fi
+  echo "pub:-:2048:1:${fpr:24}:1690000000:1767000000::-:::scSC::::::23::0:"; echo "fpr:::::::::${fpr}:" ;;
+*" --dearmor "*) out=; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cat > "${out}" ;;
+*) exit 2 ;;
 esac`,
-			"gpg": `out=; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cat > "${out}"`,
+			// --check reads "sha256  file" lines: the genuine release files match their pins,
+			// anything else is checked by the real sha256sum (and so fails).
+			"sha256sum": `[ "$1" = --check ] || exec /usr/bin/sha256sum "$@"
+read -r sum file
+case "${sum}" in
+` + versions.Containerd.SHA256 + `) cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineContainerdTarball}) + `) && exit 0 ;;
+` + versions.Runc.SHA256 + `) cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineRunc}) + `) && exit 0 ;;
+esac
+echo "${sum}  ${file}" | /usr/bin/sha256sum "$@"`,
+			// tar unpacks the genuine tarball's bin/ under -C.
+			"tar": `dir=; file=; while [ $# -gt 0 ]; do case "$1" in -C) dir=$2; shift ;; -x*f) file=$2; shift ;; esac; shift; done
+cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineContainerdTarball}) + `) || { echo "tar: not a release tarball" >&2; exit 2; }
+mkdir -p "${dir}/bin"
+printf '%s' ` + shellQuote([]string{containerdBinary}) + ` > "${dir}/bin/containerd"
+printf '#!/bin/bash\n' > "${dir}/bin/containerd-shim-runc-v2"
+chmod 0755 "${dir}/bin/containerd" "${dir}/bin/containerd-shim-runc-v2"`,
 			"kubeadm": `case "$*" in
 "version -o short") echo v1.35.4 ;;
 "config images list --kubernetes-version v1.35.4") printf '%s\n' registry.k8s.io/kube-apiserver:v1.35.4 registry.k8s.io/coredns/coredns:v1.12.1 ` + testPause + ` registry.k8s.io/etcd:3.6.5-0 ;;
 *) exit 1 ;;
 esac`,
-			"containerd": `[ "$*" = "config default" ] && exec cat ` + shellQuote([]string{abs}),
 		},
 	}
 }
@@ -77,7 +135,7 @@ func TestNodePreparationPreparesTheNodeForKubeadm(t *testing.T) {
 		"/etc/sysctl.d/90-kubernetes.conf":                   "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n",
 		"/etc/fstab":                                         "LABEL=cloudimg-rootfs / ext4 discard,commit=30,errors=remount-ro 0 1\n#/swap.img none swap sw 0 0\n",
 		"/etc/apt/sources.list.d/kubernetes.list":            "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /\n",
-		"/etc/apt/keyrings/kubernetes-apt-keyring.gpg":       "-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
+		"/etc/apt/keyrings/kubernetes-apt-keyring.gpg":       releaseKey,
 	}
 	for _, p := range sortedKeys(files) {
 		if got, _ := r.root.read(p); got != files[p] {
@@ -96,6 +154,19 @@ func TestNodePreparationPreparesTheNodeForKubeadm(t *testing.T) {
 		if len(r.called(want[0], want[1:]...)) == 0 {
 			t.Errorf("node preparation never ran %q", want)
 		}
+	}
+	// containerd and runc from the pinned releases, run by a unit of the script's own.
+	if _, ok := r.root.read("/usr/local/bin/containerd"); !ok {
+		t.Error("containerd was not unpacked to /usr/local/bin from the release tarball")
+	}
+	if runc, _ := r.root.read("/usr/local/sbin/runc"); runc != genuineRunc || r.root.mode("/usr/local/sbin/runc") != 0o755 {
+		t.Errorf("/usr/local/sbin/runc is not the verified runc release, executable: %q", runc)
+	}
+	if unit, _ := r.root.read("/etc/systemd/system/containerd.service"); !strings.Contains(unit, "\nExecStart=/usr/local/bin/containerd\n") || !strings.Contains(unit, "\nDelegate=yes\n") {
+		t.Errorf("the containerd unit does not start the release binary with delegated cgroups:\n%s", unit)
+	}
+	if reload, enable := r.index("systemctl", "daemon-reload"), r.index("systemctl", "enable", "--now", "containerd"); reload < 0 || reload > enable {
+		t.Error("containerd was enabled before systemd re-read its unit (daemon-reload)")
 	}
 	if install, hold := r.index("apt-get", "install", "-y", "-q", "--allow-downgrades"), r.index("apt-mark", "hold"); hold < install {
 		t.Error("the Kubernetes packages are held before they are installed: an unattended upgrade could move them")
@@ -139,6 +210,16 @@ func TestNodePreparationRunTwiceChangesNothing(t *testing.T) {
 		t.Fatalf("second run failed: user data that is run again must succeed\n%s", second.describe())
 	}
 	after := root.snapshot()
+	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL} {
+		for _, c := range second.called("curl") {
+			if slices.Contains(c, u) {
+				t.Errorf("the second run downloaded %s again although the pinned version is installed", u)
+			}
+		}
+	}
+	if len(second.called("tar")) > 0 {
+		t.Error("the second run unpacked containerd over the running one")
+	}
 	delete(before, ReadyMarker)
 	delete(after, ReadyMarker)
 	for p, v := range after {
@@ -185,5 +266,52 @@ func TestNodePreparationNamesTheContainerdKeyItCannotSet(t *testing.T) {
 	r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), nodeCase(t, "config-default-unknown.toml"))
 	if !strings.Contains(r.output(), "SystemdCgroup") {
 		t.Errorf("the failure does not name the key it could not set:\n%s", r.describe())
+	}
+}
+
+func TestNodePreparationRefusesARuntimeDownloadThatDoesNotMatchItsPin(t *testing.T) {
+	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL} {
+		t.Run(u[strings.LastIndex(u, "/")+1:], func(t *testing.T) {
+			c := nodeCase(t, "config-default-1.7.toml")
+			downloads := nodeDownloads()
+			downloads[u] = "a file served in place of the release\n"
+			c.stubs["curl"] = nodeCurl(releaseKey, downloads)
+			r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), c)
+			if r.code == 0 {
+				t.Fatalf("node preparation accepted %s although its sha256 is not the pinned one\n%s", u, r.describe())
+			}
+			if !strings.Contains(r.stderr, u+" does not match its pinned sha256") {
+				t.Errorf("the failure does not name the refused download:\n%s", r.describe())
+			}
+			if u == versions.Containerd.URL && len(r.called("tar")) > 0 {
+				t.Error("the unverified tarball was unpacked")
+			}
+			if _, ok := r.root.read("/usr/local/sbin/runc"); ok && u == versions.Runc.URL {
+				t.Error("the unverified runc was installed")
+			}
+			if _, ok := r.root.read(ReadyMarker); ok {
+				t.Error("the ready marker was written for a node without a verified runtime")
+			}
+		})
+	}
+}
+
+func TestNodePreparationRefusesAnAptKeyWithAnotherFingerprint(t *testing.T) {
+	c := nodeCase(t, "config-default-1.7.toml")
+	c.stubs["curl"] = nodeCurl("-----BEGIN PGP PUBLIC KEY BLOCK-----\n(someone else)\n", nodeDownloads())
+	r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), c)
+	if r.code == 0 {
+		t.Fatalf("node preparation trusted a pkgs.k8s.io key that is not the pinned one\n%s", r.describe())
+	}
+	if !strings.Contains(r.stderr, "is not the pinned "+versions.KubernetesAptKeyFingerprint) {
+		t.Errorf("the refusal does not name the pinned fingerprint:\n%s", r.describe())
+	}
+	for _, p := range []string{"/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "/etc/apt/sources.list.d/kubernetes.list"} {
+		if _, ok := r.root.read(p); ok {
+			t.Errorf("%s was written: apt would trust packages signed by the unknown key", p)
+		}
+	}
+	if len(r.called("apt-get", "install", "-y", "-q", "--allow-downgrades")) > 0 {
+		t.Error("the Kubernetes packages were installed from a repository signed by an unknown key")
 	}
 }

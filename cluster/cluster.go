@@ -141,7 +141,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
 		Kubeconfig:        c.Kubeconfig,
-		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
+		ClusterIdentifier: pulumi.String(Identifier(cfg)),
 	}, pulumi.Parent(c))
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
@@ -172,7 +172,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
 		Kubeconfig:        c.Kubeconfig,
-		ClusterIdentifier: pulumi.String(ClusterIdentifier(cfg)),
+		ClusterIdentifier: pulumi.String(Identifier(cfg)),
 		// Server-side apply: field ownership is explicit, and a re-run never fights another
 		// manager over a field.
 		EnableServerSideApply: pulumi.Bool(true),
@@ -187,11 +187,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	return c, nil
 }
 
-// ClusterIdentifier names the cluster to the Kubernetes providers. It comes from plain config
+// Identifier names the cluster to the Kubernetes providers. It comes from plain config
 // (stack and cluster name), never from the credential: a new kubeconfig, or one unknown at
 // preview, is then an update of the provider instead of a replacement of every object it manages.
-func ClusterIdentifier(cfg *config.Config) string {
-	return cfg.Stack + "-" + cfg.ClusterName
+func Identifier(cfg *config.Config) string {
+	return cfg.ClusterID()
 }
 
 // PublicKubeconfig points an admin kubeconfig at the public endpoint instead of the private one.

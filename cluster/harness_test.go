@@ -4,7 +4,7 @@ package cluster
 // scratch root, and records every command it hands to the machine.
 //
 // - The script runs in private mount, user and network namespaces (`unshare --mount
-//   --map-root-user --net`). /etc, /var and /run are overlays whose upper layers are folders of
+//   --map-root-user --net`). /etc, /var, /run and /usr/local are overlays whose upper layers are folders of
 //   the test's temporary directory: the script reads the real files, and everything it writes or
 //   removes lands in the scratch root, nowhere else. The scripts write absolute paths and the
 //   renderers have no root prefix, so the paths are redirected by mounts, not by rewriting text.
@@ -13,7 +13,8 @@ package cluster
 //   bash body chosen by the test case, which answers as the real command would for that case.
 //   Text tools (grep, sed, install, tee, cmp, ...) are the real ones, so the scripts' own logic
 //   runs for real.
-// - The network namespace has only an unconfigured loopback: nothing the script runs can dial out.
+// - The network namespace has only a loopback (down unless the case brings it up): nothing the
+//   script runs can dial out.
 
 import (
 	"bytes"
@@ -32,8 +33,9 @@ import (
 	"time"
 )
 
-// overlaid are the top-level folders redirected into the scratch root.
-var overlaid = []string{"etc", "var", "run"}
+// overlaid are the folders redirected into the scratch root (node preparation unpacks containerd
+// and runc under /usr/local).
+var overlaid = []string{"etc", "var", "run", "usr/local"}
 
 // defaultStubs are the commands every run replaces, with what each does unless the case says
 // otherwise. `sudo` runs its arguments (the harness is already root in its user namespace).
@@ -71,6 +73,8 @@ type scriptCase struct {
 	stubs map[string]string
 	stdin string
 	env   []string
+	// loopback brings the namespace's loopback interface up (it stays without any route out).
+	loopback bool
 }
 
 // call is one recorded command: its name and arguments.
@@ -153,7 +157,7 @@ func newRoot(t *testing.T) *scratchRoot {
 			t.Fatalf("the scratch root %s is under /%s, which the harness overlays: set TMPDIR elsewhere", dir, top)
 		}
 	}
-	for _, d := range []string{"bin", "state", "home"} {
+	for _, d := range []string{"bin", "state", "home", "tmp"} {
 		mustMkdir(t, filepath.Join(dir, d))
 	}
 	for _, top := range overlaid {
@@ -177,8 +181,8 @@ func (s *scratchRoot) path(abs string) string {
 	if !filepath.IsAbs(abs) {
 		s.t.Fatalf("%s: not an absolute path", abs)
 	}
-	top, _, _ := strings.Cut(strings.TrimPrefix(abs, "/"), "/")
-	if !slices.Contains(overlaid, top) {
+	rel := strings.TrimPrefix(abs, "/")
+	if !slices.ContainsFunc(overlaid, func(top string) bool { return strings.HasPrefix(rel+"/", top+"/") }) {
 		s.t.Fatalf("%s is outside the redirected folders %v", abs, overlaid)
 	}
 	return filepath.Join(s.dir, "upper", strings.TrimPrefix(abs, "/"))
@@ -300,6 +304,10 @@ func (s *scratchRoot) run(script string, c scriptCase) scriptResult {
 		"LANG=C",
 		"STUB_CALLS=" + callsFile,
 		"STUB_STATE=" + filepath.Join(s.dir, "state"),
+		"TMPDIR=" + filepath.Join(s.dir, "tmp"),
+	}
+	if c.loopback {
+		enter.WriteString("PATH=/usr/sbin:/sbin:$PATH ip link set lo up\n")
 	}
 	env = append(env, c.env...)
 	fmt.Fprintf(&enter, "exec env -i %s bash %s\n", shellQuote(env), scriptFile)

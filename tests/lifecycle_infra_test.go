@@ -314,13 +314,18 @@ func TestPinnedZoneTheRegionDoesNotOfferIsRefused(t *testing.T) {
 	if len(r.Resources) != 0 {
 		t.Errorf("%d resources were declared before the zone was refused", len(r.Resources))
 	}
+	// Subnet i (its CIDR is subnetCidrs[i]) must be in availabilityZones[i]; resources register
+	// concurrently, so match by CIDR rather than by registration order.
 	for _, s := range stacks {
-		var zones []string
+		cfg := run(t, s).Config
+		zones := map[string]string{}
 		for _, sn := range run(t, s).OfType("aws:ec2/subnet:Subnet") {
-			zones = append(zones, str(sn, "availabilityZone"))
+			zones[str(sn, "cidrBlock")] = str(sn, "availabilityZone")
 		}
-		if want := run(t, s).Config.AvailabilityZones; !slices.Equal(zones, want) {
-			t.Errorf("stack %s: subnets in zones %v, want the pinned %v", s, zones, want)
+		for i, cidr := range cfg.SubnetCIDRs {
+			if got, want := zones[cidr.String()], cfg.AvailabilityZones[i]; got != want {
+				t.Errorf("stack %s: subnet %s in zone %q, want the pinned %q", s, cidr, got, want)
+			}
 		}
 	}
 }

@@ -92,7 +92,7 @@ var specFacts = []specFact{
 	{"§2 pod subnet 192.168.0.0/16, service subnet 10.96.0.0/12", both, func(*offline.Result) string {
 		return cluster.PodCIDR + " " + cluster.ServiceCIDR
 	}, "192.168.0.0/16 10.96.0.0/12"},
-	{"§2 node labels: worker-1 workload=application, worker-2 workload=async-workers, storage workload=storage", both, func(r *offline.Result) string {
+	{"§2 node labels: worker-1 workload=application, worker-2 workload=async-workers, storage workload=storage", both, func(_ *offline.Result) string {
 		var got []string
 		for _, role := range []config.Role{config.RoleWorker1, config.RoleWorker2, config.RoleStorage} {
 			got = append(got, string(role)+":"+strings.TrimPrefix(cluster.WorkloadLabel(role), "workload="))
@@ -105,7 +105,9 @@ var specFacts = []specFact{
 			at(sc, "parameters", "type"), " ", at(sc, "parameters", "encrypted"), " ", at(sc, "volumeBindingMode"), " ", at(sc, "allowVolumeExpansion"))
 	}, "true gp3 true WaitForFirstConsumer true"},
 	{"§3 PostgreSQL 16 StatefulSet, 50Gi gp3 PVC", both, func(r *offline.Result) string {
-		return claimSize(r, "postgres") + " " + fmt.Sprint(at(named(r, "StatefulSet", "postgres"), "spec", "volumeClaimTemplates", 0, "spec", "storageClassName"))
+		// The claim's class is gp3 (dev) or gp3-retain (prod data): both are EBS gp3 volumes.
+		class := fmt.Sprint(at(named(r, "StatefulSet", "postgres"), "spec", "volumeClaimTemplates", 0, "spec", "storageClassName"))
+		return claimSize(r, "postgres") + " " + fmt.Sprint(at(named(r, "StorageClass", class), "parameters", "type"))
 	}, "50Gi gp3"},
 	{"§3 PostgreSQL pg_isready probes", both, func(r *offline.Result) string {
 		c := at(named(r, "StatefulSet", "postgres"), "spec", "template", "spec", "containers", 0)
