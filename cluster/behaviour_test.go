@@ -16,11 +16,13 @@ import (
 	"math/big"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
 )
 
 const (
@@ -645,22 +647,72 @@ fi`},
 
 // --- calico ---
 
-func TestCalicoAppliesTheOperatorThenTheInstallation(t *testing.T) {
-	r := runScript(t, CalicoScript(), scriptCase{stubs: map[string]string{
-		"kubectl": `if [ "${*: -1}" = - ]; then cat > "$STUB_STATE/installation.yaml"; fi`,
-	}})
+// calicoStubs stand in for the manifest downloads: curl writes "<file> as published" to -o,
+// or a tampered copy for the file named in tampered; sha256sum --check accepts exactly the
+// published copies under their pins and hands anything else to the real sha256sum.
+func calicoStubs(tampered string) map[string]string {
+	return map[string]string{
+		"curl": `out=; url=; while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift ;; https://*) url=$1 ;; esac; shift; done
+f=${url##*/}
+if [ "${f}" = "` + tampered + `" ]; then echo "${f} with an extra object" > "${out}"; else echo "${f} as published" > "${out}"; fi`,
+		"sha256sum": `[ "$1" = --check ] || exec /usr/bin/sha256sum "$@"
+read -r sum file
+case "${sum}" in
+` + versions.CalicoOperatorCRDsSHA256 + `) grep -qx 'operator-crds.yaml as published' "${file}" && exit 0 ;;
+` + versions.CalicoOperatorSHA256 + `) grep -qx 'tigera-operator.yaml as published' "${file}" && exit 0 ;;
+esac
+echo "${sum}  ${file}" | /usr/bin/sha256sum "$@"`,
+		"kubectl": `if [ "${*: -1}" = - ]; then cat > "$STUB_STATE/installation.yaml"; fi
+for a in "$@"; do case "${a}" in /*.yaml) cp "${a}" "$STUB_STATE/applied-$(basename "${a}")" ;; esac; done`,
+	}
+}
+
+func TestCalicoAppliesTheVerifiedOperatorThenTheInstallation(t *testing.T) {
+	r := runScript(t, CalicoScript(), scriptCase{stubs: calicoStubs("")})
 	if r.code != 0 {
 		t.Fatalf("calico failed:\n%s", r.describe())
 	}
-	crds := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "--server-side", "--force-conflicts", "-f", "https://raw.githubusercontent.com/projectcalico/calico/v3.31.3/manifests/operator-crds.yaml")
+	applyFile := func(file string) int {
+		for i, c := range r.calls {
+			if c[0] == "kubectl" && slices.Contains(c, "apply") && strings.HasSuffix(c[len(c)-1], "/"+file) {
+				return i
+			}
+		}
+		return -1
+	}
+	crds, operator := applyFile("operator-crds.yaml"), applyFile("tigera-operator.yaml")
 	wait := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "wait", "--for=condition=Established", "--timeout=120s", "crd/installations.operator.tigera.io")
 	inst := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "--server-side", "--force-conflicts", "-f", "-")
-	if crds < 0 || wait < crds || inst < wait {
-		t.Errorf("want the CRDs applied, the Installation CRD established, then the Installation; got\n%s", r.describe())
+	if crds < 0 || operator < crds || wait < operator || inst < wait {
+		t.Errorf("want the verified CRDs, then the operator applied, the Installation CRD established, then the Installation; got\n%s", r.describe())
+	}
+	for _, f := range []string{"operator-crds.yaml", "tigera-operator.yaml"} {
+		if got, _ := os.ReadFile(r.root.dir + "/state/applied-" + f); string(got) != f+" as published\n" {
+			t.Errorf("applied %s is %q, not the verified download", f, got)
+		}
 	}
 	got, _ := os.ReadFile(r.root.dir + "/state/installation.yaml")
 	if string(got) != CalicoInstallation() {
 		t.Errorf("the Installation applied is not CalicoInstallation():\n%s", got)
+	}
+}
+
+// TestCalicoRefusesATamperedManifest: a download whose sha256 is not the pinned one (a moved
+// tag, a compromised mirror) fails the step and nothing is applied, not even the file that matched.
+func TestCalicoRefusesATamperedManifest(t *testing.T) {
+	for _, tampered := range []string{"operator-crds.yaml", "tigera-operator.yaml"} {
+		t.Run(tampered, func(t *testing.T) {
+			r := runScript(t, CalicoScript(), scriptCase{stubs: calicoStubs(tampered)})
+			if r.code == 0 {
+				t.Fatalf("calico accepted a tampered %s:\n%s", tampered, r.describe())
+			}
+			if applied := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply"); len(applied) != 0 {
+				t.Errorf("applied %v although %s did not match its pin", applied, tampered)
+			}
+			if !strings.Contains(r.output(), "does not match its pinned sha256") {
+				t.Errorf("the refusal does not say why:\n%s", r.describe())
+			}
+		})
 	}
 }
 

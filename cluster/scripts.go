@@ -157,9 +157,13 @@ func MemberDeleteScript(role config.Role, nodeName string) string {
 	return render("member-delete", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
 }
 
-// CalicoScript installs Calico through the Tigera operator.
+// CalicoScript installs Calico through the Tigera operator, from manifests verified against
+// their pinned sha256.
 func CalicoScript() string {
-	return render("calico", struct{ CalicoVersion, PodCIDR, Installation string }{versions.Calico, PodCIDR, CalicoInstallation()})
+	return render("calico", struct {
+		CalicoVersion, PodCIDR, Installation string
+		CRDsSHA256, OperatorSHA256           string
+	}{versions.Calico, PodCIDR, CalicoInstallation(), versions.CalicoOperatorCRDsSHA256, versions.CalicoOperatorSHA256})
 }
 
 // NodesReadyScript waits for every node to be Ready with a providerID.

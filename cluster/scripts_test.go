@@ -3,11 +3,13 @@ package cluster
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
 )
 
 func prodConfig(t *testing.T) *config.Config { return configWith(t, "1.35.4") }
@@ -321,5 +323,34 @@ func TestNodesTrustOnlyThePinnedKubernetesAptKey(t *testing.T) {
 	check, dearmor := strings.Index(s, `if [ "${key_fingerprint}" != "DE15B14486CD377B9E876E1A234654DA9A296436" ]; then`), strings.Index(s, "gpg --dearmor")
 	if check < 0 || dearmor < check || !strings.Contains(s, "gpg --show-keys --with-colons") {
 		t.Error("the pkgs.k8s.io key is trusted without checking its fingerprint against versions.KubernetesAptKeyFingerprint")
+	}
+}
+
+// TestCalicoManifestsAreVerifiedBeforeApply: the operator manifests come from a URL at deploy
+// time; each is downloaded to a file, checked against the sha256 pinned for the tag, and only
+// that verified file is applied. Applying the URL directly would run whatever it serves.
+func TestCalicoManifestsAreVerifiedBeforeApply(t *testing.T) {
+	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	s := CalicoScript()
+	for file, sum := range map[string]string{
+		"operator-crds.yaml":   versions.CalicoOperatorCRDsSHA256,
+		"tigera-operator.yaml": versions.CalicoOperatorSHA256,
+	} {
+		if !hex64.MatchString(sum) {
+			t.Errorf("the pinned sha256 of %s is %q, not 64 lowercase hex digits", file, sum)
+		}
+		verify := strings.Index(s, "fetch_verified "+file+` "`+sum+`"`)
+		apply := strings.Index(s, `k apply --server-side --force-conflicts -f "${download}/`+file+`"`)
+		if verify < 0 || apply < 0 || apply < verify {
+			t.Errorf("%s is not applied from the downloaded file after its sha256 %s is verified:\n%s", file, sum, s)
+		}
+	}
+	for _, want := range []string{"https://raw.githubusercontent.com/projectcalico/calico/v3.31.3/manifests", "sha256sum --check", `rm -f "${download}/$1"`, "return 1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("calico install lacks %q", want)
+		}
+	}
+	if strings.Contains(s, `-f "${base}/`) {
+		t.Error("calico install still applies a manifest straight from its URL, unverified")
 	}
 }

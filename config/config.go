@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +65,18 @@ type Config struct {
 	APIReplicas APIReplicas
 	// CeleryReplicas is the replica count of each Celery worker pool (beat is always one).
 	CeleryReplicas CeleryReplicas
+	// ImagePullSecret is the login to a private registry of the application images; nil when
+	// imagePullSecret is not set (public images, or ECR through the nodes' credential provider).
+	ImagePullSecret *PullSecret
+}
+
+// PullSecret is the login the kubelet uses to pull the application images from a private
+// registry, from the stack's imagePullSecret key.
+type PullSecret struct {
+	// Registry is the registry's host[:port], as it appears in the image references.
+	Registry string
+	// DockerConfigJSON is the .dockerconfigjson document holding the login, a Pulumi secret.
+	DockerConfigJSON pulumi.StringOutput
 }
 
 // Node is one EC2 instance of the cluster.
@@ -162,6 +175,9 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		}
 		raw, _ := ctx.GetConfig(key)
 		cfg.SSHPrivateKey = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
+	}
+	if key := Project + ":imagePullSecret"; cfg.ImagePullSecret != nil && !ctx.IsConfigSecret(key) {
+		return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret imagePullSecret '{\"registry\":...,\"username\":...,\"password\":...}'`"}
 	}
 	return cfg, nil
 }
@@ -294,6 +310,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.ssh(c)
 	p.uploads(c)
 	p.application(c)
+	p.pullSecret(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
@@ -593,6 +610,78 @@ func (p *parser) application(c *Config) {
 			p.fail(qualify(r.key), strconv.Itoa(r.n), "1 to 20 replicas")
 		}
 	}
+}
+
+// registryRE is a registry host with an optional port: no scheme, no path, no image name.
+var registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$`)
+
+// pullSecret reads imagePullSecret, {registry, username, password}. The value is a secret: no
+// message ever repeats it, only the registry host and the names of the fields at fault.
+func (p *parser) pullSecret(c *Config) {
+	key := qualify("imagePullSecret")
+	v, ok := p.raw("imagePullSecret", false)
+	if !ok {
+		return
+	}
+	const shape = `an object {"registry": "<host[:port]>", "username": "...", "password": "..."}`
+	var login struct {
+		Registry string `json:"registry"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&login); err != nil {
+		// The decoder's message may quote the value; say only where it failed.
+		why := "not a JSON object"
+		if f, found := strings.CutPrefix(err.Error(), "json: unknown field "); found {
+			why = "unknown field " + f
+		}
+		p.fail(key, "(secret value, "+why+")", shape)
+		return
+	}
+	bad := len(p.errs)
+	if !registryRE.MatchString(login.Registry) {
+		p.fail(key+".registry", strconv.Quote(login.Registry), "the registry host of the application images, with an optional port and no scheme or path, such as ghcr.io or registry.example.com:5000")
+	}
+	if login.Username == "" || strings.Contains(login.Username, ":") {
+		p.fail(key+".username", "(secret value)", "a non-empty user name without a colon (the registry login is user:password)")
+	}
+	if login.Password == "" {
+		p.fail(key+".password", "(secret value)", "a non-empty password or access token")
+	}
+	if len(p.errs) > bad {
+		return
+	}
+	// The kubelet offers a login only to images whose reference starts with its registry host.
+	images := []string{c.Images.Auth, c.Images.Users, c.Images.Waste, c.Images.Celery}
+	if !slices.ContainsFunc(images, func(img string) bool { return strings.HasPrefix(img, login.Registry+"/") }) {
+		p.fail(key+".registry", strconv.Quote(login.Registry), fmt.Sprintf(
+			"the registry host that starts at least one of the images %v (the kubelet uses a login only for images of its registry)", images))
+		return
+	}
+	c.ImagePullSecret = &PullSecret{
+		Registry:         login.Registry,
+		DockerConfigJSON: pulumi.ToSecret(pulumi.String(DockerConfigJSON(login.Registry, login.Username, login.Password))).(pulumi.StringOutput),
+	}
+}
+
+// DockerConfigJSON returns the .dockerconfigjson document of a registry login, the shape the
+// kubelet reads from a kubernetes.io/dockerconfigjson Secret.
+func DockerConfigJSON(registry, username, password string) string {
+	type auth struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Auth     string `json:"auth"`
+	}
+	doc, err := json.Marshal(map[string]map[string]auth{"auths": {registry: {
+		Username: username, Password: password,
+		Auth: base64.StdEncoding.EncodeToString([]byte(username + ":" + password)),
+	}}})
+	if err != nil {
+		panic(fmt.Sprintf("config: encode a registry login: %v", err)) // strings always encode
+	}
+	return string(doc)
 }
 
 // MasterPrivateIP is the master's fixed private address: the tenth host of its subnet. Fixing it

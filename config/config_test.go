@@ -267,3 +267,45 @@ func TestTaggedImagesAreAllowedOutsideProduction(t *testing.T) {
 		t.Fatalf("a dev stack may use tags: %v", err)
 	}
 }
+
+// TestImagePullSecretIsValidatedWithoutRepeatingIt: a registry login is refused by the name of
+// the field at fault, and no message repeats the password or user name (they are secrets and
+// error messages end up in terminal logs and CI output).
+func TestImagePullSecretIsValidatedWithoutRepeatingIt(t *testing.T) {
+	const key = "waste-coach-infra:imagePullSecret"
+	for _, c := range []struct{ value, wantKey string }{
+		{`{"registry":"https://ghcr.io/org","username":"bot","password":"hunter2-token"}`, key + ".registry"},
+		{`{"registry":"ghcr.io","username":"","password":"hunter2-token"}`, key + ".username"},
+		{`{"registry":"ghcr.io","username":"bot:x","password":"hunter2-token"}`, key + ".username"},
+		{`{"registry":"ghcr.io","username":"bot","password":""}`, key + ".password"},
+		{`{"registry":"ghcr.io","username":"bot","password":"hunter2-token","email":"x"}`, key},
+		{`{"registry":"quay.io","username":"bot","password":"hunter2-token"}`, key + ".registry"},
+		{`ghcr.io bot hunter2-token`, key},
+	} {
+		raw := validRaw()
+		raw[key] = c.value
+		_, err := parse(raw)
+		if err == nil || !strings.Contains(err.Error(), c.wantKey) {
+			t.Errorf("imagePullSecret %s: want a refusal naming %s, got %v", c.value, c.wantKey, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), `"bot`) {
+			t.Errorf("the refusal of imagePullSecret repeats the secret: %v", err)
+		}
+	}
+	raw := validRaw()
+	if c, err := parse(raw); err != nil || c.ImagePullSecret != nil {
+		t.Errorf("without imagePullSecret there must be no registry login: %v, %v", c.ImagePullSecret, err)
+	}
+	raw[key] = `{"registry":"registry.example.com:5000","username":"bot","password":"p@ss"}`
+	raw["waste-coach-infra:images"] = strings.ReplaceAll(raw["waste-coach-infra:images"], `"celery":"ghcr.io/`, `"celery":"registry.example.com:5000/`)
+	c, err := parse(raw)
+	if err != nil || c.ImagePullSecret == nil || c.ImagePullSecret.Registry != "registry.example.com:5000" {
+		t.Fatalf("a valid login was not accepted: %v", err)
+	}
+	// base64("bot:p@ss") is the auth field the kubelet decodes.
+	want := `{"auths":{"registry.example.com:5000":{"username":"bot","password":"p@ss","auth":"Ym90OnBAc3M="}}}`
+	if got := DockerConfigJSON("registry.example.com:5000", "bot", "p@ss"); got != want {
+		t.Errorf("dockerconfigjson = %s, want %s", got, want)
+	}
+}

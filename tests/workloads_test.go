@@ -328,7 +328,8 @@ func TestChartsArePinnedAndOrderedForCreateAndDestroy(t *testing.T) {
 	})
 }
 
-// secretRefs returns the names of the Secrets a pod template reads (env, envFrom, volumes).
+// secretRefs returns the names of the Secrets a pod template reads (env, envFrom, volumes) or
+// the kubelet pulls its images with (imagePullSecrets).
 func secretRefs(pod any) []string {
 	var names []string
 	var walk func(v any)
@@ -341,6 +342,11 @@ func secretRefs(pod any) []string {
 					names = append(names, fmt.Sprint(at(e, "name")))
 				case "secret":
 					names = append(names, fmt.Sprint(at(e, "secretName")))
+				case "imagePullSecrets":
+					refs, _ := e.([]any)
+					for _, ref := range refs {
+						names = append(names, fmt.Sprint(at(ref, "name")))
+					}
 				}
 				walk(e)
 			}
@@ -356,31 +362,36 @@ func secretRefs(pod any) []string {
 }
 
 func TestWorkloadsWaitForTheSecretsTheyRead(t *testing.T) {
-	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		secrets := map[string]*mocks.Resource{}
-		for _, s := range r.OfType("kubernetes:core/v1:Secret") {
-			secrets[str(s, "metadata", "namespace")+"/"+str(s, "metadata", "name")] = s
-		}
-		checked := 0
-		for _, typ := range []string{"kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"} {
-			for _, w := range r.OfType(typ) {
-				obj, _ := manifest.KubernetesObject(w)
-				ns := fmt.Sprint(at(obj, "metadata", "namespace"))
-				for _, name := range secretRefs(at(obj, "spec", "template")) {
-					s := secrets[ns+"/"+name]
-					if s == nil {
-						t.Errorf("%s reads Secret %s/%s, which the program does not declare", w.Name, ns, name)
-						continue
-					}
-					checked++
-					if !r.DependsOn(w, s) {
-						t.Errorf("%s does not wait for Secret %s/%s: its pods could start before it exists", w.Name, ns, name)
-					}
+	forEachStack(t, func(t *testing.T, r *offline.Result) { checkSecretsAwaited(t, r) })
+}
+
+// checkSecretsAwaited fails for each Secret a Deployment or StatefulSet reads that the program
+// does not declare or that the workload does not wait for.
+func checkSecretsAwaited(t *testing.T, r *offline.Result) {
+	t.Helper()
+	secrets := map[string]*mocks.Resource{}
+	for _, s := range r.OfType("kubernetes:core/v1:Secret") {
+		secrets[str(s, "metadata", "namespace")+"/"+str(s, "metadata", "name")] = s
+	}
+	checked := 0
+	for _, typ := range []string{"kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"} {
+		for _, w := range r.OfType(typ) {
+			obj, _ := manifest.KubernetesObject(w)
+			ns := fmt.Sprint(at(obj, "metadata", "namespace"))
+			for _, name := range secretRefs(at(obj, "spec", "template")) {
+				s := secrets[ns+"/"+name]
+				if s == nil {
+					t.Errorf("%s reads Secret %s/%s, which the program does not declare", w.Name, ns, name)
+					continue
+				}
+				checked++
+				if !r.DependsOn(w, s) {
+					t.Errorf("%s does not wait for Secret %s/%s: its pods could start before it exists", w.Name, ns, name)
 				}
 			}
 		}
-		if checked < 8 {
-			t.Errorf("only %d secret references checked; the walk is not finding them", checked)
-		}
-	})
+	}
+	if checked < 8 {
+		t.Errorf("only %d secret references checked; the walk is not finding them", checked)
+	}
 }

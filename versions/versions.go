@@ -19,6 +19,16 @@ const (
 	// tests v3.31 on Kubernetes 1.32 to 1.35; v3.31.3 is its newest patch seen.
 	Calico = "v3.31.3"
 
+	// CalicoOperatorCRDsSHA256 and CalicoOperatorSHA256 are the sha256 of manifests/operator-crds.yaml
+	// and manifests/tigera-operator.yaml at tag v3.31.3 (commit
+	// 2e3c880bcabff580ddd7a08340878ede207f37be), the exact bytes raw.githubusercontent.com serves
+	// for that tag. Computed from a mirror of projectcalico/calico with
+	// `git show v3.31.3:manifests/<file> | sha256sum` (blobs df6c2b41 and 83d876f7); the CRDs
+	// file is 2,635,258 bytes, the operator 15,214 and runs quay.io/tigera/operator:v1.40.3.
+	// Bumping Calico means recomputing both the same way.
+	CalicoOperatorCRDsSHA256 = "d6193da8ce442328c1a14d3a3bb7ad89fcaceceac5fb293254095fbf736c2499"
+	CalicoOperatorSHA256     = "23d4b023fd862741b8c0fe068d27cecd18f27edda93ecc6b4433c7faeb2b940e"
+
 	// CloudControllerManagerRepo is the AWS cloud-controller-manager image. Its minor must match
 	// the cluster's Kubernetes minor (cloud-provider-aws release policy), so the tag is chosen by
 	// CCMImage from the configured Kubernetes version.

@@ -111,6 +111,9 @@ func (b *builder) application(s *Secrets) error {
 	if err != nil {
 		return err
 	}
+	if b.pullSecret, err = b.registryPullSecret(); err != nil {
+		return err
+	}
 
 	for _, api := range APIServices(cfg) {
 		l := labels(api.Name, "api")
@@ -208,6 +211,7 @@ func (b *builder) deployment(namespace, name string, replicas int, pod Pod, stra
 		// Keep serving during a rollout: add one new pod before taking an old one away.
 		st.RollingUpdate = &appsv1.RollingUpdateDeploymentArgs{MaxUnavailable: pulumi.Int(0), MaxSurge: pulumi.Int(1)}
 	}
+	pod, deps = b.withRegistryLogin(namespace, pod, deps)
 	d, err := appsv1.NewDeployment(b.ctx, b.resourceName(namespace, name), &appsv1.DeploymentArgs{
 		Metadata: meta(name, namespace, pod.Labels),
 		Spec: appsv1.DeploymentSpecArgs{

@@ -112,6 +112,19 @@ type Pod struct {
 	ServiceAccount string
 	// GracePeriod overrides the default 30 s for pods that drain work on shutdown.
 	GracePeriod int
+	// PullSecrets name the registry logins the kubelet pulls the images with.
+	PullSecrets []string
+}
+
+// withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
+// configured, and returns the dependencies with that Secret added: the application's pods must
+// not be created before the kubelet can pull their images. Pods elsewhere run public images.
+func (b *builder) withRegistryLogin(namespace string, pod Pod, deps []pulumi.Resource) (Pod, []pulumi.Resource) {
+	if namespace != NamespaceApp || b.pullSecret == nil {
+		return pod, deps
+	}
+	pod.PullSecrets = append(slices.Clone(pod.PullSecrets), RegistryPullSecret)
+	return pod, append(slices.Clone(deps), b.pullSecret)
 }
 
 func (p Pod) template() corev1.PodTemplateSpecArgs {
@@ -142,6 +155,13 @@ func (p Pod) template() corev1.PodTemplateSpecArgs {
 	}
 	if p.GracePeriod > 0 {
 		spec.TerminationGracePeriodSeconds = pulumi.Int(p.GracePeriod)
+	}
+	if len(p.PullSecrets) > 0 {
+		refs := corev1.LocalObjectReferenceArray{}
+		for _, name := range p.PullSecrets {
+			refs = append(refs, corev1.LocalObjectReferenceArgs{Name: pulumi.String(name)})
+		}
+		spec.ImagePullSecrets = refs
 	}
 	return corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: p.Labels}, Spec: spec}
 }

@@ -33,6 +33,9 @@ const (
 	rabbitSecret     = "rabbitmq"
 	appSecret        = "app-secrets"
 	grafanaSecret    = "grafana-admin"
+	// RegistryPullSecret is the login to the application images' private registry, in the app
+	// namespace, declared only when imagePullSecret is configured.
+	RegistryPullSecret = "registry-pull"
 )
 
 func (b *builder) password(name string, length int) (pulumi.StringOutput, error) {
@@ -77,9 +80,24 @@ func (b *builder) secrets() (*Secrets, error) {
 // secret declares a Kubernetes Secret whose data stays a Pulumi secret. The workloads that read
 // it depend on it, so their pods never start without it.
 func (b *builder) secret(namespace, name string, data pulumi.StringMapInput) (*corev1.Secret, error) {
+	return b.typedSecret(namespace, name, "Opaque", data)
+}
+
+// registryPullSecret declares the kubernetes.io/dockerconfigjson Secret the kubelet pulls the
+// application images with, when imagePullSecret is configured; nil otherwise.
+func (b *builder) registryPullSecret() (*corev1.Secret, error) {
+	login := b.cfg.ImagePullSecret
+	if login == nil {
+		return nil, nil
+	}
+	return b.typedSecret(NamespaceApp, RegistryPullSecret, "kubernetes.io/dockerconfigjson",
+		pulumi.StringMap{".dockerconfigjson": login.DockerConfigJSON})
+}
+
+func (b *builder) typedSecret(namespace, name, typ string, data pulumi.StringMapInput) (*corev1.Secret, error) {
 	sec, err := corev1.NewSecret(b.ctx, b.resourceName(namespace, name), &corev1.SecretArgs{
 		Metadata:   meta(name, namespace, labels(name, "credentials")),
-		Type:       pulumi.String("Opaque"),
+		Type:       pulumi.String(typ),
 		StringData: pulumi.ToSecret(data).(pulumi.StringMapOutput),
 	}, b.opts(namespace)...)
 	if err != nil {

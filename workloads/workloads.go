@@ -108,6 +108,8 @@ type builder struct {
 	name       string
 	cfg        *config.Config
 	namespaces map[string]*corev1.Namespace
+	// pullSecret is the private registry's login in the app namespace, nil when not configured.
+	pullSecret *corev1.Secret
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.
