@@ -36,6 +36,7 @@ var free = []string{
 	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2",
 	"tls:index/privateKey:PrivateKey", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
 	"command:remote:Command", "command:local:Command", "pulumi:providers:kubernetes",
+	"aws:ssm/parameter:Parameter", // standard tier: no charge
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {
