@@ -81,7 +81,7 @@ func nodeCase(t *testing.T, fixture string) scriptCase {
 	}
 	// The containerd binary the release tarball holds: it answers --version and prints the
 	// fixture as its default config, recording its calls like the stand-ins.
-	containerdBinary := "#!/bin/bash\n{ printf '%s' containerd; printf '\\x1f%s' \"$@\"; printf '\\x1e'; } >> \"${STUB_CALLS}\"\n" +
+	containerdBinary := "#!/bin/bash\nprintf -v __args '\\x1f%s' \"$@\"; printf '%s%s\\x1e' containerd \"${__args}\" >> \"${STUB_CALLS}\"\n" +
 		"case \"$*\" in\n--version) echo 'containerd github.com/containerd/containerd/v2 v" + versions.Containerd.Version + " 0123abcd' ;;\n" +
 		"'config default') exec cat " + shellQuote([]string{abs}) + " ;;\n*) exit 1 ;;\nesac\n"
 	return scriptCase{

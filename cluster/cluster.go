@@ -49,7 +49,8 @@ const (
 	perDialTimeout = 20
 )
 
-// UserData renders each role's boot script; the AWS tier passes it to the instances.
+// UserData renders each role's preparation script; the AWS tier stores it where the instances'
+// fixed bootstrap user data reads it at first boot (infra/bootstrap.go).
 func UserData(cfg *config.Config) map[config.Role]string {
 	out := map[config.Role]string{}
 	for _, n := range cfg.Nodes {

@@ -280,7 +280,9 @@ func (s *scratchRoot) run(script string, c scriptCase) scriptResult {
 	for name, body := range stubs {
 		// The record: the command name and each argument, separated by 0x1f, ended by 0x1e, so
 		// arguments with spaces or newlines come back intact.
-		stub := fmt.Sprintf("#!/bin/bash\n{ printf '%%s' %q; printf '\\x1f%%s' \"$@\"; printf '\\x1e'; } >> \"${STUB_CALLS}\"\n%s\n", name, body)
+		// One write per record: a pipeline runs two stand-ins at once, and records written piece
+		// by piece would interleave.
+		stub := fmt.Sprintf("#!/bin/bash\nprintf -v __args '\\x1f%%s' \"$@\"; printf '%%s%%s\\x1e' %q \"${__args}\" >> \"${STUB_CALLS}\"\n%s\n", name, body)
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(stub), 0o755); err != nil {
 			t.Fatal(err)
 		}

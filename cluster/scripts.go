@@ -67,7 +67,8 @@ func PackagePin(v config.KubeVersion) string {
 	return fmt.Sprintf("=%s-1.1", v)
 }
 
-// NodePrepareScript is the user data of a node: OS preparation for kubeadm.
+// NodePrepareScript is a node's first-boot preparation for kubeadm, run by its bootstrap user
+// data.
 func NodePrepareScript(cfg *config.Config, role config.Role) string {
 	return render("node-prepare", struct {
 		Role                   config.Role

@@ -53,6 +53,9 @@ type Config struct {
 	Domain string
 	// SSHPublicKey is an operator-supplied public key; empty means the program generates a key.
 	SSHPublicKey string
+	// NodeImage is the image every node boots from: an AMI id (ami-...) or the exact name of a
+	// Canonical image. Empty (dev stacks only) means the newest Ubuntu 24.04 image of the day.
+	NodeImage string
 	// SSHPrivateKey is the operator's private key matching SSHPublicKey (a secret), nil otherwise.
 	SSHPrivateKey pulumi.StringOutput
 	// AppOrigins are the browser origins allowed to PUT to pre-signed upload URLs (S3 CORS).
@@ -308,6 +311,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.storageZone(c)
 	p.dns(c)
 	p.ssh(c)
+	p.nodeImage(c)
 	p.uploads(c)
 	p.application(c)
 	p.pullSecret(c)
@@ -559,6 +563,23 @@ func (p *parser) ssh(c *Config) {
 	}
 	if _, ok := p.raw("sshPrivateKey", false); !ok {
 		p.fail(qualify("sshPrivateKey"), "", "it is required when sshPublicKey is set: the remote commands log in with it (set it with --secret)")
+	}
+}
+
+var (
+	amiID       = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
+	ubuntuImage = regexp.MustCompile(`^ubuntu/images/[a-z0-9-]+/ubuntu-[a-z]+-[0-9.]+-(amd64|arm64)-server-[0-9.]+$`)
+)
+
+// nodeImage reads the image new nodes boot from. Production must name one exact image: a lookup
+// of "the newest" would change its answer when Canonical publishes, and the nodes would follow.
+func (p *parser) nodeImage(c *Config) {
+	c.NodeImage = strings.TrimSpace(p.str("nodeImage", "", false))
+	switch {
+	case c.NodeImage == "" && c.Production:
+		p.fail(qualify("nodeImage"), "", "required on a production stack: an AMI id (ami-...) or an exact Canonical image name (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-YYYYMMDD), so that nodes move to a new image only when an operator changes it")
+	case c.NodeImage != "" && !amiID.MatchString(c.NodeImage) && !ubuntuImage.MatchString(c.NodeImage):
+		p.fail(qualify("nodeImage"), strconv.Quote(c.NodeImage), "an AMI id (ami-0123456789abcdef0) or an exact Canonical image name (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-YYYYMMDD), no wildcards")
 	}
 }
 

@@ -14,6 +14,7 @@ func validRaw() map[string]string {
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
 		"waste-coach-infra:availabilityZones": `["ap-northeast-2a","ap-northeast-2b","ap-northeast-2c"]`,
 		"waste-coach-infra:dataZone":          "ap-northeast-2a",
+		"waste-coach-infra:nodeImage":         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610",
 		"waste-coach-infra:domain":            "wastecoach.example.com",
 		"waste-coach-infra:nodes": `[
 			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
@@ -133,6 +134,10 @@ func TestParseRefusesBadInput(t *testing.T) {
 			nil, []string{"images.users", `"ghcr.io/x/users:1.0.0"`, "production stack", "digest"}},
 		{"missing images", nil, []string{"waste-coach-infra:images"}, []string{"waste-coach-infra:images", "missing"}},
 		{"missing kubernetes version", nil, []string{"waste-coach-infra:kubernetesVersion"}, []string{"kubernetesVersion", "missing"}},
+		{"production without a pinned node image", nil, []string{"waste-coach-infra:nodeImage"},
+			[]string{"waste-coach-infra:nodeImage", "missing", "production stack", "AMI id"}},
+		{"node image with a wildcard", map[string]string{"waste-coach-infra:nodeImage": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"},
+			nil, []string{"waste-coach-infra:nodeImage", `"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"`, "no wildcards"}},
 		{"missing admin cidrs", nil, []string{"waste-coach-infra:adminCidrs"}, []string{"adminCidrs", "missing"}},
 	}
 	for _, tc := range cases {

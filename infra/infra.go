@@ -15,8 +15,9 @@ import (
 type Args struct {
 	// Config is the validated stack configuration.
 	Config *config.Config
-	// UserData is the boot script of each node role, rendered by the cluster tier so that package
-	// installs start while the rest of AWS is still being provisioned.
+	// UserData is the preparation script of each node role, rendered by the cluster tier. The
+	// nodes store it in SSM; a fixed bootstrap user data runs it at first boot, so package
+	// installs start while the rest of AWS is still being provisioned (bootstrap.go).
 	UserData map[config.Role]string
 }
 

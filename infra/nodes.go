@@ -2,9 +2,11 @@ package infra
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -21,7 +23,8 @@ type NodesArgs struct {
 	SecurityGroups *SecurityGroups
 	// Profiles are the instance profiles by role.
 	Profiles map[config.Role]*iam.InstanceProfile
-	// UserData is the boot script by role.
+	// UserData is the preparation script by role, stored in SSM and run by the fixed bootstrap
+	// that is the instances' actual user data (bootstrap.go).
 	UserData map[config.Role]string
 	// DeleteAfter are the resources the nodes need until they are deleted: the subnets' internet
 	// routes, the security-group rules (SSH and the API from the deploying machine) and the
@@ -44,6 +47,38 @@ type Nodes struct {
 	SSHUser string
 	// SSHPrivateKey logs in to every node. A secret.
 	SSHPrivateKey pulumi.StringOutput
+}
+
+// KeyPairName is the EC2 key pair every node of the stack is launched with.
+func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
+
+// nodeImage resolves config nodeImage to an AMI id: an id as given, an exact Canonical image name
+// by lookup (one image per name and region, so the answer does not move). Unset (dev stacks
+// only, config refuses it on production), the newest Ubuntu 24.04 image: a dev stack's nodes
+// are replaced when Canonical publishes a new one.
+func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (string, error) {
+	if strings.HasPrefix(cfg.NodeImage, "ami-") {
+		return cfg.NodeImage, nil
+	}
+	name, mostRecent := cfg.NodeImage, false
+	if name == "" {
+		name, mostRecent = UbuntuAMIName, true
+	}
+	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
+		Owners:     []string{canonicalOwner},
+		MostRecent: pulumi.BoolRef(mostRecent),
+		// A pinned image stays usable after Canonical deprecates it.
+		IncludeDeprecated: pulumi.BoolRef(!mostRecent),
+		Filters: []ec2.GetAmiFilter{
+			{Name: "name", Values: []string{name}},
+			{Name: "architecture", Values: []string{"x86_64"}},
+			{Name: "virtualization-type", Values: []string{"hvm"}},
+		},
+	}, pulumi.Parent(parent))
+	if err != nil {
+		return "", fmt.Errorf("look up node image %q (config nodeImage): %w", name, err)
+	}
+	return ami.Id, nil
 }
 
 // Canonical's AWS account, the owner of the official Ubuntu AMIs.
@@ -76,26 +111,25 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		publicKey = key.PublicKeyOpenssh
 		n.SSHPrivateKey = pulumi.ToSecret(key.PrivateKeyOpenssh).(pulumi.StringOutput)
 	}
+	// The key pair has one fixed name for the life of the stack, and the instances name it as
+	// plain text rather than through the key pair's output. Rotating the key replaces the key
+	// pair under the same name (deleted first, since names are unique), so no instance input
+	// changes and no node is replaced; a node launched later gets the current key. Running
+	// nodes read the key only at first boot: rotation there is authorized_keys
+	// (docs/operations.md).
+	keyName := KeyPairName(cfg)
 	keyPair, err := ec2.NewKeyPair(ctx, name+"-ssh", &ec2.KeyPairArgs{
-		KeyNamePrefix: pulumi.String(cfg.ClusterID() + "-"),
-		PublicKey:     publicKey,
-		Tags:          tags(cfg, cfg.ClusterName+"-ssh", nil),
-	}, parent)
+		KeyName:   pulumi.String(keyName),
+		PublicKey: publicKey,
+		Tags:      tags(cfg, cfg.ClusterName+"-ssh", nil),
+	}, parent, pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, fmt.Errorf("create key pair: %w", err)
 	}
 
-	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
-		Owners:     []string{canonicalOwner},
-		MostRecent: pulumi.BoolRef(true),
-		Filters: []ec2.GetAmiFilter{
-			{Name: "name", Values: []string{UbuntuAMIName}},
-			{Name: "architecture", Values: []string{"x86_64"}},
-			{Name: "virtualization-type", Values: []string{"hvm"}},
-		},
-	}, pulumi.Parent(n))
+	amiID, err := nodeImage(ctx, cfg, n)
 	if err != nil {
-		return nil, fmt.Errorf("look up ubuntu ami: %w", err)
+		return nil, err
 	}
 
 	// The master's fixed address is in a subnet other nodes share. An explicit reservation takes
@@ -110,8 +144,9 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 	if err != nil {
 		return nil, fmt.Errorf("reserve the master's address: %w", err)
 	}
-	// Every instance launches after the reservation exists (and is deleted before it).
-	instanceDeps := append([]pulumi.Resource{masterIP}, args.DeleteAfter...)
+	// Every instance launches after the reservation and its key pair exist (and is deleted
+	// before them).
+	instanceDeps := append([]pulumi.Resource{masterIP, keyPair}, args.DeleteAfter...)
 
 	for _, node := range cfg.Nodes {
 		groups := pulumi.StringArray{args.SecurityGroups.Nodes.ID()}
@@ -121,15 +156,28 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			privateIP = pulumi.String(cfg.MasterPrivateIP().String())
 		}
 		nodeName := fmt.Sprintf("%s-%s-%s", cfg.ClusterName, cfg.Stack, node.Role)
+		// The preparation script, read by the node's fixed bootstrap at first boot (bootstrap.go).
+		paramName := PreparationParameterName(cfg, node.Role)
+		preparation, err := ssm.NewParameter(ctx, fmt.Sprintf("%s-%s-prepare", name, node.Role), &ssm.ParameterArgs{
+			Name:          pulumi.String(paramName),
+			Type:          pulumi.String("String"),
+			Tier:          pulumi.String("Standard"),
+			InsecureValue: pulumi.String(PreparationParameterValue(args.UserData[node.Role])),
+			Description:   pulumi.String(fmt.Sprintf("node preparation of %s (gzip, base64), read at first boot", nodeName)),
+			Tags:          tags(cfg, nodeName+"-prepare", nil),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("store preparation of %s: %w", node.Role, err)
+		}
 		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, node.Role), &ec2.InstanceArgs{
-			Ami:                 pulumi.String(ami.Id),
+			Ami:                 pulumi.String(amiID),
 			InstanceType:        pulumi.String(node.InstanceType),
 			SubnetId:            args.Subnets[node.Subnet].ID(),
 			PrivateIp:           privateIP,
 			VpcSecurityGroupIds: groups,
 			IamInstanceProfile:  args.Profiles[node.Role].Name,
-			KeyName:             keyPair.KeyName,
-			UserData:            pulumi.String(args.UserData[node.Role]),
+			KeyName:             pulumi.String(keyName),
+			UserData:            pulumi.String(BootstrapScript(paramName)),
 			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
 				HttpEndpoint:            pulumi.String("enabled"),
 				HttpTokens:              pulumi.String("required"),
@@ -146,11 +194,11 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 				"Role":          string(node.Role),
 				ClusterTag(cfg): "owned",
 			}),
-		}, parent, pulumi.DependsOn(instanceDeps),
-			// A newer AMI, a changed boot script or a rotated key pair must not silently replace
-			// a cluster node: all three only matter at first boot. Replacing a node is a
-			// deliberate `pulumi up --replace` (docs/operations.md).
-			pulumi.IgnoreChanges([]string{"ami", "userData", "keyName"}),
+		}, parent, pulumi.DependsOn(append([]pulumi.Resource{preparation}, instanceDeps...)),
+			// No ignoreChanges: Pulumi would carry the ignored old values into a replacement.
+			// The image, the user data and the key name are instead inputs that change only when
+			// an operator means a new node: nodeImage is pinned, the user data is a fixed
+			// bootstrap, the key name is fixed (above).
 			// The master's fixed private address cannot be held by two instances at once.
 			pulumi.DeleteBeforeReplace(node.Role.ControlPlane()))
 		if err != nil {

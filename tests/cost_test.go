@@ -37,6 +37,7 @@ var free = []string{
 	"tls:index/privateKey:PrivateKey", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
 	"command:remote:Command", "command:local:Command", "pulumi:providers:kubernetes",
 	"aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
+	"aws:ssm/parameter:Parameter", // standard tier: no charge
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {

@@ -42,6 +42,7 @@ var awsNamed = map[string]struct{ kind, name, prefix string }{
 	"aws:s3/bucketV2:BucketV2":                {"S3 bucket", "bucket", "bucketPrefix"},
 	"aws:lb/loadBalancer:LoadBalancer":        {"load balancer", "name", "namePrefix"},
 	"aws:lb/targetGroup:TargetGroup":          {"target group", "name", "namePrefix"},
+	"aws:ssm/parameter:Parameter":             {"SSM parameter", "name", ""},
 }
 
 const clusterTagPrefix = "kubernetes.io/cluster/"

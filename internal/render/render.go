@@ -18,6 +18,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"gopkg.in/yaml.v3"
 
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
@@ -76,6 +77,17 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 		case "aws:ec2/instance:Instance":
 			if err := writeFile(dir, "scripts/user-data-"+fileName(r.Name)+".sh", str(r.Inputs, "userData")); err != nil {
 				return err
+			}
+		case "aws:ssm/parameter:Parameter":
+			// A node's preparation script, which its bootstrap user data fetches at first boot.
+			if strings.HasSuffix(r.Name, "-prepare") {
+				script, err := infra.DecodePreparationParameter(str(r.Inputs, "insecureValue"))
+				if err != nil {
+					return fmt.Errorf("%s: %w", r.Name, err)
+				}
+				if err := writeFile(dir, "scripts/"+fileName(r.Name)+".sh", script); err != nil {
+					return err
+				}
 			}
 		case "command:remote:Command", "command:local:Command":
 			for _, step := range []string{"create", "delete"} {

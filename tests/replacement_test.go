@@ -1,0 +1,165 @@
+package tests
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
+	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/internal/stackfile"
+)
+
+const instanceType = "aws:ec2/instance:Instance"
+
+// preparation decodes the preparation script a role's bootstrap fetches at first boot.
+func preparation(t *testing.T, r *offline.Result, role string) string {
+	t.Helper()
+	param := must(t, r, "aws:ssm/parameter:Parameter", "sesacthon-nodes-"+role+"-prepare")
+	script, err := infra.DecodePreparationParameter(str(param, "insecureValue"))
+	if err != nil {
+		t.Fatalf("%s: parameter %s: %v", role, str(param, "name"), err)
+	}
+	return script
+}
+
+// Pulumi's ignoreChanges keeps the state's value also when it replaces a resource: an ignored
+// ami, userData or keyName would make `pulumi up --replace` boot a node from the old image, the
+// old preparation and (after a key-pair rotation) a key pair that no longer exists.
+func TestNodesCarryNoOldInputsIntoAReplacement(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for _, inst := range r.OfType(instanceType) {
+			for _, p := range []string{"ami", "userData", "keyName"} {
+				if slices.Contains(inst.IgnoreChanges, p) {
+					t.Errorf("%s ignores changes of %s: a replacement of the node would be launched with the old value", inst.Name, p)
+				}
+			}
+		}
+	})
+}
+
+// A node launched now (a replacement, or a new stack) boots the configured image, the current
+// preparation and the current key pair.
+func TestAReplacementNodeGetsTheCurrentConfiguration(t *testing.T) {
+	const image = "ami-0123456789abcdef0"
+	const pub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRotatedKey operator@example"
+	r, err := offline.RunConfig("prod", prodWith(t, map[string]string{
+		"waste-coach-infra:nodeImage":     image,
+		"waste-coach-infra:sshPublicKey":  pub,
+		"waste-coach-infra:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n",
+	}, "waste-coach-infra:sshPrivateKey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPair := must(t, r, "aws:ec2/keyPair:KeyPair", "sesacthon-nodes-ssh")
+	if str(keyPair, "keyName") != infra.KeyPairName(r.Config) || str(keyPair, "publicKey") != pub || !keyPair.DeleteBeforeReplace {
+		t.Errorf("key pair: name %q (want the fixed %q), public key %q, delete-before-replace %v: a rotation must replace it under the same name",
+			str(keyPair, "keyName"), infra.KeyPairName(r.Config), str(keyPair, "publicKey"), keyPair.DeleteBeforeReplace)
+	}
+	for _, n := range r.Config.Nodes {
+		role := string(n.Role)
+		inst := must(t, r, instanceType, "sesacthon-nodes-"+role)
+		if got := str(inst, "ami"); got != image {
+			t.Errorf("%s boots ami %q, want config nodeImage %q", role, got, image)
+		}
+		if got := str(inst, "keyName"); got != infra.KeyPairName(r.Config) {
+			t.Errorf("%s is launched with key pair %q, want the stack's current key pair %q", role, got, infra.KeyPairName(r.Config))
+		}
+		if !r.DependsOn(inst, keyPair) {
+			t.Errorf("%s does not wait for the key pair it names", role)
+		}
+		param := must(t, r, "aws:ssm/parameter:Parameter", "sesacthon-nodes-"+role+"-prepare")
+		if want := infra.BootstrapScript(str(param, "name")); str(inst, "userData") != want {
+			t.Errorf("%s user data is not the fixed bootstrap reading %s:\n%s", role, str(param, "name"), str(inst, "userData"))
+		}
+		if !r.DependsOn(inst, param) {
+			t.Errorf("%s may boot before its preparation parameter %s exists", role, str(param, "name"))
+		}
+		if got, want := preparation(t, r, role), cluster.NodePrepareScript(r.Config, n.Role); got != want {
+			t.Errorf("%s: parameter %s does not hold the current preparation script", role, str(param, "name"))
+		}
+		if v := str(param, "insecureValue"); str(param, "tier") != "Standard" || len(v) > infra.MaxStandardParameterBytes {
+			t.Errorf("%s: parameter %s is %d bytes in tier %q; a standard parameter holds %d", role, str(param, "name"), len(v), str(param, "tier"), infra.MaxStandardParameterBytes)
+		}
+	}
+}
+
+// An edit of the preparation (here a new Kubernetes patch) or a key rotation changes no input of
+// a running instance: pulumi-aws stops and starts an instance whose user data changes, and
+// replaces one whose image or key name changes.
+func TestRoutineChangesLeaveRunningNodesAlone(t *testing.T) {
+	// The operator supplies the key in every run, so that each run declares the same resources
+	// (the offline ids are counters) and only the change under test differs.
+	withKey := func(pub string, set map[string]string) *stackfile.Config {
+		change := map[string]string{
+			"waste-coach-infra:sshPublicKey":  pub,
+			"waste-coach-infra:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n",
+		}
+		maps.Copy(change, set)
+		return prodWith(t, change, "waste-coach-infra:sshPrivateKey")
+	}
+	const oldKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldKey operator@example"
+	const newKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewKey operator@example"
+	base, err := offline.RunConfig("prod", withKey(oldKey, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := []struct {
+		name string
+		run  *stackfile.Config
+		// changed is the resource the change must reach instead.
+		changedType, changedName, changedInput string
+	}{
+		{"new kubernetes patch in the preparation", withKey(oldKey, map[string]string{"waste-coach-infra:kubernetesVersion": "1.35"}),
+			"aws:ssm/parameter:Parameter", "sesacthon-nodes-worker-1-prepare", "insecureValue"},
+		{"rotated ssh key", withKey(newKey, nil), "aws:ec2/keyPair:KeyPair", "sesacthon-nodes-ssh", "publicKey"},
+	}
+	for _, c := range changes {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := offline.RunConfig("prod", c.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, after := must(t, base, c.changedType, c.changedName), must(t, r, c.changedType, c.changedName)
+			if fmt.Sprint(before.Inputs[resource.PropertyKey(c.changedInput)]) == fmt.Sprint(after.Inputs[resource.PropertyKey(c.changedInput)]) {
+				t.Fatalf("the change did not reach %s %s.%s: the test would prove nothing", c.changedType, c.changedName, c.changedInput)
+			}
+			for _, old := range base.OfType(instanceType) {
+				now := must(t, r, instanceType, old.Name)
+				for k, v := range old.Inputs {
+					if w := now.Inputs[k]; normalized(v) != normalized(w) {
+						t.Errorf("%s: input %s changes (%v -> %v): the running node would be stopped or replaced", old.Name, k, short(v), short(w))
+					}
+				}
+				for k := range now.Inputs {
+					if _, ok := old.Inputs[k]; !ok {
+						t.Errorf("%s: input %s appears: the running node would be updated", old.Name, k)
+					}
+				}
+			}
+		})
+	}
+}
+
+// offlineID matches the serial of an id the mocks fabricated. Serials follow registration order,
+// which is concurrent, so the same subnet can get another serial in another run.
+var offlineID = regexp.MustCompile(mocks.Placeholder + `[0-9]+`)
+
+// normalized renders an input with fabricated id serials masked.
+func normalized(v resource.PropertyValue) string {
+	return offlineID.ReplaceAllString(v.String(), mocks.Placeholder+"#")
+}
+
+func short(v fmt.Stringer) string {
+	s := v.String()
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
