@@ -132,7 +132,7 @@ func (v *verifier) apply(ctx context.Context) {
 		gvk := it.obj.GroupVersionKind()
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if meta.IsNoMatchError(err) {
-			v.notVerified = append(v.notVerified, fmt.Sprintf("%s: %s is a custom resource whose CRD only a Helm chart installs", it.file, gvk.Kind))
+			v.notVerified = append(v.notVerified, fmt.Sprintf("%s: %s is a custom resource whose CRD a chart or Calico's operator installs on the cluster, not here", it.file, gvk.Kind))
 			continue
 		}
 		if err != nil {
