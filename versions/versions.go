@@ -27,7 +27,8 @@ const (
 	// file is 2,635,258 bytes, the operator 15,214 and runs quay.io/tigera/operator:v1.40.3.
 	// Bumping Calico means recomputing both the same way.
 	CalicoOperatorCRDsSHA256 = "d6193da8ce442328c1a14d3a3bb7ad89fcaceceac5fb293254095fbf736c2499"
-	CalicoOperatorSHA256     = "23d4b023fd862741b8c0fe068d27cecd18f27edda93ecc6b4433c7faeb2b940e"
+	// CalicoOperatorSHA256 is the operator manifest's sha256 (see CalicoOperatorCRDsSHA256).
+	CalicoOperatorSHA256 = "23d4b023fd862741b8c0fe068d27cecd18f27edda93ecc6b4433c7faeb2b940e"
 
 	// CloudControllerManagerRepo is the AWS cloud-controller-manager image. Its minor must match
 	// the cluster's Kubernetes minor (cloud-provider-aws release policy), so the tag is chosen by

@@ -217,7 +217,7 @@ func (c *controlPlane) checkSecretsEncrypted(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the secret from etcd: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a read-only request: nothing to lose on close
 	var out struct {
 		KVs []struct {
 			Value []byte `json:"value"`
