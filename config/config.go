@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -69,8 +70,24 @@ type Config struct {
 	// CeleryReplicas is the replica count of each Celery worker pool (beat is always one).
 	CeleryReplicas CeleryReplicas
 	// ImagePullSecret is the login to a private registry of the application images; nil when
-	// imagePullSecret is not set (public images, or ECR through the nodes' credential provider).
+	// imagePullSecret is not set (public images).
 	ImagePullSecret *PullSecret
+	// ArgoCDSSO is the identity provider operators sign in to Argo CD with; nil keeps Argo CD's
+	// built-in admin account.
+	ArgoCDSSO *ArgoCDSSO
+}
+
+// ArgoCDSSO is an OpenID Connect provider for Argo CD (argocdSso, argocdSsoClientSecret). With
+// it the built-in admin account is disabled: the members of AdminGroup administer Argo CD.
+type ArgoCDSSO struct {
+	// Issuer is the provider's https issuer URL.
+	Issuer string `json:"issuer"`
+	// ClientID is Argo CD's client at the provider.
+	ClientID string `json:"clientId"`
+	// AdminGroup is the provider's group (from the groups claim) whose members get role:admin.
+	AdminGroup string `json:"adminGroup"`
+	// ClientSecret is the client's secret (a Pulumi secret), set by Load.
+	ClientSecret pulumi.StringOutput `json:"-"`
 }
 
 // PullSecret is the login the kubelet uses to pull the application images from a private
@@ -178,6 +195,17 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		}
 		raw, _ := ctx.GetConfig(key)
 		cfg.SSHPrivateKey = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
+	}
+	if cfg.ArgoCDSSO != nil {
+		key := Project + ":argocdSsoClientSecret"
+		raw, ok := ctx.GetConfig(key)
+		switch {
+		case !ok || raw == "":
+			return nil, &Error{Key: key, Allowed: "required with argocdSso: set it with `pulumi config set --secret argocdSsoClientSecret`"}
+		case !ctx.IsConfigSecret(key):
+			return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret argocdSsoClientSecret`"}
+		}
+		cfg.ArgoCDSSO.ClientSecret = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
 	}
 	if key := Project + ":imagePullSecret"; cfg.ImagePullSecret != nil && !ctx.IsConfigSecret(key) {
 		return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret imagePullSecret '{\"registry\":...,\"username\":...,\"password\":...}'`"}
@@ -315,6 +343,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.uploads(c)
 	p.application(c)
 	p.pullSecret(c)
+	p.argoCDSSO(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
@@ -635,6 +664,26 @@ func (p *parser) application(c *Config) {
 
 // registryRE is a registry host with an optional port: no scheme, no path, no image name.
 var registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$`)
+
+// argoCDSSO reads argocdSso, {issuer, clientId, adminGroup}; its client secret is a key of its
+// own so that only the secret part is encrypted in the stack file.
+func (p *parser) argoCDSSO(c *Config) {
+	var sso ArgoCDSSO
+	if !p.object("argocdSso", &sso, false) {
+		return
+	}
+	key := qualify("argocdSso")
+	if u, err := url.Parse(sso.Issuer); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.fail(key+".issuer", strconv.Quote(sso.Issuer), "the identity provider's https issuer URL, such as https://accounts.google.com")
+	}
+	if strings.TrimSpace(sso.ClientID) == "" {
+		p.fail(key+".clientId", strconv.Quote(sso.ClientID), "Argo CD's client id at the provider")
+	}
+	if strings.TrimSpace(sso.AdminGroup) == "" || strings.ContainsAny(sso.AdminGroup, ",\n") {
+		p.fail(key+".adminGroup", strconv.Quote(sso.AdminGroup), "the provider group whose members administer Argo CD (no commas or newlines): the built-in admin is disabled")
+	}
+	c.ArgoCDSSO = &sso
+}
 
 // pullSecret reads imagePullSecret, {registry, username, password}. The value is a secret: no
 // message ever repeats it, only the registry host and the names of the fields at fault.

@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
@@ -193,7 +194,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass, a.VolumeGuard, secrets.grafana); err != nil {
 		return nil, err
 	}
-	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues()); err != nil {
+	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -276,8 +277,40 @@ func withRetention(m pulumi.Map, retention string) pulumi.Map {
 	return m
 }
 
+// argoConfigs serve Argo CD under /argocd and, once an identity provider is configured, sign
+// operators in through it and disable the built-in admin account, whose password otherwise
+// grants everything Argo CD's controller can do in the cluster.
+func argoConfigs(cfg *config.Config) pulumi.Map {
+	configs := pulumi.Map{"params": pulumi.Map{
+		"server.insecure": pulumi.Bool(true),
+		"server.rootpath": pulumi.String("/argocd"),
+		"server.basehref": pulumi.String("/argocd"),
+	}}
+	sso := cfg.ArgoCDSSO
+	if sso == nil {
+		return configs
+	}
+	configs["cm"] = pulumi.Map{
+		"admin.enabled": pulumi.String("false"),
+		"url":           pulumi.String("https://" + cfg.Domain + "/argocd"),
+		// The secret is referenced, not inlined: Argo CD reads it from argocd-secret.
+		"oidc.config": pulumi.String(fmt.Sprintf("name: SSO\nissuer: %s\nclientID: %s\nclientSecret: $oidc.clientSecret\nrequestedScopes: [openid, profile, email, groups]\n",
+			strconv.Quote(sso.Issuer), strconv.Quote(sso.ClientID))),
+	}
+	configs["secret"] = pulumi.Map{"extra": pulumi.Map{ArgoCDClientSecretKey: sso.ClientSecret}}
+	configs["rbac"] = pulumi.Map{
+		"policy.default": pulumi.String(""),
+		"policy.csv":     pulumi.String("g, " + sso.AdminGroup + ", role:admin\n"),
+		"scopes":         pulumi.String("[groups]"),
+	}
+	return configs
+}
+
+// ArgoCDClientSecretKey is the argocd-secret key that holds the identity provider's client secret.
+const ArgoCDClientSecretKey = "oidc.clientSecret"
+
 // argoValues serve Argo CD under /argocd behind the ALB, which terminates TLS.
-func argoValues() pulumi.Map {
+func argoValues(cfg *config.Config) pulumi.Map {
 	app := config.RoleWorker1
 	server := withResources(pulumi.Map{}, argoServer)
 	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
@@ -286,17 +319,13 @@ func argoValues() pulumi.Map {
 		// Short, fixed names: the ingress routes to the argocd-server Service.
 		"fullnameOverride": pulumi.String("argocd"),
 		"global":           pulumi.Map{"nodeSelector": nodeSelector(app)},
-		"configs": pulumi.Map{"params": pulumi.Map{
-			"server.insecure": pulumi.Bool(true),
-			"server.rootpath": pulumi.String("/argocd"),
-			"server.basehref": pulumi.String("/argocd"),
-		}},
-		"server":         server,
-		"repoServer":     withResources(pulumi.Map{}, argoRepoServer),
-		"controller":     withResources(pulumi.Map{}, argoController),
-		"redis":          withResources(pulumi.Map{}, argoRedis),
-		"applicationSet": withResources(pulumi.Map{}, argoAppSet),
-		"dex":            pulumi.Map{"enabled": pulumi.Bool(false)},
-		"notifications":  pulumi.Map{"enabled": pulumi.Bool(false)},
+		"configs":          argoConfigs(cfg),
+		"server":           server,
+		"repoServer":       withResources(pulumi.Map{}, argoRepoServer),
+		"controller":       withResources(pulumi.Map{}, argoController),
+		"redis":            withResources(pulumi.Map{}, argoRedis),
+		"applicationSet":   withResources(pulumi.Map{}, argoAppSet),
+		"dex":              pulumi.Map{"enabled": pulumi.Bool(false)},
+		"notifications":    pulumi.Map{"enabled": pulumi.Bool(false)},
 	}
 }
