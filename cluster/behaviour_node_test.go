@@ -261,8 +261,6 @@ func TestNodePreparationFailsWhenContainerdsConfigHasNeitherKey(t *testing.T) {
 // TestNodePreparationNamesTheContainerdKeyItCannotSet is the "fails loudly" half of the promise
 // above: the deploy shows the end of cloud-init's log, which must say what went wrong.
 func TestNodePreparationNamesTheContainerdKeyItCannotSet(t *testing.T) {
-	t.Skip("script bug (reported): node-prepare.sh stops on a bare `grep -q 'SystemdCgroup = true'` under set -e, " +
-		"so the log ends at \"containerd: systemd cgroups and the pause image kubeadm expects\" without saying which key is missing")
 	r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), nodeCase(t, "config-default-unknown.toml"))
 	if !strings.Contains(r.output(), "SystemdCgroup") {
 		t.Errorf("the failure does not name the key it could not set:\n%s", r.describe())
