@@ -64,8 +64,9 @@ func CCMControlPlanePolicy() PolicyDocument {
 	))
 }
 
-// CCMNodePolicy is the policy every node needs (cloud-provider-aws docs/prerequisites.md): the
-// kubelet's image credential provider reads ECR, and the node describes itself.
+// CCMNodePolicy is the policy every node needs (cloud-provider-aws docs/prerequisites.md): ECR
+// reads for the kubelet's image credential provider (not installed on the nodes yet: private
+// images come through imagePullSecret), and the node describes itself.
 func CCMNodePolicy() PolicyDocument {
 	return policy(allow("Node", "*",
 		"ec2:DescribeInstances",
