@@ -6,6 +6,7 @@ package render
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"gopkg.in/yaml.v3"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/manifest"
@@ -99,6 +101,11 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 			}
 			if strings.Contains(r.Name, "kubeadm-init") {
 				if err := writeFile(dir, "kubeadm/"+fileName(r.Name)+".yaml", heredoc(str(r.Inputs, "create"), "KUBEADM")); err != nil {
+					return err
+				}
+				// The command receives the EncryptionConfiguration on its secret stdin; the render
+				// writes the same text with an offline key, for verify-local's API server.
+				if err := writeFile(dir, "kubeadm/encryption-config.yaml", cluster.EncryptionConfig(OfflineEncryptionKey)); err != nil {
 					return err
 				}
 			}
@@ -203,6 +210,10 @@ func heredoc(script, marker string) string {
 	body, _, _ := strings.Cut(after, "\n"+marker+"\n")
 	return body + "\n"
 }
+
+// OfflineEncryptionKey is the secretbox key of the rendered EncryptionConfiguration: 32 bytes of
+// "offline-placeholder-secret" padding, base64-encoded, never a deployed key.
+var OfflineEncryptionKey = base64.StdEncoding.EncodeToString([]byte("offline-placeholder-secret-32byt"))
 
 func writeFile(dir, name, content string) error {
 	path := filepath.Join(dir, name)

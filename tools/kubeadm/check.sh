@@ -23,7 +23,7 @@ for line in v1.35 v1.28; do
   mkdir -p "${work}"
   echo "::: kubeadm ${version}: render ${stack} with kubernetesVersion=${version#v}"
   go run ./cmd/render -stack "${stack}" -out "${work}/render" -set "kubernetesVersion=${version#v}" > /dev/null
-  config=$(ls "${work}"/render/kubeadm/*.yaml)
+  config=$(ls "${work}"/render/kubeadm/*kubeadm-init*.yaml)
   echo "::: kubeadm ${version}: config validate"
   "${kubeadm}" config validate --config "${config}"
   echo "::: kubeadm ${version}: init --dry-run in private mount and network namespaces"

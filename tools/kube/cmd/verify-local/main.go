@@ -89,6 +89,9 @@ func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
 	defer cancel()
 
 	cp := &controlPlane{work: work, bin: bin, pki: pki}
+	if rendered := filepath.Join(dir, "kubeadm", "encryption-config.yaml"); fileExists(rendered) {
+		cp.encryptionConfig = rendered
+	}
 	defer cp.stop()
 	t := newTimer()
 	fmt.Println("control plane:")
@@ -122,4 +125,9 @@ func (t *timer) phase(name string) {
 	now := time.Now()
 	fmt.Printf("  [%s in %s, %s total]\n", name, now.Sub(t.last).Round(time.Millisecond), now.Sub(t.start).Round(time.Millisecond))
 	t.last = now
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
