@@ -66,28 +66,34 @@ func failIfKubeadmRan(t *testing.T, r scriptResult, why string) {
 	}
 }
 
+// expectRefusal checks that a script refused: it failed, kubeadm never ran, and its standard
+// error says why (message; "" when the test does not pin the wording). accepted says what
+// accepting would have meant for the cluster.
+func expectRefusal(t *testing.T, r scriptResult, accepted, message string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Errorf("%s\n%s", accepted, r.describe())
+	}
+	failIfKubeadmRan(t, r, "the script should have refused")
+	if message != "" && !strings.Contains(r.stderr, message) {
+		t.Errorf("the refusal does not say %q:\n%s", message, r.describe())
+	}
+}
+
 // --- join ---
 
 func TestJoinRefusesACommandWithoutTheCAHash(t *testing.T) {
 	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
 		stdin: "kubeadm join 10.0.1.10:6443 --token " + testToken + "\n",
 	})
-	if r.code == 0 {
-		t.Errorf("join accepted a command without --discovery-token-ca-cert-hash: the node would trust any API server that answers at that address\n%s", r.describe())
-	}
-	failIfKubeadmRan(t, r, "the join command had no CA hash")
-	if !strings.Contains(r.stderr, "refusing a join command without a CA certificate hash") {
-		t.Errorf("the refusal does not say why:\n%s", r.describe())
-	}
+	expectRefusal(t, r, "join accepted a command without --discovery-token-ca-cert-hash: the node would trust any API server that answers at that address",
+		"refusing a join command without a CA certificate hash")
 }
 
 func TestJoinRefusesTheUnsafeSkipOfCAVerification(t *testing.T) {
 	line := strings.TrimRight(kubeadmJoinCommand(t), " \n") + " --discovery-token-unsafe-skip-ca-verification\n"
 	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: line})
-	if r.code == 0 {
-		t.Errorf("join accepted a command that skips CA verification\n%s", r.describe())
-	}
-	failIfKubeadmRan(t, r, "the join command skipped CA verification")
+	expectRefusal(t, r, "join accepted a command that skips CA verification", "")
 }
 
 // testCA is a cluster CA: its certificate (PEM), key, and the discovery hash kubeadm prints for
@@ -183,13 +189,7 @@ func TestJoinLeavesANodeWithoutAReadableCAAlone(t *testing.T) {
 		files: map[string]string{"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n"},
 		stdin: joinCommandFor(t, ca),
 	})
-	if r.code == 0 {
-		t.Errorf("join succeeded on a node whose cluster it cannot tell\n%s", r.describe())
-	}
-	failIfKubeadmRan(t, r, "the joined node's CA is unreadable")
-	if !strings.Contains(r.stderr, "no readable /etc/kubernetes/pki/ca.crt") {
-		t.Errorf("the failure does not say what to inspect:\n%s", r.describe())
-	}
+	expectRefusal(t, r, "join succeeded on a node whose cluster it cannot tell", "no readable /etc/kubernetes/pki/ca.crt")
 }
 
 func TestJoinRunsKubeadmsOwnJoinCommandAndKeepsTheTokenOutOfTheDeployLog(t *testing.T) {
@@ -359,13 +359,8 @@ func TestKubeadmInitRefusesToRunWithoutAnEncryptionConfiguration(t *testing.T) {
 			c := kubeadmInitCase()
 			c.stdin = stdin
 			r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c)
-			if r.code == 0 {
-				t.Errorf("kubeadm init ran without an EncryptionConfiguration: Secrets would be stored in plain text in etcd\n%s", r.describe())
-			}
-			failIfKubeadmRan(t, r, "standard input held no EncryptionConfiguration")
-			if !strings.Contains(r.stderr, "no EncryptionConfiguration on standard input") {
-				t.Errorf("the refusal does not say why:\n%s", r.describe())
-			}
+			expectRefusal(t, r, "kubeadm init ran without an EncryptionConfiguration: Secrets would be stored in plain text in etcd",
+				"no EncryptionConfiguration on standard input")
 		})
 	}
 }
