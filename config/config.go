@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -75,6 +77,19 @@ type Config struct {
 	// ArgoCDSSO is the identity provider operators sign in to Argo CD with; nil keeps Argo CD's
 	// built-in admin account.
 	ArgoCDSSO *ArgoCDSSO
+	// ChartSource is where the Helm charts come from (chartSource): empty means each chart's
+	// public repository; an http(s) URL is a Helm repository that mirrors every pinned chart;
+	// anything else is a folder holding each pinned chart's archive (versions.Chart.Archive),
+	// for accounts that cannot reach the public repositories and for the offline engine run.
+	ChartSource ChartSource
+}
+
+// ChartSource says where Helm charts are fetched from; the zero value is the public repositories.
+type ChartSource struct {
+	// Mirror is a Helm repository URL serving every pinned chart, or "".
+	Mirror string
+	// Folder is a local folder of chart archives, or "".
+	Folder string
 }
 
 // ArgoCDSSO is an OpenID Connect provider for Argo CD (argocdSso, argocdSsoClientSecret). With
@@ -344,6 +359,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.application(c)
 	p.pullSecret(c)
 	p.argoCDSSO(c)
+	p.chartSource(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
@@ -683,6 +699,41 @@ func (p *parser) argoCDSSO(c *Config) {
 		p.fail(key+".adminGroup", strconv.Quote(sso.AdminGroup), "the provider group whose members administer Argo CD (no commas or newlines): the built-in admin is disabled")
 	}
 	c.ArgoCDSSO = &sso
+}
+
+// chartSource reads chartSource: a Helm repository mirror URL, or a folder of chart archives
+// that must hold every pinned chart, checked here so that a missing one is named before any
+// resource is declared instead of failing a release half way through a deploy.
+func (p *parser) chartSource(c *Config) {
+	v := p.str("chartSource", "", false)
+	if v == "" {
+		return
+	}
+	key := qualify("chartSource")
+	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		if u.Host == "" {
+			p.fail(key, strconv.Quote(v), "a Helm repository URL with a host, or a folder of chart archives")
+			return
+		}
+		c.ChartSource.Mirror = strings.TrimSuffix(v, "/")
+		return
+	}
+	info, err := os.Stat(v)
+	if err != nil || !info.IsDir() {
+		p.fail(key, strconv.Quote(v), "an existing folder of chart archives, or a Helm repository URL (http or https)")
+		return
+	}
+	for _, chart := range versions.Charts() {
+		if _, err := os.Stat(filepath.Join(v, chart.Archive())); err != nil {
+			p.fail(key, strconv.Quote(v), fmt.Sprintf("a folder holding every pinned chart; %s is missing", chart.Archive()))
+		}
+	}
+	abs, err := filepath.Abs(v)
+	if err != nil {
+		p.fail(key, strconv.Quote(v), err.Error())
+		return
+	}
+	c.ChartSource.Folder = abs
 }
 
 // pullSecret reads imagePullSecret, {registry, username, password}. The value is a secret: no

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/waste-coach/infra/versions"
 )
 
 // validRaw is a complete, valid configuration in the form the CLI passes it.
@@ -312,5 +316,44 @@ func TestImagePullSecretIsValidatedWithoutRepeatingIt(t *testing.T) {
 	want := `{"auths":{"registry.example.com:5000":{"username":"bot","password":"p@ss","auth":"Ym90OnBAc3M="}}}`
 	if got := DockerConfigJSON("registry.example.com:5000", "bot", "p@ss"); got != want {
 		t.Errorf("dockerconfigjson = %s, want %s", got, want)
+	}
+}
+
+// TestChartSourceFolderMustHoldEveryPinnedChart: an air-gapped deploy (or the offline engine
+// run) that points chartSource at a folder learns which archive is missing before any resource
+// is declared, instead of from a failed Helm release half way through `pulumi up`.
+func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
+	dir := t.TempDir()
+	charts := versions.Charts()
+	for _, c := range charts[1:] {
+		if err := os.WriteFile(filepath.Join(dir, c.Archive()), []byte("archive"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := validRaw()
+	raw["waste-coach-infra:chartSource"] = dir
+	_, err := parse(raw)
+	if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:chartSource") || !strings.Contains(err.Error(), charts[0].Archive()+" is missing") {
+		t.Fatalf("folder without %s: got %v, want a refusal naming the key and the archive", charts[0].Archive(), err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, charts[0].Archive()), []byte("archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parse(raw)
+	if err != nil {
+		t.Fatalf("folder with every pinned chart refused: %v", err)
+	}
+	if c.ChartSource.Folder != dir || c.ChartSource.Mirror != "" {
+		t.Errorf("chart source = %+v, want the folder %s", c.ChartSource, dir)
+	}
+
+	raw["waste-coach-infra:chartSource"] = filepath.Join(dir, "absent")
+	if _, err := parse(raw); err == nil || !strings.Contains(err.Error(), "an existing folder") {
+		t.Errorf("absent folder: got %v, want a refusal", err)
+	}
+	raw["waste-coach-infra:chartSource"] = "https://charts.internal.example.com/helm/"
+	if c, err := parse(raw); err != nil || c.ChartSource.Mirror != "https://charts.internal.example.com/helm" {
+		t.Errorf("mirror URL: got %+v, %v; want the mirror without its trailing slash", c, err)
 	}
 }

@@ -135,3 +135,11 @@ var (
 	// KubePrometheusStack 79.7.1: Prometheus operator, Prometheus, Grafana, node-exporter.
 	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1"}
 )
+
+// Charts lists every chart the program installs.
+func Charts() []Chart {
+	return []Chart{EBSCSIDriver, LoadBalancerController, MetricsServer, ArgoCD, KubePrometheusStack}
+}
+
+// Archive is the chart's file name as `helm package` and `helm pull` write it.
+func (c Chart) Archive() string { return c.Name + "-" + c.Version + ".tgz" }

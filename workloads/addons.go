@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
@@ -108,12 +109,25 @@ func ChartPods() []ChartPod {
 }
 
 func (b *builder) release(name, namespace string, chart versions.Chart, values pulumi.Map, deps ...pulumi.Resource) (*helmv3.Release, error) {
+	// The chart from its public repository, a mirror, or an archive in a local folder (whose
+	// file name pins the version, so none is given).
+	var (
+		chartRef                               = chart.Name
+		version  pulumi.StringPtrInput         = pulumi.String(chart.Version)
+		repo     helmv3.RepositoryOptsPtrInput = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(chart.Repo)}
+	)
+	switch src := b.cfg.ChartSource; {
+	case src.Mirror != "":
+		repo = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(src.Mirror)}
+	case src.Folder != "":
+		chartRef, version, repo = filepath.Join(src.Folder, chart.Archive()), nil, nil
+	}
 	r, err := helmv3.NewRelease(b.ctx, b.resourceName(namespace, name), &helmv3.ReleaseArgs{
 		Name:           pulumi.String(name),
 		Namespace:      pulumi.String(namespace),
-		Chart:          pulumi.String(chart.Name),
-		Version:        pulumi.String(chart.Version),
-		RepositoryOpts: &helmv3.RepositoryOptsArgs{Repo: pulumi.String(chart.Repo)},
+		Chart:          pulumi.String(chartRef),
+		Version:        version,
+		RepositoryOpts: repo,
 		Values:         values,
 		// Wait for the release's workloads; roll back a failed upgrade instead of leaving it half done.
 		Atomic:        pulumi.Bool(true),
