@@ -26,45 +26,61 @@ func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]a
 	}
 	var out []map[string]any
 	for _, n := range cfg.Nodes {
-		it := config.InstanceTypes[n.InstanceType]
-		cpu, mem := cluster.Allocatable(it)
-		for _, d := range SystemPods(n.Role) {
-			cpu, mem = cpu-d.MilliCPU, mem-d.MemMiB
-		}
+		reserved := SystemPods(n.Role)
 		for _, p := range workloads.ChartPods() {
 			if p.DaemonSet || p.Role == n.Role {
 				pc, pm := p.Requests()
 				reps := max(p.Replicas, 1)
-				cpu, mem = cpu-pc*reps, mem-pm*reps
+				reserved = append(reserved, Demand{Name: p.Name, MilliCPU: pc * reps, MemMiB: pm * reps})
 			}
 		}
 		inst := instances[n.Role]
-		labels := map[string]any{
-			"kubernetes.io/hostname":           inst.name,
-			"kubernetes.io/os":                 "linux",
-			"kubernetes.io/arch":               "amd64",
-			"node.kubernetes.io/instance-type": n.InstanceType,
-			"topology.kubernetes.io/zone":      inst.zone,
-			"topology.kubernetes.io/region":    cfg.Region,
-			cluster.RoleLabel(n.Role):          "",
-		}
-		if w := n.Role.Workload(); w != "" {
-			labels[config.WorkloadLabel] = w
-		}
-		spec := map[string]any{"providerID": fmt.Sprintf("aws:///%s/i-offline-%s", inst.zone, n.Role)}
-		if n.Role.ControlPlane() {
-			spec["taints"] = []any{map[string]any{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}}
-		}
-		out = append(out, map[string]any{
-			"apiVersion": "v1",
-			"kind":       "Node",
-			"metadata":   map[string]any{"name": inst.name, "labels": labels},
-			"spec":       spec,
-			"status": map[string]any{
-				"capacity":    map[string]any{"cpu": fmt.Sprint(it.VCPU), "memory": fmt.Sprintf("%dMi", it.MemoryMiB), "pods": fmt.Sprint(it.MaxPods)},
-				"allocatable": map[string]any{"cpu": fmt.Sprintf("%dm", cpu), "memory": fmt.Sprintf("%dMi", mem), "pods": fmt.Sprint(it.MaxPods)},
-			},
-		})
+		out = append(out, NodeObject(NodeSpec{Role: n.Role, InstanceType: n.InstanceType, Name: inst.name, Zone: inst.zone, Region: cfg.Region}, reserved))
 	}
 	return out
+}
+
+// NodeSpec is one instance as the kubelet and the cloud-controller-manager describe it.
+type NodeSpec struct {
+	Role         config.Role
+	InstanceType string
+	// Name is the node name (the instance's private DNS name); Zone and Region its placement.
+	Name, Zone, Region string
+}
+
+// NodeObject is the Node the kubelet and the CCM would register for an instance: its name, the
+// labels the workloads select, zone and instance-type labels, the control plane's taint, and an
+// allocatable that is the kubelet's minus the reserved pods, which the check at hand does not run.
+func NodeObject(n NodeSpec, reserved []Demand) map[string]any {
+	it := config.InstanceTypes[n.InstanceType]
+	cpu, mem := cluster.Allocatable(it)
+	for _, d := range reserved {
+		cpu, mem = cpu-d.MilliCPU, mem-d.MemMiB
+	}
+	labels := map[string]any{
+		"kubernetes.io/hostname":           n.Name,
+		"kubernetes.io/os":                 "linux",
+		"kubernetes.io/arch":               "amd64",
+		"node.kubernetes.io/instance-type": n.InstanceType,
+		"topology.kubernetes.io/zone":      n.Zone,
+		"topology.kubernetes.io/region":    n.Region,
+		cluster.RoleLabel(n.Role):          "",
+	}
+	if w := n.Role.Workload(); w != "" {
+		labels[config.WorkloadLabel] = w
+	}
+	spec := map[string]any{"providerID": fmt.Sprintf("aws:///%s/i-offline-%s", n.Zone, n.Role)}
+	if n.Role.ControlPlane() {
+		spec["taints"] = []any{map[string]any{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}}
+	}
+	return map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Node",
+		"metadata":   map[string]any{"name": n.Name, "labels": labels},
+		"spec":       spec,
+		"status": map[string]any{
+			"capacity":    map[string]any{"cpu": fmt.Sprint(it.VCPU), "memory": fmt.Sprintf("%dMi", it.MemoryMiB), "pods": fmt.Sprint(it.MaxPods)},
+			"allocatable": map[string]any{"cpu": fmt.Sprintf("%dm", cpu), "memory": fmt.Sprintf("%dMi", mem), "pods": fmt.Sprint(it.MaxPods)},
+		},
+	}
 }
