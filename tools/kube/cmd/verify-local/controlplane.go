@@ -29,11 +29,13 @@ type controlPlane struct {
 	// encryptionConfig is the program's rendered EncryptionConfiguration ("" when the directory
 	// has none, as the broken fixture's: the API server then runs without encryption).
 	encryptionConfig string
-	pki              *pki
-	procs            []*exec.Cmd
-	config           *rest.Config
-	client           *kubernetes.Clientset
-	etcdURL          string
+	// apiServerArgs are added to the API server's flags (the engine run turns webhooks off).
+	apiServerArgs []string
+	pki           *pki
+	procs         []*exec.Cmd
+	config        *rest.Config
+	client        *kubernetes.Clientset
+	etcdURL       string
 }
 
 func (c *controlPlane) start(ctx context.Context) error {
@@ -64,7 +66,7 @@ func (c *controlPlane) start(ctx context.Context) error {
 		// The master's own configuration, as the program renders it: Secrets encrypted at rest.
 		encryption = []string{"--encryption-provider-config=" + c.encryptionConfig}
 	}
-	if err := c.run("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), append(encryption,
+	if err := c.run("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), append(append(encryption,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
@@ -78,7 +80,7 @@ func (c *controlPlane) start(ctx context.Context) error {
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
 		"--v=1",
-	)...); err != nil {
+	), c.apiServerArgs...)...); err != nil {
 		return err
 	}
 	kubeconfig := filepath.Join(c.work, "admin.kubeconfig")

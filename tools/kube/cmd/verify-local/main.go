@@ -27,7 +27,15 @@ func main() {
 	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for every pod to be scheduled")
 	charts := flag.String("charts", defaultChartsDir(), "folder of the pinned chart archives (../shared/charts beside the repository): the load balancer controller's CRDs are applied from it first")
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
+	serveState := flag.String("serve", "", "instead of verifying: run the offline engine run's local cluster (control plane, kwok, node registration, stand-in volumes) with its state in this folder, until SIGTERM (tools/engine)")
 	flag.Parse()
+	if *serveState != "" {
+		if err := serve(*serveState, *bin); err != nil {
+			fmt.Fprintln(os.Stderr, "verify-local -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
 		os.Exit(2)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 )
@@ -57,29 +58,37 @@ func (v *verifier) createNodes(ctx context.Context) error {
 		if err := readYAML(f, &n); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		status := n.Status
-		created, err := v.cp.client.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("create node %s: %w", n.Name, err)
-		}
-		created.Status = status
-		created.Status.Conditions = []corev1.NodeCondition{{
-			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
-			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-		}}
-		updated, err := v.cp.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("node %s status: %w", n.Name, err)
-		}
-		// The TaintNodesByCondition admission plugin marks a new node not-ready; the node
-		// lifecycle controller, which would lift it, is off because no kubelet heartbeats here.
-		updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
-		if _, err := v.cp.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("node %s taints: %w", n.Name, err)
+		if err := registerNode(ctx, v.cp.client, n); err != nil {
+			return err
 		}
 		v.nodes = append(v.nodes, n.Name)
 	}
 	fmt.Printf("nodes: %s\n", strings.Join(v.nodes, ", "))
+	return nil
+}
+
+// registerNode creates a Node and reports it Ready with its allocatable, as its kubelet would.
+func registerNode(ctx context.Context, client kubernetes.Interface, n corev1.Node) error {
+	status := n.Status
+	created, err := client.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	created.Status = status
+	created.Status.Conditions = []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
+		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+	}}
+	updated, err := client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s status: %w", n.Name, err)
+	}
+	// The TaintNodesByCondition admission plugin marks a new node not-ready; the node
+	// lifecycle controller, which would lift it, is off because no kubelet heartbeats here.
+	updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+	if _, err := client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("node %s taints: %w", n.Name, err)
+	}
 	return nil
 }
 

@@ -1,0 +1,336 @@
+// Command engine runs the whole program, platform.Program, through the real Pulumi engine and the
+// real Kubernetes provider against the local cluster that `verify-local -serve` keeps, and checks
+// what operators meet: `pulumi up` succeeds, a second preview has no changes, a one-line config
+// change previews exactly the resources it should, the state holds every secret only encrypted,
+// and `pulumi destroy` completes and leaves nothing of ours in the cluster. The AWS, command, TLS
+// and random providers are stand-ins (internal/standin). tools/engine/run.sh builds everything,
+// makes the private network namespace and starts the cluster; run it, not this, by hand.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/standin"
+	"github.com/waste-coach/infra/platform"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.stack, "stack", "prod", "the stack whose Pulumi.<stack>.yaml is deployed")
+	flag.StringVar(&o.repo, "repo", ".", "the repository root (Pulumi.yaml and the stack files)")
+	flag.StringVar(&o.state, "state", "", "the local cluster's state folder (verify-local -serve)")
+	flag.StringVar(&o.charts, "charts", "", "the folder of pinned chart archives, given to the program as chartSource")
+	flag.StringVar(&o.out, "out", "", "where the preview texts and the engine logs are written")
+	flag.BoolVar(&o.broken, "broken", false, "negative run: inject an object that changes on every run; the no-change preview must then fail")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "engine:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	stack, repo, state, charts, out string
+	broken                          bool
+}
+
+// brokenKey is the data key the negative run stamps with the time of each run.
+const brokenKey = "engine-run-timestamp"
+
+func run(ctx context.Context, o options) error {
+	for _, need := range []struct{ flag, val string }{{"-state", o.state}, {"-charts", o.charts}, {"-out", o.out}} {
+		if need.val == "" {
+			return fmt.Errorf("%s is required", need.flag)
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(o.state, "kubeconfig")
+	work, err := os.MkdirTemp("", "engine-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	for _, f := range []string{"Pulumi.yaml", "Pulumi." + o.stack + ".yaml"} {
+		b, err := os.ReadFile(filepath.Join(o.repo, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(work, f), b, 0o600); err != nil {
+			return err
+		}
+	}
+	env := map[string]string{
+		"PULUMI_BACKEND_URL":                          "file://" + filepath.Join(work, "backend"),
+		"PULUMI_CONFIG_PASSPHRASE":                    "engine-run-only",
+		"PULUMI_HOME":                                 filepath.Join(work, "home"),
+		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+		standin.EnvKubeconfig:                         kubeconfig,
+		standin.EnvNodes:                              filepath.Join(o.state, "nodes"),
+		standin.EnvLog:                                filepath.Join(o.out, "standin-calls.jsonl"),
+	}
+	for _, d := range []string{env["PULUMI_HOME"], filepath.Join(work, "backend")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	for k, v := range env {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	cli := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "pulumi", append(args, "--stack", o.stack, "--non-interactive")...)
+		cmd.Dir = work
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("pulumi %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+		}
+		return out, nil
+	}
+
+	program := platform.Program
+	if o.broken {
+		program = withTimestamp(platform.Program)
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, o.stack, config.Project, program, auto.WorkDir(work), auto.EnvVars(env))
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	if err := stack.SetConfig(ctx, config.Project+":chartSource", auto.ConfigValue{Value: o.charts}); err != nil {
+		return err
+	}
+	fmt.Printf("engine: stack %s, real: Pulumi CLI, engine, pulumi-kubernetes provider, kube-apiserver, controller-manager, scheduler, charts from %s\n", o.stack, o.charts)
+	fmt.Printf("engine: stood in: %s (internal/standin; instances register as kwok nodes, the kubeconfig command returns the local cluster's)\n", strings.Join(slices.Sorted(mapsKeys(standin.Versions)), ", "))
+
+	baseline, err := snapshot(ctx, kubeconfig)
+	if err != nil {
+		return fmt.Errorf("cluster before up: %w", err)
+	}
+	log := func(name string) (io.Writer, func(), error) {
+		f, err := os.Create(filepath.Join(o.out, name))
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() { _ = f.Close() }, nil
+	}
+
+	// 1. pulumi up
+	w, done, err := log("up.txt")
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	up, err := stack.Up(ctx, optup.ProgressStreams(w), optup.SuppressProgress())
+	done()
+	if err != nil {
+		return fmt.Errorf("pulumi up failed (log %s): %w", filepath.Join(o.out, "up.txt"), err)
+	}
+	created := 0
+	if up.Summary.ResourceChanges != nil {
+		created = (*up.Summary.ResourceChanges)["create"]
+	}
+	fmt.Printf("engine: pulumi up: %d resources created in %s\n", created, time.Since(start).Round(time.Second))
+	if err := podsRequestResources(ctx, kubeconfig); err != nil {
+		return err
+	}
+
+	// 2. A second run changes nothing.
+	w, done, err = log("preview-no-changes.txt")
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	_, noop := stack.Preview(ctx, optpreview.ExpectNoChanges(), optpreview.Diff(), optpreview.ProgressStreams(w), optpreview.SuppressProgress())
+	done()
+	if o.broken {
+		if noop == nil {
+			return errors.New("negative run: the preview after up found no changes although one object changes on every run: the check cannot fail")
+		}
+		fmt.Printf("engine: negative run: pulumi preview --expect-no-changes failed as it must (%s): %s\n", time.Since(start).Round(time.Second), firstLine(noop.Error()))
+		return destroy(ctx, stack, cli, o, kubeconfig, baseline)
+	}
+	if noop != nil {
+		return fmt.Errorf("pulumi preview --expect-no-changes after up: changes found (a perma-diff; see %s): %w", filepath.Join(o.out, "preview-no-changes.txt"), noop)
+	}
+	fmt.Printf("engine: pulumi preview --expect-no-changes: no changes, in %s\n", time.Since(start).Round(time.Second))
+
+	// 3. A one-line config change previews exactly what it should.
+	if err := previewChange(ctx, stack, o); err != nil {
+		return err
+	}
+
+	// 4. The state holds secrets only encrypted.
+	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig); err != nil {
+		return err
+	}
+
+	// 5. pulumi destroy
+	return destroy(ctx, stack, cli, o, kubeconfig, baseline)
+}
+
+// withTimestamp is the program with one object that differs on every run: a perma-diff, which
+// the no-change preview must catch.
+func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		if err := ctx.RegisterResourceTransform(func(_ context.Context, args *pulumi.ResourceTransformArgs) *pulumi.ResourceTransformResult {
+			if args.Type != "kubernetes:core/v1:ConfigMap" || !strings.HasSuffix(args.Name, "app-config") {
+				return nil
+			}
+			data, ok := args.Props["data"].(pulumi.StringMap)
+			if !ok {
+				return nil
+			}
+			stamped := pulumi.StringMap{brokenKey: pulumi.String(time.Now().Format(time.RFC3339Nano))}
+			for k, v := range data {
+				stamped[k] = v
+			}
+			args.Props["data"] = stamped
+			return &pulumi.ResourceTransformResult{Props: args.Props, Opts: args.Opts}
+		}); err != nil {
+			return err
+		}
+		return program(ctx)
+	}
+}
+
+// previewChange sets apiReplicas.auth one higher and previews: exactly the auth Deployment must
+// change, in place. The preview text is kept; the change is not applied.
+func previewChange(ctx context.Context, stack auto.Stack, o options) error {
+	key := config.Project + ":apiReplicas"
+	old, err := stack.GetConfig(ctx, key)
+	if err != nil {
+		old = auto.ConfigValue{}
+	}
+	cfg, err := loadReplicas(old.Value)
+	if err != nil {
+		return err
+	}
+	cfg.Auth++
+	b, _ := json.Marshal(cfg)
+	if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: string(b)}); err != nil {
+		return err
+	}
+	defer func() {
+		if old.Value == "" {
+			_ = stack.RemoveConfig(ctx, key)
+		} else {
+			_ = stack.SetConfig(ctx, key, old)
+		}
+	}()
+	f, err := os.Create(filepath.Join(o.out, "preview-apiReplicas-auth.txt"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	evs := make(chan events.EngineEvent)
+	steps := map[string]string{}
+	collected := make(chan struct{})
+	go func() {
+		for e := range evs {
+			if p := e.ResourcePreEvent; p != nil && p.Metadata.Op != apitype.OpSame && p.Metadata.Op != apitype.OpRead {
+				steps[p.Metadata.URN] = string(p.Metadata.Op)
+			}
+		}
+		close(collected)
+	}()
+	start := time.Now()
+	res, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(f), optpreview.EventStreams(evs), optpreview.SuppressProgress())
+	<-collected
+	if err != nil {
+		return fmt.Errorf("preview of apiReplicas.auth %d -> %d: %w", cfg.Auth-1, cfg.Auth, err)
+	}
+	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %v\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), res.ChangeSummary)
+	var wrong []string
+	found := false
+	for urn, op := range steps {
+		if op == string(apitype.OpUpdate) && strings.HasSuffix(urn, "::auth") && strings.Contains(urn, "kubernetes:apps/v1:Deployment") {
+			found = true
+			continue
+		}
+		wrong = append(wrong, op+" "+urn)
+	}
+	sort.Strings(wrong)
+	if !found || len(wrong) > 0 {
+		return fmt.Errorf("apiReplicas.auth %d -> %d should update the auth Deployment and nothing else; the preview (%s) has: auth Deployment updated %v, and also %v",
+			cfg.Auth-1, cfg.Auth, f.Name(), found, wrong)
+	}
+	fmt.Printf("engine: exactly the auth Deployment is updated; preview text in %s\n", f.Name())
+	return nil
+}
+
+func loadReplicas(v string) (config.APIReplicas, error) {
+	r := config.APIReplicas{Auth: 2, Users: 2, Waste: 2} // Pulumi.yaml's default
+	if v == "" {
+		return r, nil
+	}
+	if err := json.Unmarshal([]byte(v), &r); err != nil {
+		return r, fmt.Errorf("apiReplicas %q: %w", v, err)
+	}
+	return r, nil
+}
+
+// destroy unprotects a production stack's data first, as docs/operations.md tells an operator
+// to, then destroys and looks for anything of ours left in the cluster.
+func destroy(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte, error), o options, kubeconfig string, baseline map[string][]string) error {
+	if _, err := cli("state", "unprotect", "--all", "--yes"); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(o.out, "destroy.txt"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	start := time.Now()
+	res, err := stack.Destroy(ctx, optdestroy.ProgressStreams(f), optdestroy.SuppressProgress())
+	if err != nil {
+		return fmt.Errorf("pulumi destroy failed (log %s): %w", f.Name(), err)
+	}
+	deleted := 0
+	if res.Summary.ResourceChanges != nil {
+		deleted = (*res.Summary.ResourceChanges)["delete"]
+	}
+	fmt.Printf("engine: pulumi destroy: %d resources deleted in %s\n", deleted, time.Since(start).Round(time.Second))
+	return nothingLeft(ctx, kubeconfig, baseline)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

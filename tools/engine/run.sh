@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The offline engine run (README, `make engine STACK=prod`): the whole program through the real
+# Pulumi CLI and engine and the real pulumi-kubernetes provider, against a local control plane
+# whose nodes are played by kwok, inside a network namespace that has only a loopback interface.
+# AWS, the SSH commands, TLS and random are stand-ins (internal/standin).
+#   tools/engine/run.sh STACK            up, no-change preview, one-line change, export, destroy
+#   tools/engine/run.sh STACK --broken   the negative fixture: a perma-diff must fail the run
+# Output and the preview texts go to out/engine/<stack>[-broken]/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "${here}/../.." && pwd)
+bin=${root}/.bin
+stack=${1:?usage: run.sh STACK [--broken]}
+mode=${2:-}
+charts=${CHARTS:-$(cd "${root}/.." && pwd)/shared/charts}
+
+if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
+  # Everything is built before the namespace is made: inside it only loopback answers.
+  "${root}/tools/kube/build.sh"
+  "${here}/build.sh"
+  (cd "${root}/tools/kube" && go build -o "${bin}/verify-local" ./cmd/verify-local)
+  (cd "${root}" && go build -o "${bin}/engine" ./tools/engine/cmd/engine &&
+    go build -o "${bin}/pulumi-resource-standin" ./tools/engine/cmd/pulumi-resource-standin)
+  standins=$(mktemp -d)
+  for pkg in aws command tls random; do ln -s "${bin}/pulumi-resource-standin" "${standins}/pulumi-resource-${pkg}"; done
+  ENGINE_IN_NETNS=1 ENGINE_STANDINS=${standins} exec unshare --net -- "$0" "$@"
+fi
+
+# Inside the new network namespace: bring up loopback and prove that nothing else exists, so no
+# webhook, aggregated API or Service address the charts register can be reached from here.
+ip link set lo up
+links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
+if [ "${links}" != "lo " ] || [ -n "$(ip route show)" ] || ip -6 route show | grep -qv '^::1 '; then
+  echo "engine: the network namespace has more than loopback (links: ${links}); refusing to start" >&2
+  exit 1
+fi
+echo "engine: network namespace with loopback only (links: ${links}; no routes)"
+
+out=${root}/out/engine/${stack}${mode:+-broken}
+rm -rf "${out}" && mkdir -p "${out}"
+state=$(mktemp -d)
+export PATH="${bin}:${ENGINE_STANDINS}:${PATH}"
+"${bin}/verify-local" -serve "${state}" -bin "${bin}" > "${out}/cluster.log" 2>&1 &
+cluster=$!
+cleanup() {
+  kill "${cluster}" 2> /dev/null || true
+  wait "${cluster}" 2> /dev/null || true
+  rm -rf "${state}" "${ENGINE_STANDINS}"
+}
+trap cleanup EXIT
+for _ in $(seq 1 120); do
+  [ -e "${state}/ready" ] && break
+  kill -0 "${cluster}" 2> /dev/null || { cat "${out}/cluster.log" >&2; exit 1; }
+  sleep 1
+done
+[ -e "${state}/ready" ] || { echo "engine: local cluster not ready after 120 s" >&2; cat "${out}/cluster.log" >&2; exit 1; }
+
+args=(-stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}")
+[ "${mode}" = --broken ] && args+=(-broken)
+"${bin}/engine" "${args[@]}"
