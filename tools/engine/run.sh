@@ -23,7 +23,12 @@ if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
     go build -o "${bin}/pulumi-resource-standin" ./tools/engine/cmd/pulumi-resource-standin)
   standins=$(mktemp -d)
   for pkg in aws command tls random; do ln -s "${bin}/pulumi-resource-standin" "${standins}/pulumi-resource-${pkg}"; done
-  ENGINE_IN_NETNS=1 ENGINE_STANDINS=${standins} exec unshare --net -- "$0" "$@"
+  # kwok's own stage definitions, read in place from its module: nodes keep a heartbeat; pods
+  # become Ready, Job pods complete, deleted pods go.
+  kwok_dir=$(cd "${here}/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  stages=${kwok_dir}/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  for s in pod-ready pod-complete pod-delete; do stages+=,${kwok_dir}/kustomize/stage/pod/fast/${s}.yaml; done
+  ENGINE_IN_NETNS=1 ENGINE_STANDINS=${standins} ENGINE_KWOK_STAGES=${stages} exec unshare --net -- "$0" "$@"
 fi
 
 # Inside the new network namespace: bring up loopback and prove that nothing else exists, so no
@@ -40,7 +45,7 @@ out=${root}/out/engine/${stack}${mode:+-broken}
 rm -rf "${out}" && mkdir -p "${out}"
 state=$(mktemp -d)
 export PATH="${bin}:${ENGINE_STANDINS}:${PATH}"
-"${bin}/verify-local" -serve "${state}" -bin "${bin}" > "${out}/cluster.log" 2>&1 &
+"${bin}/verify-local" -serve "${state}" -bin "${bin}" -kwok-stages "${ENGINE_KWOK_STAGES}" > "${out}/cluster.log" 2>&1 &
 cluster=$!
 cleanup() {
   kill "${cluster}" 2> /dev/null || true

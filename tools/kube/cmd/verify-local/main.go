@@ -28,9 +28,10 @@ func main() {
 	charts := flag.String("charts", defaultChartsDir(), "folder of the pinned chart archives (../shared/charts beside the repository): the load balancer controller's CRDs are applied from it first")
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
 	serveState := flag.String("serve", "", "instead of verifying: run the offline engine run's local cluster (control plane, kwok, node registration, stand-in volumes) with its state in this folder, until SIGTERM (tools/engine)")
+	kwokStages := flag.String("kwok-stages", "", "with -serve: comma-separated kwok Stage files (node heartbeat, pod ready/complete/delete)")
 	flag.Parse()
 	if *serveState != "" {
-		if err := serve(*serveState, *bin); err != nil {
+		if err := serve(*serveState, *bin, strings.Split(*kwokStages, ",")); err != nil {
 			fmt.Fprintln(os.Stderr, "verify-local -serve:", err)
 			os.Exit(1)
 		}

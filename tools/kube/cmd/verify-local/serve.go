@@ -14,7 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -34,7 +38,7 @@ const provisionedBy = "pv.kubernetes.io/provisioned-by"
 // pods run no containers under kwok, so no call could be answered, and a call to their Service
 // address must never leave the machine. The metrics API (an APIService) stays unavailable for the
 // same reason. Both are said in the output.
-func serve(state, bin string) error {
+func serve(state, bin string, kwokStages []string) error {
 	work := filepath.Join(state, "cluster")
 	nodes := filepath.Join(state, "nodes")
 	for _, d := range []string{work, nodes} {
@@ -56,10 +60,15 @@ func serve(state, bin string) error {
 	if err := cp.start(ctx); err != nil {
 		return err
 	}
+	if err := calicoCRDs(ctx, cp); err != nil {
+		return err
+	}
 	kubeconfig := filepath.Join(work, "admin.kubeconfig")
-	if err := cp.run("kwok", filepath.Join(bin, "kwok"),
-		"--kubeconfig="+kubeconfig, "--manage-all-nodes=true", "--server-address=127.0.0.1:0",
-	); err != nil {
+	kwokArgs := []string{"--kubeconfig=" + kubeconfig, "--manage-all-nodes=true", "--server-address=127.0.0.1:0"}
+	for _, s := range kwokStages {
+		kwokArgs = append(kwokArgs, "--config="+s)
+	}
+	if err := cp.run("kwok", filepath.Join(bin, "kwok"), kwokArgs...); err != nil {
 		return err
 	}
 	// The engine reads a self-contained kubeconfig: certificates inline, as a kubeadm one is.
@@ -209,4 +218,42 @@ func embedKubeconfig(path string) ([]byte, error) {
 		return nil, err
 	}
 	return clientcmd.Write(*cfg)
+}
+
+// calicoCRDs registers the two Calico kinds the program declares (crd.projectcalico.org/v1 Tier
+// and GlobalNetworkPolicy). On a node, the Calico remote command installs them from Calico's
+// release manifests, which cannot be downloaded here and which the stand-in does not run; these
+// definitions accept any spec, so they prove the objects' names, kinds and ordering, not their
+// fields.
+func calicoCRDs(ctx context.Context, cp *controlPlane) error {
+	dyn, err := dynamic.NewForConfig(cp.config)
+	if err != nil {
+		return err
+	}
+	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	for _, kind := range []struct{ kind, plural string }{{"Tier", "tiers"}, {"GlobalNetworkPolicy", "globalnetworkpolicies"}} {
+		name := kind.plural + ".crd.projectcalico.org"
+		crd := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1",
+			"kind":       "CustomResourceDefinition",
+			"metadata":   map[string]any{"name": name},
+			"spec": map[string]any{
+				"group": "crd.projectcalico.org",
+				"scope": "Cluster",
+				"names": map[string]any{"kind": kind.kind, "plural": kind.plural, "singular": strings.ToLower(kind.kind), "listKind": kind.kind + "List"},
+				"versions": []any{map[string]any{
+					"name": "v1", "served": true, "storage": true,
+					"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+				}},
+			},
+		}}
+		if _, err := dyn.Resource(gvr).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("calico CRD %s: %w", name, err)
+		}
+		if err := waitEstablished(ctx, dyn, &meta.RESTMapping{Resource: gvr}, name); err != nil {
+			return err
+		}
+	}
+	fmt.Println("local cluster: Calico's Tier and GlobalNetworkPolicy kinds registered with an open schema (Calico's own manifests cannot be fetched here)")
+	return nil
 }
