@@ -75,6 +75,13 @@ type Config struct {
 	// ArgoCDSSO is the identity provider operators sign in to Argo CD with; nil keeps Argo CD's
 	// built-in admin account.
 	ArgoCDSSO *ArgoCDSSO
+
+	// Capacity is the purchase option of every node that does not set its own (capacity,
+	// default on-demand). Spot nodes are requested persistently and stop when interrupted.
+	Capacity Capacity
+	// OfficeHours stops the stack's instances outside a weekly window (officeHours); nil runs
+	// them around the clock.
+	OfficeHours *OfficeHours
 }
 
 // ArgoCDSSO is an OpenID Connect provider for Argo CD (argocdSso, argocdSsoClientSecret). With
@@ -109,6 +116,9 @@ type Node struct {
 	Subnet int `json:"subnet"`
 	// RootVolumeGiB is the size of the encrypted gp3 root volume.
 	RootVolumeGiB int `json:"rootVolumeGiB"`
+	// Capacity is how the node's capacity is bought; Parse fills it from the stack's capacity
+	// when the node does not set it.
+	Capacity Capacity `json:"capacity,omitempty"`
 }
 
 // Name returns the node's name as used in resource names and Kubernetes labels.
@@ -344,6 +354,8 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.application(c)
 	p.pullSecret(c)
 	p.argoCDSSO(c)
+	p.capacity(c)
+	p.officeHours(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

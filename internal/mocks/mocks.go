@@ -57,6 +57,10 @@ type Mocks struct {
 	counter   int
 	subnets   map[string]subnetInfo // by fabricated id
 	hosts     map[netip.Prefix]int  // next host number per subnet
+
+	// Stopped are the instance ids the ec2 getInstances lookup reports stopped (none unless a
+	// test sets it: a stack whose nodes were stopped outside office hours).
+	Stopped []string
 }
 
 type subnetInfo struct {
@@ -97,6 +101,17 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"zoneId": "Z" + strings.ToUpper(Placeholder) + "ZONE", "name": name, "id": "Z" + strings.ToUpper(Placeholder) + "ZONE",
 		}), nil
+	case "aws:ec2/getInstances:getInstances":
+		// Only the stopped-nodes check asks, for instances stopping or stopped.
+		states := args.Args["instanceStateNames"]
+		if !states.IsArray() || len(states.ArrayValue()) == 0 {
+			return nil, fmt.Errorf("mocks: getInstances without instanceStateNames would list running instances, which no caller expects")
+		}
+		ids := []any{}
+		for _, id := range m.Stopped {
+			ids = append(ids, id)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"ids": ids, "id": m.region}), nil
 	case "aws:elb/getHostedZoneId:getHostedZoneId":
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "Z" + strings.ToUpper(Placeholder) + "ALBZONE"}), nil
 	}
