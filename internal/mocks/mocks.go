@@ -36,6 +36,8 @@ type Resource struct {
 	Inputs resource.PropertyMap
 	// Outputs are the fabricated outputs.
 	Outputs resource.PropertyMap
+	// ID is the fabricated id.
+	ID string
 	// Dependencies are the URNs this resource waits for, explicit and through its inputs.
 	Dependencies []string
 	// Provider is the explicit provider reference, if any.
@@ -139,7 +141,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.Dependencies = slices.Compact(deps)
 	}
 	id, outputs := m.fabricate(args)
-	r.Outputs = outputs
+	r.Outputs, r.ID = outputs, id
 	// The same URN the mock monitor gives the resource, so Parent and Dependencies resolve.
 	parentType := tokens.Type("")
 	if p := resource.URN(r.Parent); p != "" && p.QualifiedType() != resource.RootStackType {
