@@ -221,3 +221,35 @@ func TestDevCostsAtMost40PercentOfProd(t *testing.T) {
 		t.Errorf("dev costs %.2f a month, %.1f%% of prod's %.2f; want at most 40%%:\n%s", dev.Total, ratio*100, prod.Total, cost.Compare("dev", dev, "prod", prod))
 	}
 }
+
+// TestRemoteCommandsSurviveAStopAndStart: a stop and start (office hours, a spot interruption)
+// gives a worker a new public address but keeps every private address and the master's Elastic
+// IP. No remote command may connect to a worker's public address: the workers are reached
+// through the master, at their private addresses.
+func TestRemoteCommandsSurviveAStopAndStart(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		eip := must(t, r, "aws:ec2/eipAssociation:EipAssociation", "sesacthon-nodes-endpoint").Outputs["publicIp"].StringValue()
+		public, private := map[string]string{}, map[string]bool{}
+		for _, inst := range r.OfType("aws:ec2/instance:Instance") {
+			public[inst.Outputs["publicIp"].StringValue()] = inst.Name
+			private[inst.Outputs["privateIp"].StringValue()] = true
+		}
+		cmds := r.OfType("command:remote:Command")
+		if len(cmds) == 0 {
+			t.Fatal("no remote commands")
+		}
+		for _, c := range cmds {
+			host, proxy := str(c, "connection", "host"), str(c, "connection", "proxy", "host")
+			if name, ok := public[host]; ok {
+				t.Errorf("%s connects to %s's launch-time public address %s, which changes on every start", c.Name, name, host)
+				continue
+			}
+			switch {
+			case host == eip && proxy == "":
+			case private[host] && proxy == eip:
+			default:
+				t.Errorf("%s connects to %s through %q; want the master's Elastic IP %s, or a private address through it", c.Name, host, proxy, eip)
+			}
+		}
+	})
+}
