@@ -124,8 +124,8 @@ func (p *parser) officeHours(c *Config) {
 	if c.Production {
 		p.fail(key, o.String(), "unset on a production stack: it serves users around the clock (stop a dev stack, not prod)")
 	}
-	switch {
-	case o.TimeZone == "" || o.TimeZone == "Local":
+	switch o.TimeZone {
+	case "", "Local":
 		p.fail(key+".timeZone", strconv.Quote(o.TimeZone), "an IANA time zone name such as Asia/Seoul or UTC")
 	default:
 		if _, err := time.LoadLocation(o.TimeZone); err != nil {

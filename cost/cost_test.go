@@ -28,12 +28,12 @@ func TestComputeArithmetic(t *testing.T) {
 		"EBS gp3, persistent volumes":        5.00,
 		"Public IPv4, nodes (while running)": 3.65, // 1 × 0.005 × 730
 		"Public IPv4, Elastic IP (always)":   3.65,
-		"Public IPv4, ALB (one per zone)":   10.95,
-		"ALB":                               14.60,
-		"ALB capacity units (assumed 2.0)":  14.60,
-		"Route53 hosted zone":               0.50,
-		"S3 uploads, archived (assumed GB)": 0.40,
-		"Data transfer out (assumed GB)":    1.00,
+		"Public IPv4, ALB (one per zone)":    10.95,
+		"ALB":                                14.60,
+		"ALB capacity units (assumed 2.0)":   14.60,
+		"Route53 hosted zone":                0.50,
+		"S3 uploads, archived (assumed GB)":  0.40,
+		"Data transfer out (assumed GB)":     1.00,
 	}
 	for _, it := range e.Items {
 		if w, ok := want[it.Name]; ok && it.Monthly != w {

@@ -97,13 +97,15 @@ func TestOfficeHoursStartAndStopExactlyTheStacksInstances(t *testing.T) {
 		if got := str(sch, "target", "roleArn"); got != roleARN {
 			t.Errorf("%s acts as %q, want the office-hours role %q", s.name, got, roleARN)
 		}
-		var input struct{ InstanceIds []string }
+		var input struct {
+			InstanceIDs []string `json:"InstanceIds"`
+		}
 		if err := json.Unmarshal([]byte(str(sch, "target", "input")), &input); err != nil {
 			t.Fatalf("%s target input: %v", s.name, err)
 		}
-		slices.Sort(input.InstanceIds)
-		if !slices.Equal(input.InstanceIds, ids) {
-			t.Errorf("%s acts on %v, want every instance of the stack %v", s.name, input.InstanceIds, ids)
+		slices.Sort(input.InstanceIDs)
+		if !slices.Equal(input.InstanceIDs, ids) {
+			t.Errorf("%s acts on %v, want every instance of the stack %v", s.name, input.InstanceIDs, ids)
 		}
 	}
 
