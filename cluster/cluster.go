@@ -206,6 +206,9 @@ type builder struct {
 	parent pulumi.Resource
 	name   string
 	nodes  *infra.Nodes
+	// masterSSH waits for the master's SSH port, which every other node is reached through;
+	// New waits for the master first (config.Roles order).
+	masterSSH *local.Command
 }
 
 // commandSpec is one remote command.
@@ -225,14 +228,35 @@ func (b *builder) connection(role config.Role) remote.ConnectionArgs {
 }
 
 // Connection is the SSH connection to the node of role that every remote command uses; its
-// private key is a secret.
+// private key is a secret. The master is reached at its Elastic IP; every other node through
+// the master, at its private address. Both survive a stop and start of the instances (office
+// hours, spot interruptions), while a worker's launch-time public address changes on every
+// start: a connection to it would be stale in the state the next morning, and a refresh would
+// change every command's connection and run it again.
 func Connection(nodes *infra.Nodes, role config.Role) remote.ConnectionArgs {
-	return remote.ConnectionArgs{
-		Host:           nodes.PublicIP(role),
+	master := remote.ConnectionArgs{
+		Host:           nodes.PublicIP(config.RoleMaster),
 		User:           pulumi.String(nodes.SSHUser),
 		PrivateKey:     nodes.SSHPrivateKey,
 		DialErrorLimit: pulumi.Int(dialErrorLimit),
 		PerDialTimeout: pulumi.Int(perDialTimeout),
+	}
+	if role.ControlPlane() {
+		return master
+	}
+	return remote.ConnectionArgs{
+		Host:           nodes.Instances[role].PrivateIp,
+		User:           pulumi.String(nodes.SSHUser),
+		PrivateKey:     nodes.SSHPrivateKey,
+		DialErrorLimit: pulumi.Int(dialErrorLimit),
+		PerDialTimeout: pulumi.Int(perDialTimeout),
+		Proxy: &remote.ProxyConnectionArgs{
+			Host:           master.Host,
+			User:           master.User,
+			PrivateKey:     master.PrivateKey,
+			DialErrorLimit: master.DialErrorLimit,
+			PerDialTimeout: master.PerDialTimeout,
+		},
 	}
 }
 
@@ -275,9 +299,16 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wait for ssh on %s: %w", role, err)
 	}
+	deps := []pulumi.Resource{ssh}
+	if role.ControlPlane() {
+		b.masterSSH = ssh
+	} else {
+		// The other nodes are reached through the master (Connection): it must answer too.
+		deps = append(deps, b.masterSSH)
+	}
 	return b.command(role, "wait-node-"+string(role), commandSpec{
 		create:    pulumi.String(WaitNodeScript()),
-		dependsOn: []pulumi.Resource{ssh},
+		dependsOn: deps,
 	})
 }
 

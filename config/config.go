@@ -82,6 +82,13 @@ type Config struct {
 	// anything else is a folder holding each pinned chart's archive (versions.Chart.Archive),
 	// for accounts that cannot reach the public repositories and for the offline engine run.
 	ChartSource ChartSource
+
+	// Capacity is the purchase option of every node that does not set its own (capacity,
+	// default on-demand). Spot nodes are requested persistently and stop when interrupted.
+	Capacity Capacity
+	// OfficeHours stops the stack's instances outside a weekly window (officeHours); nil runs
+	// them around the clock.
+	OfficeHours *OfficeHours
 }
 
 // ChartSource says where Helm charts are fetched from; the zero value is the public repositories.
@@ -124,6 +131,9 @@ type Node struct {
 	Subnet int `json:"subnet"`
 	// RootVolumeGiB is the size of the encrypted gp3 root volume.
 	RootVolumeGiB int `json:"rootVolumeGiB"`
+	// Capacity is how the node's capacity is bought; Parse fills it from the stack's capacity
+	// when the node does not set it.
+	Capacity Capacity `json:"capacity,omitempty"`
 }
 
 // Name returns the node's name as used in resource names and Kubernetes labels.
@@ -360,6 +370,8 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.pullSecret(c)
 	p.argoCDSSO(c)
 	p.chartSource(c)
+	p.capacity(c)
+	p.officeHours(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

@@ -49,12 +49,18 @@ type Estimate struct {
 
 // Footprint is what the program declares that AWS bills for, in the units prices are given in.
 type Footprint struct {
-	// Instances counts instances by type.
-	Instances map[string]int
+	// Instances counts on-demand instances by type; SpotInstances the spot ones.
+	Instances, SpotInstances map[string]int
+	// RunningHours is how long the instances run in a month: HoursPerMonth around the clock,
+	// fewer with office hours. A stopped instance bills its volumes but neither its hours nor its
+	// launch-time public address.
+	RunningHours float64
 	// RootGB and VolumeGB are the nodes' root volumes and the clusters' persistent volumes.
 	RootGB, VolumeGB int
-	// NodePublicIPs are the nodes' public addresses (the master's is its Elastic IP).
-	NodePublicIPs int
+	// NodePublicIPs are the nodes' launch-time public addresses, released (and not billed) while
+	// an instance is stopped; ElasticIPs the master's Elastic IP, billed every hour whether its
+	// instance runs or not.
+	NodePublicIPs, ElasticIPs int
 	// ALBs is the number of load balancers; ALBZones the zones each spans (one address each).
 	ALBs, ALBZones int
 	// HostedZones is the Route53 zones the stack uses.
@@ -66,12 +72,44 @@ type Footprint struct {
 // FootprintOf derives the footprint from a stack's configuration and the volumes its workloads
 // claim, exactly as the program declares them.
 func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
-	f := Footprint{Instances: map[string]int{}, VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes),
+	f := Footprint{Instances: map[string]int{}, SpotInstances: map[string]int{}, RunningHours: HoursPerMonth,
+		VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes) - 1, ElasticIPs: 1,
 		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass}
 	for _, n := range cfg.Nodes {
-		f.Instances[n.InstanceType]++
+		if n.Capacity == config.Spot {
+			f.SpotInstances[n.InstanceType]++
+		} else {
+			f.Instances[n.InstanceType]++
+		}
 		f.RootGB += n.RootVolumeGiB
 	}
+	if cfg.OfficeHours != nil {
+		f.RunningHours = RunningHoursPerMonth(cfg.OfficeHours.HoursPerWeek())
+	}
+	return f
+}
+
+// RunningHoursPerMonth turns hours a week into hours in AWS's 730-hour month.
+func RunningHoursPerMonth(perWeek float64) float64 {
+	return math.Round(perWeek*HoursPerMonth/hoursPerWeek*10) / 10
+}
+
+const hoursPerWeek = 7 * 24
+
+// OnDemandAroundTheClock is the same footprint bought on demand and never stopped: what the
+// stack would cost without spot capacity and office hours.
+func (f Footprint) OnDemandAroundTheClock() Footprint {
+	g := f.AroundTheClock()
+	g.Instances, g.SpotInstances = maps.Clone(f.Instances), map[string]int{}
+	for t, n := range f.SpotInstances {
+		g.Instances[t] += n
+	}
+	return g
+}
+
+// AroundTheClock is the same footprint never stopped.
+func (f Footprint) AroundTheClock() Footprint {
+	f.RunningHours = HoursPerMonth
 	return f
 }
 
@@ -80,7 +118,8 @@ func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
 func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, error) {
 	e := &Estimate{}
 	var missing []string
-	add := func(name, key string, qty float64, hourly bool) {
+	// hours is 0 for a monthly price, else the hours an hourly price is paid for.
+	add := func(name, key string, qty, hours float64) {
 		p, ok := prices[key]
 		if !ok {
 			missing = append(missing, key)
@@ -88,29 +127,37 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 		}
 		monthly := qty * p.USD
 		unit := p.Unit
-		if hourly {
-			monthly *= HoursPerMonth
-			unit += " × 730 h"
+		if hours > 0 {
+			monthly *= hours
+			unit += fmt.Sprintf(" × %g h", hours)
 		}
 		monthly = math.Round(monthly*100) / 100
 		e.Items = append(e.Items, Item{Name: name, Quantity: qty, Unit: unit, UnitUSD: p.USD, Monthly: monthly})
 		e.Total += monthly
 	}
-	for _, t := range slices.Sorted(maps.Keys(f.Instances)) {
-		add("EC2 "+t, "ec2:"+t, float64(f.Instances[t]), true)
+	running := f.RunningHours
+	if running <= 0 || running > HoursPerMonth {
+		return nil, fmt.Errorf("running hours %g: want more than 0 and at most %d", running, HoursPerMonth)
 	}
-	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), false)
-	add("EBS gp3, persistent volumes", "ebs:gp3", float64(f.VolumeGB), false)
-	add("Public IPv4, nodes", "ipv4:public", float64(f.NodePublicIPs), true)
-	add("Public IPv4, ALB (one per zone)", "ipv4:public", float64(f.ALBs*f.ALBZones), true)
-	add("ALB", "alb:hour", float64(f.ALBs), true)
-	add(fmt.Sprintf("ALB capacity units (assumed %.1f)", a.ALBLCUs), "alb:lcu", a.ALBLCUs*float64(f.ALBs), true)
-	add("Route53 hosted zone", "route53:zone", float64(f.HostedZones), false)
-	add("Route53 queries (assumed, millions)", "route53:query", a.Route53MillionQueries, false)
-	add("S3 uploads, recent (assumed GB)", "s3:standard", a.UploadsStandardGB, false)
-	add("S3 uploads, archived (assumed GB)", archiveKey(f.ArchiveClass), a.UploadsArchivedGB, false)
-	add("Data transfer out (assumed GB)", "transfer:out", a.TransferOutGB, false)
-	add("ACM certificate", "acm:public", 1, false)
+	for _, t := range slices.Sorted(maps.Keys(f.Instances)) {
+		add("EC2 "+t+", on-demand", "ec2:"+t, float64(f.Instances[t]), running)
+	}
+	for _, t := range slices.Sorted(maps.Keys(f.SpotInstances)) {
+		add("EC2 "+t+", spot", "ec2spot:"+t, float64(f.SpotInstances[t]), running)
+	}
+	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), 0)
+	add("EBS gp3, persistent volumes", "ebs:gp3", float64(f.VolumeGB), 0)
+	add("Public IPv4, nodes (while running)", "ipv4:public", float64(f.NodePublicIPs), running)
+	add("Public IPv4, Elastic IP (always)", "ipv4:public", float64(f.ElasticIPs), HoursPerMonth)
+	add("Public IPv4, ALB (one per zone)", "ipv4:public", float64(f.ALBs*f.ALBZones), HoursPerMonth)
+	add("ALB", "alb:hour", float64(f.ALBs), HoursPerMonth)
+	add(fmt.Sprintf("ALB capacity units (assumed %.1f)", a.ALBLCUs), "alb:lcu", a.ALBLCUs*float64(f.ALBs), HoursPerMonth)
+	add("Route53 hosted zone", "route53:zone", float64(f.HostedZones), 0)
+	add("Route53 queries (assumed, millions)", "route53:query", a.Route53MillionQueries, 0)
+	add("S3 uploads, recent (assumed GB)", "s3:standard", a.UploadsStandardGB, 0)
+	add("S3 uploads, archived (assumed GB)", archiveKey(f.ArchiveClass), a.UploadsArchivedGB, 0)
+	add("Data transfer out (assumed GB)", "transfer:out", a.TransferOutGB, 0)
+	add("ACM certificate", "acm:public", 1, 0)
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no price for %s", strings.Join(missing, ", "))
 	}

@@ -1,6 +1,7 @@
 package cost
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -15,23 +16,24 @@ func TestComputeArithmetic(t *testing.T) {
 		"route53:query": {0.4, "million", "fixture"}, "s3:standard": {0.02, "GB-month", "fixture"},
 		"s3:glacier": {0.004, "GB-month", "fixture"}, "transfer:out": {0.1, "GB", "fixture"}, "acm:public": {0, "cert", "fixture"},
 	}
-	f := Footprint{Instances: map[string]int{"t3.medium": 2}, RootGB: 100, VolumeGB: 50, NodePublicIPs: 2, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
+	f := Footprint{Instances: map[string]int{"t3.medium": 2}, RunningHours: HoursPerMonth, RootGB: 100, VolumeGB: 50, NodePublicIPs: 1, ElasticIPs: 1, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
 	a := Assumptions{ALBLCUs: 2, Route53MillionQueries: 1, UploadsStandardGB: 10, UploadsArchivedGB: 100, TransferOutGB: 10}
 	e, err := Compute(f, a, prices)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]float64{
-		"EC2 t3.medium":                     73.00, // 2 × 0.05 × 730
-		"EBS gp3, node roots":               10.00,
-		"EBS gp3, persistent volumes":       5.00,
-		"Public IPv4, nodes":                7.30, // 2 × 0.005 × 730
-		"Public IPv4, ALB (one per zone)":   10.95,
-		"ALB":                               14.60,
-		"ALB capacity units (assumed 2.0)":  14.60,
-		"Route53 hosted zone":               0.50,
-		"S3 uploads, archived (assumed GB)": 0.40,
-		"Data transfer out (assumed GB)":    1.00,
+		"EC2 t3.medium, on-demand":           73.00, // 2 × 0.05 × 730
+		"EBS gp3, node roots":                10.00,
+		"EBS gp3, persistent volumes":        5.00,
+		"Public IPv4, nodes (while running)": 3.65, // 1 × 0.005 × 730
+		"Public IPv4, Elastic IP (always)":   3.65,
+		"Public IPv4, ALB (one per zone)":    10.95,
+		"ALB":                                14.60,
+		"ALB capacity units (assumed 2.0)":   14.60,
+		"Route53 hosted zone":                0.50,
+		"S3 uploads, archived (assumed GB)":  0.40,
+		"Data transfer out (assumed GB)":     1.00,
 	}
 	for _, it := range e.Items {
 		if w, ok := want[it.Name]; ok && it.Monthly != w {
@@ -44,7 +46,7 @@ func TestComputeArithmetic(t *testing.T) {
 }
 
 func TestComputeRefusesAMissingPrice(t *testing.T) {
-	f := Footprint{Instances: map[string]int{"t3.nano": 1}, ArchiveClass: "GLACIER"}
+	f := Footprint{Instances: map[string]int{"t3.nano": 1}, RunningHours: HoursPerMonth, ArchiveClass: "GLACIER"}
 	if _, err := Compute(f, DefaultAssumptions, Seoul); err == nil || !strings.Contains(err.Error(), "ec2:t3.nano") {
 		t.Fatalf("an instance type without a price must fail the estimate, got %v", err)
 	}
@@ -55,10 +57,86 @@ func TestEveryConfigurableChoiceHasAPrice(t *testing.T) {
 		if _, ok := Seoul["ec2:"+it]; !ok {
 			t.Errorf("instance type %s is allowed by the config but has no price", it)
 		}
+		if _, ok := Seoul["ec2spot:"+it]; !ok {
+			t.Errorf("instance type %s may be spot (config capacity) but has no spot price", it)
+		}
 	}
 	for _, class := range config.TransitionClasses {
 		if _, ok := Seoul[archiveKey(class)]; !ok {
 			t.Errorf("no price for archive class %s", class)
 		}
+	}
+}
+
+// TestOfficeHoursAndSpotPriceWhatStopsAndNothingElse checks what a stopped night saves: the
+// instances' hours and their launch-time addresses, at the spot price for spot nodes; the
+// volumes, the Elastic IP (billed whether its instance runs or not) and the ALB bill the whole
+// month.
+func TestOfficeHoursAndSpotPriceWhatStopsAndNothingElse(t *testing.T) {
+	prices := map[string]Price{
+		"ec2:t3.large": {0.1, "instance-hour", "fixture"}, "ec2spot:t3.medium": {0.02, "instance-hour", "fixture"},
+		"ebs:gp3": {0.1, "GB-month", "fixture"}, "ipv4:public": {0.005, "address-hour", "fixture"},
+		"alb:hour": {0.02, "ALB-hour", "fixture"}, "alb:lcu": {0.01, "LCU-hour", "fixture"},
+		"route53:zone": {0.5, "zone", "fixture"}, "route53:query": {0.4, "million", "fixture"},
+		"s3:standard": {0.02, "GB-month", "fixture"}, "s3:glacier": {0.004, "GB-month", "fixture"},
+		"transfer:out": {0.1, "GB", "fixture"}, "acm:public": {0, "cert", "fixture"},
+	}
+	f := Footprint{Instances: map[string]int{"t3.large": 1}, SpotInstances: map[string]int{"t3.medium": 3},
+		RunningHours: 200, RootGB: 100, VolumeGB: 50, NodePublicIPs: 3, ElasticIPs: 1, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
+	e, err := Compute(f, Assumptions{ALBLCUs: 1}, prices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"EC2 t3.large, on-demand":            20.00, // 1 × 0.1 × 200 h
+		"EC2 t3.medium, spot":                12.00, // 3 × 0.02 × 200 h
+		"EBS gp3, node roots":                10.00, // billed while stopped
+		"Public IPv4, nodes (while running)": 3.00,  // 3 × 0.005 × 200 h: released while stopped
+		"Public IPv4, Elastic IP (always)":   3.65,  // 1 × 0.005 × 730 h
+		"Public IPv4, ALB (one per zone)":    10.95,
+		"ALB":                                14.60,
+	}
+	got := map[string]float64{}
+	for _, it := range e.Items {
+		got[it.Name] = it.Monthly
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s = %.2f, want %.2f\n%s", name, got[name], w, e.Table())
+		}
+	}
+	// The saving is priced against the on-demand price of the spot nodes' type, which the
+	// fixture lacks: SavingsOf must say so rather than guess.
+	if _, err := SavingsOf(f, Assumptions{ALBLCUs: 1}, prices); err == nil || !strings.Contains(err.Error(), "ec2:t3.medium") {
+		t.Errorf("savings without an on-demand price for the spot type: got %v, want an error naming ec2:t3.medium", err)
+	}
+}
+
+func TestSavingsSplitsSpotFromOfficeHours(t *testing.T) {
+	f := Footprint{Instances: map[string]int{}, SpotInstances: map[string]int{"t3.medium": 2}, RunningHours: 365,
+		RootGB: 100, NodePublicIPs: 1, ElasticIPs: 1, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
+	s, err := SavingsOf(f, DefaultAssumptions, Seoul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	od, spot := Seoul["ec2:t3.medium"].USD, Seoul["ec2spot:t3.medium"].USD
+	wantSpot := math.Round(2*(od-spot)*HoursPerMonth*100) / 100
+	// Half the month stopped: half the spot hours and half the node address.
+	wantHours := math.Round((2*spot*365+Seoul["ipv4:public"].USD*365)*100) / 100
+	if math.Abs(s.Spot-wantSpot) > 0.011 || math.Abs(s.OfficeHours-wantHours) > 0.011 {
+		t.Errorf("savings spot %.2f, office hours %.2f; want %.2f and %.2f", s.Spot, s.OfficeHours, wantSpot, wantHours)
+	}
+	if math.Abs(s.Without-s.Spot-s.OfficeHours-s.With) > 0.011 {
+		t.Errorf("%.2f - %.2f - %.2f != %.2f", s.Without, s.Spot, s.OfficeHours, s.With)
+	}
+}
+
+func TestRunningHoursFollowTheSchedule(t *testing.T) {
+	weekdays := config.OfficeHours{TimeZone: "Asia/Seoul", Days: []string{"MON", "TUE", "WED", "THU", "FRI"}, Start: "09:00", Stop: "20:00"}
+	if got := RunningHoursPerMonth(weekdays.HoursPerWeek()); got != 239 {
+		t.Errorf("weekdays 09:00-20:00 run %g h a month, want 239 (55 h a week × 730/168)", got)
+	}
+	if got := RunningHoursPerMonth(7 * 24); got != HoursPerMonth {
+		t.Errorf("every hour of the week runs %g h a month, want %d", got, HoursPerMonth)
 	}
 }

@@ -17,6 +17,14 @@ const HoursPerMonth = 730
 // written (no network); prices change, so check them before quoting a figure to anyone.
 const pricesRead = "AWS published prices for Asia Pacific (Seoul), as known in 2025, not re-checked"
 
+// spotAssumed says where the spot figures below come from. Spot prices move with supply and
+// demand, hour by hour and zone by zone, so each is an assumption, not a reading: 30% of the
+// on-demand price, the low end of the 60-70% saving AWS's Spot Instance Advisor showed for
+// these families in Seoul in 2025. It was not read from the price history when this table was
+// written (no network): `aws ec2 describe-spot-price-history --instance-types t3.medium
+// --product-descriptions Linux/UNIX --region ap-northeast-2` gives today's figures.
+const spotAssumed = "EC2 Spot Linux, assumed 30% of on-demand (Spot Instance Advisor, Seoul, 2025, not re-checked)"
+
 // Prices are the price tables by region. A stack in a region without one gets no estimate.
 var Prices = map[string]map[string]Price{"ap-northeast-2": Seoul}
 
@@ -28,8 +36,14 @@ var Seoul = map[string]Price{
 	"ec2:t3.xlarge":          {0.208, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
 	"ec2:m6i.large":          {0.118, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
 	"ec2:m6i.xlarge":         {0.236, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
+	"ec2spot:t3.small":       {0.0078, "instance-hour", spotAssumed},
+	"ec2spot:t3.medium":      {0.0156, "instance-hour", spotAssumed},
+	"ec2spot:t3.large":       {0.0312, "instance-hour", spotAssumed},
+	"ec2spot:t3.xlarge":      {0.0624, "instance-hour", spotAssumed},
+	"ec2spot:m6i.large":      {0.0354, "instance-hour", spotAssumed},
+	"ec2spot:m6i.xlarge":     {0.0708, "instance-hour", spotAssumed},
 	"ebs:gp3":                {0.0912, "GB-month", "EBS gp3 storage (3000 IOPS / 125 MB/s included), " + pricesRead},
-	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions), " + pricesRead},
+	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions; in use or idle Elastic IPs alike; a stopped instance's launch-time address is released and not charged), " + pricesRead},
 	"alb:hour":               {0.0225, "ALB-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
 	"alb:lcu":                {0.008, "LCU-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
 	"route53:zone":           {0.50, "hosted zone-month", "Route 53 hosted zones (first 25), " + pricesRead},

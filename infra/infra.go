@@ -32,6 +32,8 @@ type Infra struct {
 	DNS            *DNS
 	LoadBalancer   *LoadBalancer
 	Uploads        *Uploads
+	// OfficeHours stops and starts the instances on the stack's schedule; nil without one.
+	OfficeHours *OfficeHours
 }
 
 // New declares the AWS tier.
@@ -40,6 +42,10 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	// is a configuration error.
 	zones, err := AvailabilityZones(ctx, args.Config)
 	if err != nil {
+		return nil, err
+	}
+	// An update of a stack whose nodes are stopped is refused here, before anything changes.
+	if err := CheckNodesRunning(ctx, args.Config); err != nil {
 		return nil, err
 	}
 	t := &Infra{}
@@ -76,6 +82,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		DeleteAfter:    deleteAfter,
 	}, parent); err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
+	}
+	if cfg.OfficeHours != nil {
+		if t.OfficeHours, err = NewOfficeHours(ctx, name+"-office-hours", &OfficeHoursArgs{Config: cfg, Instances: t.Nodes.Instances}, parent); err != nil {
+			return nil, fmt.Errorf("office hours: %w", err)
+		}
 	}
 	if t.DNS, err = NewDNS(ctx, name+"-dns", &DNSArgs{Config: cfg, EndpointIP: t.Nodes.EndpointIP}, parent); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)

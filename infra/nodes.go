@@ -177,7 +177,9 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			VpcSecurityGroupIds: groups,
 			IamInstanceProfile:  args.Profiles[node.Role].Name,
 			KeyName:             pulumi.String(keyName),
-			UserData:            pulumi.String(BootstrapScript(paramName)),
+			// On-demand, or a persistent spot request that stops on interruption (officehours.go).
+			InstanceMarketOptions: marketOptions(node),
+			UserData:              pulumi.String(BootstrapScript(paramName)),
 			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
 				HttpEndpoint:            pulumi.String("enabled"),
 				HttpTokens:              pulumi.String("required"),

@@ -47,9 +47,10 @@ const (
 
 // Sources of a Rule other than CIDRs: the rule's own group, or another group of the stack.
 const (
-	groupSelf  = "self"
-	groupNodes = "nodes"
-	groupALB   = "alb"
+	groupSelf         = "self"
+	groupNodes        = "nodes"
+	groupALB          = "alb"
+	groupControlPlane = "control-plane"
 )
 
 // Rule is one ingress rule: a port range from either CIDRs or a security group.
@@ -74,6 +75,9 @@ type Rule struct {
 func NodeRules(cfg *config.Config) []Rule {
 	return []Rule{
 		{Name: "ssh", Description: "SSH from the operators (and the Pulumi runner)", Protocol: "tcp", From: portSSH, To: portSSH, CIDRs: prefixes(cfg.AdminCIDRs)},
+		// The remote commands reach the workers through the master, at their private addresses,
+		// which survive a stop and start (their public ones do not).
+		{Name: "ssh-jump", Description: "SSH from the master: the Pulumi runner's jump host to the other nodes", Protocol: "tcp", From: portSSH, To: portSSH, Group: groupControlPlane},
 		{Name: "kubelet", Description: "kubelet API from the control plane and metrics-server", Protocol: "tcp", From: portKubelet, To: portKubelet, Group: groupSelf},
 		{Name: "vxlan", Description: "Calico VXLAN: all pod-to-pod traffic between nodes", Protocol: "udp", From: portVXLAN, To: portVXLAN, Group: groupSelf},
 		{Name: "typha", Description: "Calico Typha, which the Tigera operator always deploys", Protocol: "tcp", From: portTypha, To: portTypha, Group: groupSelf},
@@ -136,7 +140,7 @@ func NewSecurityGroups(ctx *pulumi.Context, name string, args *SecurityGroupsArg
 	if g.ALB, err = g.group(ctx, name, "alb", cfg, args.VPCID, "the application load balancer", nil); err != nil {
 		return nil, err
 	}
-	peers := map[string]*ec2.SecurityGroup{groupNodes: g.Nodes, groupALB: g.ALB}
+	peers := map[string]*ec2.SecurityGroup{groupNodes: g.Nodes, groupALB: g.ALB, groupControlPlane: g.ControlPlane}
 	for _, set := range []struct {
 		name            string
 		sg              *ec2.SecurityGroup

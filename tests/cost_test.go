@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/cost"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
@@ -15,7 +16,7 @@ import (
 // resource cannot slip into the program without a price.
 var billable = map[string]string{
 	"aws:ec2/instance:Instance":                "EC2",
-	"aws:ec2/eip:Eip":                          "Public IPv4, nodes",
+	"aws:ec2/eip:Eip":                          "Public IPv4, Elastic IP",
 	"aws:s3/bucketV2:BucketV2":                 "S3 uploads",
 	"aws:acm/certificate:Certificate":          "ACM certificate",
 	"aws:route53/record:Record":                "Route53",
@@ -38,6 +39,9 @@ var free = []string{
 	"command:remote:Command", "command:local:Command", "pulumi:providers:kubernetes",
 	"aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
 	"aws:ssm/parameter:Parameter", // standard tier: no charge
+	// EventBridge Scheduler: the first 14 million invocations a month are free; office hours
+	// make about 45.
+	"aws:scheduler/schedule:Schedule", "aws:scheduler/scheduleGroup:ScheduleGroup",
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {
@@ -70,15 +74,24 @@ func TestEveryBillableResourceHasAPrice(t *testing.T) {
 func TestEstimateMatchesTheDeclaredResources(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		f := cost.FootprintOf(r.Config, workloads.PersistentVolumeGiB())
-		types := map[string]int{}
+		onDemand, spot := map[string]int{}, map[string]int{}
 		roots := 0
 		for _, inst := range r.OfType("aws:ec2/instance:Instance") {
-			types[str(inst, "instanceType")]++
+			if str(inst, "instanceMarketOptions", "marketType") == "spot" {
+				spot[str(inst, "instanceType")]++
+			} else {
+				onDemand[str(inst, "instanceType")]++
+			}
 			roots += int(prop(inst, "rootBlockDevice", "volumeSize").NumberValue())
 		}
-		for typ, n := range types {
-			if f.Instances[typ] != n {
-				t.Errorf("estimate prices %d %s, the program declares %d", f.Instances[typ], typ, n)
+		for _, c := range []struct {
+			what             string
+			priced, declared map[string]int
+		}{{"on-demand", f.Instances, onDemand}, {"spot", f.SpotInstances, spot}} {
+			for typ := range config.InstanceTypes {
+				if c.priced[typ] != c.declared[typ] {
+					t.Errorf("estimate prices %d %s %s, the program declares %d", c.priced[typ], c.what, typ, c.declared[typ])
+				}
 			}
 		}
 		if roots != f.RootGB {
@@ -95,8 +108,21 @@ func TestEstimateMatchesTheDeclaredResources(t *testing.T) {
 		if claimed != f.VolumeGB {
 			t.Errorf("estimate prices %d GB of volumes, the program claims %d", f.VolumeGB, claimed)
 		}
-		if n := len(r.OfType("aws:ec2/instance:Instance")); f.NodePublicIPs != n {
-			t.Errorf("estimate prices %d node addresses for %d instances with public IPs", f.NodePublicIPs, n)
+		eips := len(r.OfType("aws:ec2/eip:Eip"))
+		if f.ElasticIPs != eips {
+			t.Errorf("estimate prices %d Elastic IPs, the program declares %d", f.ElasticIPs, eips)
+		}
+		// Every instance has a public address: the Elastic IP's, or its own from launch.
+		if n := len(r.OfType("aws:ec2/instance:Instance")); f.NodePublicIPs+f.ElasticIPs != n {
+			t.Errorf("estimate prices %d launch addresses and %d Elastic IPs for %d instances with public IPs", f.NodePublicIPs, f.ElasticIPs, n)
+		}
+		// The hours the instances are priced for are the hours the schedule lets them run.
+		wantHours := float64(cost.HoursPerMonth)
+		if starts := r.OfType("aws:scheduler/schedule:Schedule"); len(starts) > 0 {
+			wantHours = cost.RunningHoursPerMonth(r.Config.OfficeHours.HoursPerWeek())
+		}
+		if f.RunningHours != wantHours {
+			t.Errorf("estimate prices %g running hours, the program's schedule runs the instances %g", f.RunningHours, wantHours)
 		}
 	})
 }

@@ -185,7 +185,14 @@ func TestDestroyDeletesRoutesRulesAndPoliciesLast(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		var needed []*mocks.Resource
 		for _, typ := range deleteLast {
-			needed = append(needed, r.OfType(typ)...)
+			for _, res := range r.OfType(typ) {
+				// The office-hours role's policy names the instances, so it is deleted before
+				// them; nothing on the nodes uses it.
+				if strings.Contains(res.Parent, "waste-coach-infra:infra:OfficeHours") {
+					continue
+				}
+				needed = append(needed, res)
+			}
 		}
 		if len(r.OfType(deleteLast[0])) != 3 || len(r.OfType("aws:iam/rolePolicy:RolePolicy")) == 0 || len(r.OfType(deleteLast[1])) == 0 {
 			t.Fatalf("the stack declares %d resources of %v: expected route-table associations, rules and policies", len(needed), deleteLast)

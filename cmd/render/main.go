@@ -67,11 +67,22 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	}
 	fmt.Printf("\nper-node fit (requests of pinned pods + system pods vs allocatable):\n%s", fit.Table(fit.Check(res.Config, res.Resources)))
 	if prices, ok := cost.Prices[res.Config.Region]; ok {
-		estimate, err := cost.Compute(cost.FootprintOf(res.Config, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
+		footprint := cost.FootprintOf(res.Config, workloads.PersistentVolumeGiB())
+		estimate, err := cost.Compute(footprint, cost.DefaultAssumptions, prices)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nmonthly cost estimate, %s (assumptions in cost/cost.go):\n%s", res.Config.Region, estimate.Table())
+		fmt.Printf("\nmonthly cost estimate, %s (assumptions in cost/cost.go, prices and their sources in cost/prices.go):\n%s", res.Config.Region, estimate.Table())
+		savings, err := cost.SavingsOf(footprint, cost.DefaultAssumptions, prices)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nwith and without spot capacity and office hours:\n%s", savings.Table())
+		if stack != referenceStack {
+			if err := compareWithReference(dir, stack, estimate); err != nil {
+				return err
+			}
+		}
 	}
 	steps, total := critpath.Path(res.Resources)
 	fmt.Printf("\ndeploy critical path of a fresh pulumi up: %s (durations are typical figures, internal/critpath)\n", time.Duration(total)*time.Second)
@@ -79,5 +90,31 @@ func run(dir, stack, out string, overrides map[string]string) error {
 		fmt.Printf("  %5ds %5ds  %-48s %s\n", s.Start, s.End, s.Resource.Name, s.Resource.Type)
 	}
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
+	return nil
+}
+
+// referenceStack is the stack other stacks' costs are compared with.
+const referenceStack = "prod"
+
+// compareWithReference prices the reference stack from its own configuration file and prints
+// this stack's estimate against it, item by item.
+func compareWithReference(dir, stack string, estimate *cost.Estimate) error {
+	sc, err := stackfile.Read(dir, referenceStack)
+	if err != nil {
+		return fmt.Errorf("read the %s stack to compare with: %w", referenceStack, err)
+	}
+	cfg, err := config.Parse(referenceStack, func(k string) (string, bool) { v, ok := sc.Values[k]; return v, ok })
+	if err != nil {
+		return err
+	}
+	prices, ok := cost.Prices[cfg.Region]
+	if !ok {
+		return nil
+	}
+	ref, err := cost.Compute(cost.FootprintOf(cfg, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, prices)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%s against %s, the items that differ:\n%s", stack, referenceStack, cost.Compare(stack, estimate, referenceStack, ref))
 	return nil
 }

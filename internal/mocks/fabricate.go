@@ -67,6 +67,11 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		}
 		set("name", name)
 		set("arn", arn)
+	case "aws:scheduler/scheduleGroup:ScheduleGroup":
+		id = str("name")
+		set("arn", fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule-group/%s", m.region, id))
+	case "aws:scheduler/schedule:Schedule":
+		set("arn", fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s/%s", m.region, str("groupName"), str("name")))
 	case "aws:s3/bucketV2:BucketV2":
 		id = str("bucket")
 		set("arn", "arn:aws:s3:::"+id)

@@ -36,6 +36,8 @@ type Resource struct {
 	Inputs resource.PropertyMap
 	// Outputs are the fabricated outputs.
 	Outputs resource.PropertyMap
+	// ID is the fabricated id.
+	ID string
 	// Dependencies are the URNs this resource waits for, explicit and through its inputs.
 	Dependencies []string
 	// Provider is the explicit provider reference, if any.
@@ -57,6 +59,10 @@ type Mocks struct {
 	counter   int
 	subnets   map[string]subnetInfo // by fabricated id
 	hosts     map[netip.Prefix]int  // next host number per subnet
+
+	// Stopped are the instance ids the ec2 getInstances lookup reports stopped (none unless a
+	// test sets it: a stack whose nodes were stopped outside office hours).
+	Stopped []string
 }
 
 type subnetInfo struct {
@@ -97,6 +103,17 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"zoneId": "Z" + strings.ToUpper(Placeholder) + "ZONE", "name": name, "id": "Z" + strings.ToUpper(Placeholder) + "ZONE",
 		}), nil
+	case "aws:ec2/getInstances:getInstances":
+		// Only the stopped-nodes check asks, for instances stopping or stopped.
+		states := args.Args["instanceStateNames"]
+		if !states.IsArray() || len(states.ArrayValue()) == 0 {
+			return nil, fmt.Errorf("mocks: getInstances without instanceStateNames would list running instances, which no caller expects")
+		}
+		ids := []any{}
+		for _, id := range m.Stopped {
+			ids = append(ids, id)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"ids": ids, "id": m.region}), nil
 	case "aws:elb/getHostedZoneId:getHostedZoneId":
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "Z" + strings.ToUpper(Placeholder) + "ALBZONE"}), nil
 	}
@@ -124,7 +141,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.Dependencies = slices.Compact(deps)
 	}
 	id, outputs := m.fabricate(args)
-	r.Outputs = outputs
+	r.Outputs, r.ID = outputs, id
 	// The same URN the mock monitor gives the resource, so Parent and Dependencies resolve.
 	parentType := tokens.Type("")
 	if p := resource.URN(r.Parent); p != "" && p.QualifiedType() != resource.RootStackType {

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	// The zone database is compiled in, so that officeHours.timeZone is checked the same way on
+	// every machine (a CI runner without /usr/share/zoneinfo would refuse every zone).
+	_ "time/tzdata"
+)
+
+// Capacity is how a node's EC2 capacity is bought.
+type Capacity string
+
+// The purchase options a node may use.
+const (
+	// OnDemand is the default: capacity that AWS never takes back.
+	OnDemand Capacity = "on-demand"
+	// Spot is spare capacity at a discount, which AWS may reclaim at two minutes' notice. The
+	// program requests it persistently with the interruption behaviour SpotInterruptionStop.
+	Spot Capacity = "spot"
+)
+
+// Capacities lists the purchase options a node may use.
+var Capacities = []Capacity{OnDemand, Spot}
+
+// SpotInterruptionStop is what AWS does to a spot node when it reclaims the capacity: it stops
+// the instance, which keeps its root volume, its private address (the master's fixed one), its
+// Elastic IP and so its Kubernetes identity, and starts it again when capacity returns.
+// "terminate" would lose all of that and "hibernate" needs hibernation configured at launch; a
+// persistent request (the only kind that can come back) accepts only stop or hibernate.
+const SpotInterruptionStop = "stop"
+
+// OfficeHours is a weekly window outside which the stack's instances are stopped (officeHours).
+type OfficeHours struct {
+	// TimeZone is the IANA zone the times are in, such as Asia/Seoul.
+	TimeZone string `json:"timeZone"`
+	// Days are the days of the week the instances run: MON, TUE, ... SUN.
+	Days []string `json:"days"`
+	// Start and Stop are the local times, HH:MM (24 hours), at which the instances are started
+	// and stopped on each of Days. Stop is later than Start on the same day.
+	Start string `json:"start"`
+	Stop  string `json:"stop"`
+}
+
+// Weekdays are the day names officeHours.days accepts, in EventBridge's cron spelling.
+var Weekdays = []string{"MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"}
+
+var clockRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)
+
+// clock parses HH:MM into minutes after midnight.
+func clock(s string) (int, bool) {
+	m := clockRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	h, _ := strconv.Atoi(m[1])
+	mi, _ := strconv.Atoi(m[2])
+	return h*60 + mi, true
+}
+
+// HoursPerWeek is how long the instances run in a week.
+func (o OfficeHours) HoursPerWeek() float64 {
+	start, _ := clock(o.Start)
+	stop, _ := clock(o.Stop)
+	return float64(len(o.Days)*(stop-start)) / 60
+}
+
+// Cron returns the EventBridge Scheduler expression that fires at hhmm (Start or Stop) on Days,
+// in the schedule's own time zone: cron(minutes hours day-of-month month day-of-week year).
+func (o OfficeHours) Cron(hhmm string) string {
+	m, _ := clock(hhmm)
+	return fmt.Sprintf("cron(%d %d ? * %s *)", m%60, m/60, strings.Join(o.Days, ","))
+}
+
+// String says the window as an operator would: "MON,TUE,WED,THU,FRI 09:00-20:00 Asia/Seoul".
+func (o OfficeHours) String() string {
+	return fmt.Sprintf("%s %s-%s %s", strings.Join(o.Days, ","), o.Start, o.Stop, o.TimeZone)
+}
+
+// capacity reads the stack-wide capacity, applies it to every node that does not set its own,
+// and checks the spot settings.
+func (p *parser) capacity(c *Config) {
+	key := qualify("capacity")
+	c.Capacity = Capacity(p.str("capacity", string(OnDemand), false))
+	if !slices.Contains(Capacities, c.Capacity) {
+		p.fail(key, strconv.Quote(string(c.Capacity)), fmt.Sprintf("one of %v (the default for every node; a node may set its own capacity)", Capacities))
+		c.Capacity = OnDemand
+	}
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if n.Capacity == "" {
+			n.Capacity = c.Capacity
+		} else if !slices.Contains(Capacities, n.Capacity) {
+			p.fail(fmt.Sprintf("%s[%s].capacity", qualify("nodes"), n.Role), strconv.Quote(string(n.Capacity)), fmt.Sprintf("one of %v, or unset to use capacity (%s)", Capacities, c.Capacity))
+		}
+	}
+	behaviour := p.str("spotInterruptionBehavior", SpotInterruptionStop, false)
+	switch behaviour {
+	case SpotInterruptionStop:
+	case "terminate":
+		p.fail(qualify("spotInterruptionBehavior"), strconv.Quote(behaviour), "stop: a terminated node loses its root volume, its private address and its Kubernetes identity, and a persistent spot request (the only kind that brings a node back) does not accept it")
+	case "hibernate":
+		p.fail(qualify("spotInterruptionBehavior"), strconv.Quote(behaviour), "stop: hibernation must be enabled when the instance is launched, which the program does not do")
+	default:
+		p.fail(qualify("spotInterruptionBehavior"), strconv.Quote(behaviour), "stop (the only behaviour that keeps a node's disk, addresses and identity)")
+	}
+}
+
+// officeHours reads the optional schedule that stops the stack outside office hours.
+func (p *parser) officeHours(c *Config) {
+	var o OfficeHours
+	if !p.object("officeHours", &o, false) {
+		return
+	}
+	if o.TimeZone == "" && o.Days == nil && o.Start == "" && o.Stop == "" {
+		return // {}, Pulumi.yaml's default: no schedule
+	}
+	key := qualify("officeHours")
+	bad := len(p.errs)
+	if c.Production {
+		p.fail(key, o.String(), "unset on a production stack: it serves users around the clock (stop a dev stack, not prod)")
+	}
+	switch o.TimeZone {
+	case "", "Local":
+		p.fail(key+".timeZone", strconv.Quote(o.TimeZone), "an IANA time zone name such as Asia/Seoul or UTC")
+	default:
+		if _, err := time.LoadLocation(o.TimeZone); err != nil {
+			p.fail(key+".timeZone", strconv.Quote(o.TimeZone), "an IANA time zone name such as Asia/Seoul or UTC (unknown zone)")
+		}
+	}
+	if len(o.Days) == 0 {
+		p.fail(key+".days", "[]", fmt.Sprintf("one or more of %v", Weekdays))
+	}
+	for i, d := range o.Days {
+		if !slices.Contains(Weekdays, d) {
+			p.fail(fmt.Sprintf("%s.days[%d]", key, i), strconv.Quote(d), fmt.Sprintf("one of %v", Weekdays))
+		} else if slices.Index(o.Days, d) != i {
+			p.fail(fmt.Sprintf("%s.days[%d]", key, i), strconv.Quote(d), "each day once")
+		}
+	}
+	start, okStart := clock(o.Start)
+	if !okStart {
+		p.fail(key+".start", strconv.Quote(o.Start), "a time of day HH:MM from 00:00 to 23:59")
+	}
+	stop, okStop := clock(o.Stop)
+	if !okStop {
+		p.fail(key+".stop", strconv.Quote(o.Stop), "a time of day HH:MM from 00:00 to 23:59")
+	}
+	if okStart && okStop && stop <= start {
+		p.fail(key+".stop", strconv.Quote(o.Stop), fmt.Sprintf("a time after start (%s) on the same day: a window across midnight is not supported", o.Start))
+	}
+	if len(p.errs) == bad {
+		c.OfficeHours = &o
+	}
+}

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// devRaw is validRaw as a non-production stack, where spot and office hours belong.
+func devRaw(set map[string]string) map[string]string {
+	raw := validRaw()
+	raw["waste-coach-infra:production"] = "false"
+	for k, v := range set {
+		raw[k] = v
+	}
+	return raw
+}
+
+const weekdays = `{"timeZone":"Asia/Seoul","days":["MON","TUE","WED","THU","FRI"],"start":"09:00","stop":"20:00"}`
+
+func TestSpotAndOfficeHoursAreRead(t *testing.T) {
+	c, err := parse(devRaw(map[string]string{
+		"waste-coach-infra:capacity":    "spot",
+		"waste-coach-infra:officeHours": weekdays,
+		"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80,"capacity":"on-demand"},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Node(RoleMaster).Capacity; got != OnDemand {
+		t.Errorf("master capacity = %q, want its own on-demand over the stack's spot", got)
+	}
+	if got := c.Node(RoleWorker1).Capacity; got != Spot {
+		t.Errorf("worker-1 capacity = %q, want the stack's spot", got)
+	}
+	o := c.OfficeHours
+	if o == nil {
+		t.Fatal("officeHours not read")
+	}
+	if got := o.Cron(o.Start); got != "cron(0 9 ? * MON,TUE,WED,THU,FRI *)" {
+		t.Errorf("start expression = %s", got)
+	}
+	if got := o.Cron(o.Stop); got != "cron(0 20 ? * MON,TUE,WED,THU,FRI *)" {
+		t.Errorf("stop expression = %s", got)
+	}
+	if got := o.HoursPerWeek(); got != 55 {
+		t.Errorf("hours a week = %g, want 55", got)
+	}
+
+	// Unset, and Pulumi.yaml's default {}, mean on-demand around the clock.
+	for _, v := range []string{"", "{}"} {
+		c, err := parse(devRaw(map[string]string{"waste-coach-infra:officeHours": v}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.OfficeHours != nil || c.Node(RoleMaster).Capacity != OnDemand {
+			t.Errorf("officeHours %q: schedule %v, master capacity %q; want none and on-demand", v, c.OfficeHours, c.Node(RoleMaster).Capacity)
+		}
+	}
+}
+
+// TestBadSpotAndScheduleConfigIsRefused shows each refusal naming the key, the value and what
+// is allowed.
+func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
+	hours := func(tz, start, stop string) string {
+		return `{"timeZone":"` + tz + `","days":["MON","FRI"],"start":"` + start + `","stop":"` + stop + `"}`
+	}
+	cases := []struct {
+		name       string
+		set        map[string]string
+		production bool
+		want       []string
+	}{
+		{"25 o'clock", map[string]string{"waste-coach-infra:officeHours": hours("Asia/Seoul", "09:00", "25:00")}, false,
+			[]string{"waste-coach-infra:officeHours.stop", `"25:00"`, "00:00 to 23:59"}},
+		{"minutes past 59", map[string]string{"waste-coach-infra:officeHours": hours("Asia/Seoul", "09:60", "20:00")}, false,
+			[]string{"waste-coach-infra:officeHours.start", `"09:60"`}},
+		{"unknown time zone", map[string]string{"waste-coach-infra:officeHours": hours("Asia/Seol", "09:00", "20:00")}, false,
+			[]string{"waste-coach-infra:officeHours.timeZone", `"Asia/Seol"`, "IANA"}},
+		{"the machine's local zone", map[string]string{"waste-coach-infra:officeHours": hours("Local", "09:00", "20:00")}, false,
+			[]string{"waste-coach-infra:officeHours.timeZone", `"Local"`}},
+		{"stop before start", map[string]string{"waste-coach-infra:officeHours": hours("Asia/Seoul", "20:00", "09:00")}, false,
+			[]string{"waste-coach-infra:officeHours.stop", `"09:00"`, "after start (20:00)"}},
+		{"stop at start", map[string]string{"waste-coach-infra:officeHours": hours("UTC", "09:00", "09:00")}, false,
+			[]string{"waste-coach-infra:officeHours.stop", "after start"}},
+		{"unknown day", map[string]string{"waste-coach-infra:officeHours": `{"timeZone":"UTC","days":["MON","FRY"],"start":"09:00","stop":"20:00"}`}, false,
+			[]string{"waste-coach-infra:officeHours.days[1]", `"FRY"`, "MON"}},
+		{"no days", map[string]string{"waste-coach-infra:officeHours": `{"timeZone":"UTC","days":[],"start":"09:00","stop":"20:00"}`}, false,
+			[]string{"waste-coach-infra:officeHours.days", "one or more"}},
+		{"a typo in a field", map[string]string{"waste-coach-infra:officeHours": `{"zone":"UTC","days":["MON"],"start":"09:00","stop":"20:00"}`}, false,
+			[]string{"waste-coach-infra:officeHours", `unknown field "zone"`}},
+		{"office hours on production", map[string]string{"waste-coach-infra:officeHours": weekdays}, true,
+			[]string{"waste-coach-infra:officeHours", "production"}},
+		{"unknown stack capacity", map[string]string{"waste-coach-infra:capacity": "reserved"}, false,
+			[]string{"waste-coach-infra:capacity", `"reserved"`, "on-demand", "spot"}},
+		{"unknown node capacity", map[string]string{"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80,"capacity":"Spot"},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}, false,
+			[]string{"waste-coach-infra:nodes[master].capacity", `"Spot"`, "on-demand"}},
+		{"spot that terminates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "terminate"}, false,
+			[]string{"waste-coach-infra:spotInterruptionBehavior", `"terminate"`, "root volume", "Kubernetes identity"}},
+		{"spot that hibernates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "hibernate"}, false,
+			[]string{"waste-coach-infra:spotInterruptionBehavior", `"hibernate"`, "stop"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := devRaw(tc.set)
+			if tc.production {
+				raw["waste-coach-infra:production"] = "true"
+			}
+			_, err := parse(raw)
+			if err == nil {
+				t.Fatalf("configuration accepted; want a refusal mentioning %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}

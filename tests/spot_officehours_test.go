@@ -1,0 +1,257 @@
+package tests
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/cost"
+	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/internal/stackfile"
+	"github.com/waste-coach/infra/platform"
+	"github.com/waste-coach/infra/workloads"
+)
+
+// TestDevNodesAreSpotThatStopAndProdNodesOnDemand: every dev node, the master included, is a
+// persistent spot request that stops (keeps its disk, addresses and Kubernetes identity) when
+// AWS reclaims the capacity, never terminates; every prod node is on-demand.
+func TestDevNodesAreSpotThatStopAndProdNodesOnDemand(t *testing.T) {
+	for stack, wantSpot := range map[string]bool{"dev": true, "prod": false} {
+		r := run(t, stack)
+		instances := r.OfType("aws:ec2/instance:Instance")
+		if len(instances) != len(config.Roles) {
+			t.Fatalf("%s declares %d instances", stack, len(instances))
+		}
+		for _, inst := range instances {
+			market := prop(inst, "instanceMarketOptions")
+			if !wantSpot {
+				if !market.IsNull() {
+					t.Errorf("%s: %s has instanceMarketOptions %v; prod nodes are on-demand", stack, inst.Name, market)
+				}
+				continue
+			}
+			for path, want := range map[string]string{
+				"marketType":                               "spot",
+				"spotOptions.spotInstanceType":             "persistent",
+				"spotOptions.instanceInterruptionBehavior": "stop",
+			} {
+				keys := []any{"instanceMarketOptions"}
+				for _, k := range strings.Split(path, ".") {
+					keys = append(keys, k)
+				}
+				if got := str(inst, keys...); got != want {
+					t.Errorf("%s: %s instanceMarketOptions.%s = %q, want %q", stack, inst.Name, path, got, want)
+				}
+			}
+			// A persistent request ends seven days after launch unless told otherwise; after that
+			// a stopped node would have nothing to bring it back.
+			if until := str(inst, "instanceMarketOptions", "spotOptions", "validUntil"); until < "2030" {
+				t.Errorf("%s: %s spot request valid until %q: a node stopped after that date could not come back", stack, inst.Name, until)
+			}
+		}
+	}
+}
+
+// TestOfficeHoursStartAndStopExactlyTheStacksInstances checks dev's two schedules (the cron
+// expressions and their time zone), that each names every instance of the stack, and that the
+// role they act as can start and stop those instances and do nothing else; prod has none.
+func TestOfficeHoursStartAndStopExactlyTheStacksInstances(t *testing.T) {
+	if n := len(run(t, "prod").OfType("aws:scheduler/schedule:Schedule")); n != 0 {
+		t.Errorf("prod declares %d schedules; it runs around the clock", n)
+	}
+	r := run(t, "dev")
+	var ids, arns []string
+	for _, inst := range r.OfType("aws:ec2/instance:Instance") {
+		ids = append(ids, inst.ID)
+		arns = append(arns, inst.Outputs["arn"].StringValue())
+	}
+	slices.Sort(ids)
+	slices.Sort(arns)
+	group := must(t, r, "aws:scheduler/scheduleGroup:ScheduleGroup", "sesacthon-office-hours")
+	role := must(t, r, "aws:iam/role:Role", "sesacthon-office-hours")
+	roleARN := role.Outputs["arn"].StringValue()
+
+	for _, s := range []struct{ name, cron, target string }{
+		{"sesacthon-office-hours-start", "cron(0 9 ? * MON,TUE,WED,THU,FRI *)", infra.StartInstancesTarget},
+		{"sesacthon-office-hours-stop", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", infra.StopInstancesTarget},
+	} {
+		sch := must(t, r, "aws:scheduler/schedule:Schedule", s.name)
+		if got := str(sch, "scheduleExpression"); got != s.cron {
+			t.Errorf("%s scheduleExpression = %q, want %q", s.name, got, s.cron)
+		}
+		if got := str(sch, "scheduleExpressionTimezone"); got != "Asia/Seoul" {
+			t.Errorf("%s scheduleExpressionTimezone = %q, want Asia/Seoul (09:00 means Seoul's morning, not UTC's)", s.name, got)
+		}
+		if got := str(sch, "groupName"); got != str(group, "name") {
+			t.Errorf("%s is in group %q, want %q (the group the role's trust is limited to)", s.name, got, str(group, "name"))
+		}
+		if got := str(sch, "target", "arn"); got != s.target {
+			t.Errorf("%s target = %q, want %q", s.name, got, s.target)
+		}
+		if got := str(sch, "target", "roleArn"); got != roleARN {
+			t.Errorf("%s acts as %q, want the office-hours role %q", s.name, got, roleARN)
+		}
+		var input struct {
+			InstanceIDs []string `json:"InstanceIds"`
+		}
+		if err := json.Unmarshal([]byte(str(sch, "target", "input")), &input); err != nil {
+			t.Fatalf("%s target input: %v", s.name, err)
+		}
+		slices.Sort(input.InstanceIDs)
+		if !slices.Equal(input.InstanceIDs, ids) {
+			t.Errorf("%s acts on %v, want every instance of the stack %v", s.name, input.InstanceIDs, ids)
+		}
+	}
+
+	var trust infra.PolicyDocument
+	if err := json.Unmarshal([]byte(str(role, "assumeRolePolicy")), &trust); err != nil {
+		t.Fatal(err)
+	}
+	if len(trust.Statement) != 1 || trust.Statement[0].Principal["Service"] != "scheduler.amazonaws.com" {
+		t.Errorf("office-hours role trust = %+v, want EventBridge Scheduler only", trust.Statement)
+	} else if cond, _ := json.Marshal(trust.Statement[0].Condition); !strings.Contains(string(cond), group.Outputs["arn"].StringValue()) {
+		t.Errorf("office-hours role trust condition %s does not limit it to the stack's schedule group %s", cond, group.Outputs["arn"].StringValue())
+	}
+
+	var policies []*mocks.Resource
+	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
+		if strings.Contains(p.Parent, "OfficeHours") {
+			policies = append(policies, p)
+		}
+	}
+	if len(policies) != 1 {
+		t.Fatalf("office-hours role has %d inline policies, want 1", len(policies))
+	}
+	var doc struct {
+		Statement []struct {
+			Effect   string
+			Action   []string
+			Resource []string
+		}
+	}
+	if err := json.Unmarshal([]byte(str(policies[0], "policy")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Statement) != 1 {
+		t.Fatalf("office-hours policy has %d statements, want 1: %s", len(doc.Statement), str(policies[0], "policy"))
+	}
+	st := doc.Statement[0]
+	slices.Sort(st.Action)
+	slices.Sort(st.Resource)
+	if st.Effect != "Allow" || !slices.Equal(st.Action, []string{"ec2:StartInstances", "ec2:StopInstances"}) || !slices.Equal(st.Resource, arns) {
+		t.Errorf("office-hours policy allows %v on %v; want only ec2:StartInstances and ec2:StopInstances on the stack's instances %v", st.Action, st.Resource, arns)
+	}
+}
+
+// TestBadScheduleIsRefusedBeforeAnythingIsDeclared runs the whole program for dev with a bad
+// schedule: the refusal names the key, and no resource is declared.
+func TestBadScheduleIsRefusedBeforeAnythingIsDeclared(t *testing.T) {
+	for _, tc := range []struct{ value, key string }{
+		{`{"timeZone":"Asia/Seoul","days":["MON"],"start":"09:00","stop":"25:00"}`, "officeHours.stop"},
+		{`{"timeZone":"Mars/Olympus","days":["MON"],"start":"09:00","stop":"20:00"}`, "officeHours.timeZone"},
+		{`{"timeZone":"Asia/Seoul","days":["MON"],"start":"20:00","stop":"09:00"}`, "officeHours.stop"},
+	} {
+		sc, err := stackfile.Read("..", "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Values[config.Project+":officeHours"] = tc.value
+		res, err := offline.RunConfig("dev", sc)
+		if err == nil || !strings.Contains(err.Error(), config.Project+":"+tc.key) {
+			t.Errorf("officeHours %s: got %v, want a refusal naming %s", tc.value, err, tc.key)
+		}
+		if res != nil && len(res.Resources) > 0 {
+			t.Errorf("officeHours %s: %d resources declared before the refusal", tc.value, len(res.Resources))
+		}
+	}
+}
+
+// TestUpdateOfAStoppedStackIsRefused: outside office hours the nodes are stopped; a `pulumi up`
+// then stops before changing anything and says which nodes and how to start them, while a
+// preview only warns (pull requests still get their diff at night).
+func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
+	sc, err := stackfile.Read("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := []string{"i-0stoppedworker1", "i-0stoppedmaster"}
+	runStopped := func(dryRun bool) (*mocks.Mocks, error) {
+		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
+		m.Stopped = stopped
+		return m, pulumi.RunErr(platform.Program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
+			info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, dryRun
+		})
+	}
+	m, err := runStopped(false)
+	if err == nil {
+		t.Fatal("an update of a stack with stopped nodes went ahead")
+	}
+	for _, want := range []string{"i-0stoppedmaster, i-0stoppedworker1", "aws ec2 start-instances --instance-ids i-0stoppedmaster i-0stoppedworker1", "office hours", "Asia/Seoul"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal does not say %q:\n%v", want, err)
+		}
+	}
+	for _, res := range m.Resources() {
+		if res.Custom {
+			t.Errorf("%s %s declared before the refusal", res.Type, res.Name)
+		}
+	}
+	if _, err := runStopped(true); err != nil {
+		t.Errorf("a preview of a stack with stopped nodes failed; it should warn and go on: %v", err)
+	}
+}
+
+// TestDevCostsAtMost40PercentOfProd computes both stacks' monthly estimates from what the
+// program declares for them and holds dev to 40% of prod.
+func TestDevCostsAtMost40PercentOfProd(t *testing.T) {
+	total := func(stack string) *cost.Estimate {
+		r := run(t, stack)
+		e, err := cost.Compute(cost.FootprintOf(r.Config, workloads.PersistentVolumeGiB()), cost.DefaultAssumptions, cost.Prices[r.Config.Region])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	dev, prod := total("dev"), total("prod")
+	if ratio := cost.Ratio(dev, prod); ratio > 0.40 {
+		t.Errorf("dev costs %.2f a month, %.1f%% of prod's %.2f; want at most 40%%:\n%s", dev.Total, ratio*100, prod.Total, cost.Compare("dev", dev, "prod", prod))
+	}
+}
+
+// TestRemoteCommandsSurviveAStopAndStart: a stop and start (office hours, a spot interruption)
+// gives a worker a new public address but keeps every private address and the master's Elastic
+// IP. No remote command may connect to a worker's public address: the workers are reached
+// through the master, at their private addresses.
+func TestRemoteCommandsSurviveAStopAndStart(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		eip := must(t, r, "aws:ec2/eipAssociation:EipAssociation", "sesacthon-nodes-endpoint").Outputs["publicIp"].StringValue()
+		public, private := map[string]string{}, map[string]bool{}
+		for _, inst := range r.OfType("aws:ec2/instance:Instance") {
+			public[inst.Outputs["publicIp"].StringValue()] = inst.Name
+			private[inst.Outputs["privateIp"].StringValue()] = true
+		}
+		cmds := r.OfType("command:remote:Command")
+		if len(cmds) == 0 {
+			t.Fatal("no remote commands")
+		}
+		for _, c := range cmds {
+			host, proxy := str(c, "connection", "host"), str(c, "connection", "proxy", "host")
+			if name, ok := public[host]; ok {
+				t.Errorf("%s connects to %s's launch-time public address %s, which changes on every start", c.Name, name, host)
+				continue
+			}
+			switch {
+			case host == eip && proxy == "":
+			case private[host] && proxy == eip:
+			default:
+				t.Errorf("%s connects to %s through %q; want the master's Elastic IP %s, or a private address through it", c.Name, host, proxy, eip)
+			}
+		}
+	})
+}
