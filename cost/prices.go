@@ -29,6 +29,7 @@ var Seoul = map[string]Price{
 	"ec2:m6i.large":          {0.118, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
 	"ec2:m6i.xlarge":         {0.236, "instance-hour", "EC2 On-Demand Linux, " + pricesRead},
 	"ebs:gp3":                {0.0912, "GB-month", "EBS gp3 storage (3000 IOPS / 125 MB/s included), " + pricesRead},
+	"ebs:snapshot":           {0.05, "GB-month", "EBS snapshots, standard tier, " + pricesRead},
 	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions), " + pricesRead},
 	"alb:hour":               {0.0225, "ALB-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
 	"alb:lcu":                {0.008, "LCU-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},

@@ -141,7 +141,9 @@ func TestNoAdminPortIsOpenToTheWorld(t *testing.T) {
 
 func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		buckets := r.OfType("aws:s3/bucketV2:BucketV2")
+		// The uploads bucket's resources; the backups bucket has its own test (backups_test.go).
+		uploads := func(typ string) []*mocks.Resource { return withSuffix(r.OfType(typ), "-uploads") }
+		buckets := uploads("aws:s3/bucketV2:BucketV2")
 		if len(buckets) != 1 {
 			t.Fatalf("%d buckets, want the one uploads bucket", len(buckets))
 		}
@@ -154,16 +156,16 @@ func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 		if b.Protect != prod || b.RetainOnDelete != prod {
 			t.Errorf("bucket protect=%v retainOnDelete=%v, want %v on stack %s", b.Protect, b.RetainOnDelete, prod, r.Stack)
 		}
-		if v := r.OfType("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) != 1 || str(v[0], "versioningConfiguration", "status") != "Enabled" {
+		if v := uploads("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) != 1 || str(v[0], "versioningConfiguration", "status") != "Enabled" {
 			t.Errorf("bucket versioning is not enabled")
 		}
-		pab := r.OfType("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+		pab := uploads("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 		for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
 			if len(pab) != 1 || str(pab[0], k) != "true" {
 				t.Errorf("public access block %s is not on", k)
 			}
 		}
-		lc := r.OfType("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+		lc := uploads("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
 		if len(lc) != 1 {
 			t.Fatalf("no lifecycle configuration")
 		}
@@ -175,13 +177,13 @@ func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 		if str(lc[0], "rules", 1, "abortIncompleteMultipartUpload", "daysAfterInitiation") == "" {
 			t.Errorf("incomplete multipart uploads are never aborted")
 		}
-		if sse := r.OfType("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) != 1 {
+		if sse := uploads("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) != 1 {
 			t.Errorf("no default encryption")
 		}
-		if cors := r.OfType("aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2"); len(cors) != 1 || !strings.Contains(prop(cors[0], "corsRules", 0, "allowedMethods").String(), "PUT") {
+		if cors := uploads("aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2"); len(cors) != 1 || !strings.Contains(prop(cors[0], "corsRules", 0, "allowedMethods").String(), "PUT") {
 			t.Errorf("CORS does not allow the browser's PUT to a pre-signed URL")
 		}
-		if pol := r.OfType("aws:s3/bucketPolicy:BucketPolicy"); len(pol) != 1 || !strings.Contains(str(pol[0], "policy"), `"aws:SecureTransport":"false"`) {
+		if pol := uploads("aws:s3/bucketPolicy:BucketPolicy"); len(pol) != 1 || !strings.Contains(str(pol[0], "policy"), `"aws:SecureTransport":"false"`) {
 			t.Errorf("bucket policy does not deny non-TLS requests")
 		}
 	})

@@ -1,0 +1,213 @@
+package tests
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/offline"
+)
+
+// withSuffix keeps the resources whose logical name ends with suffix (one bucket's companions).
+func withSuffix(rs []*mocks.Resource, suffix string) []*mocks.Resource {
+	var out []*mocks.Resource
+	for _, r := range rs {
+		if strings.HasSuffix(r.Name, suffix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// policyDoc is an IAM or bucket policy as the program renders it.
+type policyDoc struct {
+	Statement []struct {
+		Sid       string
+		Effect    string
+		Principal any
+		Action    []string
+		Resource  any
+		Condition map[string]map[string]any
+	}
+}
+
+func parsePolicy(t *testing.T, r *mocks.Resource) policyDoc {
+	t.Helper()
+	var d policyDoc
+	if err := json.Unmarshal([]byte(str(r, "policy")), &d); err != nil {
+		t.Fatalf("%s: policy is not JSON: %v", r.Name, err)
+	}
+	return d
+}
+
+// iamMatch reports whether an IAM pattern (with * and ?) matches a value.
+func iamMatch(pattern, value string) bool {
+	re := "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
+	return regexp.MustCompile("(?i)" + re).MatchString(value)
+}
+
+func resources(v any) []string {
+	switch r := v.(type) {
+	case string:
+		return []string{r}
+	case []any:
+		var out []string
+		for _, x := range r {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// TestBackupsBucketKeepsBackupsForTheRetention: the backups bucket is private, encrypted,
+// versioned, protected on production, and its lifecycle keeps backups exactly the configured
+// retention (14 days on prod, 3 on dev by default).
+func TestBackupsBucketKeepsBackupsForTheRetention(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		of := func(typ string) []*mocks.Resource { return withSuffix(r.OfType(typ), "-backups") }
+		buckets := of("aws:s3/bucketV2:BucketV2")
+		if len(buckets) != 1 {
+			t.Fatalf("%d backups buckets, want 1", len(buckets))
+		}
+		b := buckets[0]
+		if got, want := str(b, "bucket"), r.Stack+"-sesacthon-backups"; got != want {
+			t.Errorf("backups bucket name = %s, want %s", got, want)
+		}
+		prod := r.Stack == "prod"
+		if b.Protect != prod || b.RetainOnDelete != prod {
+			t.Errorf("backups bucket protect=%v retainOnDelete=%v, want %v on %s", b.Protect, b.RetainOnDelete, prod, r.Stack)
+		}
+		if got := str(b, "forceDestroy"); got != map[bool]string{true: "false", false: "true"}[prod] {
+			t.Errorf("backups bucket forceDestroy = %s on %s: only a stack whose data is not protected may be emptied by destroy", got, r.Stack)
+		}
+		for _, typ := range []string{
+			"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketVersioningV2:BucketVersioningV2",
+			"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+			"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "aws:s3/bucketPolicy:BucketPolicy",
+		} {
+			rs := of(typ)
+			if len(rs) != 1 {
+				t.Errorf("%d %s for the backups bucket, want 1", len(rs), typ)
+				continue
+			}
+			if rs[0].Protect != prod || rs[0].RetainOnDelete != prod {
+				t.Errorf("%s of the backups bucket: protect=%v retain=%v, want %v (removing it would open or unversion the bucket)", typ, rs[0].Protect, rs[0].RetainOnDelete, prod)
+			}
+		}
+		if v := of("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) == 1 && str(v[0], "versioningConfiguration", "status") != "Enabled" {
+			t.Errorf("backups bucket versioning is not enabled")
+		}
+		if pab := of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"); len(pab) == 1 {
+			for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+				if str(pab[0], k) != "true" {
+					t.Errorf("backups bucket public access block %s is not on", k)
+				}
+			}
+		}
+		if sse := of("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) == 1 &&
+			str(sse[0], "rules", 0, "applyServerSideEncryptionByDefault", "sseAlgorithm") == "" {
+			t.Errorf("backups bucket has no default encryption")
+		}
+		retention := map[string]string{"prod": "14", "dev": "3"}[r.Stack]
+		if lc := of("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"); len(lc) == 1 {
+			rules := map[string]int{}
+			for i := range 4 {
+				rules[str(lc[0], "rules", i, "id")] = i
+			}
+			if i, ok := rules["expire-backups"]; !ok || str(lc[0], "rules", i, "expiration", "days") != retention || str(lc[0], "rules", i, "status") != "Enabled" {
+				t.Errorf("backups expire after %q days, want %s (backupRetentionDays default)", str(lc[0], "rules", rules["expire-backups"], "expiration", "days"), retention)
+			}
+			if i, ok := rules["remove-expired-versions"]; !ok || str(lc[0], "rules", i, "noncurrentVersionExpiration", "noncurrentDays") != retention {
+				t.Errorf("noncurrent backup versions are not kept the retention (%s days): an overwrite could remove a backup early", retention)
+			}
+			if _, ok := rules["abort-incomplete-uploads"]; !ok {
+				t.Errorf("incomplete multipart uploads of backups are never aborted")
+			}
+		}
+	})
+}
+
+// TestOnlyBackupWritersWriteAndNobodyDeletesVersions: the bucket policy denies every principal
+// the deletion of an object version and every principal but the master's and the storage node's
+// roles a write; and no role policy allows a version delete on the backups bucket, while the two
+// writers may add backups under their own prefix only.
+func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		bucketARN := "arn:aws:s3:::" + r.Stack + "-sesacthon-backups"
+		roleARN := func(role string) string {
+			res := must(t, r, "aws:iam/role:Role", "sesacthon-iam-"+role)
+			return res.Outputs["arn"].StringValue()
+		}
+		writers := []string{roleARN("master"), roleARN("storage")}
+
+		pols := withSuffix(r.OfType("aws:s3/bucketPolicy:BucketPolicy"), "-backups")
+		if len(pols) != 1 {
+			t.Fatalf("%d backups bucket policies, want 1", len(pols))
+		}
+		var tls, noVersionDelete, onlyWriters bool
+		for _, s := range parsePolicy(t, pols[0]).Statement {
+			if s.Effect != "Deny" {
+				continue
+			}
+			covers := slices.Contains(resources(s.Resource), bucketARN+"/*")
+			switch {
+			case slices.Contains(s.Action, "s3:*") && s.Condition["Bool"]["aws:SecureTransport"] == "false":
+				tls = true
+			case covers && slices.Contains(s.Action, "s3:DeleteObjectVersion") && len(s.Condition) == 0:
+				noVersionDelete = true
+			case covers && slices.Contains(s.Action, "s3:PutObject"):
+				got := resources(s.Condition["ArnNotEquals"]["aws:PrincipalArn"])
+				slices.Sort(got)
+				want := slices.Sorted(slices.Values(writers))
+				onlyWriters = slices.Equal(got, want)
+				if !onlyWriters {
+					t.Errorf("writes are allowed to %v, want exactly the backup writers %v", got, want)
+				}
+			}
+		}
+		if !tls || !noVersionDelete || !onlyWriters {
+			t.Errorf("backups bucket policy: TLS only=%v, no version delete for anyone=%v, only the writer roles write=%v; want all", tls, noVersionDelete, onlyWriters)
+		}
+
+		wantPrefix := map[string]string{"master": "etcd", "storage": "postgres"}
+		for _, rp := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
+			for _, s := range parsePolicy(t, rp).Statement {
+				if s.Effect != "Allow" {
+					continue
+				}
+				for _, res := range resources(s.Resource) {
+					if !iamMatch(res, bucketARN+"/etcd/x") && !iamMatch(res, bucketARN+"/postgres/x") && !iamMatch(res, bucketARN) {
+						continue
+					}
+					for _, a := range s.Action {
+						for _, forbidden := range []string{"s3:DeleteObjectVersion", "s3:DeleteObject", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy", "s3:PutBucketVersioning"} {
+							if iamMatch(a, forbidden) {
+								t.Errorf("role policy %s allows %s (as %s) on %s: a backup writer must not remove or unprotect backups", rp.Name, forbidden, a, res)
+							}
+						}
+					}
+				}
+			}
+		}
+		for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
+			rp := r.Named("aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-"+role+"-backups")
+			prefix, writes := wantPrefix[role]
+			if (rp != nil) != writes {
+				t.Errorf("role %s has a backups policy = %v, want %v (only the master and the storage node write backups)", role, rp != nil, writes)
+				continue
+			}
+			if rp == nil {
+				continue
+			}
+			for _, s := range parsePolicy(t, rp).Statement {
+				if slices.Contains(s.Action, "s3:PutObject") && !slices.Equal(resources(s.Resource), []string{bucketARN + "/" + prefix + "/*"}) {
+					t.Errorf("role %s may write backups to %v, want only %s/%s/*", role, s.Resource, bucketARN, prefix)
+				}
+			}
+		}
+	})
+}
