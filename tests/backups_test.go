@@ -9,6 +9,7 @@ import (
 
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/workloads"
 )
 
 // withSuffix keeps the resources whose logical name ends with suffix (one bucket's companions).
@@ -208,6 +209,59 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 					t.Errorf("role %s may write backups to %v, want only %s/%s/*", role, s.Resource, bucketARN, prefix)
 				}
 			}
+		}
+	})
+}
+
+// TestEtcdSnapshotIsScheduledOnTheMaster: the etcd snapshot runs as a CronJob on the control
+// plane (pinned to it, tolerating its taint, on its network to reach the member on loopback),
+// every six hours, never two at once, keeping failed runs to be seen; it runs the embedded
+// script (the one the restore drill runs), uploads to this stack's backups bucket under the
+// prefix the master's role may write, and mounts only the etcd client files, never the etcd CA key.
+func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		cj := must(t, r, "kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot")
+		if got := str(cj, "metadata", "namespace"); got != "kube-system" {
+			t.Errorf("etcd-snapshot CronJob in namespace %q, want kube-system", got)
+		}
+		spec := func(path ...any) string { return str(cj, append([]any{"spec"}, path...)...) }
+		if spec("schedule") != "17 */6 * * *" {
+			t.Errorf("etcd snapshot schedule = %q, want every six hours (17 */6 * * *)", spec("schedule"))
+		}
+		if spec("concurrencyPolicy") != "Forbid" || spec("failedJobsHistoryLimit") == "0" || spec("failedJobsHistoryLimit") == "" {
+			t.Errorf("etcd snapshot: concurrencyPolicy=%s failedJobsHistoryLimit=%s, want Forbid and failed runs kept", spec("concurrencyPolicy"), spec("failedJobsHistoryLimit"))
+		}
+		pod := []any{"jobTemplate", "spec", "template", "spec"}
+		ps := func(path ...any) string { return spec(append(append([]any{}, pod...), path...)...) }
+		if !strings.Contains(prop(cj, append([]any{"spec"}, append(pod, "nodeSelector")...)...).String(), "node-role.kubernetes.io/control-plane") ||
+			ps("tolerations", 0, "key") != "node-role.kubernetes.io/control-plane" {
+			t.Errorf("etcd snapshot is not pinned to the control plane: nodeSelector %s, toleration %q", prop(cj, append([]any{"spec"}, append(pod, "nodeSelector")...)...), ps("tolerations", 0, "key"))
+		}
+		if ps("hostNetwork") != "true" || ps("restartPolicy") != "Never" {
+			t.Errorf("etcd snapshot hostNetwork=%s restartPolicy=%s, want true (the member listens on the master's loopback) and Never", ps("hostNetwork"), ps("restartPolicy"))
+		}
+		if !strings.HasPrefix(ps("initContainers", 0, "image"), "registry.k8s.io/etcd:3.6.6-0") {
+			t.Errorf("snapshot step image = %s, want kubeadm's etcd image registry.k8s.io/etcd:3.6.6-0", ps("initContainers", 0, "image"))
+		}
+		env := map[string]string{}
+		for i := range 5 {
+			env[ps("containers", 0, "env", i, "name")] = ps("containers", 0, "env", i, "value")
+		}
+		if env["BACKUP_BUCKET"] != r.Stack+"-sesacthon-backups" || env["BACKUP_PREFIX"] != "etcd" {
+			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/etcd (the prefix the master's role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack)
+		}
+		for i := range 8 {
+			path := ps("volumes", i, "hostPath", "path")
+			if path == "" {
+				continue
+			}
+			if strings.HasSuffix(path, ".key") && !strings.HasSuffix(path, "healthcheck-client.key") || !strings.HasPrefix(path, "/etc/kubernetes/pki/etcd/") || ps("volumes", i, "hostPath", "type") != "File" {
+				t.Errorf("etcd snapshot mounts host path %s (%s): only the CA certificate and the healthcheck client's certificate and key", path, ps("volumes", i, "hostPath", "type"))
+			}
+		}
+		cm := must(t, r, "kubernetes:core/v1:ConfigMap", "sesacthon-kube-system-etcd-snapshot")
+		if str(cm, "data", "etcd-snapshot.sh") != workloads.EtcdSnapshotScript {
+			t.Errorf("the CronJob's ConfigMap does not hold the embedded etcd-snapshot.sh the drill runs")
 		}
 	})
 }

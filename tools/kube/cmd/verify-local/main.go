@@ -27,12 +27,13 @@ func main() {
 	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for every pod to be scheduled")
 	charts := flag.String("charts", defaultChartsDir(), "folder of the pinned chart archives (../shared/charts beside the repository): the load balancer controller's CRDs are applied from it first")
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
+	etcdBin := flag.String("etcd-bin", "", "folder with etcd, etcdctl and etcdutl of the cluster's etcd release (tools/etcd/build.sh): run the control plane on that etcd and, after the checks, the etcd restore drill")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
 		os.Exit(2)
 	}
-	failures, err := run(*dir, *bin, *charts, *timeout)
+	failures, err := run(*dir, *bin, *charts, *etcdBin, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "verify-local:", err)
 		os.Exit(1)
@@ -67,7 +68,7 @@ func unmet(path string, failures []string) []string {
 
 // run verifies one folder and returns what failed: objects refused, workloads short of pods,
 // pods not placed. An error means the verification itself could not run.
-func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
+func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, error) {
 	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
 	if err != nil {
 		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
@@ -89,6 +90,12 @@ func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
 	defer cancel()
 
 	cp := &controlPlane{work: work, bin: bin, pki: pki}
+	if etcdBin != "" {
+		if etcdBin, err = filepath.Abs(etcdBin); err != nil {
+			return nil, err
+		}
+		cp.etcdPath = filepath.Join(etcdBin, "etcd")
+	}
 	if rendered := filepath.Join(dir, "kubeadm", "encryption-config.yaml"); fileExists(rendered) {
 		cp.encryptionConfig = rendered
 	}
@@ -114,6 +121,10 @@ func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
 	t.phase("pods scheduled")
 	v.report(ctx)
 	t.phase("report")
+	if etcdBin != "" {
+		v.etcdDrill(ctx, etcdBin)
+		t.phase("etcd restore drill")
+	}
 	return v.failures, nil
 }
 
