@@ -656,6 +656,11 @@ func BackupPrefix(r Role) string {
 	return ""
 }
 
+// SnapshotTagKey is the tag the storage classes put on every EBS volume they create, valued
+// with the stack's cluster id; the stack's Data Lifecycle Manager policy snapshots the volumes
+// that carry it with its value, and no other stack's.
+const SnapshotTagKey = "waste-coach/snapshot"
+
 // Backup retention bounds: a day at least (the schedules are daily); at most a year, beyond
 // which a backup is an archive and belongs elsewhere.
 const (

@@ -33,6 +33,7 @@ type Infra struct {
 	LoadBalancer   *LoadBalancer
 	Uploads        *Uploads
 	Backups        *Backups
+	Snapshots      *Snapshots
 }
 
 // New declares the AWS tier.
@@ -74,12 +75,16 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := t.Backups.RestrictWriters(ctx, writers...); err != nil {
 		return nil, fmt.Errorf("backups bucket: %w", err)
 	}
+	if t.Snapshots, err = NewSnapshots(ctx, name+"-snapshots", &SnapshotsArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("volume snapshots: %w", err)
+	}
 	var deleteAfter []pulumi.Resource
 	for _, rta := range t.Network.RouteTableAssociations {
 		deleteAfter = append(deleteAfter, rta)
 	}
 	deleteAfter = append(deleteAfter, t.SecurityGroups.Rules...)
 	deleteAfter = append(deleteAfter, t.IAM.Policies...)
+	deleteAfter = append(deleteAfter, t.Snapshots.RolePolicies...)
 	if t.Nodes, err = NewNodes(ctx, name+"-nodes", &NodesArgs{
 		Config:         cfg,
 		Subnets:        t.Network.Subnets,

@@ -265,3 +265,52 @@ func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 		}
 	})
 }
+
+// TestDailySnapshotsTargetTheStorageClassTag: the Data Lifecycle Manager policy snapshots, daily,
+// exactly the volumes carrying the tag that every storage class of the stack puts on its volumes
+// (PostgreSQL, Redis, RabbitMQ, Prometheus), keeps backupRetentionDays snapshots, and runs as a
+// role that may create snapshots only of those volumes and delete only its own snapshots.
+func TestDailySnapshotsTargetTheStorageClassTag(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		pol := must(t, r, "aws:dlm/lifecyclePolicy:LifecyclePolicy", "sesacthon-snapshots")
+		details := func(path ...any) string { return str(pol, append([]any{"policyDetails"}, path...)...) }
+		clusterID := r.Stack + "-sesacthon"
+		targets := prop(pol, "policyDetails", "targetTags").ObjectValue()
+		if len(targets) != 1 || details("targetTags", "waste-coach/snapshot") != clusterID {
+			t.Errorf("DLM policy targets %v, want only waste-coach/snapshot=%s", targets, clusterID)
+		}
+		classes := r.OfType("kubernetes:storage.k8s.io/v1:StorageClass")
+		if len(classes) == 0 {
+			t.Fatal("no storage class")
+		}
+		for _, sc := range classes {
+			if got := str(sc, "parameters", "tagSpecification_1"); got != "waste-coach/snapshot="+clusterID {
+				t.Errorf("storage class %s tags its volumes %q, want waste-coach/snapshot=%s (the DLM policy's target): its volumes would never be snapshotted", str(sc, "metadata", "name"), got, clusterID)
+			}
+		}
+		retention := map[string]string{"prod": "14", "dev": "3"}[r.Stack]
+		if details("schedules", 0, "retainRule", "count") != retention || details("schedules", 0, "createRule", "interval") != "24" || details("schedules", 0, "createRule", "intervalUnit") != "HOURS" {
+			t.Errorf("DLM schedule: every %s %s, keep %s; want daily, keep %s", details("schedules", 0, "createRule", "interval"),
+				details("schedules", 0, "createRule", "intervalUnit"), details("schedules", 0, "retainRule", "count"), retention)
+		}
+		if details("resourceTypes", 0) != "VOLUME" || str(pol, "state") != "ENABLED" {
+			t.Errorf("DLM policy targets %s, state %s; want VOLUME, ENABLED", details("resourceTypes", 0), str(pol, "state"))
+		}
+		rp := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-snapshots")
+		for _, s := range parsePolicy(t, rp).Statement {
+			for _, a := range s.Action {
+				mutates := iamMatch(a, "ec2:CreateSnapshot") || iamMatch(a, "ec2:DeleteSnapshot")
+				if !mutates {
+					if !strings.HasPrefix(a, "ec2:Describe") && a != "ec2:CreateTags" {
+						t.Errorf("DLM role may %s: it needs only to describe, snapshot, tag and expire", a)
+					}
+					continue
+				}
+				cond := s.Condition["StringEquals"]
+				if cond["ec2:ResourceTag/waste-coach/snapshot"] != clusterID && cond["aws:RequestTag/waste-coach/snapshot"] != clusterID {
+					t.Errorf("DLM role may %s on %v without this stack's tag: it could snapshot or delete other stacks' data", a, s.Resource)
+				}
+			}
+		}
+	})
+}
