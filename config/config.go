@@ -89,6 +89,8 @@ type Config struct {
 	// OfficeHours stops the stack's instances outside a weekly window (officeHours); nil runs
 	// them around the clock.
 	OfficeHours *OfficeHours
+	// Backups configures the backups bucket and how long every backup is kept.
+	Backups Backups
 }
 
 // ChartSource says where Helm charts are fetched from; the zero value is the public repositories.
@@ -97,6 +99,16 @@ type ChartSource struct {
 	Mirror string
 	// Folder is a local folder of chart archives, or "".
 	Folder string
+}
+
+// Backups configures where the scheduled backups go (etcd snapshots, PostgreSQL base backups,
+// write-ahead log and dumps) and how long they, and the EBS snapshots, are kept.
+type Backups struct {
+	// BucketName is the backups bucket's globally unique name.
+	BucketName string
+	// RetentionDays is how many days a backup is kept: S3 lifecycle expires older objects and
+	// the Data Lifecycle Manager policy keeps this many daily EBS snapshots.
+	RetentionDays int
 }
 
 // ArgoCDSSO is an OpenID Connect provider for Argo CD (argocdSso, argocdSsoClientSecret). With
@@ -372,6 +384,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.chartSource(c)
 	p.capacity(c)
 	p.officeHours(c)
+	p.backups(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
@@ -656,6 +669,58 @@ func (p *parser) uploads(c *Config) {
 	}
 	if e := c.Uploads.ExpirationDays; e != 0 && e <= c.Uploads.TransitionDays {
 		p.fail(key+".expirationDays", strconv.Itoa(e), fmt.Sprintf("0 (keep for ever) or more than transitionDays (%d)", c.Uploads.TransitionDays))
+	}
+}
+
+// BackupPrefix is where a node role's backups go in the backups bucket: the master snapshots
+// etcd, the storage node backs up PostgreSQL. Other roles write no backups ("").
+func BackupPrefix(r Role) string {
+	switch r {
+	case RoleMaster:
+		return "etcd"
+	case RoleStorage:
+		return "postgres"
+	}
+	return ""
+}
+
+// SnapshotTagKey is the tag the storage classes put on every EBS volume they create, valued
+// with the stack's cluster id; the stack's Data Lifecycle Manager policy snapshots the volumes
+// that carry it with its value, and no other stack's.
+const SnapshotTagKey = "waste-coach/snapshot"
+
+// Backup retention bounds: a day at least (the schedules are daily); at most a year, beyond
+// which a backup is an archive and belongs elsewhere.
+const (
+	minBackupRetentionDays = 1
+	maxBackupRetentionDays = 365
+)
+
+// DefaultBackupRetentionDays is how long backups are kept when backupRetentionDays is not set:
+// two weeks on a production stack, three days elsewhere.
+func DefaultBackupRetentionDays(production bool) int {
+	if production {
+		return 14
+	}
+	return 3
+}
+
+func (p *parser) backups(c *Config) {
+	c.Backups.BucketName = p.str("backupsBucket", c.ClusterID()+"-backups", false)
+	if !bucketRE.MatchString(c.Backups.BucketName) || strings.Contains(c.Backups.BucketName, "..") {
+		p.fail(qualify("backupsBucket"), strconv.Quote(c.Backups.BucketName), "an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes")
+	} else if c.Backups.BucketName == c.Uploads.BucketName {
+		p.fail(qualify("backupsBucket"), strconv.Quote(c.Backups.BucketName), "a bucket other than uploadsBucket: backups are kept apart from what they back up")
+	}
+	c.Backups.RetentionDays = DefaultBackupRetentionDays(c.Production)
+	if v, ok := p.raw("backupRetentionDays", false); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < minBackupRetentionDays || n > maxBackupRetentionDays {
+			p.fail(qualify("backupRetentionDays"), strconv.Quote(v), fmt.Sprintf("a whole number of days from %d to %d (default %d on a production stack, %d elsewhere)",
+				minBackupRetentionDays, maxBackupRetentionDays, DefaultBackupRetentionDays(true), DefaultBackupRetentionDays(false)))
+		} else {
+			c.Backups.RetentionDays = n
+		}
 	}
 }
 

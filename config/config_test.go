@@ -357,3 +357,47 @@ func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
 		t.Errorf("mirror URL: got %+v, %v; want the mirror without its trailing slash", c, err)
 	}
 }
+// TestBackupRetention: backups are kept 14 days on production and 3 elsewhere unless
+// backupRetentionDays says otherwise, and a retention that would keep nothing (or keep backups
+// for ever) is refused naming the key.
+func TestBackupRetention(t *testing.T) {
+	c, err := parse(validRaw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backups.RetentionDays != 14 || c.Backups.BucketName != "prod-sesacthon-backups" {
+		t.Errorf("production defaults: bucket %q kept %d days, want prod-sesacthon-backups kept 14", c.Backups.BucketName, c.Backups.RetentionDays)
+	}
+	raw := validRaw()
+	raw["waste-coach-infra:production"] = "false"
+	raw["waste-coach-infra:images"] = `{"auth":"ghcr.io/x/auth:1","users":"ghcr.io/x/users:1","waste":"ghcr.io/x/waste:1","celery":"ghcr.io/x/celery:1"}`
+	if c, err := parse(raw); err != nil || c.Backups.RetentionDays != 3 {
+		t.Errorf("non-production default retention = %v (err %v), want 3 days", c, err)
+	}
+	raw["waste-coach-infra:backupRetentionDays"] = "30"
+	if c, err := parse(raw); err != nil || c.Backups.RetentionDays != 30 {
+		t.Errorf("backupRetentionDays 30 not taken (err %v)", err)
+	}
+	for _, bad := range []struct{ key, value, want string }{
+		{"backupRetentionDays", "0", "from 1 to 365"},
+		{"backupRetentionDays", "366", "from 1 to 365"},
+		{"backupRetentionDays", "two weeks", "whole number of days"},
+		{"backupsBucket", "Backups!", "S3 bucket name"},
+		{"backupsBucket", "prod-sesacthon-images", "other than uploadsBucket"},
+	} {
+		raw := validRaw()
+		raw["waste-coach-infra:"+bad.key] = bad.value
+		_, err := parse(raw)
+		if err == nil {
+			t.Errorf("%s=%q accepted", bad.key, bad.value)
+			continue
+		}
+		for _, want := range []string{"waste-coach-infra:" + bad.key, strconvQuote(bad.value), bad.want} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s=%q: error %q does not contain %q", bad.key, bad.value, err, want)
+			}
+		}
+	}
+}
+
+func strconvQuote(s string) string { return `"` + s + `"` }

@@ -24,12 +24,25 @@ type Assumptions struct {
 	UploadsStandardGB, UploadsArchivedGB float64
 	// TransferOutGB is data sent to the internet per month.
 	TransferOutGB float64
+	// BackupGBPerDay is what the scheduled backups add to the backups bucket each day: the etcd
+	// snapshot, PostgreSQL's compressed base backup and write-ahead log, and its dump.
+	BackupGBPerDay float64
+	// SnapshotUsedFraction is the share of the persistent volumes holding data (an EBS snapshot
+	// stores used blocks only); SnapshotDailyChangeFraction the share rewritten each day (each
+	// daily snapshot after the first stores the changed blocks).
+	SnapshotUsedFraction, SnapshotDailyChangeFraction float64
 }
 
 // DefaultAssumptions are a small production service's: one LCU on average (25 new connections/s
 // or 1 GB/h of traffic), a million queries, 20 GB of recent uploads and 100 GB archived, 50 GB
 // out per month.
-var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50}
+//
+// Backups: 3 GB a day (a 5 GB database compresses to about 1.5 GB per base backup, 1 GB of
+// write-ahead log a day at archive_timeout 300 s, a 0.5 GB dump, a few MB of etcd), kept the
+// retention and then as noncurrent versions the retention again (infra/backups.go), so 2 ×
+// retention days of it are stored. EBS snapshots: 30% of the volumes in use, 2% rewritten a day.
+var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50,
+	BackupGBPerDay: 3, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02}
 
 // Item is one line of the estimate.
 type Item struct {
@@ -67,6 +80,8 @@ type Footprint struct {
 	HostedZones int
 	// ArchiveClass is the uploads bucket's transition storage class.
 	ArchiveClass string
+	// BackupRetentionDays is how long backups and EBS snapshots are kept; 0 means no backups.
+	BackupRetentionDays int
 }
 
 // FootprintOf derives the footprint from a stack's configuration and the volumes its workloads
@@ -74,7 +89,8 @@ type Footprint struct {
 func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
 	f := Footprint{Instances: map[string]int{}, SpotInstances: map[string]int{}, RunningHours: HoursPerMonth,
 		VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes) - 1, ElasticIPs: 1,
-		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass}
+		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass,
+		BackupRetentionDays: cfg.Backups.RetentionDays}
 	for _, n := range cfg.Nodes {
 		if n.Capacity == config.Spot {
 			f.SpotInstances[n.InstanceType]++
@@ -158,6 +174,11 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 	add("S3 uploads, archived (assumed GB)", archiveKey(f.ArchiveClass), a.UploadsArchivedGB, 0)
 	add("Data transfer out (assumed GB)", "transfer:out", a.TransferOutGB, 0)
 	add("ACM certificate", "acm:public", 1, 0)
+	if days := float64(f.BackupRetentionDays); days > 0 {
+		add(fmt.Sprintf("S3 backups (assumed %.1f GB/day × 2 × %d days)", a.BackupGBPerDay, f.BackupRetentionDays), "s3:standard", a.BackupGBPerDay*2*days, 0)
+		add(fmt.Sprintf("EBS snapshots (assumed %.0f%% used + %.0f%%/day × %d)", a.SnapshotUsedFraction*100, a.SnapshotDailyChangeFraction*100, f.BackupRetentionDays),
+			"ebs:snapshot", float64(f.VolumeGB)*(a.SnapshotUsedFraction+a.SnapshotDailyChangeFraction*days), 0)
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no price for %s", strings.Join(missing, ", "))
 	}

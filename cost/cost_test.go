@@ -140,3 +140,34 @@ func TestRunningHoursFollowTheSchedule(t *testing.T) {
 		t.Errorf("every hour of the week runs %g h a month, want %d", got, HoursPerMonth)
 	}
 }
+
+// TestBackupsArePriced: a stack that keeps backups pays for the bucket's stored backups and the
+// EBS snapshots, and both grow with the retention.
+func TestBackupsArePriced(t *testing.T) {
+	f := Footprint{Instances: map[string]int{"t3.medium": 1}, RunningHours: HoursPerMonth, VolumeGB: 100, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER", BackupRetentionDays: 14}
+	a := DefaultAssumptions
+	e, err := Compute(f, a, Seoul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s3, snap float64
+	for _, it := range e.Items {
+		switch {
+		case strings.HasPrefix(it.Name, "S3 backups"):
+			s3 = it.Quantity
+		case strings.HasPrefix(it.Name, "EBS snapshots"):
+			snap = it.Quantity
+		}
+	}
+	if s3 != 3*2*14 {
+		t.Errorf("S3 backups stored = %.1f GB, want 84 (3 GB/day kept 14 days, then 14 days as noncurrent versions)", s3)
+	}
+	if snap < 57.9 || snap > 58.1 {
+		t.Errorf("EBS snapshots stored = %.1f GB, want 58 (100 GB × (30%% used + 2%%/day × 14))", snap)
+	}
+	f.BackupRetentionDays = 0
+	e, _ = Compute(f, a, Seoul)
+	if strings.Contains(e.Table(), "backups") {
+		t.Errorf("a footprint without backups is billed for backups:\n%s", e.Table())
+	}
+}

@@ -43,6 +43,7 @@ var Seoul = map[string]Price{
 	"ec2spot:m6i.large":      {0.0354, "instance-hour", spotAssumed},
 	"ec2spot:m6i.xlarge":     {0.0708, "instance-hour", spotAssumed},
 	"ebs:gp3":                {0.0912, "GB-month", "EBS gp3 storage (3000 IOPS / 125 MB/s included), " + pricesRead},
+	"ebs:snapshot":           {0.05, "GB-month", "EBS snapshots, standard tier, " + pricesRead},
 	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions; in use or idle Elastic IPs alike; a stopped instance's launch-time address is released and not charged), " + pricesRead},
 	"alb:hour":               {0.0225, "ALB-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},
 	"alb:lcu":                {0.008, "LCU-hour", "Elastic Load Balancing, Application Load Balancer, " + pricesRead},

@@ -17,6 +17,8 @@ type IAMArgs struct {
 	Config *config.Config
 	// UploadsBucketARN is the bucket the application nodes may read and write.
 	UploadsBucketARN pulumi.StringOutput
+	// BackupsBucketARN is the bucket the master and the storage node add backups to.
+	BackupsBucketARN pulumi.StringOutput
 }
 
 // IAM holds one role and instance profile per node role.
@@ -38,8 +40,8 @@ const ssmCorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 // RolePolicies returns the inline policies a node role needs, by name. The master runs the
 // cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
 // controller); the application nodes reach the uploads bucket; every node describes itself and
-// pulls from ECR.
-func RolePolicies(role config.Role, bucketARN string) map[string]PolicyDocument {
+// pulls from ECR; the roles with a backup prefix (config.BackupPrefix) add backups there.
+func RolePolicies(role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
 	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
 	if role.ControlPlane() {
 		p["cloud-controller-manager"] = CCMControlPlanePolicy()
@@ -48,6 +50,9 @@ func RolePolicies(role config.Role, bucketARN string) map[string]PolicyDocument 
 	}
 	if role.RunsApplication() {
 		p["uploads"] = UploadsPolicy(bucketARN)
+	}
+	if prefix := config.BackupPrefix(role); prefix != "" {
+		p["backups"] = BackupWriterPolicy(backupsARN, prefix)
 	}
 	return p
 }
@@ -83,9 +88,9 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
 		}
 		r.Policies = append(r.Policies, ssm)
-		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, ""))) {
-			doc := args.UploadsBucketARN.ApplyT(func(arn string) string {
-				return RolePolicies(node.Role, arn)[policyName].JSON()
+		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, "", ""))) {
+			doc := pulumi.All(args.UploadsBucketARN, args.BackupsBucketARN).ApplyT(func(arns []any) string {
+				return RolePolicies(node.Role, arns[0].(string), arns[1].(string))[policyName].JSON()
 			}).(pulumi.StringOutput)
 			rp, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
 				Role:   role.Name,

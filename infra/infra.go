@@ -1,5 +1,5 @@
 // Package infra owns everything AWS: the network, security groups, IAM, the EC2 nodes, DNS and
-// TLS, the application load balancer, and the uploads bucket. Each concern is a component of its own; Infra composes them in
+// TLS, the application load balancer, the uploads bucket and the backups bucket. Each concern is a component of its own; Infra composes them in
 // the order the dependencies require.
 package infra
 
@@ -34,6 +34,8 @@ type Infra struct {
 	Uploads        *Uploads
 	// OfficeHours stops and starts the instances on the stack's schedule; nil without one.
 	OfficeHours *OfficeHours
+	Backups        *Backups
+	Snapshots      *Snapshots
 }
 
 // New declares the AWS tier.
@@ -64,8 +66,23 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.Uploads, err = NewUploads(ctx, name+"-uploads", &UploadsArgs{Config: cfg}, parent); err != nil {
 		return nil, fmt.Errorf("uploads bucket: %w", err)
 	}
-	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn}, parent); err != nil {
+	if t.Backups, err = NewBackups(ctx, name+"-backups", &BackupsArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("backups bucket: %w", err)
+	}
+	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn}, parent); err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
+	}
+	var writers []pulumi.StringOutput
+	for _, n := range cfg.Nodes {
+		if config.BackupPrefix(n.Role) != "" {
+			writers = append(writers, t.IAM.Roles[n.Role].Arn)
+		}
+	}
+	if err := t.Backups.RestrictWriters(ctx, writers...); err != nil {
+		return nil, fmt.Errorf("backups bucket: %w", err)
+	}
+	if t.Snapshots, err = NewSnapshots(ctx, name+"-snapshots", &SnapshotsArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("volume snapshots: %w", err)
 	}
 	var deleteAfter []pulumi.Resource
 	for _, rta := range t.Network.RouteTableAssociations {
@@ -73,6 +90,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	deleteAfter = append(deleteAfter, t.SecurityGroups.Rules...)
 	deleteAfter = append(deleteAfter, t.IAM.Policies...)
+	deleteAfter = append(deleteAfter, t.Snapshots.RolePolicies...)
 	if t.Nodes, err = NewNodes(ctx, name+"-nodes", &NodesArgs{
 		Config:         cfg,
 		Subnets:        t.Network.Subnets,
@@ -111,6 +129,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		"certificateArn": t.DNS.CertificateARN,
 		"albHostname":    t.LoadBalancer.ALB.DnsName,
 		"uploadsBucket":  t.Uploads.Bucket.Bucket,
+		"backupsBucket":  t.Backups.Bucket.Bucket,
 	}); err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
 
 func TestOnlyTheMasterGetsControllerPolicies(t *testing.T) {
 	for _, role := range config.Roles {
-		p := RolePolicies(role, "arn:aws:s3:::b")
+		p := RolePolicies(role, "arn:aws:s3:::b", "arn:aws:s3:::backups")
 		_, lb := p["load-balancer-controller"]
 		_, s3 := p["uploads"]
 		if lb != role.ControlPlane() {

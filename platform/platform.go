@@ -63,6 +63,7 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("controlPlaneIp", aws.Nodes.EndpointIP)
 	ctx.Export("certificateArn", aws.DNS.CertificateARN)
 	ctx.Export("uploadsBucket", aws.Uploads.Bucket.Bucket)
+	ctx.Export("backupsBucket", aws.Backups.Bucket.Bucket)
 	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
 	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))

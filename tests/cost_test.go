@@ -23,6 +23,7 @@ var billable = map[string]string{
 	"aws:lb/loadBalancer:LoadBalancer":         "ALB",
 	"kubernetes:core/v1:PersistentVolumeClaim": "EBS gp3, persistent volumes",
 	"kubernetes:helm.sh/v3:Release":            "EBS gp3, persistent volumes", // Prometheus's volume
+	"aws:dlm/lifecyclePolicy:LifecyclePolicy":  "EBS snapshots",
 }
 
 var free = []string{

@@ -141,7 +141,9 @@ func TestNoAdminPortIsOpenToTheWorld(t *testing.T) {
 
 func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		buckets := r.OfType("aws:s3/bucketV2:BucketV2")
+		// The uploads bucket's resources; the backups bucket has its own test (backups_test.go).
+		uploads := func(typ string) []*mocks.Resource { return withSuffix(r.OfType(typ), "-uploads") }
+		buckets := uploads("aws:s3/bucketV2:BucketV2")
 		if len(buckets) != 1 {
 			t.Fatalf("%d buckets, want the one uploads bucket", len(buckets))
 		}
@@ -154,16 +156,16 @@ func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 		if b.Protect != prod || b.RetainOnDelete != prod {
 			t.Errorf("bucket protect=%v retainOnDelete=%v, want %v on stack %s", b.Protect, b.RetainOnDelete, prod, r.Stack)
 		}
-		if v := r.OfType("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) != 1 || str(v[0], "versioningConfiguration", "status") != "Enabled" {
+		if v := uploads("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) != 1 || str(v[0], "versioningConfiguration", "status") != "Enabled" {
 			t.Errorf("bucket versioning is not enabled")
 		}
-		pab := r.OfType("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+		pab := uploads("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 		for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
 			if len(pab) != 1 || str(pab[0], k) != "true" {
 				t.Errorf("public access block %s is not on", k)
 			}
 		}
-		lc := r.OfType("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+		lc := uploads("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
 		if len(lc) != 1 {
 			t.Fatalf("no lifecycle configuration")
 		}
@@ -175,13 +177,13 @@ func TestUploadsBucketIsVersionedPrivateAndArchived(t *testing.T) {
 		if str(lc[0], "rules", 1, "abortIncompleteMultipartUpload", "daysAfterInitiation") == "" {
 			t.Errorf("incomplete multipart uploads are never aborted")
 		}
-		if sse := r.OfType("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) != 1 {
+		if sse := uploads("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) != 1 {
 			t.Errorf("no default encryption")
 		}
-		if cors := r.OfType("aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2"); len(cors) != 1 || !strings.Contains(prop(cors[0], "corsRules", 0, "allowedMethods").String(), "PUT") {
+		if cors := uploads("aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2"); len(cors) != 1 || !strings.Contains(prop(cors[0], "corsRules", 0, "allowedMethods").String(), "PUT") {
 			t.Errorf("CORS does not allow the browser's PUT to a pre-signed URL")
 		}
-		if pol := r.OfType("aws:s3/bucketPolicy:BucketPolicy"); len(pol) != 1 || !strings.Contains(str(pol[0], "policy"), `"aws:SecureTransport":"false"`) {
+		if pol := uploads("aws:s3/bucketPolicy:BucketPolicy"); len(pol) != 1 || !strings.Contains(str(pol[0], "policy"), `"aws:SecureTransport":"false"`) {
 			t.Errorf("bucket policy does not deny non-TLS requests")
 		}
 	})
@@ -216,6 +218,9 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 	r := run(t, "prod")
 	policies := map[string]string{} // role name -> all its inline policy documents
 	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
+		if strings.HasSuffix(p.Name, "-snapshots") {
+			continue // the Data Lifecycle Manager's role, not a node's (backups_test.go)
+		}
 		role := strings.TrimSuffix(strings.TrimPrefix(str(p, "role"), r.Config.ClusterID()+"-"), "-"+mocks.Placeholder)
 		policies[role] += str(p, "policy") + "\n"
 	}
@@ -241,13 +246,16 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 		{"master", "ec2:DescribeInstances", true, "the cloud-controller-manager runs on the master"},
 		{"worker-1", "s3:PutObject", true, "the API signs upload URLs with worker-1's role"},
 		{"worker-2", "s3:GetObject", true, "Celery workers read uploads"},
-		{"storage", "s3:PutObject", false, "the storage node never touches uploads"},
 		{"worker-1", "ec2:CreateVolume", false, "only the master runs the EBS CSI controller"},
 		{"worker-2", "elasticloadbalancing:RegisterTargets", false, "only the master runs the load balancer controller"},
 	} {
 		if can(c.role, c.action) != c.want {
 			t.Errorf("role %s allowed %s = %v, want %v: %s", c.role, c.action, !c.want, c.want, c.why)
 		}
+	}
+	// The storage node writes backups (backups_test.go) but never touches uploads.
+	if strings.Contains(policies["storage"], "arn:aws:s3:::prod-sesacthon-images") {
+		t.Errorf("the storage node may reach the uploads bucket: it never touches uploads")
 	}
 	if !strings.Contains(policies["worker-1"], "arn:aws:s3:::prod-sesacthon-images/*") {
 		t.Errorf("worker-1's S3 access is not limited to the uploads bucket")

@@ -143,3 +143,26 @@ func Charts() []Chart {
 
 // Archive is the chart's file name as `helm package` and `helm pull` write it.
 func (c Chart) Archive() string { return c.Name + "-" + c.Version + ".tgz" }
+// Backup images (issue 13).
+const (
+	// EtcdRepo is kubeadm's etcd image; the snapshot step runs in it so that etcdctl and
+	// etcdutl are those of the server's release (the image has them and a static shell only).
+	EtcdRepo = "registry.k8s.io/etcd"
+	// EtcdDefaultTag is the etcd kubeadm 1.35 runs (constants.DefaultEtcdVersion of v1.35.4).
+	// The snapshot RPC is the same in 3.5 and 3.6, so it also serves minors not listed below.
+	EtcdDefaultTag = "3.6.6-0"
+	// Curl uploads backups to S3 signed with the instance role (curl --aws-sigv4): no AWS CLI.
+	Curl = "docker.io/curlimages/curl:8.14.1"
+)
+
+// etcdTags are the etcd releases kubeadm runs per Kubernetes minor, where it differs from
+// EtcdDefaultTag (kubeadm v1.28.15 constants.DefaultEtcdVersion).
+var etcdTags = map[string]string{"1.28": "3.5.15-0"}
+
+// EtcdImage returns the etcd image kubeadm runs for a Kubernetes minor ("1.35").
+func EtcdImage(minor string) string {
+	if tag, ok := etcdTags[minor]; ok {
+		return EtcdRepo + ":" + tag
+	}
+	return EtcdRepo + ":" + EtcdDefaultTag
+}

@@ -221,9 +221,11 @@ func (b *builder) storageClass(name, reclaim string, isDefault bool, driver pulu
 		annotations["storageclass.kubernetes.io/is-default-class"] = pulumi.String("true")
 	}
 	sc, err := storagev1.NewStorageClass(b.ctx, b.resourceName("cluster", name), &storagev1.StorageClassArgs{
-		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(name), Annotations: annotations},
-		Provisioner:          pulumi.String(EBSDriver),
-		Parameters:           pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4")},
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name), Annotations: annotations},
+		Provisioner: pulumi.String(EBSDriver),
+		Parameters: pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4"),
+			// Every volume of the class carries the tag the stack's daily snapshot policy targets.
+			"tagSpecification_1": pulumi.String(config.SnapshotTagKey + "=" + b.cfg.ClusterID())},
 		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
 		AllowVolumeExpansion: pulumi.Bool(true),
 		ReclaimPolicy:        pulumi.String(reclaim),

@@ -114,6 +114,9 @@ type Pod struct {
 	GracePeriod int
 	// PullSecrets name the registry logins the kubelet pulls the images with.
 	PullSecrets []string
+	// HostNetwork and RunAsRoot are for the etcd snapshot only: it reaches the member on the
+	// master's loopback and reads kubeadm's root-only etcd client key.
+	HostNetwork, RunAsRoot bool
 }
 
 // withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
@@ -149,6 +152,16 @@ func (p Pod) template() corev1.PodTemplateSpecArgs {
 			SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 		},
 		AutomountServiceAccountToken: pulumi.Bool(p.ServiceAccount != ""),
+	}
+	if p.RunAsRoot {
+		spec.SecurityContext = &corev1.PodSecurityContextArgs{
+			RunAsUser:      pulumi.Int(0),
+			SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+		}
+	}
+	if p.HostNetwork {
+		spec.HostNetwork = pulumi.Bool(true)
+		spec.DnsPolicy = pulumi.String("ClusterFirstWithHostNet")
 	}
 	if p.ServiceAccount != "" {
 		spec.ServiceAccountName = pulumi.String(p.ServiceAccount)

@@ -89,6 +89,9 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := b.application(secrets); err != nil {
 		return nil, fmt.Errorf("application: %w", err)
 	}
+	if _, err := b.backups(); err != nil {
+		return nil, fmt.Errorf("backups: %w", err)
+	}
 	if err := b.networkPolicies(); err != nil {
 		return nil, fmt.Errorf("network policies: %w", err)
 	}

@@ -36,30 +36,97 @@ type controlPlane struct {
 	config        *rest.Config
 	client        *kubernetes.Clientset
 	etcdURL       string
+	// etcdPath is the etcd server binary ("etcd" from PATH unless -etcd-bin names a release).
+	etcdPath string
+	// etcdName and etcdPeerPort are the member's name and peer port; a restored data
+	// directory carries the ones it was restored with.
+	etcdName     string
+	etcdPeerPort int
 }
 
 func (c *controlPlane) start(ctx context.Context) error {
+	if err := c.startAPI(ctx); err != nil {
+		return err
+	}
+	if c.encryptionConfig == "" {
+		fmt.Println("  secrets at rest: not checked (no rendered kubeadm/encryption-config.yaml)")
+	} else if err := c.checkSecretsEncrypted(ctx); err != nil {
+		return err
+	}
+	return c.startControllers()
+}
+
+// startAPI starts etcd on <work>/etcd (a fresh or a restored data directory) and a
+// kube-apiserver on it, and waits until the API server is ready.
+func (c *controlPlane) startAPI(ctx context.Context) error {
 	etcdClient, err1 := freePort()
-	etcdPeer, err2 := freePort()
 	apiPort, err3 := freePort()
-	cmPort, err4 := freePort()
-	schedPort, err5 := freePort()
-	for _, err := range []error{err1, err2, err3, err4, err5} {
+	for _, err := range []error{err1, err3} {
 		if err != nil {
 			return err
 		}
 	}
+	if c.etcdPeerPort == 0 {
+		if c.etcdPeerPort, err1 = freePort(); err1 != nil {
+			return err1
+		}
+	}
+	if err := c.startEtcdOn(etcdClient); err != nil {
+		return err
+	}
+	return c.startAPIServer(ctx, apiPort)
+}
+
+// startEtcd starts etcd alone on a free port (the drill's empty member).
+func (c *controlPlane) startEtcd() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	if c.etcdPeerPort, err = freePort(); err != nil {
+		return err
+	}
+	return c.startEtcdOn(port)
+}
+
+func (c *controlPlane) startEtcdOn(etcdClient int) error {
+	if c.etcdName == "" {
+		c.etcdName = "verify"
+	}
+	if c.etcdPath == "" {
+		c.etcdPath = "etcd"
+	}
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	if err := c.run("etcd", "etcd",
-		"--name=verify", "--data-dir="+filepath.Join(c.work, "etcd"),
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", c.etcdPeerPort)
+	if err := c.run("etcd", c.etcdPath,
+		"--name="+c.etcdName, "--data-dir="+filepath.Join(c.work, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=verify="+peerURL, "--log-level=error",
+		"--initial-cluster="+c.etcdName+"="+peerURL, "--log-level=error",
 	); err != nil {
 		return err
 	}
 	c.etcdURL = etcdURL
+	// Wait until the member answers: the API server (or the drill's etcdctl) comes next.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(etcdURL + "/health")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd not healthy after 30s (%v); see %s", err, filepath.Join(c.work, "etcd.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// startAPIServer starts kube-apiserver on the member and waits until it is ready.
+func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
+	var err1 error
 	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	var encryption []string
 	if c.encryptionConfig != "" {
@@ -67,7 +134,7 @@ func (c *controlPlane) start(ctx context.Context) error {
 		encryption = []string{"--encryption-provider-config=" + c.encryptionConfig}
 	}
 	if err := c.run("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), append(append(encryption,
-		"--etcd-servers="+etcdURL,
+		"--etcd-servers="+c.etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
 		"--client-ca-file="+c.pki.caCert,
@@ -96,14 +163,19 @@ func (c *controlPlane) start(ctx context.Context) error {
 	if c.client, err1 = kubernetes.NewForConfig(c.config); err1 != nil {
 		return err1
 	}
-	if err := c.waitReady(ctx); err != nil {
-		return err
+	return c.waitReady(ctx)
+}
+
+// startControllers starts kube-controller-manager and kube-scheduler against the API server.
+func (c *controlPlane) startControllers() error {
+	cmPort, err4 := freePort()
+	schedPort, err5 := freePort()
+	for _, err := range []error{err4, err5} {
+		if err != nil {
+			return err
+		}
 	}
-	if c.encryptionConfig == "" {
-		fmt.Println("  secrets at rest: not checked (no rendered kubeadm/encryption-config.yaml)")
-	} else if err := c.checkSecretsEncrypted(ctx); err != nil {
-		return err
-	}
+	kubeconfig := filepath.Join(c.work, "admin.kubeconfig")
 	auth := []string{"--kubeconfig=" + kubeconfig, "--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig, "--bind-address=127.0.0.1", "--leader-elect=false"}
 	if err := c.run("kube-controller-manager", filepath.Join(c.bin, "kube-controller-manager"), append(auth,
 		fmt.Sprintf("--secure-port=%d", cmPort),

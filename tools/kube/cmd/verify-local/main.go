@@ -29,6 +29,7 @@ func main() {
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
 	serveState := flag.String("serve", "", "instead of verifying: run the offline engine run's local cluster (control plane, kwok, node registration, stand-in volumes) with its state in this folder, until SIGTERM (tools/engine)")
 	kwokStages := flag.String("kwok-stages", "", "with -serve: comma-separated kwok Stage files (node heartbeat, pod ready/complete/delete)")
+	etcdBin := flag.String("etcd-bin", "", "folder with etcd, etcdctl and etcdutl of the cluster's etcd release (tools/etcd/build.sh): run the control plane on that etcd and, after the checks, the etcd restore drill")
 	flag.Parse()
 	if *serveState != "" {
 		if err := serve(*serveState, *bin, strings.Split(*kwokStages, ",")); err != nil {
@@ -41,7 +42,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
 		os.Exit(2)
 	}
-	failures, err := run(*dir, *bin, *charts, *timeout)
+	failures, err := run(*dir, *bin, *charts, *etcdBin, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "verify-local:", err)
 		os.Exit(1)
@@ -76,7 +77,7 @@ func unmet(path string, failures []string) []string {
 
 // run verifies one folder and returns what failed: objects refused, workloads short of pods,
 // pods not placed. An error means the verification itself could not run.
-func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
+func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, error) {
 	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
 	if err != nil {
 		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
@@ -98,6 +99,12 @@ func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
 	defer cancel()
 
 	cp := &controlPlane{work: work, bin: bin, pki: pki}
+	if etcdBin != "" {
+		if etcdBin, err = filepath.Abs(etcdBin); err != nil {
+			return nil, err
+		}
+		cp.etcdPath = filepath.Join(etcdBin, "etcd")
+	}
 	if rendered := filepath.Join(dir, "kubeadm", "encryption-config.yaml"); fileExists(rendered) {
 		cp.encryptionConfig = rendered
 	}
@@ -123,6 +130,10 @@ func run(dir, bin, charts string, timeout time.Duration) ([]string, error) {
 	t.phase("pods scheduled")
 	v.report(ctx)
 	t.phase("report")
+	if etcdBin != "" {
+		v.etcdDrill(ctx, etcdBin)
+		t.phase("etcd restore drill")
+	}
 	return v.failures, nil
 }
 

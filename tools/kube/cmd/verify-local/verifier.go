@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -33,6 +34,15 @@ type verifier struct {
 	failures    []string
 	notVerified []string
 	nodes       []string
+	// applied are the objects the API server accepted, for the etcd restore drill.
+	applied []appliedObject
+}
+
+// appliedObject is one object the API server accepted: where to read it back.
+type appliedObject struct {
+	resource        schema.GroupVersionResource
+	namespace, name string
+	file            string
 }
 
 func (v *verifier) fail(format string, args ...any) {
@@ -157,6 +167,11 @@ func (v *verifier) apply(ctx context.Context) {
 			continue
 		}
 		applied++
+		ns := ""
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ns = it.obj.GetNamespace()
+		}
+		v.applied = append(v.applied, appliedObject{mapping.Resource, ns, it.obj.GetName(), it.file})
 		if gvk.Kind == "CustomResourceDefinition" {
 			if err := waitEstablished(ctx, dyn, mapping, it.obj.GetName()); err != nil {
 				v.fail("%s: %v", it.file, err)

@@ -1,0 +1,178 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// BackupsArgs are the inputs of the backups bucket.
+type BackupsArgs struct {
+	// Config is the validated stack configuration (bucket name, retention, production).
+	Config *config.Config
+}
+
+// Backups is the bucket every scheduled backup goes to: etcd snapshots from the master,
+// PostgreSQL base backups, write-ahead log and dumps from the storage node.
+type Backups struct {
+	pulumi.ResourceState
+
+	Bucket *s3.BucketV2
+
+	name         string
+	keep         pulumi.ResourceOption
+	publicAccess pulumi.Resource
+}
+
+// NewBackups declares the backups bucket and its settings: encrypted, versioned, never public,
+// and expired by lifecycle after the configured retention. Its policy, which names the roles
+// that may write, is declared by RestrictWriters once those roles exist. On a production stack
+// every resource of the bucket is protected and retained, like the uploads bucket; elsewhere
+// destroy empties and deletes it (its policy, which forbids deleting versions, goes first).
+func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pulumi.ResourceOption) (*Backups, error) {
+	b := &Backups{name: name}
+	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Backups", name, b, opts...); err != nil {
+		return nil, err
+	}
+	cfg := args.Config
+	parent := pulumi.Parent(b)
+	b.keep = pulumi.Composite(pulumi.Protect(cfg.Production), pulumi.RetainOnDelete(cfg.Production))
+
+	var err error
+	b.Bucket, err = s3.NewBucketV2(ctx, name, &s3.BucketV2Args{
+		Bucket: pulumi.String(cfg.Backups.BucketName),
+		// Only a stack whose data is not protected may be emptied by destroy.
+		ForceDestroy: pulumi.Bool(!cfg.Production),
+		Tags:         tags(cfg, cfg.Backups.BucketName, map[string]string{"RetentionDays": fmt.Sprint(cfg.Backups.RetentionDays)}),
+	}, parent, b.keep)
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", cfg.Backups.BucketName, err)
+	}
+	if b.publicAccess, err = s3.NewBucketPublicAccessBlock(ctx, name, &s3.BucketPublicAccessBlockArgs{
+		Bucket:                b.Bucket.ID(),
+		BlockPublicAcls:       pulumi.Bool(true),
+		BlockPublicPolicy:     pulumi.Bool(true),
+		IgnorePublicAcls:      pulumi.Bool(true),
+		RestrictPublicBuckets: pulumi.Bool(true),
+	}, parent, b.keep); err != nil {
+		return nil, fmt.Errorf("block public access: %w", err)
+	}
+	if _, err := s3.NewBucketVersioningV2(ctx, name, &s3.BucketVersioningV2Args{
+		Bucket:                  b.Bucket.ID(),
+		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
+	}, parent, b.keep); err != nil {
+		return nil, fmt.Errorf("enable versioning: %w", err)
+	}
+	if _, err := s3.NewBucketServerSideEncryptionConfigurationV2(ctx, name, &s3.BucketServerSideEncryptionConfigurationV2Args{
+		Bucket: b.Bucket.ID(),
+		Rules: s3.BucketServerSideEncryptionConfigurationV2RuleArray{&s3.BucketServerSideEncryptionConfigurationV2RuleArgs{
+			ApplyServerSideEncryptionByDefault: &s3.BucketServerSideEncryptionConfigurationV2RuleApplyServerSideEncryptionByDefaultArgs{
+				SseAlgorithm: pulumi.String("AES256"),
+			},
+			BucketKeyEnabled: pulumi.Bool(true),
+		}},
+	}, parent, b.keep); err != nil {
+		return nil, fmt.Errorf("enable encryption: %w", err)
+	}
+	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, name, &s3.BucketLifecycleConfigurationV2Args{
+		Bucket: b.Bucket.ID(),
+		Rules:  backupLifecycleRules(cfg.Backups.RetentionDays),
+	}, parent, b.keep); err != nil {
+		return nil, fmt.Errorf("configure lifecycle: %w", err)
+	}
+	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{"bucket": b.Bucket.Bucket}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// RestrictWriters declares the bucket's policy: TLS only, no object version deleted by anyone
+// (lifecycle expiry is not subject to bucket policies, so it is the one thing that removes
+// backups), and no object written by any principal but the given roles.
+func (b *Backups) RestrictWriters(ctx *pulumi.Context, writerRoleARNs ...pulumi.StringOutput) error {
+	args := []any{b.Bucket.Arn}
+	for _, w := range writerRoleARNs {
+		args = append(args, w)
+	}
+	doc := pulumi.All(args...).ApplyT(func(v []any) string {
+		writers := make([]string, 0, len(v)-1)
+		for _, w := range v[1:] {
+			writers = append(writers, w.(string))
+		}
+		return BackupsBucketPolicy(v[0].(string), writers).JSON()
+	}).(pulumi.StringOutput)
+	if _, err := s3.NewBucketPolicy(ctx, b.name, &s3.BucketPolicyArgs{
+		Bucket: b.Bucket.ID(),
+		Policy: doc,
+	}, pulumi.Parent(b), b.keep, pulumi.DependsOn([]pulumi.Resource{b.publicAccess})); err != nil {
+		return fmt.Errorf("attach backups bucket policy: %w", err)
+	}
+	return nil
+}
+
+// BackupsBucketPolicy is the backups bucket's policy: the TLS-only rule of every bucket here, a
+// deny on deleting any object version, and a deny on writes by anyone but the writer roles.
+func BackupsBucketPolicy(bucketARN string, writerRoleARNs []string) PolicyDocument {
+	d := TLSOnlyPolicy(bucketARN)
+	d.Statement = append(d.Statement,
+		Statement{
+			Sid:       "NoVersionDeletes",
+			Effect:    "Deny",
+			Principal: map[string]any{"AWS": "*"},
+			Action:    []string{"s3:DeleteObjectVersion", "s3:PutObjectVersionAcl"},
+			Resource:  []string{bucketARN + "/*"},
+		},
+		Statement{
+			Sid:       "OnlyBackupWritersWrite",
+			Effect:    "Deny",
+			Principal: map[string]any{"AWS": "*"},
+			Action:    []string{"s3:PutObject"},
+			Resource:  []string{bucketARN + "/*"},
+			Condition: map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": writerRoleARNs}},
+		},
+	)
+	return d
+}
+
+// BackupWriterPolicy lets a node role add backups under its own prefix of the backups bucket and
+// read them back (a restore, and the archiver's check that a segment is not already there).
+// It grants no delete of any kind: an overwritten or deleted key leaves its old version, and
+// only lifecycle expiry removes versions.
+func BackupWriterPolicy(bucketARN, prefix string) PolicyDocument {
+	return policy(
+		allow("AddBackups", bucketARN+"/"+prefix+"/*", "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"),
+		Statement{Sid: "ListOwnPrefix", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: bucketARN,
+			Condition: map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "/*", prefix + "/"}}}},
+		allow("Locate", bucketARN, "s3:GetBucketLocation"),
+	)
+}
+
+// backupLifecycleRules keep each backup RetentionDays days. An expired backup's version becomes
+// noncurrent; noncurrent versions are kept RetentionDays more, so that a writer that overwrites
+// or deletes a key (a bad script, stolen node credentials) cannot make a backup disappear before
+// an operator has had the whole retention window to notice. Delete markers left behind and
+// unfinished uploads are cleaned up.
+func backupLifecycleRules(retentionDays int) s3.BucketLifecycleConfigurationV2RuleArray {
+	all := &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")}
+	return s3.BucketLifecycleConfigurationV2RuleArray{
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("expire-backups"), Status: pulumi.String("Enabled"), Filter: all,
+			Expiration: &s3.BucketLifecycleConfigurationV2RuleExpirationArgs{Days: pulumi.Int(retentionDays)},
+		},
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("remove-expired-versions"), Status: pulumi.String("Enabled"), Filter: all,
+			NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{NoncurrentDays: pulumi.Int(retentionDays)},
+		},
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("remove-delete-markers"), Status: pulumi.String("Enabled"), Filter: all,
+			Expiration: &s3.BucketLifecycleConfigurationV2RuleExpirationArgs{ExpiredObjectDeleteMarker: pulumi.Bool(true)},
+		},
+		&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("abort-incomplete-uploads"), Status: pulumi.String("Enabled"), Filter: all,
+			AbortIncompleteMultipartUpload: &s3.BucketLifecycleConfigurationV2RuleAbortIncompleteMultipartUploadArgs{DaysAfterInitiation: pulumi.Int(1)},
+		},
+	}
+}

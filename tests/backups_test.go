@@ -1,0 +1,316 @@
+package tests
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/internal/mocks"
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/workloads"
+)
+
+// withSuffix keeps the resources whose logical name ends with suffix (one bucket's companions).
+func withSuffix(rs []*mocks.Resource, suffix string) []*mocks.Resource {
+	var out []*mocks.Resource
+	for _, r := range rs {
+		if strings.HasSuffix(r.Name, suffix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// policyDoc is an IAM or bucket policy as the program renders it.
+type policyDoc struct {
+	Statement []struct {
+		Sid       string
+		Effect    string
+		Principal any
+		Action    []string
+		Resource  any
+		Condition map[string]map[string]any
+	}
+}
+
+func parsePolicy(t *testing.T, r *mocks.Resource) policyDoc {
+	t.Helper()
+	var d policyDoc
+	if err := json.Unmarshal([]byte(str(r, "policy")), &d); err != nil {
+		t.Fatalf("%s: policy is not JSON: %v", r.Name, err)
+	}
+	return d
+}
+
+// iamMatch reports whether an IAM pattern (with * and ?) matches a value.
+func iamMatch(pattern, value string) bool {
+	re := "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
+	return regexp.MustCompile("(?i)" + re).MatchString(value)
+}
+
+func resources(v any) []string {
+	switch r := v.(type) {
+	case string:
+		return []string{r}
+	case []any:
+		var out []string
+		for _, x := range r {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// TestBackupsBucketKeepsBackupsForTheRetention: the backups bucket is private, encrypted,
+// versioned, protected on production, and its lifecycle keeps backups exactly the configured
+// retention (14 days on prod, 3 on dev by default).
+func TestBackupsBucketKeepsBackupsForTheRetention(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		of := func(typ string) []*mocks.Resource { return withSuffix(r.OfType(typ), "-backups") }
+		buckets := of("aws:s3/bucketV2:BucketV2")
+		if len(buckets) != 1 {
+			t.Fatalf("%d backups buckets, want 1", len(buckets))
+		}
+		b := buckets[0]
+		if got, want := str(b, "bucket"), r.Stack+"-sesacthon-backups"; got != want {
+			t.Errorf("backups bucket name = %s, want %s", got, want)
+		}
+		prod := r.Stack == "prod"
+		if b.Protect != prod || b.RetainOnDelete != prod {
+			t.Errorf("backups bucket protect=%v retainOnDelete=%v, want %v on %s", b.Protect, b.RetainOnDelete, prod, r.Stack)
+		}
+		if got := str(b, "forceDestroy"); got != map[bool]string{true: "false", false: "true"}[prod] {
+			t.Errorf("backups bucket forceDestroy = %s on %s: only a stack whose data is not protected may be emptied by destroy", got, r.Stack)
+		}
+		for _, typ := range []string{
+			"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketVersioningV2:BucketVersioningV2",
+			"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+			"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "aws:s3/bucketPolicy:BucketPolicy",
+		} {
+			rs := of(typ)
+			if len(rs) != 1 {
+				t.Errorf("%d %s for the backups bucket, want 1", len(rs), typ)
+				continue
+			}
+			if rs[0].Protect != prod || rs[0].RetainOnDelete != prod {
+				t.Errorf("%s of the backups bucket: protect=%v retain=%v, want %v (removing it would open or unversion the bucket)", typ, rs[0].Protect, rs[0].RetainOnDelete, prod)
+			}
+		}
+		if v := of("aws:s3/bucketVersioningV2:BucketVersioningV2"); len(v) == 1 && str(v[0], "versioningConfiguration", "status") != "Enabled" {
+			t.Errorf("backups bucket versioning is not enabled")
+		}
+		if pab := of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"); len(pab) == 1 {
+			for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+				if str(pab[0], k) != "true" {
+					t.Errorf("backups bucket public access block %s is not on", k)
+				}
+			}
+		}
+		if sse := of("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"); len(sse) == 1 &&
+			str(sse[0], "rules", 0, "applyServerSideEncryptionByDefault", "sseAlgorithm") == "" {
+			t.Errorf("backups bucket has no default encryption")
+		}
+		retention := map[string]string{"prod": "14", "dev": "3"}[r.Stack]
+		if lc := of("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"); len(lc) == 1 {
+			rules := map[string]int{}
+			for i := range 4 {
+				rules[str(lc[0], "rules", i, "id")] = i
+			}
+			if i, ok := rules["expire-backups"]; !ok || str(lc[0], "rules", i, "expiration", "days") != retention || str(lc[0], "rules", i, "status") != "Enabled" {
+				t.Errorf("backups expire after %q days, want %s (backupRetentionDays default)", str(lc[0], "rules", rules["expire-backups"], "expiration", "days"), retention)
+			}
+			if i, ok := rules["remove-expired-versions"]; !ok || str(lc[0], "rules", i, "noncurrentVersionExpiration", "noncurrentDays") != retention {
+				t.Errorf("noncurrent backup versions are not kept the retention (%s days): an overwrite could remove a backup early", retention)
+			}
+			if _, ok := rules["abort-incomplete-uploads"]; !ok {
+				t.Errorf("incomplete multipart uploads of backups are never aborted")
+			}
+		}
+	})
+}
+
+// TestOnlyBackupWritersWriteAndNobodyDeletesVersions: the bucket policy denies every principal
+// the deletion of an object version and every principal but the master's and the storage node's
+// roles a write; and no role policy allows a version delete on the backups bucket, while the two
+// writers may add backups under their own prefix only.
+func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		bucketARN := "arn:aws:s3:::" + r.Stack + "-sesacthon-backups"
+		roleARN := func(role string) string {
+			res := must(t, r, "aws:iam/role:Role", "sesacthon-iam-"+role)
+			return res.Outputs["arn"].StringValue()
+		}
+		writers := []string{roleARN("master"), roleARN("storage")}
+
+		pols := withSuffix(r.OfType("aws:s3/bucketPolicy:BucketPolicy"), "-backups")
+		if len(pols) != 1 {
+			t.Fatalf("%d backups bucket policies, want 1", len(pols))
+		}
+		var tls, noVersionDelete, onlyWriters bool
+		for _, s := range parsePolicy(t, pols[0]).Statement {
+			if s.Effect != "Deny" {
+				continue
+			}
+			covers := slices.Contains(resources(s.Resource), bucketARN+"/*")
+			switch {
+			case slices.Contains(s.Action, "s3:*") && s.Condition["Bool"]["aws:SecureTransport"] == "false":
+				tls = true
+			case covers && slices.Contains(s.Action, "s3:DeleteObjectVersion") && len(s.Condition) == 0:
+				noVersionDelete = true
+			case covers && slices.Contains(s.Action, "s3:PutObject"):
+				got := resources(s.Condition["ArnNotEquals"]["aws:PrincipalArn"])
+				slices.Sort(got)
+				want := slices.Sorted(slices.Values(writers))
+				onlyWriters = slices.Equal(got, want)
+				if !onlyWriters {
+					t.Errorf("writes are allowed to %v, want exactly the backup writers %v", got, want)
+				}
+			}
+		}
+		if !tls || !noVersionDelete || !onlyWriters {
+			t.Errorf("backups bucket policy: TLS only=%v, no version delete for anyone=%v, only the writer roles write=%v; want all", tls, noVersionDelete, onlyWriters)
+		}
+
+		wantPrefix := map[string]string{"master": "etcd", "storage": "postgres"}
+		for _, rp := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
+			for _, s := range parsePolicy(t, rp).Statement {
+				if s.Effect != "Allow" {
+					continue
+				}
+				for _, res := range resources(s.Resource) {
+					if !iamMatch(res, bucketARN+"/etcd/x") && !iamMatch(res, bucketARN+"/postgres/x") && !iamMatch(res, bucketARN) {
+						continue
+					}
+					for _, a := range s.Action {
+						for _, forbidden := range []string{"s3:DeleteObjectVersion", "s3:DeleteObject", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy", "s3:PutBucketVersioning"} {
+							if iamMatch(a, forbidden) {
+								t.Errorf("role policy %s allows %s (as %s) on %s: a backup writer must not remove or unprotect backups", rp.Name, forbidden, a, res)
+							}
+						}
+					}
+				}
+			}
+		}
+		for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
+			rp := r.Named("aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-"+role+"-backups")
+			prefix, writes := wantPrefix[role]
+			if (rp != nil) != writes {
+				t.Errorf("role %s has a backups policy = %v, want %v (only the master and the storage node write backups)", role, rp != nil, writes)
+				continue
+			}
+			if rp == nil {
+				continue
+			}
+			for _, s := range parsePolicy(t, rp).Statement {
+				if slices.Contains(s.Action, "s3:PutObject") && !slices.Equal(resources(s.Resource), []string{bucketARN + "/" + prefix + "/*"}) {
+					t.Errorf("role %s may write backups to %v, want only %s/%s/*", role, s.Resource, bucketARN, prefix)
+				}
+			}
+		}
+	})
+}
+
+// TestEtcdSnapshotIsScheduledOnTheMaster: the etcd snapshot runs as a CronJob on the control
+// plane (pinned to it, tolerating its taint, on its network to reach the member on loopback),
+// every six hours, never two at once, keeping failed runs to be seen; it runs the embedded
+// script (the one the restore drill runs), uploads to this stack's backups bucket under the
+// prefix the master's role may write, and mounts only the etcd client files, never the etcd CA key.
+func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		cj := must(t, r, "kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot")
+		if got := str(cj, "metadata", "namespace"); got != "kube-system" {
+			t.Errorf("etcd-snapshot CronJob in namespace %q, want kube-system", got)
+		}
+		spec := func(path ...any) string { return str(cj, append([]any{"spec"}, path...)...) }
+		if spec("schedule") != "17 */6 * * *" {
+			t.Errorf("etcd snapshot schedule = %q, want every six hours (17 */6 * * *)", spec("schedule"))
+		}
+		if spec("concurrencyPolicy") != "Forbid" || spec("failedJobsHistoryLimit") == "0" || spec("failedJobsHistoryLimit") == "" {
+			t.Errorf("etcd snapshot: concurrencyPolicy=%s failedJobsHistoryLimit=%s, want Forbid and failed runs kept", spec("concurrencyPolicy"), spec("failedJobsHistoryLimit"))
+		}
+		pod := []any{"jobTemplate", "spec", "template", "spec"}
+		ps := func(path ...any) string { return spec(append(append([]any{}, pod...), path...)...) }
+		if !strings.Contains(prop(cj, append([]any{"spec"}, append(pod, "nodeSelector")...)...).String(), "node-role.kubernetes.io/control-plane") ||
+			ps("tolerations", 0, "key") != "node-role.kubernetes.io/control-plane" {
+			t.Errorf("etcd snapshot is not pinned to the control plane: nodeSelector %s, toleration %q", prop(cj, append([]any{"spec"}, append(pod, "nodeSelector")...)...), ps("tolerations", 0, "key"))
+		}
+		if ps("hostNetwork") != "true" || ps("restartPolicy") != "Never" {
+			t.Errorf("etcd snapshot hostNetwork=%s restartPolicy=%s, want true (the member listens on the master's loopback) and Never", ps("hostNetwork"), ps("restartPolicy"))
+		}
+		if !strings.HasPrefix(ps("initContainers", 0, "image"), "registry.k8s.io/etcd:3.6.6-0") {
+			t.Errorf("snapshot step image = %s, want kubeadm's etcd image registry.k8s.io/etcd:3.6.6-0", ps("initContainers", 0, "image"))
+		}
+		env := map[string]string{}
+		for i := range 5 {
+			env[ps("containers", 0, "env", i, "name")] = ps("containers", 0, "env", i, "value")
+		}
+		if env["BACKUP_BUCKET"] != r.Stack+"-sesacthon-backups" || env["BACKUP_PREFIX"] != "etcd" {
+			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/etcd (the prefix the master's role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack)
+		}
+		for i := range 8 {
+			path := ps("volumes", i, "hostPath", "path")
+			if path == "" {
+				continue
+			}
+			if strings.HasSuffix(path, ".key") && !strings.HasSuffix(path, "healthcheck-client.key") || !strings.HasPrefix(path, "/etc/kubernetes/pki/etcd/") || ps("volumes", i, "hostPath", "type") != "File" {
+				t.Errorf("etcd snapshot mounts host path %s (%s): only the CA certificate and the healthcheck client's certificate and key", path, ps("volumes", i, "hostPath", "type"))
+			}
+		}
+		cm := must(t, r, "kubernetes:core/v1:ConfigMap", "sesacthon-kube-system-etcd-snapshot")
+		if str(cm, "data", "etcd-snapshot.sh") != workloads.EtcdSnapshotScript {
+			t.Errorf("the CronJob's ConfigMap does not hold the embedded etcd-snapshot.sh the drill runs")
+		}
+	})
+}
+
+// TestDailySnapshotsTargetTheStorageClassTag: the Data Lifecycle Manager policy snapshots, daily,
+// exactly the volumes carrying the tag that every storage class of the stack puts on its volumes
+// (PostgreSQL, Redis, RabbitMQ, Prometheus), keeps backupRetentionDays snapshots, and runs as a
+// role that may create snapshots only of those volumes and delete only its own snapshots.
+func TestDailySnapshotsTargetTheStorageClassTag(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		pol := must(t, r, "aws:dlm/lifecyclePolicy:LifecyclePolicy", "sesacthon-snapshots")
+		details := func(path ...any) string { return str(pol, append([]any{"policyDetails"}, path...)...) }
+		clusterID := r.Stack + "-sesacthon"
+		targets := prop(pol, "policyDetails", "targetTags").ObjectValue()
+		if len(targets) != 1 || details("targetTags", "waste-coach/snapshot") != clusterID {
+			t.Errorf("DLM policy targets %v, want only waste-coach/snapshot=%s", targets, clusterID)
+		}
+		classes := r.OfType("kubernetes:storage.k8s.io/v1:StorageClass")
+		if len(classes) == 0 {
+			t.Fatal("no storage class")
+		}
+		for _, sc := range classes {
+			if got := str(sc, "parameters", "tagSpecification_1"); got != "waste-coach/snapshot="+clusterID {
+				t.Errorf("storage class %s tags its volumes %q, want waste-coach/snapshot=%s (the DLM policy's target): its volumes would never be snapshotted", str(sc, "metadata", "name"), got, clusterID)
+			}
+		}
+		retention := map[string]string{"prod": "14", "dev": "3"}[r.Stack]
+		if details("schedules", 0, "retainRule", "count") != retention || details("schedules", 0, "createRule", "interval") != "24" || details("schedules", 0, "createRule", "intervalUnit") != "HOURS" {
+			t.Errorf("DLM schedule: every %s %s, keep %s; want daily, keep %s", details("schedules", 0, "createRule", "interval"),
+				details("schedules", 0, "createRule", "intervalUnit"), details("schedules", 0, "retainRule", "count"), retention)
+		}
+		if details("resourceTypes", 0) != "VOLUME" || str(pol, "state") != "ENABLED" {
+			t.Errorf("DLM policy targets %s, state %s; want VOLUME, ENABLED", details("resourceTypes", 0), str(pol, "state"))
+		}
+		rp := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-snapshots")
+		for _, s := range parsePolicy(t, rp).Statement {
+			for _, a := range s.Action {
+				mutates := iamMatch(a, "ec2:CreateSnapshot") || iamMatch(a, "ec2:DeleteSnapshot")
+				if !mutates {
+					if !strings.HasPrefix(a, "ec2:Describe") && a != "ec2:CreateTags" {
+						t.Errorf("DLM role may %s: it needs only to describe, snapshot, tag and expire", a)
+					}
+					continue
+				}
+				cond := s.Condition["StringEquals"]
+				if cond["ec2:ResourceTag/waste-coach/snapshot"] != clusterID && cond["aws:RequestTag/waste-coach/snapshot"] != clusterID {
+					t.Errorf("DLM role may %s on %v without this stack's tag: it could snapshot or delete other stacks' data", a, s.Resource)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,142 @@
+package workloads
+
+import (
+	_ "embed"
+	"fmt"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// EtcdSnapshotScript is the etcd snapshot the schedule runs (save, then upload); the restore
+// drill (tools/kube verify-local -etcd-drill) runs it from the rendered ConfigMap.
+//
+//go:embed scripts/etcd-snapshot.sh
+var EtcdSnapshotScript string
+
+// Names of the scheduled backups: what an alert on a failed or missing backup selects on.
+const (
+	// EtcdSnapshotName names the etcd snapshot CronJob and its ConfigMap in kube-system.
+	EtcdSnapshotName = "etcd-snapshot"
+	// EtcdSnapshotSchedule takes a snapshot every six hours (UTC): the cluster's objects change
+	// with every deploy, and a snapshot is a few megabytes.
+	EtcdSnapshotSchedule = "17 */6 * * *"
+)
+
+// etcdClientFiles are the files of kubeadm's etcd PKI the snapshot reads, mounted one by one
+// (never the directory: it holds the etcd CA's private key), under the names the script uses.
+var etcdClientFiles = []struct{ volume, host, name string }{
+	{"etcd-ca", "/etc/kubernetes/pki/etcd/ca.crt", "ca.crt"},
+	{"etcd-client-cert", "/etc/kubernetes/pki/etcd/healthcheck-client.crt", "client.crt"},
+	{"etcd-client-key", "/etc/kubernetes/pki/etcd/healthcheck-client.key", "client.key"},
+}
+
+var backupJob = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 500, MemoryLimitMiB: 256}
+
+// Backups holds the scheduled backups that run on the cluster.
+type Backups struct {
+	pulumi.ResourceState
+
+	// EtcdSnapshot is the etcd snapshot CronJob on the master.
+	EtcdSnapshot *batchv1.CronJob
+}
+
+// backups declares the scheduled backups as a component of their own.
+func (b *builder) backups() (*Backups, error) {
+	c := &Backups{}
+	name := b.name + "-backups"
+	if err := b.ctx.RegisterComponentResource("waste-coach-infra:workloads:Backups", name, c, pulumi.Parent(b.parent)); err != nil {
+		return nil, err
+	}
+	sub := *b
+	sub.parent = c
+	var err error
+	if c.EtcdSnapshot, err = sub.etcdSnapshot(); err != nil {
+		return nil, fmt.Errorf("etcd snapshot: %w", err)
+	}
+	if err := b.ctx.RegisterResourceOutputs(c, pulumi.Map{"etcdSnapshot": c.EtcdSnapshot.Metadata.Name()}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// etcdSnapshot declares the CronJob that snapshots etcd on the master and uploads it to the
+// backups bucket with the master's instance role. A CronJob rather than a systemd timer: its
+// runs and failures are Kubernetes objects (kubectl get jobs, kube-state-metrics'
+// kube_cronjob_status_last_successful_time for an alert), and the snapshot runs in the etcd
+// image kubeadm already pulled, so the node needs no etcdctl of its own.
+func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
+	ns := NamespaceSystem
+	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
+		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
+		Data:     pulumi.StringMap{"etcd-snapshot.sh": pulumi.String(EtcdSnapshotScript)},
+	}, b.opts(ns)...)
+	if err != nil {
+		return nil, err
+	}
+	const certDir, snapshotDir = "/etc/etcd-client", "/backup"
+	volumes := corev1.VolumeArray{
+		emptyDir("backup", 1024),
+		corev1.VolumeArgs{Name: pulumi.String("script"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: cm.Metadata.Name()}},
+	}
+	mounts := corev1.VolumeMountArray{mount("backup", snapshotDir), mount("script", "/scripts")}
+	saveMounts := append(corev1.VolumeMountArray{}, mounts...)
+	for _, f := range etcdClientFiles {
+		volumes = append(volumes, corev1.VolumeArgs{Name: pulumi.String(f.volume),
+			HostPath: &corev1.HostPathVolumeSourceArgs{Path: pulumi.String(f.host), Type: pulumi.String("File")}})
+		saveMounts = append(saveMounts, corev1.VolumeMountArgs{Name: pulumi.String(f.volume),
+			MountPath: pulumi.String(certDir + "/" + f.name), ReadOnly: pulumi.Bool(true)})
+	}
+	env := corev1.EnvVarArray{plainEnv("SNAPSHOT_DIR", snapshotDir)}
+	pod := Pod{
+		Labels: labels(EtcdSnapshotName, "backup"), Role: config.RoleMaster,
+		HostNetwork: true, RunAsRoot: true,
+		Init: []Container{{
+			Name: "save", Image: pulumi.String(versions.EtcdImage(b.cfg.Kubernetes.MinorString())),
+			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "save"},
+			Env: append(append(corev1.EnvVarArray{}, env...),
+				plainEnv("ETCD_ENDPOINT", "https://127.0.0.1:2379"), plainEnv("ETCD_CERT_DIR", certDir)),
+			Resources: backupJob, Mounts: saveMounts,
+		}},
+		Containers: []Container{{
+			Name: "upload", Image: pulumi.String(versions.Curl),
+			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "upload"},
+			Env: append(append(corev1.EnvVarArray{}, env...),
+				plainEnv("BACKUP_BUCKET", b.cfg.Backups.BucketName),
+				plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleMaster)),
+				plainEnv("AWS_REGION", b.cfg.Region)),
+			Resources: backupJob, Mounts: mounts,
+		}},
+		Volumes: volumes,
+	}
+	tpl := pod.template()
+	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
+	job, err := batchv1.NewCronJob(b.ctx, b.resourceName(ns, EtcdSnapshotName), &batchv1.CronJobArgs{
+		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
+		Spec: &batchv1.CronJobSpecArgs{
+			Schedule:                   pulumi.String(EtcdSnapshotSchedule),
+			TimeZone:                   pulumi.String("Etc/UTC"),
+			ConcurrencyPolicy:          pulumi.String("Forbid"),
+			StartingDeadlineSeconds:    pulumi.Int(3600),
+			SuccessfulJobsHistoryLimit: pulumi.Int(3),
+			FailedJobsHistoryLimit:     pulumi.Int(3),
+			JobTemplate: &batchv1.JobTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels(EtcdSnapshotName, "backup")},
+				Spec: &batchv1.JobSpecArgs{
+					BackoffLimit:          pulumi.Int(2),
+					ActiveDeadlineSeconds: pulumi.Int(1200),
+					Template:              tpl,
+				},
+			},
+		},
+	}, b.opts(ns, cm)...)
+	if err != nil {
+		return nil, err
+	}
+	return job, nil
+}
