@@ -75,6 +75,8 @@ type Config struct {
 	// ArgoCDSSO is the identity provider operators sign in to Argo CD with; nil keeps Argo CD's
 	// built-in admin account.
 	ArgoCDSSO *ArgoCDSSO
+	// Alerting is where alerts go and the stack's alert thresholds (alerting.go).
+	Alerting Alerting
 }
 
 // ArgoCDSSO is an OpenID Connect provider for Argo CD (argocdSso, argocdSsoClientSecret). With
@@ -206,6 +208,9 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 			return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret argocdSsoClientSecret`"}
 		}
 		cfg.ArgoCDSSO.ClientSecret = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
+	}
+	if err := loadAlertReceiverSecret(ctx, cfg); err != nil {
+		return nil, err
 	}
 	if key := Project + ":imagePullSecret"; cfg.ImagePullSecret != nil && !ctx.IsConfigSecret(key) {
 		return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret imagePullSecret '{\"registry\":...,\"username\":...,\"password\":...}'`"}
@@ -344,6 +349,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.application(c)
 	p.pullSecret(c)
 	p.argoCDSSO(c)
+	p.alerting(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
