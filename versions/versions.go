@@ -44,8 +44,8 @@ const (
 	// DefaultBackend answers / until a front end is deployed: nginx stable 1.28, unprivileged.
 	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
 
-	// Exporters for the alerts (issue 16), pinned by tag like the data services above.
-	// PostgresExporter is prometheus-community's postgres_exporter 0.17.1, the release that
+	// PostgresExporter (like the two exporters after it, for the alerts) is pinned by tag as
+	// the data services above. It is prometheus-community's postgres_exporter 0.17.1, the release that
 	// supports PostgreSQL 16 and 17; it runs beside PostgreSQL in its pod.
 	PostgresExporter = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
 	// RedisExporter is oliver006/redis_exporter 1.87.0 (Redis 7 supported); beside Redis.
