@@ -573,6 +573,36 @@ func TestReadKubeconfigPrintsTheStoredCredentialWhileItHasMoreThan45Days(t *test
 	}
 }
 
+// TestReadKubeconfigLeavesTheCertificateForTheExpiryAlert: the certificate exporter on the master
+// reads the credential's certificate from a file of its own, readable by anyone and holding no key.
+func TestReadKubeconfigLeavesTheCertificateForTheExpiryAlert(t *testing.T) {
+	ca := newTestCA(t)
+	stored := deployerKubeconfig(t, ca, 60*24*time.Hour)
+	r := runScript(t, ReadKubeconfigScript(), readKubeconfigCase(ca, stored))
+	if r.code != 0 {
+		t.Fatalf("read-kubeconfig failed\n%s", r.describe())
+	}
+	path := "/etc/kubernetes/waste-coach/" + DeployUser + ".crt"
+	got, ok := r.root.read(path)
+	if !ok {
+		t.Fatalf("%s not written: the AdminCredentialExpiring alert would have nothing to read", path)
+	}
+	block, _ := pem.Decode([]byte(got))
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s holds %q, want the credential's PEM certificate", path, got)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || cert.Subject.CommonName != DeployUser {
+		t.Fatalf("%s is not the deploy credential's certificate: %v", path, err)
+	}
+	if strings.Contains(got, "PRIVATE KEY") || strings.Contains(got, "client-key-data") {
+		t.Errorf("%s holds key material", path)
+	}
+	if m := r.root.mode(path); m != 0o644 {
+		t.Errorf("%s has mode %v, want 0644 (the exporter runs as nobody)", path, m)
+	}
+}
+
 func TestReadKubeconfigMintsANewCredentialWhenNeeded(t *testing.T) {
 	ca := newTestCA(t)
 	for name, stored := range map[string]string{

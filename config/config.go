@@ -91,6 +91,8 @@ type Config struct {
 	OfficeHours *OfficeHours
 	// Backups configures the backups bucket and how long every backup is kept.
 	Backups Backups
+	// Alerting is where alerts go and the stack's alert thresholds (alerting.go).
+	Alerting Alerting
 }
 
 // ChartSource says where Helm charts are fetched from; the zero value is the public repositories.
@@ -244,6 +246,9 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		}
 		cfg.ArgoCDSSO.ClientSecret = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
 	}
+	if err := loadAlertReceiverSecret(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if key := Project + ":imagePullSecret"; cfg.ImagePullSecret != nil && !ctx.IsConfigSecret(key) {
 		return nil, &Error{Key: key, Value: "(plain text)", Allowed: "a secret: set it with `pulumi config set --secret imagePullSecret '{\"registry\":...,\"username\":...,\"password\":...}'`"}
 	}
@@ -385,6 +390,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.capacity(c)
 	p.officeHours(c)
 	p.backups(c)
+	p.alerting(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

@@ -357,6 +357,7 @@ func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
 		t.Errorf("mirror URL: got %+v, %v; want the mirror without its trailing slash", c, err)
 	}
 }
+
 // TestBackupRetention: backups are kept 14 days on production and 3 elsewhere unless
 // backupRetentionDays says otherwise, and a retention that would keep nothing (or keep backups
 // for ever) is refused naming the key.

@@ -43,6 +43,16 @@ const (
 	RabbitMQ = "docker.io/library/rabbitmq:3.13.7-management"
 	// DefaultBackend answers / until a front end is deployed: nginx stable 1.28, unprivileged.
 	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
+
+	// PostgresExporter (like the two exporters after it, for the alerts) is pinned by tag as
+	// the data services above. It is prometheus-community's postgres_exporter 0.17.1, the release that
+	// supports PostgreSQL 16 and 17; it runs beside PostgreSQL in its pod.
+	PostgresExporter = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+	// RedisExporter is oliver006/redis_exporter 1.87.0 (Redis 7 supported); beside Redis.
+	RedisExporter = "docker.io/oliver006/redis_exporter:v1.87.0"
+	// CertificateExporter is enix's x509-certificate-exporter 3.18.1, which reports the expiry
+	// of the API server's certificate and of the program's admin credential on the master.
+	CertificateExporter = "docker.io/enix/x509-certificate-exporter:3.18.1"
 )
 
 // Artifact is a file the nodes download at boot, verified against a pinned sha256 before use.

@@ -11,6 +11,7 @@ import (
 	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/alerting"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
@@ -141,7 +142,7 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 	return r, nil
 }
 
-func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.ConnectionInput, secrets *Secrets) (*Addons, error) {
+func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.ConnectionInput, secrets *Secrets, alerts *Alerting) (*Addons, error) {
 	cfg, a := b.cfg, &Addons{}
 	master, app := config.RoleMaster, config.RoleWorker1
 	var err error
@@ -205,7 +206,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 		return nil, err
 	}
 
-	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), a.StorageClass, a.VolumeGuard, secrets.grafana); err != nil {
+	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), append([]pulumi.Resource{a.StorageClass, a.VolumeGuard, secrets.grafana}, alerts.Secrets...)...); err != nil {
 		return nil, err
 	}
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
@@ -252,6 +253,8 @@ func (b *builder) monitoringValues() pulumi.Map {
 	// Pick up ServiceMonitors from every namespace, not only those labelled for this release.
 	promSpec["serviceMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
 	promSpec["podMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
+	// And the program's PrometheusRules (alerting.go), which carry no release label either.
+	promSpec["ruleSelectorNilUsesHelmValues"] = pulumi.Bool(false)
 	promSpec["storageSpec"] = pulumi.Map{"volumeClaimTemplate": pulumi.Map{"spec": pulumi.Map{
 		"storageClassName": pulumi.String(StorageClassName),
 		"accessModes":      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
@@ -268,6 +271,9 @@ func (b *builder) monitoringValues() pulumi.Map {
 		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
 		"serve_from_sub_path": pulumi.Bool(true),
 	}}
+	// The node's workload label on kube_node_labels tells NodeNotReady which role is down.
+	ksm := on(kubeStateMetrics)
+	ksm["metricLabelsAllowlist"] = pulumi.ToStringArray([]string{"nodes=[" + config.WorkloadLabel + "]"})
 	operator := on(promOperator)
 	operator["admissionWebhooks"] = pulumi.Map{"patch": placement(master)}
 	return pulumi.Map{
@@ -277,9 +283,9 @@ func (b *builder) monitoringValues() pulumi.Map {
 		"kubeEtcd":              pulumi.Map{"enabled": pulumi.Bool(false)},
 		"kubeProxy":             pulumi.Map{"enabled": pulumi.Bool(false)},
 		"prometheus":            pulumi.Map{"prometheusSpec": promSpec},
-		"alertmanager":          pulumi.Map{"alertmanagerSpec": withRetention(on(alertmanager), "72h")},
+		"alertmanager":          pulumi.Map{"alertmanagerSpec": b.alertmanagerSpec(on(alertmanager))},
 		"prometheusOperator":    operator,
-		"kube-state-metrics":    on(kubeStateMetrics),
+		"kube-state-metrics":    ksm,
 		"prometheus-node-exporter": pulumi.Map{
 			"resources":   nodeExporter.values(),
 			"tolerations": pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
@@ -288,8 +294,15 @@ func (b *builder) monitoringValues() pulumi.Map {
 	}
 }
 
-func withRetention(m pulumi.Map, retention string) pulumi.Map {
-	m["retention"] = pulumi.String(retention)
+// alertmanagerSpec keeps 72 h of alerts and runs Alertmanager with the program's configuration
+// (alerting.go) instead of the chart's, and with the receiver's secret mounted when there is one.
+func (b *builder) alertmanagerSpec(m pulumi.Map) pulumi.Map {
+	m["retention"] = pulumi.String("72h")
+	m["useExistingSecret"] = pulumi.Bool(true)
+	m["configSecret"] = pulumi.String(alerting.ConfigSecretName)
+	if b.cfg.Alerting.Receiver != nil {
+		m["secrets"] = pulumi.ToStringArray([]string{alerting.SecretName})
+	}
 	return m
 }
 

@@ -41,7 +41,7 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 		return err
 	}
 	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
-	_, err = b.statefulSet(Stateful{
+	sts, err := b.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
 		StorageGiB: postgresStorageGiB, MountPath: "/var/lib/postgresql/data",
@@ -60,11 +60,14 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 				Liveness:  execProbe(20, 5, "pg_isready", "-h", "127.0.0.1"),
 				Startup:   withStartup(ready, 300),
 				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp")},
-			}},
+			}, postgresExporter()},
 			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64)},
 		},
 	}, addons, secret)
-	return err
+	if err != nil {
+		return err
+	}
+	return b.podMonitor(NamespaceData, "postgres", addons.Monitoring, sts)
 }
 
 // redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
@@ -74,7 +77,7 @@ func (b *builder) redis(addons *Addons, s *Secrets) error {
 		return err
 	}
 	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
-	_, err = b.statefulSet(Stateful{
+	sts, err := b.statefulSet(Stateful{
 		Name: "redis", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"redis": redisPort},
 		StorageGiB: redisStorageGiB, MountPath: "/data",
@@ -93,8 +96,11 @@ func (b *builder) redis(addons *Addons, s *Secrets) error {
 				Resources: redisResources,
 				Readiness: ping,
 				Liveness:  tcpProbe(redisPort, 20),
-			}},
+			}, redisExporter()},
 		},
 	}, addons, secret)
-	return err
+	if err != nil {
+		return err
+	}
+	return b.podMonitor(NamespaceData, "redis", addons.Monitoring, sts)
 }

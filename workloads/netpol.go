@@ -76,6 +76,8 @@ func (b *builder) Policies() []Policy {
 		{Peers: []Peer{internet}, Ports: ports(tcp(443))}, imds,
 	}
 	fromApp := []Peer{{Namespace: NamespaceApp}}
+	// The exporters beside the data services answer Prometheus only.
+	fromPrometheus := []Peer{{Namespace: NamespaceMonitoring, Pods: map[string]string{"app.kubernetes.io/name": "prometheus"}}}
 	rabbitPods := map[string]string{"app.kubernetes.io/name": "rabbitmq"}
 	sameNamespace := func(ns string) Flow { return Flow{Peers: []Peer{{Namespace: ns}}} }
 
@@ -100,9 +102,9 @@ func (b *builder) Policies() []Policy {
 		// Data: each service takes connections from the application only; the brokers also talk
 		// to each other and ask the API server for their peers; Prometheus scrapes them.
 		Policy{Namespace: NamespaceData, Name: "postgres", Pods: map[string]string{"app.kubernetes.io/name": "postgres"},
-			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(postgresPort))}}},
+			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(postgresPort))}, {Peers: fromPrometheus, Ports: ports(tcp(postgresExporterPort))}}},
 		Policy{Namespace: NamespaceData, Name: "redis", Pods: map[string]string{"app.kubernetes.io/name": "redis"},
-			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(redisPort))}}},
+			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(redisPort))}, {Peers: fromPrometheus, Ports: ports(tcp(redisExporterPort))}}},
 		Policy{Namespace: NamespaceData, Name: "rabbitmq", Pods: rabbitPods,
 			Ingress: []Flow{
 				{Peers: fromApp, Ports: ports(tcp(amqpPort))},

@@ -170,8 +170,10 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 		Kind:       pulumi.String("ServiceMonitor"),
 		Metadata:   meta(name, ns, l),
 		OtherFields: map[string]any{"spec": map[string]any{
-			"selector":  map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": name}},
-			"endpoints": []any{map[string]any{"port": "prometheus", "interval": "30s"}},
+			"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": name}},
+			// Per-queue metrics (ready messages, consumers) of q.ai ... q.dlq for the alerts; five
+			// queues keep the per-object endpoint cheap.
+			"endpoints": []any{map[string]any{"port": "prometheus", "path": "/metrics/per-object", "interval": "30s"}},
 		}},
 	}, b.opts(ns, addons.Monitoring, sts)...); err != nil {
 		return fmt.Errorf("service monitor: %w", err)

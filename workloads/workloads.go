@@ -73,7 +73,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("generated secrets: %w", err)
 	}
-	addons, err := b.addons(args.VPCID, args.ControlPlane, secrets)
+	alerts, err := b.alertingSecrets()
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	addons, err := b.addons(args.VPCID, args.ControlPlane, secrets, alerts)
 	if err != nil {
 		return nil, fmt.Errorf("platform add-ons: %w", err)
 	}
@@ -91,6 +95,9 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	if _, err := b.backups(); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
+	}
+	if err := alerts.rules(addons); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	if err := b.networkPolicies(); err != nil {
 		return nil, fmt.Errorf("network policies: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"gopkg.in/yaml.v3"
 
+	"github.com/waste-coach/infra/alerting"
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/fit"
@@ -117,6 +118,9 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 			releases = append(releases, fmt.Sprintf("# %s\n%s", r.Name, b))
 		}
 		if obj, ok := manifest.KubernetesObject(r); ok {
+			if err := writeMonitoring(dir, obj, r.Inputs); err != nil {
+				return fmt.Errorf("monitoring files of %s: %w", r.Name, err)
+			}
 			b, err := toYAML(obj)
 			if err != nil {
 				return fmt.Errorf("manifest of %s: %w", r.Name, err)
@@ -209,6 +213,48 @@ func heredoc(script, marker string) string {
 	}
 	body, _, _ := strings.Cut(after, "\n"+marker+"\n")
 	return body + "\n"
+}
+
+// writeMonitoring writes what promtool and amtool check, exactly as declared: each
+// PrometheusRule's spec as a rule file under monitoring/rules/, and the Alertmanager
+// configuration Secret's alertmanager.yaml as monitoring/alertmanager.yaml.
+func writeMonitoring(dir string, obj map[string]any, inputs resource.PropertyMap) error {
+	md, _ := obj["metadata"].(map[string]any)
+	name, _ := md["name"].(string)
+	switch {
+	case obj["kind"] == "PrometheusRule":
+		b, err := toYAML(obj["spec"])
+		if err != nil {
+			return err
+		}
+		return writeFile(dir, "monitoring/rules/"+fileName(name)+".yaml", string(b))
+	case obj["kind"] == "Secret" && name == alerting.ConfigSecretName:
+		// The provider marks every Secret's data secret; this one holds no secret (the
+		// receiver's is a mounted file), so its text is taken from the declared input.
+		conf, ok := unwrapSecret(inputs["stringData"]).(map[string]any)["alertmanager.yaml"].(string)
+		if !ok {
+			return fmt.Errorf("secret %s has no alertmanager.yaml", name)
+		}
+		return writeFile(dir, "monitoring/alertmanager.yaml", conf)
+	}
+	return nil
+}
+
+// unwrapSecret converts a property value to plain values without redacting its secrets.
+func unwrapSecret(v resource.PropertyValue) any {
+	switch {
+	case v.IsSecret():
+		return unwrapSecret(v.SecretValue().Element)
+	case v.IsOutput():
+		return unwrapSecret(v.OutputValue().Element)
+	case v.IsObject():
+		out := map[string]any{}
+		for k, e := range v.ObjectValue() {
+			out[string(k)] = unwrapSecret(e)
+		}
+		return out
+	}
+	return manifest.Plain(v)
 }
 
 // OfflineEncryptionKey is the secretbox key of the rendered EncryptionConfiguration: 32 bytes of

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,8 +21,39 @@ import (
 // the rendered bindings must satisfy; only the chart installs them in a real cluster.
 const controllerChart = "aws-load-balancer-controller-1.14.0.tgz"
 
+// monitoringChart is the pinned kube-prometheus-stack chart; its crds subchart holds the
+// Prometheus operator's CRDs. Only those of monitoringCRDs are applied: the program declares
+// these kinds, and the others (Prometheus, Alertmanager) are megabytes each.
+const monitoringChart = "kube-prometheus-stack-79.7.1.tgz"
+
+var monitoringCRDs = []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"}
+
+// pinnedCRDs returns the CRDs of the pinned charts that the rendered objects need.
+func pinnedCRDs(charts string) ([]*unstructured.Unstructured, error) {
+	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
+	if err != nil {
+		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
+	}
+	all, err := chartCRDsUnder(filepath.Join(charts, monitoringChart), "kube-prometheus-stack/charts/crds/crds")
+	if err != nil {
+		return nil, fmt.Errorf("monitoring CRDs: %w", err)
+	}
+	for _, c := range all {
+		if slices.Contains(monitoringCRDs, c.GetName()) {
+			crds = append(crds, c)
+		}
+	}
+	return crds, nil
+}
+
 // chartCRDs reads every CustomResourceDefinition under <chart>/crds/ of a packaged chart.
 func chartCRDs(archive string) ([]*unstructured.Unstructured, error) {
+	return chartCRDsUnder(archive, "")
+}
+
+// chartCRDsUnder reads every CustomResourceDefinition in folder dir of a packaged chart, or,
+// with dir empty, under <chart>/crds/ exactly one folder deep (not a subchart's CRDs).
+func chartCRDsUnder(archive, dir string) ([]*unstructured.Unstructured, error) {
 	f, err := os.Open(archive)
 	if err != nil {
 		return nil, err
@@ -43,7 +75,11 @@ func chartCRDs(archive string) ([]*unstructured.Unstructured, error) {
 		}
 		// <chart>/crds/<file>.yaml, exactly one folder deep: not a subchart's CRDs.
 		parts := strings.Split(path.Clean(h.Name), "/")
-		if h.Typeflag != tar.TypeReg || len(parts) != 3 || parts[1] != "crds" || !strings.HasSuffix(parts[2], ".yaml") {
+		inDir := len(parts) == 3 && parts[1] == "crds"
+		if dir != "" {
+			inDir = path.Dir(path.Clean(h.Name)) == dir
+		}
+		if h.Typeflag != tar.TypeReg || !inDir || !strings.HasSuffix(h.Name, ".yaml") {
 			continue
 		}
 		b, err := io.ReadAll(tr)

@@ -29,3 +29,28 @@ func TestChartCRDsIncludeTargetGroupBinding(t *testing.T) {
 		t.Errorf("CRDs from %s: %v, want targetgroupbindings.elbv2.k8s.aws", controllerChart, names)
 	}
 }
+
+// The program's PrometheusRules, ServiceMonitors and PodMonitors are checked against the pinned
+// monitoring chart's own CRDs, not listed as "not verified".
+func TestPinnedCRDsIncludeTheMonitoringKinds(t *testing.T) {
+	dir := defaultChartsDir()
+	if d := os.Getenv("VERIFY_LOCAL_CHARTS"); d != "" {
+		dir = d
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("no chart folder at %s (set VERIFY_LOCAL_CHARTS)", dir)
+	}
+	crds, err := pinnedCRDs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crds {
+		names = append(names, c.GetName())
+	}
+	for _, want := range append([]string{"targetgroupbindings.elbv2.k8s.aws"}, monitoringCRDs...) {
+		if !slices.Contains(names, want) {
+			t.Errorf("pinned CRDs %v lack %s", names, want)
+		}
+	}
+}

@@ -78,9 +78,9 @@ func unmet(path string, failures []string) []string {
 // run verifies one folder and returns what failed: objects refused, workloads short of pods,
 // pods not placed. An error means the verification itself could not run.
 func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, error) {
-	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
+	crds, err := pinnedCRDs(charts)
 	if err != nil {
-		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
+		return nil, err
 	}
 	work, err := os.MkdirTemp("", "verify-local-")
 	if err != nil {

@@ -1,0 +1,112 @@
+package workloads
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/alerting"
+	"github.com/waste-coach/infra/config"
+)
+
+// Alerting is the platform's alerting: the Alertmanager configuration and its receiver's
+// secret (declared before the monitoring chart, which mounts them), the alert rules, the
+// certificate exporter and the Grafana dashboard (declared after it, which brings their CRDs).
+type Alerting struct {
+	pulumi.ResourceState
+
+	// b declares the component's children, parented to it.
+	b *builder
+	// Secrets are the Alertmanager configuration and the receiver's secret: the monitoring
+	// release waits for them.
+	Secrets []pulumi.Resource
+}
+
+// etcdQuotaBytes is etcd's default backend quota, which kubeadm leaves in place.
+const etcdQuotaBytes = 2 << 30
+
+// RuleParams are the stack's alert rule inputs.
+func RuleParams(cfg *config.Config) alerting.Params {
+	queues := map[string]string{}
+	for _, q := range Topology.Queues {
+		switch q.Name {
+		case "q.api":
+			queues[q.Name] = config.RoleWorker1.Workload()
+		case "q.ai", "q.batch", "q.sched":
+			queues[q.Name] = config.RoleWorker2.Workload()
+		}
+	}
+	return alerting.Params{
+		QueueDepth: cfg.Alerting.QueueDepth, WorkQueues: queues, DeadLetterQueue: "q.dlq",
+		Brokers: RabbitReplicas, Nodes: len(cfg.Nodes), EtcdQuotaBytes: etcdQuotaBytes,
+		APIServerCertPath: APIServerCertPath, AdminCredentialPath: AdminCredentialCertPath,
+	}
+}
+
+// alertingSecrets declares the Alerting component and the Secrets Alertmanager starts with.
+func (b *builder) alertingSecrets() (*Alerting, error) {
+	a := &Alerting{}
+	if err := b.ctx.RegisterComponentResource("waste-coach-infra:workloads:Alerting", b.name+"-alerting", a, pulumi.Parent(b.parent)); err != nil {
+		return nil, err
+	}
+	child := *b
+	child.parent = a
+	a.b = &child
+	cfg := b.cfg
+	amConfig, err := alerting.AlertmanagerConfig(cfg.Stack, cfg.Production, cfg.Alerting.Receiver)
+	if err != nil {
+		return nil, err
+	}
+	// The configuration holds no secret (the receiver's is read from a file), so it stays
+	// readable in the state and in a preview's diff.
+	ns := NamespaceMonitoring
+	conf, err := corev1.NewSecret(b.ctx, b.resourceName(ns, alerting.ConfigSecretName), &corev1.SecretArgs{
+		Metadata:   meta(alerting.ConfigSecretName, ns, labels(alerting.ConfigSecretName, "alerting")),
+		StringData: pulumi.StringMap{"alertmanager.yaml": pulumi.String(amConfig)},
+	}, child.opts(ns)...)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager config: %w", err)
+	}
+	a.Secrets = append(a.Secrets, conf)
+	if cfg.Alerting.Receiver != nil {
+		sec, err := child.secret(ns, alerting.SecretName, pulumi.StringMap{alerting.SecretKey: cfg.Alerting.ReceiverSecret})
+		if err != nil {
+			return nil, err
+		}
+		a.Secrets = append(a.Secrets, sec)
+	}
+	return a, nil
+}
+
+// rules declares the PrometheusRules, the certificate exporter and the dashboard; the
+// monitoring release brings the CRDs and the Prometheus that loads them.
+func (a *Alerting) rules(addons *Addons) error {
+	b := a.b
+	ns := NamespaceMonitoring
+	for _, g := range alerting.Groups(RuleParams(b.cfg)) {
+		name := "waste-coach-" + g.Name
+		if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, name+"-rules"), &apiextensions.CustomResourceArgs{
+			ApiVersion:  pulumi.String("monitoring.coreos.com/v1"),
+			Kind:        pulumi.String("PrometheusRule"),
+			Metadata:    meta(name, ns, labels(name, "alerting")),
+			OtherFields: map[string]any{"spec": alerting.RuleFile(g)},
+		}, b.opts(ns, addons.Monitoring)...); err != nil {
+			return fmt.Errorf("prometheus rule %s: %w", name, err)
+		}
+	}
+	if err := b.certificateExporter(addons); err != nil {
+		return err
+	}
+	// The Grafana sidecar loads every ConfigMap labelled grafana_dashboard=1.
+	l := labels(alerting.DashboardUID, "dashboard")
+	l["grafana_dashboard"] = pulumi.String("1")
+	if _, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, alerting.DashboardUID+"-dashboard"), &corev1.ConfigMapArgs{
+		Metadata: meta(alerting.DashboardUID, ns, l),
+		Data:     pulumi.StringMap{alerting.DashboardUID + ".json": pulumi.String(alerting.Dashboard())},
+	}, b.opts(ns, addons.Monitoring)...); err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	return b.ctx.RegisterResourceOutputs(a, pulumi.Map{})
+}
