@@ -720,11 +720,13 @@ func (p *parser) backups(c *Config) {
 	}
 	c.Backups.RetentionDays = DefaultBackupRetentionDays(c.Production)
 	if v, ok := p.raw("backupRetentionDays", false); ok {
+		// 0 is Pulumi.yaml's default: the project file cannot say "14 on production, 3
+		// elsewhere", and a key it declares without a default is required in every stack.
 		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < minBackupRetentionDays || n > maxBackupRetentionDays {
-			p.fail(qualify("backupRetentionDays"), strconv.Quote(v), fmt.Sprintf("a whole number of days from %d to %d (default %d on a production stack, %d elsewhere)",
+		if err != nil || (n != 0 && (n < minBackupRetentionDays || n > maxBackupRetentionDays)) {
+			p.fail(qualify("backupRetentionDays"), strconv.Quote(v), fmt.Sprintf("a whole number of days from %d to %d, or 0 for the default (%d on a production stack, %d elsewhere)",
 				minBackupRetentionDays, maxBackupRetentionDays, DefaultBackupRetentionDays(true), DefaultBackupRetentionDays(false)))
-		} else {
+		} else if n != 0 {
 			c.Backups.RetentionDays = n
 		}
 	}

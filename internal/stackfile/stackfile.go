@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -70,6 +71,18 @@ func Read(dir, stack string) (*Config, error) {
 			return nil, fmt.Errorf("config %s in Pulumi.%s.yaml: %w", key, stack, err)
 		}
 		out.Values[full] = v
+	}
+	// The CLI refuses to run a stack that leaves out a key the project declares without a
+	// default ("Stack 'prod' is missing configuration value ..."): so does this.
+	var missing []string
+	for key, decl := range proj.Config {
+		if _, set := out.Values[qualify(proj.Name, key)]; decl.Default == nil && !set {
+			missing = append(missing, key)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("Pulumi.%s.yaml: stack %s is missing configuration values %s, which Pulumi.yaml declares without a default", stack, stack, strings.Join(missing, ", "))
 	}
 	return out, nil
 }
