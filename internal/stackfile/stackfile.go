@@ -30,6 +30,7 @@ type projectFile struct {
 	Config map[string]struct {
 		Type    string `yaml:"type"`
 		Default any    `yaml:"default"`
+		Secret  bool   `yaml:"secret"`
 	} `yaml:"config"`
 }
 
@@ -78,6 +79,13 @@ func Read(dir, stack string) (*Config, error) {
 	for key, decl := range proj.Config {
 		if _, set := out.Values[qualify(proj.Name, key)]; decl.Default == nil && !set {
 			missing = append(missing, key)
+		}
+	}
+	// It also refuses a key that the project declares secret unless the stack holds it encrypted,
+	// set or not (so a secret key in Pulumi.yaml makes it required in every stack).
+	for key, decl := range proj.Config {
+		if full := qualify(proj.Name, key); decl.Secret && !slices.Contains(out.Secrets, full) {
+			return nil, fmt.Errorf("Pulumi.%s.yaml: configuration key %s must be encrypted as Pulumi.yaml declares it secret (the CLI refuses the stack otherwise)", stack, key)
 		}
 	}
 	if len(missing) > 0 {

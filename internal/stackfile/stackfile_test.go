@@ -70,3 +70,22 @@ func TestReadRefusesAStackWithoutARequiredKey(t *testing.T) {
 		t.Fatalf("a stack without the required key retention: got %v, want a refusal naming it", err)
 	}
 }
+
+// TestReadRefusesAPlainValueForAProjectSecret: a key Pulumi.yaml marks `secret: true` must be
+// encrypted in every stack, even when the stack does not set it: the CLI refused `pulumi up`
+// ("must be encrypted as it's secret") for the four optional secret keys of this project.
+func TestReadRefusesAPlainValueForAProjectSecret(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"Pulumi.yaml":   "name: proj\nruntime: go\nconfig:\n  token: {type: string, secret: true, default: \"\"}\n",
+		"Pulumi.s.yaml": "config: {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Read(dir, "s")
+	if err == nil || !strings.Contains(err.Error(), "token must be encrypted") {
+		t.Fatalf("a project secret the stack does not hold encrypted: got %v, want a refusal naming it", err)
+	}
+}
