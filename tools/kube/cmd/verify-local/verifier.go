@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -78,25 +80,46 @@ func (v *verifier) createNodes(ctx context.Context) error {
 }
 
 // registerNode creates a Node and reports it Ready with its allocatable, as its kubelet would.
+// Each step retries on a conflict: in the engine run kwok updates the same Node at once.
 func registerNode(ctx context.Context, client kubernetes.Interface, n corev1.Node) error {
 	status := n.Status
-	created, err := client.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
-	if err != nil {
+	nodes := client.CoreV1().Nodes()
+	if _, err := nodes.Create(ctx, &n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
-	created.Status = status
-	created.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-	}}
-	updated, err := client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		current.Status.Capacity, current.Status.Allocatable = status.Capacity, status.Allocatable
+		if !slices.ContainsFunc(current.Status.Conditions, func(c corev1.NodeCondition) bool {
+			return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+		}) {
+			current.Status.Conditions = []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
+				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+			}}
+		}
+		_, err = nodes.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("node %s status: %w", n.Name, err)
 	}
 	// The TaintNodesByCondition admission plugin marks a new node not-ready; the node
-	// lifecycle controller, which would lift it, is off because no kubelet heartbeats here.
-	updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
-	if _, err := client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	// lifecycle controller, which would lift it, is off (it would evict pods of nodes without a
+	// real kubelet).
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		current.Spec.Taints = slices.DeleteFunc(current.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+		_, err = nodes.Update(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("node %s taints: %w", n.Name, err)
 	}
 	return nil
