@@ -262,10 +262,12 @@ func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	}()
 	start := time.Now()
 	res, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(f), optpreview.EventStreams(evs), optpreview.SuppressProgress())
-	<-collected
 	if err != nil {
+		// The event channel is closed only once the engine ran; a preview that never started
+		// leaves it open.
 		return fmt.Errorf("preview of apiReplicas.auth %d -> %d: %w", cfg.Auth-1, cfg.Auth, err)
 	}
+	<-collected
 	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %v\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), res.ChangeSummary)
 	var wrong []string
 	found := false
