@@ -237,8 +237,8 @@ func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
 	}
 }
 
-// previewChange sets apiReplicas.auth one higher and previews: exactly the auth Deployment must
-// change, in place. The preview text is kept; the change is not applied.
+// previewChange sets apiReplicas.auth one higher and previews: exactly the auth service's
+// replica count must change, in place. The preview text is kept; the change is not applied.
 func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	key := config.Project + ":apiReplicas"
 	current := config.APIReplicas{Auth: 2, Users: 2, Waste: 2} // Pulumi.yaml's default
@@ -283,21 +283,25 @@ func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	}
 	<-collected
 	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %v\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), res.ChangeSummary)
-	var wrong []string
-	found := false
+	// The auth service's replica count lives on its Deployment, or on its autoscaler's minimum
+	// when one owns the count: those may be updated in place, and nothing else may change.
+	var changed, wrong []string
 	for urn, op := range steps {
-		if op == string(apitype.OpUpdate) && strings.HasSuffix(urn, "::auth") && strings.Contains(urn, "kubernetes:apps/v1:Deployment") {
-			found = true
+		auth := strings.HasSuffix(urn, "-app-auth") &&
+			(strings.Contains(urn, "$kubernetes:apps/v1:Deployment::") || strings.Contains(urn, "$kubernetes:autoscaling/v2:HorizontalPodAutoscaler::"))
+		if auth && op == string(apitype.OpUpdate) {
+			changed = append(changed, urn[strings.LastIndex(urn, "$")+1:])
 			continue
 		}
 		wrong = append(wrong, op+" "+urn)
 	}
 	sort.Strings(wrong)
-	if !found || len(wrong) > 0 {
-		return fmt.Errorf("apiReplicas.auth %d -> %d should update the auth Deployment and nothing else; the preview (%s) has: auth Deployment updated %v, and also %v",
-			cfg.Auth-1, cfg.Auth, f.Name(), found, wrong)
+	if len(changed) == 0 || len(wrong) > 0 {
+		return fmt.Errorf("apiReplicas.auth %d -> %d should update the auth service's replica count and nothing else; the preview (%s) updates %v and also %v",
+			cfg.Auth-1, cfg.Auth, f.Name(), changed, wrong)
 	}
-	fmt.Printf("engine: exactly the auth Deployment is updated; preview text in %s\n", f.Name())
+	sort.Strings(changed)
+	fmt.Printf("engine: exactly the auth service's replica count changes (%s, in place); preview text in %s\n", strings.Join(changed, ", "), f.Name())
 	return nil
 }
 
