@@ -124,7 +124,6 @@ func RunningHoursPerMonth(perWeek float64) float64 {
 
 const hoursPerWeek = 7 * 24
 
-
 // OnDemandAroundTheClock is the same footprint bought on demand and never stopped: what the
 // stack would cost without spot capacity and office hours.
 func (f Footprint) OnDemandAroundTheClock() Footprint {
