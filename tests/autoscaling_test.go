@@ -129,6 +129,18 @@ func TestCeleryPoolsScaleOnTheirQueues(t *testing.T) {
 				t.Errorf("ScaledObject %s scales on %v, want %v", pool, got, queues)
 			}
 		}
+		// KEDA puts a finalizer on each ScaledObject: destroy must delete them while KEDA runs.
+		keda := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-keda-keda")
+		for _, typ := range []string{"kubernetes:keda.sh/v1alpha1:ScaledObject", "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"} {
+			for _, res := range r.OfType(typ) {
+				if !r.DependsOn(res, keda) {
+					t.Errorf("%s does not depend on the KEDA release: its CRD would be missing on create, its finalizer unremovable on destroy", res.Name)
+				}
+			}
+		}
+		if len(r.OfType("kubernetes:keda.sh/v1alpha1:ScaledObject")) == 0 {
+			t.Error("no ScaledObject resources of type kubernetes:keda.sh/v1alpha1:ScaledObject")
+		}
 		ta, ok := objects(r, "TriggerAuthentication")["app/"+workloads.RabbitMQTriggerAuth]
 		if !ok {
 			t.Fatal("no TriggerAuthentication app/rabbitmq")
