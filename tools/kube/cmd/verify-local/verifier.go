@@ -411,3 +411,62 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, mapping *meta.R
 	}
 	return fmt.Errorf("CustomResourceDefinition %s not Established after 30s", name)
 }
+
+// scaleToMaximums sets every autoscaled Deployment to its autoscaler's maximum through the scale
+// subresource, as the HorizontalPodAutoscaler (or KEDA's) would at the peak of a burst, so that
+// the scheduler proves the nodes hold every pod at the maximums, not only at the minimums. Only
+// autoscalers the API server accepted count. The controller-manager's HPA controller, without
+// metrics here, leaves a count at the maximum alone.
+func (v *verifier) scaleToMaximums(ctx context.Context) {
+	files, _ := filepath.Glob(filepath.Join(v.dir, "manifests", "*.yaml"))
+	accepted := map[string]bool{}
+	for _, a := range v.applied {
+		accepted[a.file] = true
+	}
+	var scaled []string
+	for _, f := range files {
+		if !accepted[filepath.Base(f)] {
+			continue
+		}
+		var m map[string]any
+		if err := readYAML(f, &m); err != nil {
+			continue
+		}
+		obj := &unstructured.Unstructured{Object: m}
+		key := ""
+		switch obj.GroupVersionKind() {
+		case schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"}:
+			key = "maxReplicas"
+		case schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}:
+			key = "maxReplicaCount"
+		default:
+			continue
+		}
+		// Numbers read from YAML into a map are float64 (JSON's one number type).
+		raw, _, _ := unstructured.NestedFieldNoCopy(m, "spec", key)
+		n, isNumber := raw.(float64)
+		maxReplicas := int64(n)
+		kind, _, _ := unstructured.NestedString(m, "spec", "scaleTargetRef", "kind")
+		target, _, _ := unstructured.NestedString(m, "spec", "scaleTargetRef", "name")
+		if !isNumber || n != float64(maxReplicas) || kind != "Deployment" || target == "" {
+			v.fail("%s: no Deployment target and %s to scale to", filepath.Base(f), key)
+			continue
+		}
+		ns := obj.GetNamespace()
+		deployments := v.cp.client.AppsV1().Deployments(ns)
+		scale, err := deployments.GetScale(ctx, target, metav1.GetOptions{})
+		if err != nil {
+			v.fail("%s: scale of Deployment %s/%s: %v", filepath.Base(f), ns, target, err)
+			continue
+		}
+		from := scale.Spec.Replicas
+		scale.Spec.Replicas = int32(maxReplicas)
+		if _, err := deployments.UpdateScale(ctx, target, scale, metav1.UpdateOptions{FieldManager: "verify-local-autoscaler"}); err != nil {
+			v.fail("%s: scale Deployment %s/%s to %d: %v", filepath.Base(f), ns, target, maxReplicas, err)
+			continue
+		}
+		scaled = append(scaled, fmt.Sprintf("%s/%s %d->%d", ns, target, from, maxReplicas))
+	}
+	sort.Strings(scaled)
+	fmt.Printf("scaled to their autoscalers' maximums: %s\n", strings.Join(scaled, ", "))
+}
