@@ -36,12 +36,16 @@ func (p *parser) logs(c *Config) {
 		return
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err == nil && n == 0 {
+		// Pulumi.yaml's default: the project file cannot say "30 on production, 7 elsewhere".
+		return
+	}
 	if err != nil || !slices.Contains(LogRetentionDays, n) {
 		allowed := make([]string, len(LogRetentionDays))
 		for i, d := range LogRetentionDays {
 			allowed[i] = strconv.Itoa(d)
 		}
-		p.fail(qualify("logRetentionDays"), strconv.Quote(v), fmt.Sprintf("one of the periods CloudWatch Logs keeps events for, in days: %s (default %d on a production stack, %d elsewhere)",
+		p.fail(qualify("logRetentionDays"), strconv.Quote(v), fmt.Sprintf("one of the periods CloudWatch Logs keeps events for, in days: %s (or 0 for the default: %d on a production stack, %d elsewhere)",
 			strings.Join(allowed, ", "), DefaultLogRetentionDays(true), DefaultLogRetentionDays(false)))
 		return
 	}

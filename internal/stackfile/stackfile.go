@@ -31,6 +31,7 @@ type projectFile struct {
 		Type    string `yaml:"type"`
 		Default any    `yaml:"default"`
 		Secret  bool   `yaml:"secret"`
+		Items   any    `yaml:"items"`
 	} `yaml:"config"`
 }
 
@@ -50,6 +51,12 @@ func Read(dir, stack string) (*Config, error) {
 		return nil, err
 	}
 	out := &Config{Values: map[string]string{}}
+	for key, decl := range proj.Config {
+		if decl.Type == "array" && decl.Items == nil {
+			// The CLI cannot load such a project at all.
+			return nil, fmt.Errorf("Pulumi.yaml: configuration key %s declares an array without the type of its items (items:)", key)
+		}
+	}
 	for key, decl := range proj.Config {
 		if decl.Default == nil {
 			continue
