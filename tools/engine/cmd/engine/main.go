@@ -176,7 +176,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// 4. The state holds secrets only encrypted.
-	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig); err != nil {
+	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig, o.out); err != nil {
 		return err
 	}
 
