@@ -176,7 +176,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// 4. The state holds secrets only encrypted.
-	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig, o.out); err != nil {
+	if err := secretsStayEncrypted(cli, kubeconfig, o.out); err != nil {
 		return err
 	}
 
@@ -220,13 +220,25 @@ func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
 			if args.Type != "kubernetes:core/v1:ConfigMap" || !strings.HasSuffix(args.Name, "app-config") {
 				return nil
 			}
-			data, ok := args.Props["data"].(pulumi.StringMap)
-			if !ok {
-				return nil
-			}
-			stamped := pulumi.StringMap{brokenKey: pulumi.String(time.Now().Format(time.RFC3339Nano))}
-			for k, v := range data {
-				stamped[k] = v
+			// The engine hands a transform the properties as plain Pulumi values (a Map), the
+			// program's typed StringMap only when it runs in-process; take either.
+			now := pulumi.String(time.Now().Format(time.RFC3339Nano))
+			var stamped pulumi.Input
+			switch data := args.Props["data"].(type) {
+			case pulumi.StringMap:
+				m := pulumi.StringMap{brokenKey: now}
+				for k, v := range data {
+					m[k] = v
+				}
+				stamped = m
+			case pulumi.Map:
+				m := pulumi.Map{brokenKey: now}
+				for k, v := range data {
+					m[k] = v
+				}
+				stamped = m
+			default:
+				panic(fmt.Sprintf("engine: the app-config ConfigMap's data is a %T; the negative check cannot stamp it", args.Props["data"]))
 			}
 			args.Props["data"] = stamped
 			return &pulumi.ResourceTransformResult{Props: args.Props, Opts: args.Opts}

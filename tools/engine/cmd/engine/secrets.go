@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"gopkg.in/yaml.v3"
 )
 
@@ -21,13 +20,17 @@ const secretSig = "4dabf18193072939515e22adb298388d"
 // engine holds as a secret may appear in plain text anywhere in the stored export, and the values
 // that must be secrets (the generated passwords, the SSH private key, the kubeconfig's client key,
 // the join token) must be held as secrets. A leak is reported with the resource and property.
-func secretsStayEncrypted(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte, error), kubeconfig, out string) error {
-	stored, err := stack.Export(ctx)
+func secretsStayEncrypted(cli func(...string) ([]byte, error), kubeconfig, out string) error {
+	// As stored: the CLI's export without --show-secrets (the Automation API's Export decrypts).
+	stored, err := cli("stack", "export")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "state-export.json"), stored.Deployment, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "state-export.json"), stored, 0o600); err != nil {
 		return err
+	}
+	if strings.Contains(string(stored), `"plaintext"`) {
+		return errors.New("the stored export holds secrets as plaintext, not ciphertext: is the passphrase secrets provider in use?")
 	}
 	shown, err := cli("stack", "export", "--show-secrets")
 	if err != nil {
@@ -37,7 +40,7 @@ func secretsStayEncrypted(ctx context.Context, stack auto.Stack, cli func(...str
 	if err := json.Unmarshal(shown, &shownDoc); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(stored.Deployment, &storedDoc); err != nil {
+	if err := json.Unmarshal(stored, &storedDoc); err != nil {
 		return err
 	}
 	var secrets []string
