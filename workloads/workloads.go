@@ -120,6 +120,8 @@ type builder struct {
 	namespaces map[string]*corev1.Namespace
 	// pullSecret is the private registry's login in the app namespace, nil when not configured.
 	pullSecret *corev1.Secret
+	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
+	pgBackupScript *corev1.ConfigMap
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.
