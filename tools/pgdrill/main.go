@@ -429,6 +429,9 @@ func (d *drill) pitr(bin string) error {
 	// The control: an archive that lost every segment after the base backup's first one.
 	_, err = d.restore(bin, "control", stamp, target, func(walDir string) error {
 		segs, _ := filepath.Glob(filepath.Join(walDir, "0*"))
+		if len(segs) < 2 {
+			return fmt.Errorf("control: %d segments fetched, want at least 2", len(segs))
+		}
 		for _, s := range segs[1:] {
 			if err := os.Remove(s); err != nil {
 				return err

@@ -3,10 +3,10 @@
 # the write-ahead log, a daily base backup (the server's low-level backup API) and a daily
 # logical dump (pg_dump -Fc). One script, one step per argument; every step runs unchanged in the
 # cluster and in the restore drill (tools/pgdrill):
-#   archive-wal PATH NAME  archive_command of the server (postgres image): copy a finished WAL
-#                          segment into WAL_OUTBOX, on the data volume, atomically.
+#   archive-wal PATH NAME  archive_command of the server (postgres image): compress a finished
+#                          WAL segment into WAL_OUTBOX/NAME.gz, on the data volume, atomically.
 #   ship-wal               wal-shipper container beside the server (curl image): upload each
-#                          segment of WAL_OUTBOX to <prefix>/wal/NAME, then remove it; every
+#                          file of WAL_OUTBOX to <prefix>/wal/NAME.gz, then remove it; every
 #                          SHIP_INTERVAL seconds (one pass when SHIP_ONCE is set).
 #   healthy                the wal-shipper's probe: its last pass is recent.
 #   base-backup            postgres image: pg_backup_start, tar of PGDATA, pg_backup_stop into
@@ -92,18 +92,22 @@ get() {
 
 prefix() { echo "${BACKUP_PREFIX:?the prefix of PostgreSQL backups}"; }
 
+# archive_wal: segments are compressed (a segment closed by archive_timeout is mostly unused
+# space) and written under a temporary name, synced, then renamed: the outbox never holds a
+# partial segment under its real name.
 archive_wal() {
   : "${WAL_OUTBOX:?the outbox of finished WAL segments, on the data volume}"
   mkdir -p "${WAL_OUTBOX}"
-  if [ -f "${WAL_OUTBOX}/$2" ]; then
+  out="${WAL_OUTBOX}/$2.gz"
+  if [ -f "${out}" ]; then
     # Archived before a crash: the same bytes are success, other bytes an error to look at.
-    cmp -s "$1" "${WAL_OUTBOX}/$2" && return 0
-    log "${WAL_OUTBOX}/$2 exists with other content"
+    gzip -dc "${out}" | cmp -s - "$1" && return 0
+    log "${out} exists with other content"
     exit 1
   fi
-  cp "$1" "${WAL_OUTBOX}/$2.tmp"
-  sync "${WAL_OUTBOX}/$2.tmp"
-  mv "${WAL_OUTBOX}/$2.tmp" "${WAL_OUTBOX}/$2"
+  gzip -c "$1" > "${out}.tmp"
+  sync "${out}.tmp"
+  mv "${out}.tmp" "${out}"
 }
 
 ship_pass() {
@@ -241,6 +245,12 @@ fetch_base() {
   log "base backup ${1} in $2/pgdata (${i} parts)"
 }
 
+# get_wal NAME DIR: one archived WAL file, decompressed; returns 1 when the archive lacks it.
+get_wal() {
+  get "$(prefix)/wal/$1.gz" "$2/$1.gz" || return 1
+  gzip -d -f "$2/$1.gz"
+}
+
 # fetch_wal: segments are named TTTTTTTTXXXXXXXXYYYYYYYY (timeline, then the position in
 # 16 MiB steps, YYYYYYYY from 00000000 to 000000FF). They are fetched in order from the base
 # backup's first one until the first the archive does not have; then, if a later timeline
@@ -255,14 +265,14 @@ fetch_wal() {
   l=$((0x$(echo "${start}" | cut -c 17-24)))
   n=0
   while :; do
-    while seg=$(printf '%08X%08X%08X' "${t}" "${h}" "${l}") && get "$(prefix)/wal/${seg}" "${out}/${seg}"; do
+    while seg=$(printf '%08X%08X%08X' "${t}" "${h}" "${l}") && get_wal "${seg}" "${out}"; do
       n=$((n + 1))
       l=$((l + 1))
       [ "${l}" -le 255 ] || { l=0 h=$((h + 1)); }
     done
     t=$((t + 1))
     history=$(printf '%08X' "${t}").history
-    get "$(prefix)/wal/${history}" "${out}/${history}" || break
+    get_wal "${history}" "${out}" || break
     # The last line is the branch point: parent timeline, LSN X/Y, reason.
     lsn=$(tail -n 1 "${out}/${history}" | cut -f 2)
     h=$((0x${lsn%/*}))
