@@ -222,6 +222,11 @@ upload() {
 fetch_base() {
   credentials
   base="$(prefix)/base/$1"
+  # Never over a data directory: move the old one aside first (see docs/operations.md).
+  if [ -n "$(ls -A "$2/pgdata" 2> /dev/null)" ]; then
+    log "$2/pgdata is not empty"
+    exit 1
+  fi
   mkdir -p "$2/pgdata"
   get "${base}/start-wal" "$2/start-wal" || {
     log "no base backup at ${base}"
