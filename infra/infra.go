@@ -34,8 +34,8 @@ type Infra struct {
 	Uploads        *Uploads
 	// OfficeHours stops and starts the instances on the stack's schedule; nil without one.
 	OfficeHours *OfficeHours
-	Backups        *Backups
-	Snapshots      *Snapshots
+	Backups     *Backups
+	Snapshots   *Snapshots
 }
 
 // New declares the AWS tier.

@@ -153,6 +153,7 @@ func Charts() []Chart {
 
 // Archive is the chart's file name as `helm package` and `helm pull` write it.
 func (c Chart) Archive() string { return c.Name + "-" + c.Version + ".tgz" }
+
 // Backup images (issue 13).
 const (
 	// EtcdRepo is kubeadm's etcd image; the snapshot step runs in it so that etcdctl and
