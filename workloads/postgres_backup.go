@@ -51,6 +51,8 @@ const (
 	// database still archives its last changes. With the shipper's interval and an upload it
 	// keeps the recovery point within 5 minutes.
 	PostgresArchiveTimeoutSeconds = 240
+	// WALShipperContainer names the container beside the server that ships the WAL.
+	WALShipperContainer = "wal-shipper"
 	// WALShipIntervalSeconds is how often the shipper uploads the outbox.
 	WALShipIntervalSeconds = 20
 	// WALOutbox is where archive_command puts finished segments until they are shipped: on the
@@ -108,7 +110,7 @@ func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
 func (b *builder) walShipper() Container {
 	healthy := execProbe(30, 5, "/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
 	return Container{
-		Name: "wal-shipper", Image: pulumi.String(versions.Curl),
+		Name: WALShipperContainer, Image: pulumi.String(versions.Curl),
 		Command: []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "ship-wal"},
 		Env: append(b.backupEnv(),
 			plainEnv("WAL_OUTBOX", WALOutbox), plainEnv("SHIP_INTERVAL", strconv.Itoa(WALShipIntervalSeconds))),
