@@ -22,15 +22,20 @@ package main
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -129,25 +134,73 @@ func startS3() (string, *s3mem.Backend, error) {
 	return "http://" + ln.Addr().String(), backend, nil
 }
 
-const accessKey = "AKIADRILL0000000000"
+const (
+	accessKey = "AKIADRILL0000000000"
+	secretKey = "drill-secret"
+)
 
+// checkRequest verifies a request as S3 would: a SigV4 signature by the drill's key for s3 in
+// the bucket's region over the method, path, query, signed headers and payload hash, and, on an
+// upload, that the payload hash is the body's.
 func checkRequest(req *http.Request) error {
 	auth := req.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential="+accessKey+"/") || !strings.Contains(auth, "/"+region+"/s3/aws4_request") {
-		return fmt.Errorf("not signed with SigV4 for s3 in %s by the drill's key: %q", region, auth)
+	fields := map[string]string{}
+	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
+	if !ok {
+		return fmt.Errorf("not signed with AWS4-HMAC-SHA256: %q", auth)
 	}
-	if req.Method != http.MethodPut {
-		return nil
+	for _, f := range strings.Split(rest, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
+		fields[k] = v
 	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return err
+	scope := strings.Split(fields["Credential"], "/")
+	if len(scope) != 5 || scope[0] != accessKey || scope[2] != region || scope[3] != "s3" || scope[4] != "aws4_request" {
+		return fmt.Errorf("credential scope %q, want %s/<date>/%s/s3/aws4_request", fields["Credential"], accessKey, region)
 	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	if got, want := req.Header.Get("X-Amz-Content-Sha256"), sha256Hex(body); got != want {
-		return fmt.Errorf("x-amz-content-sha256 %q does not match the body (%s)", got, want)
+	payload := req.Header.Get("X-Amz-Content-Sha256")
+	if req.Method == http.MethodPut {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if want := sha256Hex(body); payload != want {
+			return fmt.Errorf("x-amz-content-sha256 %q does not match the body (%s)", payload, want)
+		}
+	}
+	var canonHeaders strings.Builder
+	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
+		v := req.Header.Get(h)
+		if h == "host" {
+			v = req.Host
+		}
+		fmt.Fprintf(&canonHeaders, "%s:%s\n", h, strings.TrimSpace(v))
+	}
+	query := req.URL.Query()
+	var pairs []string
+	for k, vs := range query {
+		for _, v := range vs {
+			pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(v))
+		}
+	}
+	slices.Sort(pairs)
+	canonical := strings.Join([]string{req.Method, req.URL.EscapedPath(), strings.Join(pairs, "&"), canonHeaders.String(), fields["SignedHeaders"], payload}, "\n")
+	date := req.Header.Get("X-Amz-Date")
+	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", date, strings.Join(scope[1:], "/"), sha256Hex([]byte(canonical))}, "\n")
+	key := []byte("AWS4" + secretKey)
+	for _, part := range append(scope[1:4:4], "aws4_request") {
+		key = hmacSHA256(key, part)
+	}
+	if want := hex.EncodeToString(hmacSHA256(key, toSign)); fields["Signature"] != want {
+		return fmt.Errorf("signature %s does not verify (want %s)", fields["Signature"], want)
 	}
 	return nil
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
 }
 
 // writeScript writes the rendered script where the drill's pods "mount" it.
@@ -172,7 +225,7 @@ func (d *drill) baseEnv(serverBin string) []string {
 		"PATH=" + d.client + ":" + serverBin + ":/usr/bin:/bin",
 		"HOME=" + d.work, "LC_ALL=C", "TZ=UTC",
 		"BACKUP_BUCKET=" + bucket, "BACKUP_PREFIX=" + d.render.prefix, "AWS_REGION=" + region,
-		"S3_ENDPOINT=" + d.s3, "AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=drill-secret",
+		"S3_ENDPOINT=" + d.s3, "AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=" + secretKey,
 	}
 }
 
