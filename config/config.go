@@ -67,9 +67,10 @@ type Config struct {
 	Uploads Uploads
 	// Images are the application container images.
 	Images Images
-	// APIReplicas is the replica count of each FastAPI service.
+	// APIReplicas is the replica count of each FastAPI service: its autoscaler's minimum.
 	APIReplicas APIReplicas
-	// CeleryReplicas is the replica count of each Celery worker pool (beat is always one).
+	// CeleryReplicas is the replica count of each Celery worker pool (beat is always one): its
+	// autoscaler's minimum.
 	CeleryReplicas CeleryReplicas
 	// ImagePullSecret is the login to a private registry of the application images; nil when
 	// imagePullSecret is not set (public images).
@@ -93,6 +94,11 @@ type Config struct {
 	Backups Backups
 	// Alerting is where alerts go and the stack's alert thresholds (alerting.go).
 	Alerting Alerting
+
+	// Autoscaling bounds the API's and the Celery pools' replicas (autoscaling.go).
+	Autoscaling Autoscaling
+	// Logs is the stack's CloudWatch Logs group and its retention (logs.go).
+	Logs Logs
 }
 
 // ChartSource says where Helm charts are fetched from; the zero value is the public repositories.
@@ -391,6 +397,8 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.officeHours(c)
 	p.backups(c)
 	p.alerting(c)
+	p.autoscaling(c)
+	p.logs(c)
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))
@@ -720,11 +728,13 @@ func (p *parser) backups(c *Config) {
 	}
 	c.Backups.RetentionDays = DefaultBackupRetentionDays(c.Production)
 	if v, ok := p.raw("backupRetentionDays", false); ok {
+		// 0 is Pulumi.yaml's default: the project file cannot say "14 on production, 3
+		// elsewhere", and a key it declares without a default is required in every stack.
 		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < minBackupRetentionDays || n > maxBackupRetentionDays {
-			p.fail(qualify("backupRetentionDays"), strconv.Quote(v), fmt.Sprintf("a whole number of days from %d to %d (default %d on a production stack, %d elsewhere)",
+		if err != nil || (n != 0 && (n < minBackupRetentionDays || n > maxBackupRetentionDays)) {
+			p.fail(qualify("backupRetentionDays"), strconv.Quote(v), fmt.Sprintf("a whole number of days from %d to %d, or 0 for the default (%d on a production stack, %d elsewhere)",
 				minBackupRetentionDays, maxBackupRetentionDays, DefaultBackupRetentionDays(true), DefaultBackupRetentionDays(false)))
-		} else {
+		} else if n != 0 {
 			c.Backups.RetentionDays = n
 		}
 	}
@@ -752,8 +762,8 @@ func (p *parser) application(c *Config) {
 		key string
 		n   int
 	}{
+		// celeryReplicas is checked by autoscaling(): a pool may be at zero where config says so.
 		{"apiReplicas.auth", c.APIReplicas.Auth}, {"apiReplicas.users", c.APIReplicas.Users}, {"apiReplicas.waste", c.APIReplicas.Waste},
-		{"celeryReplicas.ai", c.CeleryReplicas.AI}, {"celeryReplicas.batch", c.CeleryReplicas.Batch}, {"celeryReplicas.api", c.CeleryReplicas.API},
 	} {
 		if r.n < 1 || r.n > 20 {
 			p.fail(qualify(r.key), strconv.Itoa(r.n), "1 to 20 replicas")

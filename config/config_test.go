@@ -375,12 +375,16 @@ func TestBackupRetention(t *testing.T) {
 	if c, err := parse(raw); err != nil || c.Backups.RetentionDays != 3 {
 		t.Errorf("non-production default retention = %v (err %v), want 3 days", c, err)
 	}
+	raw["waste-coach-infra:backupRetentionDays"] = "0" // Pulumi.yaml's default: the stack's own
+	if c, err := parse(raw); err != nil || c.Backups.RetentionDays != 3 {
+		t.Errorf("backupRetentionDays 0 = %v (err %v), want the non-production default, 3 days", c, err)
+	}
 	raw["waste-coach-infra:backupRetentionDays"] = "30"
 	if c, err := parse(raw); err != nil || c.Backups.RetentionDays != 30 {
 		t.Errorf("backupRetentionDays 30 not taken (err %v)", err)
 	}
 	for _, bad := range []struct{ key, value, want string }{
-		{"backupRetentionDays", "0", "from 1 to 365"},
+		{"backupRetentionDays", "-1", "from 1 to 365"},
 		{"backupRetentionDays", "366", "from 1 to 365"},
 		{"backupRetentionDays", "two weeks", "whole number of days"},
 		{"backupsBucket", "Backups!", "S3 bucket name"},

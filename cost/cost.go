@@ -31,6 +31,9 @@ type Assumptions struct {
 	// stores used blocks only); SnapshotDailyChangeFraction the share rewritten each day (each
 	// daily snapshot after the first stores the changed blocks).
 	SnapshotUsedFraction, SnapshotDailyChangeFraction float64
+	// LogGBPerDay is what Fluent Bit ships to CloudWatch Logs per day of running nodes;
+	// LogStoredFraction the share of it CloudWatch bills as stored (it stores compressed).
+	LogGBPerDay, LogStoredFraction float64
 }
 
 // DefaultAssumptions are a small production service's: one LCU on average (25 new connections/s
@@ -42,8 +45,15 @@ type Assumptions struct {
 // few MB of etcd), kept the
 // retention and then as noncurrent versions the retention again (infra/backups.go), so 2 ×
 // retention days of it are stored. EBS snapshots: 30% of the volumes in use, 2% rewritten a day.
+//
+// Logs: 1 GB a day of running nodes. Eleven application pods at INFO logging a line per request
+// and per task (a few hundred bytes, with the Kubernetes metadata Fluent Bit adds), the data
+// services, the controllers and four kubelets: about 10 lines a second on average, 1 KB each
+// with metadata. Stored at 15% of that (CloudWatch bills storage compressed; text log lines
+// compress 6-10 times).
 var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50,
-	BackupGBPerDay: 3, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02}
+	BackupGBPerDay: 3, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02,
+	LogGBPerDay: 1, LogStoredFraction: 0.15}
 
 // Item is one line of the estimate.
 type Item struct {
@@ -83,6 +93,8 @@ type Footprint struct {
 	ArchiveClass string
 	// BackupRetentionDays is how long backups and EBS snapshots are kept; 0 means no backups.
 	BackupRetentionDays int
+	// LogRetentionDays is how long the log group keeps events; 0 means no log group.
+	LogRetentionDays int
 }
 
 // FootprintOf derives the footprint from a stack's configuration and the volumes its workloads
@@ -91,7 +103,7 @@ func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
 	f := Footprint{Instances: map[string]int{}, SpotInstances: map[string]int{}, RunningHours: HoursPerMonth,
 		VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes) - 1, ElasticIPs: 1,
 		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass,
-		BackupRetentionDays: cfg.Backups.RetentionDays}
+		BackupRetentionDays: cfg.Backups.RetentionDays, LogRetentionDays: cfg.Logs.RetentionDays}
 	for _, n := range cfg.Nodes {
 		if n.Capacity == config.Spot {
 			f.SpotInstances[n.InstanceType]++
@@ -179,6 +191,14 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 		add(fmt.Sprintf("S3 backups (assumed %.1f GB/day × 2 × %d days)", a.BackupGBPerDay, f.BackupRetentionDays), "s3:standard", a.BackupGBPerDay*2*days, 0)
 		add(fmt.Sprintf("EBS snapshots (assumed %.0f%% used + %.0f%%/day × %d)", a.SnapshotUsedFraction*100, a.SnapshotDailyChangeFraction*100, f.BackupRetentionDays),
 			"ebs:snapshot", float64(f.VolumeGB)*(a.SnapshotUsedFraction+a.SnapshotDailyChangeFraction*days), 0)
+	}
+	if days := float64(f.LogRetentionDays); days > 0 {
+		// Logs are written only while the nodes run; what is kept is the retention's worth of
+		// days at the same share of running time, compressed.
+		ingested := math.Round(a.LogGBPerDay*running/24*10) / 10
+		add(fmt.Sprintf("CloudWatch Logs ingestion (assumed %.1f GB/running day)", a.LogGBPerDay), "logs:ingest", ingested, 0)
+		kept := a.LogGBPerDay * running / HoursPerMonth * days * a.LogStoredFraction
+		add(fmt.Sprintf("CloudWatch Logs storage (retention, %.0f%% compressed)", a.LogStoredFraction*100), "logs:store", math.Round(kept*100)/100, 0)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no price for %s", strings.Join(missing, ", "))

@@ -58,4 +58,6 @@ var Seoul = map[string]Price{
 	"s3:deep-archive":        {0.002, "GB-month", "S3 Glacier Deep Archive, " + pricesRead},
 	"transfer:out":           {0.126, "GB", "Data transfer out to the internet, first 10 TB (first 100 GB/month free account-wide, not counted), " + pricesRead},
 	"acm:public":             {0, "certificate", "ACM public certificates are free"},
+	"logs:ingest":            {0.76, "GB ingested", "CloudWatch Logs standard log class, data ingestion (the 5 GB/month free tier is account-wide, not counted), " + pricesRead},
+	"logs:store":             {0.0314, "GB-month", "CloudWatch Logs archived storage (billed compressed), " + pricesRead},
 }

@@ -19,6 +19,8 @@ type IAMArgs struct {
 	UploadsBucketARN pulumi.StringOutput
 	// BackupsBucketARN is the bucket the master and the storage node add backups to.
 	BackupsBucketARN pulumi.StringOutput
+	// LogGroupARN is the stack's log group, which every node's Fluent Bit writes to.
+	LogGroupARN pulumi.StringOutput
 }
 
 // IAM holds one role and instance profile per node role.
@@ -101,6 +103,15 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 			}
 			r.Policies = append(r.Policies, rp)
 		}
+		// Every node runs Fluent Bit, which ships its logs with the node's role (logs.go).
+		logs, err := iam.NewRolePolicy(ctx, roleName+"-logs", &iam.RolePolicyArgs{
+			Role:   role.Name,
+			Policy: args.LogGroupARN.ApplyT(func(arn string) string { return LogWriterPolicy(arn).JSON() }).(pulumi.StringOutput),
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("create policy logs of %s: %w", roleName, err)
+		}
+		r.Policies = append(r.Policies, logs)
 		profile, err := iam.NewInstanceProfile(ctx, roleName, &iam.InstanceProfileArgs{
 			NamePrefix: pulumi.String(awsPrefix),
 			Role:       role.Name,

@@ -36,6 +36,8 @@ type Infra struct {
 	OfficeHours *OfficeHours
 	Backups     *Backups
 	Snapshots   *Snapshots
+	// Logs is the stack's log group and Grafana's reader of it.
+	Logs *Logs
 }
 
 // New declares the AWS tier.
@@ -69,7 +71,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.Backups, err = NewBackups(ctx, name+"-backups", &BackupsArgs{Config: cfg}, parent); err != nil {
 		return nil, fmt.Errorf("backups bucket: %w", err)
 	}
-	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn}, parent); err != nil {
+	if t.Logs, err = NewLogs(ctx, name+"-logs", &LogsArgs{Config: cfg}, parent); err != nil {
+		return nil, fmt.Errorf("logs: %w", err)
+	}
+	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn,
+		LogGroupARN: t.Logs.Group.Arn}, parent); err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
 	}
 	var writers []pulumi.StringOutput
@@ -130,6 +136,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		"albHostname":    t.LoadBalancer.ALB.DnsName,
 		"uploadsBucket":  t.Uploads.Bucket.Bucket,
 		"backupsBucket":  t.Backups.Bucket.Bucket,
+		"logGroup":       t.Logs.Group.Name,
 	}); err != nil {
 		return nil, err
 	}

@@ -138,3 +138,29 @@ func UploadsPolicy(bucketARN string) PolicyDocument {
 		allow("Bucket", bucketARN, "s3:ListBucket", "s3:GetBucketLocation"),
 	)
 }
+
+// logGroupResources are the ARNs of a log group and of its streams. The group's ARN as the
+// provider reports it has no ":*" suffix; stream operations are authorised on the streams' ARN.
+func logGroupResources(groupARN string) []string {
+	return []string{groupARN, groupARN + ":log-stream:*"}
+}
+
+// LogWriterPolicy lets a node's Fluent Bit create its log streams in the stack's log group and
+// put events there, and nothing else: no other group, no group creation (the program declares
+// the group, with its retention), no reads.
+func LogWriterPolicy(groupARN string) PolicyDocument {
+	return policy(allow("ShipLogs", logGroupResources(groupARN),
+		"logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"))
+}
+
+// LogReaderPolicy lets Grafana's CloudWatch data source list and query the stack's log group.
+// DescribeLogGroups, GetQueryResults and StopQuery take no log group resource in IAM: the first
+// reveals group names only, the others act on a query this user started, which StartQuery
+// limits to the stack's group.
+func LogReaderPolicy(groupARN string) PolicyDocument {
+	return policy(
+		allow("ListGroupsAndQueries", "*", "logs:DescribeLogGroups", "logs:GetQueryResults", "logs:StopQuery"),
+		allow("ReadGroup", logGroupResources(groupARN),
+			"logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents", "logs:GetLogGroupFields", "logs:StartQuery"),
+	)
+}

@@ -37,6 +37,7 @@ func Program(ctx *pulumi.Context) error {
 		VPCID:           aws.Network.VPC.ID().ToStringOutput(),
 		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
 		ControlPlane:    cluster.Connection(aws.Nodes, config.RoleMaster),
+		LogsReader:      &workloads.LogsReader{AccessKeyID: aws.Logs.ReaderAccessKeyID, SecretAccessKey: aws.Logs.ReaderSecretAccessKey},
 	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}
@@ -64,6 +65,7 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("certificateArn", aws.DNS.CertificateARN)
 	ctx.Export("uploadsBucket", aws.Uploads.Bucket.Bucket)
 	ctx.Export("backupsBucket", aws.Backups.Bucket.Bucket)
+	ctx.Export("logGroup", aws.Logs.Group.Name)
 	ctx.Export("sshUser", pulumi.String(aws.Nodes.SSHUser))
 	ctx.Export("sshPrivateKey", pulumi.ToSecret(aws.Nodes.SSHPrivateKey))
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))

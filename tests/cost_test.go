@@ -24,6 +24,7 @@ var billable = map[string]string{
 	"kubernetes:core/v1:PersistentVolumeClaim": "EBS gp3, persistent volumes",
 	"kubernetes:helm.sh/v3:Release":            "EBS gp3, persistent volumes", // Prometheus's volume
 	"aws:dlm/lifecyclePolicy:LifecyclePolicy":  "EBS snapshots",
+	"aws:cloudwatch/logGroup:LogGroup":         "CloudWatch Logs ingestion",
 }
 
 var free = []string{
@@ -43,6 +44,10 @@ var free = []string{
 	// EventBridge Scheduler: the first 14 million invocations a month are free; office hours
 	// make about 45.
 	"aws:scheduler/schedule:Schedule", "aws:scheduler/scheduleGroup:ScheduleGroup",
+	// Grafana's log reader: IAM users, their policies and keys cost nothing (its queries are
+	// Logs Insights scans, priced per GB scanned and not estimated: an operator's occasional
+	// look at a day of logs scans well under a GB).
+	"aws:iam/user:User", "aws:iam/userPolicy:UserPolicy", "aws:iam/accessKey:AccessKey",
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {

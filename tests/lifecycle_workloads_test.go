@@ -248,7 +248,7 @@ func TestOnlyPodsThatActAsTheNodeReachItsCredentials(t *testing.T) {
 		if sel := str(policy, "spec", "selector"); sel != "!("+workloads.IMDSAllowedSelector+")" {
 			t.Errorf("policy selects %q, want every pod but the allowed ones", sel)
 		}
-		for _, want := range []string{"'api', 'worker'", "aws-load-balancer-controller", "aws-ebs-csi-driver"} {
+		for _, want := range []string{"'api', 'worker'", "aws-load-balancer-controller", "aws-ebs-csi-driver", "fluent-bit"} {
 			if !strings.Contains(workloads.IMDSAllowedSelector, want) {
 				t.Errorf("pods of %s need the node's role and are not allowed the metadata service", want)
 			}

@@ -300,7 +300,7 @@ func TestChartsArePinnedAndOrderedForCreateAndDestroy(t *testing.T) {
 				t.Errorf("chart %s is not pinned to an exact version: %q", str(rel, "name"), str(rel, "version"))
 			}
 		}
-		want := []string{"argo-cd", "aws-ebs-csi-driver", "aws-load-balancer-controller", "kube-prometheus-stack", "metrics-server"}
+		want := []string{"argo-cd", "aws-ebs-csi-driver", "aws-load-balancer-controller", "fluent-bit", "keda", "kube-prometheus-stack", "metrics-server"}
 		if got := slices.Sorted(func(yield func(string) bool) {
 			for k := range releases {
 				if !yield(k) {

@@ -144,11 +144,18 @@ var (
 	ArgoCD = Chart{Repo: "https://argoproj.github.io/argo-helm", Name: "argo-cd", Version: "9.3.1"}
 	// KubePrometheusStack 79.7.1: Prometheus operator, Prometheus, Grafana, node-exporter.
 	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1"}
+	// KEDA 2.20.2 ships KEDA 2.20.2 (operator, metrics API server, admission webhooks) and its
+	// CRDs (ScaledObject, TriggerAuthentication) as templates; it scales the Celery pools on
+	// their RabbitMQ queues' depth (issue 17).
+	KEDA = Chart{Repo: "https://kedacore.github.io/charts", Name: "keda", Version: "2.20.2"}
+	// FluentBit 0.58.1 ships Fluent Bit 5.1.1, whose cloudwatch_logs output ships the nodes'
+	// container and kubelet logs to the stack's CloudWatch Logs group (issue 17).
+	FluentBit = Chart{Repo: "https://fluent.github.io/helm-charts", Name: "fluent-bit", Version: "0.58.1"}
 )
 
 // Charts lists every chart the program installs.
 func Charts() []Chart {
-	return []Chart{EBSCSIDriver, LoadBalancerController, MetricsServer, ArgoCD, KubePrometheusStack}
+	return []Chart{EBSCSIDriver, LoadBalancerController, MetricsServer, ArgoCD, KubePrometheusStack, KEDA, FluentBit}
 }
 
 // Archive is the chart's file name as `helm package` and `helm pull` write it.

@@ -106,6 +106,11 @@ func ChartPods() []ChartPod {
 		{Release: "argo-cd", Name: "argocd-application-controller", Role: app, Replicas: 1, Containers: []Resources{argoController}},
 		{Release: "argo-cd", Name: "argocd-redis", Role: app, Replicas: 1, Containers: []Resources{argoRedis}},
 		{Release: "argo-cd", Name: "argocd-applicationset-controller", Role: app, Replicas: 1, Containers: []Resources{argoAppSet}},
+		// Autoscaling and central logs (autoscaling.go, logging.go).
+		{Release: "keda", Name: "keda-operator", Role: kedaPlacement, Replicas: 1, Containers: []Resources{kedaOperator}},
+		{Release: "keda", Name: "keda-operator-metrics-apiserver", Role: kedaPlacement, Replicas: 1, Containers: []Resources{kedaMetrics}},
+		{Release: "keda", Name: "keda-admission-webhooks", Role: kedaPlacement, Replicas: 1, Containers: []Resources{kedaWebhooks}},
+		{Release: "fluent-bit", Name: "fluent-bit", DaemonSet: true, Containers: []Resources{fluentBit}},
 	}
 }
 
@@ -206,7 +211,11 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 		return nil, err
 	}
 
-	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), append([]pulumi.Resource{a.StorageClass, a.VolumeGuard, secrets.grafana}, alerts.Secrets...)...); err != nil {
+	monitoringDeps := append([]pulumi.Resource{a.StorageClass, a.VolumeGuard, secrets.grafana}, alerts.Secrets...)
+	if b.grafanaCloudWatch != nil {
+		monitoringDeps = append(monitoringDeps, b.grafanaCloudWatch)
+	}
+	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), monitoringDeps...); err != nil {
 		return nil, err
 	}
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
@@ -271,6 +280,7 @@ func (b *builder) monitoringValues() pulumi.Map {
 		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
 		"serve_from_sub_path": pulumi.Bool(true),
 	}}
+	b.withCloudWatch(grafanaValues)
 	// The node's workload label on kube_node_labels tells NodeNotReady which role is down.
 	ksm := on(kubeStateMetrics)
 	ksm["metricLabelsAllowlist"] = pulumi.ToStringArray([]string{"nodes=[" + config.WorkloadLabel + "]"})

@@ -80,7 +80,7 @@ var appEnv = corev1.EnvFromSourceArray{
 	corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(appSecret)}},
 }
 
-func (b *builder) application(s *Secrets) error {
+func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 	cfg, ns := b.cfg, NamespaceApp
 	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, appConfig), &corev1.ConfigMapArgs{
 		Metadata: meta(appConfig, ns, labels(appConfig, "config")),
@@ -131,7 +131,11 @@ func (b *builder) application(s *Secrets) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
 		}
-		if _, err := b.deployment(ns, api.Name, api.Replicas, pod, "RollingUpdate", cm, secret); err != nil {
+		d, err := b.deploymentWith(ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		if err != nil {
+			return err
+		}
+		if err := b.apiAutoscaling(api, ScaledDeployments(cfg)[api.Name][1], d); err != nil {
 			return err
 		}
 		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
@@ -141,6 +145,7 @@ func (b *builder) application(s *Secrets) error {
 		}
 	}
 
+	pools := map[string]pulumi.Resource{}
 	for _, pool := range CeleryPools(cfg) {
 		name := "celery-" + pool.Name
 		args := []string{"-A", CeleryApp, "worker", "--loglevel=INFO", "-n", pool.Name + "@%h",
@@ -164,9 +169,14 @@ func (b *builder) application(s *Secrets) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 256)},
 		}
-		if _, err := b.deployment(ns, name, pool.Replicas, pod, "RollingUpdate", cm, secret); err != nil {
+		d, err := b.deploymentWith(ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		if err != nil {
 			return err
 		}
+		pools[pool.Name] = d
+	}
+	if err := b.celeryAutoscaling(kedaRelease, secret, pools); err != nil {
+		return err
 	}
 
 	// Exactly one beat, or schedules fire twice: Recreate never runs two during a rollout.
@@ -206,6 +216,11 @@ func (b *builder) application(s *Secrets) error {
 
 // deployment declares a Deployment of pod with the given replicas and update strategy.
 func (b *builder) deployment(namespace, name string, replicas int, pod Pod, strategy string, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
+	return b.deploymentWith(namespace, name, replicas, pod, strategy, nil, deps...)
+}
+
+// deploymentWith is deployment with resource options of its own (autoscaledOpts).
+func (b *builder) deploymentWith(namespace, name string, replicas int, pod Pod, strategy string, extra []pulumi.ResourceOption, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
 	st := &appsv1.DeploymentStrategyArgs{Type: pulumi.String(strategy)}
 	if strategy == "RollingUpdate" {
 		// Keep serving during a rollout: add one new pod before taking an old one away.
@@ -220,7 +235,7 @@ func (b *builder) deployment(namespace, name string, replicas int, pod Pod, stra
 			Strategy: st,
 			Template: pod.template(),
 		},
-	}, b.opts(namespace, deps...)...)
+	}, append(b.opts(namespace, deps...), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("deployment %s: %w", name, err)
 	}

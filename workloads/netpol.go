@@ -119,6 +119,8 @@ func (b *builder) Policies() []Policy {
 		Policy{Namespace: NamespaceData, Name: "rabbitmq", Pods: rabbitPods,
 			Ingress: []Flow{
 				{Peers: fromApp, Ports: ports(tcp(amqpPort))},
+				// KEDA's operator reads the Celery queues' depth (autoscaling.go).
+				{Peers: []Peer{{Namespace: NamespaceKEDA, Pods: map[string]string{"app.kubernetes.io/name": "keda-operator"}}}, Ports: ports(tcp(amqpPort))},
 				{Peers: []Peer{{Namespace: NamespaceData, Pods: rabbitPods}}, Ports: ports(tcp(4369), tcp(25672), tcp(amqpPort), tcpRange(35672, 35682))},
 				{Peers: []Peer{{Namespace: NamespaceMonitoring}}, Ports: ports(tcp(rabbitPromPort))},
 			},
@@ -141,6 +143,9 @@ func (b *builder) Policies() []Policy {
 			Egress: []Flow{sameNamespace(NamespaceMonitoring), apiServer}},
 		Policy{Namespace: NamespaceMonitoring, Name: "grafana", Pods: map[string]string{"app.kubernetes.io/name": "grafana"},
 			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(3000))}}},
+		// Grafana's CloudWatch data source queries the CloudWatch Logs API over HTTPS.
+		Policy{Namespace: NamespaceMonitoring, Name: "grafana-cloudwatch", Pods: map[string]string{"app.kubernetes.io/name": "grafana"},
+			Egress: []Flow{{Peers: []Peer{internet}, Ports: ports(tcp(443))}}},
 		Policy{Namespace: NamespaceMonitoring, Name: "operator-webhook", Pods: map[string]string{"app": "kube-prometheus-stack-operator"},
 			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(10250))}}},
 		Policy{Namespace: NamespaceMonitoring, Name: "prometheus-scrapes", Pods: map[string]string{"app.kubernetes.io/name": "prometheus"},
@@ -224,9 +229,9 @@ func policyPorts(ps []Port) networkingv1.NetworkPolicyPortArray {
 
 // The instance metadata service hands out the node role's credentials to anything on the node
 // that asks. Only the pods that act with the node's role may reach it: the API and the Celery
-// workers (S3 uploads), the load balancer controller, the EBS CSI driver and the PostgreSQL
-// backups. The namespaces
-// above already deny it by default; a Calico policy in a tier of its own, evaluated before every
+// workers (S3 uploads), the load balancer controller, the EBS CSI driver, Fluent Bit and the
+// PostgreSQL backups. The namespaces above already deny it by default; a Calico policy in a tier
+// of its own, evaluated before every
 // Kubernetes NetworkPolicy, denies it to all other pods, in kube-system, Calico's namespaces and
 // any namespace Argo CD creates. The tier passes everything else on to the NetworkPolicies.
 const (
@@ -239,10 +244,16 @@ const (
 )
 
 // IMDSAllowedSelector selects, in Calico's selector syntax, the pods that may reach the metadata
-// service. In the data namespace: the PostgreSQL pod (its wal-shipper) and the PostgreSQL backup
-// Jobs, which write to the backups bucket with the storage node's role.
+// service.
+//
+// Fluent Bit is on the list deliberately: it ships logs with the node role's credentials, which
+// may only write to the stack's log group (infra.LogWriterPolicy). Grafana is not: it reads the
+// logs with a login of its own (infra.NewLogs). In the data namespace: the PostgreSQL pod (its
+// wal-shipper) and the PostgreSQL backup Jobs, which write to the backups bucket with the storage
+// node's role.
 const IMDSAllowedSelector = "(projectcalico.org/namespace == '" + NamespaceApp + "' && app.kubernetes.io/component in {'api', 'worker'})" +
 	" || (projectcalico.org/namespace == '" + NamespaceSystem + "' && app.kubernetes.io/name in {'aws-load-balancer-controller', 'aws-ebs-csi-driver'})" +
+	" || (projectcalico.org/namespace == '" + NamespaceLogging + "' && app.kubernetes.io/name == 'fluent-bit')" +
 	" || (projectcalico.org/namespace == '" + NamespaceData + "' && app.kubernetes.io/name in {'postgres', '" + PostgresBaseBackupName + "', '" + PostgresDumpName + "'})"
 
 // metadataServicePolicy declares the tier and the policy that deny the metadata service to every

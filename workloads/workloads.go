@@ -29,6 +29,9 @@ type Args struct {
 	// ControlPlane is the SSH connection to the master (a secret), where the volume guard runs
 	// its delete step with the admin kubeconfig.
 	ControlPlane remote.ConnectionInput
+	// LogsReader is Grafana's read-only login to the stack's log group; nil declares no
+	// CloudWatch data source.
+	LogsReader *LogsReader
 }
 
 // Workloads is everything that runs on the cluster.
@@ -53,6 +56,10 @@ var podSecurity = map[string]string{
 	NamespaceData:       "restricted",
 	NamespaceArgoCD:     "baseline",
 	NamespaceMonitoring: "privileged",
+	// KEDA's chart runs its pods non-root, read-only, with every capability dropped.
+	NamespaceKEDA: "restricted",
+	// Fluent Bit reads the nodes' log files through host paths.
+	NamespaceLogging: "privileged",
 }
 
 // New declares the workloads. Pass the cluster's provider with pulumi.Providers.
@@ -73,6 +80,9 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("generated secrets: %w", err)
 	}
+	if b.grafanaCloudWatch, err = b.grafanaCloudWatchLogin(args.LogsReader); err != nil {
+		return nil, fmt.Errorf("grafana's cloudwatch login: %w", err)
+	}
 	alerts, err := b.alertingSecrets()
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
@@ -90,8 +100,15 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := b.rabbitmq(addons, secrets); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
-	if err := b.application(secrets); err != nil {
+	kedaRelease, err := b.keda()
+	if err != nil {
+		return nil, fmt.Errorf("keda: %w", err)
+	}
+	if err := b.application(secrets, kedaRelease); err != nil {
 		return nil, fmt.Errorf("application: %w", err)
+	}
+	if _, err := b.fluentBitRelease(); err != nil {
+		return nil, fmt.Errorf("fluent bit: %w", err)
 	}
 	if _, err := b.backups(); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
@@ -120,6 +137,8 @@ type builder struct {
 	namespaces map[string]*corev1.Namespace
 	// pullSecret is the private registry's login in the app namespace, nil when not configured.
 	pullSecret *corev1.Secret
+	// grafanaCloudWatch is Grafana's login to the log group, nil without a reader.
+	grafanaCloudWatch *corev1.Secret
 	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
 	pgBackupScript *corev1.ConfigMap
 }

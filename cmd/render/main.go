@@ -65,7 +65,11 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	if err := render.Write(res, out, os.Stdout); err != nil {
 		return err
 	}
-	fmt.Printf("\nper-node fit (requests of pinned pods + system pods vs allocatable):\n%s", fit.Table(fit.Check(res.Config, res.Resources)))
+	nodes := fit.Check(res.Config, res.Resources)
+	fmt.Printf("\nper-node fit (requests of pinned pods at their autoscaling maximums + system pods vs allocatable):\n%s", fit.Table(nodes))
+	if err := fit.Refuse(nodes); err != nil {
+		return err
+	}
 	if prices, ok := cost.Prices[res.Config.Region]; ok {
 		footprint := cost.FootprintOf(res.Config, workloads.PersistentVolumeGiB())
 		estimate, err := cost.Compute(footprint, cost.DefaultAssumptions, prices)

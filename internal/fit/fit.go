@@ -20,6 +20,9 @@ import (
 type Demand struct {
 	Name             string
 	MilliCPU, MemMiB int
+	// Key is the config key whose maximum sets the replicas counted, for an autoscaled
+	// workload (counted at its maximum); "" otherwise.
+	Key string
 }
 
 // Node is one node's budget and what is placed on it.
@@ -99,6 +102,7 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 		}
 		place(p.Role, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
 	}
+	maxima := Maxima(resources)
 	for _, r := range resources {
 		obj, ok := manifest.KubernetesObject(r)
 		if !ok {
@@ -128,9 +132,72 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 		if !ok {
 			continue // unpinned pods are checked by the scheduler proof, not here
 		}
-		place(role, Demand{Name: fmt.Sprintf("%s x%d", name, replicas), MilliCPU: cpu * replicas, MemMiB: mem * replicas})
+		d := Demand{Name: fmt.Sprintf("%s x%d", name, replicas)}
+		// An autoscaled Deployment must fit at its maximum: that is what a burst asks for.
+		if m, ok := maxima[fmt.Sprint(dig(obj, "metadata")["namespace"])+"/"+name]; ok && kind == "Deployment" {
+			replicas = m
+			d.Name = fmt.Sprintf("%s x%d (max)", name, m)
+			d.Key, _ = config.AutoscalingKey(name)
+		}
+		d.MilliCPU, d.MemMiB = cpu*replicas, mem*replicas
+		place(role, d)
 	}
 	return nodes
+}
+
+// Maxima returns the maximum replicas of every autoscaled workload, by namespace/name of the
+// scaled Deployment: a HorizontalPodAutoscaler's maxReplicas, a KEDA ScaledObject's
+// maxReplicaCount.
+func Maxima(resources []*mocks.Resource) map[string]int {
+	out := map[string]int{}
+	for _, r := range resources {
+		obj, ok := manifest.KubernetesObject(r)
+		if !ok {
+			continue
+		}
+		spec, _ := obj["spec"].(map[string]any)
+		var key string
+		switch obj["kind"] {
+		case "HorizontalPodAutoscaler":
+			key = "maxReplicas"
+		case "ScaledObject":
+			key = "maxReplicaCount"
+		default:
+			continue
+		}
+		target := fmt.Sprint(dig(spec, "scaleTargetRef")["name"])
+		if n, ok := spec[key].(float64); ok {
+			out[fmt.Sprint(dig(obj, "metadata")["namespace"])+"/"+target] = int(n)
+		}
+	}
+	return out
+}
+
+// Refuse returns an error naming every node whose pods do not fit and the config keys whose
+// maximums are counted on it (the values to lower, or the node to enlarge), or nil.
+func Refuse(nodes []Node) error {
+	var msgs []string
+	for _, n := range nodes {
+		o := n.Overflow()
+		if o == "" {
+			continue
+		}
+		var keys []string
+		for _, d := range n.Demands {
+			if d.Key != "" {
+				keys = append(keys, d.Key)
+			}
+		}
+		msg := fmt.Sprintf("node %s (%s): %s", n.Role, n.InstanceType, o)
+		if len(keys) > 0 {
+			msg += fmt.Sprintf(" at the autoscaling maximums; lower %s or give %s a larger instance type (nodes[].instanceType)", strings.Join(keys, ", "), n.Role)
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the pods do not fit their nodes:\n  %s", strings.Join(msgs, "\n  "))
 }
 
 // roleOf maps a pod's node selector to the node role it pins the pod to.

@@ -117,6 +117,13 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
 			map[string]any{"hostname": fmt.Sprintf("k8s-%s-alb.%s.elb.amazonaws.com", Placeholder, m.region)},
 		}}})
+	case "aws:cloudwatch/logGroup:LogGroup":
+		// CloudWatch Logs' ARN: service logs, the group after "log-group:", no ":*" suffix.
+		id = str("name")
+		set("arn", fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", m.region, id))
+	case "aws:iam/accessKey:AccessKey":
+		id = "AKIA" + strings.ToUpper(Placeholder)
+		set("secret", Placeholder+"-secret-access-key")
 	case "kubernetes:helm.sh/v3:Release":
 		set("status", map[string]any{"status": "deployed", "name": str("name"), "namespace": str("namespace")})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -29,6 +30,8 @@ type projectFile struct {
 	Config map[string]struct {
 		Type    string `yaml:"type"`
 		Default any    `yaml:"default"`
+		Secret  bool   `yaml:"secret"`
+		Items   any    `yaml:"items"`
 	} `yaml:"config"`
 }
 
@@ -48,6 +51,12 @@ func Read(dir, stack string) (*Config, error) {
 		return nil, err
 	}
 	out := &Config{Values: map[string]string{}}
+	for key, decl := range proj.Config {
+		if decl.Type == "array" && decl.Items == nil {
+			// The CLI cannot load such a project at all.
+			return nil, fmt.Errorf("Pulumi.yaml: configuration key %s declares an array without the type of its items (items:)", key)
+		}
+	}
 	for key, decl := range proj.Config {
 		if decl.Default == nil {
 			continue
@@ -70,6 +79,25 @@ func Read(dir, stack string) (*Config, error) {
 			return nil, fmt.Errorf("config %s in Pulumi.%s.yaml: %w", key, stack, err)
 		}
 		out.Values[full] = v
+	}
+	// The CLI refuses to run a stack that leaves out a key the project declares without a
+	// default ("Stack 'prod' is missing configuration value ..."): so does this.
+	var missing []string
+	for key, decl := range proj.Config {
+		if _, set := out.Values[qualify(proj.Name, key)]; decl.Default == nil && !set {
+			missing = append(missing, key)
+		}
+	}
+	// It also refuses a key that the project declares secret unless the stack holds it encrypted,
+	// set or not (so a secret key in Pulumi.yaml makes it required in every stack).
+	for key, decl := range proj.Config {
+		if full := qualify(proj.Name, key); decl.Secret && !slices.Contains(out.Secrets, full) {
+			return nil, fmt.Errorf("Pulumi.%s.yaml: configuration key %s must be encrypted as Pulumi.yaml declares it secret (the CLI refuses the stack otherwise)", stack, key)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("Pulumi.%s.yaml: stack %s is missing configuration values %s, which Pulumi.yaml declares without a default", stack, stack, strings.Join(missing, ", "))
 	}
 	return out, nil
 }

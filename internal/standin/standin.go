@@ -126,9 +126,6 @@ func (p *Provider) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*p
 // Configure takes the region and asks the engine for plain values: it puts secrecy back on
 // every output whose input was secret, and the program's additionalSecretOutputs do the rest.
 func (p *Provider) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	if r, ok := req.GetVariables()["aws:config:region"]; ok && r != "" {
-		p.region = r
-	}
 	if args, err := unmarshal(req.GetArgs()); err == nil {
 		if r, ok := args["region"]; ok && r.IsString() {
 			p.region = r.StringValue()

@@ -3,15 +3,14 @@
 # Pulumi CLI and engine and the real pulumi-kubernetes provider, against a local control plane
 # whose nodes are played by kwok, inside a network namespace that has only a loopback interface.
 # AWS, the SSH commands, TLS and random are stand-ins (internal/standin).
-#   tools/engine/run.sh STACK            up, no-change preview, one-line change, export, destroy
-#   tools/engine/run.sh STACK --broken   the negative fixture: a perma-diff must fail the run
-# Output and the preview texts go to out/engine/<stack>[-broken]/.
+#   tools/engine/run.sh STACK   up, no-change preview, one-line change, secrets in the export,
+#                               the negative check (a perma-diff must fail), destroy, leftovers
+# Output, timings and the preview texts go to out/engine/<stack>/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../.." && pwd)
 bin=${root}/.bin
-stack=${1:?usage: run.sh STACK [--broken]}
-mode=${2:-}
+stack=${1:?usage: run.sh STACK}
 charts=${CHARTS:-$(cd "${root}/.." && pwd)/shared/charts}
 
 if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
@@ -41,7 +40,7 @@ if [ "${links}" != "lo " ] || [ -n "$(ip route show)" ] || ip -6 route show | gr
 fi
 echo "engine: network namespace with loopback only (links: ${links}; no routes)"
 
-out=${root}/out/engine/${stack}${mode:+-broken}
+out=${root}/out/engine/${stack}
 rm -rf "${out}" && mkdir -p "${out}"
 state=$(mktemp -d)
 export PATH="${bin}:${ENGINE_STANDINS}:${PATH}"
@@ -60,6 +59,4 @@ for _ in $(seq 1 120); do
 done
 [ -e "${state}/ready" ] || { echo "engine: local cluster not ready after 120 s" >&2; cat "${out}/cluster.log" >&2; exit 1; }
 
-args=(-stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}")
-[ "${mode}" = --broken ] && args+=(-broken)
-"${bin}/engine" "${args[@]}"
+"${bin}/engine" -stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}"

@@ -2,7 +2,9 @@
 // real Kubernetes provider against the local cluster that `verify-local -serve` keeps, and checks
 // what operators meet: `pulumi up` succeeds, a second preview has no changes, a one-line config
 // change previews exactly the resources it should, the state holds every secret only encrypted,
-// and `pulumi destroy` completes and leaves nothing of ours in the cluster. The AWS, command, TLS
+// and `pulumi destroy` completes and leaves nothing of ours in the cluster. Before destroying, it
+// proves its no-change check can fail: the program with one object stamped on every run must
+// fail it. The AWS, command, TLS
 // and random providers are stand-ins (internal/standin). tools/engine/run.sh builds everything,
 // makes the private network namespace and starts the cluster; run it, not this, by hand.
 package main
@@ -43,7 +45,6 @@ func main() {
 	flag.StringVar(&o.state, "state", "", "the local cluster's state folder (verify-local -serve)")
 	flag.StringVar(&o.charts, "charts", "", "the folder of pinned chart archives, given to the program as chartSource")
 	flag.StringVar(&o.out, "out", "", "where the preview texts and the engine logs are written")
-	flag.BoolVar(&o.broken, "broken", false, "negative run: inject an object that changes on every run; the no-change preview must then fail")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
@@ -53,7 +54,6 @@ func main() {
 
 type options struct {
 	stack, repo, state, charts, out string
-	broken                          bool
 }
 
 // brokenKey is the data key the negative run stamps with the time of each run.
@@ -115,11 +115,7 @@ func run(ctx context.Context, o options) error {
 		return out, nil
 	}
 
-	program := platform.Program
-	if o.broken {
-		program = withTimestamp(platform.Program)
-	}
-	stack, err := auto.UpsertStackInlineSource(ctx, o.stack, config.Project, program, auto.WorkDir(work), auto.EnvVars(env))
+	stack, err := auto.UpsertStackInlineSource(ctx, o.stack, config.Project, platform.Program, auto.WorkDir(work), auto.EnvVars(env))
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
@@ -169,13 +165,6 @@ func run(ctx context.Context, o options) error {
 	start = time.Now()
 	_, noop := stack.Preview(ctx, optpreview.ExpectNoChanges(), optpreview.Diff(), optpreview.ProgressStreams(w), optpreview.SuppressProgress())
 	done()
-	if o.broken {
-		if noop == nil {
-			return errors.New("negative run: the preview after up found no changes although one object changes on every run: the check cannot fail")
-		}
-		fmt.Printf("engine: negative run: pulumi preview --expect-no-changes failed as it must (%s): %s\n", time.Since(start).Round(time.Second), firstLine(noop.Error()))
-		return destroy(ctx, stack, cli, o, kubeconfig, baseline)
-	}
 	if noop != nil {
 		return fmt.Errorf("pulumi preview --expect-no-changes after up: changes found (a perma-diff; see %s): %w", filepath.Join(o.out, "preview-no-changes.txt"), noop)
 	}
@@ -187,12 +176,40 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// 4. The state holds secrets only encrypted.
-	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig); err != nil {
+	if err := secretsStayEncrypted(ctx, stack, cli, kubeconfig, o.out); err != nil {
 		return err
 	}
 
-	// 5. pulumi destroy
+	// 5. The check can fail: the same stack with one object that changes on every run.
+	if err := perpetualDiffIsCaught(ctx, stack, o); err != nil {
+		return err
+	}
+
+	// 6. pulumi destroy
 	return destroy(ctx, stack, cli, o, kubeconfig, baseline)
+}
+
+// perpetualDiffIsCaught deploys the program with one object stamped with the time of each run,
+// then previews again: --expect-no-changes must fail, or the no-change check above proves
+// nothing.
+func perpetualDiffIsCaught(ctx context.Context, stack auto.Stack, o options) error {
+	stack.Workspace().SetProgram(withTimestamp(platform.Program))
+	defer stack.Workspace().SetProgram(platform.Program)
+	f, err := os.Create(filepath.Join(o.out, "negative.txt"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := stack.Up(ctx, optup.ProgressStreams(f), optup.SuppressProgress()); err != nil {
+		return fmt.Errorf("negative check: pulumi up with a timestamped object: %w", err)
+	}
+	start := time.Now()
+	_, err = stack.Preview(ctx, optpreview.ExpectNoChanges(), optpreview.Diff(), optpreview.ProgressStreams(f), optpreview.SuppressProgress())
+	if err == nil {
+		return errors.New("negative check: an object that changes on every run passed pulumi preview --expect-no-changes: the no-change check cannot fail")
+	}
+	fmt.Printf("engine: negative check: a timestamped object fails pulumi preview --expect-no-changes, as it must (%s)\n", time.Since(start).Round(time.Second))
+	return nil
 }
 
 // withTimestamp is the program with one object that differs on every run: a perma-diff, which
@@ -220,30 +237,27 @@ func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
 	}
 }
 
-// previewChange sets apiReplicas.auth one higher and previews: exactly the auth Deployment must
-// change, in place. The preview text is kept; the change is not applied.
+// previewChange sets apiReplicas.auth one higher and previews: exactly the auth service's
+// replica count must change, in place. The preview text is kept; the change is not applied.
 func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	key := config.Project + ":apiReplicas"
-	old, err := stack.GetConfig(ctx, key)
-	if err != nil {
-		old = auto.ConfigValue{}
-	}
-	cfg, err := loadReplicas(old.Value)
-	if err != nil {
-		return err
-	}
-	cfg.Auth++
-	b, _ := json.Marshal(cfg)
-	if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: string(b)}); err != nil {
-		return err
-	}
-	defer func() {
-		if old.Value == "" {
-			_ = stack.RemoveConfig(ctx, key)
-		} else {
-			_ = stack.SetConfig(ctx, key, old)
+	current := config.APIReplicas{Auth: 2, Users: 2, Waste: 2} // Pulumi.yaml's default
+	if v, err := stack.GetConfig(ctx, key); err == nil {
+		if err := json.Unmarshal([]byte(v.Value), &current); err != nil {
+			return fmt.Errorf("%s %q: %w", key, v.Value, err)
 		}
-	}()
+	}
+	// What an operator types: `pulumi config set --path apiReplicas.auth 3` (with the others as
+	// they are, since a path set on an unset key replaces Pulumi.yaml's whole default object).
+	path := &auto.ConfigOptions{Path: true}
+	for field, n := range map[string]int{"auth": current.Auth + 1, "users": current.Users, "waste": current.Waste} {
+		if err := stack.SetConfigWithOptions(ctx, key+"."+field, auto.ConfigValue{Value: fmt.Sprint(n)}, path); err != nil {
+			return err
+		}
+	}
+	defer func() { _ = stack.RemoveConfig(ctx, key) }()
+	cfg := current
+	cfg.Auth++
 	f, err := os.Create(filepath.Join(o.out, "preview-apiReplicas-auth.txt"))
 	if err != nil {
 		return err
@@ -262,38 +276,33 @@ func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	}()
 	start := time.Now()
 	res, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(f), optpreview.EventStreams(evs), optpreview.SuppressProgress())
-	<-collected
 	if err != nil {
+		// The event channel is closed only once the engine ran; a preview that never started
+		// leaves it open.
 		return fmt.Errorf("preview of apiReplicas.auth %d -> %d: %w", cfg.Auth-1, cfg.Auth, err)
 	}
+	<-collected
 	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %v\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), res.ChangeSummary)
-	var wrong []string
-	found := false
+	// The auth service's replica count lives on its Deployment, or on its autoscaler's minimum
+	// when one owns the count: those may be updated in place, and nothing else may change.
+	var changed, wrong []string
 	for urn, op := range steps {
-		if op == string(apitype.OpUpdate) && strings.HasSuffix(urn, "::auth") && strings.Contains(urn, "kubernetes:apps/v1:Deployment") {
-			found = true
+		auth := strings.HasSuffix(urn, "-app-auth") &&
+			(strings.Contains(urn, "$kubernetes:apps/v1:Deployment::") || strings.Contains(urn, "$kubernetes:autoscaling/v2:HorizontalPodAutoscaler::"))
+		if auth && op == string(apitype.OpUpdate) {
+			changed = append(changed, urn[strings.LastIndex(urn, "$")+1:])
 			continue
 		}
 		wrong = append(wrong, op+" "+urn)
 	}
 	sort.Strings(wrong)
-	if !found || len(wrong) > 0 {
-		return fmt.Errorf("apiReplicas.auth %d -> %d should update the auth Deployment and nothing else; the preview (%s) has: auth Deployment updated %v, and also %v",
-			cfg.Auth-1, cfg.Auth, f.Name(), found, wrong)
+	if len(changed) == 0 || len(wrong) > 0 {
+		return fmt.Errorf("apiReplicas.auth %d -> %d should update the auth service's replica count and nothing else; the preview (%s) updates %v and also %v",
+			cfg.Auth-1, cfg.Auth, f.Name(), changed, wrong)
 	}
-	fmt.Printf("engine: exactly the auth Deployment is updated; preview text in %s\n", f.Name())
+	sort.Strings(changed)
+	fmt.Printf("engine: exactly the auth service's replica count changes (%s, in place); preview text in %s\n", strings.Join(changed, ", "), f.Name())
 	return nil
-}
-
-func loadReplicas(v string) (config.APIReplicas, error) {
-	r := config.APIReplicas{Auth: 2, Users: 2, Waste: 2} // Pulumi.yaml's default
-	if v == "" {
-		return r, nil
-	}
-	if err := json.Unmarshal([]byte(v), &r); err != nil {
-		return r, fmt.Errorf("apiReplicas %q: %w", v, err)
-	}
-	return r, nil
 }
 
 // destroy unprotects a production stack's data first, as docs/operations.md tells an operator

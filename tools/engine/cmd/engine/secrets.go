@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,26 +17,31 @@ import (
 // secretSig marks a secret value in a state export.
 const secretSig = "4dabf18193072939515e22adb298388d"
 
-// secretsStayEncrypted exports the state twice: as stored, and with --show-secrets. Every value
-// the engine holds as a secret must appear in the stored export only as ciphertext; and the
-// values that must be secrets (the generated passwords, the SSH private key, the kubeconfig's
-// client key, the join token) must be among them.
-func secretsStayEncrypted(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte, error), kubeconfig string) error {
+// secretsStayEncrypted exports the state twice: as stored, and with --show-secrets. No value the
+// engine holds as a secret may appear in plain text anywhere in the stored export, and the values
+// that must be secrets (the generated passwords, the SSH private key, the kubeconfig's client key,
+// the join token) must be held as secrets. A leak is reported with the resource and property.
+func secretsStayEncrypted(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte, error), kubeconfig, out string) error {
 	stored, err := stack.Export(ctx)
 	if err != nil {
 		return err
 	}
-	plain := string(stored.Deployment)
+	if err := os.WriteFile(filepath.Join(out, "state-export.json"), stored.Deployment, 0o600); err != nil {
+		return err
+	}
 	shown, err := cli("stack", "export", "--show-secrets")
 	if err != nil {
 		return err
 	}
-	var doc any
-	if err := json.Unmarshal(shown, &doc); err != nil {
+	var shownDoc, storedDoc any
+	if err := json.Unmarshal(shown, &shownDoc); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(stored.Deployment, &storedDoc); err != nil {
 		return err
 	}
 	var secrets []string
-	collectSecrets(doc, &secrets)
+	collectSecrets(shownDoc, &secrets)
 
 	key, err := clientKey(kubeconfig)
 	if err != nil {
@@ -49,38 +55,63 @@ func secretsStayEncrypted(ctx context.Context, stack auto.Stack, cli func(...str
 	}
 	var problems []string
 	for what, marker := range must {
-		held := false
-		for _, s := range secrets {
-			if strings.Contains(s, marker) {
-				held = true
-				break
-			}
-		}
-		if !held {
+		if !slices.ContainsFunc(secrets, func(s string) bool { return strings.Contains(s, marker) }) {
 			problems = append(problems, fmt.Sprintf("%s is not held as a secret", what))
 		}
 	}
-	for _, marker := range []string{"-password-", "PRIVATE KEY", key} {
-		if strings.Contains(plain, escape(marker)) {
-			problems = append(problems, fmt.Sprintf("the stored state holds %q in plain text", shorten(marker)))
-		}
-	}
-	leaked := 0
+	// Every plain string of the stored state, with where it is.
+	long := map[string]bool{}
 	for _, s := range secrets {
-		if len(s) >= 12 && strings.Contains(plain, escape(s)) {
-			leaked++
-			problems = append(problems, fmt.Sprintf("a secret value also appears in plain text: %q", shorten(s)))
+		if len(s) >= 16 {
+			long[s] = true
 		}
 	}
+	walkPlain(storedDoc, "", func(where, v string) {
+		for _, marker := range []string{"-password-", "PRIVATE KEY", key} {
+			if strings.Contains(v, marker) {
+				problems = append(problems, fmt.Sprintf("%s holds %q in plain text", where, shorten(marker)))
+			}
+		}
+		if long[v] {
+			problems = append(problems, fmt.Sprintf("%s holds a secret value in plain text: %q", where, shorten(v)))
+		}
+	})
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return fmt.Errorf("secrets in the state:\n  %s", strings.Join(problems, "\n  "))
+		problems = slices.Compact(problems)
+		return fmt.Errorf("secrets in the state (%d findings; the stored export is %s):\n  %s", len(problems), filepath.Join(out, "state-export.json"), strings.Join(problems, "\n  "))
 	}
-	fmt.Printf("engine: pulumi stack export: %d secret values, each only as ciphertext (passwords, SSH key, kubeconfig, join token among them)\n", len(secrets))
+	fmt.Printf("engine: pulumi stack export: %d secret values, none in plain text anywhere (passwords, SSH key, kubeconfig, join token among them)\n", len(secrets))
 	return nil
 }
 
-// collectSecrets gathers every string inside a secret of a --show-secrets export.
+// walkPlain calls f with every string of a stored export that is not inside a secret, and where
+// it is: the resource's URN and the property path.
+func walkPlain(v any, where string, f func(where, v string)) {
+	switch t := v.(type) {
+	case string:
+		f(where, t)
+	case map[string]any:
+		if t[secretSig] != nil {
+			return
+		}
+		if urn, ok := t["urn"].(string); ok {
+			where = urn
+		}
+		for k, e := range t {
+			if k == "urn" {
+				continue
+			}
+			walkPlain(e, where+"."+k, f)
+		}
+	case []any:
+		for i, e := range t {
+			walkPlain(e, fmt.Sprintf("%s[%d]", where, i), f)
+		}
+	}
+}
+
+// collectSecrets gathers every secret of a --show-secrets export that is a string as a whole.
 func collectSecrets(v any, out *[]string) {
 	switch t := v.(type) {
 	case map[string]any:
@@ -88,7 +119,9 @@ func collectSecrets(v any, out *[]string) {
 			if p, ok := t["plaintext"].(string); ok {
 				var inner any
 				if json.Unmarshal([]byte(p), &inner) == nil {
-					collectStrings(inner, out)
+					if s, ok := inner.(string); ok && s != "" {
+						*out = append(*out, s)
+					}
 				}
 			}
 			return
@@ -101,30 +134,6 @@ func collectSecrets(v any, out *[]string) {
 			collectSecrets(e, out)
 		}
 	}
-}
-
-// collectStrings gathers every string in a decoded value.
-func collectStrings(v any, out *[]string) {
-	switch t := v.(type) {
-	case string:
-		if t != "" {
-			*out = append(*out, t)
-		}
-	case map[string]any:
-		for _, e := range t {
-			collectStrings(e, out)
-		}
-	case []any:
-		for _, e := range t {
-			collectStrings(e, out)
-		}
-	}
-}
-
-// escape is s as it appears inside a JSON string.
-func escape(s string) string {
-	b, _ := json.Marshal(s)
-	return string(bytes.Trim(b, `"`))
 }
 
 func shorten(s string) string {

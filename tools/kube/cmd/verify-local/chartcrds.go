@@ -28,6 +28,19 @@ const monitoringChart = "kube-prometheus-stack-79.7.1.tgz"
 
 var monitoringCRDs = []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"}
 
+// kedaChart is the pinned KEDA chart. It ships its CRDs as templates under templates/crds (so
+// that a value can turn them off), not under crds/: kedaCRDs are read from there with the
+// chart's default values substituted (kedaTemplateValues).
+const kedaChart = "keda-2.20.2.tgz"
+
+var kedaCRDs = []string{"scaledobjects.keda.sh", "triggerauthentications.keda.sh"}
+
+// kedaTemplateValues are the only template expressions of KEDA's CRD files that produce text,
+// with what the chart's default values make of them; every other template line is a control
+// line ({{- if }}, {{- end }}, an include of labels) and is dropped. Any other expression left in
+// a file fails the read, so a chart bump that templates more of a CRD is noticed.
+var kedaTemplateValues = map[string]string{"{{ .Values.operator.name }}": "keda-operator"}
+
 // pinnedCRDs returns the CRDs of the pinned charts that the rendered objects need.
 func pinnedCRDs(charts string) ([]*unstructured.Unstructured, error) {
 	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
@@ -43,7 +56,37 @@ func pinnedCRDs(charts string) ([]*unstructured.Unstructured, error) {
 			crds = append(crds, c)
 		}
 	}
+	keda, err := chartCRDsUnder(filepath.Join(charts, kedaChart), "keda/templates/crds")
+	if err != nil {
+		return nil, fmt.Errorf("keda CRDs: %w", err)
+	}
+	for _, c := range keda {
+		if slices.Contains(kedaCRDs, c.GetName()) {
+			crds = append(crds, c)
+		}
+	}
 	return crds, nil
+}
+
+// untemplate turns a CRD file that a chart ships as a template into the CRD itself: lines that
+// are only template actions go, known value expressions are replaced, and anything else left is
+// an error rather than a guess.
+func untemplate(name string, b []byte, values map[string]string) ([]byte, error) {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") && strings.Count(t, "{{") == 1 {
+			continue
+		}
+		for expr, v := range values {
+			line = strings.ReplaceAll(line, expr, v)
+		}
+		if strings.Contains(line, "{{") {
+			return nil, fmt.Errorf("%s: template expression verify-local does not know: %s", name, t)
+		}
+		out = append(out, line)
+	}
+	return []byte(strings.Join(out, "\n")), nil
 }
 
 // chartCRDs reads every CustomResourceDefinition under <chart>/crds/ of a packaged chart.
@@ -85,6 +128,11 @@ func chartCRDsUnder(archive, dir string) ([]*unstructured.Unstructured, error) {
 		b, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", archive, h.Name, err)
+		}
+		if bytes.Contains(b, []byte("{{")) {
+			if b, err = untemplate(h.Name, b, kedaTemplateValues); err != nil {
+				return nil, fmt.Errorf("%s: %w", archive, err)
+			}
 		}
 		for _, doc := range bytes.Split(b, []byte("\n---")) {
 			var m map[string]any

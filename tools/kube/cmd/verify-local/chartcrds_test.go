@@ -48,9 +48,25 @@ func TestPinnedCRDsIncludeTheMonitoringKinds(t *testing.T) {
 	for _, c := range crds {
 		names = append(names, c.GetName())
 	}
-	for _, want := range append([]string{"targetgroupbindings.elbv2.k8s.aws"}, monitoringCRDs...) {
+	for _, want := range append(append([]string{"targetgroupbindings.elbv2.k8s.aws"}, monitoringCRDs...), kedaCRDs...) {
 		if !slices.Contains(names, want) {
 			t.Errorf("pinned CRDs %v lack %s", names, want)
 		}
+	}
+}
+
+// KEDA's CRDs are templates: the read must turn them into plain CRDs, and refuse a template
+// expression it does not know instead of applying half-rendered text.
+func TestUntemplateDropsControlLinesAndRefusesUnknownExpressions(t *testing.T) {
+	in := "{{- if .Values.crds.install }}\nkind: CustomResourceDefinition\nmetadata:\n  labels:\n    app.kubernetes.io/name: {{ .Values.operator.name }}\n    {{- include \"keda.crd-labels\" . | indent 4 }}\n{{- end -}}\n"
+	out, err := untemplate("crd.yaml", []byte(in), kedaTemplateValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "kind: CustomResourceDefinition\nmetadata:\n  labels:\n    app.kubernetes.io/name: keda-operator\n"; string(out) != want {
+		t.Errorf("untemplate = %q, want %q", out, want)
+	}
+	if _, err := untemplate("crd.yaml", []byte("  name: {{ .Values.other }}\n"), kedaTemplateValues); err == nil {
+		t.Error("an unknown expression inside a line was accepted")
 	}
 }

@@ -126,6 +126,8 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	}
 	v.apply(ctx)
 	t.phase("objects applied")
+	v.scaleToMaximums(ctx)
+	t.phase("autoscaled workloads at their maximums")
 	v.waitScheduled(ctx, timeout)
 	t.phase("pods scheduled")
 	v.checkRestoredVolumes(ctx)

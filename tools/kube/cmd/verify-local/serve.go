@@ -124,7 +124,7 @@ func syncNodes(ctx context.Context, client kubernetes.Interface, dir string, reg
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		if err := registerNode(ctx, client, n); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := registerNode(ctx, client, n); err != nil {
 			return err
 		}
 		registered[name] = true

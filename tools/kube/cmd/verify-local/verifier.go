@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -80,25 +82,46 @@ func (v *verifier) createNodes(ctx context.Context) error {
 }
 
 // registerNode creates a Node and reports it Ready with its allocatable, as its kubelet would.
+// Each step retries on a conflict: in the engine run kwok updates the same Node at once.
 func registerNode(ctx context.Context, client kubernetes.Interface, n corev1.Node) error {
 	status := n.Status
-	created, err := client.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
-	if err != nil {
+	nodes := client.CoreV1().Nodes()
+	if _, err := nodes.Create(ctx, &n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
-	created.Status = status
-	created.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-	}}
-	updated, err := client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		current.Status.Capacity, current.Status.Allocatable = status.Capacity, status.Allocatable
+		if !slices.ContainsFunc(current.Status.Conditions, func(c corev1.NodeCondition) bool {
+			return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+		}) {
+			current.Status.Conditions = []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "VerifyLocal",
+				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+			}}
+		}
+		_, err = nodes.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("node %s status: %w", n.Name, err)
 	}
 	// The TaintNodesByCondition admission plugin marks a new node not-ready; the node
-	// lifecycle controller, which would lift it, is off because no kubelet heartbeats here.
-	updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
-	if _, err := client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	// lifecycle controller, which would lift it, is off (it would evict pods of nodes without a
+	// real kubelet).
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		current.Spec.Taints = slices.DeleteFunc(current.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+		_, err = nodes.Update(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("node %s taints: %w", n.Name, err)
 	}
 	return nil
@@ -399,4 +422,63 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, mapping *meta.R
 		time.Sleep(500 * time.Millisecond)
 	}
 	return fmt.Errorf("CustomResourceDefinition %s not Established after 30s", name)
+}
+
+// scaleToMaximums sets every autoscaled Deployment to its autoscaler's maximum through the scale
+// subresource, as the HorizontalPodAutoscaler (or KEDA's) would at the peak of a burst, so that
+// the scheduler proves the nodes hold every pod at the maximums, not only at the minimums. Only
+// autoscalers the API server accepted count. The controller-manager's HPA controller, without
+// metrics here, leaves a count at the maximum alone.
+func (v *verifier) scaleToMaximums(ctx context.Context) {
+	files, _ := filepath.Glob(filepath.Join(v.dir, "manifests", "*.yaml"))
+	accepted := map[string]bool{}
+	for _, a := range v.applied {
+		accepted[a.file] = true
+	}
+	var scaled []string
+	for _, f := range files {
+		if !accepted[filepath.Base(f)] {
+			continue
+		}
+		var m map[string]any
+		if err := readYAML(f, &m); err != nil {
+			continue
+		}
+		obj := &unstructured.Unstructured{Object: m}
+		key := ""
+		switch obj.GroupVersionKind() {
+		case schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"}:
+			key = "maxReplicas"
+		case schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}:
+			key = "maxReplicaCount"
+		default:
+			continue
+		}
+		// Numbers read from YAML into a map are float64 (JSON's one number type).
+		raw, _, _ := unstructured.NestedFieldNoCopy(m, "spec", key)
+		n, isNumber := raw.(float64)
+		maxReplicas := int64(n)
+		kind, _, _ := unstructured.NestedString(m, "spec", "scaleTargetRef", "kind")
+		target, _, _ := unstructured.NestedString(m, "spec", "scaleTargetRef", "name")
+		if !isNumber || n != float64(maxReplicas) || kind != "Deployment" || target == "" {
+			v.fail("%s: no Deployment target and %s to scale to", filepath.Base(f), key)
+			continue
+		}
+		ns := obj.GetNamespace()
+		deployments := v.cp.client.AppsV1().Deployments(ns)
+		scale, err := deployments.GetScale(ctx, target, metav1.GetOptions{})
+		if err != nil {
+			v.fail("%s: scale of Deployment %s/%s: %v", filepath.Base(f), ns, target, err)
+			continue
+		}
+		from := scale.Spec.Replicas
+		scale.Spec.Replicas = int32(maxReplicas)
+		if _, err := deployments.UpdateScale(ctx, target, scale, metav1.UpdateOptions{FieldManager: "verify-local-autoscaler"}); err != nil {
+			v.fail("%s: scale Deployment %s/%s to %d: %v", filepath.Base(f), ns, target, maxReplicas, err)
+			continue
+		}
+		scaled = append(scaled, fmt.Sprintf("%s/%s %d->%d", ns, target, from, maxReplicas))
+	}
+	sort.Strings(scaled)
+	fmt.Printf("scaled to their autoscalers' maximums: %s\n", strings.Join(scaled, ", "))
 }

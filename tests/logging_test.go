@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/manifest"
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/workloads"
+)
+
+// The log group is the program's, one per stack, with the stack's retention.
+func TestLogGroupKeepsLogsForTheStacksRetention(t *testing.T) {
+	want := map[string]int{"prod": 30, "dev": 7}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		groups := r.OfType("aws:cloudwatch/logGroup:LogGroup")
+		if len(groups) != 1 {
+			t.Fatalf("%d log groups, want 1", len(groups))
+		}
+		g := groups[0]
+		if name := str(g, "name"); name != "/waste-coach/"+r.Config.ClusterID() {
+			t.Errorf("log group %q, want /waste-coach/%s (one per stack)", name, r.Config.ClusterID())
+		}
+		if days := prop(g, "retentionInDays"); !days.IsNumber() || int(days.NumberValue()) != want[r.Stack] {
+			t.Errorf("log group retention %v days, want %d on %s", days, want[r.Stack], r.Stack)
+		}
+	})
+}
+
+// Fluent Bit runs on every node, the master included, and ships container and kubelet logs with
+// their Kubernetes metadata to the stack's group, and nowhere else.
+func TestFluentBitShipsEveryNodesLogsToTheGroup(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-logging-fluent-bit")
+		values, _ := manifest.PlainMap(rel.Inputs)["values"].(map[string]any)
+		if at(values, "kind") != "DaemonSet" {
+			t.Errorf("fluent-bit kind %v, want DaemonSet", at(values, "kind"))
+		}
+		if tol := at(values, "tolerations", 0); at(tol, "operator") != "Exists" || at(tol, "key") != nil {
+			t.Errorf("fluent-bit tolerations %v, want every taint tolerated (the master's included)", at(values, "tolerations"))
+		}
+		inputs, filters, outputs := fmt.Sprint(at(values, "config", "inputs")), fmt.Sprint(at(values, "config", "filters")), fmt.Sprint(at(values, "config", "outputs"))
+		for _, want := range []string{"Path /var/log/containers/*.log", "_SYSTEMD_UNIT=kubelet.service"} {
+			if !strings.Contains(inputs, want) {
+				t.Errorf("fluent-bit inputs lack %q:\n%s", want, inputs)
+			}
+		}
+		if !strings.Contains(filters, "Name kubernetes") {
+			t.Errorf("fluent-bit adds no Kubernetes metadata:\n%s", filters)
+		}
+		if n := strings.Count(outputs, "Name cloudwatch_logs"); n != 2 || strings.Count(outputs, "[OUTPUT]") != 2 {
+			t.Errorf("fluent-bit outputs, want exactly the container and host streams to CloudWatch:\n%s", outputs)
+		}
+		if n := strings.Count(outputs, "log_group_name "+r.Config.Logs.GroupName+"\n"); n != 2 || !strings.Contains(outputs, "auto_create_group Off") {
+			t.Errorf("fluent-bit outputs do not all go to %s (created by the program, not by Fluent Bit):\n%s", r.Config.Logs.GroupName, outputs)
+		}
+	})
+}
+
+// Every node role may write to the stack's log group, only to it, and only write.
+func TestNodeRolesMayWriteOnlyToTheLogGroup(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		groupARN := fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", r.Config.Region, r.Config.Logs.GroupName)
+		for _, n := range r.Config.Nodes {
+			p := must(t, r, "aws:iam/rolePolicy:RolePolicy", fmt.Sprintf("sesacthon-iam-%s-logs", n.Role))
+			var doc infra.PolicyDocument
+			if err := json.Unmarshal([]byte(str(p, "policy")), &doc); err != nil {
+				t.Fatalf("%s policy: %v", n.Role, err)
+			}
+			for _, st := range doc.Statement {
+				for _, res := range st.Resource.([]any) {
+					if !strings.HasPrefix(res.(string), groupARN) {
+						t.Errorf("%s may write to %v, outside the log group %s", n.Role, res, groupARN)
+					}
+				}
+				for _, a := range st.Action {
+					if a != "logs:CreateLogStream" && a != "logs:PutLogEvents" && a != "logs:DescribeLogStreams" {
+						t.Errorf("%s's log policy allows %s: Fluent Bit needs streams and events only", n.Role, a)
+					}
+				}
+			}
+		}
+		for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
+			if !strings.HasSuffix(p.Name, "-logs") && strings.Contains(str(p, "policy"), "logs:") {
+				t.Errorf("policy %s grants CloudWatch Logs actions outside the log policy", p.Name)
+			}
+		}
+	})
+}
+
+// Fluent Bit uses the node's role through the metadata service; Grafana does not (it has a
+// read-only login of its own), and that login reaches Grafana only as a secret.
+func TestGrafanaReadsTheLogsWithItsOwnLogin(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		if !strings.Contains(workloads.IMDSAllowedSelector, "'"+workloads.NamespaceLogging+"' && app.kubernetes.io/name == 'fluent-bit'") {
+			t.Error("fluent-bit is not allowed the metadata service: it could not ship with the node's role")
+		}
+		if strings.Contains(workloads.IMDSAllowedSelector, "grafana") || strings.Contains(workloads.IMDSAllowedSelector, workloads.NamespaceMonitoring) {
+			t.Error("Grafana, served to the internet, may reach the master's role through the metadata service")
+		}
+		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-monitoring-kube-prometheus-stack")
+		grafana := at(manifest.PlainMap(rel.Inputs)["values"], "grafana")
+		ds := at(grafana, "additionalDataSources", 0)
+		if at(ds, "type") != "cloudwatch" || at(ds, "jsonData", "authType") != "keys" || at(ds, "jsonData", "defaultRegion") != r.Config.Region {
+			t.Errorf("Grafana's first additional data source %v, want CloudWatch with keys in %s", ds, r.Config.Region)
+		}
+		if at(ds, "secureJsonData", "secretKey") != "${CLOUDWATCH_SECRET_ACCESS_KEY}" || at(grafana, "envFromSecret") != "grafana-cloudwatch" {
+			t.Errorf("Grafana's CloudWatch key must come from its environment (Secret grafana-cloudwatch), got %v", at(ds, "secureJsonData"))
+		}
+		sec := must(t, r, "kubernetes:core/v1:Secret", "sesacthon-monitoring-grafana-cloudwatch")
+		if v := sec.Inputs["stringData"]; !v.ContainsSecrets() {
+			t.Error("Secret grafana-cloudwatch's data is not a Pulumi secret")
+		}
+		if !r.DependsOn(rel, sec) {
+			t.Error("the monitoring release does not wait for Grafana's CloudWatch login")
+		}
+		policy := must(t, r, "aws:iam/userPolicy:UserPolicy", "sesacthon-logs-grafana")
+		var doc infra.PolicyDocument
+		if err := json.Unmarshal([]byte(str(policy, "policy")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range doc.Statement {
+			for _, a := range st.Action {
+				if strings.Contains(a, "Put") || strings.Contains(a, "Create") || strings.Contains(a, "Delete") || !strings.HasPrefix(a, "logs:") {
+					t.Errorf("Grafana's login may %s: it only reads logs", a)
+				}
+			}
+		}
+		key := must(t, r, "aws:iam/accessKey:AccessKey", "sesacthon-logs-grafana")
+		if !slices.Contains(key.AdditionalSecretOutputs, "secret") {
+			t.Error("Grafana's access key secret is not an additional secret output")
+		}
+	})
+}

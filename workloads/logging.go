@@ -1,0 +1,164 @@
+package workloads
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/versions"
+)
+
+// NamespaceLogging holds Fluent Bit, which reads every node's log files (host paths: the
+// namespace is privileged, and nothing else runs in it).
+const NamespaceLogging = "logging"
+
+// LogsReader is Grafana's read-only login to the stack's log group (infra.Logs).
+type LogsReader struct {
+	// AccessKeyID and SecretAccessKey are Pulumi secrets.
+	AccessKeyID, SecretAccessKey pulumi.StringOutput
+}
+
+// fluentBit is Fluent Bit's container on every node: a few hundred lines a second with a
+// 5 MB buffer per input.
+var fluentBit = Resources{CPU: 20, MemoryMiB: 48, CPULimit: 200, MemoryLimitMiB: 128}
+
+// Names of what Grafana reads CloudWatch with.
+const (
+	grafanaCloudWatchSecret = "grafana-cloudwatch"
+	// CloudWatchDataSource is the name of Grafana's CloudWatch data source.
+	CloudWatchDataSource = "CloudWatch Logs"
+)
+
+// FluentBitConfig is Fluent Bit's pipeline: every container's log file (the CRI format of
+// containerd) and the kubelet's and containerd's journal, with the pod's namespace, name,
+// labels and node added by the kubernetes filter, shipped to the stack's log group. Streams are
+// named after the node and the file, so a node's lines stay apart from its successor's. The
+// group exists before Fluent Bit starts (the program declares it with its retention): Fluent
+// Bit never creates one. The tail database on the host keeps each file's offset across restarts
+// of the pod: no line is shipped twice or skipped when Fluent Bit is upgraded.
+func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
+	inputs = `[INPUT]
+    Name tail
+    Path /var/log/containers/*.log
+    multiline.parser cri, docker
+    Tag kube.*
+    DB /var/log/fluent-bit-containers.db
+    Mem_Buf_Limit 5MB
+    Skip_Long_Lines On
+
+[INPUT]
+    Name systemd
+    Tag host.*
+    Systemd_Filter _SYSTEMD_UNIT=kubelet.service
+    Systemd_Filter _SYSTEMD_UNIT=containerd.service
+    DB /var/log/fluent-bit-journal.db
+    Read_From_Tail On
+`
+	filters = `[FILTER]
+    Name kubernetes
+    Match kube.*
+    Merge_Log On
+    Keep_Log Off
+    Labels On
+    Annotations Off
+    K8S-Logging.Parser On
+    K8S-Logging.Exclude On
+`
+	out := func(match, prefix string) string {
+		return fmt.Sprintf(`[OUTPUT]
+    Name cloudwatch_logs
+    Match %s
+    region %s
+    log_group_name %s
+    log_stream_prefix %s
+    auto_create_group Off
+    retry_limit 5
+`, match, region, group, prefix)
+	}
+	outputs = out("kube.*", "${NODE_NAME}.") + "\n" + out("host.*", "${NODE_NAME}.")
+	return inputs, filters, outputs
+}
+
+// fluentBitValues run Fluent Bit on every node, the master included (it tolerates every
+// taint), with the node's instance role (it is allowed the metadata service: netpol.go).
+func (b *builder) fluentBitValues() pulumi.Map {
+	inputs, filters, outputs := FluentBitConfig(b.cfg.Region, b.cfg.Logs.GroupName)
+	hostPath := func(name, path, typ string) pulumi.Map {
+		hp := pulumi.Map{"path": pulumi.String(path)}
+		if typ != "" {
+			hp["type"] = pulumi.String(typ)
+		}
+		return pulumi.Map{"name": pulumi.String(name), "hostPath": hp}
+	}
+	mount := func(name, path string, readOnly bool) pulumi.Map {
+		return pulumi.Map{"name": pulumi.String(name), "mountPath": pulumi.String(path), "readOnly": pulumi.Bool(readOnly)}
+	}
+	return pulumi.Map{
+		"kind":        pulumi.String("DaemonSet"),
+		"resources":   fluentBit.values(),
+		"tolerations": pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
+		"env": pulumi.Array{pulumi.Map{"name": pulumi.String("NODE_NAME"), "valueFrom": pulumi.Map{
+			"fieldRef": pulumi.Map{"fieldPath": pulumi.String("spec.nodeName")},
+		}}},
+		// /var/log holds the containers' logs, the journal and the tail databases; containerd
+		// writes no /var/lib/docker, which the chart mounts by default.
+		"daemonSetVolumes": pulumi.Array{
+			hostPath("varlog", "/var/log", "Directory"),
+			hostPath("etcmachineid", "/etc/machine-id", "File"),
+		},
+		"daemonSetVolumeMounts": pulumi.Array{
+			mount("varlog", "/var/log", false),
+			mount("etcmachineid", "/etc/machine-id", true),
+		},
+		"config": pulumi.Map{
+			"inputs":  pulumi.String(inputs),
+			"filters": pulumi.String(filters),
+			"outputs": pulumi.String(outputs),
+		},
+	}
+}
+
+// fluentBitRelease installs Fluent Bit.
+func (b *builder) fluentBitRelease() (*helmv3.Release, error) {
+	return b.release("fluent-bit", NamespaceLogging, versions.FluentBit, b.fluentBitValues())
+}
+
+// grafanaCloudWatchLogin declares the Secret Grafana's CloudWatch data source reads its login
+// from, in Grafana's environment; the data source refers to the variables, so the key never
+// appears in the chart's values or in the provisioning ConfigMap. Nil when no reader is given.
+func (b *builder) grafanaCloudWatchLogin(reader *LogsReader) (*corev1.Secret, error) {
+	if reader == nil {
+		return nil, nil
+	}
+	return b.secret(NamespaceMonitoring, grafanaCloudWatchSecret, pulumi.StringMap{
+		"CLOUDWATCH_ACCESS_KEY_ID":     reader.AccessKeyID,
+		"CLOUDWATCH_SECRET_ACCESS_KEY": reader.SecretAccessKey,
+	})
+}
+
+// withCloudWatch adds the CloudWatch data source to Grafana's values, so operators read the
+// logs where they read the metrics.
+func (b *builder) withCloudWatch(grafanaValues pulumi.Map) {
+	if b.grafanaCloudWatch == nil {
+		return
+	}
+	grafanaValues["envFromSecret"] = pulumi.String(grafanaCloudWatchSecret)
+	grafanaValues["additionalDataSources"] = pulumi.Array{pulumi.Map{
+		"name":     pulumi.String(CloudWatchDataSource),
+		"uid":      pulumi.String("cloudwatch-logs"),
+		"type":     pulumi.String("cloudwatch"),
+		"access":   pulumi.String("proxy"),
+		"editable": pulumi.Bool(false),
+		"jsonData": pulumi.Map{
+			"authType":      pulumi.String("keys"),
+			"defaultRegion": pulumi.String(b.cfg.Region),
+		},
+		// Grafana expands environment variables in provisioning files.
+		"secureJsonData": pulumi.Map{
+			"accessKey": pulumi.String("${CLOUDWATCH_ACCESS_KEY_ID}"),
+			"secretKey": pulumi.String("${CLOUDWATCH_SECRET_ACCESS_KEY}"),
+		},
+	}}
+}
