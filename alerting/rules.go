@@ -39,7 +39,7 @@ type Rule struct {
 
 // Group is one concern's rules, one PrometheusRule object.
 type Group struct {
-	// Name is the concern: messaging, data, cluster (and backups once they exist).
+	// Name is the concern: messaging, data, cluster, backups.
 	Name  string
 	Rules []Rule
 }
@@ -61,6 +61,17 @@ type Params struct {
 	// CertFiles are the file path patterns of the API server's serving certificate and of the
 	// program's admin credential, as the certificate exporter labels them.
 	APIServerCertPath, AdminCredentialPath string
+	// Backups are the scheduled backups (CronJobs) whose failures and staleness alert.
+	Backups []ScheduledBackup
+	// WALShipper is the container that ships PostgreSQL's archived WAL, in PostgresNamespace.
+	WALShipper, PostgresNamespace string
+}
+
+// ScheduledBackup is a backup CronJob and how old its last success may get.
+type ScheduledBackup struct {
+	Namespace, CronJob string
+	// MaxAgeHours is the age of the last success that alerts: two missed runs, plus an hour.
+	MaxAgeHours int
 }
 
 // Thresholds that are not stack configuration.
@@ -203,7 +214,39 @@ func Groups(p Params) []Group {
 				Summary:     "etcd's database is above 80% of its quota",
 				Description: "etcd's database is at {{ $value | humanizePercentage }} of its quota; at the quota the cluster refuses writes."},
 		}},
-		// Backups (etcd snapshots, database dumps) get a group of their own here once they exist.
+		{Name: "backups", Rules: backupRules(p)},
+	}
+}
+
+// backupRules: a backup Job that failed, a backup whose last success is too old, and a
+// PostgreSQL WAL shipper that cannot upload (the recovery point grows while it lasts).
+func backupRules(p Params) []Rule {
+	var namespaces, jobs, stale []string
+	for _, b := range p.Backups {
+		if !slices.Contains(namespaces, b.Namespace) {
+			namespaces = append(namespaces, b.Namespace)
+		}
+		jobs = append(jobs, b.CronJob)
+		stale = append(stale, fmt.Sprintf(`(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q})) / 3600 > %d`,
+			b.Namespace, b.CronJob, b.MaxAgeHours))
+	}
+	jobSel := fmt.Sprintf(`namespace=~%q, job_name=~"(%s)-[0-9]+"`, strings.Join(namespaces, "|"), strings.Join(jobs, "|"))
+	return []Rule{
+		{Alert: "BackupJobFailed", Severity: SeverityWarning, For: "1m",
+			// A failed Job stays in the CronJob's history; the alert covers the six hours after it started.
+			Expr: fmt.Sprintf(`max by (namespace, job_name) (kube_job_status_failed{%s}) > 0 and on (namespace, job_name) (time() - max by (namespace, job_name) (kube_job_status_start_time{%s})) < 21600`,
+				jobSel, jobSel),
+			Summary:     "A backup Job failed",
+			Description: "{{ $labels.namespace }}/{{ $labels.job_name }} failed: see its logs; the next scheduled run retries."},
+		{Alert: "BackupTooOld", Severity: SeverityWarning, For: "10m",
+			Expr:        strings.Join(stale, " or "),
+			Summary:     "A scheduled backup has not succeeded for two runs",
+			Description: "The last successful {{ $labels.namespace }}/{{ $labels.cronjob }} was {{ $value | humanize }} hours ago."},
+		{Alert: "WALShippingStalled", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
+			Expr: fmt.Sprintf(`max by (namespace, pod) (kube_pod_container_status_ready{namespace=%q, container=%q}) == 0`,
+				p.PostgresNamespace, p.WALShipper),
+			Summary:     "PostgreSQL's write-ahead log is not reaching the backups bucket",
+			Description: "{{ $labels.pod }}'s WAL shipper has not uploaded for minutes: a point-in-time restore would lose everything since its last upload."},
 	}
 }
 

@@ -26,6 +26,12 @@ func params() Params {
 		WorkQueues:      map[string]string{"q.ai": "async-workers", "q.batch": "async-workers", "q.sched": "async-workers", "q.api": "application"},
 		DeadLetterQueue: "q.dlq", Brokers: 3, Nodes: 4, EtcdQuotaBytes: 2 << 30,
 		APIServerCertPath: "/etc/kubernetes/pki/apiserver.crt", AdminCredentialPath: "/etc/kubernetes/waste-coach/waste-coach-deployer.crt",
+		Backups: []ScheduledBackup{
+			{Namespace: "kube-system", CronJob: "etcd-snapshot", MaxAgeHours: 13},
+			{Namespace: "data", CronJob: "postgres-base-backup", MaxAgeHours: 49},
+			{Namespace: "data", CronJob: "postgres-dump", MaxAgeHours: 49},
+		},
+		WALShipper: "wal-shipper", PostgresNamespace: "data",
 	}
 }
 

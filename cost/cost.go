@@ -41,7 +41,8 @@ type Assumptions struct {
 // out per month.
 //
 // Backups: 3 GB a day (a 5 GB database compresses to about 1.5 GB per base backup, 1 GB of
-// write-ahead log a day at archive_timeout 300 s, a 0.5 GB dump, a few MB of etcd), kept the
+// gzip-compressed write-ahead log a day with a segment at least every 240 s, a 0.5 GB dump, a
+// few MB of etcd), kept the
 // retention and then as noncurrent versions the retention again (infra/backups.go), so 2 ×
 // retention days of it are stored. EBS snapshots: 30% of the volumes in use, 2% rewritten a day.
 //

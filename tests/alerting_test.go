@@ -165,8 +165,8 @@ func TestExporterPodsAreLockedDown(t *testing.T) {
 func TestRulesAndMonitorsDeclared(t *testing.T) {
 	r := run(t, "prod")
 	rules := r.OfType("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
-	if len(rules) != 3 {
-		t.Fatalf("%d PrometheusRules, want messaging, data and cluster", len(rules))
+	if len(rules) != 4 {
+		t.Fatalf("%d PrometheusRules, want messaging, data, cluster and backups", len(rules))
 	}
 	for _, pr := range rules {
 		obj, _ := manifest.KubernetesObject(pr)

@@ -87,7 +87,13 @@ var specFacts = []specFact{
 		return strings.Join(missing, " ")
 	}, ""},
 	{"§1 S3 bucket <env>-<cluster>-images (prod: prod-sesacthon-images)", []string{"prod"}, func(r *offline.Result) string {
-		return str(r.OfType("aws:s3/bucketV2:BucketV2")[0], "bucket")
+		// The uploads bucket: the other bucket is the backups one (the order resources register in is not fixed).
+		for _, b := range r.OfType("aws:s3/bucketV2:BucketV2") {
+			if !strings.HasSuffix(b.Name, "-backups") {
+				return str(b, "bucket")
+			}
+		}
+		return ""
 	}, "prod-sesacthon-images"},
 	{"§2 pod subnet 192.168.0.0/16, service subnet 10.96.0.0/12", both, func(*offline.Result) string {
 		return cluster.PodCIDR + " " + cluster.ServiceCIDR

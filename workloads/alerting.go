@@ -42,6 +42,13 @@ func RuleParams(cfg *config.Config) alerting.Params {
 		QueueDepth: cfg.Alerting.QueueDepth, WorkQueues: queues, DeadLetterQueue: "q.dlq",
 		Brokers: RabbitReplicas, Nodes: len(cfg.Nodes), EtcdQuotaBytes: etcdQuotaBytes,
 		APIServerCertPath: APIServerCertPath, AdminCredentialPath: AdminCredentialCertPath,
+		// Two missed runs and an hour: every six hours for etcd, daily for PostgreSQL.
+		Backups: []alerting.ScheduledBackup{
+			{Namespace: NamespaceSystem, CronJob: EtcdSnapshotName, MaxAgeHours: 2*6 + 1},
+			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAgeHours: 2*24 + 1},
+			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAgeHours: 2*24 + 1},
+		},
+		WALShipper: WALShipperContainer, PostgresNamespace: NamespaceData,
 	}
 }
 

@@ -44,6 +44,9 @@ type Backups struct {
 
 	// EtcdSnapshot is the etcd snapshot CronJob on the master.
 	EtcdSnapshot *batchv1.CronJob
+	// PostgresBaseBackup and PostgresDump are the daily PostgreSQL backups on the storage node
+	// (the write-ahead log is shipped continuously by the server's pod).
+	PostgresBaseBackup, PostgresDump *batchv1.CronJob
 }
 
 // backups declares the scheduled backups as a component of their own.
@@ -59,7 +62,14 @@ func (b *builder) backups() (*Backups, error) {
 	if c.EtcdSnapshot, err = sub.etcdSnapshot(); err != nil {
 		return nil, fmt.Errorf("etcd snapshot: %w", err)
 	}
-	if err := b.ctx.RegisterResourceOutputs(c, pulumi.Map{"etcdSnapshot": c.EtcdSnapshot.Metadata.Name()}); err != nil {
+	if c.PostgresBaseBackup, c.PostgresDump, err = sub.postgresBackups(); err != nil {
+		return nil, fmt.Errorf("postgresql: %w", err)
+	}
+	if err := b.ctx.RegisterResourceOutputs(c, pulumi.Map{
+		"etcdSnapshot":       c.EtcdSnapshot.Metadata.Name(),
+		"postgresBaseBackup": c.PostgresBaseBackup.Metadata.Name(),
+		"postgresDump":       c.PostgresDump.Metadata.Name(),
+	}); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -40,30 +40,35 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 	if err != nil {
 		return err
 	}
+	if b.pgBackupScript, err = b.postgresBackupScript(); err != nil {
+		return err
+	}
 	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
 	sts, err := b.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
-		StorageGiB: postgresStorageGiB, MountPath: "/var/lib/postgresql/data",
+		StorageGiB: postgresStorageGiB, MountPath: postgresDataMount,
 		Pod: Pod{
 			Labels: labels("postgres", "database"), Role: config.RoleStorage, UID: dataUID,
 			// A clean shutdown writes a checkpoint; give it time.
 			GracePeriod: 60,
 			Containers: []Container{{
 				Name: "postgres", Image: pulumi.String(versions.Postgres),
+				// Continuous archiving (postgres_backup.go); the image's entrypoint runs these.
+				Args:    PostgresServerArgs(),
 				Ports:   map[string]int{"postgres": postgresPort},
 				EnvFrom: corev1.EnvFromSourceArray{corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(postgresSecret)}}},
 				// A subdirectory: the volume's root holds lost+found, which initdb refuses.
-				Env:       corev1.EnvVarArray{plainEnv("PGDATA", "/var/lib/postgresql/data/pgdata")},
+				Env:       corev1.EnvVarArray{plainEnv("PGDATA", postgresPGDATA), plainEnv("WAL_OUTBOX", WALOutbox)},
 				Resources: postgresResources,
 				Readiness: ready,
 				Liveness:  execProbe(20, 5, "pg_isready", "-h", "127.0.0.1"),
 				Startup:   withStartup(ready, 300),
-				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp")},
-			}, postgresExporter()},
-			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64)},
+				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
+			}, postgresExporter(), b.walShipper()},
+			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64), scriptVolume(b.pgBackupScript)},
 		},
-	}, addons, secret)
+	}, addons, secret, b.pgBackupScript)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ func (b *builder) Policies() []Policy {
 		{Peers: []Peer{internet}, Ports: ports(tcp(443))}, imds,
 	}
 	fromApp := []Peer{{Namespace: NamespaceApp}}
+	// S3 has no fixed addresses a NetworkPolicy could name: HTTPS to outside the cluster.
+	s3 := Flow{Peers: []Peer{internet}, Ports: ports(tcp(443))}
+	postgresBackupJobs := Peer{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/component": "backup"}}
 	// The exporters beside the data services answer Prometheus only.
 	fromPrometheus := []Peer{{Namespace: NamespaceMonitoring, Pods: map[string]string{"app.kubernetes.io/name": "prometheus"}}}
 	rabbitPods := map[string]string{"app.kubernetes.io/name": "rabbitmq"}
@@ -102,7 +105,15 @@ func (b *builder) Policies() []Policy {
 		// Data: each service takes connections from the application only; the brokers also talk
 		// to each other and ask the API server for their peers; Prometheus scrapes them.
 		Policy{Namespace: NamespaceData, Name: "postgres", Pods: map[string]string{"app.kubernetes.io/name": "postgres"},
-			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(postgresPort))}, {Peers: fromPrometheus, Ports: ports(tcp(postgresExporterPort))}}},
+			Ingress: []Flow{
+				{Peers: fromApp, Ports: ports(tcp(postgresPort))}, {Peers: fromPrometheus, Ports: ports(tcp(postgresExporterPort))},
+				{Peers: []Peer{postgresBackupJobs}, Ports: ports(tcp(postgresPort))},
+			},
+			// The wal-shipper beside the server uploads to S3 with the node's role.
+			Egress: []Flow{s3, imds}},
+		// The daily base backup and dump read from the server and upload to S3 with the node's role.
+		Policy{Namespace: NamespaceData, Name: "postgres-backups", Pods: postgresBackupJobs.Pods,
+			Egress: []Flow{data("postgres", postgresPort), s3, imds}, DenyIngress: true},
 		Policy{Namespace: NamespaceData, Name: "redis", Pods: map[string]string{"app.kubernetes.io/name": "redis"},
 			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(redisPort))}, {Peers: fromPrometheus, Ports: ports(tcp(redisExporterPort))}}},
 		Policy{Namespace: NamespaceData, Name: "rabbitmq", Pods: rabbitPods,
@@ -218,8 +229,9 @@ func policyPorts(ps []Port) networkingv1.NetworkPolicyPortArray {
 
 // The instance metadata service hands out the node role's credentials to anything on the node
 // that asks. Only the pods that act with the node's role may reach it: the API and the Celery
-// workers (S3 uploads), the load balancer controller and the EBS CSI driver. The namespaces
-// above already deny it by default; a Calico policy in a tier of its own, evaluated before every
+// workers (S3 uploads), the load balancer controller, the EBS CSI driver, Fluent Bit and the
+// PostgreSQL backups. The namespaces above already deny it by default; a Calico policy in a tier
+// of its own, evaluated before every
 // Kubernetes NetworkPolicy, denies it to all other pods, in kube-system, Calico's namespaces and
 // any namespace Argo CD creates. The tier passes everything else on to the NetworkPolicies.
 const (
@@ -236,10 +248,13 @@ const (
 //
 // Fluent Bit is on the list deliberately: it ships logs with the node role's credentials, which
 // may only write to the stack's log group (infra.LogWriterPolicy). Grafana is not: it reads the
-// logs with a login of its own (infra.NewLogs).
+// logs with a login of its own (infra.NewLogs). In the data namespace: the PostgreSQL pod (its
+// wal-shipper) and the PostgreSQL backup Jobs, which write to the backups bucket with the storage
+// node's role.
 const IMDSAllowedSelector = "(projectcalico.org/namespace == '" + NamespaceApp + "' && app.kubernetes.io/component in {'api', 'worker'})" +
 	" || (projectcalico.org/namespace == '" + NamespaceSystem + "' && app.kubernetes.io/name in {'aws-load-balancer-controller', 'aws-ebs-csi-driver'})" +
-	" || (projectcalico.org/namespace == '" + NamespaceLogging + "' && app.kubernetes.io/name == 'fluent-bit')"
+	" || (projectcalico.org/namespace == '" + NamespaceLogging + "' && app.kubernetes.io/name == 'fluent-bit')" +
+	" || (projectcalico.org/namespace == '" + NamespaceData + "' && app.kubernetes.io/name in {'postgres', '" + PostgresBaseBackupName + "', '" + PostgresDumpName + "'})"
 
 // metadataServicePolicy declares the tier and the policy that deny the metadata service to every
 // pod but those of IMDSAllowedSelector. Calico's CRDs are installed by the cluster tier, before

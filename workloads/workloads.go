@@ -139,6 +139,8 @@ type builder struct {
 	pullSecret *corev1.Secret
 	// grafanaCloudWatch is Grafana's login to the log group, nil without a reader.
 	grafanaCloudWatch *corev1.Secret
+	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
+	pgBackupScript *corev1.ConfigMap
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.

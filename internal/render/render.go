@@ -21,11 +21,13 @@ import (
 
 	"github.com/waste-coach/infra/alerting"
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/fit"
 	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/workloads"
 )
 
 // Tier names the top-level component a resource belongs to: infra, cluster or workloads.
@@ -146,6 +148,11 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 			}
 		}
 	}
+	if res.Config != nil {
+		if err := writeRestoredVolume(dir, res); err != nil {
+			return err
+		}
+	}
 	if len(releases) > 0 {
 		header := "# Helm releases: charts cannot be fetched offline, so these are listed, not rendered.\n"
 		if err := writeFile(dir, "helm-releases.yaml", header+strings.Join(releases, "---\n")); err != nil {
@@ -255,6 +262,32 @@ func unwrapSecret(v resource.PropertyValue) any {
 		return out
 	}
 	return manifest.Plain(v)
+}
+
+// OfflineRestoredVolumeID stands for an EBS volume created from a snapshot in the rendered
+// example of a restore (restore/): never a real volume.
+const OfflineRestoredVolumeID = "vol-0123456789abcdef0"
+
+// writeRestoredVolume writes, under restore/, the PersistentVolume the documented volume restore
+// applies for the PostgreSQL claim (workloads.RestoredVolume), in the storage node's zone, for
+// verify-local to show the API server accepts it and binds it to the claim.
+func writeRestoredVolume(dir string, res *offline.Result) error {
+	zone := ""
+	for _, r := range res.Resources {
+		if r.Type == "aws:ec2/instance:Instance" && r.Inputs["tags"].ObjectValue()["Role"].StringValue() == string(config.RoleStorage) {
+			zone = r.Outputs["availabilityZone"].StringValue()
+		}
+	}
+	claim := workloads.VolumeName + "-postgres-0"
+	pv, err := workloads.RestoredVolume(res.Config, workloads.NamespaceData, claim, OfflineRestoredVolumeID, zone)
+	if err != nil {
+		return fmt.Errorf("restored volume example: %w", err)
+	}
+	b, err := toYAML(pv)
+	if err != nil {
+		return err
+	}
+	return writeFile(dir, "restore/persistentvolume-"+workloads.NamespaceData+"-"+claim+".yaml", string(b))
 }
 
 // OfflineEncryptionKey is the secretbox key of the rendered EncryptionConfiguration: 32 bytes of

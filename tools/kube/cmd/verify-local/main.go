@@ -130,6 +130,7 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	t.phase("autoscaled workloads at their maximums")
 	v.waitScheduled(ctx, timeout)
 	t.phase("pods scheduled")
+	v.checkRestoredVolumes(ctx)
 	v.report(ctx)
 	t.phase("report")
 	if etcdBin != "" {

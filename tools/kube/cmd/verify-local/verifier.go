@@ -38,6 +38,8 @@ type verifier struct {
 	nodes       []string
 	// applied are the objects the API server accepted, for the etcd restore drill.
 	applied []appliedObject
+	// restored are the render's restored volumes (restore/), checked for binding.
+	restored []restoredVolume
 }
 
 // appliedObject is one object the API server accepted: where to read it back.
@@ -223,6 +225,16 @@ func (v *verifier) provideVolumes(ctx context.Context) error {
 		if err := readYAML(f, &c); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
+		if pv, err := v.restoredVolumeFor(c); err != nil {
+			return err
+		} else if pv != nil {
+			if _, err := v.cp.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+				v.fail("restored volume %s for claim %s/%s refused: %v", pv.Name, c.Namespace, c.Name, err)
+				continue
+			}
+			v.restored = append(v.restored, restoredVolume{namespace: c.Namespace, claim: c.Name, volume: pv.Name})
+			continue
+		}
 		name := fmt.Sprintf("pv-%s-%s", c.Namespace, c.Name)
 		pv := &corev1.PersistentVolume{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -241,7 +253,7 @@ func (v *verifier) provideVolumes(ctx context.Context) error {
 			return fmt.Errorf("volume for %s/%s: %w", c.Namespace, c.Name, err)
 		}
 	}
-	fmt.Printf("volumes: %d created, each for its declared claim\n", len(files))
+	fmt.Printf("volumes: %d created, each for its declared claim (%d of them the render's restored volume)\n", len(files), len(v.restored))
 	return nil
 }
 

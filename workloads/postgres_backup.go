@@ -1,0 +1,206 @@
+package workloads
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// PostgreSQL backups, with PostgreSQL's own tools and nothing else: the server archives each
+// finished write-ahead log segment (archive_command) and a container beside it ships the
+// segments to the backups bucket; a daily CronJob takes a base backup with the server's
+// low-level backup API; another dumps the database with pg_dump -Fc. Together they restore the
+// database to any moment of the retention window (the latest base backup before it, then the
+// WAL up to it), and the dump is a second, portable copy.
+//
+// Why not WAL-G or pgBackRest: WAL-G cannot be built here (the Go module proxy does not serve
+// it), and the Debian packages that can be installed here (pgBackRest 2.45, barman-cli-cloud
+// 3.4) were released before PostgreSQL 16 existed; pgBackRest refuses server versions it does
+// not know. A backup that has never been restored is not one: this way the exact script and
+// server settings the cluster runs are restored from, in CI, by tools/pgdrill.
+
+// PostgresBackupScript is the script of every PostgreSQL backup step (see its header).
+//
+//go:embed scripts/postgres-backup.sh
+var PostgresBackupScript string
+
+// Names, schedules and settings of the PostgreSQL backups.
+const (
+	// PostgresBackupConfigMap holds PostgresBackupScript in the data namespace, mounted at
+	// PostgresScriptDir in the server's pod and in the backup Jobs.
+	PostgresBackupConfigMap = "postgres-backup"
+	// PostgresScriptDir is where the script is mounted; the archive_command names it.
+	PostgresScriptDir = "/scripts"
+	// PostgresBaseBackupName names the daily base backup CronJob.
+	PostgresBaseBackupName = "postgres-base-backup"
+	// PostgresDumpName names the daily logical dump CronJob.
+	PostgresDumpName = "postgres-dump"
+	// PostgresBaseBackupSchedule is 17:15 UTC (02:15 in Seoul), before the volume snapshots.
+	PostgresBaseBackupSchedule = "15 17 * * *"
+	// PostgresDumpSchedule is 17:45 UTC, after the base backup.
+	PostgresDumpSchedule = "45 17 * * *"
+	// PostgresArchiveTimeoutSeconds forces a segment switch at least this often, so that a quiet
+	// database still archives its last changes. With the shipper's interval and an upload it
+	// keeps the recovery point within 5 minutes.
+	PostgresArchiveTimeoutSeconds = 240
+	// WALShipperContainer names the container beside the server that ships the WAL.
+	WALShipperContainer = "wal-shipper"
+	// WALShipIntervalSeconds is how often the shipper uploads the outbox.
+	WALShipIntervalSeconds = 20
+	// WALOutbox is where archive_command puts finished segments until they are shipped: on the
+	// data volume (beside PGDATA, not in it), so that a segment PostgreSQL counts as archived
+	// survives a restart of the pod.
+	WALOutbox = "/var/lib/postgresql/data/wal-outbox"
+	// postgresDataMount is where the data volume is mounted; PGDATA is a directory in it.
+	postgresDataMount = "/var/lib/postgresql/data"
+	postgresPGDATA    = postgresDataMount + "/pgdata"
+)
+
+// PostgresServerArgs are the server's arguments: the image's entrypoint runs postgres with them
+// (and passes them to the temporary server of the first initialisation). Continuous archiving
+// needs wal_level replica (the default, set so that nobody lowers it), archive_mode on and the
+// archive_command; archive_timeout bounds how long a change waits in an unfinished segment.
+func PostgresServerArgs() []string {
+	return []string{
+		"postgres",
+		"-c", "wal_level=replica",
+		"-c", "archive_mode=on",
+		"-c", "archive_command=/bin/sh " + PostgresScriptDir + "/postgres-backup.sh archive-wal %p %f",
+		"-c", "archive_timeout=" + strconv.Itoa(PostgresArchiveTimeoutSeconds),
+	}
+}
+
+var (
+	walShipperResources = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
+	pgBackupJob         = Resources{CPU: 100, MemoryMiB: 128, CPULimit: 1000, MemoryLimitMiB: 512}
+)
+
+// backupEnv is where the backups go: the storage node's prefix of the bucket, in its region.
+func (b *builder) backupEnv() corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		plainEnv("BACKUP_BUCKET", b.cfg.Backups.BucketName),
+		plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleStorage)),
+		plainEnv("AWS_REGION", b.cfg.Region),
+	}
+}
+
+// postgresBackupScript declares the ConfigMap of the backup script.
+func (b *builder) postgresBackupScript() (*corev1.ConfigMap, error) {
+	return corev1.NewConfigMap(b.ctx, b.resourceName(NamespaceData, PostgresBackupConfigMap), &corev1.ConfigMapArgs{
+		Metadata: meta(PostgresBackupConfigMap, NamespaceData, labels(PostgresBackupConfigMap, "backup")),
+		Data:     pulumi.StringMap{"postgres-backup.sh": pulumi.String(PostgresBackupScript)},
+	}, b.opts(NamespaceData)...)
+}
+
+func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String("backup-script"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: cm.Metadata.Name()}}
+}
+
+// walShipper is the container beside the server that uploads the archived segments with the
+// node's instance role. Its probe fails when no pass has succeeded for ten intervals, so a
+// shipper that cannot reach the bucket is restarted and counted (kube_pod_container_status_restarts).
+func (b *builder) walShipper() Container {
+	healthy := execProbe(30, 5, "/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
+	return Container{
+		Name: WALShipperContainer, Image: pulumi.String(versions.Curl),
+		Command: []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "ship-wal"},
+		Env: append(b.backupEnv(),
+			plainEnv("WAL_OUTBOX", WALOutbox), plainEnv("SHIP_INTERVAL", strconv.Itoa(WALShipIntervalSeconds))),
+		Resources: walShipperResources,
+		Readiness: healthy, Liveness: healthy,
+		Mounts: corev1.VolumeMountArray{
+			mount("backup-script", PostgresScriptDir),
+			// The whole volume, as the server mounts it: the outbox is created by the server's
+			// archive_command, as the same user.
+			mount(VolumeName, postgresDataMount),
+		},
+	}
+}
+
+// postgresBackupJob declares a daily CronJob in the data namespace on the storage node: the
+// first step (postgres image, the server's major) writes into an emptyDir, the second (curl
+// image) uploads it. Credentials come from the PostgreSQL Secret, never from the manifest.
+func (b *builder) postgresBackupJob(name, schedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
+	ns := NamespaceData
+	const backupDir = "/backup"
+	l := labels(name, "backup")
+	volumes := corev1.VolumeArray{emptyDir("backup", 20*1024), scriptVolume(cm)}
+	mounts := corev1.VolumeMountArray{mount("backup", backupDir), mount("backup-script", PostgresScriptDir)}
+	env := corev1.EnvVarArray{
+		plainEnv("BACKUP_DIR", backupDir),
+		plainEnv("PGHOST", serviceDNS("postgres", ns)),
+		plainEnv("PGPORT", strconv.Itoa(postgresPort)),
+		secretEnv("PGUSER", postgresSecret, "POSTGRES_USER"),
+		secretEnv("PGPASSWORD", postgresSecret, "POSTGRES_PASSWORD"),
+		secretEnv("PGDATABASE", postgresSecret, "POSTGRES_DB"),
+		plainEnv("PGCONNECT_TIMEOUT", "30"),
+	}
+	stepMounts := append(corev1.VolumeMountArray{}, mounts...)
+	if dataVolume {
+		// The base backup reads the data directory: the server's claim, read-only, on the same
+		// node (ReadWriteOnce is per node).
+		volumes = append(volumes, corev1.VolumeArgs{Name: pulumi.String(VolumeName), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
+			ClaimName: pulumi.String(VolumeName + "-postgres-0"), ReadOnly: pulumi.Bool(true)}})
+		stepMounts = append(stepMounts, corev1.VolumeMountArgs{Name: pulumi.String(VolumeName), MountPath: pulumi.String(postgresDataMount), ReadOnly: pulumi.Bool(true)})
+		env = append(env, plainEnv("PGDATA", postgresPGDATA))
+	}
+	pod := Pod{
+		Labels: l, Role: config.RoleStorage, UID: dataUID,
+		Init: []Container{{
+			Name: step, Image: pulumi.String(versions.Postgres),
+			Command:   []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", step},
+			Env:       env,
+			Resources: pgBackupJob, Mounts: stepMounts,
+		}},
+		Containers: []Container{{
+			Name: "upload", Image: pulumi.String(versions.Curl),
+			Command:   []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "upload", kind},
+			Env:       append(b.backupEnv(), plainEnv("BACKUP_DIR", backupDir)),
+			Resources: backupJob, Mounts: mounts,
+		}},
+		Volumes: volumes,
+	}
+	tpl := pod.template()
+	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
+	return batchv1.NewCronJob(b.ctx, b.resourceName(ns, name), &batchv1.CronJobArgs{
+		Metadata: meta(name, ns, l),
+		Spec: &batchv1.CronJobSpecArgs{
+			Schedule:                   pulumi.String(schedule),
+			TimeZone:                   pulumi.String("Etc/UTC"),
+			ConcurrencyPolicy:          pulumi.String("Forbid"),
+			StartingDeadlineSeconds:    pulumi.Int(3600),
+			SuccessfulJobsHistoryLimit: pulumi.Int(3),
+			FailedJobsHistoryLimit:     pulumi.Int(3),
+			JobTemplate: &batchv1.JobTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: l},
+				Spec: &batchv1.JobSpecArgs{
+					BackoffLimit:          pulumi.Int(2),
+					ActiveDeadlineSeconds: pulumi.Int(3 * 3600),
+					Template:              tpl,
+				},
+			},
+		},
+	}, b.opts(ns, cm)...)
+}
+
+// postgresBackups declares the daily base backup and dump CronJobs.
+func (b *builder) postgresBackups() (base, dump *batchv1.CronJob, err error) {
+	if b.pgBackupScript == nil {
+		return nil, nil, fmt.Errorf("the backup script's ConfigMap is declared with PostgreSQL, which has not been declared")
+	}
+	if base, err = b.postgresBackupJob(PostgresBaseBackupName, PostgresBaseBackupSchedule, "base-backup", "base", true, b.pgBackupScript); err != nil {
+		return nil, nil, fmt.Errorf("base backup: %w", err)
+	}
+	if dump, err = b.postgresBackupJob(PostgresDumpName, PostgresDumpSchedule, "dump", "dump", false, b.pgBackupScript); err != nil {
+		return nil, nil, fmt.Errorf("dump: %w", err)
+	}
+	return base, dump, nil
+}
