@@ -54,7 +54,7 @@ func Read(dir, stack string) (*Config, error) {
 	for key, decl := range proj.Config {
 		if decl.Type == "array" && decl.Items == nil {
 			// The CLI cannot load such a project at all.
-			return nil, fmt.Errorf("Pulumi.yaml: configuration key %s declares an array without the type of its items (items:)", key)
+			return nil, fmt.Errorf("project file Pulumi.yaml: configuration key %s declares an array without the type of its items (items:)", key)
 		}
 	}
 	for key, decl := range proj.Config {
@@ -92,12 +92,12 @@ func Read(dir, stack string) (*Config, error) {
 	// set or not (so a secret key in Pulumi.yaml makes it required in every stack).
 	for key, decl := range proj.Config {
 		if full := qualify(proj.Name, key); decl.Secret && !slices.Contains(out.Secrets, full) {
-			return nil, fmt.Errorf("Pulumi.%s.yaml: configuration key %s must be encrypted as Pulumi.yaml declares it secret (the CLI refuses the stack otherwise)", stack, key)
+			return nil, fmt.Errorf("stack file Pulumi.%s.yaml: configuration key %s must be encrypted as Pulumi.yaml declares it secret (the CLI refuses the stack otherwise)", stack, key)
 		}
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return nil, fmt.Errorf("Pulumi.%s.yaml: stack %s is missing configuration values %s, which Pulumi.yaml declares without a default", stack, stack, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("stack file Pulumi.%s.yaml: stack %s is missing configuration values %s, which Pulumi.yaml declares without a default", stack, stack, strings.Join(missing, ", "))
 	}
 	return out, nil
 }
