@@ -88,6 +88,7 @@ var errNotServed = errors.New("not served")
 type object struct {
 	Metadata struct {
 		Name, Namespace   string
+		Labels            map[string]string
 		DeletionTimestamp *string
 	}
 	Spec struct {
@@ -177,7 +178,7 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 				}
 				kind := k[strings.LastIndex(k, "/")+1:]
 				switch {
-				case systemObject(kind, o.Metadata.Namespace, o.Metadata.Name):
+				case systemObject(kind, o):
 					continue
 				case kind == "persistentvolumes" && o.Spec.PersistentVolumeReclaimPolicy == "Retain":
 					retained = append(retained, fmt.Sprintf("%s (class %s)", name, o.Spec.StorageClassName))
@@ -213,13 +214,14 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 }
 
 // systemObject is what the control plane makes by itself, whenever it gets to it: each
-// namespace's root CA ConfigMap and default ServiceAccount, and the controllers' accounts.
-func systemObject(kind, namespace, name string) bool {
+// namespace's root CA ConfigMap and default ServiceAccount, and the controllers' own accounts in
+// kube-system, which carry no labels (everything the program or a chart makes carries some).
+func systemObject(kind string, o object) bool {
 	switch kind {
 	case "configmaps":
-		return name == "kube-root-ca.crt"
+		return o.Metadata.Name == "kube-root-ca.crt"
 	case "serviceaccounts":
-		return name == "default" || (namespace == "kube-system" && strings.HasSuffix(name, "-controller"))
+		return o.Metadata.Name == "default" || (o.Metadata.Namespace == "kube-system" && len(o.Metadata.Labels) == 0)
 	}
 	return false
 }
