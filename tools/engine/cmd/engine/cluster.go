@@ -206,7 +206,7 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 				sort.Strings(left)
 				return fmt.Errorf("pulumi destroy left %d objects in the cluster:\n  %s", len(left), strings.Join(left, "\n  "))
 			}
-			fmt.Println("engine: nothing of ours is left in the cluster")
+			fmt.Println("engine: apart from the above, nothing of ours is left in the cluster")
 			return nil
 		}
 		time.Sleep(3 * time.Second)
