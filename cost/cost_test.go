@@ -8,14 +8,19 @@ import (
 	"github.com/waste-coach/infra/config"
 )
 
-func TestComputeArithmetic(t *testing.T) {
-	prices := map[string]Price{
+// fixturePrices is a small price table with round figures, one price per item Compute bills.
+func fixturePrices() map[string]Price {
+	return map[string]Price{
 		"ec2:t3.medium": {0.05, "instance-hour", "fixture"}, "ebs:gp3": {0.1, "GB-month", "fixture"},
 		"ipv4:public": {0.005, "address-hour", "fixture"}, "alb:hour": {0.02, "ALB-hour", "fixture"},
 		"alb:lcu": {0.01, "LCU-hour", "fixture"}, "route53:zone": {0.5, "zone", "fixture"},
 		"route53:query": {0.4, "million", "fixture"}, "s3:standard": {0.02, "GB-month", "fixture"},
 		"s3:glacier": {0.004, "GB-month", "fixture"}, "transfer:out": {0.1, "GB", "fixture"}, "acm:public": {0, "cert", "fixture"},
 	}
+}
+
+func TestComputeArithmetic(t *testing.T) {
+	prices := fixturePrices()
 	f := Footprint{Instances: map[string]int{"t3.medium": 2}, RunningHours: HoursPerMonth, RootGB: 100, VolumeGB: 50, NodePublicIPs: 1, ElasticIPs: 1, ALBs: 1, ALBZones: 3, HostedZones: 1, ArchiveClass: "GLACIER"}
 	a := Assumptions{ALBLCUs: 2, Route53MillionQueries: 1, UploadsStandardGB: 10, UploadsArchivedGB: 100, TransferOutGB: 10}
 	e, err := Compute(f, a, prices)

@@ -5,14 +5,9 @@ import "testing"
 // Logs are priced from the assumed volume: ingestion for every running day, storage for the
 // retention's worth of days, compressed; a stack that stops at night ingests less.
 func TestLogsArePricedFromTheAssumedVolume(t *testing.T) {
-	prices := map[string]Price{
-		"ec2:t3.medium": {0.05, "instance-hour", "fixture"}, "ebs:gp3": {0.1, "GB-month", "fixture"},
-		"ipv4:public": {0.005, "address-hour", "fixture"}, "alb:hour": {0.02, "ALB-hour", "fixture"},
-		"alb:lcu": {0.01, "LCU-hour", "fixture"}, "route53:zone": {0.5, "zone", "fixture"},
-		"route53:query": {0.4, "million", "fixture"}, "s3:standard": {0.02, "GB-month", "fixture"},
-		"s3:glacier": {0.004, "GB-month", "fixture"}, "transfer:out": {0.1, "GB", "fixture"}, "acm:public": {0, "cert", "fixture"},
-		"logs:ingest": {0.5, "GB", "fixture"}, "logs:store": {0.03, "GB-month", "fixture"},
-	}
+	prices := fixturePrices()
+	prices["logs:ingest"] = Price{0.5, "GB", "fixture"}
+	prices["logs:store"] = Price{0.03, "GB-month", "fixture"}
 	a := Assumptions{LogGBPerDay: 2, LogStoredFraction: 0.1}
 	for _, tc := range []struct {
 		name                  string

@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -192,18 +193,12 @@ func (p *Provider) diff(urn string, oldS, newS *structpb.Struct) (*pulumirpc.Dif
 }
 
 func unionKeys(a, b resource.PropertyMap) []resource.PropertyKey {
-	keys := slices.Collect(func(yield func(resource.PropertyKey) bool) {
-		for k := range a {
-			if !yield(k) {
-				return
-			}
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
 		}
-		for k := range b {
-			if _, ok := a[k]; !ok && !yield(k) {
-				return
-			}
-		}
-	})
+	}
 	slices.Sort(keys)
 	return keys
 }

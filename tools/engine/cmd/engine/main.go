@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,8 +57,8 @@ type options struct {
 	stack, repo, state, charts, out string
 }
 
-// brokenKey is the data key the negative run stamps with the time of each run.
-const brokenKey = "engine-run-timestamp"
+// stampKey is the data key the negative check stamps with the time of each run.
+const stampKey = "engine-run-timestamp"
 
 func run(ctx context.Context, o options) error {
 	for _, need := range []struct{ flag, val string }{{"-state", o.state}, {"-charts", o.charts}, {"-out", o.out}} {
@@ -123,7 +124,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Printf("engine: stack %s, real: Pulumi CLI, engine, pulumi-kubernetes provider, kube-apiserver, controller-manager, scheduler, charts from %s\n", o.stack, o.charts)
-	fmt.Printf("engine: stood in: %s (internal/standin; instances register as kwok nodes, the kubeconfig command returns the local cluster's)\n", strings.Join(slices.Sorted(mapsKeys(standin.Versions)), ", "))
+	fmt.Printf("engine: stood in: %s (internal/standin; instances register as kwok nodes, the kubeconfig command returns the local cluster's)\n", strings.Join(slices.Sorted(maps.Keys(standin.Versions)), ", "))
 
 	baseline, err := snapshot(ctx, kubeconfig)
 	if err != nil {
@@ -226,13 +227,13 @@ func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
 			var stamped pulumi.Input
 			switch data := args.Props["data"].(type) {
 			case pulumi.StringMap:
-				m := pulumi.StringMap{brokenKey: now}
+				m := pulumi.StringMap{stampKey: now}
 				for k, v := range data {
 					m[k] = v
 				}
 				stamped = m
 			case pulumi.Map:
-				m := pulumi.Map{brokenKey: now}
+				m := pulumi.Map{stampKey: now}
 				for k, v := range data {
 					m[k] = v
 				}
@@ -339,19 +340,4 @@ func destroy(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte,
 	}
 	fmt.Printf("engine: pulumi destroy: %d resources deleted in %s\n", deleted, time.Since(start).Round(time.Second))
 	return nothingLeft(ctx, kubeconfig, baseline)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
