@@ -70,7 +70,7 @@ type Params struct {
 // ScheduledBackup is a backup CronJob and how old its last success may get.
 type ScheduledBackup struct {
 	Namespace, CronJob string
-	// MaxAgeHours is the age of the last success that alerts: two missed runs, plus an hour.
+	// MaxAgeHours is the age of the last success that alerts: a run's interval plus its grace.
 	MaxAgeHours int
 }
 
@@ -240,7 +240,7 @@ func backupRules(p Params) []Rule {
 			Description: "{{ $labels.namespace }}/{{ $labels.job_name }} failed: see its logs; the next scheduled run retries."},
 		{Alert: "BackupTooOld", Severity: SeverityWarning, For: "10m",
 			Expr:        strings.Join(stale, " or "),
-			Summary:     "A scheduled backup has not succeeded for two runs",
+			Summary:     "A scheduled backup is overdue",
 			Description: "The last successful {{ $labels.namespace }}/{{ $labels.cronjob }} was {{ $value | humanize }} hours ago."},
 		{Alert: "WALShippingStalled", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
 			Expr: fmt.Sprintf(`max by (namespace, pod) (kube_pod_container_status_ready{namespace=%q, container=%q}) == 0`,

@@ -28,8 +28,8 @@ func params() Params {
 		APIServerCertPath: "/etc/kubernetes/pki/apiserver.crt", AdminCredentialPath: "/etc/kubernetes/waste-coach/waste-coach-deployer.crt",
 		Backups: []ScheduledBackup{
 			{Namespace: "kube-system", CronJob: "etcd-snapshot", MaxAgeHours: 13},
-			{Namespace: "data", CronJob: "postgres-base-backup", MaxAgeHours: 49},
-			{Namespace: "data", CronJob: "postgres-dump", MaxAgeHours: 49},
+			{Namespace: "data", CronJob: "postgres-base-backup", MaxAgeHours: 26},
+			{Namespace: "data", CronJob: "postgres-dump", MaxAgeHours: 26},
 		},
 		WALShipper: "wal-shipper", PostgresNamespace: "data",
 	}

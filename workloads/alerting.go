@@ -42,11 +42,12 @@ func RuleParams(cfg *config.Config) alerting.Params {
 		QueueDepth: cfg.Alerting.QueueDepth, WorkQueues: queues, DeadLetterQueue: "q.dlq",
 		Brokers: RabbitReplicas, Nodes: len(cfg.Nodes), EtcdQuotaBytes: etcdQuotaBytes,
 		APIServerCertPath: APIServerCertPath, AdminCredentialPath: AdminCredentialCertPath,
-		// Two missed runs and an hour: every six hours for etcd, daily for PostgreSQL.
+		// etcd is snapshotted every six hours: two missed runs and an hour. PostgreSQL's daily
+		// backups alert once a day's run is two hours late, within the 26 hours of the issue.
 		Backups: []alerting.ScheduledBackup{
 			{Namespace: NamespaceSystem, CronJob: EtcdSnapshotName, MaxAgeHours: 2*6 + 1},
-			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAgeHours: 2*24 + 1},
-			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAgeHours: 2*24 + 1},
+			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAgeHours: 24 + 2},
+			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAgeHours: 24 + 2},
 		},
 		WALShipper: WALShipperContainer, PostgresNamespace: NamespaceData,
 	}
