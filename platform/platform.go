@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/cost"
@@ -16,7 +17,22 @@ import (
 )
 
 // Program declares the platform for the current stack.
-func Program(ctx *pulumi.Context) error {
+func Program(ctx *pulumi.Context) error { return ProgramWith(Options{})(ctx) }
+
+// Options are what a run outside `pulumi up` may supply instead of the stack's own sources.
+type Options struct {
+	// Charts opens the pinned chart archives whose CRDs the program declares; nil reads them
+	// from the stack's chart source. Runs under mocks, which must not reach a network, give
+	// the local folder of the same pinned archives.
+	Charts charts.Archives
+}
+
+// ProgramWith is Program with the given options.
+func ProgramWith(o Options) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error { return program(ctx, o) }
+}
+
+func program(ctx *pulumi.Context, o Options) error {
 	cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
@@ -38,6 +54,7 @@ func Program(ctx *pulumi.Context) error {
 		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
 		ControlPlane:    cluster.Connection(aws.Nodes, config.RoleMaster),
 		LogsReader:      &workloads.LogsReader{AccessKeyID: aws.Logs.ReaderAccessKeyID, SecretAccessKey: aws.Logs.ReaderSecretAccessKey},
+		Charts:          o.Charts,
 	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}

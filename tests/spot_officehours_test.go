@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/cost"
 	"github.com/waste-coach/infra/infra"
@@ -180,11 +181,16 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	archives, err := offline.ChartsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	program := platform.ProgramWith(platform.Options{Charts: charts.Folder(archives)})
 	stopped := []string{"i-0stoppedworker1", "i-0stoppedmaster"}
 	runStopped := func(dryRun bool) (*mocks.Mocks, error) {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
 		m.Stopped = stopped
-		return m, pulumi.RunErr(platform.Program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
+		return m, pulumi.RunErr(program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
 			info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, dryRun
 		})
 	}

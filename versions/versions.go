@@ -12,6 +12,10 @@ type Chart struct {
 	Name string
 	// Version is the exact chart version; never a range.
 	Version string
+	// CRDFolders: the chart ships CustomResourceDefinitions in crds/ folders (its own or a
+	// subchart's), which Helm never upgrades nor deletes. The program owns them instead
+	// (workloads/crds.go); charts.TestCRDFoldersAreMarked keeps this flag true to the archives.
+	CRDFolders bool
 }
 
 const (
@@ -137,13 +141,13 @@ var (
 	// EBSCSIDriver 2.52.0 ships driver v1.52.0 (released 2025-10-30).
 	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0"}
 	// LoadBalancerController 1.14.0 ships controller v2.14.0 (ingress groups, target-type instance).
-	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0"}
+	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0", CRDFolders: true}
 	// MetricsServer 3.13.0 (released 2025-07) ships metrics-server v0.8.
 	MetricsServer = Chart{Repo: "https://kubernetes-sigs.github.io/metrics-server", Name: "metrics-server", Version: "3.13.0"}
 	// ArgoCD 9.3.1 ships Argo CD v3.2.4.
 	ArgoCD = Chart{Repo: "https://argoproj.github.io/argo-helm", Name: "argo-cd", Version: "9.3.1"}
 	// KubePrometheusStack 79.7.1: Prometheus operator, Prometheus, Grafana, node-exporter.
-	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1"}
+	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1", CRDFolders: true}
 	// KEDA 2.20.2 ships KEDA 2.20.2 (operator, metrics API server, admission webhooks) and its
 	// CRDs (ScaledObject, TriggerAuthentication) as templates; it scales the Celery pools on
 	// their RabbitMQ queues' depth (issue 17).

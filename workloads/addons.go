@@ -128,6 +128,10 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 	case src.Folder != "":
 		chartRef, version, repo = filepath.Join(src.Folder, chart.Archive()), nil, nil
 	}
+	crds, err := b.chartCRDs(chart)
+	if err != nil {
+		return nil, err
+	}
 	r, err := helmv3.NewRelease(b.ctx, b.resourceName(namespace, name), &helmv3.ReleaseArgs{
 		Name:           pulumi.String(name),
 		Namespace:      pulumi.String(namespace),
@@ -140,7 +144,9 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 		CleanupOnFail: pulumi.Bool(true),
 		Timeout:       pulumi.Int(900),
 		MaxHistory:    pulumi.Int(5),
-	}, b.opts(namespace, deps...)...)
+		// The program owns the chart's crds/ folders (chartCRDs); the release waits for them.
+		SkipCrds: pulumi.Bool(chart.CRDFolders),
+	}, b.opts(namespace, append(deps, crds...)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", name, err)
 	}
@@ -366,5 +372,8 @@ func argoValues(cfg *config.Config) pulumi.Map {
 		"applicationSet":   withResources(pulumi.Map{}, argoAppSet),
 		"dex":              pulumi.Map{"enabled": pulumi.Bool(false)},
 		"notifications":    pulumi.Map{"enabled": pulumi.Bool(false)},
+		// Argo CD's CRDs are templates of the release, which the chart marks for Helm to keep on
+		// uninstall; a destroy must not leave them (or the Applications in them) behind.
+		"crds": pulumi.Map{"keep": pulumi.Bool(false)},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/config"
 )
 
@@ -32,6 +33,9 @@ type Args struct {
 	// LogsReader is Grafana's read-only login to the stack's log group; nil declares no
 	// CloudWatch data source.
 	LogsReader *LogsReader
+	// Charts opens the pinned chart archives, whose crds/ folders the program declares
+	// (crds.go); nil reads them from the stack's chart source, as its releases install them.
+	Charts charts.Archives
 }
 
 // Workloads is everything that runs on the cluster.
@@ -69,7 +73,10 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	cfg := args.Config
-	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}}
+	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts}
+	if b.charts == nil {
+		b.charts = charts.For(cfg.ChartSource)
+	}
 
 	for _, ns := range slices.Sorted(maps.Keys(podSecurity)) {
 		if err := b.namespace(ns, podSecurity[ns]); err != nil {
@@ -141,6 +148,8 @@ type builder struct {
 	grafanaCloudWatch *corev1.Secret
 	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
 	pgBackupScript *corev1.ConfigMap
+	// charts opens the chart archives whose CRDs the program owns.
+	charts charts.Archives
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.

@@ -5,9 +5,12 @@ package offline
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/stackfile"
@@ -39,9 +42,11 @@ func Run(dir, stack string) (*Result, error) {
 func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
 	m := mocks.New(config.Project, stack, sc.Values["aws:region"])
 	res := &Result{Stack: stack, Stackfile: sc}
-	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		return platform.Program(ctx)
-	}, pulumi.WithMocks(config.Project, stack, m), func(info *pulumi.RunInfo) {
+	archives, err := ChartsDir()
+	if err != nil {
+		return res, err
+	}
+	err = pulumi.RunErr(platform.ProgramWith(platform.Options{Charts: charts.Folder(archives)}), pulumi.WithMocks(config.Project, stack, m), func(info *pulumi.RunInfo) {
 		info.Config = sc.Values
 		info.ConfigSecretKeys = sc.Secrets
 	})
@@ -52,6 +57,30 @@ func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
 	// The program succeeded, so the configuration parses.
 	res.Config, err = config.Parse(stack, func(k string) (string, bool) { v, ok := sc.Values[k]; return v, ok })
 	return res, err
+}
+
+// ChartsDir is the folder of the pinned chart archives that offline runs read the charts' CRDs
+// from instead of their repositories: $CHARTS, or ../shared/charts beside the repository.
+func ChartsDir() (string, error) {
+	if dir := os.Getenv("CHARTS"); dir != "" {
+		return dir, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "Pulumi.yaml")); err == nil {
+			charts := filepath.Join(filepath.Dir(dir), "shared", "charts")
+			if _, err := os.Stat(charts); err != nil {
+				return "", fmt.Errorf("offline runs read the charts' CRDs from the pinned archives in %s (or $CHARTS): %w", charts, err)
+			}
+			return charts, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("offline runs start inside the repository (no Pulumi.yaml above %s), or set $CHARTS to the pinned chart archives", wd)
+		}
+	}
 }
 
 // OfType returns the resources of a type token, in registration order.

@@ -162,7 +162,7 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var left, retained, crds []string
+		var left, retained []string
 		for _, k := range kinds {
 			var list struct{ Items []object }
 			if err := c.get(ctx, k, &list); err != nil {
@@ -183,12 +183,6 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 				case kind == "persistentvolumes" && o.Spec.PersistentVolumeReclaimPolicy == "Retain":
 					retained = append(retained, fmt.Sprintf("%s (class %s)", name, o.Spec.StorageClassName))
 					continue
-				case kind == "customresourcedefinitions" || kind == "apiservices":
-					// Helm installs a chart's crds/ folder and never deletes it on uninstall;
-					// each CRD's group also gets an APIService. Listed, not failed: see the
-					// engine's closing note (issue 10).
-					crds = append(crds, kind+" "+name)
-					continue
 				}
 				left = append(left, kind+" "+name)
 			}
@@ -198,15 +192,11 @@ func nothingLeft(ctx context.Context, kubeconfig string, before map[string][]str
 			for _, r := range retained {
 				fmt.Printf("engine: kept on purpose, reclaim policy Retain: volume %s\n", r)
 			}
-			if len(crds) > 0 {
-				sort.Strings(crds)
-				fmt.Printf("engine: NOT DELETED, kept by Helm (a chart's crds/ are never uninstalled): %d objects:\n  %s\n", len(crds), strings.Join(crds, "\n  "))
-			}
 			if len(left) > 0 {
 				sort.Strings(left)
 				return fmt.Errorf("pulumi destroy left %d objects in the cluster:\n  %s", len(left), strings.Join(left, "\n  "))
 			}
-			fmt.Println("engine: apart from the above, nothing of ours is left in the cluster")
+			fmt.Println("engine: apart from the above, nothing of ours is left in the cluster (chart CRDs and their APIServices included)")
 			return nil
 		}
 		time.Sleep(3 * time.Second)

@@ -17,17 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// controllerChart is the pinned load balancer controller chart whose CRDs (TargetGroupBinding)
-// the rendered bindings must satisfy; only the chart installs them in a real cluster.
-const controllerChart = "aws-load-balancer-controller-1.14.0.tgz"
-
-// monitoringChart is the pinned kube-prometheus-stack chart; its crds subchart holds the
-// Prometheus operator's CRDs. Only those of monitoringCRDs are applied: the program declares
-// these kinds, and the others (Prometheus, Alertmanager) are megabytes each.
-const monitoringChart = "kube-prometheus-stack-79.7.1.tgz"
-
-var monitoringCRDs = []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"}
-
 // kedaChart is the pinned KEDA chart. It ships its CRDs as templates under templates/crds (so
 // that a value can turn them off), not under crds/: kedaCRDs are read from there with the
 // chart's default values substituted (kedaTemplateValues).
@@ -41,25 +30,16 @@ var kedaCRDs = []string{"scaledobjects.keda.sh", "triggerauthentications.keda.sh
 // a file fails the read, so a chart bump that templates more of a CRD is noticed.
 var kedaTemplateValues = map[string]string{"{{ .Values.operator.name }}": "keda-operator"}
 
-// pinnedCRDs returns the CRDs of the pinned charts that the rendered objects need.
+// pinnedCRDs returns the CRDs of the pinned charts that the rendered objects need and that the
+// program does not render itself: KEDA's, which its chart installs from templates. The CRDs that
+// charts ship in crds/ folders (the load balancer controller's, the Prometheus operator's) are
+// resources of the program (workloads/crds.go) and come with the rendered manifests.
 func pinnedCRDs(charts string) ([]*unstructured.Unstructured, error) {
-	crds, err := chartCRDs(filepath.Join(charts, controllerChart))
-	if err != nil {
-		return nil, fmt.Errorf("load balancer controller CRDs: %w", err)
-	}
-	all, err := chartCRDsUnder(filepath.Join(charts, monitoringChart), "kube-prometheus-stack/charts/crds/crds")
-	if err != nil {
-		return nil, fmt.Errorf("monitoring CRDs: %w", err)
-	}
-	for _, c := range all {
-		if slices.Contains(monitoringCRDs, c.GetName()) {
-			crds = append(crds, c)
-		}
-	}
 	keda, err := chartCRDsUnder(filepath.Join(charts, kedaChart), "keda/templates/crds")
 	if err != nil {
 		return nil, fmt.Errorf("keda CRDs: %w", err)
 	}
+	var crds []*unstructured.Unstructured
 	for _, c := range keda {
 		if slices.Contains(kedaCRDs, c.GetName()) {
 			crds = append(crds, c)
@@ -89,13 +69,7 @@ func untemplate(name string, b []byte, values map[string]string) ([]byte, error)
 	return []byte(strings.Join(out, "\n")), nil
 }
 
-// chartCRDs reads every CustomResourceDefinition under <chart>/crds/ of a packaged chart.
-func chartCRDs(archive string) ([]*unstructured.Unstructured, error) {
-	return chartCRDsUnder(archive, "")
-}
-
-// chartCRDsUnder reads every CustomResourceDefinition in folder dir of a packaged chart, or,
-// with dir empty, under <chart>/crds/ exactly one folder deep (not a subchart's CRDs).
+// chartCRDsUnder reads every CustomResourceDefinition in folder dir of a packaged chart.
 func chartCRDsUnder(archive, dir string) ([]*unstructured.Unstructured, error) {
 	f, err := os.Open(archive)
 	if err != nil {
@@ -116,12 +90,7 @@ func chartCRDsUnder(archive, dir string) ([]*unstructured.Unstructured, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", archive, err)
 		}
-		// <chart>/crds/<file>.yaml, exactly one folder deep: not a subchart's CRDs.
-		parts := strings.Split(path.Clean(h.Name), "/")
-		inDir := len(parts) == 3 && parts[1] == "crds"
-		if dir != "" {
-			inDir = path.Dir(path.Clean(h.Name)) == dir
-		}
+		inDir := path.Dir(path.Clean(h.Name)) == dir
 		if h.Typeflag != tar.TypeReg || !inDir || !strings.HasSuffix(h.Name, ".yaml") {
 			continue
 		}

@@ -1,0 +1,217 @@
+// Package charts reads the pinned Helm charts' archives for what the program must own itself:
+// the CustomResourceDefinitions a chart ships in a crds/ folder. Helm installs those once, never
+// upgrades them with the chart and never deletes them on uninstall, so a destroyed stack would
+// leave them (and every custom resource of theirs) behind. The program declares them instead
+// (workloads/crds.go) and installs the releases with skipCrds.
+package charts
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// Archives opens the archive of a pinned chart, as `helm pull` would write it.
+type Archives interface {
+	Archive(c versions.Chart) ([]byte, error)
+}
+
+// For returns the archives of a stack's chart source: its folder, its mirror, or each chart's
+// public repository. They are the archives its Helm releases install.
+func For(src config.ChartSource) Archives {
+	if src.Folder != "" {
+		return Folder(src.Folder)
+	}
+	return Repositories{Mirror: src.Mirror}
+}
+
+// Folder is a local folder of chart archives (chartSource set to a folder).
+type Folder string
+
+// Archive reads the chart's archive from the folder.
+func (f Folder) Archive(c versions.Chart) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(string(f), c.Archive()))
+	if err != nil {
+		return nil, fmt.Errorf("chart %s %s: %w", c.Name, c.Version, err)
+	}
+	return b, nil
+}
+
+// Repositories fetch archives over the Helm repository protocol: the repository's index.yaml
+// names the archive's URL and its SHA-256 digest, which the download must match.
+type Repositories struct {
+	// Mirror serves every pinned chart; "" fetches each chart from its own repository.
+	Mirror string
+	// Client is the HTTP client; nil uses one with a two-minute timeout.
+	Client *http.Client
+}
+
+// index is the part of a repository's index.yaml that locates an archive.
+type index struct {
+	Entries map[string][]indexEntry `yaml:"entries"`
+}
+
+type indexEntry struct {
+	Version string   `yaml:"version"`
+	URLs    []string `yaml:"urls"`
+	Digest  string   `yaml:"digest"`
+}
+
+// Archive downloads the chart's archive and checks it against the index's digest.
+func (r Repositories) Archive(c versions.Chart) ([]byte, error) {
+	repo := c.Repo
+	if r.Mirror != "" {
+		repo = r.Mirror
+	}
+	fail := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("chart %s %s from %s: %w", c.Name, c.Version, repo, err)
+	}
+	base, err := url.Parse(strings.TrimSuffix(repo, "/") + "/")
+	if err != nil {
+		return fail(err)
+	}
+	raw, err := r.get(base.JoinPath("index.yaml").String())
+	if err != nil {
+		return fail(err)
+	}
+	var idx index
+	if err := yaml.Unmarshal(raw, &idx); err != nil {
+		return fail(fmt.Errorf("index.yaml: %w", err))
+	}
+	i := slices.IndexFunc(idx.Entries[c.Name], func(e indexEntry) bool { return e.Version == c.Version })
+	if i < 0 || len(idx.Entries[c.Name][i].URLs) == 0 {
+		return fail(errors.New("index.yaml lists no such version"))
+	}
+	entry := idx.Entries[c.Name][i]
+	// An entry's URL may be relative to the repository, as `helm repo index` writes it.
+	ref, err := url.Parse(entry.URLs[0])
+	if err != nil {
+		return fail(err)
+	}
+	b, err := r.get(base.ResolveReference(ref).String())
+	if err != nil {
+		return fail(err)
+	}
+	if sum := sha256.Sum256(b); entry.Digest != "" && hex.EncodeToString(sum[:]) != entry.Digest {
+		return fail(fmt.Errorf("archive digest %x, the index says %s", sum, entry.Digest))
+	}
+	return b, nil
+}
+
+func (r Repositories) get(u string) ([]byte, error) {
+	client := r.Client
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Minute}
+	}
+	resp, err := client.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// CRDs returns the CustomResourceDefinitions a chart archive ships in crds/ folders: the chart's
+// own and those of the subcharts it bundles (kube-prometheus-stack keeps the Prometheus
+// operator's in charts/crds/crds/), in archive order. Templates are not read: a CRD rendered
+// from templates/ is a release object, which Helm deletes on uninstall.
+//
+// The objects are shared by every call with the same archive (a process that runs the program
+// many times, like the tests, decodes the megabytes of the Prometheus operator's CRDs once):
+// callers must not modify them.
+func CRDs(archive []byte) ([]map[string]any, error) {
+	key := sha256.Sum256(archive)
+	if v, ok := decoded.Load(key); ok {
+		return v.([]map[string]any), nil
+	}
+	crds, err := decodeCRDs(archive)
+	if err != nil {
+		return nil, err
+	}
+	decoded.Store(key, crds)
+	return crds, nil
+}
+
+// decoded are the CRDs of the archives read so far, by the archive's SHA-256.
+var decoded sync.Map
+
+func decodeCRDs(archive []byte) ([]map[string]any, error) {
+	gz, err := gzip.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(gz)
+	var out []map[string]any
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg || !inCRDFolder(h.Name) {
+			continue
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(body))
+		for {
+			var obj map[string]any
+			if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("%s: %w", h.Name, err)
+			}
+			if obj == nil {
+				continue // an empty document between two separators
+			}
+			if obj["kind"] != "CustomResourceDefinition" {
+				return nil, fmt.Errorf("%s: a %v in a crds/ folder; only CustomResourceDefinitions are expected", h.Name, obj["kind"])
+			}
+			out = append(out, obj)
+		}
+	}
+}
+
+// inCRDFolder: <chart>/crds/<file> or <chart>/charts/<subchart>/crds/<file>, for YAML files
+// (Helm reads .yaml, .yml and .json there).
+func inCRDFolder(name string) bool {
+	switch path.Ext(name) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	parts := strings.Split(path.Clean(name), "/")
+	switch len(parts) {
+	case 3:
+		return parts[1] == "crds"
+	case 5:
+		return parts[1] == "charts" && parts[3] == "crds"
+	}
+	return false
+}

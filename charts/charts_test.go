@@ -1,0 +1,106 @@
+package charts_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/charts"
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/versions"
+)
+
+func pinned(t *testing.T) charts.Folder {
+	t.Helper()
+	dir, err := offline.ChartsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return charts.Folder(dir)
+}
+
+// TestCRDFoldersAreMarked: versions marks exactly the pinned charts whose archives ship CRDs in
+// crds/ folders. An unmarked chart with such a folder would leave its CRDs behind on destroy
+// (Helm never deletes them); a marked chart without one fails the program.
+func TestCRDFoldersAreMarked(t *testing.T) {
+	folder := pinned(t)
+	for _, c := range versions.Charts() {
+		b, err := folder.Archive(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crds, err := charts.CRDs(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Archive(), err)
+		}
+		if got := len(crds) > 0; got != c.CRDFolders {
+			t.Errorf("%s ships %d CRDs in crds/ folders, but versions marks CRDFolders=%v", c.Archive(), len(crds), c.CRDFolders)
+		}
+	}
+}
+
+// TestCRDsOfTheMonitoringChartIncludeItsSubchart: kube-prometheus-stack keeps the operator's
+// CRDs in its crds subchart (charts/crds/crds/); those are the kinds the program declares objects
+// of (ServiceMonitor, PodMonitor, PrometheusRule), so they must be read.
+func TestCRDsOfTheMonitoringChartIncludeItsSubchart(t *testing.T) {
+	b, err := pinned(t).Archive(versions.KubePrometheusStack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := charts.CRDs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, c := range crds {
+		names[c["metadata"].(map[string]any)["name"].(string)] = true
+	}
+	for _, want := range []string{"servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com", "prometheuses.monitoring.coreos.com", "alertmanagers.monitoring.coreos.com"} {
+		if !names[want] {
+			t.Errorf("CRDs of %s lack %s (read: %v)", versions.KubePrometheusStack.Archive(), want, names)
+		}
+	}
+}
+
+// TestRepositoriesFollowTheHelmIndex: a repository (or mirror) is read as Helm reads it: the
+// index names the archive by a URL relative to the repository and its digest, which a download
+// must match. Served on 127.0.0.1 only.
+func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
+	chart := versions.LoadBalancerController
+	archive, err := pinned(t).Archive(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, digest := archive, fmt.Sprintf("%x", sha256.Sum256(archive))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/helm/index.yaml":
+			_, _ = fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n  - version: 0.0.1\n    urls: [old.tgz]\n  - version: %s\n    digest: %s\n    urls: [pkgs/%s]\n", chart.Name, chart.Version, digest, chart.Archive())
+		case "/helm/pkgs/" + chart.Archive():
+			_, _ = w.Write(body)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	repo := charts.Repositories{Mirror: srv.URL + "/helm/", Client: srv.Client()}
+
+	got, err := repo.Archive(chart)
+	if err != nil || string(got) != string(archive) {
+		t.Fatalf("archive from the mirror: %d bytes, %v; want the pinned archive", len(got), err)
+	}
+
+	body = append([]byte{}, archive[:len(archive)-1]...) // a truncated or altered download
+	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "the index says "+digest) {
+		t.Errorf("an archive that does not match the index's digest was accepted: %v", err)
+	}
+
+	other := chart
+	other.Version = "9.9.9"
+	if _, err := repo.Archive(other); err == nil || !strings.Contains(err.Error(), "no such version") {
+		t.Errorf("a version the index does not list: %v, want an error saying so", err)
+	}
+}

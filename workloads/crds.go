@@ -1,0 +1,80 @@
+package workloads
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/charts"
+	"github.com/waste-coach/infra/versions"
+)
+
+// chartCRDs declares, as resources of the program, the CustomResourceDefinitions a chart ships
+// in its crds/ folders; the chart's release then installs with skipCrds and waits for them.
+// Helm would install them once and leave them: a chart bump would not upgrade them, and
+// `pulumi destroy` would leave them and every object of theirs in the cluster. Owned here, a
+// bump shows their change in the preview and a destroy deletes them after the release.
+func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
+	if !chart.CRDFolders {
+		return nil, nil
+	}
+	archive, err := b.charts.Archive(chart)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CRDs of %s: %w", chart.Name, err)
+	}
+	crds, err := charts.CRDs(archive)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", chart.Archive(), err)
+	}
+	if len(crds) == 0 {
+		return nil, fmt.Errorf("%s has no CRDs in a crds/ folder, yet versions marks it CRDFolders", chart.Archive())
+	}
+	var out []pulumi.Resource
+	for _, crd := range crds {
+		md, _ := crd["metadata"].(map[string]any)
+		name, _ := md["name"].(string)
+		if name == "" {
+			return nil, fmt.Errorf("%s: a CRD without metadata.name", chart.Archive())
+		}
+		annotations := pulumi.StringMap{
+			// Take over the fields of a CRD Helm installed before the program owned it (an
+			// existing stack's first update after this change), instead of failing on a
+			// field-manager conflict: the program is the only writer from then on.
+			"pulumi.com/patchForce": pulumi.String("true"),
+		}
+		for k, v := range stringMap(md["annotations"]) {
+			annotations[k] = pulumi.String(v)
+		}
+		labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("pulumi"), "waste-coach.io/chart": pulumi.String(chart.Name)}
+		for k, v := range stringMap(md["labels"]) {
+			labels[k] = pulumi.String(v)
+		}
+		r, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("crd", name), &apiextensions.CustomResourceArgs{
+			ApiVersion: pulumi.String("apiextensions.k8s.io/v1"),
+			Kind:       pulumi.String("CustomResourceDefinition"),
+			Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels, Annotations: annotations},
+			// The spec only: a status in the file is the API server's to write.
+			OtherFields: kubernetes.UntypedArgs{"spec": crd["spec"]},
+		}, pulumi.Parent(b.parent))
+		if err != nil {
+			return nil, fmt.Errorf("crd %s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// stringMap keeps the string values of a decoded YAML mapping.
+func stringMap(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	out := map[string]string{}
+	for k, val := range m {
+		if s, ok := val.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
