@@ -176,24 +176,24 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 		t.Skip("no curl here: the upload steps run in the curl image")
 	}
 	r := run(t, "prod")
-	etcdDir := mountConfigMap(t, r, "kube-system/"+workloads.EtcdSnapshotName)
-	pgDir := mountConfigMap(t, r, "data/"+workloads.PostgresBackupConfigMap)
-	creds := []string{"AWS_REGION=ap-northeast-2", "BACKUP_BUCKET=drill-bucket",
-		"AWS_ACCESS_KEY_ID=drill-key", "AWS_SECRET_ACCESS_KEY=drill-secret", "AWS_SESSION_TOKEN=drill-token"}
+	etcdScript := filepath.Join(mountConfigMap(t, r, "kube-system/"+workloads.EtcdSnapshotName), "etcd-snapshot.sh")
+	pgScript := filepath.Join(mountConfigMap(t, r, "data/"+workloads.PostgresBackupConfigMap), "postgres-backup.sh")
+	// upload runs an upload step against a stand-in answering status, with the drill's key.
+	upload := func(t *testing.T, status int, script string, env []string, args ...string) (string, []s3Request, error) {
+		srv, got := s3StandIn(t, status)
+		env = append([]string{"AWS_REGION=ap-northeast-2", "BACKUP_BUCKET=drill-bucket", "S3_ENDPOINT=" + srv.URL,
+			"AWS_ACCESS_KEY_ID=drill-key", "AWS_SECRET_ACCESS_KEY=drill-secret", "AWS_SESSION_TOKEN=drill-token"}, env...)
+		out, err := runStep(t, script, env, args...)
+		return out, got(), err
+	}
 
 	t.Run("etcd snapshot", func(t *testing.T) {
-		srv, got := s3StandIn(t, http.StatusOK)
 		snapDir := t.TempDir()
 		snapshot := []byte("etcd snapshot bytes\n")
 		writeFile(t, filepath.Join(snapDir, "etcd-snapshot.db"), string(snapshot))
-		out, err := runStep(t, filepath.Join(etcdDir, "etcd-snapshot.sh"),
-			append(slices.Clone(creds), "S3_ENDPOINT="+srv.URL, "SNAPSHOT_DIR="+snapDir, "BACKUP_PREFIX=etcd"), "upload")
-		if err != nil {
-			t.Fatalf("upload step: %v\n%s", err, out)
-		}
-		reqs := got()
-		if len(reqs) != 1 {
-			t.Fatalf("%d requests, want one PUT", len(reqs))
+		out, reqs, err := upload(t, http.StatusOK, etcdScript, []string{"SNAPSHOT_DIR=" + snapDir, "BACKUP_PREFIX=etcd"}, "upload")
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("upload step: %v, %d requests (want one PUT)\n%s", err, len(reqs), out)
 		}
 		key := regexp.MustCompile(`^/drill-bucket/(etcd/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db)$`)
 		signedPut(t, "etcd snapshot upload", reqs[0], key, snapshot)
@@ -207,33 +207,25 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 	})
 
 	t.Run("postgres dump", func(t *testing.T) {
-		srv, got := s3StandIn(t, http.StatusOK)
 		backupDir := t.TempDir()
 		dump := []byte("PGDMP dump bytes")
 		writeFile(t, filepath.Join(backupDir, "wastecoach.dump"), string(dump))
-		out, err := runStep(t, filepath.Join(pgDir, "postgres-backup.sh"),
-			append(slices.Clone(creds), "S3_ENDPOINT="+srv.URL, "BACKUP_DIR="+backupDir, "BACKUP_PREFIX=postgres"), "upload", "dump")
-		if err != nil {
-			t.Fatalf("upload step: %v\n%s", err, out)
-		}
-		reqs := got()
-		if len(reqs) != 1 {
-			t.Fatalf("%d requests, want one PUT", len(reqs))
+		out, reqs, err := upload(t, http.StatusOK, pgScript, []string{"BACKUP_DIR=" + backupDir, "BACKUP_PREFIX=postgres"}, "upload", "dump")
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("upload step: %v, %d requests (want one PUT)\n%s", err, len(reqs), out)
 		}
 		signedPut(t, "dump upload", reqs[0], regexp.MustCompile(`^/drill-bucket/postgres/dump/[0-9]{8}T[0-9]{6}Z/wastecoach\.dump$`), dump)
 	})
 
 	t.Run("failing bucket", func(t *testing.T) {
-		srv, got := s3StandIn(t, http.StatusInternalServerError)
 		snapDir := t.TempDir()
 		writeFile(t, filepath.Join(snapDir, "etcd-snapshot.db"), "x")
-		out, err := runStep(t, filepath.Join(etcdDir, "etcd-snapshot.sh"),
-			append(slices.Clone(creds), "S3_ENDPOINT="+srv.URL, "SNAPSHOT_DIR="+snapDir, "BACKUP_PREFIX=etcd"), "upload")
+		out, reqs, err := upload(t, http.StatusInternalServerError, etcdScript, []string{"SNAPSHOT_DIR=" + snapDir, "BACKUP_PREFIX=etcd"}, "upload")
 		if err == nil {
 			t.Errorf("the upload step succeeded against a bucket answering 500:\n%s", out)
 		}
-		if n := len(got()); n != 4 {
-			t.Errorf("%d attempts against a failing bucket, want 4 (curl --retry 3)", n)
+		if len(reqs) != 4 {
+			t.Errorf("%d attempts against a failing bucket, want 4 (curl --retry 3)", len(reqs))
 		}
 	})
 }
