@@ -201,8 +201,10 @@ func TestPostgresBackupCredentialsComeFromSecrets(t *testing.T) {
 			}
 		}
 		for _, word := range []string{"AKIA", "BEGIN", "password="} {
-			if strings.Contains(workloads.PostgresBackupScript, word) {
-				t.Errorf("the backup script contains %q: credentials belong in Secrets or the instance role", word)
+			for name, s := range map[string]string{"postgres-backup.sh": workloads.PostgresBackupScript, workloads.S3ScriptFile: workloads.S3Script} {
+				if strings.Contains(s, word) {
+					t.Errorf("the backup script %s contains %q: credentials belong in Secrets or the instance role", name, word)
+				}
 			}
 		}
 	})

@@ -19,6 +19,21 @@ import (
 //go:embed scripts/etcd-snapshot.sh
 var EtcdSnapshotScript string
 
+// S3Script is the S3 code the backup scripts share (credentials from the instance role, signed
+// uploads and downloads); each script sources it from its own directory.
+//
+//go:embed scripts/s3.sh
+var S3Script string
+
+// S3ScriptFile is S3Script's file name: every ConfigMap of a backup script holds it beside the
+// script, so that every container mounting the script has it too.
+const S3ScriptFile = "s3.sh"
+
+// backupScripts is the data of a backup script's ConfigMap: the script and S3Script.
+func backupScripts(file, script string) pulumi.StringMap {
+	return pulumi.StringMap{file: pulumi.String(script), S3ScriptFile: pulumi.String(S3Script)}
+}
+
 // Names of the scheduled backups: what an alert on a failed or missing backup selects on.
 const (
 	// EtcdSnapshotName names the etcd snapshot CronJob and its ConfigMap in kube-system.
@@ -84,7 +99,7 @@ func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
 	ns := NamespaceSystem
 	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
 		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
-		Data:     pulumi.StringMap{"etcd-snapshot.sh": pulumi.String(EtcdSnapshotScript)},
+		Data:     backupScripts("etcd-snapshot.sh", EtcdSnapshotScript),
 	}, b.opts(ns)...)
 	if err != nil {
 		return nil, err

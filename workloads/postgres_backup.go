@@ -34,8 +34,8 @@ var PostgresBackupScript string
 
 // Names, schedules and settings of the PostgreSQL backups.
 const (
-	// PostgresBackupConfigMap holds PostgresBackupScript in the data namespace, mounted at
-	// PostgresScriptDir in the server's pod and in the backup Jobs.
+	// PostgresBackupConfigMap holds PostgresBackupScript and S3Script in the data namespace,
+	// mounted at PostgresScriptDir in the server's pod and in the backup Jobs.
 	PostgresBackupConfigMap = "postgres-backup"
 	// PostgresScriptDir is where the script is mounted; the archive_command names it.
 	PostgresScriptDir = "/scripts"
@@ -96,7 +96,7 @@ func (b *builder) backupEnv() corev1.EnvVarArray {
 func (b *builder) postgresBackupScript() (*corev1.ConfigMap, error) {
 	return corev1.NewConfigMap(b.ctx, b.resourceName(NamespaceData, PostgresBackupConfigMap), &corev1.ConfigMapArgs{
 		Metadata: meta(PostgresBackupConfigMap, NamespaceData, labels(PostgresBackupConfigMap, "backup")),
-		Data:     pulumi.StringMap{"postgres-backup.sh": pulumi.String(PostgresBackupScript)},
+		Data:     backupScripts("postgres-backup.sh", PostgresBackupScript),
 	}, b.opts(NamespaceData)...)
 }
 

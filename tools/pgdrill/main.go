@@ -203,14 +203,20 @@ func hmacSHA256(key []byte, data string) []byte {
 	return m.Sum(nil)
 }
 
-// writeScript writes the rendered script where the drill's pods "mount" it.
+// writeScript writes every file of the rendered ConfigMap (the script and the s3.sh it sources)
+// where the drill's pods "mount" it, as the ConfigMap volume does.
 func (d *drill) writeScript() error {
 	dir := filepath.Join(d.work, "scripts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	for name, content := range d.render.scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+			return err
+		}
+	}
 	d.script = filepath.Join(dir, "postgres-backup.sh")
-	return os.WriteFile(d.script, []byte(d.render.script), 0o755)
+	return nil
 }
 
 // mapPaths maps a rendered container's paths to the drill's folders: the script's mount, and the

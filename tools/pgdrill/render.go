@@ -14,8 +14,9 @@ import (
 // render is what the drill takes from a render of the program: nothing about the backups is
 // restated here.
 type render struct {
-	// script is the postgres-backup ConfigMap's script.
-	script string
+	// scripts are the postgres-backup ConfigMap's files, by name: the script and the S3 code it
+	// sources from its directory (s3.sh), as the pods mount them.
+	scripts map[string]string
 	// serverArgs are the postgres container's arguments after the program name.
 	serverArgs []string
 	// walOutbox and shipInterval are the containers' environment.
@@ -100,8 +101,8 @@ func readRender(dir string) (*render, error) {
 	if err := one(dir, "configmap-*-data-postgres-backup.yaml", &cm); err != nil {
 		return nil, err
 	}
-	r.script = cm.Data["postgres-backup.sh"]
-	if r.script == "" {
+	r.scripts = cm.Data
+	if r.scripts["postgres-backup.sh"] == "" {
 		return nil, fmt.Errorf("the postgres-backup ConfigMap has no postgres-backup.sh")
 	}
 	var sts struct {

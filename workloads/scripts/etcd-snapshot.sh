@@ -7,9 +7,13 @@
 #           (etcdutl snapshot status checks the file's hash and prints its revision and keys).
 #   upload  in the curl image: put the snapshot in the backups bucket under
 #           <prefix>/YYYY/MM/DD/etcd-<time>.db, signed (SigV4) with the node's instance role from
-#           IMDSv2, or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill).
+#           IMDSv2, or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill), by
+#           s3.sh (the S3 code both backup scripts share), mounted beside this script.
 # A failure of either step fails the Job, which the CronJob's history and kube-state-metrics show.
 set -eu
+
+# shellcheck source=s3.sh
+. "${0%/*}/s3.sh"
 
 : "${SNAPSHOT_DIR:?the directory the snapshot is written to}"
 snapshot="${SNAPSHOT_DIR}/etcd-snapshot.db"
@@ -26,39 +30,14 @@ save() {
   etcdutl snapshot status "${snapshot}" --write-out=table
 }
 
-# json_field NAME: the value of a string field of the one-level JSON object on standard input.
-json_field() {
-  sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1
-}
-
 upload() {
   : "${BACKUP_BUCKET:?the backups bucket}" "${BACKUP_PREFIX:?the prefix of etcd snapshots}" "${AWS_REGION:?the bucket region}"
   [ -s "${snapshot}" ] || { echo "etcd-snapshot: no snapshot at ${snapshot}" >&2; exit 1; }
   key="${BACKUP_PREFIX}/$(date -u +%Y/%m/%d)/etcd-$(date -u +%Y%m%dT%H%M%SZ).db"
-  if [ -n "${S3_ENDPOINT:-}" ]; then
-    url="${S3_ENDPOINT}/${BACKUP_BUCKET}/${key}"
-  else
-    url="https://${BACKUP_BUCKET}.s3.${AWS_REGION}.amazonaws.com/${key}"
-  fi
-  if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
-    id=${AWS_ACCESS_KEY_ID} secret=${AWS_SECRET_ACCESS_KEY:?} token=${AWS_SESSION_TOKEN:-}
-  else
-    imds=http://169.254.169.254/latest
-    itoken=$(curl -fsS -X PUT "${imds}/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
-    role=$(curl -fsS -H "X-aws-ec2-metadata-token: ${itoken}" "${imds}/meta-data/iam/security-credentials/" | head -n 1)
-    creds=$(curl -fsS -H "X-aws-ec2-metadata-token: ${itoken}" "${imds}/meta-data/iam/security-credentials/${role}")
-    id=$(printf '%s' "${creds}" | json_field AccessKeyId)
-    secret=$(printf '%s' "${creds}" | json_field SecretAccessKey)
-    token=$(printf '%s' "${creds}" | json_field Token)
-  fi
-  # S3 checks the body against this hash: a snapshot damaged on the way is refused.
-  sum=$(sha256sum "${snapshot}" | cut -d ' ' -f 1)
-  # The key, secret and token reach curl on standard input, never on a command line.
-  {
-    printf 'user = "%s:%s"\n' "${id}" "${secret}"
-    [ -z "${token}" ] || printf 'header = "x-amz-security-token: %s"\n' "${token}"
-  } | curl -fsS -K - --aws-sigv4 "aws:amz:${AWS_REGION}:s3" -H "x-amz-content-sha256: ${sum}" \
-    --retry 3 -T "${snapshot}" "${url}"
+  credentials
+  # put signs with the credentials and sends the snapshot's sha256 (in sum), which S3 checks:
+  # a snapshot damaged on the way is refused.
+  put "${snapshot}" "${key}"
   echo "etcd-snapshot: uploaded $(wc -c < "${snapshot}") bytes to s3://${BACKUP_BUCKET}/${key} (sha256 ${sum})"
 }
 

@@ -22,55 +22,15 @@
 #   recover DIR TARGET     restore (postgres image): make DIR/pgdata recover from
 #                          DIR/restore-wal up to TARGET (a timestamp with time zone) and promote.
 # S3 requests are signed (curl --aws-sigv4) with the node's instance role from IMDSv2, or with
-# AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill). A failed step fails its Job or,
-# for archive-wal, makes PostgreSQL keep the segment and retry.
+# AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill), by s3.sh (the S3 code both backup
+# scripts share), mounted beside this script. A failed step fails its Job or, for archive-wal,
+# makes PostgreSQL keep the segment and retry.
 set -eu
 
+# shellcheck source=s3.sh
+. "${0%/*}/s3.sh"
+
 log() { echo "postgres-backup: $*" >&2; }
-
-# json_field NAME: the value of a string field of the one-level JSON object on standard input.
-json_field() {
-  sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1
-}
-
-credentials() {
-  if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
-    id=${AWS_ACCESS_KEY_ID} secret=${AWS_SECRET_ACCESS_KEY:?} token=${AWS_SESSION_TOKEN:-}
-    return
-  fi
-  imds=http://169.254.169.254/latest
-  itoken=$(curl -fsS -X PUT "${imds}/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
-  role=$(curl -fsS -H "X-aws-ec2-metadata-token: ${itoken}" "${imds}/meta-data/iam/security-credentials/" | head -n 1)
-  creds=$(curl -fsS -H "X-aws-ec2-metadata-token: ${itoken}" "${imds}/meta-data/iam/security-credentials/${role}")
-  id=$(printf '%s' "${creds}" | json_field AccessKeyId)
-  secret=$(printf '%s' "${creds}" | json_field SecretAccessKey)
-  token=$(printf '%s' "${creds}" | json_field Token)
-}
-
-object_url() {
-  : "${BACKUP_BUCKET:?the backups bucket}" "${AWS_REGION:?the bucket region}"
-  if [ -n "${S3_ENDPOINT:-}" ]; then
-    echo "${S3_ENDPOINT}/${BACKUP_BUCKET}/$1"
-  else
-    echo "https://${BACKUP_BUCKET}.s3.${AWS_REGION}.amazonaws.com/$1"
-  fi
-}
-
-# s3 ARGS...: curl signed for S3; the key, secret and token reach curl on standard input, never
-# on a command line.
-s3() {
-  {
-    printf 'user = "%s:%s"\n' "${id}" "${secret}"
-    [ -z "${token}" ] || printf 'header = "x-amz-security-token: %s"\n' "${token}"
-  } | curl -sS -K - --aws-sigv4 "aws:amz:${AWS_REGION}:s3" "$@"
-}
-
-# put FILE KEY: upload a file; S3 checks the body against its sha256, so a file damaged on the
-# way is refused.
-put() {
-  sum=$(sha256sum "$1" | cut -d ' ' -f 1)
-  s3 -f --retry 3 -H "x-amz-content-sha256: ${sum}" -T "$1" "$(object_url "$2")" > /dev/null
-}
 
 # get KEY FILE: download an object; returns 1 when there is no such key, fails on other errors.
 get() {

@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,27 +23,38 @@ import (
 
 // etcdDrill is the etcd restore drill. It takes a snapshot of the verified control plane's etcd
 // with the rendered etcd-snapshot CronJob's own script (its save step, read from the rendered
-// ConfigMap) and the etcdctl/etcdutl of etcdBin, restores it with `etcdutl snapshot restore`
-// into a fresh data directory, starts etcd and a kube-apiserver on it, and reads back every
-// object that was applied. Every one must be there. Then, as a control, it restores a snapshot
-// of an empty etcd the same way: that check must find the objects missing, or it proves nothing.
+// ConfigMap with the s3.sh it sources) and the etcdctl/etcdutl of etcdBin, uploads it with the
+// CronJob's upload step (the shared S3 code) to a stand-in bucket on 127.0.0.1, restores the
+// uploaded object with `etcdutl snapshot restore` into a fresh data directory, starts etcd and a
+// kube-apiserver on it, and reads back every object that was applied. Every one must be there.
+// Then, as a control, it restores a snapshot of an empty etcd the same way: that check must find
+// the objects missing, or it proves nothing.
 func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Println("etcd restore drill:")
-	script, err := snapshotScript(v.dir)
+	files, err := snapshotScripts(v.dir)
 	if err != nil {
 		v.drillFail("%v", err)
 		return
 	}
-	drill := filepath.Join(v.cp.work, "etcd-drill")
-	if err := os.MkdirAll(drill, 0o700); err != nil {
+	prefix, err := snapshotPrefix(v.dir)
+	if err != nil {
 		v.drillFail("%v", err)
 		return
 	}
-	scriptPath := filepath.Join(drill, "etcd-snapshot.sh")
-	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
+	// The ConfigMap's files, as its volume mounts them: the script and the s3.sh it sources.
+	scripts := filepath.Join(v.cp.work, "etcd-drill", "scripts")
+	if err := os.MkdirAll(scripts, 0o700); err != nil {
 		v.drillFail("%v", err)
 		return
 	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(scripts, name), []byte(content), 0o600); err != nil {
+			v.drillFail("%v", err)
+			return
+		}
+	}
+	drill := filepath.Dir(scripts)
+	scriptPath := filepath.Join(scripts, "etcd-snapshot.sh")
 
 	start := time.Now()
 	snap, err := runSnapshotSave(ctx, scriptPath, etcdBin, v.cp.etcdURL, filepath.Join(drill, "snapshot"))
@@ -48,7 +66,15 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Printf("  snapshot by the CronJob's script: %d bytes in %s\n", info.Size(), time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	missing, err := v.restoreAndRead(ctx, etcdBin, snap, filepath.Join(drill, "restored"))
+	object, uploaded, err := runSnapshotUpload(ctx, scriptPath, filepath.Dir(snap), prefix, filepath.Join(drill, "bucket"))
+	if err != nil {
+		v.drillFail("the schedule's upload step failed: %v", err)
+		return
+	}
+	fmt.Printf("  uploaded by the CronJob's upload step (s3.sh: SigV4, body sha256) to a stand-in bucket: %s (%s)\n", object, time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	missing, err := v.restoreAndRead(ctx, etcdBin, uploaded, filepath.Join(drill, "restored"))
 	if err != nil {
 		v.drillFail("%v", err)
 		return
@@ -87,23 +113,137 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Printf("  control: restoring a snapshot of an empty etcd leaves %d of %d objects missing, and the drill says so\n", len(missing), len(v.applied))
 }
 
-// snapshotScript returns the etcd-snapshot script from the rendered kube-system ConfigMap.
-func snapshotScript(dir string) (string, error) {
+// snapshotScripts returns the files of the rendered kube-system etcd-snapshot ConfigMap, by name.
+func snapshotScripts(dir string) (map[string]string, error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "manifests", "configmap-*-kube-system-etcd-snapshot.yaml"))
 	if len(files) != 1 {
-		return "", fmt.Errorf("%d rendered etcd-snapshot ConfigMaps in %s, want 1", len(files), dir)
+		return nil, fmt.Errorf("%d rendered etcd-snapshot ConfigMaps in %s, want 1", len(files), dir)
 	}
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
 	if err := readYAML(files[0], &cm); err != nil {
+		return nil, err
+	}
+	if _, ok := cm.Data["etcd-snapshot.sh"]; !ok {
+		return nil, fmt.Errorf("%s has no etcd-snapshot.sh", files[0])
+	}
+	return cm.Data, nil
+}
+
+// snapshotPrefix returns the BACKUP_PREFIX of the rendered etcd-snapshot CronJob's upload step.
+func snapshotPrefix(dir string) (string, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "manifests", "cronjob-*-kube-system-etcd-snapshot.yaml"))
+	if len(files) != 1 {
+		return "", fmt.Errorf("%d rendered etcd-snapshot CronJobs in %s, want 1", len(files), dir)
+	}
+	var cj struct {
+		Spec struct {
+			JobTemplate struct {
+				Spec struct {
+					Template struct {
+						Spec struct {
+							Containers []struct {
+								Name string `json:"name"`
+								Env  []struct {
+									Name  string `json:"name"`
+									Value string `json:"value"`
+								} `json:"env"`
+							} `json:"containers"`
+						} `json:"spec"`
+					} `json:"template"`
+				} `json:"spec"`
+			} `json:"jobTemplate"`
+		} `json:"spec"`
+	}
+	if err := readYAML(files[0], &cj); err != nil {
 		return "", err
 	}
-	s, ok := cm.Data["etcd-snapshot.sh"]
-	if !ok {
-		return "", fmt.Errorf("%s has no etcd-snapshot.sh", files[0])
+	for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if c.Name == "upload" && e.Name == "BACKUP_PREFIX" && e.Value != "" {
+				return e.Value, nil
+			}
+		}
 	}
-	return s, nil
+	return "", fmt.Errorf("%s: no upload container with BACKUP_PREFIX", files[0])
+}
+
+// The stand-in bucket's name, region and key: what the drill's upload is signed for.
+const (
+	drillBucket, drillRegion       = "etcd-drill-backups", "ap-northeast-2"
+	drillAccessKey, drillSecretKey = "etcd-drill-key", "etcd-drill-secret"
+)
+
+// runSnapshotUpload runs the script's upload step for the snapshot in snapDir against a stand-in
+// bucket on 127.0.0.1 that, as S3 does, refuses a body whose sha256 is not its
+// x-amz-content-sha256 header and a request not signed (SigV4) for the drill's key and S3 in the
+// bucket's region. The one object must land under PREFIX/YYYY/MM/DD/etcd-<UTC time>.db; it is
+// written into out. Returns the object's path in the bucket and the file: what the drill restores.
+func runSnapshotUpload(ctx context.Context, script, snapDir, prefix, out string) (object, file string, err error) {
+	var mu sync.Mutex
+	objects := map[string][]byte{}
+	var refused []string
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		sum := sha256.Sum256(body)
+		auth := r.Header.Get("Authorization")
+		why := ""
+		switch {
+		case err != nil:
+			why = err.Error()
+		case r.Method != http.MethodPut:
+			why = r.Method + " is not an upload"
+		case r.Header.Get("X-Amz-Content-Sha256") != hex.EncodeToString(sum[:]):
+			why = "x-amz-content-sha256 " + r.Header.Get("X-Amz-Content-Sha256") + " is not the body's sha256"
+		case !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential="+drillAccessKey+"/") ||
+			!strings.Contains(auth, "/"+drillRegion+"/s3/aws4_request, ") ||
+			!strings.Contains(auth, "x-amz-content-sha256"):
+			why = "not signed (SigV4) for the drill's key, S3 in " + drillRegion + " and the body hash: " + auth
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if why != "" {
+			refused = append(refused, r.Method+" "+r.URL.Path+": "+why)
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		objects[r.URL.Path] = body
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close() }()
+
+	cmd := exec.CommandContext(ctx, "/bin/sh", script, "upload")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + snapDir, "SNAPSHOT_DIR=" + snapDir,
+		"BACKUP_BUCKET=" + drillBucket, "BACKUP_PREFIX=" + prefix, "AWS_REGION=" + drillRegion,
+		"S3_ENDPOINT=http://" + ln.Addr().String(),
+		"AWS_ACCESS_KEY_ID=" + drillAccessKey, "AWS_SECRET_ACCESS_KEY=" + drillSecretKey}
+	log, err := cmd.CombinedOutput()
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return "", "", fmt.Errorf("%v:\n%s%s", err, log, strings.Join(refused, "\n"))
+	}
+	if len(objects) != 1 {
+		return "", "", fmt.Errorf("%d objects in the bucket after the upload step, want 1:\n%s", len(objects), log)
+	}
+	key := regexp.MustCompile(`^/` + regexp.QuoteMeta(drillBucket+"/"+prefix) + `/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db$`)
+	for path, body := range objects {
+		if !key.MatchString(path) {
+			return "", "", fmt.Errorf("the snapshot was uploaded to %s, want %s", path, key)
+		}
+		if err := os.MkdirAll(out, 0o700); err != nil {
+			return "", "", err
+		}
+		file := filepath.Join(out, filepath.Base(path))
+		return path, file, os.WriteFile(file, body, 0o600)
+	}
+	return "", "", fmt.Errorf("no object in the bucket")
 }
 
 // runSnapshotSave runs the script's save step against an etcd, with the drill's etcdctl and
