@@ -215,3 +215,83 @@ func inCRDFolder(name string) bool {
 	}
 	return false
 }
+
+// WithoutDescriptions returns a copy of a CRD's spec whose OpenAPI schemas carry no
+// description. The Prometheus operator's CRDs are megabytes of field documentation (that is why
+// the operator also publishes stripped-down CRDs): in the stack's state, which keeps each
+// object's inputs and live outputs, they would outweigh everything else four to one, and every
+// checkpoint and preview would carry them. Only the schema keyword goes: a field that is itself
+// named "description" (a key of a properties map) stays.
+func WithoutDescriptions(spec map[string]any) map[string]any {
+	out := copyMap(spec)
+	versions, _ := out["versions"].([]any)
+	stripped := make([]any, len(versions))
+	for i, v := range versions {
+		vm, ok := v.(map[string]any)
+		if !ok {
+			stripped[i] = v
+			continue
+		}
+		vm = copyMap(vm)
+		if schema, ok := vm["schema"].(map[string]any); ok {
+			schema = copyMap(schema)
+			if s, ok := schema["openAPIV3Schema"].(map[string]any); ok {
+				schema["openAPIV3Schema"] = stripSchema(s)
+			}
+			vm["schema"] = schema
+		}
+		stripped[i] = vm
+	}
+	if versions != nil {
+		out["versions"] = stripped
+	}
+	return out
+}
+
+// stripSchema copies a JSON schema without its description, recursing into the schemas it
+// holds: under properties, patternProperties and definitions (maps of name to schema), items,
+// additionalProperties and not (a schema), and allOf, anyOf and oneOf (lists of schemas).
+func stripSchema(s map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range s {
+		switch k {
+		case "description":
+			continue
+		case "properties", "patternProperties", "definitions":
+			if m, ok := v.(map[string]any); ok {
+				named := map[string]any{}
+				for name, child := range m {
+					named[name] = stripAny(child)
+				}
+				v = named
+			}
+		case "items", "additionalProperties", "not":
+			v = stripAny(v)
+		case "allOf", "anyOf", "oneOf":
+			if l, ok := v.([]any); ok {
+				list := make([]any, len(l))
+				for i, child := range l {
+					list[i] = stripAny(child)
+				}
+				v = list
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func stripAny(v any) any {
+	if m, ok := v.(map[string]any); ok {
+		return stripSchema(m)
+	}
+	return v // additionalProperties: true, or a list form of items
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -102,5 +103,27 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 	other.Version = "9.9.9"
 	if _, err := repo.Archive(other); err == nil || !strings.Contains(err.Error(), "no such version") {
 		t.Errorf("a version the index does not list: %v, want an error saying so", err)
+	}
+}
+
+// TestWithoutDescriptionsKeepsFieldsNamedDescription: the documentation goes, the schema stays
+// whole, including a field that is itself called "description" (the Prometheus operator's
+// CRDs have some), and the decoded CRD shared by later runs is left as it was.
+func TestWithoutDescriptionsKeepsFieldsNamedDescription(t *testing.T) {
+	spec := map[string]any{"versions": []any{map[string]any{"name": "v1", "schema": map[string]any{"openAPIV3Schema": map[string]any{
+		"type": "object", "description": "doc",
+		"properties": map[string]any{
+			"description": map[string]any{"type": "string", "description": "a field named description"},
+			"list":        map[string]any{"type": "array", "items": map[string]any{"type": "object", "description": "doc", "properties": map[string]any{"x": map[string]any{"type": "integer", "description": "doc"}}}},
+			"either":      map[string]any{"anyOf": []any{map[string]any{"type": "integer", "description": "doc"}}, "x-kubernetes-int-or-string": true},
+		},
+	}}}}}
+	got := charts.WithoutDescriptions(spec)
+	want := `{"versions":[{"name":"v1","schema":{"openAPIV3Schema":{"properties":{"description":{"type":"string"},"either":{"anyOf":[{"type":"integer"}],"x-kubernetes-int-or-string":true},"list":{"items":{"properties":{"x":{"type":"integer"}},"type":"object"},"type":"array"}},"type":"object"}}}]}`
+	if b, _ := json.Marshal(got); string(b) != want {
+		t.Errorf("stripped spec\n%s\nwant\n%s", b, want)
+	}
+	if b, _ := json.Marshal(spec); !strings.Contains(string(b), `"description":"doc"`) {
+		t.Error("WithoutDescriptions modified the spec it was given")
 	}
 }

@@ -36,8 +36,9 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 	for _, crd := range crds {
 		md, _ := crd["metadata"].(map[string]any)
 		name, _ := md["name"].(string)
-		if name == "" {
-			return nil, fmt.Errorf("%s: a CRD without metadata.name", chart.Archive())
+		spec, _ := crd["spec"].(map[string]any)
+		if name == "" || spec == nil {
+			return nil, fmt.Errorf("%s: a CRD without metadata.name or spec", chart.Archive())
 		}
 		annotations := pulumi.StringMap{
 			// Take over the fields of a CRD Helm installed before the program owned it (an
@@ -56,8 +57,9 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 			ApiVersion: pulumi.String("apiextensions.k8s.io/v1"),
 			Kind:       pulumi.String("CustomResourceDefinition"),
 			Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels, Annotations: annotations},
-			// The spec only: a status in the file is the API server's to write.
-			OtherFields: kubernetes.UntypedArgs{"spec": crd["spec"]},
+			// The spec only (a status in the file is the API server's to write), without the
+			// schemas' field documentation, which would dominate the stack's state.
+			OtherFields: kubernetes.UntypedArgs{"spec": charts.WithoutDescriptions(spec)},
 		}, pulumi.Parent(b.parent))
 		if err != nil {
 			return nil, fmt.Errorf("crd %s: %w", name, err)

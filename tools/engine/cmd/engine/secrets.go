@@ -52,7 +52,7 @@ func secretsStayEncrypted(cli func(...string) ([]byte, error), kubeconfig, out s
 	}
 	must := map[string]string{
 		"a generated password (random.RandomPassword)": "-password-",
-		"the SSH private key":                          "PRIVATE KEY",
+		"the SSH private key":                          "PRIVATE KEY-----",
 		"the kubeconfig's client key":                  key,
 		"the join token (stdout of the token command)": "-stdout-of-",
 	}
@@ -70,7 +70,7 @@ func secretsStayEncrypted(cli func(...string) ([]byte, error), kubeconfig, out s
 		}
 	}
 	walkPlain(storedDoc, "", func(where, v string) {
-		for _, marker := range []string{"-password-", "PRIVATE KEY", key} {
+		for _, marker := range []string{"-password-", "PRIVATE KEY-----", key} {
 			if strings.Contains(v, marker) {
 				problems = append(problems, fmt.Sprintf("%s holds %q in plain text", where, shorten(marker)))
 			}
