@@ -13,9 +13,9 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -30,7 +30,9 @@ func main() {
 		os.Exit(2)
 	}
 	start := time.Now()
-	findings, err := run(*dir, *charts, os.Stdout)
+	var report strings.Builder
+	findings, err := run(*dir, *charts, &report)
+	fmt.Print(report.String())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chartfit:", err)
 		os.Exit(1)
@@ -47,7 +49,7 @@ func main() {
 
 // run renders a stack's releases and checks their pods; it returns the findings, or an error
 // when the check itself could not be made.
-func run(dir, charts string, w io.Writer) ([]Finding, error) {
+func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
 	releases, err := readReleases(dir)
 	if err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func run(dir, charts string, w io.Writer) ([]Finding, error) {
 // renderPods renders every release twice: the first pass finds the CRDs the releases install, the
 // second renders with their API versions present, as they are in the cluster once every release
 // is installed (charts gate objects, and the EBS driver a container, on .Capabilities).
-func renderPods(releases []Release, table *Table, dir, charts string, w io.Writer) ([]Pod, error) {
+func renderPods(releases []Release, table *Table, dir, charts string, w *strings.Builder) ([]Pod, error) {
 	kube, err := kubeVersion(table.KubernetesVersion)
 	if err != nil {
 		return nil, err
@@ -124,25 +126,25 @@ func renderPods(releases []Release, table *Table, dir, charts string, w io.Write
 	return pods, nil
 }
 
-func printPods(w io.Writer, pods []Pod, table *Table) {
+func printPods(w *strings.Builder, pods []Pod, table *Table) {
 	fmt.Fprintf(w, "\npods the charts make (requests per pod, as the scheduler counts them):\n")
-	fmt.Fprintf(w, "  %-28s %-52s %-12s %-10s %4s %12s  %s\n", "RELEASE", "POD", "KIND", "WHERE", "N", "REQUESTS", "CONTAINERS")
+	fmt.Fprintf(w, "  %-28s %-48s %-12s %-10s %3s %12s  %s\n", "RELEASE", "POD", "KIND", "WHERE", "N", "REQUESTS", "CONTAINERS")
 	for _, p := range pods {
 		role, _ := placement(p, table.Roles)
 		where, n := role, fmt.Sprint(p.Replicas)
 		if p.DaemonSet {
 			where, n = "every node", "-"
 		}
-		kind := p.Kind
+		note := ""
 		switch {
 		case p.TestOnly():
-			kind += " (helm test: not run by install, not checked)"
+			note = "  [helm test hook: an install never runs it; not checked]"
 		case runsNowhere(p):
-			kind += fmt.Sprintf(" (nodeSelector %v: no node of the platform, no pod)", p.NodeSelector)
+			note = fmt.Sprintf("  [nodeSelector %v: no node here, no pod; not checked]", p.NodeSelector)
 		case len(p.Hook) > 0:
-			kind += " (hook " + hookText(p.Hook) + ")"
+			note = "  [hook " + hookText(p.Hook) + "]"
 		}
-		fmt.Fprintf(w, "  %-28s %-52s %-12s %-10s %4s %12s  %s\n", p.Release, p.Name, kind, where, n, p.Requests(), containerList(p.Containers))
+		fmt.Fprintf(w, "  %-28s %-48s %-12s %-10s %3s %12s  %s%s\n", p.Release, p.Name, p.Kind, where, n, p.Requests(), containerList(p.Containers), note)
 	}
 	fmt.Fprintln(w)
 }
@@ -162,4 +164,3 @@ func defaultChartsDir() string {
 		}
 	}
 }
-
