@@ -2,13 +2,19 @@
 STACK ?= prod
 BIN   := $(CURDIR)/.bin
 
-.PHONY: render test verify-local verify-local-negative engine lint prerequisites
+.PHONY: render test chartfit verify-local verify-local-negative engine lint prerequisites
 
 render:
 	go run ./cmd/render -stack $(STACK) -out out/$(STACK)
 
 test:
 	go test ./...
+
+# The chart pods the per-node fit counts, proved against the pinned charts rendered with the
+# Helm SDK (tools/charts/README.md).
+chartfit: render
+	cd tools/charts && go build -o $(BIN)/chartfit ./cmd/chartfit
+	$(BIN)/chartfit -dir out/$(STACK)
 
 # Every rendered Kubernetes object of a stack against a real API server and scheduler on
 # 127.0.0.1 (tools/kube/README.md).

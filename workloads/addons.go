@@ -44,16 +44,24 @@ type ChartPod struct {
 	Role config.Role
 	// DaemonSet runs one pod on every node.
 	DaemonSet bool
-	Replicas  int
-	// Containers are the pod's containers' resources.
-	Containers []Resources
+	// Hook marks a Helm hook Job's pod: it runs during an install or upgrade, then completes.
+	Hook     bool
+	Replicas int
+	// Containers are the pod's containers' resources; InitContainers those that run to
+	// completion before them.
+	Containers     []Resources
+	InitContainers []Resources
 }
 
-// Requests sums a pod's container requests.
+// Requests are what the scheduler counts for the pod: the sum of its containers' requests, or
+// its largest init container's where that is larger.
 func (p ChartPod) Requests() (milliCPU, memoryMiB int) {
 	for _, c := range p.Containers {
 		milliCPU += c.CPU
 		memoryMiB += c.MemoryMiB
+	}
+	for _, c := range p.InitContainers {
+		milliCPU, memoryMiB = max(milliCPU, c.CPU), max(memoryMiB, c.MemoryMiB)
 	}
 	return
 }
@@ -81,31 +89,48 @@ var (
 	argoController   = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768}
 	argoRedis        = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128}
 	argoAppSet       = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
+	// hookJob is a chart's install/upgrade hook Job (certificate generation, a first password):
+	// seconds of work, but its pod must be schedulable on a full node, so it asks for little.
+	hookJob = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 128}
 )
 
 // prometheusStorageGiB holds 7 days of metrics, capped at 8 GB by retentionSize.
 const prometheusStorageGiB = 10
 
-// ChartPods lists every pod the add-on charts run, where, and with what resources.
+// ChartPods lists every pod the add-on charts run, where, and with what resources, named after
+// the workload that owns it as the chart renders it (for the Prometheus and Alertmanager
+// resources, the StatefulSet the operator creates). tools/charts renders the pinned charts with
+// these releases' values and fails when this list and the rendered pods differ. Helm test pods
+// are not listed: an install never runs them.
 func ChartPods() []ChartPod {
 	m := config.RoleMaster
 	app := config.RoleWorker1
 	return []ChartPod{
-		{Release: "aws-ebs-csi-driver", Name: "ebs-csi-controller", Role: m, Replicas: 1, Containers: []Resources{ebsController, sidecar, sidecar, sidecar, sidecar, sidecar}},
+		// No snapshotter sidecar: the chart adds it only when the cluster serves
+		// snapshot.storage.k8s.io, and no CRD here installs it (snapshots are EBS's own).
+		{Release: "aws-ebs-csi-driver", Name: "ebs-csi-controller", Role: m, Replicas: 1, Containers: []Resources{ebsController, sidecar, sidecar, sidecar, sidecar}},
 		{Release: "aws-ebs-csi-driver", Name: "ebs-csi-node", DaemonSet: true, Containers: []Resources{small, sidecar, sidecar}},
 		{Release: "aws-load-balancer-controller", Name: "aws-load-balancer-controller", Role: m, Replicas: 1, Containers: []Resources{lbController}},
 		{Release: "metrics-server", Name: "metrics-server", Role: app, Replicas: 1, Containers: []Resources{metricsServer}},
-		{Release: "kube-prometheus-stack", Name: "prometheus", Role: m, Replicas: 1, Containers: []Resources{prometheus, prometheusConfig}},
-		{Release: "kube-prometheus-stack", Name: "alertmanager", Role: m, Replicas: 1, Containers: []Resources{alertmanager, prometheusConfig}},
-		{Release: "kube-prometheus-stack", Name: "prometheus-operator", Role: m, Replicas: 1, Containers: []Resources{promOperator}},
-		{Release: "kube-prometheus-stack", Name: "kube-state-metrics", Role: m, Replicas: 1, Containers: []Resources{kubeStateMetrics}},
-		{Release: "kube-prometheus-stack", Name: "node-exporter", DaemonSet: true, Containers: []Resources{nodeExporter}},
-		{Release: "kube-prometheus-stack", Name: "grafana", Role: m, Replicas: 1, Containers: []Resources{grafana, sidecar, sidecar}},
+		// The operator adds a config reloader beside Prometheus and Alertmanager, and runs it once
+		// before them, with the requests of its flags (prometheusConfigReloader below).
+		{Release: "kube-prometheus-stack", Name: "prometheus-kube-prometheus-stack-prometheus", Role: m, Replicas: 1, Containers: []Resources{prometheus, prometheusConfig}, InitContainers: []Resources{prometheusConfig}},
+		{Release: "kube-prometheus-stack", Name: "alertmanager-kube-prometheus-stack-alertmanager", Role: m, Replicas: 1, Containers: []Resources{alertmanager, prometheusConfig}, InitContainers: []Resources{prometheusConfig}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-operator", Role: m, Replicas: 1, Containers: []Resources{promOperator}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-kube-state-metrics", Role: m, Replicas: 1, Containers: []Resources{kubeStateMetrics}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-prometheus-node-exporter", DaemonSet: true, Containers: []Resources{nodeExporter}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-grafana", Role: m, Replicas: 1, Containers: []Resources{grafana, sidecar, sidecar}},
+		// The operator's admission webhook certificate: generated before install, patched in after.
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-admission-create", Role: m, Hook: true, Replicas: 1, Containers: []Resources{hookJob}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-admission-patch", Role: m, Hook: true, Replicas: 1, Containers: []Resources{hookJob}},
 		{Release: "argo-cd", Name: "argocd-server", Role: app, Replicas: 1, Containers: []Resources{argoServer}},
-		{Release: "argo-cd", Name: "argocd-repo-server", Role: app, Replicas: 1, Containers: []Resources{argoRepoServer}},
+		// The repo server copies the argocd binary in first, with the repo server's resources.
+		{Release: "argo-cd", Name: "argocd-repo-server", Role: app, Replicas: 1, Containers: []Resources{argoRepoServer}, InitContainers: []Resources{argoRepoServer}},
 		{Release: "argo-cd", Name: "argocd-application-controller", Role: app, Replicas: 1, Containers: []Resources{argoController}},
 		{Release: "argo-cd", Name: "argocd-redis", Role: app, Replicas: 1, Containers: []Resources{argoRedis}},
 		{Release: "argo-cd", Name: "argocd-applicationset-controller", Role: app, Replicas: 1, Containers: []Resources{argoAppSet}},
+		// Redis's first password, before install and every upgrade.
+		{Release: "argo-cd", Name: "argocd-redis-secret-init", Role: app, Hook: true, Replicas: 1, Containers: []Resources{hookJob}},
 		// Autoscaling and central logs (autoscaling.go, logging.go).
 		{Release: "keda", Name: "keda-operator", Role: kedaPlacement, Replicas: 1, Containers: []Resources{kedaOperator}},
 		{Release: "keda", Name: "keda-operator-metrics-apiserver", Role: kedaPlacement, Replicas: 1, Containers: []Resources{kedaMetrics}},
@@ -165,7 +190,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	ebsValues["resources"] = ebsController.values()
 	a.EBSCSI, err = b.release("aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
 		"controller": ebsValues,
-		"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values()},
+		"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values(), "enableWindows": pulumi.Bool(false)}, // no Windows nodes
 		"sidecars": pulumi.Map{
 			"provisioner":         pulumi.Map{"resources": sidecar.values()},
 			"attacher":            pulumi.Map{"resources": sidecar.values()},
@@ -291,7 +316,11 @@ func (b *builder) monitoringValues() pulumi.Map {
 	ksm := on(kubeStateMetrics)
 	ksm["metricLabelsAllowlist"] = pulumi.ToStringArray([]string{"nodes=[" + config.WorkloadLabel + "]"})
 	operator := on(promOperator)
-	operator["admissionWebhooks"] = pulumi.Map{"patch": placement(master)}
+	// The certificate Jobs run as hooks on every install and upgrade; the chart gives them no requests.
+	operator["admissionWebhooks"] = pulumi.Map{"patch": withResources(placement(master), hookJob)}
+	// The operator passes these to the config reloader of every Prometheus and Alertmanager pod
+	// (--config-reloader-cpu-request etc.); the chart's default, 0, sets no request at all.
+	operator["prometheusConfigReloader"] = pulumi.Map{"resources": prometheusConfig.values()}
 	return pulumi.Map{
 		// kubeadm binds these to localhost: scraping them from Prometheus would only raise alerts.
 		"kubeControllerManager": pulumi.Map{"enabled": pulumi.Bool(false)},
@@ -370,6 +399,7 @@ func argoValues(cfg *config.Config) pulumi.Map {
 		"controller":       withResources(pulumi.Map{}, argoController),
 		"redis":            withResources(pulumi.Map{}, argoRedis),
 		"applicationSet":   withResources(pulumi.Map{}, argoAppSet),
+		"redisSecretInit":  withResources(pulumi.Map{}, hookJob), // a hook Job: the chart gives it no requests
 		"dex":              pulumi.Map{"enabled": pulumi.Bool(false)},
 		"notifications":    pulumi.Map{"enabled": pulumi.Bool(false)},
 		// Argo CD's CRDs are templates of the release, which the chart marks for Helm to keep on

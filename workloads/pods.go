@@ -182,10 +182,16 @@ func (p Pod) template() corev1.PodTemplateSpecArgs {
 // nodeSelector pins pods to a role: the workload label for workers, the control-plane label
 // for the master.
 func nodeSelector(role config.Role) pulumi.StringMap {
+	return pulumi.ToStringMap(NodeSelector(role))
+}
+
+// NodeSelector is the node selector that pins a pod to a role's node: the control plane's role
+// label for the master, the workload label for the others.
+func NodeSelector(role config.Role) map[string]string {
 	if role.ControlPlane() {
-		return pulumi.StringMap{"node-role.kubernetes.io/control-plane": pulumi.String("")}
+		return map[string]string{"node-role.kubernetes.io/control-plane": ""}
 	}
-	return pulumi.StringMap{config.WorkloadLabel: pulumi.String(role.Workload())}
+	return map[string]string{config.WorkloadLabel: role.Workload()}
 }
 
 // tolerations lets pods pinned to the master past its NoSchedule taint; nothing else tolerates it.

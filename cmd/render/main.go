@@ -65,6 +65,9 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	if err := render.Write(res, out, os.Stdout); err != nil {
 		return err
 	}
+	if err := writeChartPods(out, stack, res.Config); err != nil {
+		return fmt.Errorf("chart pods: %w", err)
+	}
 	nodes := fit.Check(res.Config, res.Resources)
 	fmt.Printf("\nper-node fit (requests of pinned pods at their autoscaling maximums + system pods vs allocatable):\n%s", fit.Table(nodes))
 	if err := fit.Refuse(nodes); err != nil {

@@ -74,6 +74,36 @@ func SystemPods(role config.Role) []Demand {
 	return d
 }
 
+// ChartDemands are what the Helm charts' pods (workloads.ChartPods, which tools/charts proves
+// against the rendered charts) take on a node of the role: every long-running pod pinned there
+// or run on every node, times its replicas, and room for one hook Job pinned there (the largest
+// CPU and memory of them). A hook's pod completes within seconds and then holds nothing, but it
+// must be schedulable while its release installs or upgrades, or the release times out and
+// rolls back; a release runs its hooks one at a time.
+func ChartDemands(role config.Role) []Demand {
+	var out []Demand
+	var hooks []string
+	hook := Demand{}
+	for _, p := range workloads.ChartPods() {
+		cpu, mem := p.Requests()
+		switch {
+		case p.DaemonSet:
+			out = append(out, Demand{Name: p.Name, MilliCPU: cpu, MemMiB: mem})
+		case p.Role != role:
+		case p.Hook:
+			hooks = append(hooks, p.Name)
+			hook.MilliCPU, hook.MemMiB = max(hook.MilliCPU, cpu*p.Replicas), max(hook.MemMiB, mem*p.Replicas)
+		default:
+			out = append(out, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
+		}
+	}
+	if len(hooks) > 0 {
+		hook.Name = fmt.Sprintf("one hook Job at a time (%s)", strings.Join(hooks, ", "))
+		out = append(out, hook)
+	}
+	return out
+}
+
 // Check places every pod of a run on the stack's nodes.
 func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 	nodes := make([]Node, 0, len(cfg.Nodes))
@@ -94,13 +124,8 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 		}
 	}
 
-	for _, p := range workloads.ChartPods() {
-		cpu, mem := p.Requests()
-		if p.DaemonSet {
-			everywhere(Demand{Name: p.Name, MilliCPU: cpu, MemMiB: mem})
-			continue
-		}
-		place(p.Role, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
+	for i := range nodes {
+		nodes[i].Demands = append(nodes[i].Demands, ChartDemands(nodes[i].Role)...)
 	}
 	maxima := Maxima(resources)
 	for _, r := range resources {

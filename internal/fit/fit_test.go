@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/workloads"
 )
 
 func TestQuantities(t *testing.T) {
@@ -42,5 +43,47 @@ func TestOverflowNamesTheExcess(t *testing.T) {
 	}
 	if !strings.Contains(Table([]Node{n}), "DOES NOT FIT") {
 		t.Error("the table does not flag the node")
+	}
+}
+
+// Hook Jobs complete within seconds: a node keeps room for one of them (the largest), not for
+// every hook at once, and never for the hooks pinned to other nodes. Long-running chart pods
+// count in full, with an init container counted as the scheduler counts it.
+func TestChartDemandsKeepRoomForOneHookJob(t *testing.T) {
+	hooks := map[config.Role][]workloads.ChartPod{}
+	for _, p := range workloads.ChartPods() {
+		if p.Hook {
+			hooks[p.Role] = append(hooks[p.Role], p)
+		}
+	}
+	if len(hooks[config.RoleMaster]) < 2 {
+		t.Fatalf("the table lists %d hook Jobs on the master; this test needs the Prometheus operator's two", len(hooks[config.RoleMaster]))
+	}
+	for _, role := range config.Roles {
+		var wantCPU, wantMem, got int
+		for _, p := range hooks[role] {
+			cpu, mem := p.Requests()
+			wantCPU, wantMem = max(wantCPU, cpu), max(wantMem, mem)
+		}
+		for _, d := range ChartDemands(role) {
+			if strings.HasPrefix(d.Name, "one hook Job") {
+				got++
+				if d.MilliCPU != wantCPU || d.MemMiB != wantMem {
+					t.Errorf("%s: hook room %dm/%dMi, want the largest hook's %dm/%dMi", role, d.MilliCPU, d.MemMiB, wantCPU, wantMem)
+				}
+			}
+			for _, h := range hooks[role] {
+				if strings.HasPrefix(d.Name, h.Name+" ") {
+					t.Errorf("%s: hook %s counted as a long-running pod (%s)", role, h.Name, d.Name)
+				}
+			}
+		}
+		if want := min(len(hooks[role]), 1); got != want {
+			t.Errorf("%s: %d hook demands, want %d", role, got, want)
+		}
+	}
+	repo := workloads.ChartPod{Containers: []workloads.Resources{{CPU: 50, MemoryMiB: 128}}, InitContainers: []workloads.Resources{{CPU: 200, MemoryMiB: 64}}}
+	if cpu, mem := repo.Requests(); cpu != 200 || mem != 128 {
+		t.Errorf("a pod of 50m/128Mi with a 200m/64Mi init container requests %dm/%dMi, want 200m/128Mi", cpu, mem)
 	}
 }

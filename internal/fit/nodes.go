@@ -6,7 +6,6 @@ import (
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/mocks"
-	"github.com/waste-coach/infra/workloads"
 )
 
 // NodeObjects renders, for each node of the stack, a Node object shaped like the one the kubelet
@@ -26,14 +25,7 @@ func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]a
 	}
 	var out []map[string]any
 	for _, n := range cfg.Nodes {
-		reserved := SystemPods(n.Role)
-		for _, p := range workloads.ChartPods() {
-			if p.DaemonSet || p.Role == n.Role {
-				pc, pm := p.Requests()
-				reps := max(p.Replicas, 1)
-				reserved = append(reserved, Demand{Name: p.Name, MilliCPU: pc * reps, MemMiB: pm * reps})
-			}
-		}
+		reserved := append(SystemPods(n.Role), ChartDemands(n.Role)...)
 		inst := instances[n.Role]
 		out = append(out, NodeObject(NodeSpec{Role: n.Role, InstanceType: n.InstanceType, Name: inst.name, Zone: inst.zone, Region: cfg.Region}, reserved))
 	}

@@ -209,7 +209,7 @@ func (v *verifier) apply(ctx context.Context) {
 	if b, err := os.ReadFile(filepath.Join(v.dir, "helm-releases.yaml")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if name, ok := strings.CutPrefix(line, "# "); ok && !strings.Contains(name, ":") {
-				v.notVerified = append(v.notVerified, fmt.Sprintf("Helm release %s: charts cannot be fetched offline (its pods are reserved on the nodes instead)", name))
+				v.notVerified = append(v.notVerified, fmt.Sprintf("Helm release %s: not installed here (its pods, proved against the rendered chart by tools/charts, are reserved on the nodes instead)", name))
 			}
 		}
 	}

@@ -1,0 +1,166 @@
+// Command chartfit proves the per-node fit's table of chart pods against the charts themselves.
+// It renders every Helm release a stack declares (out/<stack>/helm-releases.yaml, written by
+// cmd/render) from its pinned archive in the chart cache, with the Helm SDK, as `helm install
+// --dry-run` client-only would; lists every pod the rendered objects make (workload templates,
+// Helm hook Jobs, and the Prometheus and Alertmanager pods the Prometheus operator creates from
+// its custom resources); and fails when a container has no CPU or memory request, or when the
+// pods differ from workloads.ChartPods() (out/<stack>/chart-pods.json), which the fit counts.
+//
+//	go run ./cmd/render -stack prod -out out/prod
+//	(cd tools/charts && go run ./cmd/chartfit -dir ../../out/prod -charts ../../../shared/charts)
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chartutil"
+)
+
+func main() {
+	dir := flag.String("dir", "", "a render's output folder, holding helm-releases.yaml and chart-pods.json (go run ./cmd/render -stack prod -out out/prod)")
+	charts := flag.String("charts", defaultChartsDir(), "folder of the pinned chart archives (../shared/charts beside the repository)")
+	flag.Parse()
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "chartfit: -dir is required")
+		os.Exit(2)
+	}
+	start := time.Now()
+	var report strings.Builder
+	findings, err := run(*dir, *charts, &report)
+	fmt.Print(report.String())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chartfit:", err)
+		os.Exit(1)
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(os.Stderr, "chartfit: %d problem(s) in %s (%s):\n", len(findings), *dir, time.Since(start).Round(time.Millisecond))
+		for _, f := range findings {
+			fmt.Fprintln(os.Stderr, "  "+f.String())
+		}
+		os.Exit(1)
+	}
+	fmt.Printf("chartfit: every chart pod has requests and matches workloads.ChartPods() (%s)\n", time.Since(start).Round(time.Millisecond))
+}
+
+// run renders a stack's releases and checks their pods; it returns the findings, or an error
+// when the check itself could not be made.
+func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
+	releases, err := readReleases(dir)
+	if err != nil {
+		return nil, err
+	}
+	table, err := readTable(dir)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := renderPods(releases, table, dir, charts, w)
+	if err != nil {
+		return nil, err
+	}
+	printPods(w, pods, table)
+	return append(checkRequests(pods), compare(pods, table)...), nil
+}
+
+// renderPods renders every release twice: the first pass finds the CRDs the releases install, the
+// second renders with their API versions present, as they are in the cluster once every release
+// is installed (charts gate objects, and the EBS driver a container, on .Capabilities).
+func renderPods(releases []Release, table *Table, dir, charts string, w *strings.Builder) ([]Pod, error) {
+	kube, err := kubeVersion(table.KubernetesVersion)
+	if err != nil {
+		return nil, err
+	}
+	crds, err := programCRDs(dir)
+	if err != nil {
+		return nil, err
+	}
+	archives := make([]string, len(releases))
+	for i, r := range releases {
+		if archives[i], err = archiveOf(r, table); err != nil {
+			return nil, err
+		}
+	}
+	renderAll := func(apis chartutil.VersionSet) ([]*Rendered, error) {
+		var out []*Rendered
+		for i, r := range releases {
+			rendered, err := renderRelease(charts, archives[i], r, kube, apis)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rendered)
+		}
+		return out, nil
+	}
+	first, err := renderAll(apiVersionsOf(crds))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range first {
+		crds = append(crds, r.CRDs...)
+	}
+	apis := apiVersionsOf(crds)
+	start := time.Now()
+	rendered, err := renderAll(apis)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "rendered %d releases with the Helm SDK (client-only dry-run install, Kubernetes %s, %d API versions from %d CRDs added to Helm's built-in set) in %s:\n",
+		len(rendered), kube.Version, len(apis), len(crds), time.Since(start).Round(time.Millisecond))
+	var all []Object
+	for _, r := range rendered {
+		all = append(all, r.Objects...)
+	}
+	var pods []Pod
+	for _, r := range rendered {
+		ps, err := podsOf(r, all)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(w, "  %-30s %-14s %-42s %3d objects, %2d pod templates\n", r.Release.Name, r.Release.Namespace, r.Archive, len(r.Objects), len(ps))
+		pods = append(pods, ps...)
+	}
+	return pods, nil
+}
+
+func printPods(w *strings.Builder, pods []Pod, table *Table) {
+	fmt.Fprintf(w, "\npods the charts make (requests per pod, as the scheduler counts them):\n")
+	fmt.Fprintf(w, "  %-28s %-48s %-12s %-10s %3s %12s  %s\n", "RELEASE", "POD", "KIND", "WHERE", "N", "REQUESTS", "CONTAINERS")
+	for _, p := range pods {
+		role, _ := placement(p, table.Roles)
+		where, n := role, fmt.Sprint(p.Replicas)
+		if p.DaemonSet {
+			where, n = "every node", "-"
+		}
+		note := ""
+		switch {
+		case p.TestOnly():
+			note = "  [helm test hook: an install never runs it; not checked]"
+		case runsNowhere(p):
+			note = fmt.Sprintf("  [nodeSelector %v: no node here, no pod; not checked]", p.NodeSelector)
+		case len(p.Hook) > 0:
+			note = "  [hook " + hookText(p.Hook) + "]"
+		}
+		fmt.Fprintf(w, "  %-28s %-48s %-12s %-10s %3s %12s  %s%s\n", p.Release, p.Name, p.Kind, where, n, p.Requests(), containerList(p.Containers), note)
+	}
+	fmt.Fprintln(w)
+}
+
+// defaultChartsDir is ../shared/charts beside the repository holding this module.
+func defaultChartsDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "shared", "charts")
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "tools", "charts", "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(d), "shared", "charts")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join("..", "shared", "charts")
+		}
+	}
+}
