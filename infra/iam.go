@@ -21,6 +21,9 @@ type IAMArgs struct {
 	BackupsBucketARN pulumi.StringOutput
 	// LogGroupARN is the stack's log group, which every node's Fluent Bit writes to.
 	LogGroupARN pulumi.StringOutput
+	// TargetGroupARNs are the ARN patterns of the ALB's target groups (TargetGroupARNs), the
+	// only ones the master's load balancer controller may register nodes in.
+	TargetGroupARNs []string
 }
 
 // IAM holds one role and instance profile per node role.
@@ -43,12 +46,12 @@ const ssmCorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 // cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
 // controller); the application nodes reach the uploads bucket; every node describes itself and
 // pulls from ECR; the roles with a backup prefix (config.BackupPrefix) add backups there.
-func RolePolicies(role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
+func RolePolicies(role config.Role, bucketARN, backupsARN string, targetGroupARNs []string) map[string]PolicyDocument {
 	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
 	if role.ControlPlane() {
 		p["cloud-controller-manager"] = CCMControlPlanePolicy()
 		p["ebs-csi-controller"] = EBSCSIPolicy()
-		p["load-balancer-controller"] = LoadBalancerControllerPolicy()
+		p["load-balancer-controller"] = LoadBalancerControllerPolicy(targetGroupARNs)
 	}
 	if role.RunsApplication() {
 		p["uploads"] = UploadsPolicy(bucketARN)
@@ -90,9 +93,9 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
 		}
 		r.Policies = append(r.Policies, ssm)
-		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, "", ""))) {
+		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, "", "", nil))) {
 			doc := pulumi.All(args.UploadsBucketARN, args.BackupsBucketARN).ApplyT(func(arns []any) string {
-				return RolePolicies(node.Role, arns[0].(string), arns[1].(string))[policyName].JSON()
+				return RolePolicies(node.Role, arns[0].(string), arns[1].(string), args.TargetGroupARNs)[policyName].JSON()
 			}).(pulumi.StringOutput)
 			rp, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
 				Role:   role.Name,

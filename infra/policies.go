@@ -2,6 +2,7 @@ package infra
 
 import (
 	"encoding/json"
+	"fmt"
 )
 
 // PolicyDocument is an IAM policy document. Policies are written as Go values so that tests
@@ -117,10 +118,11 @@ func EBSCSIPolicy() PolicyDocument {
 //     an error there aborts the reconcile before any target is registered. It revokes only rules
 //     labelled as its own, which this program never creates, so it needs no write on groups.
 //
-// Target groups of other stacks in the account are not excluded by this policy (their ARNs are
-// not known before the groups exist); the controller only touches the ARNs of its bindings.
-func LoadBalancerControllerPolicy() PolicyDocument {
-	targetGroups := "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"
+// Register and Deregister are allowed only on this stack's target groups, by name: the names
+// are fixed before the groups exist (TargetGroupName), so the role is complete when the master
+// boots, and another stack's controller in the same account cannot move this stack's targets.
+// The Describe calls cannot be scoped to a resource.
+func LoadBalancerControllerPolicy(targetGroups []string) PolicyDocument {
 	return policy(
 		allow("Describe", "*",
 			"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
@@ -128,6 +130,16 @@ func LoadBalancerControllerPolicy() PolicyDocument {
 		allow("Targets", targetGroups,
 			"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"),
 	)
+}
+
+// TargetGroupARNs are the ARN patterns of named target groups in a region (any account: the
+// role can only act in its own), whatever id AWS appends.
+func TargetGroupARNs(region string, names []string) []string {
+	var arns []string
+	for _, n := range names {
+		arns = append(arns, fmt.Sprintf("arn:aws:elasticloadbalancing:%s:*:targetgroup/%s/*", region, n))
+	}
+	return arns
 }
 
 // UploadsPolicy lets the application nodes put, get and delete objects in the uploads bucket and

@@ -322,3 +322,37 @@ func TestNothingOfTheClusterIsOnTheALBsPath(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadBalancerControllerMayOnlyMoveThisStacksTargets: the master's load balancer controller
+// may register and deregister nodes only in the target groups of its own stack's ALB, named as
+// the AWS tier names them; prod's controller cannot touch dev's groups in the same account.
+func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
+	scoped := map[string][]string{}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		var want []string
+		for _, tg := range r.OfType("aws:lb/targetGroup:TargetGroup") {
+			want = append(want, fmt.Sprintf("arn:aws:elasticloadbalancing:%s:*:targetgroup/%s/*", r.Config.Region, str(tg, "name")))
+		}
+		if len(want) != len(routing.Routes()) {
+			t.Fatalf("%d target groups, want one per route (%d)", len(want), len(routing.Routes()))
+		}
+		rp := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-load-balancer-controller")
+		for _, s := range parsePolicy(t, rp).Statement {
+			if !slices.Contains(s.Action, "elasticloadbalancing:RegisterTargets") {
+				continue
+			}
+			got := resources(s.Resource)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("the controller may register targets in %v, want exactly this stack's target groups %v", got, want)
+			}
+			scoped[r.Stack] = got
+		}
+	})
+	for _, arn := range scoped["prod"] {
+		if slices.Contains(scoped["dev"], arn) {
+			t.Errorf("prod's and dev's controllers may both move targets in %s", arn)
+		}
+	}
+}
