@@ -154,7 +154,7 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 		}
 	}
 	if len(releases) > 0 {
-		header := "# Helm releases: charts cannot be fetched offline, so these are listed, not rendered.\n"
+		header := "# Helm releases: as the program declares them; tools/charts (chartfit) renders each from its\n# pinned archive: the engine run installs them for real.\n"
 		if err := writeFile(dir, "helm-releases.yaml", header+strings.Join(releases, "---\n")); err != nil {
 			return err
 		}
