@@ -38,6 +38,11 @@ type Cluster struct {
 	Kubeconfig pulumi.StringOutput
 	// Provider deploys to the cluster once every node is Ready, labelled and has a providerID.
 	Provider *kubernetes.Provider
+	// CRDProvider declares the CRDs the program took over from its charts (workloads/crds.go).
+	// Unlike Provider it adopts an object that already exists: on a stack deployed before the
+	// program owned them, Helm had installed those CRDs, and a plain create would fail with
+	// "already exists" (a preview does not show it). Only the chart CRDs use it.
+	CRDProvider *kubernetes.Provider
 	// NodeNames are the Kubernetes node names by role (the instances' private DNS names).
 	NodeNames map[config.Role]pulumi.StringOutput
 }
@@ -180,6 +185,16 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{nodesReady}))
 	if err != nil {
 		return nil, fmt.Errorf("create provider: %w", err)
+	}
+
+	c.CRDProvider, err = kubernetes.NewProvider(ctx, name+"-crds", &kubernetes.ProviderArgs{
+		Kubeconfig:            c.Kubeconfig,
+		ClusterIdentifier:     pulumi.String(Identifier(cfg)),
+		EnableServerSideApply: pulumi.Bool(true),
+		UpsertExistingObjects: pulumi.Bool(true),
+	}, pulumi.Parent(c))
+	if err != nil {
+		return nil, fmt.Errorf("create CRD provider: %w", err)
 	}
 
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"kubeconfig": c.Kubeconfig}); err != nil {

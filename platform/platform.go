@@ -55,6 +55,7 @@ func program(ctx *pulumi.Context, o Options) error {
 		ControlPlane:    cluster.Connection(aws.Nodes, config.RoleMaster),
 		LogsReader:      &workloads.LogsReader{AccessKeyID: aws.Logs.ReaderAccessKeyID, SecretAccessKey: aws.Logs.ReaderSecretAccessKey},
 		Charts:          o.Charts,
+		CRDProvider:     k8s.CRDProvider,
 	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}

@@ -1,12 +1,17 @@
 package tests
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/versions"
+	"github.com/waste-coach/infra/workloads"
 )
 
 const crdType = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -22,6 +27,15 @@ func TestChartCRDsAreOwnedByTheProgram(t *testing.T) {
 		crds := map[string]*mocks.Resource{} // by CRD name
 		for _, c := range r.OfType(crdType) {
 			crds[str(c, "metadata", "name")] = c
+			// A stack deployed before the program owned them has them from Helm: a plain create
+			// would fail with "already exists" (and a preview would not show it).
+			if p := providerOf(r, c); p == nil || !prop(p, "upsertExistingObjects").IsBool() || !prop(p, "upsertExistingObjects").BoolValue() {
+				t.Errorf("CRD %s: its provider does not adopt an existing object (upsertExistingObjects)", c.Name)
+			}
+			// Deleting a CRD deletes every object of its kind: production's are protected.
+			if c.Protect != r.Config.Production {
+				t.Errorf("CRD %s: protect = %v on a stack with production = %v", c.Name, c.Protect, r.Config.Production)
+			}
 			if str(c, "metadata", "annotations", "pulumi.com/patchForce") != "true" {
 				t.Errorf("CRD %s: no pulumi.com/patchForce: a stack whose CRDs Helm installed would fail on a field-manager conflict", c.Name)
 			}
@@ -82,4 +96,129 @@ func TestChartCRDsAreOwnedByTheProgram(t *testing.T) {
 			t.Errorf("argo-cd values crds.keep = %q, want false: the chart marks its CRD templates for Helm to keep on uninstall", got)
 		}
 	})
+}
+
+// providerOf returns the explicit provider resource a resource was registered with, or nil.
+func providerOf(r *offline.Result, res *mocks.Resource) *mocks.Resource {
+	i := strings.LastIndex(res.Provider, "::") // a provider reference is "<urn>::<id>"
+	if i < 0 {
+		return nil
+	}
+	urn := res.Provider[:i]
+	for _, p := range r.Resources {
+		if p.URN == urn {
+			return p
+		}
+	}
+	return nil
+}
+
+// TestCustomResourceGuardOrdersTheDestroy: Argo CD's Applications (made from Git) and
+// TargetGroupBindings carry their controllers' finalizers. The guard's delete step removes them
+// while Argo CD and the load balancer controller still run: it depends on both releases, so a
+// destroy runs it before uninstalling them and before deleting their CRDs.
+func TestCustomResourceGuardOrdersTheDestroy(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		guard := must(t, r, "command:remote:Command", "sesacthon-custom-resources-released")
+		for _, rel := range r.OfType("kubernetes:helm.sh/v3:Release") {
+			if name := str(rel, "name"); (name == "argo-cd" || name == "aws-load-balancer-controller") && !r.DependsOn(guard, rel) {
+				t.Errorf("%s does not depend on the %s release: a destroy could uninstall the controller first", guard.Name, name)
+			}
+		}
+		for _, kind := range []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"} {
+			if !strings.Contains(str(guard, "delete"), kind) {
+				t.Errorf("%s: the delete step does not empty %s", guard.Name, kind)
+			}
+		}
+	})
+}
+
+// TestCustomResourceGuardScript runs the guard's delete step against a stand-in kubectl: it
+// deletes every object of each served kind and waits, skips a kind that is not served, fails
+// naming what is left when the controller does not release it, and does nothing on a node
+// without a cluster.
+func TestCustomResourceGuardScript(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	script := strings.ReplaceAll(workloads.CustomResourcesReleasedScript(), "/etc/kubernetes/admin.conf", "${STATE}/admin.conf")
+	cases := []struct {
+		name        string
+		adminConf   bool
+		unserved    string // a CRD `kubectl get crd` does not find
+		stuck       string // a kind whose delete times out
+		wantExit    int
+		wantDeletes []string
+		wantOut     []string
+	}{
+		{name: "deletes every finalized kind and waits", adminConf: true,
+			wantDeletes: []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"},
+			wantOut:     []string{"left"}},
+		{name: "skips a kind that is not served", adminConf: true, unserved: "applicationsets.argoproj.io",
+			wantDeletes: []string{"applications.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"},
+			wantOut:     []string{"applicationsets.argoproj.io: not served"}},
+		{name: "fails naming what the controller did not release", adminConf: true, stuck: "applications.argoproj.io",
+			wantExit: 1, wantDeletes: []string{"applications.argoproj.io"},
+			wantOut: []string{"objects still there", "argocd/guestbook [resources-finalizer.argocd.argoproj.io]"}},
+		{name: "a node without a cluster has nothing to delete", wantOut: []string{"no cluster on this node"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state, bin := filepath.Join(dir, "state"), filepath.Join(dir, "bin")
+			for _, d := range []string{state, bin} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.adminConf {
+				writeFile(t, filepath.Join(state, "admin.conf"), "")
+			}
+			writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/bash\nexec \"$@\"\n")
+			// The stand-in records each delete with its flags; `get crd` fails for UNSERVED,
+			// `delete` fails for STUCK, and `get <kind>` lists one object with a finalizer.
+			writeFile(t, filepath.Join(bin, "kubectl"), `#!/bin/bash
+shift 2 # --kubeconfig <file>
+case "$1 $2" in
+  "get crd") [ "$3" != "${UNSERVED}" ] ;;
+  "delete "*) echo "$2 $*" >> "${STATE}/deletes"; [ "$2" != "${STUCK}" ] ;;
+  "get "*) echo "argocd/guestbook [resources-finalizer.argocd.argoproj.io]" ;;
+esac
+`)
+			cmd := exec.Command("bash", "-c", script)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STATE="+state, "UNSERVED="+tc.unserved, "STUCK="+tc.stuck)
+			out, err := cmd.CombinedOutput()
+			exit := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				exit = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if exit != tc.wantExit {
+				t.Fatalf("exit %d, want %d; output:\n%s", exit, tc.wantExit, out)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			raw, _ := os.ReadFile(filepath.Join(state, "deletes"))
+			var deleted []string
+			for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+				if line == "" {
+					continue
+				}
+				kind, args, _ := strings.Cut(line, " ")
+				deleted = append(deleted, kind)
+				for _, flag := range []string{"--all", "--all-namespaces", "--wait"} {
+					if !slices.Contains(strings.Fields(args), flag) {
+						t.Errorf("kubectl %s: no %s", args, flag)
+					}
+				}
+			}
+			if !slices.Equal(deleted, tc.wantDeletes) {
+				t.Errorf("deleted %v, want %v", deleted, tc.wantDeletes)
+			}
+		})
+	}
 }

@@ -252,6 +252,9 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
 		return nil, err
 	}
+	if _, err := b.customResourceGuard(controlPlane, a.ArgoCD, a.LoadBalancerController); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

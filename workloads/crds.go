@@ -41,9 +41,9 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 			return nil, fmt.Errorf("%s: a CRD without metadata.name or spec", chart.Archive())
 		}
 		annotations := pulumi.StringMap{
-			// Take over the fields of a CRD Helm installed before the program owned it (an
-			// existing stack's first update after this change), instead of failing on a
-			// field-manager conflict: the program is the only writer from then on.
+			// With the CRD provider's upsert, take over the fields of a CRD Helm installed
+			// before the program owned it (an existing stack's first update after this change)
+			// instead of failing on a field-manager conflict: the program is the only writer.
 			"pulumi.com/patchForce": pulumi.String("true"),
 		}
 		for k, v := range stringMap(md["annotations"]) {
@@ -60,13 +60,26 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 			// The spec only (a status in the file is the API server's to write), without the
 			// schemas' field documentation, which would dominate the stack's state.
 			OtherFields: kubernetes.UntypedArgs{"spec": charts.WithoutDescriptions(spec)},
-		}, pulumi.Parent(b.parent))
+		}, b.crdOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("crd %s: %w", name, err)
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// crdOptions: the CRDs adopt existing objects through their own provider, and are protected
+// on a production stack. Deleting a CRD deletes every object of its kind (the Prometheus object
+// with its StatefulSet and metrics volume, the TargetGroupBindings that keep the ALB's targets),
+// so neither a destroy nor a replacement may take one without the operator's say-so
+// (`pulumi state unprotect`), like the data namespace.
+func (b *builder) crdOptions() []pulumi.ResourceOption {
+	opts := []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.Protect(b.cfg.Production)}
+	if b.crdProvider != nil {
+		opts = append(opts, pulumi.Provider(b.crdProvider))
+	}
+	return opts
 }
 
 // stringMap keeps the string values of a decoded YAML mapping.

@@ -72,3 +72,44 @@ func (b *builder) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi
 	}
 	return cmd, nil
 }
+
+// finalizedKinds are the custom resources whose controllers (Argo CD, the load balancer
+// controller) put finalizers on them. The program declares TargetGroupBindings itself; Argo CD's
+// Applications come from Git.
+var finalizedKinds = []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"}
+
+// customResourcesWaitSeconds bounds the wait for the controllers to release their objects.
+const customResourcesWaitSeconds = 300
+
+//go:embed scripts/custom-resources-released.sh.tmpl
+var customResourcesReleasedTemplate string
+
+var customResourcesReleased = template.Must(template.New("custom-resources-released").Option("missingkey=error").Parse(customResourcesReleasedTemplate))
+
+// CustomResourcesReleasedScript renders the delete step of the custom resource guard.
+func CustomResourcesReleasedScript() string {
+	var out bytes.Buffer
+	if err := customResourcesReleased.Execute(&out, struct {
+		Kinds          []string
+		TimeoutSeconds int
+	}{finalizedKinds, customResourcesWaitSeconds}); err != nil {
+		panic(fmt.Sprintf("render custom-resources-released: %v", err)) // embedded template, typed data
+	}
+	return out.String()
+}
+
+// customResourceGuard declares the command whose delete step empties the finalized kinds while
+// their controllers run. It depends on their releases, so a destroy deletes it first; the
+// releases and then the kinds' CRDs follow.
+func (b *builder) customResourceGuard(controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
+	cmd, err := remote.NewCommand(b.ctx, b.name+"-custom-resources-released", &remote.CommandArgs{
+		Connection:             controlPlane,
+		Create:                 pulumi.String("echo 'the delete step of this command deletes the finalized custom resources while their controllers run'"),
+		Delete:                 pulumi.String(CustomResourcesReleasedScript()),
+		AddPreviousOutputInEnv: pulumi.Bool(false),
+	}, pulumi.Parent(b.parent), pulumi.DependsOn(controllers))
+	if err != nil {
+		return nil, fmt.Errorf("custom resource guard: %w", err)
+	}
+	return cmd, nil
+}

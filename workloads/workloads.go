@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -36,6 +37,8 @@ type Args struct {
 	// Charts opens the pinned chart archives, whose crds/ folders the program declares
 	// (crds.go); nil reads them from the stack's chart source, as its releases install them.
 	Charts charts.Archives
+	// CRDProvider declares those CRDs, adopting any a chart installed before (cluster.Cluster).
+	CRDProvider *kubernetes.Provider
 }
 
 // Workloads is everything that runs on the cluster.
@@ -73,7 +76,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	cfg := args.Config
-	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts}
+	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts, crdProvider: args.CRDProvider}
 	if b.charts == nil {
 		b.charts = charts.For(cfg.ChartSource)
 	}
@@ -148,8 +151,9 @@ type builder struct {
 	grafanaCloudWatch *corev1.Secret
 	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
 	pgBackupScript *corev1.ConfigMap
-	// charts opens the chart archives whose CRDs the program owns.
-	charts charts.Archives
+	// charts opens the chart archives whose CRDs the program owns; crdProvider declares them.
+	charts      charts.Archives
+	crdProvider *kubernetes.Provider
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.

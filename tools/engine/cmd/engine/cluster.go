@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -16,6 +18,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/waste-coach/infra/charts"
+	"github.com/waste-coach/infra/versions"
 )
 
 // client is a plain REST client for the local cluster: the checks need lists of names, nothing more.
@@ -268,4 +273,54 @@ type container struct {
 	Resources struct {
 		Requests map[string]string
 	}
+}
+
+// create POSTs an object, as a client-side create (Helm's way) by the field manager given.
+func (c *client) create(ctx context.Context, path, manager string, obj any) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+path+"?fieldManager="+manager, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, msg)
+	}
+	return nil
+}
+
+// adoptedCRD is the chart CRD the run installs the way Helm did before the program owned it,
+// so that `pulumi up` must take over an existing object (a stack deployed before that change).
+const adoptedCRD = "targetgroupbindings.elbv2.k8s.aws"
+
+// installAsHelmDid creates adoptedCRD from the pinned chart, whole (descriptions included) and
+// with Helm as its field manager.
+func installAsHelmDid(ctx context.Context, kubeconfig, chartsDir string) error {
+	c, err := newClient(kubeconfig)
+	if err != nil {
+		return err
+	}
+	archive, err := charts.Folder(chartsDir).Archive(versions.LoadBalancerController)
+	if err != nil {
+		return err
+	}
+	crds, err := charts.CRDs(archive)
+	if err != nil {
+		return err
+	}
+	for _, crd := range crds {
+		if md, _ := crd["metadata"].(map[string]any); md["name"] == adoptedCRD {
+			return c.create(ctx, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "helm", crd)
+		}
+	}
+	return fmt.Errorf("%s is not in %s", adoptedCRD, versions.LoadBalancerController.Archive())
 }

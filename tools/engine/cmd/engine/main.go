@@ -130,6 +130,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("cluster before up: %w", err)
 	}
+	// After the baseline, so that the leftover check also wants it gone after destroy.
+	if err := installAsHelmDid(ctx, kubeconfig, o.charts); err != nil {
+		return fmt.Errorf("installing %s as Helm did: %w", adoptedCRD, err)
+	}
+	fmt.Printf("engine: %s installed first, as Helm did before the program owned the charts' CRDs: up must adopt it\n", adoptedCRD)
 	log := func(name string) (io.Writer, func(), error) {
 		f, err := os.Create(filepath.Join(o.out, name))
 		if err != nil {
