@@ -61,8 +61,11 @@ func (f Folder) Archive(c versions.Chart) ([]byte, error) {
 type Repositories struct {
 	// Mirror serves every pinned chart; "" fetches each chart from its own repository.
 	Mirror string
-	// Client is the HTTP client; nil uses one with a two-minute timeout.
+	// Client is the HTTP client; nil uses one with a two-minute timeout (and the environment's
+	// HTTPS_PROXY, like any default transport).
 	Client *http.Client
+	// RetryPause is the pause before the first retry, doubled for each next; 0 means 2 s.
+	RetryPause time.Duration
 }
 
 // index is the part of a repository's index.yaml that locates an archive.
@@ -117,20 +120,43 @@ func (r Repositories) Archive(c versions.Chart) ([]byte, error) {
 	return b, nil
 }
 
+// get fetches a URL, retrying a failed connection or a server error (5xx, 429) three times
+// with a growing pause: a chart host's brief outage should not fail a preview.
 func (r Repositories) get(u string) ([]byte, error) {
 	client := r.Client
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Minute}
 	}
+	pause := r.RetryPause
+	if pause == 0 {
+		pause = 2 * time.Second
+	}
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			time.Sleep(pause << (attempt - 1))
+		}
+		var b []byte
+		var retry bool
+		if b, retry, err = fetch(client, u); err == nil || !retry {
+			return b, err
+		}
+	}
+	return nil, err
+}
+
+// fetch GETs a URL once and says whether a failure is worth another attempt.
+func fetch(client *http.Client, u string) (body []byte, retry bool, err error) {
 	resp, err := client.Get(u)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return nil, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	return b, err != nil, err
 }
 
 // CRDs returns the CustomResourceDefinitions a chart archive ships in crds/ folders: the chart's

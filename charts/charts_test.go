@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/internal/offline"
@@ -76,7 +78,13 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, digest := archive, fmt.Sprintf("%x", sha256.Sum256(archive))
+	var outage atomic.Int32 // requests still to meet an outage of the host
+	outage.Store(2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if outage.Add(-1) >= 0 {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		switch r.URL.Path {
 		case "/helm/index.yaml":
 			_, _ = fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n  - version: 0.0.1\n    urls: [old.tgz]\n  - version: %s\n    digest: %s\n    urls: [pkgs/%s]\n", chart.Name, chart.Version, digest, chart.Archive())
@@ -87,11 +95,11 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	repo := charts.Repositories{Mirror: srv.URL + "/helm/", Client: srv.Client()}
+	repo := charts.Repositories{Mirror: srv.URL + "/helm/", Client: srv.Client(), RetryPause: time.Millisecond}
 
 	got, err := repo.Archive(chart)
 	if err != nil || string(got) != string(archive) {
-		t.Fatalf("archive from the mirror: %d bytes, %v; want the pinned archive", len(got), err)
+		t.Fatalf("archive from the mirror, after two 503s: %d bytes, %v; want the pinned archive", len(got), err)
 	}
 
 	body = append([]byte{}, archive[:len(archive)-1]...) // a truncated or altered download
@@ -103,6 +111,11 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 	other.Version = "9.9.9"
 	if _, err := repo.Archive(other); err == nil || !strings.Contains(err.Error(), "no such version") {
 		t.Errorf("a version the index does not list: %v, want an error saying so", err)
+	}
+
+	outage.Store(10) // longer than the retries
+	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("a host that stays down: %v, want the last 503", err)
 	}
 }
 
