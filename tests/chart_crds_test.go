@@ -164,41 +164,25 @@ func TestCustomResourceGuardScript(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			state, bin := filepath.Join(dir, "state"), filepath.Join(dir, "bin")
-			for _, d := range []string{state, bin} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
+			state := t.TempDir()
 			if tc.adminConf {
 				writeFile(t, filepath.Join(state, "admin.conf"), "")
 			}
-			writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/bash\nexec \"$@\"\n")
 			// The stand-in records each delete with its flags; `get crd` fails for UNSERVED,
 			// `delete` fails for STUCK, and `get <kind>` lists one object with a finalizer.
-			writeFile(t, filepath.Join(bin, "kubectl"), `#!/bin/bash
+			out, exit := runWithKubectl(t, script, state, `#!/bin/bash
 shift 2 # --kubeconfig <file>
 case "$1 $2" in
   "get crd") [ "$3" != "${UNSERVED}" ] ;;
   "delete "*) echo "$2 $*" >> "${STATE}/deletes"; [ "$2" != "${STUCK}" ] ;;
   "get "*) echo "argocd/guestbook [resources-finalizer.argocd.argoproj.io]" ;;
 esac
-`)
-			cmd := exec.Command("bash", "-c", script)
-			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STATE="+state, "UNSERVED="+tc.unserved, "STUCK="+tc.stuck)
-			out, err := cmd.CombinedOutput()
-			exit := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				exit = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+`, "UNSERVED="+tc.unserved, "STUCK="+tc.stuck)
 			if exit != tc.wantExit {
 				t.Fatalf("exit %d, want %d; output:\n%s", exit, tc.wantExit, out)
 			}
 			for _, w := range tc.wantOut {
-				if !strings.Contains(string(out), w) {
+				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}

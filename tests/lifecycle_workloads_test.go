@@ -157,13 +157,7 @@ func TestVolumeGuardScript(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			state, bin := filepath.Join(dir, "state"), filepath.Join(dir, "bin")
-			for _, d := range []string{state, bin} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
+			state := t.TempDir()
 			if tc.adminConf {
 				writeFile(t, filepath.Join(state, "admin.conf"), "")
 			}
@@ -173,9 +167,8 @@ func TestVolumeGuardScript(t *testing.T) {
 			for i, a := range tc.answers {
 				writeFile(t, filepath.Join(state, "answer"+string(rune('0'+i))), a)
 			}
-			writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/bash\nexec \"$@\"\n")
 			// The stand-in answers `get pv` with the next answer and counts the calls.
-			writeFile(t, filepath.Join(bin, "kubectl"), `#!/bin/bash
+			out, exit := runWithKubectl(t, script, state, `#!/bin/bash
 n=$(cat "${STATE}/gets" 2>/dev/null || echo 0)
 echo $((n + 1)) > "${STATE}/gets"
 f="${STATE}/answer${n}"
@@ -183,20 +176,11 @@ f="${STATE}/answer${n}"
 [ -n "${f}" ] && printf '%s' "$(cat "${f}")"
 exit 0
 `)
-			cmd := exec.Command("bash", "-c", script)
-			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STATE="+state)
-			out, err := cmd.CombinedOutput()
-			exit := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				exit = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
 			if exit != tc.wantExit {
 				t.Fatalf("exit %d, want %d; output:\n%s", exit, tc.wantExit, out)
 			}
 			for _, w := range tc.wantOut {
-				if !strings.Contains(string(out), w) {
+				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
@@ -208,6 +192,25 @@ exit 0
 			}
 		})
 	}
+}
+
+// runWithKubectl runs a control-plane script with bash, sudo passing through and kubectl played
+// by the given stand-in, with STATE (plus any env given) in its environment; it returns the
+// combined output and the exit code.
+func runWithKubectl(t *testing.T, script, state, kubectl string, env ...string) (string, int) {
+	t.Helper()
+	bin := t.TempDir()
+	writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/bash\nexec \"$@\"\n")
+	writeFile(t, filepath.Join(bin, "kubectl"), kubectl)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STATE="+state), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
 }
 
 func writeFile(t *testing.T, path, content string) {
