@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -249,7 +250,7 @@ func inCRDFolder(name string) bool {
 // checkpoint and preview would carry them. Only the schema keyword goes: a field that is itself
 // named "description" (a key of a properties map) stays.
 func WithoutDescriptions(spec map[string]any) map[string]any {
-	out := copyMap(spec)
+	out := maps.Clone(spec)
 	versions, _ := out["versions"].([]any)
 	stripped := make([]any, len(versions))
 	for i, v := range versions {
@@ -258,9 +259,9 @@ func WithoutDescriptions(spec map[string]any) map[string]any {
 			stripped[i] = v
 			continue
 		}
-		vm = copyMap(vm)
+		vm = maps.Clone(vm)
 		if schema, ok := vm["schema"].(map[string]any); ok {
-			schema = copyMap(schema)
+			schema = maps.Clone(schema)
 			if s, ok := schema["openAPIV3Schema"].(map[string]any); ok {
 				schema["openAPIV3Schema"] = stripSchema(s)
 			}
@@ -312,12 +313,4 @@ func stripAny(v any) any {
 		return stripSchema(m)
 	}
 	return v // additionalProperties: true, or a list form of items
-}
-
-func copyMap(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -100,13 +100,9 @@ func TestChartCRDsAreOwnedByTheProgram(t *testing.T) {
 
 // providerOf returns the explicit provider resource a resource was registered with, or nil.
 func providerOf(r *offline.Result, res *mocks.Resource) *mocks.Resource {
-	i := strings.LastIndex(res.Provider, "::") // a provider reference is "<urn>::<id>"
-	if i < 0 {
-		return nil
-	}
-	urn := res.Provider[:i]
+	urn := res.ProviderURN()
 	for _, p := range r.Resources {
-		if p.URN == urn {
+		if urn != "" && p.URN == urn {
 			return p
 		}
 	}

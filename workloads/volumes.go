@@ -44,14 +44,35 @@ var volumesReleased = template.Must(template.New("volumes-released").Option("mis
 // VolumesReleasedScript renders the delete step of the volume guard: wait until no volume of the
 // driver with reclaim policy Delete remains, or fail naming them.
 func VolumesReleasedScript() string {
-	var out bytes.Buffer
-	if err := volumesReleased.Execute(&out, struct {
+	return renderScript(volumesReleased, struct {
 		Driver                      string
 		TimeoutSeconds, PollSeconds int
-	}{EBSDriver, volumeWaitSeconds, volumePollSeconds}); err != nil {
-		panic(fmt.Sprintf("render volumes-released: %v", err)) // embedded template, typed data
+	}{EBSDriver, volumeWaitSeconds, volumePollSeconds})
+}
+
+// renderScript renders an embedded script template with typed data, which cannot fail.
+func renderScript(t *template.Template, data any) string {
+	var out bytes.Buffer
+	if err := t.Execute(&out, data); err != nil {
+		panic(fmt.Sprintf("render %s: %v", t.Name(), err))
 	}
 	return out.String()
+}
+
+// destroyStep declares a command on the control plane that does nothing on create and runs
+// script on destroy, at the place its dependencies give it in the destroy order.
+func (b *builder) destroyStep(name, purpose, script string, controlPlane remote.ConnectionInput, deps ...pulumi.Resource) (*remote.Command, error) {
+	cmd, err := remote.NewCommand(b.ctx, b.name+"-"+name, &remote.CommandArgs{
+		Connection: controlPlane,
+		Create:     pulumi.String("echo 'the delete step of this command " + purpose + "'"),
+		Delete:     pulumi.String(script),
+		// The scripts print object names only.
+		AddPreviousOutputInEnv: pulumi.Bool(false),
+	}, pulumi.Parent(b.parent), pulumi.DependsOn(deps))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cmd, nil
 }
 
 // volumeGuard declares the command that stands between every claim and the EBS CSI driver in the
@@ -60,17 +81,8 @@ func VolumesReleasedScript() string {
 // the storage classes and the nodes' policies, and its delete step waits there until the driver
 // has deleted the volumes: deleting a claim only starts the deletion of its volume.
 func (b *builder) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.Resource, classes ...pulumi.Resource) (*remote.Command, error) {
-	cmd, err := remote.NewCommand(b.ctx, b.name+"-volumes-released", &remote.CommandArgs{
-		Connection: controlPlane,
-		Create:     pulumi.String("echo 'the delete step of this command waits for the EBS volumes of deleted claims'"),
-		Delete:     pulumi.String(VolumesReleasedScript()),
-		// The script prints claim and volume names only.
-		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, pulumi.Parent(b.parent), pulumi.DependsOn(append([]pulumi.Resource{driver}, classes...)))
-	if err != nil {
-		return nil, fmt.Errorf("volume guard: %w", err)
-	}
-	return cmd, nil
+	return b.destroyStep("volumes-released", "waits for the EBS volumes of deleted claims", VolumesReleasedScript(),
+		controlPlane, append([]pulumi.Resource{driver}, classes...)...)
 }
 
 // finalizedKinds are the custom resources whose controllers (Argo CD, the load balancer
@@ -88,28 +100,16 @@ var customResourcesReleased = template.Must(template.New("custom-resources-relea
 
 // CustomResourcesReleasedScript renders the delete step of the custom resource guard.
 func CustomResourcesReleasedScript() string {
-	var out bytes.Buffer
-	if err := customResourcesReleased.Execute(&out, struct {
+	return renderScript(customResourcesReleased, struct {
 		Kinds          []string
 		TimeoutSeconds int
-	}{finalizedKinds, customResourcesWaitSeconds}); err != nil {
-		panic(fmt.Sprintf("render custom-resources-released: %v", err)) // embedded template, typed data
-	}
-	return out.String()
+	}{finalizedKinds, customResourcesWaitSeconds})
 }
 
 // customResourceGuard declares the command whose delete step empties the finalized kinds while
 // their controllers run. It depends on their releases, so a destroy deletes it first; the
 // releases and then the kinds' CRDs follow.
 func (b *builder) customResourceGuard(controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
-	cmd, err := remote.NewCommand(b.ctx, b.name+"-custom-resources-released", &remote.CommandArgs{
-		Connection:             controlPlane,
-		Create:                 pulumi.String("echo 'the delete step of this command deletes the finalized custom resources while their controllers run'"),
-		Delete:                 pulumi.String(CustomResourcesReleasedScript()),
-		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, pulumi.Parent(b.parent), pulumi.DependsOn(controllers))
-	if err != nil {
-		return nil, fmt.Errorf("custom resource guard: %w", err)
-	}
-	return cmd, nil
+	return b.destroyStep("custom-resources-released", "deletes the finalized custom resources while their controllers run",
+		CustomResourcesReleasedScript(), controlPlane, controllers...)
 }

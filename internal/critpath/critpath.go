@@ -147,11 +147,8 @@ func Path(resources []*mocks.Resource) ([]Step, int) {
 
 // waitsFor returns what a resource waits for: its dependencies and its explicit provider.
 func waitsFor(r *mocks.Resource) []string {
-	deps := r.Dependencies
-	if r.Provider != "" {
-		if i := strings.LastIndex(r.Provider, "::"); i > 0 {
-			deps = append(append([]string{}, deps...), r.Provider[:i])
-		}
+	if p := r.ProviderURN(); p != "" {
+		return append(append([]string{}, r.Dependencies...), p)
 	}
-	return deps
+	return r.Dependencies
 }

@@ -50,6 +50,15 @@ type Resource struct {
 	DeleteBeforeReplace     bool
 }
 
+// ProviderURN is the URN of the explicit provider the resource was registered with ("" if none):
+// a provider reference is "<urn>::<id>".
+func (r *Resource) ProviderURN() string {
+	if i := strings.LastIndex(r.Provider, "::"); i > 0 {
+		return r.Provider[:i]
+	}
+	return ""
+}
+
 // Mocks implements pulumi.MockResourceMonitor.
 type Mocks struct {
 	project, stack, region string
