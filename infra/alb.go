@@ -90,18 +90,18 @@ type ListenerRule struct {
 	Route *routing.Route
 }
 
-// ListenerRules are the HTTPS listener's rules in priority order: route i of routing.Routes
-// gets priorities from 100*(i+1). An admin-only route forwards only requests from adminCidrs
+// ListenerRules are the HTTPS listener's rules for routes, in priority order. Each route's
+// rules take priorities from its own fixed routing.Route.Priority, so that a route added or
+// removed renumbers no other rule. An admin-only route forwards only requests from adminCidrs
 // (in rules of at most three ranges each) and answers 403 to everyone else, so that a stranger
 // learns that the tool exists but cannot reach its login page; falling through to the default
 // backend instead would serve a misleading page under /argocd.
-func ListenerRules(cfg *config.Config) []ListenerRule {
+func ListenerRules(cfg *config.Config, routes []routing.Route) []ListenerRule {
 	admin := prefixes(cfg.AdminCIDRs)
 	var rules []ListenerRule
-	for i, r := range routing.Routes() {
-		base := 100 * (i + 1)
+	for _, r := range routes {
 		if !r.AdminOnly {
-			rules = append(rules, ListenerRule{Name: r.Name, Priority: base, Paths: r.PathPatterns(), Route: &r})
+			rules = append(rules, ListenerRule{Name: r.Name, Priority: r.Priority, Paths: r.PathPatterns(), Route: &r})
 			continue
 		}
 		for j, chunk := range slices.Collect(slices.Chunk(admin, sourceIPsPerRule)) {
@@ -109,9 +109,9 @@ func ListenerRules(cfg *config.Config) []ListenerRule {
 			if j > 0 {
 				name = fmt.Sprintf("%s-%d", r.Name, j)
 			}
-			rules = append(rules, ListenerRule{Name: name, Priority: base + j, Paths: r.PathPatterns(), SourceIPs: chunk, Route: &r})
+			rules = append(rules, ListenerRule{Name: name, Priority: r.Priority + j, Paths: r.PathPatterns(), SourceIPs: chunk, Route: &r})
 		}
-		rules = append(rules, ListenerRule{Name: r.Name + "-deny", Priority: base + 90, Paths: r.PathPatterns()})
+		rules = append(rules, ListenerRule{Name: r.Name + "-deny", Priority: r.Priority + routing.PrioritySpan - 1, Paths: r.PathPatterns()})
 	}
 	return rules
 }
@@ -137,7 +137,12 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		// Requests with header names the ALB cannot parse are dropped, not passed to the apps.
 		DropInvalidHeaderFields: pulumi.Bool(true),
 		Tags:                    tags(cfg, albName, nil),
-	}, parent)
+	}, parent,
+		// Its name is fixed per stack and AWS refuses a second load balancer of that name, so a
+		// replacement (a forced one, or a change of name, scheme or type) deletes the old ALB
+		// first; its listeners and rules go with it, and its target groups are freed for the
+		// new one (a target group serves one load balancer).
+		pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, fmt.Errorf("create load balancer: %w", err)
 	}
@@ -156,11 +161,20 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 				Path:     pulumi.String(r.HealthPath),
 				Port:     pulumi.String("traffic-port"),
 				Matcher:  pulumi.String("200"),
+				// A node that stops answering leaves the group after 20 s instead of the
+				// provider's default 90 s (3 checks 30 s apart), and a replaced node serves
+				// after two good checks.
+				Interval:           pulumi.Int(10),
+				Timeout:            pulumi.Int(5),
+				HealthyThreshold:   pulumi.Int(2),
+				UnhealthyThreshold: pulumi.Int(2),
 			},
 			// The Services keep the client address (externalTrafficPolicy Local); a short
 			// drain is enough for API requests.
 			DeregistrationDelay: pulumi.Int(30),
-			Tags:                tags(cfg, tgName, map[string]string{"Route": r.Path, "Service": r.Namespace + "/" + r.Service}),
+			// The cluster tag is what the load balancer controller's role is scoped by
+			// (LoadBalancerControllerPolicy).
+			Tags: tags(cfg, tgName, map[string]string{"Route": r.Path, "Service": r.Namespace + "/" + r.Service, ClusterTag(cfg): "owned"}),
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("create target group %s: %w", r.Name, err)
@@ -201,7 +215,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return nil, fmt.Errorf("create https listener: %w", err)
 	}
 
-	for _, rule := range ListenerRules(cfg) {
+	for _, rule := range ListenerRules(cfg, routing.Routes()) {
 		conditions := lb.ListenerRuleConditionArray{lb.ListenerRuleConditionArgs{
 			PathPattern: &lb.ListenerRuleConditionPathPatternArgs{Values: pulumi.ToStringArray(rule.Paths)},
 		}}

@@ -21,9 +21,6 @@ type IAMArgs struct {
 	BackupsBucketARN pulumi.StringOutput
 	// LogGroupARN is the stack's log group, which every node's Fluent Bit writes to.
 	LogGroupARN pulumi.StringOutput
-	// TargetGroupARNs are the ARN patterns of the ALB's target groups (TargetGroupARNs), the
-	// only ones the master's load balancer controller may register nodes in.
-	TargetGroupARNs []string
 }
 
 // IAM holds one role and instance profile per node role.
@@ -35,7 +32,8 @@ type IAM struct {
 	Profiles map[config.Role]*iam.InstanceProfile
 	// Policies are every inline policy and managed-policy attachment of the roles. The nodes
 	// depend on them, so that on destroy the controllers keep their permissions until the
-	// cluster is gone (the load balancer controller must still delete its ALB).
+	// cluster is gone (the load balancer controller must still deregister the nodes of the
+	// bindings it is deleting).
 	Policies []pulumi.Resource
 }
 
@@ -46,12 +44,12 @@ const ssmCorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 // cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
 // controller); the application nodes reach the uploads bucket; every node describes itself and
 // pulls from ECR; the roles with a backup prefix (config.BackupPrefix) add backups there.
-func RolePolicies(role config.Role, bucketARN, backupsARN string, targetGroupARNs []string) map[string]PolicyDocument {
+func RolePolicies(cfg *config.Config, role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
 	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
 	if role.ControlPlane() {
 		p["cloud-controller-manager"] = CCMControlPlanePolicy()
 		p["ebs-csi-controller"] = EBSCSIPolicy()
-		p["load-balancer-controller"] = LoadBalancerControllerPolicy(targetGroupARNs)
+		p["load-balancer-controller"] = LoadBalancerControllerPolicy(cfg.Region, ClusterTag(cfg))
 	}
 	if role.RunsApplication() {
 		p["uploads"] = UploadsPolicy(bucketARN)
@@ -93,9 +91,9 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
 		}
 		r.Policies = append(r.Policies, ssm)
-		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(node.Role, "", "", nil))) {
+		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(cfg, node.Role, "", ""))) {
 			doc := pulumi.All(args.UploadsBucketARN, args.BackupsBucketARN).ApplyT(func(arns []any) string {
-				return RolePolicies(node.Role, arns[0].(string), arns[1].(string), args.TargetGroupARNs)[policyName].JSON()
+				return RolePolicies(cfg, node.Role, arns[0].(string), arns[1].(string))[policyName].JSON()
 			}).(pulumi.StringOutput)
 			rp, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
 				Role:   role.Name,

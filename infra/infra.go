@@ -9,7 +9,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
-	"github.com/waste-coach/infra/routing"
 )
 
 // Args are the inputs of the AWS tier.
@@ -75,13 +74,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.Logs, err = NewLogs(ctx, name+"-logs", &LogsArgs{Config: cfg}, parent); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
-	albName := name + "-alb"
-	var targetGroups []string
-	for _, r := range routing.Routes() {
-		targetGroups = append(targetGroups, TargetGroupName(albName, cfg.Stack, r))
-	}
 	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn,
-		LogGroupARN: t.Logs.Group.Arn, TargetGroupARNs: TargetGroupARNs(cfg.Region, targetGroups)}, parent); err != nil {
+		LogGroupARN: t.Logs.Group.Arn}, parent); err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
 	}
 	var writers []pulumi.StringOutput
@@ -123,7 +117,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	// The ALB needs only the network, its group and the certificate: it is created beside the
 	// nodes, and the alias records with it, instead of after the cluster.
-	if t.LoadBalancer, err = NewLoadBalancer(ctx, albName, &LoadBalancerArgs{
+	if t.LoadBalancer, err = NewLoadBalancer(ctx, name+"-alb", &LoadBalancerArgs{
 		Config:          cfg,
 		VPCID:           t.Network.VPC.ID(),
 		SubnetIDs:       t.Network.SubnetIDs(),

@@ -118,28 +118,26 @@ func EBSCSIPolicy() PolicyDocument {
 //     an error there aborts the reconcile before any target is registered. It revokes only rules
 //     labelled as its own, which this program never creates, so it needs no write on groups.
 //
-// Register and Deregister are allowed only on this stack's target groups, by name: the names
-// are fixed before the groups exist (TargetGroupName), so the role is complete when the master
-// boots, and another stack's controller in the same account cannot move this stack's targets.
+// Register and Deregister are allowed only on target groups that carry this stack's cluster
+// tag (kubernetes.io/cluster/<stack>-<cluster> = owned, which the AWS tier puts on each of its
+// groups), as upstream's policy scopes these actions by its own tags: another stack's controller
+// in the same account cannot move this stack's targets, and the condition still covers a group
+// the program is replacing (a route renamed, a NodePort changed), whose binding the controller
+// must deregister from before the old group goes. A list of names would not: it changes with the
+// routes, early in an up, and a deleted binding whose deregistration is refused keeps its
+// finalizer (cleanupTargets forgives only a missing group), so the up would hang on it.
 // The Describe calls cannot be scoped to a resource.
-func LoadBalancerControllerPolicy(targetGroups []string) PolicyDocument {
+func LoadBalancerControllerPolicy(region, clusterTag string) PolicyDocument {
+	owned := map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + clusterTag: "owned"}}
 	return policy(
 		allow("Describe", "*",
 			"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
 			"ec2:DescribeSecurityGroups"),
-		allow("Targets", targetGroups,
-			"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"),
+		Statement{Sid: "Targets", Effect: "Allow",
+			Action:    []string{"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"},
+			Resource:  fmt.Sprintf("arn:aws:elasticloadbalancing:%s:*:targetgroup/*/*", region),
+			Condition: owned},
 	)
-}
-
-// TargetGroupARNs are the ARN patterns of named target groups in a region (any account: the
-// role can only act in its own), whatever id AWS appends.
-func TargetGroupARNs(region string, names []string) []string {
-	var arns []string
-	for _, n := range names {
-		arns = append(arns, fmt.Sprintf("arn:aws:elasticloadbalancing:%s:*:targetgroup/%s/*", region, n))
-	}
-	return arns
 }
 
 // UploadsPolicy lets the application nodes put, get and delete objects in the uploads bucket and

@@ -13,7 +13,7 @@ import (
 func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
 	docs := map[string]PolicyDocument{
 		"ccm-control-plane": CCMControlPlanePolicy(), "ccm-node": CCMNodePolicy(), "ebs-csi": EBSCSIPolicy(),
-		"load-balancer-controller": LoadBalancerControllerPolicy([]string{"arn:aws:elasticloadbalancing:r:*:targetgroup/tg/*"}), "uploads": UploadsPolicy("arn:aws:s3:::b"),
+		"load-balancer-controller": LoadBalancerControllerPolicy("ap-northeast-2", "kubernetes.io/cluster/prod-c"), "uploads": UploadsPolicy("arn:aws:s3:::b"),
 		"tls-only": TLSOnlyPolicy("arn:aws:s3:::b"),
 	}
 	for name, d := range docs {
@@ -33,7 +33,7 @@ func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
 
 func TestOnlyTheMasterGetsControllerPolicies(t *testing.T) {
 	for _, role := range config.Roles {
-		p := RolePolicies(role, "arn:aws:s3:::b", "arn:aws:s3:::backups", nil)
+		p := RolePolicies(&config.Config{Stack: "prod", ClusterName: "c", Region: "ap-northeast-2"}, role, "arn:aws:s3:::b", "arn:aws:s3:::backups")
 		_, lb := p["load-balancer-controller"]
 		_, s3 := p["uploads"]
 		if lb != role.ControlPlane() {
@@ -64,7 +64,7 @@ func TestSecurityGroupRulesOpenNothingToTheWorld(t *testing.T) {
 // change any of them; it registers nodes and reads what its webhooks and reconciler read.
 func TestLoadBalancerControllerOnlyBindsTargets(t *testing.T) {
 	var got []string
-	for _, s := range LoadBalancerControllerPolicy(nil).Statement {
+	for _, s := range LoadBalancerControllerPolicy("ap-northeast-2", "kubernetes.io/cluster/prod-c").Statement {
 		if s.Effect == "Allow" {
 			got = append(got, s.Action...)
 		}

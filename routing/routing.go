@@ -31,7 +31,17 @@ type Route struct {
 	HealthPath string
 	// AdminOnly routes answer only requests from the stack's adminCidrs.
 	AdminOnly bool
+	// Priority is the listener priority of the route's rule (an admin-only route's further
+	// allow rules and its 403 take the next ones, up to Priority+PrioritySpan-1). It is fixed
+	// per route, never derived from the route's place in the list: the ALB refuses two rules
+	// with one priority even for a moment, and Pulumi changes a priority in place before it
+	// deletes a removed rule, so numbering by position would fail any up that adds or removes
+	// a route before the last.
+	Priority int
 }
+
+// PrioritySpan is how many listener priorities each route owns from its Priority on.
+const PrioritySpan = 100
 
 // NodePortMin and NodePortMax bound Kubernetes' default NodePort range (kube-apiserver
 // --service-node-port-range 30000-32767); the node security group opens it to the ALB only.
@@ -41,16 +51,18 @@ const (
 )
 
 // Routes are the ALB's paths in the order the listener evaluates them (ARCHITECTURE.md section
-// 3): the operator tools first, then the API, then / as the default backend. The NodePorts are
-// fixed here so that the target groups can be created before any Service exists.
+// 3): the operator tools first, then the API, then / as the default backend, last at the
+// highest priority an ALB rule may have. The NodePorts and priorities are fixed here so that the
+// target groups can be created before any Service exists and a new route (a new row, with a
+// priority between its neighbours') moves no other.
 func Routes() []Route {
 	return []Route{
-		{Name: "argocd", Path: "/argocd", Namespace: NamespaceArgoCD, Service: "argocd-server", ServicePort: 80, NodePort: 30080, HealthPath: "/argocd/", AdminOnly: true},
-		{Name: "grafana", Path: "/grafana", Namespace: NamespaceMonitoring, Service: "kube-prometheus-stack-grafana", ServicePort: 80, NodePort: 30081, HealthPath: "/grafana/api/health", AdminOnly: true},
-		{Name: "auth", Path: "/api/v1/auth", Namespace: NamespaceApp, Service: "auth", ServicePort: 80, NodePort: 30082, HealthPath: "/health"},
-		{Name: "users", Path: "/api/v1/users", Namespace: NamespaceApp, Service: "users", ServicePort: 80, NodePort: 30083, HealthPath: "/health"},
-		{Name: "waste", Path: "/api/v1/waste", Namespace: NamespaceApp, Service: "waste", ServicePort: 80, NodePort: 30084, HealthPath: "/health"},
-		{Name: "default", Path: "/", Namespace: NamespaceApp, Service: "default-backend", ServicePort: 80, NodePort: 30085, HealthPath: "/"},
+		{Name: "argocd", Path: "/argocd", Namespace: NamespaceArgoCD, Service: "argocd-server", ServicePort: 80, NodePort: 30080, HealthPath: "/argocd/", AdminOnly: true, Priority: 100},
+		{Name: "grafana", Path: "/grafana", Namespace: NamespaceMonitoring, Service: "kube-prometheus-stack-grafana", ServicePort: 80, NodePort: 30081, HealthPath: "/grafana/api/health", AdminOnly: true, Priority: 200},
+		{Name: "auth", Path: "/api/v1/auth", Namespace: NamespaceApp, Service: "auth", ServicePort: 80, NodePort: 30082, HealthPath: "/health", Priority: 300},
+		{Name: "users", Path: "/api/v1/users", Namespace: NamespaceApp, Service: "users", ServicePort: 80, NodePort: 30083, HealthPath: "/health", Priority: 400},
+		{Name: "waste", Path: "/api/v1/waste", Namespace: NamespaceApp, Service: "waste", ServicePort: 80, NodePort: 30084, HealthPath: "/health", Priority: 500},
+		{Name: "default", Path: "/", Namespace: NamespaceApp, Service: "default-backend", ServicePort: 80, NodePort: 30085, HealthPath: "/", Priority: 10000},
 	}
 }
 

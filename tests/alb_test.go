@@ -191,6 +191,30 @@ func prefixes(r *offline.Result) []string {
 	return out
 }
 
+// TestAddingOrRemovingARouteRenumbersNoOtherRule: the ALB refuses a priority that another rule
+// holds, and Pulumi updates a rule's priority in place before it deletes a removed rule, so an
+// up that removes a route (or adds one before the last) fails if the other rules move. Every
+// rule keeps its priority whichever routes are around it.
+func TestAddingOrRemovingARouteRenumbersNoOtherRule(t *testing.T) {
+	r := run(t, "prod")
+	priorities := func(routes []routing.Route) map[string]int {
+		out := map[string]int{}
+		for _, rule := range infra.ListenerRules(r.Config, routes) {
+			out[rule.Name] = rule.Priority
+		}
+		return out
+	}
+	all := priorities(routing.Routes())
+	for i, removed := range routing.Routes() {
+		rest := slices.Delete(slices.Clone(routing.Routes()), i, i+1)
+		for name, p := range priorities(rest) {
+			if all[name] != p {
+				t.Errorf("without route %s, rule %s moves from priority %d to %d", removed.Name, name, all[name], p)
+			}
+		}
+	}
+}
+
 func TestManyAdminRangesAreSplitWithinTheRuleConditionLimit(t *testing.T) {
 	r := run(t, "prod")
 	cfg := *r.Config
@@ -198,7 +222,7 @@ func TestManyAdminRangesAreSplitWithinTheRuleConditionLimit(t *testing.T) {
 	cfg.AdminCIDRs = append(cfg.AdminCIDRs, cfg.AdminCIDRs[0]) // five ranges
 	seen := map[int]bool{}
 	allowed := 0
-	for _, rule := range infra.ListenerRules(&cfg) {
+	for _, rule := range infra.ListenerRules(&cfg, routing.Routes()) {
 		if seen[rule.Priority] {
 			t.Errorf("two rules share priority %d", rule.Priority)
 		}
@@ -256,6 +280,49 @@ func TestEveryTargetGroupHasABindingToItsService(t *testing.T) {
 		}
 		if n := len(r.OfType("kubernetes:networking.k8s.io/v1:Ingress")); n != 0 {
 			t.Errorf("%d Ingress objects: the program declares the ALB, an Ingress would make the controller create a second one", n)
+		}
+	})
+}
+
+// TestBindingsRegisterOnlyNodesThatServeTheirRoute: a Service with traffic policy Local answers
+// on its NodePort only on the node that runs its pods. The controller registers every node but
+// the control plane unless the binding selects nodes, and the others would then fail the health
+// check for good: an UnHealthyHostCount that is never zero, and an ALB that, once the one good
+// node fails, fails open to nodes that drop the traffic. So each Local route's binding selects
+// exactly its pods' node; a Cluster route (Grafana on the master, which the controller never
+// registers) is reachable through any node and selects none.
+func TestBindingsRegisterOnlyNodesThatServeTheirRoute(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		tgbs, services, deployments := objects(r, "TargetGroupBinding"), objects(r, "Service"), objects(r, "Deployment")
+		values := map[string]*mocks.Resource{}
+		for _, rel := range r.OfType("kubernetes:helm.sh/v3:Release") {
+			values[str(rel, "name")] = rel
+		}
+		for _, route := range routing.Routes() {
+			key := route.Namespace + "/" + route.Service
+			var policy string
+			var podNodes any
+			switch route.Name {
+			case "argocd":
+				argo := values["argo-cd"]
+				policy = str(argo, "values", "server", "service", "externalTrafficPolicy")
+				podNodes = prop(argo, "values", "global", "nodeSelector").Mappable()
+			case "grafana":
+				policy = str(values["kube-prometheus-stack"], "values", "grafana", "service", "externalTrafficPolicy")
+			default:
+				policy = fmt.Sprint(at(services[key], "spec", "externalTrafficPolicy"))
+				podNodes = at(deployments[key], "spec", "template", "spec", "nodeSelector")
+			}
+			selected := at(tgbs[key], "spec", "nodeSelector", "matchLabels")
+			if policy != "Local" {
+				if selected != nil {
+					t.Errorf("binding %s selects nodes %v, but its Service (policy %q) answers on every node", key, selected, policy)
+				}
+				continue
+			}
+			if podNodes == nil || fmt.Sprint(selected) != fmt.Sprint(podNodes) {
+				t.Errorf("binding %s registers nodes %v; its Local Service answers only on its pods' node %v", key, selected, podNodes)
+			}
 		}
 	})
 }
@@ -324,35 +391,73 @@ func TestNothingOfTheClusterIsOnTheALBsPath(t *testing.T) {
 }
 
 // TestLoadBalancerControllerMayOnlyMoveThisStacksTargets: the master's load balancer controller
-// may register and deregister nodes only in the target groups of its own stack's ALB, named as
-// the AWS tier names them; prod's controller cannot touch dev's groups in the same account.
+// may register and deregister nodes in every target group of its own stack's ALB, as AWS names
+// them (the ARN AWS returns), including a group the program is replacing under a new name; and
+// never in the other stack's groups in the same account.
 func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
-	scoped := map[string][]string{}
+	groups := map[string][]*mocks.Resource{}
+	targets := map[string]func(arn string, tags map[string]string) bool{}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		var want []string
-		for _, tg := range r.OfType("aws:lb/targetGroup:TargetGroup") {
-			want = append(want, fmt.Sprintf("arn:aws:elasticloadbalancing:%s:*:targetgroup/%s/*", r.Config.Region, str(tg, "name")))
-		}
-		if len(want) != len(routing.Routes()) {
-			t.Fatalf("%d target groups, want one per route (%d)", len(want), len(routing.Routes()))
-		}
 		rp := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-load-balancer-controller")
 		for _, s := range parsePolicy(t, rp).Statement {
-			if !slices.Contains(s.Action, "elasticloadbalancing:RegisterTargets") {
+			if s.Effect != "Allow" || !slices.Contains(s.Action, "elasticloadbalancing:DeregisterTargets") {
 				continue
 			}
-			got := resources(s.Resource)
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("the controller may register targets in %v, want exactly this stack's target groups %v", got, want)
+			if len(s.Condition) == 0 {
+				t.Errorf("the controller may deregister targets in %v without a condition: any target group of the account", s.Resource)
 			}
-			scoped[r.Stack] = got
+			targets[r.Stack] = func(arn string, tags map[string]string) bool {
+				matched := false
+				for _, pattern := range resources(s.Resource) {
+					matched = matched || iamMatch(pattern, arn)
+				}
+				for op, keys := range s.Condition {
+					for key, want := range keys {
+						tag, ok := strings.CutPrefix(key, "aws:ResourceTag/")
+						if op != "StringEquals" || !ok {
+							t.Fatalf("condition %s %s: the test evaluates only StringEquals on resource tags", op, key)
+						}
+						matched = matched && tags[tag] == want
+					}
+				}
+				return matched
+			}
+		}
+		if targets[r.Stack] == nil {
+			t.Fatalf("the controller's policy does not allow DeregisterTargets")
+		}
+		groups[r.Stack] = r.OfType(typeTG)
+		if len(groups[r.Stack]) != len(routing.Routes()) {
+			t.Fatalf("%d target groups, want one per route (%d)", len(groups[r.Stack]), len(routing.Routes()))
+		}
+		for _, tg := range groups[r.Stack] {
+			arn, tags := tg.Outputs["arn"].StringValue(), tagsOf(tg)
+			if !targets[r.Stack](arn, tags) {
+				t.Errorf("the controller may not move targets in its own group %s (%s)", str(tg, "name"), arn)
+			}
+			// The same group under another name (a route renamed, a NodePort changed): the
+			// binding being deleted must still be able to deregister from it.
+			renamed := strings.Replace(arn, "/"+str(tg, "name")+"/", "/"+str(tg, "name")+"-old/", 1)
+			if !targets[r.Stack](renamed, tags) {
+				t.Errorf("the controller may not deregister from %s once it is renamed (%s)", str(tg, "name"), renamed)
+			}
 		}
 	})
-	for _, arn := range scoped["prod"] {
-		if slices.Contains(scoped["dev"], arn) {
-			t.Errorf("prod's and dev's controllers may both move targets in %s", arn)
+	for stack, other := range map[string]string{"prod": "dev", "dev": "prod"} {
+		for _, tg := range groups[other] {
+			if targets[stack] != nil && targets[stack](tg.Outputs["arn"].StringValue(), tagsOf(tg)) {
+				t.Errorf("%s's controller may move targets in %s's group %s", stack, other, str(tg, "name"))
+			}
 		}
 	}
+}
+
+func tagsOf(r *mocks.Resource) map[string]string {
+	out := map[string]string{}
+	if v := prop(r, "tags"); v.IsObject() {
+		for k, t := range v.ObjectValue() {
+			out[string(k)] = t.StringValue()
+		}
+	}
+	return out
 }

@@ -252,6 +252,7 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
 		return nil, err
 	}
+	b.servedFrom["argocd"] = argoCDRole
 	if _, err := b.customResourceGuard(controlPlane, a.ArgoCD, a.LoadBalancerController); err != nil {
 		return nil, err
 	}
@@ -386,9 +387,12 @@ func argoConfigs(cfg *config.Config) pulumi.Map {
 // ArgoCDClientSecretKey is the argocd-secret key that holds the identity provider's client secret.
 const ArgoCDClientSecretKey = "oidc.clientSecret"
 
+// argoCDRole is the node Argo CD runs on; its server's Service keeps the client address.
+const argoCDRole = config.RoleWorker1
+
 // argoValues serve Argo CD under /argocd behind the ALB, which terminates TLS.
 func argoValues(cfg *config.Config) pulumi.Map {
-	app := config.RoleWorker1
+	app := argoCDRole
 	server := withResources(pulumi.Map{}, argoServer)
 	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
 		"nodePortHttp": pulumi.Int(routing.For("argocd-server").NodePort)}

@@ -140,7 +140,7 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 		}
 		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
 		// on the Calico overlay are not routable from the VPC.
-		if err := b.publicService(ns, api.Name, l, routing.For(api.Name)); err != nil {
+		if err := b.publicService(ns, api.Name, l, routing.For(api.Name), pod.Role); err != nil {
 			return err
 		}
 	}
@@ -198,7 +198,7 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 
 	// The default backend answers / until a front end is deployed.
 	backendLabels := labels(defaultBackend, "web")
-	if _, err := b.deployment(ns, defaultBackend, 1, Pod{
+	backend := Pod{
 		Labels: backendLabels, Role: config.RoleWorker1, UID: 101,
 		Containers: []Container{{
 			Name: "nginx", Image: pulumi.String(versions.DefaultBackend),
@@ -208,10 +208,11 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp"), mount("cache", "/var/cache/nginx")},
 		}},
 		Volumes: corev1.VolumeArray{emptyDir("tmp", 16), emptyDir("cache", 64)},
-	}, "RollingUpdate"); err != nil {
+	}
+	if _, err := b.deployment(ns, defaultBackend, 1, backend, "RollingUpdate"); err != nil {
 		return err
 	}
-	return b.publicService(ns, defaultBackend, backendLabels, routing.For(defaultBackend))
+	return b.publicService(ns, defaultBackend, backendLabels, routing.For(defaultBackend), backend.Role)
 }
 
 // deployment declares a Deployment of pod with the given replicas and update strategy.

@@ -23,17 +23,25 @@ type TargetGroupBindingSpec struct {
 	TargetGroupARN pulumi.StringInput
 	// VPCID is the target group's VPC.
 	VPCID pulumi.StringInput
+	// NodeSelector, when set, limits the registered nodes to those it selects: the node that
+	// runs a Local Service's pods. Without it the controller registers every node but the
+	// control plane, and the ones without the pods fail the health check for good.
+	NodeSelector map[string]string
 }
 
 func (s TargetGroupBindingSpec) args() kubernetes.UntypedArgs {
-	return kubernetes.UntypedArgs{"spec": pulumi.Map{
+	spec := pulumi.Map{
 		"serviceRef":          pulumi.Map{"name": pulumi.String(s.ServiceName), "port": pulumi.Int(s.ServicePort)},
 		"targetGroupARN":      s.TargetGroupARN,
 		"targetType":          pulumi.String("instance"),
 		"ipAddressType":       pulumi.String("ipv4"),
 		"targetGroupProtocol": pulumi.String("HTTP"),
 		"vpcID":               s.VPCID,
-	}}
+	}
+	if len(s.NodeSelector) > 0 {
+		spec["nodeSelector"] = pulumi.Map{"matchLabels": pulumi.ToStringMap(s.NodeSelector)}
+	}
+	return kubernetes.UntypedArgs{"spec": spec}
 }
 
 // targetGroupBindings binds each route's target group to its Service: the load balancer
@@ -48,6 +56,9 @@ func (b *builder) targetGroupBindings(addons *Addons, targetGroupARNs map[string
 			return fmt.Errorf("no target group for route %s", r.Name)
 		}
 		spec := TargetGroupBindingSpec{ServiceName: r.Service, ServicePort: r.ServicePort, TargetGroupARN: arn, VPCID: vpcID}
+		if role, local := b.servedFrom[r.Name]; local {
+			spec.NodeSelector = NodeSelector(role)
+		}
 		deps := []pulumi.Resource{addons.LoadBalancerController}
 		opts := append(b.opts(r.Namespace, deps...),
 			// The ARN is immutable in a binding: a replaced target group means a new binding.

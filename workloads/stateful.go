@@ -10,6 +10,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/routing"
 )
 
@@ -127,11 +128,13 @@ func servicePorts(ports map[string]int) corev1.ServicePortArray {
 	return out
 }
 
-// publicService declares the NodePort Service the ALB sends a route's traffic to. Local traffic
-// policy keeps the client's (the ALB's) address and skips a second hop: only nodes running the
-// pods pass the ALB's health check. The NodePort is the route's fixed one, the port its target
-// group was created with.
-func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route routing.Route) error {
+// publicService declares the NodePort Service the ALB sends a route's traffic to, from pods on
+// role's node. Local traffic policy keeps the client's (the ALB's) address and skips a second
+// hop, so only that node answers on the port: it is the only one registered in the route's
+// target group. The NodePort is the route's fixed one, the port its target group was created
+// with.
+func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route routing.Route, role config.Role) error {
+	b.servedFrom[route.Name] = role
 	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: pulumi.String(namespace), Labels: l,

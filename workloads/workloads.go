@@ -76,7 +76,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	cfg := args.Config
-	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts, crdProvider: args.CRDProvider}
+	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts, crdProvider: args.CRDProvider,
+		servedFrom: map[string]config.Role{}}
 	if b.charts == nil {
 		b.charts = charts.For(cfg.ChartSource)
 	}
@@ -154,6 +155,10 @@ type builder struct {
 	// charts opens the chart archives whose CRDs the program owns; crdProvider declares them.
 	charts      charts.Archives
 	crdProvider *kubernetes.Provider
+	// servedFrom is, for each route whose Service keeps the client address (traffic policy
+	// Local), the role whose node runs its pods: only that node is registered in its target
+	// group (targetGroupBindings).
+	servedFrom map[string]config.Role
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.

@@ -113,6 +113,12 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 	case "aws:lb/loadBalancer:LoadBalancer":
 		set("dnsName", fmt.Sprintf("%s-%s.%s.elb.amazonaws.com", str("name"), Placeholder, m.region))
 		set("zoneId", "Z"+strings.ToUpper(Placeholder)+"ALBZONE")
+		// ELBv2's ARNs: the service is elasticloadbalancing, the AWS name (not Pulumi's), then
+		// an id AWS appends (16 hex digits), so that policies scoped by ARN pattern are tested
+		// against what AWS returns.
+		set("arn", fmt.Sprintf("arn:aws:elasticloadbalancing:%s:123456789012:loadbalancer/app/%s/%016x", m.region, str("name"), m.counter))
+	case "aws:lb/targetGroup:TargetGroup":
+		set("arn", fmt.Sprintf("arn:aws:elasticloadbalancing:%s:123456789012:targetgroup/%s/%016x", m.region, str("name"), m.counter))
 	case "kubernetes:networking.k8s.io/v1:Ingress":
 		set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
 			map[string]any{"hostname": fmt.Sprintf("k8s-%s-alb.%s.elb.amazonaws.com", Placeholder, m.region)},
