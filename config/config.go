@@ -215,7 +215,8 @@ func (c *Config) Environment() string { return c.Stack }
 // a ClusterID. Every AWS name that is unique per account or region (IAM roles and instance
 // profiles, the key pair, security groups, the default uploads bucket) is derived from it, and so
 // are the kubernetes.io/cluster tag, the cloud-controller-manager's --cluster-name and the load
-// balancer controller's clusterName (from which it names the ALB).
+// balancer controller's clusterName. The ALB and its target groups are named by the program
+// (infra.ELBName), from the clusterName and the stack.
 func (c *Config) ClusterID() string { return c.Stack + "-" + c.ClusterName }
 
 // MaxClusterIDLength keeps the longest name prefix derived from ClusterID,

@@ -123,9 +123,20 @@ func (d *DNS) AliasToALB(ctx *pulumi.Context, name string, cfg *config.Config, a
 				ZoneId:               alb.ZoneId,
 				EvaluateTargetHealth: pulumi.Bool(true),
 			}},
-		}, pulumi.Parent(d)); err != nil {
+		}, pulumi.Parent(d), pulumi.Aliases([]pulumi.Alias{{URN: pulumi.URN(workloadsAliasRecordURN(ctx.Stack(), ctx.Project(), cfg.ClusterName, label))}})); err != nil {
 			return fmt.Errorf("create alias record %s: %w", fqdn, err)
 		}
 	}
 	return nil
+}
+
+// workloadsAliasRecordURN is the URN an alias record had before the program declared the ALB:
+// the workloads tier declared it, as "<clusterName>-dns-<label>", a child of its component
+// (waste-coach-infra:workloads:Workloads "<clusterName>", itself a child of the stack). The
+// record carries it as an alias, so on the first up of a stack deployed then the engine updates
+// the record in place (its alias now targets the program's ALB) instead of creating a second
+// record for the same name, which Route53 refuses ("already exists"), and deleting the old one.
+func workloadsAliasRecordURN(stack, project, clusterName, label string) string {
+	return fmt.Sprintf("urn:pulumi:%s::%s::waste-coach-infra:workloads:Workloads$aws:route53/record:Record::%s-dns-%s",
+		stack, project, clusterName, label)
 }

@@ -180,7 +180,8 @@ func upstream(r *offline.Result, from *mocks.Resource) map[string]bool {
 // to reach every route-table association, security-group rule and role policy. The engine
 // deletes a resource only after everything that depends on it, so these then go last: during
 // `pulumi destroy` the nodes keep their internet route, the deploying machine keeps SSH and the
-// API, and the load balancer controller keeps the permissions to delete its ALB.
+// API, and the load balancer controller keeps the permissions to deregister the nodes from the
+// bindings' target groups before it goes.
 func TestDestroyDeletesRoutesRulesAndPoliciesLast(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		var needed []*mocks.Resource

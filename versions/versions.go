@@ -140,7 +140,7 @@ func CCMImage(minor string) (string, bool) {
 var (
 	// EBSCSIDriver 2.52.0 ships driver v1.52.0 (released 2025-10-30).
 	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0"}
-	// LoadBalancerController 1.14.0 ships controller v2.14.0 (ingress groups, target-type instance).
+	// LoadBalancerController 1.14.0 ships controller v2.14.0 (TargetGroupBinding, target-type instance).
 	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0", CRDFolders: true}
 	// MetricsServer 3.13.0 (released 2025-07) ships metrics-server v0.8.
 	MetricsServer = Chart{Repo: "https://kubernetes-sigs.github.io/metrics-server", Name: "metrics-server", Version: "3.13.0"}

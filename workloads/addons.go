@@ -397,7 +397,7 @@ func argoValues(cfg *config.Config) pulumi.Map {
 	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
 		"nodePortHttp": pulumi.Int(routing.For("argocd-server").NodePort)}
 	return pulumi.Map{
-		// Short, fixed names: the ingress routes to the argocd-server Service.
+		// Short, fixed names: the ALB's binding names the argocd-server Service.
 		"fullnameOverride": pulumi.String("argocd"),
 		"global":           pulumi.Map{"nodeSelector": nodeSelector(app)},
 		"configs":          argoConfigs(cfg),

@@ -48,6 +48,9 @@ type Resource struct {
 	AdditionalSecretOutputs []string
 	IgnoreChanges           []string
 	DeleteBeforeReplace     bool
+	// Aliases are the URNs of the resource's previous identities (pulumi.Aliases), resolved as
+	// the engine resolves them.
+	Aliases []string
 }
 
 // ProviderURN is the URN of the explicit provider the resource was registered with ("" if none):
@@ -142,6 +145,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.AdditionalSecretOutputs = rpc.GetAdditionalSecretOutputs()
 		r.IgnoreChanges = rpc.GetIgnoreChanges()
 		r.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		r.Aliases = m.aliasURNs(rpc, r.Type, r.Name, r.Parent)
 		deps := slices.Clone(rpc.GetDependencies())
 		for _, pd := range rpc.GetPropertyDependencies() {
 			deps = append(deps, pd.GetUrns()...)
