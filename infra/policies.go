@@ -120,12 +120,13 @@ func EBSCSIPolicy() PolicyDocument {
 //
 // Register and Deregister are allowed only on target groups that carry this stack's cluster
 // tag (kubernetes.io/cluster/<stack>-<cluster> = owned, which the AWS tier puts on each of its
-// groups), as upstream's policy scopes these actions by its own tags: another stack's controller
-// in the same account cannot move this stack's targets, and the condition still covers a group
-// the program is replacing (a route renamed, a NodePort changed), whose binding the controller
-// must deregister from before the old group goes. A list of names would not: it changes with the
-// routes, early in an up, and a deleted binding whose deregistration is refused keeps its
-// finalizer (cleanupTargets forgives only a missing group), so the up would hang on it.
+// groups). Later revisions of upstream's example policy likewise condition these calls on a tag
+// of the group (v2.14's allows them on every group). Another stack's controller in the same
+// account cannot move this stack's targets, and the condition still covers a group the program is
+// replacing (a NodePort changed), which the old binding must deregister from before the group
+// goes. A list of names would not: it changes early in the up, and a deleted binding whose
+// deregistration is refused keeps its finalizer (cleanupTargets forgives only a missing group),
+// so the up would hang on it.
 // The Describe calls cannot be scoped to a resource.
 func LoadBalancerControllerPolicy(region, clusterTag string) PolicyDocument {
 	owned := map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + clusterTag: "owned"}}

@@ -51,18 +51,20 @@ const (
 )
 
 // Routes are the ALB's paths in the order the listener evaluates them (ARCHITECTURE.md section
-// 3): the operator tools first, then the API, then / as the default backend, last at the
-// highest priority an ALB rule may have. The NodePorts and priorities are fixed here so that the
-// target groups can be created before any Service exists and a new route (a new row, with a
-// priority between its neighbours') moves no other.
+// 3): the operator tools first, then the API, then / as the default backend in the last span of
+// priorities an ALB accepts (up to 50000). The NodePorts and priorities are fixed here so that
+// the target groups can be created before any Service exists; the routes are 1000 apart, so a
+// new route fits between any two with a priority of its own and moves no other. A route's Name
+// names its target group, rule and binding resources: renaming one replaces them, and the new
+// rule cannot take the priority the old one holds until the end of the up.
 func Routes() []Route {
 	return []Route{
-		{Name: "argocd", Path: "/argocd", Namespace: NamespaceArgoCD, Service: "argocd-server", ServicePort: 80, NodePort: 30080, HealthPath: "/argocd/", AdminOnly: true, Priority: 100},
-		{Name: "grafana", Path: "/grafana", Namespace: NamespaceMonitoring, Service: "kube-prometheus-stack-grafana", ServicePort: 80, NodePort: 30081, HealthPath: "/grafana/api/health", AdminOnly: true, Priority: 200},
-		{Name: "auth", Path: "/api/v1/auth", Namespace: NamespaceApp, Service: "auth", ServicePort: 80, NodePort: 30082, HealthPath: "/health", Priority: 300},
-		{Name: "users", Path: "/api/v1/users", Namespace: NamespaceApp, Service: "users", ServicePort: 80, NodePort: 30083, HealthPath: "/health", Priority: 400},
-		{Name: "waste", Path: "/api/v1/waste", Namespace: NamespaceApp, Service: "waste", ServicePort: 80, NodePort: 30084, HealthPath: "/health", Priority: 500},
-		{Name: "default", Path: "/", Namespace: NamespaceApp, Service: "default-backend", ServicePort: 80, NodePort: 30085, HealthPath: "/", Priority: 10000},
+		{Name: "argocd", Path: "/argocd", Namespace: NamespaceArgoCD, Service: "argocd-server", ServicePort: 80, NodePort: 30080, HealthPath: "/argocd/", AdminOnly: true, Priority: 1000},
+		{Name: "grafana", Path: "/grafana", Namespace: NamespaceMonitoring, Service: "kube-prometheus-stack-grafana", ServicePort: 80, NodePort: 30081, HealthPath: "/grafana/api/health", AdminOnly: true, Priority: 2000},
+		{Name: "auth", Path: "/api/v1/auth", Namespace: NamespaceApp, Service: "auth", ServicePort: 80, NodePort: 30082, HealthPath: "/health", Priority: 3000},
+		{Name: "users", Path: "/api/v1/users", Namespace: NamespaceApp, Service: "users", ServicePort: 80, NodePort: 30083, HealthPath: "/health", Priority: 4000},
+		{Name: "waste", Path: "/api/v1/waste", Namespace: NamespaceApp, Service: "waste", ServicePort: 80, NodePort: 30084, HealthPath: "/health", Priority: 5000},
+		{Name: "default", Path: "/", Namespace: NamespaceApp, Service: "default-backend", ServicePort: 80, NodePort: 30085, HealthPath: "/", Priority: 49900},
 	}
 }
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -191,11 +192,27 @@ func prefixes(r *offline.Result) []string {
 	return out
 }
 
-// TestAddingOrRemovingARouteRenumbersNoOtherRule: the ALB refuses a priority that another rule
-// holds, and Pulumi updates a rule's priority in place before it deletes a removed rule, so an
-// up that removes a route (or adds one before the last) fails if the other rules move. Every
-// rule keeps its priority whichever routes are around it.
-func TestAddingOrRemovingARouteRenumbersNoOtherRule(t *testing.T) {
+// TestRulesKeepTheirRoutesFixedPriorities: the ALB refuses a priority that another rule holds,
+// and Pulumi updates a rule's priority in place before it deletes a removed rule, so an up that
+// removes a route (or adds one before the last) fails if the other rules move. Each declared rule
+// has its route's own priority (the 403 the last of the route's span), and removing or inserting
+// a route changes no other rule's.
+func TestRulesKeepTheirRoutesFixedPriorities(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for _, route := range routing.Routes() {
+			rule := must(t, r, typeRule, "sesacthon-alb-rule-"+route.Name)
+			if got := int(prop(rule, "priority").NumberValue()); got != route.Priority {
+				t.Errorf("rule %s at priority %d, want its route's fixed %d", rule.Name, got, route.Priority)
+			}
+			if route.AdminOnly {
+				deny := must(t, r, typeRule, "sesacthon-alb-rule-"+route.Name+"-deny")
+				if got, want := int(prop(deny, "priority").NumberValue()), route.Priority+routing.PrioritySpan-1; got != want {
+					t.Errorf("rule %s at priority %d, want the last of its route's span, %d", deny.Name, got, want)
+				}
+			}
+		}
+	})
+
 	r := run(t, "prod")
 	priorities := func(routes []routing.Route) map[string]int {
 		out := map[string]int{}
@@ -204,14 +221,33 @@ func TestAddingOrRemovingARouteRenumbersNoOtherRule(t *testing.T) {
 		}
 		return out
 	}
+	ruleOf := func(rule string, route routing.Route) bool {
+		return rule == route.Name || strings.HasPrefix(rule, route.Name+"-")
+	}
 	all := priorities(routing.Routes())
 	for i, removed := range routing.Routes() {
-		rest := slices.Delete(slices.Clone(routing.Routes()), i, i+1)
-		for name, p := range priorities(rest) {
-			if all[name] != p {
-				t.Errorf("without route %s, rule %s moves from priority %d to %d", removed.Name, name, all[name], p)
+		got := priorities(slices.Delete(slices.Clone(routing.Routes()), i, i+1))
+		for name, p := range all {
+			q, kept := got[name]
+			switch {
+			case ruleOf(name, removed) && kept:
+				t.Errorf("without route %s, its rule %s is still declared", removed.Name, name)
+			case !ruleOf(name, removed) && q != p:
+				t.Errorf("without route %s, rule %s moves from priority %d to %d", removed.Name, name, p, q)
 			}
 		}
+	}
+	auth := slices.IndexFunc(routing.Routes(), func(x routing.Route) bool { return x.Name == "auth" })
+	extra := routing.Route{Name: "extra", Path: "/api/v1/extra", Namespace: routing.NamespaceApp, Service: "extra",
+		ServicePort: 80, NodePort: 30099, HealthPath: "/health", Priority: routing.For("auth").Priority + 500}
+	got := priorities(slices.Insert(slices.Clone(routing.Routes()), auth+1, extra))
+	for name, p := range all {
+		if got[name] != p {
+			t.Errorf("with a route inserted after auth, rule %s moves from priority %d to %d", name, p, got[name])
+		}
+	}
+	if got["extra"] != extra.Priority {
+		t.Errorf("the inserted route's rule is at %d, want its own %d", got["extra"], extra.Priority)
 	}
 }
 
@@ -393,63 +429,78 @@ func TestNothingOfTheClusterIsOnTheALBsPath(t *testing.T) {
 // TestLoadBalancerControllerMayOnlyMoveThisStacksTargets: the master's load balancer controller
 // may register and deregister nodes in every target group of its own stack's ALB, as AWS names
 // them (the ARN AWS returns), including a group the program is replacing under a new name; and
-// never in the other stack's groups in the same account.
+// never in the other stack's groups in the same account. Every Allow statement of the role's
+// policy counts, each action on its own.
 func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
+	actions := []string{"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"}
+	statements := map[string]policyDoc{}
 	groups := map[string][]*mocks.Resource{}
-	targets := map[string]func(arn string, tags map[string]string) bool{}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		rp := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-load-balancer-controller")
-		for _, s := range parsePolicy(t, rp).Statement {
-			if s.Effect != "Allow" || !slices.Contains(s.Action, "elasticloadbalancing:DeregisterTargets") {
-				continue
-			}
-			if len(s.Condition) == 0 {
-				t.Errorf("the controller may deregister targets in %v without a condition: any target group of the account", s.Resource)
-			}
-			targets[r.Stack] = func(arn string, tags map[string]string) bool {
-				matched := false
-				for _, pattern := range resources(s.Resource) {
-					matched = matched || iamMatch(pattern, arn)
+		doc := parsePolicy(t, must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-load-balancer-controller"))
+		for _, s := range doc.Statement {
+			for _, a := range actions {
+				if s.Effect == "Allow" && slices.Contains(s.Action, a) && len(s.Condition) == 0 {
+					t.Errorf("the controller may %s in %v without a condition: any target group of the account", a, s.Resource)
 				}
-				for op, keys := range s.Condition {
-					for key, want := range keys {
-						tag, ok := strings.CutPrefix(key, "aws:ResourceTag/")
-						if op != "StringEquals" || !ok {
-							t.Fatalf("condition %s %s: the test evaluates only StringEquals on resource tags", op, key)
-						}
-						matched = matched && tags[tag] == want
-					}
-				}
-				return matched
 			}
 		}
-		if targets[r.Stack] == nil {
-			t.Fatalf("the controller's policy does not allow DeregisterTargets")
-		}
-		groups[r.Stack] = r.OfType(typeTG)
+		statements[r.Stack], groups[r.Stack] = doc, r.OfType(typeTG)
 		if len(groups[r.Stack]) != len(routing.Routes()) {
 			t.Fatalf("%d target groups, want one per route (%d)", len(groups[r.Stack]), len(routing.Routes()))
 		}
-		for _, tg := range groups[r.Stack] {
-			arn, tags := tg.Outputs["arn"].StringValue(), tagsOf(tg)
-			if !targets[r.Stack](arn, tags) {
-				t.Errorf("the controller may not move targets in its own group %s (%s)", str(tg, "name"), arn)
-			}
-			// The same group under another name (a route renamed, a NodePort changed): the
-			// binding being deleted must still be able to deregister from it.
-			renamed := strings.Replace(arn, "/"+str(tg, "name")+"/", "/"+str(tg, "name")+"-old/", 1)
-			if !targets[r.Stack](renamed, tags) {
-				t.Errorf("the controller may not deregister from %s once it is renamed (%s)", str(tg, "name"), renamed)
-			}
-		}
 	})
-	for stack, other := range map[string]string{"prod": "dev", "dev": "prod"} {
-		for _, tg := range groups[other] {
-			if targets[stack] != nil && targets[stack](tg.Outputs["arn"].StringValue(), tagsOf(tg)) {
-				t.Errorf("%s's controller may move targets in %s's group %s", stack, other, str(tg, "name"))
+	for stack, doc := range statements {
+		for _, a := range actions {
+			for _, tg := range groups[stack] {
+				arn, tags := tg.Outputs["arn"].StringValue(), tagsOf(tg)
+				if !allows(t, doc, a, arn, tags) {
+					t.Errorf("%s: the controller may not %s in its own group %s (%s)", stack, a, str(tg, "name"), arn)
+				}
+				// The same group under another name (a NodePort changed): the binding being
+				// deleted must still deregister from it.
+				renamed := strings.Replace(arn, "/"+str(tg, "name")+"/", "/"+str(tg, "name")+"-old/", 1)
+				if !allows(t, doc, a, renamed, tags) {
+					t.Errorf("%s: the controller may not %s in %s once it is renamed (%s)", stack, a, str(tg, "name"), renamed)
+				}
+			}
+			other := map[string]string{"prod": "dev", "dev": "prod"}[stack]
+			for _, tg := range groups[other] {
+				if allows(t, doc, a, tg.Outputs["arn"].StringValue(), tagsOf(tg)) {
+					t.Errorf("%s's controller may %s in %s's group %s", stack, a, other, str(tg, "name"))
+				}
 			}
 		}
 	}
+}
+
+// allows evaluates a policy's Allow statements for one action on one resource with its tags:
+// ARN patterns match case-sensitively, as IAM matches resource ARNs; the only condition it knows
+// is StringEquals on a resource tag, and it fails the test on any other.
+func allows(t *testing.T, doc policyDoc, action, arn string, tags map[string]string) bool {
+	t.Helper()
+	for _, s := range doc.Statement {
+		if s.Effect != "Allow" || !slices.Contains(s.Action, action) {
+			continue
+		}
+		matched := false
+		for _, pattern := range resources(s.Resource) {
+			re := "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
+			matched = matched || regexp.MustCompile(re).MatchString(arn)
+		}
+		for op, keys := range s.Condition {
+			for key, want := range keys {
+				tag, ok := strings.CutPrefix(key, "aws:ResourceTag/")
+				if op != "StringEquals" || !ok {
+					t.Fatalf("condition %s %s: the test evaluates only StringEquals on resource tags", op, key)
+				}
+				matched = matched && tags[tag] == want
+			}
+		}
+		if matched {
+			return true
+		}
+	}
+	return false
 }
 
 func tagsOf(r *mocks.Resource) map[string]string {

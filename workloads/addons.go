@@ -249,10 +249,14 @@ func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.Connectio
 	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), monitoringDeps...); err != nil {
 		return nil, err
 	}
+	// Grafana runs on the master, which the load balancer controller never registers (kubeadm
+	// labels it exclude-from-external-load-balancers), so its Service keeps the chart's traffic
+	// policy Cluster: any registered node forwards to it.
+	b.served["grafana"] = served{}
 	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
 		return nil, err
 	}
-	b.servedFrom["argocd"] = argoCDRole
+	b.served["argocd"] = served{local: true, role: argoCDRole}
 	if _, err := b.customResourceGuard(controlPlane, a.ArgoCD, a.LoadBalancerController); err != nil {
 		return nil, err
 	}

@@ -56,8 +56,15 @@ func (b *builder) targetGroupBindings(addons *Addons, targetGroupARNs map[string
 			return fmt.Errorf("no target group for route %s", r.Name)
 		}
 		spec := TargetGroupBindingSpec{ServiceName: r.Service, ServicePort: r.ServicePort, TargetGroupARN: arn, VPCID: vpcID}
-		if role, local := b.servedFrom[r.Name]; local {
-			spec.NodeSelector = NodeSelector(role)
+		how, ok := b.served[r.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("route %s: no Service %s/%s is declared for it", r.Name, r.Namespace, r.Service)
+		case how.local && how.role.ControlPlane():
+			// The controller never registers a control-plane node: the group would stay empty.
+			return fmt.Errorf("route %s: a Service with traffic policy Local on the control plane cannot be registered", r.Name)
+		case how.local:
+			spec.NodeSelector = NodeSelector(how.role)
 		}
 		deps := []pulumi.Resource{addons.LoadBalancerController}
 		opts := append(b.opts(r.Namespace, deps...),

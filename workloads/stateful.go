@@ -134,7 +134,7 @@ func servicePorts(ports map[string]int) corev1.ServicePortArray {
 // target group. The NodePort is the route's fixed one, the port its target group was created
 // with.
 func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route routing.Route, role config.Role) error {
-	b.servedFrom[route.Name] = role
+	b.served[route.Name] = served{local: true, role: role}
 	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: pulumi.String(namespace), Labels: l,

@@ -77,7 +77,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	cfg := args.Config
 	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts, crdProvider: args.CRDProvider,
-		servedFrom: map[string]config.Role{}}
+		served: map[string]served{}}
 	if b.charts == nil {
 		b.charts = charts.For(cfg.ChartSource)
 	}
@@ -155,10 +155,16 @@ type builder struct {
 	// charts opens the chart archives whose CRDs the program owns; crdProvider declares them.
 	charts      charts.Archives
 	crdProvider *kubernetes.Provider
-	// servedFrom is, for each route whose Service keeps the client address (traffic policy
-	// Local), the role whose node runs its pods: only that node is registered in its target
-	// group (targetGroupBindings).
-	servedFrom map[string]config.Role
+	// served records, per route, how its Service answers on the nodes, as the Service is
+	// declared; targetGroupBindings registers the nodes accordingly.
+	served map[string]served
+}
+
+// served is how a routed Service answers on its NodePort: on every node (traffic policy
+// Cluster), or only on the node of role that runs its pods (Local).
+type served struct {
+	local bool
+	role  config.Role
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.
