@@ -96,6 +96,9 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	for _, s := range steps {
 		fmt.Printf("  %5ds %5ds  %-48s %s\n", s.Start, s.End, s.Resource.Name, s.Resource.Type)
 	}
+	if ready, ok := critpath.Finish(res.Resources, "-nodes-ready"); ok {
+		fmt.Printf("every node is Ready at %s at best: nothing that waits for the nodes can end sooner\n", time.Duration(ready)*time.Second)
+	}
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
 	return nil
 }

@@ -96,25 +96,65 @@ type Step struct {
 
 // Path returns the critical path of a run, first step first, and its total in seconds.
 func Path(resources []*mocks.Resource) ([]Step, int) {
-	byURN := map[string]*mocks.Resource{}
+	s := schedule(resources)
+	var last *mocks.Resource
+	for _, r := range resources {
+		if last == nil || s.finish[r.URN] > s.finish[last.URN] {
+			last = r
+		}
+	}
+	if last == nil {
+		return nil, 0
+	}
+	var steps []Step
+	for cur := last; cur != nil; cur = s.byURN[s.via[cur.URN]] {
+		if d := DurationOf(cur); d.Seconds > 0 {
+			steps = append([]Step{{Resource: cur, Start: s.finish[cur.URN] - d.Seconds, End: s.finish[cur.URN], Duration: d}}, steps...)
+		}
+	}
+	return steps, s.finish[last.URN]
+}
+
+// Finish returns when the first resource whose name ends with suffix is done at best, in
+// seconds from the start of the run, and whether there is one: a milestone such as the end of
+// the cluster's bootstrap.
+func Finish(resources []*mocks.Resource, suffix string) (int, bool) {
+	s := schedule(resources)
+	for _, r := range resources {
+		if strings.HasSuffix(r.Name, suffix) {
+			return s.finish[r.URN], true
+		}
+	}
+	return 0, false
+}
+
+// timetable is when each resource of a run is done at best, and which dependency (or, for a
+// component, which child) determined it.
+type timetable struct {
+	byURN  map[string]*mocks.Resource
+	finish map[string]int
+	via    map[string]string
+}
+
+func schedule(resources []*mocks.Resource) timetable {
+	s := timetable{byURN: map[string]*mocks.Resource{}, finish: map[string]int{}, via: map[string]string{}}
 	children := map[string][]*mocks.Resource{}
 	for _, r := range resources {
-		byURN[r.URN] = r
+		s.byURN[r.URN] = r
 		children[r.Parent] = append(children[r.Parent], r)
 	}
-	finish := map[string]int{}
-	via := map[string]string{} // the dependency that determined each resource's start
+	done := map[string]bool{}
 	var end func(r *mocks.Resource) int
 	end = func(r *mocks.Resource) int {
-		if f, ok := finish[r.URN]; ok {
-			return f
+		if done[r.URN] {
+			return s.finish[r.URN]
 		}
-		finish[r.URN] = 0 // cycles cannot happen in a Pulumi graph; this guards the recursion
+		done[r.URN] = true // cycles cannot happen in a Pulumi graph; this guards the recursion
 		start := 0
 		for _, dep := range waitsFor(r) {
-			if d, ok := byURN[dep]; ok {
+			if d, ok := s.byURN[dep]; ok {
 				if f := end(d); f > start {
-					start, via[r.URN] = f, dep
+					start, s.via[r.URN] = f, dep
 				}
 			}
 		}
@@ -123,29 +163,17 @@ func Path(resources []*mocks.Resource) ([]Step, int) {
 			// A component is done when its last child is.
 			for _, c := range children[r.URN] {
 				if cf := end(c); cf > f {
-					f, via[r.URN] = cf, c.URN
+					f, s.via[r.URN] = cf, c.URN
 				}
 			}
 		}
-		finish[r.URN] = f
+		s.finish[r.URN] = f
 		return f
 	}
-	var last *mocks.Resource
 	for _, r := range resources {
-		if last == nil || end(r) > end(last) {
-			last = r
-		}
+		end(r)
 	}
-	if last == nil {
-		return nil, 0
-	}
-	var steps []Step
-	for cur := last; cur != nil; cur = byURN[via[cur.URN]] {
-		if d := DurationOf(cur); d.Seconds > 0 {
-			steps = append([]Step{{Resource: cur, Start: finish[cur.URN] - d.Seconds, End: finish[cur.URN], Duration: d}}, steps...)
-		}
-	}
-	return steps, finish[last.URN]
+	return s
 }
 
 // waitsFor returns what a resource waits for: its dependencies and its explicit provider.

@@ -29,6 +29,13 @@ func TestPathFollowsTheLongestChain(t *testing.T) {
 	if len(names) != 3 || names[0] != "node" || names[2] != "ing" {
 		t.Errorf("path %v, want node → svc → ing", names)
 	}
+	// Off the path, a milestone still ends when its own chain does.
+	if f, ok := Finish([]*mocks.Resource{a, b, c, d}, "-kubeadm-init"); !ok || f != 45+90 {
+		t.Errorf("kubeadm init done at %d s (found %v), want 135 (45 + 90)", f, ok)
+	}
+	if _, ok := Finish([]*mocks.Resource{a, b, c, d}, "-nodes-ready"); ok {
+		t.Errorf("a milestone no resource is named for was found")
+	}
 }
 
 func TestProviderCountsAsADependency(t *testing.T) {
