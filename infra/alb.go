@@ -50,6 +50,9 @@ type LoadBalancer struct {
 // ciphers for older clients.
 const TLSPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
+// ALBIdleTimeoutSeconds is how long the ALB keeps an idle connection, to clients and to targets.
+const ALBIdleTimeoutSeconds = 60
+
 // maxELBName is the longest name AWS accepts for a load balancer or a target group.
 const maxELBName = 32
 
@@ -136,7 +139,13 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		SecurityGroups:   pulumi.StringArray{args.SecurityGroupID.ToStringOutput()},
 		// Requests with header names the ALB cannot parse are dropped, not passed to the apps.
 		DropInvalidHeaderFields: pulumi.Bool(true),
-		Tags:                    tags(cfg, albName, nil),
+		// AWS's default, written down because the backends depend on it: a backend must keep
+		// an idle connection open longer than this, or the ALB may send a request on one the
+		// backend has just closed and answer 502 (ALB guide, "Connection idle timeout"). The
+		// default backend's nginx keeps 65 s; the application images' contract (README) asks
+		// the API servers for more than 60 s. Raising this would break that contract.
+		IdleTimeout: pulumi.Int(ALBIdleTimeoutSeconds),
+		Tags:        tags(cfg, albName, nil),
 	}, parent,
 		// Its name is fixed per stack and AWS refuses a second load balancer of that name, so a
 		// replacement (a forced one, or a change of name, scheme or type) deletes the old ALB
