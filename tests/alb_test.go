@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -484,8 +483,7 @@ func allows(t *testing.T, doc policyDoc, action, arn string, tags map[string]str
 		}
 		matched := false
 		for _, pattern := range resources(s.Resource) {
-			re := "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
-			matched = matched || regexp.MustCompile(re).MatchString(arn)
+			matched = matched || arnMatch(pattern, arn)
 		}
 		for op, keys := range s.Condition {
 			for key, want := range keys {

@@ -44,10 +44,20 @@ func parsePolicy(t *testing.T, r *mocks.Resource) policyDoc {
 	return d
 }
 
-// iamMatch reports whether an IAM pattern (with * and ?) matches a value.
+// iamMatch reports whether an IAM action pattern (with * and ?) matches an action; IAM compares
+// actions without regard to case.
 func iamMatch(pattern, value string) bool {
-	re := "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
-	return regexp.MustCompile("(?i)" + re).MatchString(value)
+	return regexp.MustCompile("(?i)" + iamGlob(pattern)).MatchString(value)
+}
+
+// arnMatch reports whether an IAM resource pattern matches an ARN; IAM compares ARNs with case.
+func arnMatch(pattern, arn string) bool {
+	return regexp.MustCompile(iamGlob(pattern)).MatchString(arn)
+}
+
+// iamGlob is the regular expression of an IAM pattern: * any run of characters, ? one.
+func iamGlob(pattern string) string {
+	return "^" + strings.ReplaceAll(strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*"), `\?`, ".") + "$"
 }
 
 func resources(v any) []string {
@@ -181,7 +191,7 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 					continue
 				}
 				for _, res := range resources(s.Resource) {
-					if !iamMatch(res, bucketARN+"/etcd/x") && !iamMatch(res, bucketARN+"/postgres/x") && !iamMatch(res, bucketARN) {
+					if !arnMatch(res, bucketARN+"/etcd/x") && !arnMatch(res, bucketARN+"/postgres/x") && !arnMatch(res, bucketARN) {
 						continue
 					}
 					for _, a := range s.Action {
