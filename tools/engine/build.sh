@@ -33,7 +33,7 @@ else
   start=${SECONDS}
   scratch=$(mktemp -d)
   trap 'rm -rf "${scratch}"' EXIT
-  src=$(cd "${here}/provider" && go list -m -f '{{.Dir}}' "${provider_module}")
+  src=$("${here}/module-dir.sh" "${here}/provider" "${provider_module}")
   cp "${here}/provider/go.mod" "${here}/provider/go.sum" "${scratch}/"
   mkdir -p "${scratch}/cmd/pulumi-resource-kubernetes"
   cp "${src}"/cmd/pulumi-resource-kubernetes/{main.go,generate.go,schema.json,terraform-mapping.json} "${scratch}/cmd/pulumi-resource-kubernetes/"
