@@ -2,7 +2,7 @@
 STACK ?= prod
 BIN   := $(CURDIR)/.bin
 
-.PHONY: render test chartfit verify-local verify-local-negative engine lint prerequisites
+.PHONY: render test chartfit verify-local verify-local-negative engine compat lint prerequisites
 
 render:
 	go run ./cmd/render -stack $(STACK) -out out/$(STACK)
@@ -34,6 +34,11 @@ verify-local-negative: prerequisites
 # AWS and the SSH commands are stand-ins). Needs root for the namespace; first build ~20 min.
 engine: prerequisites
 	tools/engine/run.sh $(STACK)
+
+# The release-compatibility check (docs/delivery.md): the stack deployed by the commit in
+# .ci/released, previewed with this commit; only .ci/compat-allowlist may replace or delete.
+compat: prerequisites
+	tools/engine/run.sh $(STACK) compat
 
 lint:
 	$(BIN)/golangci-lint run ./...

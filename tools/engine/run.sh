@@ -5,12 +5,19 @@
 # AWS, the SSH commands, TLS and random are stand-ins (internal/standin).
 #   tools/engine/run.sh STACK   up, no-change preview, one-line change, secrets in the export,
 #                               the negative check (a perma-diff must fail), destroy, leftovers
-# Output, timings and the preview texts go to out/engine/<stack>/.
+#   tools/engine/run.sh STACK compat
+#                               the release-compatibility check: up with the program of the commit
+#                               named in .ci/released, then this commit's preview on that state
+#                               may replace or delete only what .ci/compat-allowlist names; then
+#                               this commit's up and a clean preview; then a fixture that must fail
+# Output, timings and the preview texts go to out/engine/<stack>/ (<stack>-compat/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../.." && pwd)
 bin=${root}/.bin
-stack=${1:?usage: run.sh STACK}
+stack=${1:?usage: run.sh STACK [compat]}
+mode=${2:-full}
+case "${mode}" in full | compat) ;; *) echo "usage: run.sh STACK [compat]" >&2; exit 2 ;; esac
 charts=${CHARTS:-$(cd "${root}/.." && pwd)/shared/charts}
 
 if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
@@ -20,6 +27,10 @@ if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
   (cd "${root}/tools/kube" && go build -o "${bin}/verify-local" ./cmd/verify-local)
   (cd "${root}" && go build -o "${bin}/engine" ./tools/engine/cmd/engine &&
     go build -o "${bin}/pulumi-resource-standin" ./tools/engine/cmd/pulumi-resource-standin)
+  released_bin=
+  if [ "${mode}" = compat ]; then
+    released_bin=$("${here}/build-released.sh")
+  fi
   standins=$(mktemp -d)
   for pkg in aws command tls random; do ln -s "${bin}/pulumi-resource-standin" "${standins}/pulumi-resource-${pkg}"; done
   # kwok's own stage definitions, read in place from its module: nodes keep a heartbeat; pods
@@ -27,7 +38,7 @@ if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
   kwok_dir=$("${here}/module-dir.sh" "${here}/kwok" sigs.k8s.io/kwok)
   stages=${kwok_dir}/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
   for s in pod-ready pod-complete pod-delete; do stages+=,${kwok_dir}/kustomize/stage/pod/fast/${s}.yaml; done
-  ENGINE_IN_NETNS=1 ENGINE_STANDINS=${standins} ENGINE_KWOK_STAGES=${stages} exec unshare --net -- "$0" "$@"
+  ENGINE_IN_NETNS=1 ENGINE_RELEASED=${released_bin} ENGINE_STANDINS=${standins} ENGINE_KWOK_STAGES=${stages} exec unshare --net -- "$0" "$@"
 fi
 
 # Inside the new network namespace: bring up loopback and prove that nothing else exists, so no
@@ -41,6 +52,7 @@ fi
 echo "engine: network namespace with loopback only (links: ${links}; no routes)"
 
 out=${root}/out/engine/${stack}
+[ "${mode}" = compat ] && out=${out}-compat
 rm -rf "${out}" && mkdir -p "${out}"
 state=$(mktemp -d)
 export PATH="${bin}:${ENGINE_STANDINS}:${PATH}"
@@ -59,4 +71,13 @@ for _ in $(seq 1 120); do
 done
 [ -e "${state}/ready" ] || { echo "engine: local cluster not ready after 120 s" >&2; cat "${out}/cluster.log" >&2; exit 1; }
 
-"${bin}/engine" -stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}"
+if [ "${mode}" = full ]; then
+  "${bin}/engine" -stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}"
+  exit 0
+fi
+work=$(mktemp -d)
+echo "engine: compat: deploying ${stack} with the released commit's program ($(cat "${ENGINE_RELEASED}/commit"))"
+"${ENGINE_RELEASED}/engine-up" -stack "${stack}" -repo "${ENGINE_RELEASED}" -work "${work}" -state "${state}" -charts "${charts}" -out "${out}"
+"${bin}/engine" -mode compat -allowlist "${root}/.ci/compat-allowlist" -work "${work}" \
+  -stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}"
+rm -rf "${work}"

@@ -1,12 +1,19 @@
 // Command engine runs the whole program, platform.Program, through the real Pulumi engine and the
-// real Kubernetes provider against the local cluster that `verify-local -serve` keeps, and checks
-// what operators meet: `pulumi up` succeeds, a second preview has no changes, a one-line config
-// change previews exactly the resources it should, the state holds every secret only encrypted,
-// and `pulumi destroy` completes and leaves nothing of ours in the cluster. Before destroying, it
-// proves its no-change check can fail: the program with one object stamped on every run must
-// fail it. The AWS, command, TLS
-// and random providers are stand-ins (internal/standin). tools/engine/run.sh builds everything,
-// makes the private network namespace and starts the cluster; run it, not this, by hand.
+// real Kubernetes provider against the local cluster that `verify-local -serve` keeps.
+//
+// -mode full (the default) checks what operators meet on a new stack: `pulumi up` succeeds, a
+// second preview has no changes, a one-line config change previews exactly the resources it
+// should, the state holds every secret only encrypted, and `pulumi destroy` completes and leaves
+// nothing of ours in the cluster. Before destroying, it proves its no-change check can fail: the
+// program with one object stamped on every run must fail it.
+//
+// -mode compat is the release-compatibility check (compat.go): on the stack the released
+// commit's program deployed, this commit's preview may replace or delete only what the allowlist
+// names.
+//
+// The AWS, command, TLS and random providers are stand-ins (internal/standin).
+// tools/engine/run.sh builds everything, makes the private network namespace and starts the
+// cluster; run it, not this, by hand.
 package main
 
 import (
@@ -37,6 +44,7 @@ import (
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/standin"
 	"github.com/waste-coach/infra/platform"
+	"github.com/waste-coach/infra/tools/engine/workspace"
 )
 
 func main() {
@@ -46,8 +54,20 @@ func main() {
 	flag.StringVar(&o.state, "state", "", "the local cluster's state folder (verify-local -serve)")
 	flag.StringVar(&o.charts, "charts", "", "the folder of pinned chart archives, given to the program as chartSource")
 	flag.StringVar(&o.out, "out", "", "where the preview texts and the engine logs are written")
+	flag.StringVar(&o.mode, "mode", "full", "full: the run from an empty stack; compat: the release-compatibility check on the stack engine-up deployed into -work")
+	flag.StringVar(&o.work, "work", "", "-mode compat: the workspace folder the released commit's engine-up deployed")
+	flag.StringVar(&o.allowlist, "allowlist", "", "-mode compat: the replacements and deletions a release may make, with reasons")
 	flag.Parse()
-	if err := run(context.Background(), o); err != nil {
+	runMode := map[string]func(context.Context, options) error{"full": run, "compat": compat}[o.mode]
+	if runMode == nil {
+		fmt.Fprintf(os.Stderr, "engine: -mode %q: want full or compat\n", o.mode)
+		os.Exit(2)
+	}
+	if err := o.prepare(); err != nil {
+		fmt.Fprintln(os.Stderr, "engine:", err)
+		os.Exit(2)
+	}
+	if err := runMode(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
@@ -55,54 +75,32 @@ func main() {
 
 type options struct {
 	stack, repo, state, charts, out string
+	mode, work, allowlist           string
+}
+
+// prepare checks the flags every mode needs and makes the output folder.
+func (o options) prepare() error {
+	for _, need := range []struct{ flag, val string }{{"-state", o.state}, {"-charts", o.charts}, {"-out", o.out}} {
+		if need.val == "" {
+			return fmt.Errorf("%s is required", need.flag)
+		}
+	}
+	return os.MkdirAll(o.out, 0o755)
 }
 
 // stampKey is the data key the negative check stamps with the time of each run.
 const stampKey = "engine-run-timestamp"
 
 func run(ctx context.Context, o options) error {
-	for _, need := range []struct{ flag, val string }{{"-state", o.state}, {"-charts", o.charts}, {"-out", o.out}} {
-		if need.val == "" {
-			return fmt.Errorf("%s is required", need.flag)
-		}
-	}
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
-	}
 	kubeconfig := filepath.Join(o.state, "kubeconfig")
 	work, err := os.MkdirTemp("", "engine-")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	for _, f := range []string{"Pulumi.yaml", "Pulumi." + o.stack + ".yaml"} {
-		b, err := os.ReadFile(filepath.Join(o.repo, f))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(work, f), b, 0o600); err != nil {
-			return err
-		}
-	}
-	env := map[string]string{
-		"PULUMI_BACKEND_URL":                          "file://" + filepath.Join(work, "backend"),
-		"PULUMI_CONFIG_PASSPHRASE":                    "engine-run-only",
-		"PULUMI_HOME":                                 filepath.Join(work, "home"),
-		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
-		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-		standin.EnvKubeconfig:                         kubeconfig,
-		standin.EnvNodes:                              filepath.Join(o.state, "nodes"),
-		standin.EnvLog:                                filepath.Join(o.out, "standin-calls.jsonl"),
-	}
-	for _, d := range []string{env["PULUMI_HOME"], filepath.Join(work, "backend")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	for k, v := range env {
-		if err := os.Setenv(k, v); err != nil {
-			return err
-		}
+	ws, err := workspace.Open(work, o.repo, o.stack, o.state, o.out)
+	if err != nil {
+		return err
 	}
 	cli := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "pulumi", append(args, "--stack", o.stack, "--non-interactive")...)
@@ -116,11 +114,8 @@ func run(ctx context.Context, o options) error {
 		return out, nil
 	}
 
-	stack, err := auto.UpsertStackInlineSource(ctx, o.stack, config.Project, platform.Program, auto.WorkDir(work), auto.EnvVars(env))
+	stack, err := ws.Stack(ctx, o.stack, platform.Program, o.charts)
 	if err != nil {
-		return fmt.Errorf("stack: %w", err)
-	}
-	if err := stack.SetConfig(ctx, config.Project+":chartSource", auto.ConfigValue{Value: o.charts}); err != nil {
 		return err
 	}
 	fmt.Printf("engine: stack %s, real: Pulumi CLI, engine, pulumi-kubernetes provider, kube-apiserver, controller-manager, scheduler, charts from %s\n", o.stack, o.charts)
