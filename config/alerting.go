@@ -1,3 +1,6 @@
+// Alerting: where the stack's alerts go and the queue depths they fire at (keys alertReceiver,
+// alertReceiverSecret and alertQueueDepth).
+
 package config
 
 import (

@@ -1,3 +1,8 @@
+// Replica counts and autoscaling: each API service's and Celery pool's replica count, which is
+// its autoscaler's minimum, the pools that may scale to zero, the maximums and the queue depth
+// per Celery worker (keys apiReplicas, celeryReplicas, celeryScaleToZero, apiMaxReplicas,
+// celeryMaxReplicas and celeryQueueLength).
+
 package config
 
 import (
@@ -6,6 +11,46 @@ import (
 	"strconv"
 	"strings"
 )
+
+// APIReplicas is the replica count of each FastAPI service.
+type APIReplicas struct {
+	// Auth is the auth service's count.
+	Auth int `json:"auth"`
+	// Users is the users service's count.
+	Users int `json:"users"`
+	// Waste is the waste service's count.
+	Waste int `json:"waste"`
+}
+
+// CeleryReplicas is the replica count of each Celery worker pool.
+type CeleryReplicas struct {
+	// AI is the ai pool's count.
+	AI int `json:"ai"`
+	// Batch is the batch pool's count.
+	Batch int `json:"batch"`
+	// API is the api pool's count.
+	API int `json:"api"`
+}
+
+// replicas reads apiReplicas and celeryReplicas, each workload's replica count and its
+// autoscaler's minimum. The API services' counts are checked here, the Celery pools' by
+// autoscaling, since a pool listed in celeryScaleToZero may be at zero.
+func (p *parser) replicas(c *Config) {
+	c.APIReplicas = APIReplicas{Auth: 2, Users: 2, Waste: 2}
+	p.object("apiReplicas", &c.APIReplicas, false)
+	c.CeleryReplicas = CeleryReplicas{AI: 3, Batch: 2, API: 2}
+	p.object("celeryReplicas", &c.CeleryReplicas, false)
+	for _, r := range []struct {
+		key string
+		n   int
+	}{
+		{"apiReplicas.auth", c.APIReplicas.Auth}, {"apiReplicas.users", c.APIReplicas.Users}, {"apiReplicas.waste", c.APIReplicas.Waste},
+	} {
+		if r.n < 1 || r.n > MaxReplicas {
+			p.fail(qualify(r.key), strconv.Itoa(r.n), fmt.Sprintf("1 to %d replicas", MaxReplicas))
+		}
+	}
+}
 
 // Autoscaling bounds how far the API and the Celery pools scale (keys apiMaxReplicas,
 // celeryMaxReplicas, celeryQueueLength and celeryScaleToZero). The minimum of each is its
@@ -68,7 +113,7 @@ func celeryPool(r *CeleryReplicas, pool string) *int {
 // CeleryPool returns a pool's value (ai, batch or api).
 func (r CeleryReplicas) CeleryPool(pool string) int { return *celeryPool(&r, pool) }
 
-// autoscaling reads the autoscaling keys after application() has read the minimums.
+// autoscaling reads the autoscaling keys after replicas has read the minimums.
 func (p *parser) autoscaling(c *Config) {
 	a := &c.Autoscaling
 	if p.object("celeryScaleToZero", &a.ScaleToZero, false) {

@@ -1,3 +1,7 @@
+// Cost savings: spot capacity, for the whole stack or per node, and office hours outside which
+// the instances are stopped (keys capacity, spotInterruptionBehavior, officeHours and the
+// capacity of each node).
+
 package config
 
 import (

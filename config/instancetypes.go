@@ -1,3 +1,5 @@
+// The EC2 instance types a node may use, with what the fit and cost checks need to know of each.
+
 package config
 
 import (
@@ -28,6 +30,7 @@ var InstanceTypes = map[string]InstanceType{
 	"m6i.xlarge": {VCPU: 4, MemoryMiB: 16384, MaxPods: 110},
 }
 
+// instanceTypeNames lists the names of InstanceTypes, sorted, for messages.
 func instanceTypeNames() string {
 	names := make([]string, 0, len(InstanceTypes))
 	for name := range InstanceTypes {

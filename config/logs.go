@@ -1,3 +1,5 @@
+// Logs: the stack's CloudWatch Logs group and how long it keeps events (key logRetentionDays).
+
 package config
 
 import (
@@ -28,6 +30,7 @@ func DefaultLogRetentionDays(production bool) int {
 	return 7
 }
 
+// logs reads logRetentionDays; the log group is named after the cluster id.
 func (p *parser) logs(c *Config) {
 	c.Logs.GroupName = "/waste-coach/" + c.ClusterID()
 	c.Logs.RetentionDays = DefaultLogRetentionDays(c.Production)

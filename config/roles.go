@@ -1,3 +1,6 @@
+// The node roles, one node each, and what follows from a role: the workload label pods select it
+// by, whether it runs the control plane or the application, and its smallest root volume.
+
 package config
 
 // Role is what a node is for. The platform has exactly one node of each role.

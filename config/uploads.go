@@ -1,0 +1,59 @@
+// The uploads bucket: its name and the lifecycle of what browsers upload to it (keys
+// uploadsBucket and uploadsLifecycle), and how any bucket name is checked. The browser origins
+// allowed to upload are in network.go, with the domain.
+
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Uploads configures the S3 bucket that receives uploads through pre-signed URLs.
+type Uploads struct {
+	// BucketName is the bucket's globally unique name.
+	BucketName string
+	// TransitionDays is how old an object is before it moves to TransitionStorageClass.
+	TransitionDays int `json:"transitionDays"`
+	// TransitionStorageClass is the storage class objects move to (GLACIER in the design record).
+	TransitionStorageClass string `json:"transitionStorageClass"`
+	// ExpirationDays deletes objects this old; 0 keeps them for ever.
+	ExpirationDays int `json:"expirationDays"`
+}
+
+// TransitionClasses are the S3 storage classes a lifecycle transition may target.
+var TransitionClasses = []string{"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"}
+
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// bucket reads a bucket name key, def when it is not set, and reports whether the name is one S3
+// accepts, refusing it otherwise.
+func (p *parser) bucket(key, def string) (string, bool) {
+	name := p.str(key, def, false)
+	if !bucketRE.MatchString(name) || strings.Contains(name, "..") {
+		p.fail(qualify(key), strconv.Quote(name), "an S3 bucket name: 3-63 lower-case letters, digits, dots and dashes")
+		return name, false
+	}
+	return name, true
+}
+
+// uploads reads the uploads bucket's name, by default derived from the cluster id, and its
+// lifecycle, by default GLACIER after 30 days and kept for ever.
+func (p *parser) uploads(c *Config) {
+	c.Uploads = Uploads{TransitionDays: 30, TransitionStorageClass: "GLACIER"}
+	c.Uploads.BucketName, _ = p.bucket("uploadsBucket", c.ClusterID()+"-images")
+	key := qualify("uploadsLifecycle")
+	p.object("uploadsLifecycle", &c.Uploads, false)
+	if c.Uploads.TransitionDays < 1 {
+		p.fail(key+".transitionDays", strconv.Itoa(c.Uploads.TransitionDays), "1 or more days")
+	}
+	if !slices.Contains(TransitionClasses, c.Uploads.TransitionStorageClass) {
+		p.fail(key+".transitionStorageClass", strconv.Quote(c.Uploads.TransitionStorageClass), "one of "+strings.Join(TransitionClasses, ", "))
+	}
+	if e := c.Uploads.ExpirationDays; e != 0 && e <= c.Uploads.TransitionDays {
+		p.fail(key+".expirationDays", strconv.Itoa(e), fmt.Sprintf("0 (keep for ever) or more than transitionDays (%d)", c.Uploads.TransitionDays))
+	}
+}
