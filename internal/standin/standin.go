@@ -24,6 +24,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -119,9 +120,9 @@ func (p *Provider) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (
 	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
 }
 
-// DiffConfig compares provider configurations the way Diff compares resources.
+// DiffConfig reports the provider configuration keys that changed, each an update.
 func (p *Provider) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return p.diff(req.GetUrn(), req.GetOldInputs(), req.GetNews())
+	return p.diff(req.GetUrn(), rules{}, req.GetOldInputs(), req.GetNews())
 }
 
 // Configure takes the region and asks the engine for plain values: it puts secrecy back on
@@ -159,13 +160,34 @@ func (p *Provider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulum
 	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
 }
 
-// Diff reports the top-level inputs that changed. A changed trigger replaces a command, as the
-// command provider does; every other change is an update in place.
+// Diff reports the top-level inputs that changed and those of them that replace the resource,
+// as the real provider would plan it: a command is replaced when its triggers change, an AWS
+// resource by its type's rules (aws_schema.go). Any other change is an update in place.
 func (p *Provider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return p.diff(req.GetUrn(), req.GetOldInputs(), req.GetNews())
+	r, err := p.rules(resource.URN(req.GetUrn()).Type())
+	if err != nil {
+		return nil, err
+	}
+	return p.diff(req.GetUrn(), r, req.GetOldInputs(), req.GetNews())
 }
 
-func (p *Provider) diff(urn string, oldS, newS *structpb.Struct) (*pulumirpc.DiffResponse, error) {
+// rules are the diff rules of a resource type. An AWS type without rules is an error, so that a
+// newly declared type cannot silently diff as an update.
+func (p *Provider) rules(typ tokens.Type) (rules, error) {
+	switch p.pkg {
+	case "command":
+		return commandRules, nil
+	case "aws":
+		r, ok := awsRules[string(typ)]
+		if !ok {
+			return rules{}, fmt.Errorf("stand-in: no diff rules for %s: add its ForceNew and Optional+Computed inputs to awsRules in internal/standin/aws_schema.go", typ)
+		}
+		return r, nil
+	}
+	return rules{}, nil
+}
+
+func (p *Provider) diff(urn string, r rules, oldS, newS *structpb.Struct) (*pulumirpc.DiffResponse, error) {
 	olds, err := unmarshal(oldS)
 	if err != nil {
 		return nil, err
@@ -174,20 +196,18 @@ func (p *Provider) diff(urn string, oldS, newS *structpb.Struct) (*pulumirpc.Dif
 	if err != nil {
 		return nil, err
 	}
-	var changed, replaces []string
+	var changed []string
 	for _, k := range unionKeys(olds, news) {
 		o, n := olds[k], news[k]
-		if o.DeepEquals(n) {
+		if o.DeepEquals(n) || (!n.HasValue() && slices.Contains(r.keep, string(k))) {
 			continue
 		}
 		changed = append(changed, string(k))
-		if p.pkg == "command" && k == "triggers" {
-			replaces = append(replaces, string(k))
-		}
 	}
 	if len(changed) == 0 {
 		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
 	}
+	replaces := r.replaces(olds, news, changed)
 	p.record("Diff", urn, map[string]any{"changed": changed, "replaces": replaces})
 	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: changed, Replaces: replaces}, nil
 }
@@ -231,7 +251,8 @@ func (p *Provider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumir
 	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
 }
 
-// Update keeps what the cloud computed and takes the new inputs; a command runs again.
+// Update keeps what the cloud computed and takes the new inputs (an Optional+Computed input the
+// program dropped keeps its value, as the provider keeps it); a command runs again.
 func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
 	olds, err := unmarshal(req.GetOlds())
 	if err != nil {
@@ -249,9 +270,13 @@ func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pul
 		return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
 	}
 	urn := resource.URN(req.GetUrn())
+	r, err := p.rules(urn.Type())
+	if err != nil {
+		return nil, err
+	}
 	out := olds.Copy()
 	for k := range oldInputs {
-		if _, ok := news[k]; !ok {
+		if _, ok := news[k]; !ok && !slices.Contains(r.keep, string(k)) {
 			delete(out, k)
 		}
 	}
