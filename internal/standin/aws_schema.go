@@ -19,7 +19,14 @@ type rules struct {
 	keep []string
 	// when adds the replacements the provider decides from the values (a CustomizeDiff).
 	when func(olds, news resource.PropertyMap) []string
+	// everyInput: any changed input replaces the resource.
+	everyInput bool
 }
+
+// generatedRules: the tls and random providers replace a key, bytes or a password on any change
+// of its inputs (every input of tls_private_key, random_bytes and random_password is ForceNew or
+// RequiresReplace upstream); nothing about them changes in place.
+var generatedRules = rules{everyInput: true}
 
 // commandRules: a changed trigger replaces a command, as the command provider does.
 var commandRules = rules{forceNew: []string{"triggers"}}
@@ -245,6 +252,9 @@ func ruleSourceKind(olds, news resource.PropertyMap) []string {
 
 // replaces returns the changed inputs whose change replaces the resource, sorted.
 func (r rules) replaces(olds, news resource.PropertyMap, changed []string) []string {
+	if r.everyInput {
+		return slices.Clone(changed)
+	}
 	var out []string
 	for _, p := range r.forceNew {
 		path := strings.Split(p, ".")

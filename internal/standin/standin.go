@@ -161,8 +161,8 @@ func (p *Provider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulum
 }
 
 // Diff reports the top-level inputs that changed and those of them that replace the resource,
-// as the real provider would plan it: a command is replaced when its triggers change, an AWS
-// resource by its type's rules (aws_schema.go). Any other change is an update in place.
+// as the real provider would plan it: a command is replaced when its triggers change, a TLS key
+// or a random value on any change, an AWS resource by its type's rules (aws_schema.go).
 func (p *Provider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
 	r, err := p.rules(resource.URN(req.GetUrn()).Type())
 	if err != nil {
@@ -177,6 +177,8 @@ func (p *Provider) rules(typ tokens.Type) (rules, error) {
 	switch p.pkg {
 	case "command":
 		return commandRules, nil
+	case "tls", "random":
+		return generatedRules, nil
 	case "aws":
 		r, ok := awsRules[string(typ)]
 		if !ok {

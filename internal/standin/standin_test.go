@@ -125,3 +125,27 @@ func TestInstancesRegisterNodesAndTheKubeconfigCommandAnswersWithTheLocalCluster
 		t.Errorf("kubeconfig command stdout = %q, want the local cluster's kubeconfig", got)
 	}
 }
+
+// A TLS key or a random password is regenerated, never updated, when any of its inputs changes:
+// the compatibility check must see a new SSH key or password as the replacement it is.
+func TestDiffReplacesGeneratedValuesOnAnyChange(t *testing.T) {
+	for pkg, c := range map[string]struct {
+		urn      string
+		old, new map[string]any
+	}{
+		"tls":    {"urn:pulumi:prod::waste-coach-infra::tls:index/privateKey:PrivateKey::sesacthon-ssh", map[string]any{"algorithm": "ED25519"}, map[string]any{"algorithm": "RSA"}},
+		"random": {"urn:pulumi:prod::waste-coach-infra::random:index/randomPassword:RandomPassword::pg", map[string]any{"length": 32.0}, map[string]any{"length": 40.0}},
+	} {
+		p, err := New(pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Diff(context.Background(), &pulumirpc.DiffRequest{Urn: c.urn, OldInputs: props(t, c.old), News: props(t, c.new)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.GetReplaces()) != 1 {
+			t.Errorf("%s: a changed input of %s gives replaces %v; the %s provider replaces it", pkg, c.urn, res.GetReplaces(), pkg)
+		}
+	}
+}
