@@ -275,8 +275,11 @@ func (s *scope) resourceName(namespace, name string) string {
 // Cluster), or only on the node of Role that runs its pods (Local). The components that declare
 // routed Services report it per route; Routing registers the nodes accordingly.
 type Served struct {
+	// Local is set when the Service keeps the client's address (traffic policy Local): only
+	// Role's node answers, so only it may be registered in the route's target group.
 	Local bool
-	Role  config.Role
+	// Role is the node role that runs the Service's pods; it matters only when Local is set.
+	Role config.Role
 }
 
 // component registers c, a component the split introduced, as the tier's component typ, declares
