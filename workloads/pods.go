@@ -120,8 +120,9 @@ type Pod struct {
 }
 
 // withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
-// configured (pullSecret, nil otherwise), and returns the dependencies with that Secret added: the application's pods must
-// not be created before the kubelet can pull their images. Pods elsewhere run public images.
+// configured (pullSecret, nil otherwise), and returns the dependencies with that Secret added:
+// the application's pods must not be created before the kubelet can pull their images. Pods
+// elsewhere run public images.
 func withRegistryLogin(pullSecret *corev1.Secret, namespace string, pod Pod, deps []pulumi.Resource) (Pod, []pulumi.Resource) {
 	if namespace != NamespaceApp || pullSecret == nil {
 		return pod, deps

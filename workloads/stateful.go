@@ -127,8 +127,8 @@ func servicePorts(ports map[string]int) corev1.ServicePortArray {
 // publicService declares the NodePort Service the ALB sends a route's traffic to, from pods on
 // one node. Local traffic policy keeps the client's (the ALB's) address and skips a second
 // hop, so only that node answers on the port: it is the only one registered in the route's
-// target group. The NodePort is the route's fixed one, the port its target group was created
-// with.
+// target group (the caller reports the node's role as the route's Served). The NodePort is the
+// route's fixed one, the port its target group was created with.
 func (s *scope) publicService(namespace, name string, l pulumi.StringMap, route routing.Route) error {
 	_, err := corev1.NewService(s.ctx, s.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
