@@ -7,30 +7,39 @@ import (
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/waste-coach/infra/alerting"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
 )
 
-// Addons are the platform's controllers, which other workloads depend on.
+// Addons are the platform's controllers that other workloads depend on: the load balancer
+// controller, metrics-server and Argo CD, with the guard that empties their finalized custom
+// resources on destroy while they still run.
 type Addons struct {
-	// EBSCSI and the storage classes must exist before anything stateful; VolumeGuard stands
-	// between them and every claim, so that a destroy waits for the volumes to be deleted.
-	EBSCSI       *helmv3.Release
-	StorageClass *storagev1.StorageClass
-	// RetainStorageClass is the production data class; nil on other stacks.
-	RetainStorageClass *storagev1.StorageClass
-	VolumeGuard        *remote.Command
+	pulumi.ResourceState
+
 	// LoadBalancerController registers the nodes in the ALB's target groups (TargetGroupBinding).
 	LoadBalancerController *helmv3.Release
-	// Monitoring installs the Prometheus operator's CRDs (ServiceMonitor).
-	Monitoring *helmv3.Release
-	ArgoCD     *helmv3.Release
+	// ArgoCD syncs the application manifests from Git.
+	ArgoCD *helmv3.Release
+	// Served is how Argo CD's routed Service answers, by route name.
+	Served map[string]Served
+}
+
+// addonsArgs are the inputs of the platform's controllers.
+type addonsArgs struct {
+	// tierArgs name the resources and carry the stack's configuration (Argo CD's SSO, the
+	// cluster's name and region for the load balancer controller).
+	tierArgs
+	// Charts install the controllers' charts and declare their CRDs.
+	Charts chartArgs
+	// VPCID is the cluster's VPC, where the load balancer controller finds the target groups.
+	VPCID pulumi.StringInput
+	// ControlPlane is the SSH connection (a secret) the custom resource guard's delete step
+	// runs over.
+	ControlPlane remote.ConnectionInput
 }
 
 // ChartPod is one pod a chart runs, with the resources this program gives it. The same values
@@ -139,7 +148,8 @@ func ChartPods() []ChartPod {
 	}
 }
 
-func (b *builder) release(name, namespace string, chart versions.Chart, values pulumi.Map, deps ...pulumi.Resource) (*helmv3.Release, error) {
+// release installs a pinned chart, after the CRDs of its crds/ folders (chartCRDs).
+func (s *scope) release(archives chartArgs, name, namespace string, chart versions.Chart, values pulumi.Map, deps ...pulumi.Resource) (*helmv3.Release, error) {
 	// The chart from its public repository, a mirror, or an archive in a local folder (whose
 	// file name pins the version, so none is given).
 	var (
@@ -147,17 +157,17 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 		version  pulumi.StringPtrInput         = pulumi.String(chart.Version)
 		repo     helmv3.RepositoryOptsPtrInput = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(chart.Repo)}
 	)
-	switch src := b.cfg.ChartSource; {
+	switch src := s.cfg.ChartSource; {
 	case src.Mirror != "":
 		repo = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(src.Mirror)}
 	case src.Folder != "":
 		chartRef, version, repo = filepath.Join(src.Folder, chart.Archive()), nil, nil
 	}
-	crds, err := b.chartCRDs(chart)
+	crds, err := s.chartCRDs(archives, chart)
 	if err != nil {
 		return nil, err
 	}
-	r, err := helmv3.NewRelease(b.ctx, b.resourceName(namespace, name), &helmv3.ReleaseArgs{
+	r, err := helmv3.NewRelease(s.ctx, s.resourceName(namespace, name), &helmv3.ReleaseArgs{
 		Name:           pulumi.String(name),
 		Namespace:      pulumi.String(namespace),
 		Chart:          pulumi.String(chartRef),
@@ -171,191 +181,59 @@ func (b *builder) release(name, namespace string, chart versions.Chart, values p
 		MaxHistory:    pulumi.Int(5),
 		// The program owns the chart's crds/ folders (chartCRDs); the release waits for them.
 		SkipCrds: pulumi.Bool(chart.CRDFolders),
-	}, b.opts(namespace, append(deps, crds...)...)...)
+	}, s.opts(namespace, append(deps, crds...)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", name, err)
 	}
 	return r, nil
 }
 
-func (b *builder) addons(vpcID pulumi.StringInput, controlPlane remote.ConnectionInput, secrets *Secrets, alerts *Alerting) (*Addons, error) {
-	cfg, a := b.cfg, &Addons{}
-	master, app := config.RoleMaster, config.RoleWorker1
-	var err error
+// newAddons declares the load balancer controller, metrics-server and Argo CD.
+func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulumi.ResourceOption) (*Addons, error) {
+	c := &Addons{}
+	return c, component(ctx, args.tierArgs, "Addons", name, c, opts, func(s *scope) error {
+		cfg := args.Config
+		master, app := config.RoleMaster, config.RoleWorker1
+		var err error
 
-	ebsValues := placement(master)
-	ebsValues["replicaCount"] = pulumi.Int(1) // one control-plane node: a second replica could not be placed
-	ebsValues["region"] = pulumi.String(cfg.Region)
-	ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterID())
-	ebsValues["resources"] = ebsController.values()
-	a.EBSCSI, err = b.release("aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
-		"controller": ebsValues,
-		"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values(), "enableWindows": pulumi.Bool(false)}, // no Windows nodes
-		"sidecars": pulumi.Map{
-			"provisioner":         pulumi.Map{"resources": sidecar.values()},
-			"attacher":            pulumi.Map{"resources": sidecar.values()},
-			"snapshotter":         pulumi.Map{"resources": sidecar.values()},
-			"resizer":             pulumi.Map{"resources": sidecar.values()},
-			"livenessProbe":       pulumi.Map{"resources": sidecar.values()},
-			"nodeDriverRegistrar": pulumi.Map{"resources": sidecar.values()},
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if a.StorageClass, err = b.storageClass(StorageClassName, "Delete", true, a.EBSCSI); err != nil {
-		return nil, err
-	}
-	classes := []pulumi.Resource{a.StorageClass}
-	if cfg.Production {
-		if a.RetainStorageClass, err = b.storageClass(RetainStorageClassName, "Retain", false, a.EBSCSI); err != nil {
-			return nil, err
+		lbValues := placement(master)
+		lbValues["clusterName"] = pulumi.String(cfg.ClusterID())
+		lbValues["region"] = pulumi.String(cfg.Region)
+		lbValues["vpcId"] = args.VPCID
+		lbValues["replicaCount"] = pulumi.Int(1)
+		lbValues["resources"] = lbController.values()
+		// The Service mutator would hand every new LoadBalancer Service to the controller and block
+		// Service creation while the controller is down; this platform has none.
+		lbValues["enableServiceMutatorWebhook"] = pulumi.Bool(false)
+		// The program declares the ALB; the controller only binds target groups. No IngressClass
+		// (an Ingress can create no second ALB) and no backend security group of its own.
+		lbValues["createIngressClassResource"] = pulumi.Bool(false)
+		lbValues["enableBackendSecurityGroup"] = pulumi.Bool(false)
+		if c.LoadBalancerController, err = s.release(args.Charts, "aws-load-balancer-controller", NamespaceSystem, versions.LoadBalancerController, lbValues); err != nil {
+			return err
 		}
-		classes = append(classes, a.RetainStorageClass)
-	}
-	if a.VolumeGuard, err = b.volumeGuard(controlPlane, a.EBSCSI, classes...); err != nil {
-		return nil, err
-	}
 
-	lbValues := placement(master)
-	lbValues["clusterName"] = pulumi.String(cfg.ClusterID())
-	lbValues["region"] = pulumi.String(cfg.Region)
-	lbValues["vpcId"] = vpcID
-	lbValues["replicaCount"] = pulumi.Int(1)
-	lbValues["resources"] = lbController.values()
-	// The Service mutator would hand every new LoadBalancer Service to the controller and block
-	// Service creation while the controller is down; this platform has none.
-	lbValues["enableServiceMutatorWebhook"] = pulumi.Bool(false)
-	// The program declares the ALB; the controller only binds target groups. No IngressClass
-	// (an Ingress can create no second ALB) and no backend security group of its own.
-	lbValues["createIngressClassResource"] = pulumi.Bool(false)
-	lbValues["enableBackendSecurityGroup"] = pulumi.Bool(false)
-	if a.LoadBalancerController, err = b.release("aws-load-balancer-controller", NamespaceSystem, versions.LoadBalancerController, lbValues); err != nil {
-		return nil, err
-	}
+		msValues := placement(app)
+		msValues["resources"] = metricsServer.values()
+		// kubeadm's kubelets serve self-signed certificates; metrics-server reaches them by node IP.
+		msValues["args"] = pulumi.ToStringArray([]string{"--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP"})
+		if _, err := s.release(args.Charts, "metrics-server", NamespaceSystem, versions.MetricsServer, msValues); err != nil {
+			return err
+		}
 
-	msValues := placement(app)
-	msValues["resources"] = metricsServer.values()
-	// kubeadm's kubelets serve self-signed certificates; metrics-server reaches them by node IP.
-	msValues["args"] = pulumi.ToStringArray([]string{"--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP"})
-	if _, err := b.release("metrics-server", NamespaceSystem, versions.MetricsServer, msValues); err != nil {
-		return nil, err
-	}
-
-	monitoringDeps := append([]pulumi.Resource{a.StorageClass, a.VolumeGuard, secrets.grafana}, alerts.Secrets...)
-	if b.grafanaCloudWatch != nil {
-		monitoringDeps = append(monitoringDeps, b.grafanaCloudWatch)
-	}
-	if a.Monitoring, err = b.release("kube-prometheus-stack", NamespaceMonitoring, versions.KubePrometheusStack, b.monitoringValues(), monitoringDeps...); err != nil {
-		return nil, err
-	}
-	// Grafana runs on the master, which the load balancer controller never registers (kubeadm
-	// labels it exclude-from-external-load-balancers), so its Service keeps the chart's traffic
-	// policy Cluster: any registered node forwards to it.
-	b.served["grafana"] = served{}
-	if a.ArgoCD, err = b.release("argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
-		return nil, err
-	}
-	b.served["argocd"] = served{local: true, role: argoCDRole}
-	if _, err := b.customResourceGuard(controlPlane, a.ArgoCD, a.LoadBalancerController); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// storageClass declares an encrypted gp3 class bound where the pod lands and expandable in place.
-func (b *builder) storageClass(name, reclaim string, isDefault bool, driver pulumi.Resource) (*storagev1.StorageClass, error) {
-	annotations := pulumi.StringMap{}
-	if isDefault {
-		annotations["storageclass.kubernetes.io/is-default-class"] = pulumi.String("true")
-	}
-	sc, err := storagev1.NewStorageClass(b.ctx, b.resourceName("cluster", name), &storagev1.StorageClassArgs{
-		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name), Annotations: annotations},
-		Provisioner: pulumi.String(EBSDriver),
-		Parameters: pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4"),
-			// Every volume of the class carries the tag the stack's daily snapshot policy targets.
-			"tagSpecification_1": pulumi.String(config.SnapshotTagKey + "=" + b.cfg.ClusterID())},
-		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
-		AllowVolumeExpansion: pulumi.Bool(true),
-		ReclaimPolicy:        pulumi.String(reclaim),
-	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{driver}))
-	if err != nil {
-		return nil, fmt.Errorf("storage class %s: %w", name, err)
-	}
-	return sc, nil
+		if c.ArgoCD, err = s.release(args.Charts, "argo-cd", NamespaceArgoCD, versions.ArgoCD, argoValues(cfg)); err != nil {
+			return err
+		}
+		c.Served = map[string]Served{"argocd": {Local: true, Role: argoCDRole}}
+		if _, err := s.customResourceGuard(args.ControlPlane, c.ArgoCD, c.LoadBalancerController); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func withResources(m pulumi.Map, r Resources) pulumi.Map {
 	m["resources"] = r.values()
-	return m
-}
-
-// monitoringValues put Prometheus, Grafana and their operator on the master, with retention and
-// sizes that fit a t3.large shared with the control plane.
-func (b *builder) monitoringValues() pulumi.Map {
-	master := config.RoleMaster
-	on := func(r Resources) pulumi.Map { return withResources(placement(master), r) }
-	promSpec := on(prometheus)
-	promSpec["retention"] = pulumi.String("7d")
-	promSpec["retentionSize"] = pulumi.String("8GB")
-	// Pick up ServiceMonitors from every namespace, not only those labelled for this release.
-	promSpec["serviceMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
-	promSpec["podMonitorSelectorNilUsesHelmValues"] = pulumi.Bool(false)
-	// And the program's PrometheusRules (alerting.go), which carry no release label either.
-	promSpec["ruleSelectorNilUsesHelmValues"] = pulumi.Bool(false)
-	promSpec["storageSpec"] = pulumi.Map{"volumeClaimTemplate": pulumi.Map{"spec": pulumi.Map{
-		"storageClassName": pulumi.String(StorageClassName),
-		"accessModes":      pulumi.ToStringArray([]string{"ReadWriteOnce"}),
-		"resources":        pulumi.Map{"requests": pulumi.Map{"storage": pulumi.Sprintf("%dGi", prometheusStorageGiB)}},
-	}}}
-	// The operator's claim is no Pulumi resource: let the StatefulSet take it (and its EBS
-	// volume) along when the release is uninstalled, so a destroy leaves no volume behind.
-	promSpec["persistentVolumeClaimRetentionPolicy"] = pulumi.Map{"whenDeleted": pulumi.String("Delete"), "whenScaled": pulumi.String("Retain")}
-	grafanaValues := on(grafana)
-	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
-	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
-	grafanaValues["sidecar"] = pulumi.Map{"resources": sidecar.values()}
-	grafanaValues["grafana.ini"] = pulumi.Map{"server": pulumi.Map{
-		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
-		"serve_from_sub_path": pulumi.Bool(true),
-	}}
-	b.withCloudWatch(grafanaValues)
-	// The node's workload label on kube_node_labels tells NodeNotReady which role is down.
-	ksm := on(kubeStateMetrics)
-	ksm["metricLabelsAllowlist"] = pulumi.ToStringArray([]string{"nodes=[" + config.WorkloadLabel + "]"})
-	operator := on(promOperator)
-	// The certificate Jobs run as hooks on every install and upgrade; the chart gives them no requests.
-	operator["admissionWebhooks"] = pulumi.Map{"patch": withResources(placement(master), hookJob)}
-	// The operator passes these to the config reloader of every Prometheus and Alertmanager pod
-	// (--config-reloader-cpu-request etc.); the chart's default, 0, sets no request at all.
-	operator["prometheusConfigReloader"] = pulumi.Map{"resources": prometheusConfig.values()}
-	return pulumi.Map{
-		// kubeadm binds these to localhost: scraping them from Prometheus would only raise alerts.
-		"kubeControllerManager": pulumi.Map{"enabled": pulumi.Bool(false)},
-		"kubeScheduler":         pulumi.Map{"enabled": pulumi.Bool(false)},
-		"kubeEtcd":              pulumi.Map{"enabled": pulumi.Bool(false)},
-		"kubeProxy":             pulumi.Map{"enabled": pulumi.Bool(false)},
-		"prometheus":            pulumi.Map{"prometheusSpec": promSpec},
-		"alertmanager":          pulumi.Map{"alertmanagerSpec": b.alertmanagerSpec(on(alertmanager))},
-		"prometheusOperator":    operator,
-		"kube-state-metrics":    ksm,
-		"prometheus-node-exporter": pulumi.Map{
-			"resources":   nodeExporter.values(),
-			"tolerations": pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
-		},
-		"grafana": grafanaValues,
-	}
-}
-
-// alertmanagerSpec keeps 72 h of alerts and runs Alertmanager with the program's configuration
-// (alerting.go) instead of the chart's, and with the receiver's secret mounted when there is one.
-func (b *builder) alertmanagerSpec(m pulumi.Map) pulumi.Map {
-	m["retention"] = pulumi.String("72h")
-	m["useExistingSecret"] = pulumi.Bool(true)
-	m["configSecret"] = pulumi.String(alerting.ConfigSecretName)
-	if b.cfg.Alerting.Receiver != nil {
-		m["secrets"] = pulumi.ToStringArray([]string{alerting.SecretName})
-	}
 	return m
 }
 

@@ -14,11 +14,13 @@ import (
 // Alerting is the platform's alerting: the Alertmanager configuration and its receiver's
 // secret (declared before the monitoring chart, which mounts them), the alert rules, the
 // certificate exporter and the Grafana dashboard (declared after it, which brings their CRDs).
+// The monitoring release stands between its two halves, so it is declared in two steps:
+// newAlerting, then declareRules.
 type Alerting struct {
 	pulumi.ResourceState
 
-	// b declares the component's children, parented to it.
-	b *builder
+	// s declares the component's children, parented to it.
+	s *scope
 	// Secrets are the Alertmanager configuration and the receiver's secret: the monitoring
 	// release waits for them.
 	Secrets []pulumi.Resource
@@ -53,16 +55,30 @@ func RuleParams(cfg *config.Config) alerting.Params {
 	}
 }
 
-// alertingSecrets declares the Alerting component and the Secrets Alertmanager starts with.
-func (b *builder) alertingSecrets() (*Alerting, error) {
+// alertingArgs are the inputs of the alerting's first step.
+type alertingArgs struct {
+	// tierArgs name the resources; the configuration holds the stack's receiver and its secret.
+	tierArgs
+}
+
+// alertRulesArgs are the inputs of the alerting's second step.
+type alertRulesArgs struct {
+	// Monitoring is the monitoring release, which brings the PrometheusRule and PodMonitor CRDs
+	// and the Prometheus that loads the rules.
+	Monitoring pulumi.Resource
+}
+
+// newAlerting declares the Alerting component and the Secrets Alertmanager starts with. The
+// component is as old as the tier's first deployments under this name and parent, so its
+// children keep their URNs without an alias.
+func newAlerting(ctx *pulumi.Context, name string, args *alertingArgs, opts ...pulumi.ResourceOption) (*Alerting, error) {
 	a := &Alerting{}
-	if err := b.ctx.RegisterComponentResource("waste-coach-infra:workloads:Alerting", b.name+"-alerting", a, pulumi.Parent(b.parent)); err != nil {
+	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:Alerting", name, a, opts...); err != nil {
 		return nil, err
 	}
-	child := *b
-	child.parent = a
-	a.b = &child
-	cfg := b.cfg
+	a.s = args.keptScope(ctx, a)
+	s := a.s
+	cfg := args.Config
 	amConfig, err := alerting.AlertmanagerConfig(cfg.Stack, cfg.Production, cfg.Alerting.Receiver)
 	if err != nil {
 		return nil, err
@@ -70,16 +86,16 @@ func (b *builder) alertingSecrets() (*Alerting, error) {
 	// The configuration holds no secret (the receiver's is read from a file), so it stays
 	// readable in the state and in a preview's diff.
 	ns := NamespaceMonitoring
-	conf, err := corev1.NewSecret(b.ctx, b.resourceName(ns, alerting.ConfigSecretName), &corev1.SecretArgs{
+	conf, err := corev1.NewSecret(ctx, s.resourceName(ns, alerting.ConfigSecretName), &corev1.SecretArgs{
 		Metadata:   meta(alerting.ConfigSecretName, ns, labels(alerting.ConfigSecretName, "alerting")),
 		StringData: pulumi.StringMap{"alertmanager.yaml": pulumi.String(amConfig)},
-	}, child.opts(ns)...)
+	}, s.opts(ns)...)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager config: %w", err)
 	}
 	a.Secrets = append(a.Secrets, conf)
 	if cfg.Alerting.Receiver != nil {
-		sec, err := child.secret(ns, alerting.SecretName, pulumi.StringMap{alerting.SecretKey: cfg.Alerting.ReceiverSecret})
+		sec, err := s.secret(ns, alerting.SecretName, pulumi.StringMap{alerting.SecretKey: cfg.Alerting.ReceiverSecret})
 		if err != nil {
 			return nil, err
 		}
@@ -88,33 +104,33 @@ func (b *builder) alertingSecrets() (*Alerting, error) {
 	return a, nil
 }
 
-// rules declares the PrometheusRules, the certificate exporter and the dashboard; the
-// monitoring release brings the CRDs and the Prometheus that loads them.
-func (a *Alerting) rules(addons *Addons) error {
-	b := a.b
+// declareRules declares the PrometheusRules, the certificate exporter and the dashboard, and
+// completes the component.
+func (a *Alerting) declareRules(args *alertRulesArgs) error {
+	s := a.s
 	ns := NamespaceMonitoring
-	for _, g := range alerting.Groups(RuleParams(b.cfg)) {
+	for _, g := range alerting.Groups(RuleParams(s.cfg)) {
 		name := "waste-coach-" + g.Name
-		if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, name+"-rules"), &apiextensions.CustomResourceArgs{
+		if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(ns, name+"-rules"), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String("monitoring.coreos.com/v1"),
 			Kind:        pulumi.String("PrometheusRule"),
 			Metadata:    meta(name, ns, labels(name, "alerting")),
 			OtherFields: map[string]any{"spec": alerting.RuleFile(g)},
-		}, b.opts(ns, addons.Monitoring)...); err != nil {
+		}, s.opts(ns, args.Monitoring)...); err != nil {
 			return fmt.Errorf("prometheus rule %s: %w", name, err)
 		}
 	}
-	if err := b.certificateExporter(addons); err != nil {
+	if err := s.certificateExporter(args.Monitoring); err != nil {
 		return err
 	}
 	// The Grafana sidecar loads every ConfigMap labelled grafana_dashboard=1.
 	l := labels(alerting.DashboardUID, "dashboard")
 	l["grafana_dashboard"] = pulumi.String("1")
-	if _, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, alerting.DashboardUID+"-dashboard"), &corev1.ConfigMapArgs{
+	if _, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, alerting.DashboardUID+"-dashboard"), &corev1.ConfigMapArgs{
 		Metadata: meta(alerting.DashboardUID, ns, l),
 		Data:     pulumi.StringMap{alerting.DashboardUID + ".json": pulumi.String(alerting.Dashboard())},
-	}, b.opts(ns, addons.Monitoring)...); err != nil {
+	}, s.opts(ns, args.Monitoring)...); err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	return b.ctx.RegisterResourceOutputs(a, pulumi.Map{})
+	return s.ctx.RegisterResourceOutputs(a, pulumi.Map{})
 }

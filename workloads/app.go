@@ -80,9 +80,43 @@ var appEnv = corev1.EnvFromSourceArray{
 	corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(appSecret)}},
 }
 
-func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
-	cfg, ns := b.cfg, NamespaceApp
-	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, appConfig), &corev1.ConfigMapArgs{
+// Application is the FastAPI services, the Celery pools and beat, and the default backend,
+// with their configuration, their Secret of URLs and their NodePort Services.
+type Application struct {
+	pulumi.ResourceState
+
+	// APIs are the FastAPI services' Deployments by service name (APIServices).
+	APIs map[string]pulumi.Resource
+	// CeleryPools are the Celery pools' Deployments by pool name (CeleryPools).
+	CeleryPools map[string]pulumi.Resource
+	// Secret is the application's Secret of connection URLs (appSecret).
+	Secret *corev1.Secret
+	// Served is how the application's routed Services answer, by route name.
+	Served map[string]Served
+}
+
+// applicationArgs are the inputs of the application.
+type applicationArgs struct {
+	// tierArgs name the resources; the configuration holds the images, replicas and the
+	// uploads bucket.
+	tierArgs
+	// PostgresPassword, RedisPassword and RabbitPassword (the application's broker login) go
+	// into the connection URLs of the application's Secret (all secrets).
+	PostgresPassword, RedisPassword, RabbitPassword pulumi.StringOutput
+}
+
+// newApplication declares the application's workloads.
+func newApplication(ctx *pulumi.Context, name string, args *applicationArgs, opts ...pulumi.ResourceOption) (*Application, error) {
+	c := &Application{APIs: map[string]pulumi.Resource{}, CeleryPools: map[string]pulumi.Resource{}, Served: map[string]Served{}}
+	return c, component(ctx, args.tierArgs, "Application", name, c, opts, func(s *scope) error {
+		return s.application(args, c)
+	})
+}
+
+// application declares the workloads and fills in the component's outputs.
+func (s *scope) application(args *applicationArgs, c *Application) error {
+	cfg, ns := s.cfg, NamespaceApp
+	cm, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, appConfig), &corev1.ConfigMapArgs{
 		Metadata: meta(appConfig, ns, labels(appConfig, "config")),
 		Data: pulumi.StringMap{
 			"APP_ENV":                 pulumi.String(cfg.Stack),
@@ -94,11 +128,11 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			"CELERY_TASK_EXCHANGE":    pulumi.String("tasks"),
 			"PYTHONDONTWRITEBYTECODE": pulumi.String("1"),
 		},
-	}, b.opts(ns)...)
+	}, s.opts(ns)...)
 	if err != nil {
 		return fmt.Errorf("config map: %w", err)
 	}
-	urls := pulumi.All(s.PostgresPassword, s.RedisPassword, s.RabbitApp).ApplyT(func(v []any) map[string]string {
+	urls := pulumi.All(args.PostgresPassword, args.RedisPassword, args.RabbitPassword).ApplyT(func(v []any) map[string]string {
 		pg, redis, amqp := v[0].(string), v[1].(string), v[2].(string)
 		return map[string]string{
 			"DATABASE_URL":          fmt.Sprintf("postgresql://%s:%s@%s:%d/%s", postgresUser, pg, serviceDNS("postgres", NamespaceData), postgresPort, postgresDatabase),
@@ -107,11 +141,13 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			"CELERY_BROKER_URL":     fmt.Sprintf("amqp://%s:%s@%s:%d//", rabbitAppUser, amqp, serviceDNS("rabbitmq", NamespaceData), amqpPort),
 		}
 	}).(pulumi.StringMapOutput)
-	secret, err := b.secret(ns, appSecret, urls)
+	secret, err := s.secret(ns, appSecret, urls)
 	if err != nil {
 		return err
 	}
-	if b.pullSecret, err = b.registryPullSecret(); err != nil {
+	c.Secret = secret
+	pull, err := s.registryPullSecret()
+	if err != nil {
 		return err
 	}
 
@@ -131,21 +167,19 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
 		}
-		d, err := b.deploymentWith(ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		d, err := s.deployment(pull, ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
 		if err != nil {
 			return err
 		}
-		if err := b.apiAutoscaling(api, ScaledDeployments(cfg)[api.Name][1], d); err != nil {
-			return err
-		}
+		c.APIs[api.Name] = d
 		// NodePort: the ALB sends traffic to the nodes (target-type instance), since pod IPs
 		// on the Calico overlay are not routable from the VPC.
-		if err := b.publicService(ns, api.Name, l, routing.For(api.Name), pod.Role); err != nil {
+		if err := s.publicService(ns, api.Name, l, routing.For(api.Name)); err != nil {
 			return err
 		}
+		c.Served[routing.For(api.Name).Name] = Served{Local: true, Role: pod.Role}
 	}
 
-	pools := map[string]pulumi.Resource{}
 	for _, pool := range CeleryPools(cfg) {
 		name := "celery-" + pool.Name
 		args := []string{"-A", CeleryApp, "worker", "--loglevel=INFO", "-n", pool.Name + "@%h",
@@ -169,19 +203,16 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", 256)},
 		}
-		d, err := b.deploymentWith(ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		d, err := s.deployment(pull, ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
 		if err != nil {
 			return err
 		}
-		pools[pool.Name] = d
-	}
-	if err := b.celeryAutoscaling(kedaRelease, secret, pools); err != nil {
-		return err
+		c.CeleryPools[pool.Name] = d
 	}
 
 	// Exactly one beat, or schedules fire twice: Recreate never runs two during a rollout.
 	beatAlive := execProbe(30, 5, "sh", "-c", `kill -0 "$(cat /tmp/celerybeat.pid)"`)
-	if _, err := b.deployment(ns, "celery-beat", 1, Pod{
+	if _, err := s.deployment(pull, ns, "celery-beat", 1, Pod{
 		Labels: labels("celery-beat", "scheduler"), Role: config.RoleStorage, UID: appUID,
 		Containers: []Container{{
 			Name: "beat", Image: pulumi.String(cfg.Images.Celery),
@@ -192,7 +223,7 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
 		}},
 		Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
-	}, "Recreate", cm, secret); err != nil {
+	}, "Recreate", nil, cm, secret); err != nil {
 		return err
 	}
 
@@ -209,26 +240,26 @@ func (b *builder) application(s *Secrets, kedaRelease pulumi.Resource) error {
 		}},
 		Volumes: corev1.VolumeArray{emptyDir("tmp", 16), emptyDir("cache", 64)},
 	}
-	if _, err := b.deployment(ns, defaultBackend, 1, backend, "RollingUpdate"); err != nil {
+	if _, err := s.deployment(pull, ns, defaultBackend, 1, backend, "RollingUpdate", nil); err != nil {
 		return err
 	}
-	return b.publicService(ns, defaultBackend, backendLabels, routing.For(defaultBackend), backend.Role)
+	if err := s.publicService(ns, defaultBackend, backendLabels, routing.For(defaultBackend)); err != nil {
+		return err
+	}
+	c.Served[routing.For(defaultBackend).Name] = Served{Local: true, Role: backend.Role}
+	return nil
 }
 
-// deployment declares a Deployment of pod with the given replicas and update strategy.
-func (b *builder) deployment(namespace, name string, replicas int, pod Pod, strategy string, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
-	return b.deploymentWith(namespace, name, replicas, pod, strategy, nil, deps...)
-}
-
-// deploymentWith is deployment with resource options of its own (autoscaledOpts).
-func (b *builder) deploymentWith(namespace, name string, replicas int, pod Pod, strategy string, extra []pulumi.ResourceOption, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
+// deployment declares a Deployment of pod with the given replicas, update strategy and resource
+// options of its own (autoscaledOpts); pullSecret is the private registry's login, nil without one.
+func (s *scope) deployment(pullSecret *corev1.Secret, namespace, name string, replicas int, pod Pod, strategy string, extra []pulumi.ResourceOption, deps ...pulumi.Resource) (*appsv1.Deployment, error) {
 	st := &appsv1.DeploymentStrategyArgs{Type: pulumi.String(strategy)}
 	if strategy == "RollingUpdate" {
 		// Keep serving during a rollout: add one new pod before taking an old one away.
 		st.RollingUpdate = &appsv1.RollingUpdateDeploymentArgs{MaxUnavailable: pulumi.Int(0), MaxSurge: pulumi.Int(1)}
 	}
-	pod, deps = b.withRegistryLogin(namespace, pod, deps)
-	d, err := appsv1.NewDeployment(b.ctx, b.resourceName(namespace, name), &appsv1.DeploymentArgs{
+	pod, deps = withRegistryLogin(pullSecret, namespace, pod, deps)
+	d, err := appsv1.NewDeployment(s.ctx, s.resourceName(namespace, name), &appsv1.DeploymentArgs{
 		Metadata: meta(name, namespace, pod.Labels),
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(replicas),
@@ -236,7 +267,7 @@ func (b *builder) deploymentWith(namespace, name string, replicas int, pod Pod, 
 			Strategy: st,
 			Template: pod.template(),
 		},
-	}, append(b.opts(namespace, deps...), extra...)...)
+	}, append(s.opts(namespace, deps...), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("deployment %s: %w", name, err)
 	}

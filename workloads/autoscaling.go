@@ -65,9 +65,54 @@ func autoscaledOpts() pulumi.ResourceOption {
 	return pulumi.IgnoreChanges([]string{"spec.replicas"})
 }
 
+// Autoscaling scales the application: a HorizontalPodAutoscaler (and a PodDisruptionBudget) per
+// FastAPI service on CPU, and KEDA with a ScaledObject per Celery pool on its queues' depth.
+type Autoscaling struct {
+	pulumi.ResourceState
+
+	// KEDA is KEDA's release, which brings the ScaledObject and TriggerAuthentication CRDs.
+	KEDA *helmv3.Release
+}
+
+// autoscalingArgs are the inputs of the application's autoscaling.
+type autoscalingArgs struct {
+	// tierArgs name the resources; the configuration holds the bounds.
+	tierArgs
+	// Charts install KEDA.
+	Charts chartArgs
+	// APIs and CeleryPools are the Deployments to scale, by service and by pool name
+	// (Application): each autoscaler waits for its target.
+	APIs, CeleryPools map[string]pulumi.Resource
+	// AppSecret is the application's Secret, whose CELERY_BROKER_URL KEDA logs in to RabbitMQ with.
+	AppSecret *corev1.Secret
+}
+
+// newAutoscaling declares KEDA and the autoscalers.
+func newAutoscaling(ctx *pulumi.Context, name string, args *autoscalingArgs, opts ...pulumi.ResourceOption) (*Autoscaling, error) {
+	c := &Autoscaling{}
+	return c, component(ctx, args.tierArgs, "Autoscaling", name, c, opts, func(s *scope) error {
+		cfg := args.Config
+		var err error
+		// KEDA installs the CRDs the ScaledObjects and the TriggerAuthentication need.
+		if c.KEDA, err = s.release(args.Charts, "keda", NamespaceKEDA, versions.KEDA, kedaValues()); err != nil {
+			return fmt.Errorf("keda: %w", err)
+		}
+		for _, api := range APIServices(cfg) {
+			target, ok := args.APIs[api.Name]
+			if !ok {
+				return fmt.Errorf("no Deployment of the API service %s to scale", api.Name)
+			}
+			if err := s.apiAutoscaling(api, ScaledDeployments(cfg)[api.Name][1], target); err != nil {
+				return err
+			}
+		}
+		return s.celeryAutoscaling(c.KEDA, args.AppSecret, args.CeleryPools)
+	})
+}
+
 // apiAutoscaling declares a FastAPI service's HorizontalPodAutoscaler and its
 // PodDisruptionBudget.
-func (b *builder) apiAutoscaling(api APIService, maxReplicas int, target pulumi.Resource) error {
+func (s *scope) apiAutoscaling(api APIService, maxReplicas int, target pulumi.Resource) error {
 	ns := NamespaceApp
 	scaleDown := &autoscalingv2.HPAScalingRulesArgs{
 		StabilizationWindowSeconds: pulumi.Int(ScaleDownWindowSeconds),
@@ -75,7 +120,7 @@ func (b *builder) apiAutoscaling(api APIService, maxReplicas int, target pulumi.
 			Type: pulumi.String("Pods"), Value: pulumi.Int(1), PeriodSeconds: pulumi.Int(60),
 		}},
 	}
-	if _, err := autoscalingv2.NewHorizontalPodAutoscaler(b.ctx, b.resourceName(ns, api.Name), &autoscalingv2.HorizontalPodAutoscalerArgs{
+	if _, err := autoscalingv2.NewHorizontalPodAutoscaler(s.ctx, s.resourceName(ns, api.Name), &autoscalingv2.HorizontalPodAutoscalerArgs{
 		Metadata: meta(api.Name, ns, labels(api.Name, "autoscaler")),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpecArgs{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReferenceArgs{
@@ -92,18 +137,18 @@ func (b *builder) apiAutoscaling(api APIService, maxReplicas int, target pulumi.
 			}},
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehaviorArgs{ScaleDown: scaleDown},
 		},
-	}, b.opts(ns, target)...); err != nil {
+	}, s.opts(ns, target)...); err != nil {
 		return fmt.Errorf("autoscaler %s: %w", api.Name, err)
 	}
 	// One pod at a time may be evicted (a drain, a node replacement): with two or more pods the
 	// service keeps answering; a single-pod dev service still lets the drain finish.
-	if _, err := policyv1.NewPodDisruptionBudget(b.ctx, b.resourceName(ns, api.Name), &policyv1.PodDisruptionBudgetArgs{
+	if _, err := policyv1.NewPodDisruptionBudget(s.ctx, s.resourceName(ns, api.Name), &policyv1.PodDisruptionBudgetArgs{
 		Metadata: meta(api.Name, ns, labels(api.Name, "disruption-budget")),
 		Spec: policyv1.PodDisruptionBudgetSpecArgs{
 			MaxUnavailable: pulumi.Int(1),
 			Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector(api.Name)},
 		},
-	}, b.opts(ns, target)...); err != nil {
+	}, s.opts(ns, target)...); err != nil {
 		return fmt.Errorf("disruption budget %s: %w", api.Name, err)
 	}
 	return nil
@@ -138,25 +183,20 @@ func kedaValues() pulumi.Map {
 	}
 }
 
-// keda installs KEDA, whose CRDs the ScaledObjects and the TriggerAuthentication need.
-func (b *builder) keda() (*helmv3.Release, error) {
-	return b.release("keda", NamespaceKEDA, versions.KEDA, kedaValues())
-}
-
 // celeryAutoscaling declares the TriggerAuthentication KEDA reads the broker's address and
 // login with (from the application's Secret: the password is never written into the
 // ScaledObjects), and one ScaledObject per Celery pool with a RabbitMQ trigger per queue the
 // pool consumes. Beat gets none.
-func (b *builder) celeryAutoscaling(kedaRelease pulumi.Resource, appSecret *corev1.Secret, pools map[string]pulumi.Resource) error {
-	ns, cfg := NamespaceApp, b.cfg
-	auth, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, "trigger-auth-"+RabbitMQTriggerAuth), &apiextensions.CustomResourceArgs{
+func (s *scope) celeryAutoscaling(kedaRelease pulumi.Resource, appSecret *corev1.Secret, pools map[string]pulumi.Resource) error {
+	ns, cfg := NamespaceApp, s.cfg
+	auth, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(ns, "trigger-auth-"+RabbitMQTriggerAuth), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("keda.sh/v1alpha1"),
 		Kind:       pulumi.String("TriggerAuthentication"),
 		Metadata:   meta(RabbitMQTriggerAuth, ns, labels(RabbitMQTriggerAuth, "autoscaler")),
 		OtherFields: map[string]any{"spec": map[string]any{
 			"secretTargetRef": []any{map[string]any{"parameter": "host", "name": appSecretName, "key": "CELERY_BROKER_URL"}},
 		}},
-	}, b.opts(ns, kedaRelease, appSecret)...)
+	}, s.opts(ns, kedaRelease, appSecret)...)
 	if err != nil {
 		return fmt.Errorf("trigger authentication %s: %w", RabbitMQTriggerAuth, err)
 	}
@@ -176,7 +216,7 @@ func (b *builder) celeryAutoscaling(kedaRelease pulumi.Resource, appSecret *core
 				"authenticationRef": map[string]any{"name": RabbitMQTriggerAuth},
 			})
 		}
-		if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, "scaledobject-"+name), &apiextensions.CustomResourceArgs{
+		if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(ns, "scaledobject-"+name), &apiextensions.CustomResourceArgs{
 			ApiVersion: pulumi.String("keda.sh/v1alpha1"),
 			Kind:       pulumi.String("ScaledObject"),
 			Metadata:   meta(name, ns, labels(name, "autoscaler")),
@@ -194,7 +234,7 @@ func (b *builder) celeryAutoscaling(kedaRelease pulumi.Resource, appSecret *core
 				}}},
 				"triggers": triggers,
 			}},
-		}, b.opts(ns, kedaRelease, auth, pools[pool.Name])...); err != nil {
+		}, s.opts(ns, kedaRelease, auth, pools[pool.Name])...); err != nil {
 			return fmt.Errorf("scaled object %s: %w", name, err)
 		}
 	}

@@ -64,23 +64,31 @@ type Backups struct {
 	PostgresBaseBackup, PostgresDump *batchv1.CronJob
 }
 
-// backups declares the scheduled backups as a component of their own.
-func (b *builder) backups() (*Backups, error) {
+// backupsArgs are the inputs of the scheduled backups.
+type backupsArgs struct {
+	// tierArgs name the resources; the configuration names the backups bucket and the
+	// Kubernetes minor (the etcd image).
+	tierArgs
+	// PostgresBackupScript is the backup script's ConfigMap, declared with PostgreSQL (Data).
+	PostgresBackupScript *corev1.ConfigMap
+}
+
+// newBackups declares the scheduled backups. The component is as old as the tier's first
+// deployments under this name and parent, so its children keep their URNs without an alias.
+func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pulumi.ResourceOption) (*Backups, error) {
 	c := &Backups{}
-	name := b.name + "-backups"
-	if err := b.ctx.RegisterComponentResource("waste-coach-infra:workloads:Backups", name, c, pulumi.Parent(b.parent)); err != nil {
+	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:Backups", name, c, opts...); err != nil {
 		return nil, err
 	}
-	sub := *b
-	sub.parent = c
+	s := args.keptScope(ctx, c)
 	var err error
-	if c.EtcdSnapshot, err = sub.etcdSnapshot(); err != nil {
+	if c.EtcdSnapshot, err = s.etcdSnapshot(); err != nil {
 		return nil, fmt.Errorf("etcd snapshot: %w", err)
 	}
-	if c.PostgresBaseBackup, c.PostgresDump, err = sub.postgresBackups(); err != nil {
+	if c.PostgresBaseBackup, c.PostgresDump, err = s.postgresBackups(args.PostgresBackupScript); err != nil {
 		return nil, fmt.Errorf("postgresql: %w", err)
 	}
-	if err := b.ctx.RegisterResourceOutputs(c, pulumi.Map{
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"etcdSnapshot":       c.EtcdSnapshot.Metadata.Name(),
 		"postgresBaseBackup": c.PostgresBaseBackup.Metadata.Name(),
 		"postgresDump":       c.PostgresDump.Metadata.Name(),
@@ -95,12 +103,12 @@ func (b *builder) backups() (*Backups, error) {
 // runs and failures are Kubernetes objects (kubectl get jobs, kube-state-metrics'
 // kube_cronjob_status_last_successful_time for an alert), and the snapshot runs in the etcd
 // image kubeadm already pulled, so the node needs no etcdctl of its own.
-func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
+func (s *scope) etcdSnapshot() (*batchv1.CronJob, error) {
 	ns := NamespaceSystem
-	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
+	cm, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
 		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
 		Data:     backupScripts("etcd-snapshot.sh", EtcdSnapshotScript),
-	}, b.opts(ns)...)
+	}, s.opts(ns)...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +130,7 @@ func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
 		Labels: labels(EtcdSnapshotName, "backup"), Role: config.RoleMaster,
 		HostNetwork: true, RunAsRoot: true,
 		Init: []Container{{
-			Name: "save", Image: pulumi.String(versions.EtcdImage(b.cfg.Kubernetes.MinorString())),
+			Name: "save", Image: pulumi.String(versions.EtcdImage(s.cfg.Kubernetes.MinorString())),
 			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "save"},
 			Env: append(append(corev1.EnvVarArray{}, env...),
 				plainEnv("ETCD_ENDPOINT", "https://127.0.0.1:2379"), plainEnv("ETCD_CERT_DIR", certDir)),
@@ -132,16 +140,16 @@ func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
 			Name: "upload", Image: pulumi.String(versions.Curl),
 			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "upload"},
 			Env: append(append(corev1.EnvVarArray{}, env...),
-				plainEnv("BACKUP_BUCKET", b.cfg.Backups.BucketName),
+				plainEnv("BACKUP_BUCKET", s.cfg.Backups.BucketName),
 				plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleMaster)),
-				plainEnv("AWS_REGION", b.cfg.Region)),
+				plainEnv("AWS_REGION", s.cfg.Region)),
 			Resources: backupJob, Mounts: mounts,
 		}},
 		Volumes: volumes,
 	}
 	tpl := pod.template()
 	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
-	job, err := batchv1.NewCronJob(b.ctx, b.resourceName(ns, EtcdSnapshotName), &batchv1.CronJobArgs{
+	job, err := batchv1.NewCronJob(s.ctx, s.resourceName(ns, EtcdSnapshotName), &batchv1.CronJobArgs{
 		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
 		Spec: &batchv1.CronJobSpecArgs{
 			Schedule:                   pulumi.String(EtcdSnapshotSchedule),
@@ -159,7 +167,7 @@ func (b *builder) etcdSnapshot() (*batchv1.CronJob, error) {
 				},
 			},
 		},
-	}, b.opts(ns, cm)...)
+	}, s.opts(ns, cm)...)
 	if err != nil {
 		return nil, err
 	}

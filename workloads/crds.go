@@ -12,16 +12,25 @@ import (
 	"github.com/waste-coach/infra/versions"
 )
 
+// chartArgs are what the components that install charts need for it.
+type chartArgs struct {
+	// Archives opens the pinned chart archives, whose crds/ folders the program declares.
+	Archives charts.Archives
+	// CRDProvider declares those CRDs, adopting any a chart installed before; nil declares them
+	// with the tier's provider.
+	CRDProvider *kubernetes.Provider
+}
+
 // chartCRDs declares, as resources of the program, the CustomResourceDefinitions a chart ships
 // in its crds/ folders; the chart's release then installs with skipCrds and waits for them.
 // Helm would install them once and leave them: a chart bump would not upgrade them, and
 // `pulumi destroy` would leave them and every object of theirs in the cluster. Owned here, a
 // bump shows their change in the preview and a destroy deletes them after the release.
-func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
+func (s *scope) chartCRDs(src chartArgs, chart versions.Chart) ([]pulumi.Resource, error) {
 	if !chart.CRDFolders {
 		return nil, nil
 	}
-	archive, err := b.charts.Archive(chart)
+	archive, err := src.Archives.Archive(chart)
 	if err != nil {
 		return nil, fmt.Errorf("reading the CRDs of %s: %w", chart.Name, err)
 	}
@@ -53,14 +62,14 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 		for k, v := range stringMap(md["labels"]) {
 			labels[k] = pulumi.String(v)
 		}
-		r, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("crd", name), &apiextensions.CustomResourceArgs{
+		r, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("crd", name), &apiextensions.CustomResourceArgs{
 			ApiVersion: pulumi.String("apiextensions.k8s.io/v1"),
 			Kind:       pulumi.String("CustomResourceDefinition"),
 			Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels, Annotations: annotations},
 			// The spec only (a status in the file is the API server's to write), without the
 			// schemas' field documentation, which would dominate the stack's state.
 			OtherFields: kubernetes.UntypedArgs{"spec": charts.WithoutDescriptions(spec)},
-		}, b.crdOptions()...)
+		}, s.crdOptions(src.CRDProvider)...)
 		if err != nil {
 			return nil, fmt.Errorf("crd %s: %w", name, err)
 		}
@@ -74,10 +83,10 @@ func (b *builder) chartCRDs(chart versions.Chart) ([]pulumi.Resource, error) {
 // with its StatefulSet and metrics volume, the TargetGroupBindings that keep the ALB's targets),
 // so neither a destroy nor a replacement may take one without the operator's say-so
 // (`pulumi state unprotect`), like the data namespace.
-func (b *builder) crdOptions() []pulumi.ResourceOption {
-	opts := []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.Protect(b.cfg.Production)}
-	if b.crdProvider != nil {
-		opts = append(opts, pulumi.Provider(b.crdProvider))
+func (s *scope) crdOptions(provider *kubernetes.Provider) []pulumi.ResourceOption {
+	opts := append(s.parented(), pulumi.Protect(s.cfg.Production))
+	if provider != nil {
+		opts = append(opts, pulumi.Provider(provider))
 	}
 	return opts
 }

@@ -1,6 +1,8 @@
 package workloads
 
 import (
+	"fmt"
+
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -32,19 +34,58 @@ func PersistentVolumeGiB() int {
 	return postgresStorageGiB + redisStorageGiB + RabbitReplicas*rabbitStorageGiB + prometheusStorageGiB
 }
 
-// postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume.
-func (b *builder) postgres(addons *Addons, s *Secrets) error {
-	secret, err := b.secret(NamespaceData, postgresSecret, pulumi.StringMap{
-		"POSTGRES_USER": pulumi.String(postgresUser), "POSTGRES_DB": pulumi.String(postgresDatabase), "POSTGRES_PASSWORD": s.PostgresPassword,
+// Data is PostgreSQL and Redis on the storage node, each with its exporter and PodMonitor.
+type Data struct {
+	pulumi.ResourceState
+
+	// PostgresBackupScript is the ConfigMap of the PostgreSQL backup script, which the server's
+	// pod (archive_command, the wal-shipper) and the backup CronJobs mount.
+	PostgresBackupScript *corev1.ConfigMap
+}
+
+// dataArgs are the inputs of the data services.
+type dataArgs struct {
+	// tierArgs name the resources and say whether the stack is production (protected claims
+	// on the retaining class).
+	tierArgs
+	// Storage is what the claims and the StatefulSets wait for (ClaimDependencies).
+	Storage *Storage
+	// Monitoring is the monitoring release, which brings the PodMonitor CRD.
+	Monitoring pulumi.Resource
+	// PostgresPassword and RedisPassword are the services' passwords (secrets).
+	PostgresPassword, RedisPassword pulumi.StringOutput
+}
+
+// newData declares PostgreSQL and Redis.
+func newData(ctx *pulumi.Context, name string, args *dataArgs, opts ...pulumi.ResourceOption) (*Data, error) {
+	c := &Data{}
+	return c, component(ctx, args.tierArgs, "Data", name, c, opts, func(s *scope) error {
+		var err error
+		if c.PostgresBackupScript, err = s.postgres(args); err != nil {
+			return fmt.Errorf("postgresql: %w", err)
+		}
+		if err := s.redis(args); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	})
+}
+
+// postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume, and returns the
+// ConfigMap of its backup script.
+func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
+	secret, err := s.secret(NamespaceData, postgresSecret, pulumi.StringMap{
+		"POSTGRES_USER": pulumi.String(postgresUser), "POSTGRES_DB": pulumi.String(postgresDatabase), "POSTGRES_PASSWORD": args.PostgresPassword,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if b.pgBackupScript, err = b.postgresBackupScript(); err != nil {
-		return err
+	backupScript, err := s.postgresBackupScript()
+	if err != nil {
+		return nil, err
 	}
 	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
-	sts, err := b.statefulSet(Stateful{
+	sts, err := s.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
 		StorageGiB: postgresStorageGiB, MountPath: postgresDataMount,
@@ -65,24 +106,24 @@ func (b *builder) postgres(addons *Addons, s *Secrets) error {
 				Liveness:  execProbe(20, 5, "pg_isready", "-h", "127.0.0.1"),
 				Startup:   withStartup(ready, 300),
 				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
-			}, postgresExporter(), b.walShipper()},
-			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64), scriptVolume(b.pgBackupScript)},
+			}, postgresExporter(), s.walShipper()},
+			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64), scriptVolume(backupScript)},
 		},
-	}, addons, secret, b.pgBackupScript)
+	}, args.Storage.ClaimDependencies, secret, backupScript)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return b.podMonitor(NamespaceData, "postgres", addons.Monitoring, sts)
+	return backupScript, s.podMonitor(NamespaceData, "postgres", args.Monitoring, sts)
 }
 
 // redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
-func (b *builder) redis(addons *Addons, s *Secrets) error {
-	secret, err := b.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": s.RedisPassword})
+func (s *scope) redis(args *dataArgs) error {
+	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": args.RedisPassword})
 	if err != nil {
 		return err
 	}
 	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
-	sts, err := b.statefulSet(Stateful{
+	sts, err := s.statefulSet(Stateful{
 		Name: "redis", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"redis": redisPort},
 		StorageGiB: redisStorageGiB, MountPath: "/data",
@@ -103,9 +144,9 @@ func (b *builder) redis(addons *Addons, s *Secrets) error {
 				Liveness:  tcpProbe(redisPort, 20),
 			}, redisExporter()},
 		},
-	}, addons, secret)
+	}, args.Storage.ClaimDependencies, secret)
 	if err != nil {
 		return err
 	}
-	return b.podMonitor(NamespaceData, "redis", addons.Monitoring, sts)
+	return s.podMonitor(NamespaceData, "redis", args.Monitoring, sts)
 }

@@ -71,8 +71,8 @@ func redisExporter() Container {
 
 // podMonitor declares a PodMonitor for a component's "metrics" port; the job label is the
 // component's name (jobLabel), which the alert rules select on.
-func (b *builder) podMonitor(namespace, name string, deps ...pulumi.Resource) error {
-	if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(namespace, name+"-podmonitor"), &apiextensions.CustomResourceArgs{
+func (s *scope) podMonitor(namespace, name string, deps ...pulumi.Resource) error {
+	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(namespace, name+"-podmonitor"), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
 		Kind:       pulumi.String("PodMonitor"),
 		Metadata:   meta(name, namespace, labels(name, "monitoring")),
@@ -81,7 +81,7 @@ func (b *builder) podMonitor(namespace, name string, deps ...pulumi.Resource) er
 			"selector":            map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": name}},
 			"podMetricsEndpoints": []any{map[string]any{"port": "metrics", "interval": "30s"}},
 		}},
-	}, b.opts(namespace, deps...)...); err != nil {
+	}, s.opts(namespace, deps...)...); err != nil {
 		return fmt.Errorf("pod monitor %s/%s: %w", namespace, name, err)
 	}
 	return nil
@@ -89,7 +89,8 @@ func (b *builder) podMonitor(namespace, name string, deps ...pulumi.Resource) er
 
 // certificateExporter runs on the master and reports when the API server's certificate and the
 // admin credential expire. It mounts the two certificate files only, read-only: never a key.
-func (b *builder) certificateExporter(addons *Addons) error {
+// monitoring is the monitoring release, which brings the PodMonitor CRD.
+func (s *scope) certificateExporter(monitoring pulumi.Resource) error {
 	ns, name := NamespaceMonitoring, alerting.JobCerts
 	l := labels(name, "monitoring")
 	hostFile := func(volume, path string) corev1.VolumeArgs {
@@ -115,16 +116,16 @@ func (b *builder) certificateExporter(addons *Addons) error {
 		}},
 		Volumes: corev1.VolumeArray{hostFile("apiserver-cert", APIServerCertPath), hostFile("admin-credential-cert", AdminCredentialCertPath)},
 	}
-	dep, err := appsv1.NewDeployment(b.ctx, b.resourceName(ns, name), &appsv1.DeploymentArgs{
+	dep, err := appsv1.NewDeployment(s.ctx, s.resourceName(ns, name), &appsv1.DeploymentArgs{
 		Metadata: meta(name, ns, l),
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(1),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: selector(name)},
 			Template: pod.template(),
 		},
-	}, b.opts(ns)...)
+	}, s.opts(ns)...)
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", name, err)
 	}
-	return b.podMonitor(ns, name, addons.Monitoring, dep)
+	return s.podMonitor(ns, name, monitoring, dep)
 }

@@ -44,33 +44,62 @@ func (s TargetGroupBindingSpec) args() kubernetes.UntypedArgs {
 	return kubernetes.UntypedArgs{"spec": spec}
 }
 
-// targetGroupBindings binds each route's target group to its Service: the load balancer
+// Routing binds the ALB's target groups to their Services.
+type Routing struct {
+	pulumi.ResourceState
+}
+
+// routingArgs are the inputs of the routes' bindings.
+type routingArgs struct {
+	// tierArgs name the resources.
+	tierArgs
+	// TargetGroupARNs are the ALB's target groups by route name, declared by the AWS tier.
+	TargetGroupARNs map[string]pulumi.StringOutput
+	// VPCID is the target groups' VPC.
+	VPCID pulumi.StringInput
+	// LoadBalancerController registers the nodes; every binding waits for it, so that a
+	// destroy deletes the bindings while it still runs.
+	LoadBalancerController pulumi.Resource
+	// Served is how each route's Service answers, by route name, as the components that
+	// declare the Services report it: a route without an entry has no Service.
+	Served map[string]Served
+}
+
+// newRouting binds each route's target group to its Service: the load balancer
 // controller registers the nodes on the Service's NodePort and follows replaced nodes. Each
 // binding depends on the controller, so `pulumi destroy` deletes the bindings (the controller
 // removes its finalizer and deregisters the nodes) before the controller goes; the ALB itself is
 // a Pulumi resource of the AWS tier and is deleted by Pulumi.
-func (b *builder) targetGroupBindings(addons *Addons, targetGroupARNs map[string]pulumi.StringOutput, vpcID pulumi.StringInput) error {
+func newRouting(ctx *pulumi.Context, name string, args *routingArgs, opts ...pulumi.ResourceOption) (*Routing, error) {
+	c := &Routing{}
+	return c, component(ctx, args.tierArgs, "Routing", name, c, opts, func(s *scope) error {
+		return s.targetGroupBindings(args)
+	})
+}
+
+// targetGroupBindings declares one binding per route of routing.Routes.
+func (s *scope) targetGroupBindings(args *routingArgs) error {
 	for _, r := range routing.Routes() {
-		arn, ok := targetGroupARNs[r.Name]
+		arn, ok := args.TargetGroupARNs[r.Name]
 		if !ok {
 			return fmt.Errorf("no target group for route %s", r.Name)
 		}
-		spec := TargetGroupBindingSpec{ServiceName: r.Service, ServicePort: r.ServicePort, TargetGroupARN: arn, VPCID: vpcID}
-		how, ok := b.served[r.Name]
+		spec := TargetGroupBindingSpec{ServiceName: r.Service, ServicePort: r.ServicePort, TargetGroupARN: arn, VPCID: args.VPCID}
+		how, ok := args.Served[r.Name]
 		switch {
 		case !ok:
 			return fmt.Errorf("route %s: no Service %s/%s is declared for it", r.Name, r.Namespace, r.Service)
-		case how.local && how.role.ControlPlane():
+		case how.Local && how.Role.ControlPlane():
 			// The controller never registers a control-plane node: the group would stay empty.
 			return fmt.Errorf("route %s: a Service with traffic policy Local on the control plane cannot be registered", r.Name)
-		case how.local:
-			spec.NodeSelector = NodeSelector(how.role)
+		case how.Local:
+			spec.NodeSelector = NodeSelector(how.Role)
 		}
-		deps := []pulumi.Resource{addons.LoadBalancerController}
-		opts := append(b.opts(r.Namespace, deps...),
+		deps := []pulumi.Resource{args.LoadBalancerController}
+		opts := append(s.opts(r.Namespace, deps...),
 			// The ARN is immutable in a binding: a replaced target group means a new binding.
 			pulumi.ReplaceOnChanges([]string{"spec.targetGroupARN"}), pulumi.DeleteBeforeReplace(true))
-		if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(r.Namespace, r.Name+"-tgb"), &apiextensions.CustomResourceArgs{
+		if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(r.Namespace, r.Name+"-tgb"), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String("elbv2.k8s.aws/v1beta1"),
 			Kind:        pulumi.String("TargetGroupBinding"),
 			Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(r.Service), Namespace: pulumi.String(r.Namespace), Labels: labels(r.Service, "routing")},

@@ -3,10 +3,10 @@ package workloads
 import (
 	"fmt"
 
-	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -83,8 +83,8 @@ func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
 
 // fluentBitValues run Fluent Bit on every node, the master included (it tolerates every
 // taint), with the node's instance role (it is allowed the metadata service: netpol.go).
-func (b *builder) fluentBitValues() pulumi.Map {
-	inputs, filters, outputs := FluentBitConfig(b.cfg.Region, b.cfg.Logs.GroupName)
+func fluentBitValues(cfg *config.Config) pulumi.Map {
+	inputs, filters, outputs := FluentBitConfig(cfg.Region, cfg.Logs.GroupName)
 	hostPath := func(name, path, typ string) pulumi.Map {
 		hp := pulumi.Map{"path": pulumi.String(path)}
 		if typ != "" {
@@ -120,45 +120,29 @@ func (b *builder) fluentBitValues() pulumi.Map {
 	}
 }
 
-// fluentBitRelease installs Fluent Bit.
-func (b *builder) fluentBitRelease() (*helmv3.Release, error) {
-	return b.release("fluent-bit", NamespaceLogging, versions.FluentBit, b.fluentBitValues())
+// Logging is Fluent Bit on every node, which ships every container's and kubelet's log lines
+// to the stack's log group (infra.Logs).
+type Logging struct {
+	pulumi.ResourceState
+
+	// FluentBit is Fluent Bit's release.
+	FluentBit *helmv3.Release
 }
 
-// grafanaCloudWatchLogin declares the Secret Grafana's CloudWatch data source reads its login
-// from, in Grafana's environment; the data source refers to the variables, so the key never
-// appears in the chart's values or in the provisioning ConfigMap. Nil when no reader is given.
-func (b *builder) grafanaCloudWatchLogin(reader *LogsReader) (*corev1.Secret, error) {
-	if reader == nil {
-		return nil, nil
-	}
-	return b.secret(NamespaceMonitoring, grafanaCloudWatchSecret, pulumi.StringMap{
-		"CLOUDWATCH_ACCESS_KEY_ID":     reader.AccessKeyID,
-		"CLOUDWATCH_SECRET_ACCESS_KEY": reader.SecretAccessKey,
+// loggingArgs are the inputs of the central logs' shipper.
+type loggingArgs struct {
+	// tierArgs name the resources; the configuration names the region and the log group.
+	tierArgs
+	// Charts install Fluent Bit.
+	Charts chartArgs
+}
+
+// newLogging installs Fluent Bit.
+func newLogging(ctx *pulumi.Context, name string, args *loggingArgs, opts ...pulumi.ResourceOption) (*Logging, error) {
+	c := &Logging{}
+	return c, component(ctx, args.tierArgs, "Logging", name, c, opts, func(s *scope) error {
+		var err error
+		c.FluentBit, err = s.release(args.Charts, "fluent-bit", NamespaceLogging, versions.FluentBit, fluentBitValues(args.Config))
+		return err
 	})
-}
-
-// withCloudWatch adds the CloudWatch data source to Grafana's values, so operators read the
-// logs where they read the metrics.
-func (b *builder) withCloudWatch(grafanaValues pulumi.Map) {
-	if b.grafanaCloudWatch == nil {
-		return
-	}
-	grafanaValues["envFromSecret"] = pulumi.String(grafanaCloudWatchSecret)
-	grafanaValues["additionalDataSources"] = pulumi.Array{pulumi.Map{
-		"name":     pulumi.String(CloudWatchDataSource),
-		"uid":      pulumi.String("cloudwatch-logs"),
-		"type":     pulumi.String("cloudwatch"),
-		"access":   pulumi.String("proxy"),
-		"editable": pulumi.Bool(false),
-		"jsonData": pulumi.Map{
-			"authType":      pulumi.String("keys"),
-			"defaultRegion": pulumi.String(b.cfg.Region),
-		},
-		// Grafana expands environment variables in provisioning files.
-		"secureJsonData": pulumi.Map{
-			"accessKey": pulumi.String("${CLOUDWATCH_ACCESS_KEY_ID}"),
-			"secretKey": pulumi.String("${CLOUDWATCH_SECRET_ACCESS_KEY}"),
-		},
-	}}
 }

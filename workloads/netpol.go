@@ -7,6 +7,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
 )
 
 // PodCIDR is Calico's pool; node-to-pod traffic through the VXLAN tunnel comes from it.
@@ -52,13 +54,13 @@ type Policy struct {
 
 func ports(ps ...Port) []Port { return ps }
 
-// Policies are every NetworkPolicy of the platform: per namespace a default deny, DNS, and the
+// policies are every NetworkPolicy of the platform: per namespace a default deny, DNS, and the
 // flows of the design. Controllers reach the API server at both its Service address and the
 // master's address (Calico evaluates policy after kube-proxy's DNAT): blocking 10.96.0.1:443
 // once crash-looped a controller.
-func (b *builder) Policies() []Policy {
-	master := b.cfg.MasterPrivateIP().String()
-	vpc := b.cfg.VPCCIDR.String()
+func policies(cfg *config.Config) []Policy {
+	master := cfg.MasterPrivateIP().String()
+	vpc := cfg.VPCCIDR.String()
 	dns := Flow{Peers: []Peer{{Namespace: NamespaceSystem, Pods: map[string]string{"k8s-app": "kube-dns"}}}, Ports: ports(udp(53), tcp(53))}
 	apiServer := Flow{Peers: []Peer{{CIDR: APIServerServiceIP + "/32"}, {CIDR: master + "/32"}}, Ports: ports(tcp(443), tcp(6443))}
 	fromALB := []Peer{{CIDR: vpc}}
@@ -153,19 +155,35 @@ func (b *builder) Policies() []Policy {
 	)
 }
 
-func (b *builder) networkPolicies() error {
-	if err := b.metadataServicePolicy(); err != nil {
-		return err
-	}
-	for _, p := range b.Policies() {
-		if _, err := networkingv1.NewNetworkPolicy(b.ctx, b.resourceName(p.Namespace, "netpol-"+p.Name), &networkingv1.NetworkPolicyArgs{
-			Metadata: meta(p.Name, p.Namespace, labels(p.Name, "network-policy")),
-			Spec:     p.spec(),
-		}, b.opts(p.Namespace)...); err != nil {
-			return fmt.Errorf("network policy %s/%s: %w", p.Namespace, p.Name, err)
+// NetworkPolicies are every namespace's NetworkPolicies (policies) and the Calico tier that
+// keeps the instance metadata service from the pods that must not act with the node's role.
+type NetworkPolicies struct {
+	pulumi.ResourceState
+}
+
+// networkPoliciesArgs are the inputs of the network policies.
+type networkPoliciesArgs struct {
+	// tierArgs name the resources; the configuration gives the VPC's and the master's addresses.
+	tierArgs
+}
+
+// newNetworkPolicies declares the Calico tier and policy, and the NetworkPolicies.
+func newNetworkPolicies(ctx *pulumi.Context, name string, args *networkPoliciesArgs, opts ...pulumi.ResourceOption) (*NetworkPolicies, error) {
+	c := &NetworkPolicies{}
+	return c, component(ctx, args.tierArgs, "NetworkPolicies", name, c, opts, func(s *scope) error {
+		if err := s.metadataServicePolicy(); err != nil {
+			return err
 		}
-	}
-	return nil
+		for _, p := range policies(args.Config) {
+			if _, err := networkingv1.NewNetworkPolicy(ctx, s.resourceName(p.Namespace, "netpol-"+p.Name), &networkingv1.NetworkPolicyArgs{
+				Metadata: meta(p.Name, p.Namespace, labels(p.Name, "network-policy")),
+				Spec:     p.spec(),
+			}, s.opts(p.Namespace)...); err != nil {
+				return fmt.Errorf("network policy %s/%s: %w", p.Namespace, p.Name, err)
+			}
+		}
+		return nil
+	})
 }
 
 func (p Policy) spec() networkingv1.NetworkPolicySpecArgs {
@@ -259,19 +277,19 @@ const IMDSAllowedSelector = "(projectcalico.org/namespace == '" + NamespaceApp +
 // metadataServicePolicy declares the tier and the policy that deny the metadata service to every
 // pod but those of IMDSAllowedSelector. Calico's CRDs are installed by the cluster tier, before
 // the provider this tier uses is ready.
-func (b *builder) metadataServicePolicy() error {
-	tier, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("cluster", "calico-tier-"+imdsTier), &apiextensions.CustomResourceArgs{
+func (s *scope) metadataServicePolicy() error {
+	tier, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+imdsTier), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
 		Kind:       pulumi.String("Tier"),
 		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(imdsTier)},
 		// Traffic no policy of the tier decides goes on to the next tier, not to a drop.
 		OtherFields: map[string]any{"spec": map[string]any{"order": imdsTierOrder, "defaultAction": "Pass"}},
-	}, pulumi.Parent(b.parent))
+	}, s.parented()...)
 	if err != nil {
 		return fmt.Errorf("calico tier %s: %w", imdsTier, err)
 	}
 	name := imdsTier + ".deny-metadata-service" // Calico names a tier's policies <tier>.<name>
-	if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
+	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
 		Kind:       pulumi.String("GlobalNetworkPolicy"),
 		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
@@ -285,7 +303,7 @@ func (b *builder) metadataServicePolicy() error {
 				"destination": map[string]any{"nets": []any{IMDSAddress}},
 			}},
 		}},
-	}, pulumi.Parent(b.parent), pulumi.DependsOn([]pulumi.Resource{tier})); err != nil {
+	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{tier}))...); err != nil {
 		return fmt.Errorf("calico policy %s: %w", name, err)
 	}
 	return nil

@@ -120,14 +120,15 @@ type Pod struct {
 }
 
 // withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
-// configured, and returns the dependencies with that Secret added: the application's pods must
-// not be created before the kubelet can pull their images. Pods elsewhere run public images.
-func (b *builder) withRegistryLogin(namespace string, pod Pod, deps []pulumi.Resource) (Pod, []pulumi.Resource) {
-	if namespace != NamespaceApp || b.pullSecret == nil {
+// configured (pullSecret, nil otherwise), and returns the dependencies with that Secret added:
+// the application's pods must not be created before the kubelet can pull their images. Pods
+// elsewhere run public images.
+func withRegistryLogin(pullSecret *corev1.Secret, namespace string, pod Pod, deps []pulumi.Resource) (Pod, []pulumi.Resource) {
+	if namespace != NamespaceApp || pullSecret == nil {
 		return pod, deps
 	}
 	pod.PullSecrets = append(slices.Clone(pod.PullSecrets), RegistryPullSecret)
-	return pod, append(slices.Clone(deps), b.pullSecret)
+	return pod, append(slices.Clone(deps), pullSecret)
 }
 
 func (p Pod) template() corev1.PodTemplateSpecArgs {

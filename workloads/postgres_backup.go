@@ -84,20 +84,20 @@ var (
 )
 
 // backupEnv is where the backups go: the storage node's prefix of the bucket, in its region.
-func (b *builder) backupEnv() corev1.EnvVarArray {
+func (s *scope) backupEnv() corev1.EnvVarArray {
 	return corev1.EnvVarArray{
-		plainEnv("BACKUP_BUCKET", b.cfg.Backups.BucketName),
+		plainEnv("BACKUP_BUCKET", s.cfg.Backups.BucketName),
 		plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleStorage)),
-		plainEnv("AWS_REGION", b.cfg.Region),
+		plainEnv("AWS_REGION", s.cfg.Region),
 	}
 }
 
 // postgresBackupScript declares the ConfigMap of the backup script.
-func (b *builder) postgresBackupScript() (*corev1.ConfigMap, error) {
-	return corev1.NewConfigMap(b.ctx, b.resourceName(NamespaceData, PostgresBackupConfigMap), &corev1.ConfigMapArgs{
+func (s *scope) postgresBackupScript() (*corev1.ConfigMap, error) {
+	return corev1.NewConfigMap(s.ctx, s.resourceName(NamespaceData, PostgresBackupConfigMap), &corev1.ConfigMapArgs{
 		Metadata: meta(PostgresBackupConfigMap, NamespaceData, labels(PostgresBackupConfigMap, "backup")),
 		Data:     backupScripts("postgres-backup.sh", PostgresBackupScript),
-	}, b.opts(NamespaceData)...)
+	}, s.opts(NamespaceData)...)
 }
 
 func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
@@ -107,12 +107,12 @@ func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
 // walShipper is the container beside the server that uploads the archived segments with the
 // node's instance role. Its probe fails when no pass has succeeded for ten intervals, so a
 // shipper that cannot reach the bucket is restarted and counted (kube_pod_container_status_restarts).
-func (b *builder) walShipper() Container {
+func (s *scope) walShipper() Container {
 	healthy := execProbe(30, 5, "/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
 	return Container{
 		Name: WALShipperContainer, Image: pulumi.String(versions.Curl),
 		Command: []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "ship-wal"},
-		Env: append(b.backupEnv(),
+		Env: append(s.backupEnv(),
 			plainEnv("WAL_OUTBOX", WALOutbox), plainEnv("SHIP_INTERVAL", strconv.Itoa(WALShipIntervalSeconds))),
 		Resources: walShipperResources,
 		Readiness: healthy, Liveness: healthy,
@@ -128,7 +128,7 @@ func (b *builder) walShipper() Container {
 // postgresBackupJob declares a daily CronJob in the data namespace on the storage node: the
 // first step (postgres image, the server's major) writes into an emptyDir, the second (curl
 // image) uploads it. Credentials come from the PostgreSQL Secret, never from the manifest.
-func (b *builder) postgresBackupJob(name, schedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
+func (s *scope) postgresBackupJob(name, schedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
 	ns := NamespaceData
 	const backupDir = "/backup"
 	l := labels(name, "backup")
@@ -163,14 +163,14 @@ func (b *builder) postgresBackupJob(name, schedule, step, kind string, dataVolum
 		Containers: []Container{{
 			Name: "upload", Image: pulumi.String(versions.Curl),
 			Command:   []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "upload", kind},
-			Env:       append(b.backupEnv(), plainEnv("BACKUP_DIR", backupDir)),
+			Env:       append(s.backupEnv(), plainEnv("BACKUP_DIR", backupDir)),
 			Resources: backupJob, Mounts: mounts,
 		}},
 		Volumes: volumes,
 	}
 	tpl := pod.template()
 	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
-	return batchv1.NewCronJob(b.ctx, b.resourceName(ns, name), &batchv1.CronJobArgs{
+	return batchv1.NewCronJob(s.ctx, s.resourceName(ns, name), &batchv1.CronJobArgs{
 		Metadata: meta(name, ns, l),
 		Spec: &batchv1.CronJobSpecArgs{
 			Schedule:                   pulumi.String(schedule),
@@ -188,18 +188,19 @@ func (b *builder) postgresBackupJob(name, schedule, step, kind string, dataVolum
 				},
 			},
 		},
-	}, b.opts(ns, cm)...)
+	}, s.opts(ns, cm)...)
 }
 
-// postgresBackups declares the daily base backup and dump CronJobs.
-func (b *builder) postgresBackups() (base, dump *batchv1.CronJob, err error) {
-	if b.pgBackupScript == nil {
+// postgresBackups declares the daily base backup and dump CronJobs, which mount script (the
+// ConfigMap Data declares with PostgreSQL).
+func (s *scope) postgresBackups(script *corev1.ConfigMap) (base, dump *batchv1.CronJob, err error) {
+	if script == nil {
 		return nil, nil, fmt.Errorf("the backup script's ConfigMap is declared with PostgreSQL, which has not been declared")
 	}
-	if base, err = b.postgresBackupJob(PostgresBaseBackupName, PostgresBaseBackupSchedule, "base-backup", "base", true, b.pgBackupScript); err != nil {
+	if base, err = s.postgresBackupJob(PostgresBaseBackupName, PostgresBaseBackupSchedule, "base-backup", "base", true, script); err != nil {
 		return nil, nil, fmt.Errorf("base backup: %w", err)
 	}
-	if dump, err = b.postgresBackupJob(PostgresDumpName, PostgresDumpSchedule, "dump", "dump", false, b.pgBackupScript); err != nil {
+	if dump, err = s.postgresBackupJob(PostgresDumpName, PostgresDumpSchedule, "dump", "dump", false, script); err != nil {
 		return nil, nil, fmt.Errorf("dump: %w", err)
 	}
 	return base, dump, nil

@@ -46,17 +46,45 @@ func rabbitConfig() string {
 	}, "\n")
 }
 
+// Messaging is the three-node RabbitMQ cluster on the storage node, its identity, configuration
+// and definitions, its disruption budget and its ServiceMonitor.
+type Messaging struct {
+	pulumi.ResourceState
+}
+
+// messagingArgs are the inputs of the message broker.
+type messagingArgs struct {
+	// tierArgs name the resources and say whether the stack is production (protected claims
+	// on the retaining class).
+	tierArgs
+	// Storage is what the claims and the StatefulSet wait for (ClaimDependencies).
+	Storage *Storage
+	// Monitoring is the monitoring release, which brings the ServiceMonitor CRD.
+	Monitoring pulumi.Resource
+	// AdminPassword and AppPassword are the administrator's and the application's passwords,
+	// ErlangCookie the brokers' shared secret (all secrets).
+	AdminPassword, AppPassword, ErlangCookie pulumi.StringOutput
+}
+
+// newMessaging declares the RabbitMQ cluster.
+func newMessaging(ctx *pulumi.Context, name string, args *messagingArgs, opts ...pulumi.ResourceOption) (*Messaging, error) {
+	c := &Messaging{}
+	return c, component(ctx, args.tierArgs, "Messaging", name, c, opts, func(s *scope) error {
+		return s.rabbitmq(args)
+	})
+}
+
 // rabbitmq declares the three-node RabbitMQ cluster on the storage node.
-func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
+func (s *scope) rabbitmq(args *messagingArgs) error {
 	ns, name := NamespaceData, "rabbitmq"
 	l := labels(name, "message-broker")
-	opts := b.opts(ns)
+	opts := s.opts(ns)
 
-	sa, err := corev1.NewServiceAccount(b.ctx, b.resourceName(ns, name), &corev1.ServiceAccountArgs{Metadata: meta(name, ns, l)}, opts...)
+	sa, err := corev1.NewServiceAccount(s.ctx, s.resourceName(ns, name), &corev1.ServiceAccountArgs{Metadata: meta(name, ns, l)}, opts...)
 	if err != nil {
 		return fmt.Errorf("service account: %w", err)
 	}
-	role, err := rbacv1.NewRole(b.ctx, b.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleArgs{
+	role, err := rbacv1.NewRole(s.ctx, s.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleArgs{
 		Metadata: meta(name+"-peer-discovery", ns, l),
 		Rules: rbacv1.PolicyRuleArray{
 			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"endpoints"}), Verbs: pulumi.ToStringArray([]string{"get"})},
@@ -66,16 +94,16 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 	if err != nil {
 		return fmt.Errorf("role: %w", err)
 	}
-	binding, err := rbacv1.NewRoleBinding(b.ctx, b.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleBindingArgs{
+	binding, err := rbacv1.NewRoleBinding(s.ctx, s.resourceName(ns, name+"-peer-discovery"), &rbacv1.RoleBindingArgs{
 		Metadata: meta(name+"-peer-discovery", ns, l),
 		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: pulumi.String(name + "-peer-discovery")},
 		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(name), Namespace: pulumi.String(ns)}},
-	}, b.opts(ns, role, sa)...)
+	}, s.opts(ns, role, sa)...)
 	if err != nil {
 		return fmt.Errorf("role binding: %w", err)
 	}
 
-	cm, err := corev1.NewConfigMap(b.ctx, b.resourceName(ns, name+"-config"), &corev1.ConfigMapArgs{
+	cm, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, name+"-config"), &corev1.ConfigMapArgs{
 		Metadata: meta(name+"-config", ns, l),
 		Data: pulumi.StringMap{
 			"rabbitmq.conf":   pulumi.String(rabbitConfig()),
@@ -85,13 +113,13 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	definitions := pulumi.All(s.RabbitAdmin, s.RabbitApp).ApplyT(func(v []any) string {
+	definitions := pulumi.All(args.AdminPassword, args.AppPassword).ApplyT(func(v []any) string {
 		return Definitions(v[0].(string), v[1].(string))
 	}).(pulumi.StringOutput)
-	secret, err := b.secret(ns, rabbitSecret, pulumi.StringMap{
+	secret, err := s.secret(ns, rabbitSecret, pulumi.StringMap{
 		"definitions.json": definitions,
-		"erlang-cookie":    s.ErlangCookie,
-		"admin-password":   s.RabbitAdmin,
+		"erlang-cookie":    args.ErlangCookie,
+		"admin-password":   args.AdminPassword,
 	})
 	if err != nil {
 		return err
@@ -99,7 +127,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 
 	fqdnSuffix := "." + serviceDNS(name+"-headless", ns)
 	ping := execProbe(10, 10, "rabbitmq-diagnostics", "-q", "ping")
-	sts, err := b.statefulSet(Stateful{
+	sts, err := s.statefulSet(Stateful{
 		Name: name, Namespace: ns, Replicas: RabbitReplicas, Parallel: true,
 		Ports:      map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort},
 		Headless:   map[string]int{"epmd": 4369, "dist": 25672},
@@ -148,13 +176,13 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 				emptyDir("logs", 128),
 			},
 		},
-	}, addons, cm, secret, binding)
+	}, args.Storage.ClaimDependencies, cm, secret, binding)
 	if err != nil {
 		return err
 	}
 
 	// One broker down at a time: a voluntary disruption never costs the quorum.
-	if _, err := policyv1.NewPodDisruptionBudget(b.ctx, b.resourceName(ns, name), &policyv1.PodDisruptionBudgetArgs{
+	if _, err := policyv1.NewPodDisruptionBudget(s.ctx, s.resourceName(ns, name), &policyv1.PodDisruptionBudgetArgs{
 		Metadata: meta(name, ns, l),
 		Spec: policyv1.PodDisruptionBudgetSpecArgs{
 			MaxUnavailable: pulumi.Int(1),
@@ -165,7 +193,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 	}
 
 	// Prometheus scrapes the brokers; the ServiceMonitor CRD comes with the monitoring chart.
-	if _, err := apiextensions.NewCustomResource(b.ctx, b.resourceName(ns, name+"-monitor"), &apiextensions.CustomResourceArgs{
+	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(ns, name+"-monitor"), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("monitoring.coreos.com/v1"),
 		Kind:       pulumi.String("ServiceMonitor"),
 		Metadata:   meta(name, ns, l),
@@ -175,7 +203,7 @@ func (b *builder) rabbitmq(addons *Addons, s *Secrets) error {
 			// queues keep the per-object endpoint cheap.
 			"endpoints": []any{map[string]any{"port": "prometheus", "path": "/metrics/per-object", "interval": "30s"}},
 		}},
-	}, b.opts(ns, addons.Monitoring, sts)...); err != nil {
+	}, s.opts(ns, args.Monitoring, sts)...); err != nil {
 		return fmt.Errorf("service monitor: %w", err)
 	}
 	return nil

@@ -19,7 +19,7 @@ type Claim struct {
 // DataClaims are the claims of the data services' StatefulSets (PostgreSQL, Redis, each
 // RabbitMQ broker): the volumes a restore from an EBS snapshot puts back.
 func DataClaims(cfg *config.Config) []Claim {
-	class := (&builder{cfg: cfg}).DataStorageClass()
+	class := dataStorageClass(cfg)
 	claim := func(sts string, i, gib int) Claim {
 		return Claim{Namespace: NamespaceData, Name: fmt.Sprintf("%s-%s-%d", VolumeName, sts, i), SizeGiB: gib, StorageClass: class}
 	}

@@ -10,7 +10,6 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/routing"
 )
 
@@ -38,76 +37,73 @@ const VolumeName = "data"
 // deletes them before the volume guard waits for their EBS volumes and the CSI driver goes. On a
 // production stack the claims are protected and their class retains the volumes: the data
 // survives a destroy, a `--exclude-protected` destroy and a replaced claim.
-func (b *builder) statefulSet(s Stateful, addons *Addons, deps ...pulumi.Resource) (*appsv1.StatefulSet, error) {
-	l := s.Pod.Labels
-	class := b.DataStorageClass()
-	storageDeps := []pulumi.Resource{addons.EBSCSI, addons.StorageClass, addons.VolumeGuard}
-	if addons.RetainStorageClass != nil {
-		storageDeps = append(storageDeps, addons.RetainStorageClass)
-	}
-	for i := range s.Replicas {
-		claim := fmt.Sprintf("%s-%s-%d", VolumeName, s.Name, i)
-		pvc, err := corev1.NewPersistentVolumeClaim(b.ctx, b.resourceName(s.Namespace, claim), &corev1.PersistentVolumeClaimArgs{
+// storageDeps (Storage.ClaimDependencies) are what the claims and the StatefulSet wait for.
+func (s *scope) statefulSet(st Stateful, storageDeps []pulumi.Resource, deps ...pulumi.Resource) (*appsv1.StatefulSet, error) {
+	l := st.Pod.Labels
+	class := dataStorageClass(s.cfg)
+	for i := range st.Replicas {
+		claim := fmt.Sprintf("%s-%s-%d", VolumeName, st.Name, i)
+		pvc, err := corev1.NewPersistentVolumeClaim(s.ctx, s.resourceName(st.Namespace, claim), &corev1.PersistentVolumeClaimArgs{
 			Metadata: &metav1.ObjectMetaArgs{
-				Name: pulumi.String(claim), Namespace: pulumi.String(s.Namespace), Labels: l,
+				Name: pulumi.String(claim), Namespace: pulumi.String(st.Namespace), Labels: l,
 				// WaitForFirstConsumer binds the claim only once its pod is scheduled, after
 				// this resource: waiting for Bound here would deadlock.
 				Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
 			},
-			Spec: claimSpec(s.StorageGiB, class),
-		}, append(b.opts(s.Namespace, storageDeps...), pulumi.Protect(b.cfg.Production))...)
+			Spec: claimSpec(st.StorageGiB, class),
+		}, append(s.opts(st.Namespace, storageDeps...), pulumi.Protect(s.cfg.Production))...)
 		if err != nil {
 			return nil, fmt.Errorf("claim %s: %w", claim, err)
 		}
 		deps = append(deps, pvc)
 	}
 
-	if err := b.clusterService(s.Namespace, s.Name, l, s.Ports); err != nil {
+	if err := s.clusterService(st.Namespace, st.Name, l, st.Ports); err != nil {
 		return nil, err
 	}
-	headless := s.Name + "-headless"
-	peerPorts := s.Headless
+	headless := st.Name + "-headless"
+	peerPorts := st.Headless
 	if len(peerPorts) == 0 {
-		peerPorts = s.Ports
+		peerPorts = st.Ports
 	}
-	if _, err := corev1.NewService(b.ctx, b.resourceName(s.Namespace, headless), &corev1.ServiceArgs{
-		Metadata: meta(headless, s.Namespace, l),
+	if _, err := corev1.NewService(s.ctx, s.resourceName(st.Namespace, headless), &corev1.ServiceArgs{
+		Metadata: meta(headless, st.Namespace, l),
 		Spec: &corev1.ServiceSpecArgs{
 			ClusterIP: pulumi.String("None"),
-			Selector:  selector(s.Name),
+			Selector:  selector(st.Name),
 			Ports:     servicePorts(peerPorts),
 			// Peers must resolve each other before they are ready, or a cluster never forms.
 			PublishNotReadyAddresses: pulumi.Bool(true),
 		},
-	}, b.opts(s.Namespace)...); err != nil {
+	}, s.opts(st.Namespace)...); err != nil {
 		return nil, fmt.Errorf("headless service %s: %w", headless, err)
 	}
 
 	policy := "OrderedReady"
-	if s.Parallel {
+	if st.Parallel {
 		policy = "Parallel"
 	}
-	s.Pod.Containers[0].Mounts = append(s.Pod.Containers[0].Mounts, mount(VolumeName, s.MountPath))
-	sts, err := appsv1.NewStatefulSet(b.ctx, b.resourceName(s.Namespace, s.Name), &appsv1.StatefulSetArgs{
-		Metadata: meta(s.Name, s.Namespace, l),
+	st.Pod.Containers[0].Mounts = append(st.Pod.Containers[0].Mounts, mount(VolumeName, st.MountPath))
+	sts, err := appsv1.NewStatefulSet(s.ctx, s.resourceName(st.Namespace, st.Name), &appsv1.StatefulSetArgs{
+		Metadata: meta(st.Name, st.Namespace, l),
 		Spec: appsv1.StatefulSetSpecArgs{
-			Replicas:            pulumi.Int(s.Replicas),
+			Replicas:            pulumi.Int(st.Replicas),
 			ServiceName:         pulumi.String(headless),
 			PodManagementPolicy: pulumi.String(policy),
-			Selector:            &metav1.LabelSelectorArgs{MatchLabels: selector(s.Name)},
-			Template:            s.Pod.template(),
+			Selector:            &metav1.LabelSelectorArgs{MatchLabels: selector(st.Name)},
+			Template:            st.Pod.template(),
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(VolumeName), Labels: l},
-				Spec:     claimSpec(s.StorageGiB, class),
+				Spec:     claimSpec(st.StorageGiB, class),
 			}},
 			// The claims are Pulumi's: the StatefulSet must not delete them behind its back.
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
 				WhenDeleted: pulumi.String("Retain"), WhenScaled: pulumi.String("Retain"),
 			},
 		},
-	}, b.opts(s.Namespace, append(deps, storageDeps...)...)...)
+	}, s.opts(st.Namespace, append(deps, storageDeps...)...)...)
 	if err != nil {
-		return nil, fmt.Errorf("statefulset %s: %w", s.Name, err)
+		return nil, fmt.Errorf("statefulset %s: %w", st.Name, err)
 	}
 	return sts, nil
 }
@@ -129,13 +125,12 @@ func servicePorts(ports map[string]int) corev1.ServicePortArray {
 }
 
 // publicService declares the NodePort Service the ALB sends a route's traffic to, from pods on
-// role's node. Local traffic policy keeps the client's (the ALB's) address and skips a second
+// one node. Local traffic policy keeps the client's (the ALB's) address and skips a second
 // hop, so only that node answers on the port: it is the only one registered in the route's
-// target group. The NodePort is the route's fixed one, the port its target group was created
-// with.
-func (b *builder) publicService(namespace, name string, l pulumi.StringMap, route routing.Route, role config.Role) error {
-	b.served[route.Name] = served{local: true, role: role}
-	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
+// target group (the caller reports the node's role as the route's Served). The NodePort is the
+// route's fixed one, the port its target group was created with.
+func (s *scope) publicService(namespace, name string, l pulumi.StringMap, route routing.Route) error {
+	_, err := corev1.NewService(s.ctx, s.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(name), Namespace: pulumi.String(namespace), Labels: l,
 		},
@@ -147,7 +142,7 @@ func (b *builder) publicService(namespace, name string, l pulumi.StringMap, rout
 				Name: pulumi.String("http"), Port: pulumi.Int(route.ServicePort), TargetPort: pulumi.String("http"), NodePort: pulumi.Int(route.NodePort),
 			}},
 		},
-	}, b.opts(namespace)...)
+	}, s.opts(namespace)...)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", name, err)
 	}
@@ -155,15 +150,15 @@ func (b *builder) publicService(namespace, name string, l pulumi.StringMap, rout
 }
 
 // clusterService declares the in-cluster Service of a component's pods.
-func (b *builder) clusterService(namespace, name string, l pulumi.StringMap, ports map[string]int) error {
-	_, err := corev1.NewService(b.ctx, b.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
+func (s *scope) clusterService(namespace, name string, l pulumi.StringMap, ports map[string]int) error {
+	_, err := corev1.NewService(s.ctx, s.resourceName(namespace, name+"-svc"), &corev1.ServiceArgs{
 		Metadata: meta(name, namespace, l),
 		Spec: &corev1.ServiceSpecArgs{
 			Type:     pulumi.String("ClusterIP"),
 			Selector: selector(name),
 			Ports:    servicePorts(ports),
 		},
-	}, b.opts(namespace)...)
+	}, s.opts(namespace)...)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", name, err)
 	}

@@ -7,7 +7,13 @@ import (
 	"text/template"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
 )
 
 // EBSDriver is the CSI driver that provisions every persistent volume of the platform.
@@ -21,12 +27,109 @@ const (
 	RetainStorageClassName = "gp3-retain"
 )
 
-// DataStorageClass is the class of the data services' claims (PostgreSQL, Redis, RabbitMQ).
-func (b *builder) DataStorageClass() string {
-	if b.cfg.Production {
+// dataStorageClass is the class of the data services' claims (PostgreSQL, Redis, RabbitMQ).
+func dataStorageClass(cfg *config.Config) string {
+	if cfg.Production {
 		return RetainStorageClassName
 	}
 	return StorageClassName
+}
+
+// Storage is the EBS CSI driver, the storage classes, and the volume guard that stands between
+// them and every claim.
+type Storage struct {
+	pulumi.ResourceState
+
+	// EBSCSI provisions and attaches every persistent volume.
+	EBSCSI *helmv3.Release
+	// StorageClass is the default gp3 class; RetainStorageClass the production data class, nil
+	// on other stacks.
+	StorageClass, RetainStorageClass *storagev1.StorageClass
+	// VolumeGuard waits, on destroy, until the driver has deleted the volumes of the claims.
+	VolumeGuard *remote.Command
+	// ClaimDependencies are what every claim and its StatefulSet wait for: the driver, the
+	// classes and the volume guard, so that a destroy deletes the claims before them.
+	ClaimDependencies []pulumi.Resource
+}
+
+// storageArgs are the inputs of the storage the stateful workloads need.
+type storageArgs struct {
+	// tierArgs name the resources; the cluster's ID tags the volumes for the snapshot policy.
+	tierArgs
+	// Charts install the EBS CSI driver's chart.
+	Charts chartArgs
+	// ControlPlane is the SSH connection (a secret) the volume guard's delete step runs over.
+	ControlPlane remote.ConnectionInput
+}
+
+// newStorage declares the EBS CSI driver, the classes and the volume guard, before anything
+// stateful.
+func newStorage(ctx *pulumi.Context, name string, args *storageArgs, opts ...pulumi.ResourceOption) (*Storage, error) {
+	c := &Storage{}
+	return c, component(ctx, args.tierArgs, "Storage", name, c, opts, func(s *scope) error {
+		cfg := args.Config
+		ebsValues := placement(config.RoleMaster)
+		ebsValues["replicaCount"] = pulumi.Int(1) // one control-plane node: a second replica could not be placed
+		ebsValues["region"] = pulumi.String(cfg.Region)
+		ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterID())
+		ebsValues["resources"] = ebsController.values()
+		var err error
+		c.EBSCSI, err = s.release(args.Charts, "aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
+			"controller": ebsValues,
+			"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values(), "enableWindows": pulumi.Bool(false)}, // no Windows nodes
+			"sidecars": pulumi.Map{
+				"provisioner":         pulumi.Map{"resources": sidecar.values()},
+				"attacher":            pulumi.Map{"resources": sidecar.values()},
+				"snapshotter":         pulumi.Map{"resources": sidecar.values()},
+				"resizer":             pulumi.Map{"resources": sidecar.values()},
+				"livenessProbe":       pulumi.Map{"resources": sidecar.values()},
+				"nodeDriverRegistrar": pulumi.Map{"resources": sidecar.values()},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if c.StorageClass, err = s.storageClass(StorageClassName, "Delete", true, c.EBSCSI); err != nil {
+			return err
+		}
+		classes := []pulumi.Resource{c.StorageClass}
+		if cfg.Production {
+			if c.RetainStorageClass, err = s.storageClass(RetainStorageClassName, "Retain", false, c.EBSCSI); err != nil {
+				return err
+			}
+			classes = append(classes, c.RetainStorageClass)
+		}
+		if c.VolumeGuard, err = s.volumeGuard(args.ControlPlane, c.EBSCSI, classes...); err != nil {
+			return err
+		}
+		c.ClaimDependencies = []pulumi.Resource{c.EBSCSI, c.StorageClass, c.VolumeGuard}
+		if c.RetainStorageClass != nil {
+			c.ClaimDependencies = append(c.ClaimDependencies, c.RetainStorageClass)
+		}
+		return nil
+	})
+}
+
+// storageClass declares an encrypted gp3 class bound where the pod lands and expandable in place.
+func (s *scope) storageClass(name, reclaim string, isDefault bool, driver pulumi.Resource) (*storagev1.StorageClass, error) {
+	annotations := pulumi.StringMap{}
+	if isDefault {
+		annotations["storageclass.kubernetes.io/is-default-class"] = pulumi.String("true")
+	}
+	sc, err := storagev1.NewStorageClass(s.ctx, s.resourceName("cluster", name), &storagev1.StorageClassArgs{
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name), Annotations: annotations},
+		Provisioner: pulumi.String(EBSDriver),
+		Parameters: pulumi.StringMap{"type": pulumi.String("gp3"), "encrypted": pulumi.String("true"), "fsType": pulumi.String("ext4"),
+			// Every volume of the class carries the tag the stack's daily snapshot policy targets.
+			"tagSpecification_1": pulumi.String(config.SnapshotTagKey + "=" + s.cfg.ClusterID())},
+		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
+		AllowVolumeExpansion: pulumi.Bool(true),
+		ReclaimPolicy:        pulumi.String(reclaim),
+	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{driver}))...)
+	if err != nil {
+		return nil, fmt.Errorf("storage class %s: %w", name, err)
+	}
+	return sc, nil
 }
 
 // volumeWaitSeconds bounds how long a destroy waits for the driver to delete the volumes: an EBS
@@ -61,14 +164,14 @@ func renderScript(t *template.Template, data any) string {
 
 // destroyStep declares a command on the control plane that does nothing on create and runs
 // script on destroy, at the place its dependencies give it in the destroy order.
-func (b *builder) destroyStep(name, purpose, script string, controlPlane remote.ConnectionInput, deps ...pulumi.Resource) (*remote.Command, error) {
-	cmd, err := remote.NewCommand(b.ctx, b.name+"-"+name, &remote.CommandArgs{
+func (s *scope) destroyStep(name, purpose, script string, controlPlane remote.ConnectionInput, deps ...pulumi.Resource) (*remote.Command, error) {
+	cmd, err := remote.NewCommand(s.ctx, s.name+"-"+name, &remote.CommandArgs{
 		Connection: controlPlane,
 		Create:     pulumi.String("echo 'the delete step of this command " + purpose + "'"),
 		Delete:     pulumi.String(script),
 		// The scripts print object names only.
 		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, pulumi.Parent(b.parent), pulumi.DependsOn(deps))
+	}, append(s.parented(), pulumi.DependsOn(deps))...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -80,8 +183,8 @@ func (b *builder) destroyStep(name, purpose, script string, controlPlane remote.
 // (and the monitoring release, whose Prometheus claim the operator made) and before the driver,
 // the storage classes and the nodes' policies, and its delete step waits there until the driver
 // has deleted the volumes: deleting a claim only starts the deletion of its volume.
-func (b *builder) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.Resource, classes ...pulumi.Resource) (*remote.Command, error) {
-	return b.destroyStep("volumes-released", "waits for the EBS volumes of deleted claims", VolumesReleasedScript(),
+func (s *scope) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.Resource, classes ...pulumi.Resource) (*remote.Command, error) {
+	return s.destroyStep("volumes-released", "waits for the EBS volumes of deleted claims", VolumesReleasedScript(),
 		controlPlane, append([]pulumi.Resource{driver}, classes...)...)
 }
 
@@ -109,7 +212,7 @@ func CustomResourcesReleasedScript() string {
 // customResourceGuard declares the command whose delete step empties the finalized kinds while
 // their controllers run. It depends on their releases, so a destroy deletes it first; the
 // releases and then the kinds' CRDs follow.
-func (b *builder) customResourceGuard(controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
-	return b.destroyStep("custom-resources-released", "deletes the finalized custom resources while their controllers run",
+func (s *scope) customResourceGuard(controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
+	return s.destroyStep("custom-resources-released", "deletes the finalized custom resources while their controllers run",
 		CustomResourcesReleasedScript(), controlPlane, controllers...)
 }

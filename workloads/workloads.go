@@ -1,7 +1,8 @@
 // Package workloads owns every workload on the cluster, as typed pulumi-kubernetes resources:
 // the platform add-ons (EBS CSI, load balancer controller, metrics-server, Argo CD, monitoring),
 // the data services, the application, the bindings of the ALB's target groups to their
-// Services, and the network policies.
+// Services, and the network policies. Each concern is a component of its own, declared in
+// order by New.
 package workloads
 
 import (
@@ -41,9 +42,30 @@ type Args struct {
 	CRDProvider *kubernetes.Provider
 }
 
-// Workloads is everything that runs on the cluster.
+// Workloads is everything that runs on the cluster, one component per concern.
 type Workloads struct {
 	pulumi.ResourceState
+
+	// Namespaces and Secrets come first: every object waits for its namespace, and the
+	// generated passwords go into several components' Secrets.
+	Namespaces *Namespaces
+	Secrets    *Secrets
+	// Alerting's Secrets, Storage and Monitoring come before anything that is scraped or stateful.
+	Alerting   *Alerting
+	Storage    *Storage
+	Monitoring *Monitoring
+	Addons     *Addons
+	// Data, Messaging and Application are the platform's own workloads; Autoscaling scales the
+	// application.
+	Data        *Data
+	Messaging   *Messaging
+	Application *Application
+	Autoscaling *Autoscaling
+	// Logging, Backups, NetworkPolicies and Routing (the ALB's bindings) follow what they serve.
+	Logging         *Logging
+	Backups         *Backups
+	NetworkPolicies *NetworkPolicies
+	Routing         *Routing
 }
 
 // Namespaces of the platform, one per concern.
@@ -69,68 +91,115 @@ var podSecurity = map[string]string{
 	NamespaceLogging: "privileged",
 }
 
-// New declares the workloads. Pass the cluster's provider with pulumi.Providers.
+// Namespaces are the namespaces the tier declares, each with its Pod Security level.
+type Namespaces struct {
+	pulumi.ResourceState
+
+	// ByName are the namespaces by name: every object in one waits for it.
+	ByName map[string]*corev1.Namespace
+}
+
+// namespacesArgs are the inputs of the tier's namespaces.
+type namespacesArgs struct {
+	// tierArgs name the namespaces and say whether the stack is production (whose data
+	// namespace is protected).
+	tierArgs
+}
+
+// newNamespaces declares a namespace per entry of podSecurity. A production stack's data
+// namespace is protected: deleting it would delete the claims in it.
+func newNamespaces(ctx *pulumi.Context, name string, args *namespacesArgs, opts ...pulumi.ResourceOption) (*Namespaces, error) {
+	c := &Namespaces{ByName: map[string]*corev1.Namespace{}}
+	return c, component(ctx, args.tierArgs, "Namespaces", name, c, opts, func(s *scope) error {
+		for _, ns := range slices.Sorted(maps.Keys(podSecurity)) {
+			level := podSecurity[ns]
+			r, err := corev1.NewNamespace(ctx, s.resourceName("ns", ns), &corev1.NamespaceArgs{
+				Metadata: &metav1.ObjectMetaArgs{
+					Name: pulumi.String(ns),
+					Labels: pulumi.StringMap{
+						"pod-security.kubernetes.io/enforce": pulumi.String(level),
+						"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
+						"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
+					},
+				},
+			}, append(s.parented(), pulumi.Protect(s.cfg.Production && ns == NamespaceData))...)
+			if err != nil {
+				return fmt.Errorf("namespace %s: %w", ns, err)
+			}
+			c.ByName[ns] = r
+		}
+		return nil
+	})
+}
+
+// New declares the workloads, in the order they need each other. Pass the cluster's provider
+// with pulumi.Providers.
 func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Workloads, error) {
 	w := &Workloads{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:Workloads", name, w, opts...); err != nil {
 		return nil, err
 	}
-	cfg := args.Config
-	b := &builder{ctx: ctx, parent: w, name: name, cfg: cfg, namespaces: map[string]*corev1.Namespace{}, charts: args.Charts, crdProvider: args.CRDProvider,
-		served: map[string]served{}}
-	if b.charts == nil {
-		b.charts = charts.For(cfg.ChartSource)
+	cfg, parent := args.Config, pulumi.Parent(w)
+	chartArgs := chartArgs{Archives: args.Charts, CRDProvider: args.CRDProvider}
+	if chartArgs.Archives == nil {
+		chartArgs.Archives = charts.For(cfg.ChartSource)
 	}
+	t := tierArgs{TierName: name, Workloads: w, Config: cfg}
+	var err error
 
-	for _, ns := range slices.Sorted(maps.Keys(podSecurity)) {
-		if err := b.namespace(ns, podSecurity[ns]); err != nil {
-			return nil, err
-		}
+	if w.Namespaces, err = newNamespaces(ctx, name+"-namespaces", &namespacesArgs{tierArgs: t}, parent); err != nil {
+		return nil, fmt.Errorf("namespaces: %w", err)
 	}
-	secrets, err := b.secrets()
-	if err != nil {
+	t.Namespaces = w.Namespaces.ByName
+	if w.Secrets, err = newSecrets(ctx, name+"-secrets", &secretsArgs{tierArgs: t}, parent); err != nil {
 		return nil, fmt.Errorf("generated secrets: %w", err)
 	}
-	if b.grafanaCloudWatch, err = b.grafanaCloudWatchLogin(args.LogsReader); err != nil {
-		return nil, fmt.Errorf("grafana's cloudwatch login: %w", err)
-	}
-	alerts, err := b.alertingSecrets()
-	if err != nil {
+	if w.Alerting, err = newAlerting(ctx, name+"-alerting", &alertingArgs{tierArgs: t}, parent); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	addons, err := b.addons(args.VPCID, args.ControlPlane, secrets, alerts)
-	if err != nil {
+	if w.Storage, err = newStorage(ctx, name+"-storage", &storageArgs{tierArgs: t, Charts: chartArgs, ControlPlane: args.ControlPlane}, parent); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if w.Monitoring, err = newMonitoring(ctx, name+"-monitoring", &monitoringArgs{tierArgs: t, Charts: chartArgs,
+		Storage: w.Storage, GrafanaAdminPassword: w.Secrets.GrafanaAdmin, LogsReader: args.LogsReader, AlertingSecrets: w.Alerting.Secrets}, parent); err != nil {
+		return nil, fmt.Errorf("monitoring: %w", err)
+	}
+	if w.Addons, err = newAddons(ctx, name+"-addons", &addonsArgs{tierArgs: t, Charts: chartArgs, VPCID: args.VPCID, ControlPlane: args.ControlPlane}, parent); err != nil {
 		return nil, fmt.Errorf("platform add-ons: %w", err)
 	}
-	if err := b.postgres(addons, secrets); err != nil {
-		return nil, fmt.Errorf("postgresql: %w", err)
+	if w.Data, err = newData(ctx, name+"-data", &dataArgs{tierArgs: t, Storage: w.Storage, Monitoring: w.Monitoring.Release,
+		PostgresPassword: w.Secrets.PostgresPassword, RedisPassword: w.Secrets.RedisPassword}, parent); err != nil {
+		return nil, fmt.Errorf("data services: %w", err)
 	}
-	if err := b.redis(addons, secrets); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	if err := b.rabbitmq(addons, secrets); err != nil {
+	if w.Messaging, err = newMessaging(ctx, name+"-messaging", &messagingArgs{tierArgs: t, Storage: w.Storage, Monitoring: w.Monitoring.Release,
+		AdminPassword: w.Secrets.RabbitAdmin, AppPassword: w.Secrets.RabbitApp, ErlangCookie: w.Secrets.ErlangCookie}, parent); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
-	kedaRelease, err := b.keda()
-	if err != nil {
-		return nil, fmt.Errorf("keda: %w", err)
-	}
-	if err := b.application(secrets, kedaRelease); err != nil {
+	if w.Application, err = newApplication(ctx, name+"-application", &applicationArgs{tierArgs: t,
+		PostgresPassword: w.Secrets.PostgresPassword, RedisPassword: w.Secrets.RedisPassword, RabbitPassword: w.Secrets.RabbitApp}, parent); err != nil {
 		return nil, fmt.Errorf("application: %w", err)
 	}
-	if _, err := b.fluentBitRelease(); err != nil {
+	if w.Autoscaling, err = newAutoscaling(ctx, name+"-autoscaling", &autoscalingArgs{tierArgs: t, Charts: chartArgs,
+		APIs: w.Application.APIs, CeleryPools: w.Application.CeleryPools, AppSecret: w.Application.Secret}, parent); err != nil {
+		return nil, fmt.Errorf("autoscaling: %w", err)
+	}
+	if w.Logging, err = newLogging(ctx, name+"-logging", &loggingArgs{tierArgs: t, Charts: chartArgs}, parent); err != nil {
 		return nil, fmt.Errorf("fluent bit: %w", err)
 	}
-	if _, err := b.backups(); err != nil {
+	if w.Backups, err = newBackups(ctx, name+"-backups", &backupsArgs{tierArgs: t, PostgresBackupScript: w.Data.PostgresBackupScript}, parent); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}
-	if err := alerts.rules(addons); err != nil {
+	if err := w.Alerting.declareRules(&alertRulesArgs{Monitoring: w.Monitoring.Release}); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	if err := b.networkPolicies(); err != nil {
+	if w.NetworkPolicies, err = newNetworkPolicies(ctx, name+"-network-policies", &networkPoliciesArgs{tierArgs: t}, parent); err != nil {
 		return nil, fmt.Errorf("network policies: %w", err)
 	}
-	if err := b.targetGroupBindings(addons, args.TargetGroupARNs, args.VPCID); err != nil {
+	served := maps.Clone(w.Monitoring.Served)
+	maps.Copy(served, w.Addons.Served)
+	maps.Copy(served, w.Application.Served)
+	if w.Routing, err = newRouting(ctx, name+"-routing", &routingArgs{tierArgs: t, TargetGroupARNs: args.TargetGroupARNs, VPCID: args.VPCID,
+		LoadBalancerController: w.Addons.LoadBalancerController, Served: served}, parent); err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	if err := ctx.RegisterResourceOutputs(w, pulumi.Map{}); err != nil {
@@ -139,63 +208,89 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	return w, nil
 }
 
-// builder declares the tier's resources, all parented to the component.
-type builder struct {
-	ctx        *pulumi.Context
-	parent     pulumi.Resource
-	name       string
-	cfg        *config.Config
-	namespaces map[string]*corev1.Namespace
-	// pullSecret is the private registry's login in the app namespace, nil when not configured.
-	pullSecret *corev1.Secret
-	// grafanaCloudWatch is Grafana's login to the log group, nil without a reader.
-	grafanaCloudWatch *corev1.Secret
-	// pgBackupScript is the PostgreSQL backup script's ConfigMap, declared with PostgreSQL.
-	pgBackupScript *corev1.ConfigMap
-	// charts opens the chart archives whose CRDs the program owns; crdProvider declares them.
-	charts      charts.Archives
-	crdProvider *kubernetes.Provider
-	// served records, per route, how its Service answers on the nodes, as the Service is
-	// declared; targetGroupBindings registers the nodes accordingly.
-	served map[string]served
+// tierArgs are what every component of the tier is given.
+type tierArgs struct {
+	// TierName is the Workloads component's name. Every child's logical name derives from it,
+	// as it did when the children were the Workloads component's own: a changed name would
+	// change the URN, and the engine would replace the resource (a claim's volume with it).
+	TierName string
+	// Workloads is the tier's component, which the children of the components declared since
+	// the tier was split were registered under before: their former parent, kept as an alias.
+	Workloads pulumi.Resource
+	// Config is the validated stack configuration.
+	Config *config.Config
+	// Namespaces are the tier's namespaces by name; every object in one waits for it. Nil for
+	// the Namespaces component itself.
+	Namespaces map[string]*corev1.Namespace
 }
 
-// served is how a routed Service answers on its NodePort: on every node (traffic policy
-// Cluster), or only on the node of role that runs its pods (Local).
-type served struct {
-	local bool
-	role  config.Role
+// scope declares a component's children: parented to it, named from the tier's name, and, for
+// a component the split introduced, aliased to their former parent (the Workloads component), so
+// that every deployed resource keeps its identity.
+type scope struct {
+	ctx    *pulumi.Context
+	parent pulumi.Resource
+	// formerParent is nil for the components whose children never moved (Alerting, Backups:
+	// they were components under Workloads before the split, and still are).
+	formerParent pulumi.Resource
+	name         string
+	cfg          *config.Config
+	namespaces   map[string]*corev1.Namespace
+}
+
+// movedScope declares the children of a component the split introduced.
+func (t tierArgs) movedScope(ctx *pulumi.Context, component pulumi.Resource) *scope {
+	return &scope{ctx: ctx, parent: component, formerParent: t.Workloads, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces}
+}
+
+// keptScope declares the children of a component that existed under Workloads before the split:
+// their parent, and so their URN, does not change.
+func (t tierArgs) keptScope(ctx *pulumi.Context, component pulumi.Resource) *scope {
+	return &scope{ctx: ctx, parent: component, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces}
+}
+
+// parented parents a resource to the component, aliased to its former parent where it had one.
+func (s *scope) parented() []pulumi.ResourceOption {
+	opts := []pulumi.ResourceOption{pulumi.Parent(s.parent)}
+	if s.formerParent != nil {
+		opts = append(opts, pulumi.Aliases([]pulumi.Alias{{Parent: s.formerParent}}))
+	}
+	return opts
 }
 
 // opts parents a resource and makes it wait for its namespace and anything else given.
-func (b *builder) opts(namespace string, deps ...pulumi.Resource) []pulumi.ResourceOption {
-	if ns, ok := b.namespaces[namespace]; ok {
+func (s *scope) opts(namespace string, deps ...pulumi.Resource) []pulumi.ResourceOption {
+	if ns, ok := s.namespaces[namespace]; ok {
 		deps = append(deps, ns)
 	}
-	return []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(deps)}
+	return append(s.parented(), pulumi.DependsOn(deps))
 }
 
-// resourceName derives a unique logical name from the component's name.
-func (b *builder) resourceName(namespace, name string) string {
-	return fmt.Sprintf("%s-%s-%s", b.name, namespace, name)
+// resourceName derives a unique logical name from the tier's name.
+func (s *scope) resourceName(namespace, name string) string {
+	return fmt.Sprintf("%s-%s-%s", s.name, namespace, name)
 }
 
-// namespace declares a namespace with its Pod Security level. A production stack's data
-// namespace is protected: deleting it would delete the claims in it.
-func (b *builder) namespace(name, level string) error {
-	ns, err := corev1.NewNamespace(b.ctx, b.resourceName("ns", name), &corev1.NamespaceArgs{
-		Metadata: &metav1.ObjectMetaArgs{
-			Name: pulumi.String(name),
-			Labels: pulumi.StringMap{
-				"pod-security.kubernetes.io/enforce": pulumi.String(level),
-				"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
-				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
-			},
-		},
-	}, pulumi.Parent(b.parent), pulumi.Protect(b.cfg.Production && name == NamespaceData))
-	if err != nil {
-		return fmt.Errorf("namespace %s: %w", name, err)
+// Served is how a routed Service answers on its NodePort: on every node (traffic policy
+// Cluster), or only on the node of Role that runs its pods (Local). The components that declare
+// routed Services report it per route; Routing registers the nodes accordingly.
+type Served struct {
+	// Local is set when the Service keeps the client's address (traffic policy Local): only
+	// Role's node answers, so only it may be registered in the route's target group.
+	Local bool
+	// Role is the node role that runs the Service's pods; it matters only when Local is set.
+	Role config.Role
+}
+
+// component registers c, a component the split introduced, as the tier's component typ, declares
+// its children with declare in a scope that parents them to it (aliased to their former
+// parent), and completes it.
+func component(ctx *pulumi.Context, t tierArgs, typ, name string, c pulumi.ComponentResource, opts []pulumi.ResourceOption, declare func(s *scope) error) error {
+	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:"+typ, name, c, opts...); err != nil {
+		return err
 	}
-	b.namespaces[name] = ns
-	return nil
+	if err := declare(t.movedScope(ctx, c)); err != nil {
+		return err
+	}
+	return ctx.RegisterResourceOutputs(c, pulumi.Map{})
 }
