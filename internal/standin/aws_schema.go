@@ -59,8 +59,8 @@ var awsRules = map[string]rules{
 		forceNew: []string{"policyDetails.schedules.copyTags"},
 	},
 	"aws:ec2/eip:Eip": { // internal/service/ec2/ec2_eip.go
-		forceNew: []string{"address", "domain", "networkBorderGroup", "publicIpv4Pool", "vpc"},
-		keep:     []string{"domain", "instance", "networkBorderGroup", "networkInterface", "publicIpv4Pool", "vpc"},
+		forceNew: []string{"address", "domain", "ipamPoolId", "networkBorderGroup", "publicIpv4Pool", "vpc"},
+		keep:     []string{"domain", "instance", "ipamPoolId", "networkBorderGroup", "networkInterface", "publicIpv4Pool", "vpc"},
 	},
 	"aws:ec2/eipAssociation:EipAssociation": { // internal/service/ec2/ec2_eip_association.go
 		forceNew: []string{"allocationId", "allowReassociation", "instanceId", "networkInterfaceId", "privateIpAddress", "publicIp"},
@@ -71,7 +71,7 @@ var awsRules = map[string]rules{
 			"ebsBlockDevices.deleteOnTermination", "ebsBlockDevices.deviceName", "ebsBlockDevices.encrypted", "ebsBlockDevices.iops",
 			"ebsBlockDevices.kmsKeyId", "ebsBlockDevices.snapshotId", "ebsBlockDevices.throughput", "ebsBlockDevices.volumeSize",
 			"ebsBlockDevices.volumeType", "ebsOptimized", "enclaveOptions", "ephemeralBlockDevices", "hibernation", "hostId",
-			"instanceMarketOptions", "ipv6Addresses", "keyName", "launchTemplate", "networkInterfaces", "placementGroup",
+			"instanceMarketOptions", "ipv6AddressCount", "ipv6Addresses", "keyName", "launchTemplate", "networkInterfaces", "placementGroup",
 			"placementPartitionNumber", "privateDnsNameOptions", "privateIp", "rootBlockDevice.encrypted", "rootBlockDevice.kmsKeyId",
 			"securityGroups", "subnetId", "tenancy"},
 		keep: []string{"ami", "associatePublicIpAddress", "availabilityZone", "capacityReservationSpecification", "cpuCoreCount",
@@ -175,7 +175,7 @@ var awsRules = map[string]rules{
 	"aws:lb/targetGroup:TargetGroup": { // internal/service/elbv2/target_group.go
 		forceNew: []string{"ipAddressType", "name", "namePrefix", "port", "protocol", "protocolVersion", "targetType", "vpcId"},
 		keep: []string{"connectionTermination", "healthCheck", "ipAddressType", "loadBalancingAlgorithmType", "loadBalancingAnomalyMitigation",
-			"loadBalancingCrossZoneEnabled", "namePrefix", "preserveClientIp", "protocolVersion", "stickiness", "targetFailovers", "targetHealthStates"},
+			"loadBalancingCrossZoneEnabled", "namePrefix", "preserveClientIp", "protocolVersion", "stickiness", "targetFailovers", "targetGroupHealth", "targetHealthStates"},
 	},
 	"aws:route53/record:Record": { // internal/service/route53/record.go
 		forceNew: []string{"name", "zoneId"},

@@ -9,8 +9,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../.." && pwd)
 bin=${BIN_DIR:-${root}/.bin}
-commit=$(grep -v '^#' "${root}/.ci/released" | awk 'NF { print $1; exit }')
+commit=$(awk '!/^#/ && NF { print $1; exit }' "${root}/.ci/released")
 [ -n "${commit}" ] || { echo "build-released: .ci/released names no commit" >&2; exit 1; }
+if [ "$(git -C "${root}" rev-parse --is-shallow-repository)" = true ]; then
+  echo "build-released: this is a shallow clone; the released commit may be missing: git fetch --unshallow first" >&2
+  exit 1
+fi
 sha=$(git -C "${root}" rev-parse --verify "${commit}^{commit}") ||
   { echo "build-released: ${commit} (.ci/released) is not a commit of this repository" >&2; exit 1; }
 git -C "${root}" merge-base --is-ancestor "${sha}" HEAD ||

@@ -145,6 +145,15 @@ func (r compatReport) counts() string {
 
 // previewSteps previews stack and returns each URN's step operations; the text goes to w.
 func previewSteps(ctx context.Context, stack auto.Stack, w io.Writer) (map[string][]string, error) {
+	return collectSteps(func(evs chan<- events.EngineEvent) error {
+		_, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(w), optpreview.EventStreams(evs), optpreview.SuppressProgress())
+		return err
+	})
+}
+
+// collectSteps runs an operation that streams engine events and returns each URN's step
+// operations. The Automation API closes the stream when the operation's event log ends.
+func collectSteps(operation func(chan<- events.EngineEvent) error) (map[string][]string, error) {
 	evs := make(chan events.EngineEvent)
 	steps := map[string][]string{}
 	collected := make(chan struct{})
@@ -156,7 +165,7 @@ func previewSteps(ctx context.Context, stack auto.Stack, w io.Writer) (map[strin
 		}
 		close(collected)
 	}()
-	if _, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(w), optpreview.EventStreams(evs), optpreview.SuppressProgress()); err != nil {
+	if err := operation(evs); err != nil {
 		return nil, err
 	}
 	<-collected
@@ -224,10 +233,20 @@ func compat(ctx context.Context, o options) error {
 	}
 	defer func() { _ = upLog.Close() }()
 	start = time.Now()
-	if _, err := stack.Up(ctx, optup.ProgressStreams(upLog), optup.SuppressProgress()); err != nil {
+	// The up is judged too: a provider may decide a replacement only once an input the preview
+	// saw as unknown is known.
+	upSteps, err := collectSteps(func(evs chan<- events.EngineEvent) error {
+		_, err := stack.Up(ctx, optup.ProgressStreams(upLog), optup.EventStreams(evs), optup.SuppressProgress())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("compat: pulumi up of this commit's program on the released state (log %s): %w", upLog.Name(), err)
 	}
-	fmt.Printf("engine: compat: pulumi up of this commit's program on the released state in %s\n", time.Since(start).Round(time.Second))
+	up := judge(o.stack, upSteps, list)
+	fmt.Printf("engine: compat: pulumi up of this commit's program on the released state in %s: %s\n", time.Since(start).Round(time.Second), up.counts())
+	if len(up.disallowed) > 0 {
+		return fmt.Errorf("compat: the up replaced or deleted what the preview did not show and no entry allows:\n  %s", strings.Join(up.disallowed, "\n  "))
+	}
 	if _, err := stack.Preview(ctx, optpreview.ExpectNoChanges(), optpreview.ProgressStreams(upLog), optpreview.SuppressProgress()); err != nil {
 		return fmt.Errorf("compat: the preview after the upgrade's up has changes (log %s): %w", upLog.Name(), err)
 	}
@@ -235,38 +254,59 @@ func compat(ctx context.Context, o options) error {
 	return compatFixture(ctx, w, o)
 }
 
-// compatFixture proves the check fails where it must: a tiny stack is deployed with a component
-// and one ConfigMap under it, then previewed with the component renamed. Without an alias that
-// deletes the old component and the ConfigMap and creates new ones: the check must refuse it.
-// With the alias it must pass. The fixture stack is destroyed afterwards.
+// compatFixture proves the check fails where it must. A tiny stack is deployed: a component and
+// one ConfigMap under it. Then it is previewed four ways, the two moves this program makes:
+// the component renamed (its type), and the ConfigMap moved under a new child component. Without
+// an alias each deletes what it moved, and the check must refuse it; with the alias (a type
+// alias the ConfigMap inherits, or the ConfigMap's own parent alias, as workloads/ uses) it must
+// pass. The fixture stack is destroyed afterwards.
 func compatFixture(ctx context.Context, w *workspace.Workspace, o options) error {
-	const stackName = "compat-fixture"
+	const stackName, tierType = "compat-fixture", "waste-coach-infra:fixture:Tier"
 	kubeconfig, err := os.ReadFile(w.Env[standin.EnvKubeconfig])
 	if err != nil {
 		return err
 	}
-	program := func(parentType string, alias bool) pulumi.RunFunc {
+	type shape struct {
+		name      string
+		tierType  string // the component's type
+		typeAlias bool   // the component says what its type was
+		group     bool   // the ConfigMap sits under a new component inside the first
+		moveAlias bool   // the moved ConfigMap says what its parent was
+		want      int    // disallowed operations
+	}
+	program := func(sh shape) pulumi.RunFunc {
 		return func(ctx *pulumi.Context) error {
 			k8s, err := kubernetes.NewProvider(ctx, "fixture", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(string(kubeconfig))})
 			if err != nil {
 				return err
 			}
 			tier := &fixtureTier{}
-			var opts []pulumi.ResourceOption
-			if alias {
-				opts = append(opts, pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String("waste-coach-infra:fixture:Tier")}}))
+			var tierOpts []pulumi.ResourceOption
+			if sh.typeAlias {
+				tierOpts = append(tierOpts, pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String(tierType)}}))
 			}
-			if err := ctx.RegisterComponentResource(parentType, "fixture", tier, opts...); err != nil {
+			if err := ctx.RegisterComponentResource(sh.tierType, "fixture", tier, tierOpts...); err != nil {
 				return err
+			}
+			cmOpts := []pulumi.ResourceOption{pulumi.Parent(tier), pulumi.Provider(k8s)}
+			if sh.group {
+				group := &fixtureTier{}
+				if err := ctx.RegisterComponentResource("waste-coach-infra:fixture:Group", "fixture-group", group, pulumi.Parent(tier)); err != nil {
+					return err
+				}
+				cmOpts = []pulumi.ResourceOption{pulumi.Parent(group), pulumi.Provider(k8s)}
+				if sh.moveAlias {
+					cmOpts = append(cmOpts, pulumi.Aliases([]pulumi.Alias{{Parent: tier}}))
+				}
 			}
 			_, err = corev1.NewConfigMap(ctx, "fixture-settings", &corev1.ConfigMapArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("compat-fixture"), Namespace: pulumi.String("default")},
 				Data:     pulumi.StringMap{"release": pulumi.String("released")},
-			}, pulumi.Parent(tier), pulumi.Provider(k8s))
+			}, cmOpts...)
 			return err
 		}
 	}
-	stack, err := auto.UpsertStackInlineSource(ctx, stackName, config.Project, program("waste-coach-infra:fixture:Tier", false), auto.WorkDir(w.Dir), auto.EnvVars(w.Env))
+	stack, err := auto.UpsertStackInlineSource(ctx, stackName, config.Project, program(shape{tierType: tierType}), auto.WorkDir(w.Dir), auto.EnvVars(w.Env))
 	if err != nil {
 		return fmt.Errorf("compat fixture: %w", err)
 	}
@@ -282,30 +322,31 @@ func compatFixture(ctx context.Context, w *workspace.Workspace, o options) error
 	if _, err := stack.Up(ctx, optup.ProgressStreams(log), optup.SuppressProgress()); err != nil {
 		return fmt.Errorf("compat fixture: up: %w", err)
 	}
-	for _, c := range []struct {
-		alias bool
-		want  int // disallowed operations
-	}{{alias: false, want: 2}, {alias: true, want: 0}} {
-		stack.Workspace().SetProgram(program("waste-coach-infra:fixture:TierRenamed", c.alias))
+	for _, sh := range []shape{
+		{name: "the component renamed without an alias", tierType: tierType + "Renamed", want: 2},
+		{name: "the component renamed with a type alias", tierType: tierType + "Renamed", typeAlias: true},
+		{name: "the ConfigMap moved under a new component without an alias", tierType: tierType, group: true, want: 1},
+		{name: "the ConfigMap moved under a new component with a parent alias", tierType: tierType, group: true, moveAlias: true},
+	} {
+		stack.Workspace().SetProgram(program(sh))
 		steps, err := previewSteps(ctx, stack, log)
 		if err != nil {
-			return fmt.Errorf("compat fixture: preview: %w", err)
+			return fmt.Errorf("compat fixture: %s: preview: %w", sh.name, err)
 		}
 		r := judge(stackName, steps, nil)
-		if len(r.disallowed) != c.want {
-			return fmt.Errorf("compat fixture: a renamed parent (alias: %t) should give %d disallowed operations, got %d: %v (log %s)",
-				c.alias, c.want, len(r.disallowed), r.disallowed, log.Name())
+		if len(r.disallowed) != sh.want {
+			return fmt.Errorf("compat fixture: %s should give %d disallowed operations, got %d: %v (log %s)", sh.name, sh.want, len(r.disallowed), r.disallowed, log.Name())
 		}
-		if c.alias {
-			fmt.Println("engine: compat: fixture: the same rename with an alias passes the check")
-		} else {
-			fmt.Printf("engine: compat: fixture: a renamed parent without an alias fails the check, as it must: %s\n", strings.Join(r.disallowed, "; "))
+		verdict := "passes"
+		if sh.want > 0 {
+			verdict = "fails, as it must: " + strings.Join(r.disallowed, "; ")
 		}
+		fmt.Printf("engine: compat: fixture: %s %s\n", sh.name, verdict)
 	}
 	return nil
 }
 
-// fixtureTier is the fixture's component.
+// fixtureTier is a component of the fixture.
 type fixtureTier struct {
 	pulumi.ResourceState
 }
