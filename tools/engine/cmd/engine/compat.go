@@ -31,7 +31,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/standin"
 	"github.com/waste-coach/infra/platform"
 	"github.com/waste-coach/infra/tools/engine/workspace"
@@ -306,7 +305,13 @@ func compatFixture(ctx context.Context, w *workspace.Workspace, o options) error
 			return err
 		}
 	}
-	stack, err := auto.UpsertStackInlineSource(ctx, stackName, config.Project, program(shape{tierType: tierType}), auto.WorkDir(w.Dir), auto.EnvVars(w.Env))
+	// A project of its own, in a folder of its own: the program's Pulumi.yaml requires keys
+	// the fixture does not have. The backend is the run's.
+	dir := filepath.Join(w.Dir, stackName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, stackName, stackName, program(shape{tierType: tierType}), auto.WorkDir(dir), auto.EnvVars(w.Env))
 	if err != nil {
 		return fmt.Errorf("compat fixture: %w", err)
 	}
