@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -276,26 +275,19 @@ func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 		return err
 	}
 	defer func() { _ = f.Close() }()
-	evs := make(chan events.EngineEvent)
-	steps := map[string]string{}
-	collected := make(chan struct{})
-	go func() {
-		for e := range evs {
-			if p := e.ResourcePreEvent; p != nil && p.Metadata.Op != apitype.OpSame && p.Metadata.Op != apitype.OpRead {
-				steps[p.Metadata.URN] = string(p.Metadata.Op)
-			}
-		}
-		close(collected)
-	}()
 	start := time.Now()
-	res, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(f), optpreview.EventStreams(evs), optpreview.SuppressProgress())
+	all, err := previewSteps(ctx, stack, f)
 	if err != nil {
-		// The event channel is closed only once the engine ran; a preview that never started
-		// leaves it open.
 		return fmt.Errorf("preview of apiReplicas.auth %d -> %d: %w", cfg.Auth-1, cfg.Auth, err)
 	}
-	<-collected
-	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %v\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), res.ChangeSummary)
+	fmt.Printf("engine: preview of apiReplicas.auth %d -> %d in %s: %s\n", cfg.Auth-1, cfg.Auth, time.Since(start).Round(time.Second), judge(o.stack, all, nil).counts())
+	steps := map[string]string{}
+	for urn, ops := range all {
+		ops = slices.DeleteFunc(ops, func(op string) bool { return op == string(apitype.OpSame) || op == string(apitype.OpRead) })
+		if len(ops) > 0 {
+			steps[urn] = classify(ops)
+		}
+	}
 	// The auth service's replica count lives on its Deployment, or on its autoscaler's minimum
 	// when one owns the count: those may be updated in place, and nothing else may change.
 	var changed, wrong []string
