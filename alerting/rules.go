@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Severities of the platform's alerts. Critical pages on production; warning only notifies.
@@ -70,8 +71,8 @@ type Params struct {
 // ScheduledBackup is a backup CronJob and how old its last success may get.
 type ScheduledBackup struct {
 	Namespace, CronJob string
-	// MaxAgeHours is the age of the last success that alerts: a run's interval plus its grace.
-	MaxAgeHours int
+	// MaxAge is the age of the last success that alerts: a run's interval plus its grace.
+	MaxAge time.Duration
 }
 
 // Thresholds that are not stack configuration.
@@ -227,8 +228,8 @@ func backupRules(p Params) []Rule {
 			namespaces = append(namespaces, b.Namespace)
 		}
 		jobs = append(jobs, b.CronJob)
-		stale = append(stale, fmt.Sprintf(`(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q})) / 3600 > %d`,
-			b.Namespace, b.CronJob, b.MaxAgeHours))
+		stale = append(stale, fmt.Sprintf(`(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q})) > %d`,
+			b.Namespace, b.CronJob, int(b.MaxAge.Seconds())))
 	}
 	jobSel := fmt.Sprintf(`namespace=~%q, job_name=~"(%s)-[0-9]+"`, strings.Join(namespaces, "|"), strings.Join(jobs, "|"))
 	return []Rule{
@@ -241,7 +242,7 @@ func backupRules(p Params) []Rule {
 		{Alert: "BackupTooOld", Severity: SeverityWarning, For: "10m",
 			Expr:        strings.Join(stale, " or "),
 			Summary:     "A scheduled backup is overdue",
-			Description: "The last successful {{ $labels.namespace }}/{{ $labels.cronjob }} was {{ $value | humanize }} hours ago."},
+			Description: "The last successful {{ $labels.namespace }}/{{ $labels.cronjob }} was {{ $value | humanizeDuration }} ago."},
 		{Alert: "WALShippingStalled", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
 			Expr: fmt.Sprintf(`max by (namespace, pod) (kube_pod_container_status_ready{namespace=%q, container=%q}) == 0`,
 				p.PostgresNamespace, p.WALShipper),

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -27,9 +28,9 @@ func params() Params {
 		DeadLetterQueue: "q.dlq", Brokers: 3, Nodes: 4, EtcdQuotaBytes: 2 << 30,
 		APIServerCertPath: "/etc/kubernetes/pki/apiserver.crt", AdminCredentialPath: "/etc/kubernetes/waste-coach/waste-coach-deployer.crt",
 		Backups: []ScheduledBackup{
-			{Namespace: "kube-system", CronJob: "etcd-snapshot", MaxAgeHours: 13},
-			{Namespace: "data", CronJob: "postgres-base-backup", MaxAgeHours: 26},
-			{Namespace: "data", CronJob: "postgres-dump", MaxAgeHours: 26},
+			{Namespace: "kube-system", CronJob: "etcd-snapshot", MaxAge: 45 * time.Minute},
+			{Namespace: "data", CronJob: "postgres-base-backup", MaxAge: 26 * time.Hour},
+			{Namespace: "data", CronJob: "postgres-dump", MaxAge: 26 * time.Hour},
 		},
 		WALShipper: "wal-shipper", PostgresNamespace: "data",
 	}

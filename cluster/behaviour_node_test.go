@@ -39,7 +39,10 @@ const releaseKey = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n(isv:kubernetes OBS Pr
 const (
 	genuineContainerdTarball = "containerd release tarball, linux-amd64, as published\n"
 	// genuineRunc is the runc release binary: here a script answering `runc --version`.
-	genuineRunc = "#!/bin/bash\necho 'runc version 1.3.6'\necho 'commit: v1.3.6-0-g8a3c3ea7'\necho 'spec: 1.2.1'\n"
+	genuineRunc        = "#!/bin/bash\necho 'runc version 1.3.6'\necho 'commit: v1.3.6-0-g8a3c3ea7'\necho 'spec: 1.2.1'\n"
+	genuineEtcdTarball = "etcd release tarball, linux-amd64, as published\n"
+	// genuineEtcdutl is the tarball's etcdutl: a script answering `etcdutl version`.
+	genuineEtcdutl = "#!/bin/bash\necho 'etcdutl version: 3.6.6'\necho 'API version: 3.6'\n"
 )
 
 // nodeDownloads is what curl serves for each release URL.
@@ -47,6 +50,7 @@ func nodeDownloads() map[string]string {
 	return map[string]string{
 		versions.Containerd.URL: genuineContainerdTarball,
 		versions.Runc.URL:       genuineRunc,
+		versions.Etcd.URL:       genuineEtcdTarball,
 	}
 }
 
@@ -103,10 +107,16 @@ read -r sum file
 case "${sum}" in
 ` + versions.Containerd.SHA256 + `) cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineContainerdTarball}) + `) && exit 0 ;;
 ` + versions.Runc.SHA256 + `) cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineRunc}) + `) && exit 0 ;;
+` + versions.Etcd.SHA256 + `) cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineEtcdTarball}) + `) && exit 0 ;;
 esac
 echo "${sum}  ${file}" | /usr/bin/sha256sum "$@"`,
-			// tar unpacks the genuine tarball's bin/ under -C.
-			"tar": `dir=; file=; while [ $# -gt 0 ]; do case "$1" in -C) dir=$2; shift ;; -x*f) file=$2; shift ;; esac; shift; done
+			// tar unpacks the genuine containerd tarball's bin/ under -C, or the etcd tarball's
+			// etcdutl (asked for by its path in the archive, one folder stripped).
+			"tar": `dir=; file=; member=; while [ $# -gt 0 ]; do case "$1" in -C) dir=$2; shift ;; -x*f) file=$2; shift ;; etcd-v*/*) member=$1 ;; esac; shift; done
+if cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineEtcdTarball}) + `); then
+  [ "${member}" = etcd-v` + versions.Etcd.Version + `-linux-amd64/etcdutl ] || { echo "tar: ${member}: Not found in archive" >&2; exit 2; }
+  printf '%s' ` + shellQuote([]string{genuineEtcdutl}) + ` > "${dir}/etcdutl"; chmod 0755 "${dir}/etcdutl"; exit 0
+fi
 cmp -s "${file}" <(printf '%s' ` + shellQuote([]string{genuineContainerdTarball}) + `) || { echo "tar: not a release tarball" >&2; exit 2; }
 mkdir -p "${dir}/bin"
 printf '%s' ` + shellQuote([]string{containerdBinary}) + ` > "${dir}/bin/containerd"
@@ -267,14 +277,34 @@ func TestNodePreparationNamesTheContainerdKeyItCannotSet(t *testing.T) {
 	}
 }
 
+// The master's preparation installs etcdutl from etcd's pinned release (verified), for the
+// offline snapshot status and restore; the other nodes never download it.
+func TestNodePreparationInstallsEtcdutlOnTheMasterOnly(t *testing.T) {
+	r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleMaster), nodeCase(t, "config-default-2.x.toml"))
+	if r.code != 0 {
+		t.Fatalf("the master's preparation failed:\n%s", r.describe())
+	}
+	if got, _ := r.root.read("/usr/local/bin/etcdutl"); got != genuineEtcdutl || r.root.mode("/usr/local/bin/etcdutl") != 0o755 {
+		t.Errorf("/usr/local/bin/etcdutl is not the verified etcdutl of etcd %s, executable: %q", versions.Etcd.Version, got)
+	}
+	again := r.root.run(NodePrepareScript(prodConfig(t), config.RoleMaster), nodeCase(t, "config-default-2.x.toml"))
+	if again.code != 0 || slices.ContainsFunc(again.called("curl"), func(c call) bool { return slices.Contains(c, versions.Etcd.URL) }) {
+		t.Errorf("a second run downloaded etcd again although etcdutl %s is installed:\n%s", versions.Etcd.Version, again.describe())
+	}
+	w := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), nodeCase(t, "config-default-2.x.toml"))
+	if slices.ContainsFunc(w.called("curl"), func(c call) bool { return slices.Contains(c, versions.Etcd.URL) }) {
+		t.Error("a worker downloads etcd: only the master restores snapshots")
+	}
+}
+
 func TestNodePreparationRefusesARuntimeDownloadThatDoesNotMatchItsPin(t *testing.T) {
-	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL} {
+	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL, versions.Etcd.URL} {
 		t.Run(u[strings.LastIndex(u, "/")+1:], func(t *testing.T) {
 			c := nodeCase(t, "config-default-1.7.toml")
 			downloads := nodeDownloads()
 			downloads[u] = "a file served in place of the release\n"
 			c.stubs["curl"] = nodeCurl(releaseKey, downloads)
-			r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), c)
+			r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleMaster), c)
 			if r.code == 0 {
 				t.Fatalf("node preparation accepted %s although its sha256 is not the pinned one\n%s", u, r.describe())
 			}

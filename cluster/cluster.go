@@ -73,7 +73,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 	cfg, nodes := args.Config, args.Nodes
-	b := &builder{ctx: ctx, parent: c, name: name, nodes: nodes}
+	b := &builder{ctx: ctx, parent: c, name: name, nodes: nodes, masterIP: cfg.MasterPrivateIP().String()}
 
 	ready := map[config.Role]*remote.Command{}
 	for _, n := range cfg.Nodes {
@@ -96,10 +96,38 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("secrets encryption key: %w", err)
 	}
+	// The cluster's identity (pki.go): the program's own, unless the master was initialised
+	// before the program owned it; then the identity read from it, once in the life of the
+	// stack, is kept. Losing either from the state would change the CA, so production protects
+	// them as it protects the master.
+	protect := pulumi.Protect(cfg.Production)
+	generated, err := newIdentity(ctx, name, pulumi.Parent(c), protect)
+	if err != nil {
+		return nil, fmt.Errorf("cluster identity: %w", err)
+	}
+	pkiRead, err := b.command(master, "pki-read", commandSpec{
+		create:       pulumi.String(PKIReadScript()),
+		dependsOn:    []pulumi.Resource{ready[master]},
+		once:         true,
+		secretOutput: true,
+		options:      []pulumi.ResourceOption{protect},
+	})
+	if err != nil {
+		return nil, err
+	}
+	identity := pulumi.ToSecret(pulumi.All(pkiRead.Stdout, generated).ApplyT(func(v []any) (map[string]string, error) {
+		return ChooseIdentity(v[0].(string), v[1].(string))
+	})).(pulumi.StringMapOutput)
+	caHash := identity.ApplyT(func(files map[string]string) (string, error) {
+		return CACertHash(files["ca.crt"])
+	}).(pulumi.StringOutput)
+
 	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
-		create:    kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
-		stdin:     pulumi.ToSecret(secretsKey.Base64.ApplyT(EncryptionConfig)).(pulumi.StringOutput),
-		dependsOn: []pulumi.Resource{ready[master]},
+		create: kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
+		stdin: pulumi.ToSecret(pulumi.All(identity, secretsKey.Base64).ApplyT(func(v []any) string {
+			return InitBundle(v[0].(map[string]string), EncryptionConfig(v[1].(string)))
+		})).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{pkiRead},
 		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
 		// are secret all the same.
 		secretOutput: true,
@@ -138,7 +166,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		if n.Role.ControlPlane() {
 			continue
 		}
-		member, err := b.join(n.Role, initCmd, ready[n.Role])
+		member, err := b.join(n.Role, initCmd, ready[n.Role], caHash)
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +249,8 @@ type builder struct {
 	parent pulumi.Resource
 	name   string
 	nodes  *infra.Nodes
+	// masterIP is the in-VPC control-plane address (kubeadm's controlPlaneEndpoint).
+	masterIP string
 	// masterSSH waits for the master's SSH port, which every other node is reached through;
 	// New waits for the master first (config.Roles order).
 	masterSSH *local.Command
@@ -236,6 +266,12 @@ type commandSpec struct {
 	triggers pulumi.Array
 	// secretOutput turns logging off and stores stdout and stderr encrypted.
 	secretOutput bool
+	// once runs the command only when it is created, on whichever instance holds the role then:
+	// it is not tied to the instance id, and a new connection or script is not a reason to run
+	// it again (its output is what the state must keep).
+	once bool
+	// options are added to the command's resource options.
+	options []pulumi.ResourceOption
 }
 
 func (b *builder) connection(role config.Role) remote.ConnectionArgs {
@@ -279,6 +315,9 @@ func Connection(nodes *infra.Nodes, role config.Role) remote.ConnectionArgs {
 // replaced instance runs it again; every script is idempotent, so a re-run is harmless.
 func (b *builder) command(role config.Role, step string, s commandSpec) (*remote.Command, error) {
 	triggers := append(pulumi.Array{b.nodes.Instances[role].ID()}, s.triggers...)
+	if s.once {
+		triggers = s.triggers
+	}
 	args := &remote.CommandArgs{
 		Connection: b.connection(role),
 		Create:     s.create,
@@ -289,7 +328,10 @@ func (b *builder) command(role config.Role, step string, s commandSpec) (*remote
 		// may be a token or a kubeconfig.
 		AddPreviousOutputInEnv: pulumi.Bool(false),
 	}
-	opts := []pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(s.dependsOn)}
+	opts := append([]pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(s.dependsOn)}, s.options...)
+	if s.once {
+		opts = append(opts, pulumi.IgnoreChanges([]string{"connection", "create"}))
+	}
 	if s.secretOutput {
 		args.Logging = remote.LoggingNone
 		opts = append(opts, pulumi.AdditionalSecretOutputs([]string{"stdout", "stderr"}))
@@ -329,7 +371,7 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 
 // join declares a worker's membership: a fresh token from the control plane, the join on the
 // worker, then the role label, whose delete step drains and removes the node.
-func (b *builder) join(role config.Role, initCmd, ready *remote.Command) (*remote.Command, error) {
+func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput) (*remote.Command, error) {
 	master := config.RoleMaster
 	node := b.nodes.Instances[role]
 	token, err := b.command(master, "join-token-"+string(role), commandSpec{
@@ -342,12 +384,16 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command) (*remot
 	if err != nil {
 		return nil, err
 	}
+	endpoint := b.masterIP + ":6443"
 	join, err := b.command(role, "join-"+string(role), commandSpec{
-		create:    pulumi.String(JoinScript(role)),
-		stdin:     pulumi.ToSecret(token.Stdout).(pulumi.StringOutput),
+		create: pulumi.String(JoinScript(role)),
+		stdin: pulumi.ToSecret(pulumi.All(token.Stdout, caHash).ApplyT(func(v []any) string {
+			return JoinCommand(endpoint, v[0].(string), v[1].(string))
+		})).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{token},
-		// A new master is a new cluster with a new CA: every worker joins it again. The script
-		// resets a node only when its CA differs from the one the join command names.
+		// A new master runs the same cluster (the program's CA): the join runs again, finds its
+		// CA to be the one named and leaves the node alone. It resets a node only when the CA
+		// differs, which only a deliberate CA rotation does.
 		triggers: pulumi.Array{b.nodes.Instances[master].ID()},
 		// kubeadm's messages on failure can quote the token; keep them out of the log.
 		secretOutput: true,

@@ -75,10 +75,11 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		KubeVersion, KubeMinor string
 		PackagePin, NodeLabels string
 		ReadyMarker            string
-		Containerd, Runc       versions.Artifact
+		Containerd, Runc, Etcd versions.Artifact
 		AptKeyFingerprint      string
+		ControlPlane           bool
 	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
-		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint})
+		versions.Containerd, versions.Runc, versions.Etcd, versions.KubernetesAptKeyFingerprint, role.ControlPlane()})
 }
 
 // WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the
@@ -94,11 +95,23 @@ func WaitNodeScript() string {
 	return render("wait-node", struct{ ReadyMarker string }{ReadyMarker})
 }
 
-// KubeadmInitScript writes the kubeadm configuration and the EncryptionConfiguration (read from
-// standard input) and runs `kubeadm init` once.
+// KubeadmInitScript installs the cluster's identity and the EncryptionConfiguration (an
+// InitBundle on standard input), writes the kubeadm configuration and runs `kubeadm init` once.
 func KubeadmInitScript(kubeadmConfig string) string {
-	return render("kubeadm-init", struct{ KubeadmConfig, EncryptionConfigDir, EncryptionConfigPath string }{
-		kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath})
+	return render("kubeadm-init", struct {
+		KubeadmConfig, EncryptionConfigDir, EncryptionConfigPath string
+		PKIDir, EncryptionEntry                                  string
+		Files                                                    []string
+	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles})
+}
+
+// PKIReadScript prints the identity of a control plane initialised before the program owned it
+// (an identity bundle), and nothing on one not initialised yet.
+func PKIReadScript() string {
+	return render("pki-read", struct {
+		PKIDir string
+		Files  []string
+	}{PKIDir, IdentityFiles})
 }
 
 // The deploy credential: a kubeconfig for DeployUser, minted on the control plane with an
@@ -130,7 +143,7 @@ func ReadKubeconfigScript() string {
 	}{DeployUser, fmt.Sprintf("%dh", int(CredentialValidity.Hours())), int(CredentialRenewBefore.Hours() / 24), int(CredentialRenewBefore.Seconds())})
 }
 
-// JoinTokenScript prints a join command with a fresh, short-lived token.
+// JoinTokenScript prints a fresh, short-lived bootstrap token (JoinCommand builds the command).
 func JoinTokenScript(role config.Role) string {
 	return render("join-token", struct {
 		Role     config.Role

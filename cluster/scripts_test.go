@@ -21,6 +21,7 @@ func configWith(t *testing.T, kubeVersion string) *config.Config {
 		"waste-coach-infra:kubernetesVersion": kubeVersion,
 		"waste-coach-infra:adminCidrs":        `["198.51.100.0/24"]`,
 		"waste-coach-infra:domain":            "wastecoach.example.com",
+		"waste-coach-infra:nodeImage":         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610",
 		"waste-coach-infra:nodes": `[{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
 			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
 			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
@@ -42,6 +43,7 @@ func allScripts(t *testing.T) map[string]string {
 		"wait-node":       WaitNodeScript(),
 		"kubeadm-init":    KubeadmInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
 		"read-kubeconfig": ReadKubeconfigScript(),
+		"pki-read":        PKIReadScript(),
 		"join-token":      JoinTokenScript(config.RoleWorker1),
 		"join":            JoinScript(config.RoleWorker1),
 		"member":          MemberScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
@@ -163,8 +165,8 @@ func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
 	}
 }
 
-// TestJoinResetsOnlyForAnotherCA: a worker re-joins a replaced master (a new CA), and a node
-// joined to the CA the join command names is left alone.
+// TestJoinResetsOnlyForAnotherCA: a worker re-joins a cluster with another CA (only a deliberate
+// CA rotation makes one), and a node joined to the CA the join command names is left alone.
 func TestJoinResetsOnlyForAnotherCA(t *testing.T) {
 	j := JoinScript(config.RoleWorker1)
 	read, guard, reset := strings.Index(j, "read -r join_command"), strings.Index(j, "if sudo test -f /etc/kubernetes/kubelet.conf"), strings.Index(j, "kubeadm reset")

@@ -40,9 +40,9 @@ type Assumptions struct {
 // or 1 GB/h of traffic), a million queries, 20 GB of recent uploads and 100 GB archived, 50 GB
 // out per month.
 //
-// Backups: 3 GB a day (a 5 GB database compresses to about 1.5 GB per base backup, 1 GB of
-// gzip-compressed write-ahead log a day with a segment at least every 240 s, a 0.5 GB dump, a
-// few MB of etcd), kept the
+// Backups: 5 GB a day (a 5 GB database compresses to about 1.5 GB per base backup, 1 GB of
+// gzip-compressed write-ahead log a day with a segment at least every 240 s, a 0.5 GB dump, and
+// 96 etcd snapshots a day, one every 15 minutes, of about 20 MB each: 2 GB), kept the
 // retention and then as noncurrent versions the retention again (infra/backups.go), so 2 ×
 // retention days of it are stored. EBS snapshots: 30% of the volumes in use, 2% rewritten a day.
 //
@@ -52,7 +52,7 @@ type Assumptions struct {
 // with metadata. Stored at 15% of that (CloudWatch bills storage compressed; text log lines
 // compress 6-10 times).
 var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50,
-	BackupGBPerDay: 3, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02,
+	BackupGBPerDay: 5, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02,
 	LogGBPerDay: 1, LogStoredFraction: 0.15}
 
 // Item is one line of the estimate.

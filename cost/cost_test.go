@@ -164,8 +164,8 @@ func TestBackupsArePriced(t *testing.T) {
 			snap = it.Quantity
 		}
 	}
-	if s3 != 3*2*14 {
-		t.Errorf("S3 backups stored = %.1f GB, want 84 (3 GB/day kept 14 days, then 14 days as noncurrent versions)", s3)
+	if s3 != 5*2*14 {
+		t.Errorf("S3 backups stored = %.1f GB, want 140 (5 GB/day kept 14 days, then 14 days as noncurrent versions)", s3)
 	}
 	if snap < 57.9 || snap > 58.1 {
 		t.Errorf("EBS snapshots stored = %.1f GB, want 58 (100 GB × (30%% used + 2%%/day × 14))", snap)

@@ -52,23 +52,19 @@ type Nodes struct {
 // KeyPairName is the EC2 key pair every node of the stack is launched with.
 func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
 
-// nodeImage resolves config nodeImage to an AMI id: an id as given, an exact Canonical image name
-// by lookup (one image per name and region, so the answer does not move). Unset (dev stacks
-// only, config refuses it on production), the newest Ubuntu 24.04 image: a dev stack's nodes
-// are replaced when Canonical publishes a new one.
+// nodeImage resolves config nodeImage, which every stack pins, to an AMI id: an id as given, an
+// exact Canonical image name by lookup (one image per name and region, so the answer does not
+// move). A new Canonical image therefore never replaces a node: an image bump is a reviewed
+// change of the key.
 func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (string, error) {
 	if strings.HasPrefix(cfg.NodeImage, "ami-") {
 		return cfg.NodeImage, nil
 	}
-	name, mostRecent := cfg.NodeImage, false
-	if name == "" {
-		name, mostRecent = UbuntuAMIName, true
-	}
+	name := cfg.NodeImage
 	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
-		Owners:     []string{canonicalOwner},
-		MostRecent: pulumi.BoolRef(mostRecent),
+		Owners: []string{canonicalOwner},
 		// A pinned image stays usable after Canonical deprecates it.
-		IncludeDeprecated: pulumi.BoolRef(!mostRecent),
+		IncludeDeprecated: pulumi.BoolRef(true),
 		Filters: []ec2.GetAmiFilter{
 			{Name: "name", Values: []string{name}},
 			{Name: "architecture", Values: []string{"x86_64"}},
@@ -83,9 +79,6 @@ func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) 
 
 // Canonical's AWS account, the owner of the official Ubuntu AMIs.
 const canonicalOwner = "099720109477"
-
-// UbuntuAMIName matches Ubuntu 24.04 LTS (noble) amd64 server images on gp3.
-const UbuntuAMIName = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
 
 // MetadataHopLimit is 2 so that pods, one network hop further than the host, reach IMDSv2 (the
 // CCM, the EBS CSI driver and the load balancer controller read the region and credentials there).
@@ -169,6 +162,16 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		if err != nil {
 			return nil, fmt.Errorf("store preparation of %s: %w", node.Role, err)
 		}
+		// The master is the cluster's etcd: on production it is protected twice, from Pulumi
+		// (protect: no up can replace or delete it) and from EC2 (termination protection, which
+		// EC2 allows on on-demand instances only). Its replacement is a deliberate procedure
+		// (docs/operations.md, Replacing the master).
+		master := node.Role.ControlPlane()
+		guard := cfg.Production && master
+		var terminationProtection pulumi.BoolPtrInput
+		if guard && node.Capacity == config.OnDemand {
+			terminationProtection = pulumi.Bool(true)
+		}
 		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, node.Role), &ec2.InstanceArgs{
 			Ami:                 pulumi.String(amiID),
 			InstanceType:        pulumi.String(node.InstanceType),
@@ -180,6 +183,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			// On-demand, or a persistent spot request that stops on interruption (officehours.go).
 			InstanceMarketOptions: marketOptions(node),
 			UserData:              pulumi.String(BootstrapScript(paramName)),
+			DisableApiTermination: terminationProtection,
 			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
 				HttpEndpoint:            pulumi.String("enabled"),
 				HttpTokens:              pulumi.String("required"),
@@ -202,17 +206,19 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			// an operator means a new node: nodeImage is pinned, the user data is a fixed
 			// bootstrap, the key name is fixed (above).
 			// The master's fixed private address cannot be held by two instances at once.
-			pulumi.DeleteBeforeReplace(node.Role.ControlPlane()))
+			pulumi.DeleteBeforeReplace(master), pulumi.Protect(guard))
 		if err != nil {
 			return nil, fmt.Errorf("create instance %s: %w", node.Role, err)
 		}
 		n.Instances[node.Role] = inst
 	}
 
+	// The endpoint address is in the API server's certificate and every kubeconfig: protected on
+	// production like the master.
 	eip, err := ec2.NewEip(ctx, name+"-endpoint", &ec2.EipArgs{
 		Domain: pulumi.String("vpc"),
 		Tags:   tags(cfg, cfg.ClusterName+"-"+cfg.Stack+"-endpoint", nil),
-	}, parent, pulumi.DependsOn(args.DeleteAfter))
+	}, parent, pulumi.DependsOn(args.DeleteAfter), pulumi.Protect(cfg.Production))
 	if err != nil {
 		return nil, fmt.Errorf("create control-plane eip: %w", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
@@ -225,7 +227,7 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 
 // TestEtcdSnapshotIsScheduledOnTheMaster: the etcd snapshot runs as a CronJob on the control
 // plane (pinned to it, tolerating its taint, on its network to reach the member on loopback),
-// every six hours, never two at once, keeping failed runs to be seen; it runs the embedded
+// every 15 minutes at most, never two at once, keeping failed runs to be seen; it runs the embedded
 // script (the one the restore drill runs), uploads to this stack's backups bucket under the
 // prefix the master's role may write, and mounts only the etcd client files, never the etcd CA key.
 func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
@@ -235,8 +237,11 @@ func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 			t.Errorf("etcd-snapshot CronJob in namespace %q, want kube-system", got)
 		}
 		spec := func(path ...any) string { return str(cj, append([]any{"spec"}, path...)...) }
-		if spec("schedule") != "17 */6 * * *" {
-			t.Errorf("etcd snapshot schedule = %q, want every six hours (17 */6 * * *)", spec("schedule"))
+		if gap := largestGapMinutes(t, spec("schedule")); gap > 15 {
+			t.Errorf("etcd snapshot schedule %q leaves %d minutes between snapshots: the cluster state's recovery point must be 15 minutes at most", spec("schedule"), gap)
+		}
+		if got := time.Duration(largestGapMinutes(t, workloads.EtcdSnapshotSchedule)) * time.Minute; got != workloads.EtcdSnapshotInterval {
+			t.Errorf("EtcdSnapshotSchedule runs every %s, but EtcdSnapshotInterval (the alert's window) says %s", got, workloads.EtcdSnapshotInterval)
 		}
 		if spec("concurrencyPolicy") != "Forbid" || spec("failedJobsHistoryLimit") == "0" || spec("failedJobsHistoryLimit") == "" {
 			t.Errorf("etcd snapshot: concurrencyPolicy=%s failedJobsHistoryLimit=%s, want Forbid and failed runs kept", spec("concurrencyPolicy"), spec("failedJobsHistoryLimit"))
@@ -323,4 +328,54 @@ func TestDailySnapshotsTargetTheStorageClassTag(t *testing.T) {
 			}
 		}
 	})
+}
+
+// largestGapMinutes is the longest time between two runs of an hourly cron schedule: one whose
+// minute field is a number, a list, or a range with a step, and whose other fields are "*".
+func largestGapMinutes(t *testing.T, schedule string) int {
+	t.Helper()
+	fields := strings.Fields(schedule)
+	if len(fields) != 5 || strings.Join(fields[1:], " ") != "* * * *" {
+		t.Fatalf("schedule %q is not an hourly one this check reads", schedule)
+	}
+	var minutes []int
+	for _, part := range strings.Split(fields[0], ",") {
+		lo, hi, step := 0, 59, 1
+		rng, stepText, hasStep := strings.Cut(part, "/")
+		if hasStep {
+			n, err := strconv.Atoi(stepText)
+			if err != nil || n < 1 {
+				t.Fatalf("schedule %q: bad step %q", schedule, stepText)
+			}
+			step = n
+		}
+		switch a, b, isRange := strings.Cut(rng, "-"); {
+		case rng == "*":
+		case isRange:
+			var err1, err2 error
+			lo, err1 = strconv.Atoi(a)
+			hi, err2 = strconv.Atoi(b)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("schedule %q: bad range %q", schedule, rng)
+			}
+		default:
+			n, err := strconv.Atoi(rng)
+			if err != nil {
+				t.Fatalf("schedule %q: bad minute %q", schedule, rng)
+			}
+			lo = n
+			if !hasStep {
+				hi = n
+			}
+		}
+		for m := lo; m <= hi; m += step {
+			minutes = append(minutes, m)
+		}
+	}
+	slices.Sort(minutes)
+	gap := minutes[0] + 60 - minutes[len(minutes)-1]
+	for i := 1; i < len(minutes); i++ {
+		gap = max(gap, minutes[i]-minutes[i-1])
+	}
+	return gap
 }

@@ -77,7 +77,7 @@ func contains(list []string, s string) bool { return slices.Contains(list, s) }
 
 func TestSecretsStaySecret(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		for _, name := range []string{"kubeadm-init", "kubeconfig", "join-token-worker-1", "join-token-worker-2", "join-token-storage", "join-worker-1"} {
+		for _, name := range []string{"kubeadm-init", "pki-read", "kubeconfig", "join-token-worker-1", "join-token-worker-2", "join-token-storage", "join-worker-1"} {
 			c := must(t, r, remoteCommand, "sesacthon-"+name)
 			if str(c, "logging") != "none" {
 				t.Errorf("%s logs its output (logging=%q); it carries a token or a kubeconfig", name, str(c, "logging"))
@@ -97,8 +97,7 @@ func TestSecretsStaySecret(t *testing.T) {
 				t.Errorf("%s receives its join command in plain text", c.Name)
 			}
 		}
-		key := r.OfType("tls:index/privateKey:PrivateKey")
-		if len(key) != 1 || !contains(key[0].AdditionalSecretOutputs, "privateKeyOpenssh") {
+		if key := must(t, r, "tls:index/privateKey:PrivateKey", "sesacthon-nodes-ssh"); !contains(key.AdditionalSecretOutputs, "privateKeyOpenssh") {
 			t.Error("the generated SSH private key is not marked secret")
 		}
 		for _, p := range r.OfType("pulumi:providers:kubernetes") {

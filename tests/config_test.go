@@ -47,8 +47,8 @@ func TestOperatorSuppliedSSHKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(r.OfType("tls:index/privateKey:PrivateKey")); n != 0 {
-			t.Errorf("%d keys generated although the operator supplied one", n)
+		if key := r.Named("tls:index/privateKey:PrivateKey", "sesacthon-nodes-ssh"); key != nil {
+			t.Error("an SSH key was generated although the operator supplied one")
 		}
 		if kp := r.OfType("aws:ec2/keyPair:KeyPair"); len(kp) != 1 || str(kp[0], "publicKey") != pub {
 			t.Errorf("the key pair does not carry the operator's public key")

@@ -37,7 +37,7 @@ var free = []string{
 	"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketVersioningV2:BucketVersioningV2",
 	"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
 	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "aws:s3/bucketCorsConfigurationV2:BucketCorsConfigurationV2",
-	"tls:index/privateKey:PrivateKey", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
+	"tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes",
 	"command:remote:Command", "command:local:Command", "pulumi:providers:kubernetes",
 	"aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
 	"aws:ssm/parameter:Parameter", // standard tier: no charge

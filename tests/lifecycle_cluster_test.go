@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -129,8 +130,24 @@ func TestSecretsEncryptionKeyStaysSecret(t *testing.T) {
 		}
 		init := must(t, r, remoteCommand, "sesacthon-kubeadm-init")
 		stdin := prop(init, "stdin")
-		if !stdin.IsSecret() || !strings.Contains(stdin.SecretValue().Element.StringValue(), "kind: EncryptionConfiguration") {
+		entries := map[string]string{}
+		if stdin.IsSecret() {
+			for line := range strings.Lines(stdin.SecretValue().Element.StringValue()) {
+				name, content, _ := strings.Cut(strings.TrimSpace(line), " ")
+				b, err := base64.StdEncoding.DecodeString(content)
+				if err != nil {
+					t.Fatalf("kubeadm-init's standard input entry %s is not base64: %v", name, err)
+				}
+				entries[name] = string(b)
+			}
+		}
+		if !stdin.IsSecret() || !strings.Contains(entries[cluster.EncryptionConfigEntry], "kind: EncryptionConfiguration") {
 			t.Error("kubeadm-init does not receive the EncryptionConfiguration as a secret on standard input")
+		}
+		for _, f := range cluster.IdentityFiles {
+			if !strings.Contains(entries[f], "-----BEGIN ") {
+				t.Errorf("kubeadm-init does not receive the cluster's %s on its secret standard input: kubeadm would make its own", f)
+			}
 		}
 		keyValue := key.Outputs["base64"]
 		if keyValue.IsString() && strings.Contains(str(init, "create"), keyValue.StringValue()) {

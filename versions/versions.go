@@ -94,6 +94,15 @@ var (
 		URL:     "https://github.com/opencontainers/runc/releases/download/v1.3.6/runc.amd64",
 		SHA256:  "3f3921dbbee7723e9868f97e88e51ffc910206e3ba55646e74d93d24ea76023c",
 	}
+	// Etcd 3.6.6 (linux-amd64 release tarball), the release kubeadm 1.35 runs (EtcdDefaultTag).
+	// Only its etcdutl is installed, on the master: the offline tool that checks and restores a
+	// snapshot while no etcd runs. Checksum: etcd_binary_checksums.amd64 in the same kubespray
+	// file as above.
+	Etcd = Artifact{
+		Version: "3.6.6",
+		URL:     "https://github.com/etcd-io/etcd/releases/download/v3.6.6/etcd-v3.6.6-linux-amd64.tar.gz",
+		SHA256:  "887afaa4a99f22d802ccdfbe65730a5e79aa5c9ce2c8799c67e9d804c50ecedb",
+	}
 )
 
 // KubernetesAptKeyFingerprint is the OpenPGP fingerprint of the key that signs every

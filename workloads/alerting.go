@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -44,12 +45,13 @@ func RuleParams(cfg *config.Config) alerting.Params {
 		QueueDepth: cfg.Alerting.QueueDepth, WorkQueues: queues, DeadLetterQueue: "q.dlq",
 		Brokers: RabbitReplicas, Nodes: len(cfg.Nodes), EtcdQuotaBytes: etcdQuotaBytes,
 		APIServerCertPath: APIServerCertPath, AdminCredentialPath: AdminCredentialCertPath,
-		// etcd is snapshotted every six hours: two missed runs and an hour. PostgreSQL's daily
-		// backups alert once a day's run is two hours late, within the 26 hours of the issue.
+		// etcd is snapshotted every EtcdSnapshotInterval: two missed runs and one more interval.
+		// PostgreSQL's daily backups alert once a day's run is two hours late, within the 26
+		// hours of the issue.
 		Backups: []alerting.ScheduledBackup{
-			{Namespace: NamespaceSystem, CronJob: EtcdSnapshotName, MaxAgeHours: 2*6 + 1},
-			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAgeHours: 24 + 2},
-			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAgeHours: 24 + 2},
+			{Namespace: NamespaceSystem, CronJob: EtcdSnapshotName, MaxAge: 3 * EtcdSnapshotInterval},
+			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAge: (24 + 2) * time.Hour},
+			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAge: (24 + 2) * time.Hour},
 		},
 		WALShipper: WALShipperContainer, PostgresNamespace: NamespaceData,
 	}

@@ -101,6 +101,29 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("publicKeyOpenssh", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"+Placeholder+" generated")
 		set("privateKeyOpenssh", "-----BEGIN OPENSSH PRIVATE KEY-----\n"+Placeholder+"\n-----END OPENSSH PRIVATE KEY-----\n")
 		set("privateKeyPem", Placeholder)
+		if str("algorithm") == "RSA" {
+			if private, public, err := rsaKeyPEM(); err == nil {
+				set("privateKeyPem", private)
+				set("publicKeyPem", public)
+			}
+		}
+	case "tls:index/selfSignedCert:SelfSignedCert":
+		commonName, hours := "", 24
+		if subject, ok := in["subject"]; ok && subject.IsObject() {
+			if cn, ok := subject.ObjectValue()["commonName"]; ok && cn.IsString() {
+				commonName = cn.StringValue()
+			}
+		}
+		if v, ok := in["validityPeriodHours"]; ok && v.IsNumber() {
+			hours = int(v.NumberValue())
+		}
+		isCA := false
+		if v, ok := in["isCaCertificate"]; ok && v.IsBool() {
+			isCA = v.BoolValue()
+		}
+		if cert, err := selfSignedPEM(commonName, isCA, hours); err == nil {
+			set("certPem", cert)
+		}
 	case "random:index/randomBytes:RandomBytes":
 		// 32 zero bytes: the right length for a secretbox key, and plainly not a real one.
 		set("base64", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
@@ -109,6 +132,10 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("result", Placeholder+"-password-"+args.Name)
 	case "command:remote:Command":
 		set("stdout", Placeholder+"-stdout-of-"+args.Name)
+		if strings.HasSuffix(args.Name, "-pki-read") {
+			// A new stack's master, not initialised yet, has no identity to adopt.
+			set("stdout", "")
+		}
 		set("stderr", "")
 	case "aws:lb/loadBalancer:LoadBalancer":
 		set("dnsName", fmt.Sprintf("%s-%s.%s.elb.amazonaws.com", str("name"), Placeholder, m.region))

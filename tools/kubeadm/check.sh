@@ -5,9 +5,14 @@
 #   2. `kubeadm config validate --config`;
 #   3. `kubeadm init --dry-run --config` in private mount and network namespaces: /etc, /var and
 #      /run are overlays on a temporary folder, and only loopback exists (checked first);
+#      with the cluster's identity installed first, as the kubeadm-init script installs the
+#      program's (cluster/pki.go): three CAs and the service-account key pair in the tls
+#      provider's formats (RSA 2048, PKCS#1 keys), made here with openssl. kubeadm must say it
+#      uses each existing CA;
 #   4. feeds the worker join command the dry run printed, in the form `kubeadm token create
 #      --print-join-command` prints it, to the rendered join script in the script harness
-#      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE).
+#      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE), and checks that the CA
+#      hash the program derives (cluster.CACertHash) is kubeadm's (KUBEADM_CA_FILE).
 # Usage: tools/kubeadm/check.sh [STACK]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,6 +21,17 @@ cd "${root}"
 tools/kubeadm/build.sh
 scratch=$(mktemp -d)
 trap 'rm -rf "${scratch}"' EXIT
+# The cluster's identity, in the files and formats the program installs (cluster.IdentityFiles).
+pki="${scratch}/pki"
+mkdir -p "${pki}/etcd"
+for ca in ca:kubernetes front-proxy-ca:front-proxy-ca etcd/ca:etcd-ca; do
+  openssl genrsa -traditional -out "${pki}/${ca%%:*}.key" 2048 2> /dev/null
+  openssl req -x509 -new -key "${pki}/${ca%%:*}.key" -subj "/CN=${ca#*:}" -days 3650 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment \
+    -out "${pki}/${ca%%:*}.crt"
+done
+openssl genrsa -traditional -out "${pki}/sa.key" 2048 2> /dev/null
+openssl rsa -in "${pki}/sa.key" -pubout -out "${pki}/sa.pub" 2> /dev/null
 for line in v1.35 v1.28; do
   version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "tools/kubeadm/${line}/go.mod")
   kubeadm="${root}/.bin/kubeadm-${version}"
@@ -28,9 +44,9 @@ for line in v1.35 v1.28; do
   "${kubeadm}" config validate --config "${config}"
   echo "::: kubeadm ${version}: init --dry-run in private mount and network namespaces"
   for d in etc var run; do mkdir -p "${work}/upper/${d}" "${work}/work/${d}"; done
-  unshare --mount --net --fork bash -s "${kubeadm}" "${config}" "${work}" > "${work}/dry-run.log" 2>&1 <<'NS' || { tail -n 40 "${work}/dry-run.log" >&2; exit 1; }
+  unshare --mount --net --fork bash -s "${kubeadm}" "${config}" "${work}" "${pki}" > "${work}/dry-run.log" 2>&1 <<'NS' || { tail -n 40 "${work}/dry-run.log" >&2; exit 1; }
 set -euo pipefail
-kubeadm=$1 config=$2 work=$3
+kubeadm=$1 config=$2 work=$3 pki=$4
 links=$(ip -o link show | awk -F': ' '{print $2}' | xargs)
 if [ "${links}" != "lo" ]; then
   echo "the dry run's network namespace has links other than loopback: ${links}" >&2
@@ -40,8 +56,17 @@ ip link set lo up
 for d in etc var run; do
   mount -t overlay overlay -o "lowerdir=/${d},upperdir=${work}/upper/${d},workdir=${work}/work/${d}" "/${d}"
 done
+mkdir -p /etc/kubernetes
+rm -rf /etc/kubernetes/pki
+cp -r "${pki}" /etc/kubernetes/pki
 "${kubeadm}" init --dry-run --skip-phases=preflight --config "${config}"
 NS
+  for ca in ca front-proxy-ca etcd/ca; do
+    if ! grep -qF "[certs] Using existing ${ca} certificate authority" "${work}/dry-run.log"; then
+      echo "kubeadm ${version} did not use the installed ${ca} CA (${work}/dry-run.log): a new master would get a CA of its own" >&2
+      exit 1
+    fi
+  done
   # The worker join command the dry run printed, as `kubeadm token create --print-join-command`
   # prints it: the same template with its line continuations and tabs removed, then a newline.
   awk '/^kubeadm join /{buf=""; grab=1} grab{buf=buf $0 "\n"; if ($0 !~ /\\$/) {grab=0; last=buf}} END{printf "%s", last}' "${work}/dry-run.log" \
@@ -51,6 +76,7 @@ NS
     exit 1
   fi
   echo "::: kubeadm ${version}: join script fed $(sed -e 's/--token [^ ]*/--token <redacted>/' "${work}/join-command")"
-  KUBEADM_JOIN_COMMAND_FILE="${work}/join-command" go test ./cluster/ -count=1 -run 'TestJoin'
+  KUBEADM_JOIN_COMMAND_FILE="${work}/join-command" KUBEADM_CA_FILE="${pki}/ca.crt" \
+    go test ./cluster/ -count=1 -run 'TestJoin|TestCACertHashIsKubeadms'
 done
 echo "::: kubeadm configuration of ${stack} proven with kubeadm v1.35 and v1.28"

@@ -1,0 +1,269 @@
+package cluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"maps"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// identity is a cluster identity for the tests: its files (as IdentityFiles name them) and the
+// CA whose hash workers check.
+type identity struct {
+	files map[string]string
+	ca    testCA
+}
+
+// newIdentityForTest makes an identity (ECDSA keys: quicker than RSA, and kubeadm reads both).
+// It panics on a failure of the system's random source, which no test could survive.
+func newIdentityForTest() identity {
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	var id identity
+	id.files = map[string]string{}
+	for _, stem := range []string{"ca", "front-proxy-ca", "etcd/ca"} {
+		c, err := makeTestCA()
+		must(err)
+		if stem == "ca" {
+			id.ca = c
+		}
+		id.files[stem+".crt"] = c.pem
+		id.files[stem+".key"] = ecKeyPEM(c.key)
+	}
+	sa, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	pub, err := x509.MarshalPKIXPublicKey(&sa.PublicKey)
+	must(err)
+	id.files["sa.key"] = ecKeyPEM(sa)
+	id.files["sa.pub"] = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	return id
+}
+
+func ecKeyPEM(key *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+}
+
+// testIdentity is the identity the kubeadm-init cases install.
+var testIdentity = newIdentityForTest()
+
+// --- the program's side ---
+
+func TestChooseIdentityKeepsTheIdentityReadFromAnExistingMaster(t *testing.T) {
+	adopted, generated := newIdentityForTest(), newIdentityForTest()
+	got, err := ChooseIdentity(FormatBundle(adopted.files), FormatBundle(generated.files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, adopted.files) {
+		t.Error("an existing master's identity was not kept: its workers would see a new CA and be reset")
+	}
+	got, err = ChooseIdentity("", FormatBundle(generated.files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, generated.files) {
+		t.Error("a new stack does not get the program's own identity")
+	}
+}
+
+func TestChooseIdentityRefusesAPartOfAnIdentity(t *testing.T) {
+	partial := maps.Clone(testIdentity.files)
+	delete(partial, "sa.key")
+	if _, err := ChooseIdentity(FormatBundle(partial), FormatBundle(testIdentity.files)); err == nil || !strings.Contains(err.Error(), "sa.key is missing") {
+		t.Errorf("an identity read without sa.key was accepted (err %v): service-account tokens would change", err)
+	}
+	notCA := maps.Clone(testIdentity.files)
+	notCA["ca.crt"] = testIdentity.files["ca.key"]
+	if _, err := ChooseIdentity("", FormatBundle(notCA)); err == nil {
+		t.Error("a ca.crt that is no certificate was accepted")
+	}
+	if _, err := ChooseIdentity("offline-stdout", FormatBundle(testIdentity.files)); err == nil {
+		t.Error("an unreadable identity from the master was ignored instead of refused")
+	}
+}
+
+func TestCACertHashIsWhatTheJoinScriptChecks(t *testing.T) {
+	ca := newTestCA(t)
+	hash, err := CACertHash(ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The join script computes the hash of the node's CA with openssl; a joined node whose CA
+	// is the program's must be left alone.
+	root := newRoot(t)
+	root.write("/etc/kubernetes/kubelet.conf", "kind: Config\n")
+	root.write("/etc/kubernetes/pki/ca.crt", ca.pem)
+	r := root.run(JoinScript("worker-1"), scriptCase{stdin: JoinCommand("10.0.1.10:6443", testToken+"\n", hash) + "\n"})
+	if r.code != 0 || !strings.Contains(r.stdout, "already joined") {
+		t.Fatalf("a worker whose CA is the program's was not left alone:\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the worker's CA is the cluster's")
+}
+
+// TestCACertHashIsKubeadms checks the program's hash against the one kubeadm itself printed for
+// the CA in KUBEADM_CA_FILE (tools/kubeadm/check.sh runs the real kubeadm); without it, against
+// the hash computed here the way kubeadm documents it.
+func TestCACertHashIsKubeadms(t *testing.T) {
+	caPEM, want := testIdentity.ca.pem, testIdentity.ca.hash
+	if f := os.Getenv("KUBEADM_CA_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caPEM = string(b)
+		m := regexp.MustCompile(`--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})`).FindStringSubmatch(kubeadmJoinCommand(t))
+		if m == nil {
+			t.Fatal("no CA hash in kubeadm's join command")
+		}
+		want = m[1]
+	}
+	got, err := CACertHash(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("the program derives %s for the cluster CA, kubeadm %s: every join would be refused", got, want)
+	}
+}
+
+func TestJoinCommandNamesTheEndpointTokenAndCAHash(t *testing.T) {
+	got := JoinCommand("10.0.1.10:6443", testToken+"\n", testCAHash)
+	want := "kubeadm join 10.0.1.10:6443 --token " + testToken + " --discovery-token-ca-cert-hash " + testCAHash
+	if got != want {
+		t.Errorf("join command %q, want %q", got, want)
+	}
+}
+
+// --- kubeadm-init on the master ---
+
+func TestKubeadmInitInstallsTheClusterIdentityBeforeKubeadmRuns(t *testing.T) {
+	c := kubeadmInitCase()
+	// kubeadm fails unless the CA is in place when it starts (it would otherwise make its own).
+	c.stubs["kubeadm"] = `cmp -s /etc/kubernetes/pki/ca.crt /var/lib/waste-coach/want-ca || { echo "no cluster CA at init" >&2; exit 1; }
+` + c.stubs["kubeadm"]
+	root := newRoot(t)
+	root.write("/var/lib/waste-coach/want-ca", testIdentity.files["ca.crt"])
+	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), c)
+	if r.code != 0 {
+		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
+	}
+	for _, f := range IdentityFiles {
+		got, _ := root.read(PKIDir + "/" + f)
+		if got != testIdentity.files[f] {
+			t.Errorf("%s/%s is not the cluster's file", PKIDir, f)
+		}
+		want := os.FileMode(0o644)
+		if strings.HasSuffix(f, ".key") {
+			want = 0o600
+		}
+		if m := root.mode(PKIDir + "/" + f); m != want {
+			t.Errorf("%s/%s has mode %v, want %v", PKIDir, f, m, want)
+		}
+	}
+	for _, f := range []string{"ca.key", "sa.key"} {
+		body := strings.Split(strings.TrimSpace(testIdentity.files[f]), "\n")[1]
+		if strings.Contains(r.output(), body) || strings.Contains(r.output(), base64.StdEncoding.EncodeToString([]byte(testIdentity.files[f]))) {
+			t.Errorf("%s reached the deploy log", f)
+		}
+	}
+}
+
+func TestKubeadmInitLeavesAMasterWithTheClusterCAAlone(t *testing.T) {
+	root := newRoot(t)
+	root.write("/etc/kubernetes/admin.conf", "kind: Config\n")
+	root.write(PKIDir+"/ca.crt", testIdentity.files["ca.crt"])
+	root.write(PKIDir+"/ca.key", "the running key\n")
+	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	if r.code != 0 || !strings.Contains(r.stdout, "already initialised with the cluster's CA") {
+		t.Fatalf("an initialised master with the cluster's CA was not a no-op:\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the master is initialised")
+	if got, _ := root.read(PKIDir + "/ca.key"); got != "the running key\n" {
+		t.Error("the running master's files were rewritten")
+	}
+}
+
+func TestKubeadmInitRefusesAMasterRunningAnotherCA(t *testing.T) {
+	root := newRoot(t)
+	root.write("/etc/kubernetes/admin.conf", "kind: Config\n")
+	other := newTestCA(t)
+	root.write(PKIDir+"/ca.crt", other.pem)
+	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	expectRefusal(t, r, "a master running another CA was accepted: a routine change would rotate the cluster's identity",
+		"not the cluster CA the program holds")
+	if got, _ := root.read(PKIDir + "/ca.crt"); got != other.pem {
+		t.Error("the running CA was overwritten")
+	}
+}
+
+func TestKubeadmInitRefusesAnIncompleteOrForeignBundle(t *testing.T) {
+	noKey := maps.Clone(testIdentity.files)
+	delete(noKey, "etcd/ca.key")
+	withExtra := maps.Clone(testIdentity.files)
+	withExtra["../admin.conf"] = "kind: Config\n"
+	for name, tc := range map[string]struct{ stdin, message string }{
+		"no etcd CA key": {InitBundle(noKey, testEncryptionConfig), "no etcd/ca.key on standard input"},
+		"a path outside": {InitBundle(withExtra, testEncryptionConfig), "unexpected entry '../admin.conf'"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := kubeadmInitCase()
+			c.stdin = tc.stdin
+			r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c)
+			expectRefusal(t, r, "kubeadm init ran without the whole identity: it would make CAs of its own", tc.message)
+		})
+	}
+}
+
+// --- pki-read: adopting an existing master's identity ---
+
+func TestPKIReadPrintsNothingOnANewMaster(t *testing.T) {
+	r := runScript(t, PKIReadScript(), scriptCase{})
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("pki-read on a master not initialised printed %q (code %d), want nothing", r.stdout, r.code)
+	}
+}
+
+func TestPKIReadPrintsAnInitialisedMastersIdentity(t *testing.T) {
+	c := scriptCase{files: map[string]string{"/etc/kubernetes/admin.conf": "kind: Config\n"}}
+	for f, content := range testIdentity.files {
+		c.files[PKIDir+"/"+f] = content
+	}
+	r := runScript(t, PKIReadScript(), c)
+	if r.code != 0 {
+		t.Fatalf("pki-read failed:\n%s", r.describe())
+	}
+	got, err := ParseIdentity(r.stdout)
+	if err != nil {
+		t.Fatalf("pki-read printed what the program cannot read: %v", err)
+	}
+	if !maps.Equal(got, testIdentity.files) {
+		t.Error("pki-read printed an identity other than the master's")
+	}
+}
+
+func TestPKIReadRefusesAPartOfAnIdentity(t *testing.T) {
+	c := scriptCase{files: map[string]string{"/etc/kubernetes/admin.conf": "kind: Config\n"}}
+	for f, content := range testIdentity.files {
+		if f != "sa.pub" {
+			c.files[PKIDir+"/"+f] = content
+		}
+	}
+	r := runScript(t, PKIReadScript(), c)
+	if r.code == 0 || !strings.Contains(r.stderr, PKIDir+"/sa.pub is missing") {
+		t.Errorf("pki-read adopted an identity without sa.pub:\n%s", r.describe())
+	}
+}
