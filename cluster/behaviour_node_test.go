@@ -277,34 +277,43 @@ func TestNodePreparationNamesTheContainerdKeyItCannotSet(t *testing.T) {
 	}
 }
 
-// The master's preparation installs etcdutl from etcd's pinned release (verified), for the
-// offline snapshot status and restore; the other nodes never download it.
-func TestNodePreparationInstallsEtcdutlOnTheMasterOnly(t *testing.T) {
-	r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleMaster), nodeCase(t, "config-default-2.x.toml"))
+// etcdutl on the master comes from etcd's pinned release, verified, once; a download that does
+// not match the pin is refused and nothing is installed.
+func TestEtcdutlInstallsTheVerifiedReleaseOnce(t *testing.T) {
+	root := newRoot(t)
+	r := root.run(EtcdutlScript(), nodeCase(t, "config-default-2.x.toml"))
 	if r.code != 0 {
-		t.Fatalf("the master's preparation failed:\n%s", r.describe())
+		t.Fatalf("the etcdutl step failed:\n%s", r.describe())
 	}
-	if got, _ := r.root.read("/usr/local/bin/etcdutl"); got != genuineEtcdutl || r.root.mode("/usr/local/bin/etcdutl") != 0o755 {
+	if got, _ := root.read("/usr/local/bin/etcdutl"); got != genuineEtcdutl || root.mode("/usr/local/bin/etcdutl") != 0o755 {
 		t.Errorf("/usr/local/bin/etcdutl is not the verified etcdutl of etcd %s, executable: %q", versions.Etcd.Version, got)
 	}
-	again := r.root.run(NodePrepareScript(prodConfig(t), config.RoleMaster), nodeCase(t, "config-default-2.x.toml"))
-	if again.code != 0 || slices.ContainsFunc(again.called("curl"), func(c call) bool { return slices.Contains(c, versions.Etcd.URL) }) {
+	again := root.run(EtcdutlScript(), nodeCase(t, "config-default-2.x.toml"))
+	if again.code != 0 || len(again.called("curl")) > 0 {
 		t.Errorf("a second run downloaded etcd again although etcdutl %s is installed:\n%s", versions.Etcd.Version, again.describe())
 	}
-	w := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), nodeCase(t, "config-default-2.x.toml"))
-	if slices.ContainsFunc(w.called("curl"), func(c call) bool { return slices.Contains(c, versions.Etcd.URL) }) {
-		t.Error("a worker downloads etcd: only the master restores snapshots")
+
+	c := nodeCase(t, "config-default-2.x.toml")
+	downloads := nodeDownloads()
+	downloads[versions.Etcd.URL] = "a file served in place of the release\n"
+	c.stubs["curl"] = nodeCurl(releaseKey, downloads)
+	bad := runScript(t, EtcdutlScript(), c)
+	if bad.code == 0 || !strings.Contains(bad.stderr, versions.Etcd.URL+" does not match its pinned sha256") {
+		t.Errorf("a download that does not match the pin was not refused by name:\n%s", bad.describe())
+	}
+	if _, ok := bad.root.read("/usr/local/bin/etcdutl"); ok || len(bad.called("tar")) > 0 {
+		t.Error("the unverified etcd release was unpacked or installed")
 	}
 }
 
 func TestNodePreparationRefusesARuntimeDownloadThatDoesNotMatchItsPin(t *testing.T) {
-	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL, versions.Etcd.URL} {
+	for _, u := range []string{versions.Containerd.URL, versions.Runc.URL} {
 		t.Run(u[strings.LastIndex(u, "/")+1:], func(t *testing.T) {
 			c := nodeCase(t, "config-default-1.7.toml")
 			downloads := nodeDownloads()
 			downloads[u] = "a file served in place of the release\n"
 			c.stubs["curl"] = nodeCurl(releaseKey, downloads)
-			r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleMaster), c)
+			r := runScript(t, NodePrepareScript(prodConfig(t), config.RoleWorker1), c)
 			if r.code == 0 {
 				t.Fatalf("node preparation accepted %s although its sha256 is not the pinned one\n%s", u, r.describe())
 			}

@@ -136,6 +136,15 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
+	// etcdutl on the master, for the snapshot restore runbook: on every new master, and on the
+	// running one when the pin changes (the node preparation runs only at first boot).
+	if _, err := b.command(master, "etcdutl", commandSpec{
+		create:    pulumi.String(EtcdutlScript()),
+		dependsOn: []pulumi.Resource{ready[master]},
+	}); err != nil {
+		return nil, err
+	}
+
 	// The deploy credential, looked at again every month so that it is renewed before it
 	// expires (ReadKubeconfigScript).
 	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
@@ -267,8 +276,9 @@ type commandSpec struct {
 	// secretOutput turns logging off and stores stdout and stderr encrypted.
 	secretOutput bool
 	// once runs the command only when it is created, on whichever instance holds the role then:
-	// it is not tied to the instance id, and a new connection or script is not a reason to run
-	// it again (its output is what the state must keep).
+	// it is not tied to the instance id, and it ignores every change of its inputs (a new
+	// connection, script or setting would otherwise be an update that runs it again): its output
+	// is what the state must keep.
 	once bool
 	// options are added to the command's resource options.
 	options []pulumi.ResourceOption
@@ -330,7 +340,7 @@ func (b *builder) command(role config.Role, step string, s commandSpec) (*remote
 	}
 	opts := append([]pulumi.ResourceOption{pulumi.Parent(b.parent), pulumi.DependsOn(s.dependsOn)}, s.options...)
 	if s.once {
-		opts = append(opts, pulumi.IgnoreChanges([]string{"connection", "create"}))
+		opts = append(opts, pulumi.IgnoreChanges([]string{"*"}))
 	}
 	if s.secretOutput {
 		args.Logging = remote.LoggingNone
@@ -387,7 +397,7 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 	endpoint := b.masterIP + ":6443"
 	join, err := b.command(role, "join-"+string(role), commandSpec{
 		create: pulumi.String(JoinScript(role)),
-		stdin: pulumi.ToSecret(pulumi.All(token.Stdout, caHash).ApplyT(func(v []any) string {
+		stdin: pulumi.ToSecret(pulumi.All(token.Stdout, caHash).ApplyT(func(v []any) (string, error) {
 			return JoinCommand(endpoint, v[0].(string), v[1].(string))
 		})).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{token},

@@ -11,6 +11,7 @@ package cluster
 // once (pki-read): rotating it would reset every worker.
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -139,7 +141,56 @@ func ParseIdentity(bundle string) (map[string]string, error) {
 			return nil, fmt.Errorf("identity bundle: %s is missing", f)
 		}
 	}
+	// Each key must be the one its certificate (or sa.pub) names: kubeadm checks neither, and a
+	// swapped key would fail only when a component first signs or verifies with it.
+	for _, pair := range [][2]string{{"ca.key", "ca.crt"}, {"front-proxy-ca.key", "front-proxy-ca.crt"}, {"etcd/ca.key", "etcd/ca.crt"}, {"sa.key", "sa.pub"}} {
+		if err := keyMatches(files[pair[0]], files[pair[1]]); err != nil {
+			return nil, fmt.Errorf("identity bundle: %s does not belong to %s: %w", pair[0], pair[1], err)
+		}
+	}
 	return files, nil
+}
+
+// keyMatches checks that a private key PEM (PKCS#1, PKCS#8 or SEC 1) has the public key of a
+// certificate or public key PEM.
+func keyMatches(keyPEM, publicPEM string) error {
+	kb, _ := pem.Decode([]byte(keyPEM))
+	pb, _ := pem.Decode([]byte(publicPEM))
+	if kb == nil || pb == nil {
+		return fmt.Errorf("not PEM")
+	}
+	var key crypto.Signer
+	if k, err := x509.ParsePKCS1PrivateKey(kb.Bytes); err == nil {
+		key = k
+	} else if k, err := x509.ParseECPrivateKey(kb.Bytes); err == nil {
+		key = k
+	} else if k, err := x509.ParsePKCS8PrivateKey(kb.Bytes); err == nil {
+		signer, ok := k.(crypto.Signer)
+		if !ok {
+			return fmt.Errorf("unsupported private key type %T", k)
+		}
+		key = signer
+	} else {
+		return fmt.Errorf("unreadable private key")
+	}
+	var public any
+	if pb.Type == "CERTIFICATE" {
+		cert, err := x509.ParseCertificate(pb.Bytes)
+		if err != nil {
+			return err
+		}
+		public = cert.PublicKey
+	} else {
+		p, err := x509.ParsePKIXPublicKey(pb.Bytes)
+		if err != nil {
+			return err
+		}
+		public = p
+	}
+	if eq, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(public) {
+		return fmt.Errorf("the public keys differ")
+	}
+	return nil
 }
 
 // ChooseIdentity returns the identity the cluster runs with: the one read from an existing
@@ -170,10 +221,18 @@ func CACertHash(caPEM string) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// bootstrapToken is the shape of a kubeadm bootstrap token ("abcdef.0123456789abcdef").
+var bootstrapToken = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+
 // JoinCommand is the worker's join command: the in-VPC endpoint, the token minted for this join
-// and the CA hash derived from the cluster's own CA (never from what the master says).
-func JoinCommand(endpoint, token, caHash string) string {
-	return fmt.Sprintf("kubeadm join %s --token %s --discovery-token-ca-cert-hash %s", endpoint, strings.TrimSpace(token), caHash)
+// (join-token's output, which must be a bootstrap token and nothing else) and the CA hash derived
+// from the cluster's own CA (never from what the master says).
+func JoinCommand(endpoint, token, caHash string) (string, error) {
+	token = strings.TrimSpace(token)
+	if !bootstrapToken.MatchString(token) {
+		return "", fmt.Errorf("join-token printed something other than one bootstrap token (%d bytes; not shown: it may hold the token)", len(token))
+	}
+	return fmt.Sprintf("kubeadm join %s --token %s --discovery-token-ca-cert-hash %s", endpoint, token, caHash), nil
 }
 
 // InitBundle is kubeadm-init's standard input: the identity's files and the

@@ -107,7 +107,11 @@ func TestCACertHashIsWhatTheJoinScriptChecks(t *testing.T) {
 	root := newRoot(t)
 	root.write("/etc/kubernetes/kubelet.conf", "kind: Config\n")
 	root.write("/etc/kubernetes/pki/ca.crt", ca.pem)
-	r := root.run(JoinScript("worker-1"), scriptCase{stdin: JoinCommand("10.0.1.10:6443", testToken+"\n", hash) + "\n"})
+	join, err := JoinCommand("10.0.1.10:6443", testToken+"\n", hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := root.run(JoinScript("worker-1"), scriptCase{stdin: join + "\n"})
 	if r.code != 0 || !strings.Contains(r.stdout, "already joined") {
 		t.Fatalf("a worker whose CA is the program's was not left alone:\n%s", r.describe())
 	}
@@ -141,10 +145,29 @@ func TestCACertHashIsKubeadms(t *testing.T) {
 }
 
 func TestJoinCommandNamesTheEndpointTokenAndCAHash(t *testing.T) {
-	got := JoinCommand("10.0.1.10:6443", testToken+"\n", testCAHash)
+	got, err := JoinCommand("10.0.1.10:6443", testToken+"\n", testCAHash)
 	want := "kubeadm join 10.0.1.10:6443 --token " + testToken + " --discovery-token-ca-cert-hash " + testCAHash
-	if got != want {
-		t.Errorf("join command %q, want %q", got, want)
+	if err != nil || got != want {
+		t.Errorf("join command %q (%v), want %q", got, err, want)
+	}
+	for _, bad := range []string{"", "W1206 warning: something\n" + testToken, testToken + " --unsafe-skip-ca-verification"} {
+		if _, err := JoinCommand("10.0.1.10:6443", bad, testCAHash); err == nil || strings.Contains(err.Error(), testToken) {
+			t.Errorf("join-token output %q was not refused without quoting it (err %v)", bad, err)
+		}
+	}
+}
+
+func TestParseIdentityRefusesAKeyThatIsNotItsCertificates(t *testing.T) {
+	swapped := maps.Clone(testIdentity.files)
+	swapped["ca.key"], swapped["etcd/ca.key"] = testIdentity.files["etcd/ca.key"], testIdentity.files["ca.key"]
+	if _, err := ParseIdentity(FormatBundle(swapped)); err == nil || !strings.Contains(err.Error(), "does not belong to") {
+		t.Errorf("an identity with swapped CA keys was accepted (err %v)", err)
+	}
+	other := newIdentityForTest()
+	mixed := maps.Clone(testIdentity.files)
+	mixed["sa.pub"] = other.files["sa.pub"]
+	if _, err := ParseIdentity(FormatBundle(mixed)); err == nil {
+		t.Error("an sa.pub of another key was accepted: tokens signed with sa.key would not verify")
 	}
 }
 
@@ -228,6 +251,24 @@ func TestKubeadmInitRefusesAnIncompleteOrForeignBundle(t *testing.T) {
 	}
 }
 
+func TestKubeadmInitNeverOverwritesAnIdentityFileThatDiffers(t *testing.T) {
+	root := newRoot(t)
+	root.write(PKIDir+"/sa.key", "a key that is not the cluster's\n")
+	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	expectRefusal(t, r, "an identity file that differs was overwritten", PKIDir+"/sa.key exists and is not the cluster's")
+	if got, _ := root.read(PKIDir + "/sa.key"); got != "a key that is not the cluster's\n" {
+		t.Error("the differing sa.key was overwritten")
+	}
+}
+
+func TestKubeadmInitTreatsARunningAPIServerAsInitialised(t *testing.T) {
+	root := newRoot(t)
+	root.write("/etc/kubernetes/manifests/kube-apiserver.yaml", "kind: Pod\n")
+	root.write(PKIDir+"/ca.crt", newTestCA(t).pem)
+	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	expectRefusal(t, r, "a master with a running API server but no admin.conf was initialised again", "not the cluster CA the program holds")
+}
+
 // --- pki-read: adopting an existing master's identity ---
 
 func TestPKIReadPrintsNothingOnANewMaster(t *testing.T) {
@@ -252,6 +293,20 @@ func TestPKIReadPrintsAnInitialisedMastersIdentity(t *testing.T) {
 	}
 	if !maps.Equal(got, testIdentity.files) {
 		t.Error("pki-read printed an identity other than the master's")
+	}
+}
+
+func TestPKIReadSeesAMasterWithoutAdminConfAsInitialised(t *testing.T) {
+	r := runScript(t, PKIReadScript(), scriptCase{files: map[string]string{PKIDir + "/ca.crt": testIdentity.files["ca.crt"]}})
+	if r.code == 0 {
+		t.Errorf("a master with a CA but no admin.conf read as new (nothing adopted): the program would install another CA:\n%s", r.describe())
+	}
+}
+
+func TestPKIReadFailsWhenSudoFails(t *testing.T) {
+	r := runScript(t, PKIReadScript(), scriptCase{stubs: map[string]string{"sudo": `exit 1`}})
+	if r.code == 0 {
+		t.Error("pki-read succeeded (adopting nothing) although sudo failed")
 	}
 }
 

@@ -75,11 +75,16 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		KubeVersion, KubeMinor string
 		PackagePin, NodeLabels string
 		ReadyMarker            string
-		Containerd, Runc, Etcd versions.Artifact
+		Containerd, Runc       versions.Artifact
 		AptKeyFingerprint      string
-		ControlPlane           bool
 	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
-		versions.Containerd, versions.Runc, versions.Etcd, versions.KubernetesAptKeyFingerprint, role.ControlPlane()})
+		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint})
+}
+
+// EtcdutlScript installs etcdutl of the pinned etcd release on the master, verified against its
+// sha256: the offline tool that checks and restores snapshots while no etcd runs.
+func EtcdutlScript() string {
+	return render("etcdutl", struct{ Etcd versions.Artifact }{versions.Etcd})
 }
 
 // WaitSSHScript runs locally and waits for a node's SSH port (NODE_HOST; NODE_ID names the

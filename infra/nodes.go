@@ -52,19 +52,23 @@ type Nodes struct {
 // KeyPairName is the EC2 key pair every node of the stack is launched with.
 func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
 
-// nodeImage resolves config nodeImage, which every stack pins, to an AMI id: an id as given, an
-// exact Canonical image name by lookup (one image per name and region, so the answer does not
-// move). A new Canonical image therefore never replaces a node: an image bump is a reviewed
-// change of the key.
+// nodeImage resolves config nodeImage to an AMI id: an id as given, an exact Canonical image name
+// by lookup (one image per name and region, so the answer does not move). Unset (dev stacks
+// only, config refuses it on production), the newest Ubuntu 24.04 image: a dev stack's nodes
+// are replaced when Canonical publishes a new one.
 func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (string, error) {
 	if strings.HasPrefix(cfg.NodeImage, "ami-") {
 		return cfg.NodeImage, nil
 	}
-	name := cfg.NodeImage
+	name, mostRecent := cfg.NodeImage, false
+	if name == "" {
+		name, mostRecent = UbuntuAMIName, true
+	}
 	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
-		Owners: []string{canonicalOwner},
+		Owners:     []string{canonicalOwner},
+		MostRecent: pulumi.BoolRef(mostRecent),
 		// A pinned image stays usable after Canonical deprecates it.
-		IncludeDeprecated: pulumi.BoolRef(true),
+		IncludeDeprecated: pulumi.BoolRef(!mostRecent),
 		Filters: []ec2.GetAmiFilter{
 			{Name: "name", Values: []string{name}},
 			{Name: "architecture", Values: []string{"x86_64"}},
@@ -79,6 +83,9 @@ func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) 
 
 // Canonical's AWS account, the owner of the official Ubuntu AMIs.
 const canonicalOwner = "099720109477"
+
+// UbuntuAMIName matches Ubuntu 24.04 LTS (noble) amd64 server images on gp3.
+const UbuntuAMIName = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
 
 // MetadataHopLimit is 2 so that pods, one network hop further than the host, reach IMDSv2 (the
 // CCM, the EBS CSI driver and the load balancer controller read the region and credentials there).
@@ -168,10 +175,9 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		// (docs/operations.md, Replacing the master).
 		master := node.Role.ControlPlane()
 		guard := cfg.Production && master
-		var terminationProtection pulumi.BoolPtrInput
-		if guard && node.Capacity == config.OnDemand {
-			terminationProtection = pulumi.Bool(true)
-		}
+		// Set on every instance, false included: the provider keeps an unset value as it is, so
+		// a master that stops being protected would otherwise stay protected in EC2.
+		terminationProtection := pulumi.Bool(guard && node.Capacity == config.OnDemand)
 		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, node.Role), &ec2.InstanceArgs{
 			Ami:                 pulumi.String(amiID),
 			InstanceType:        pulumi.String(node.InstanceType),

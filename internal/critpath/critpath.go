@@ -50,6 +50,8 @@ var byName = []struct {
 	{"-wait-node-", Duration{150, "rest of user data: apt update, containerd, kubelet/kubeadm from pkgs.k8s.io (estimate)"}},
 	{"-kubeadm-init", Duration{90, "kubeadm init: image pulls, control plane up (estimate)"}},
 	{"-kubeconfig", Duration{3, "one SSH round trip"}},
+	{"-pki-read", Duration{3, "one SSH round trip"}},
+	{"-etcdutl", Duration{15, "etcd release download (about 25 MB) and sha256 check (estimate)"}},
 	{"-join-token-", Duration{3, "one SSH round trip"}},
 	{"-join-", Duration{45, "kubeadm join: TLS bootstrap, kubelet start (estimate)"}},
 	{"-member-", Duration{15, "node object appears, label (estimate)"}},

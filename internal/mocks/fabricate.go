@@ -132,9 +132,13 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("result", Placeholder+"-password-"+args.Name)
 	case "command:remote:Command":
 		set("stdout", Placeholder+"-stdout-of-"+args.Name)
-		if strings.HasSuffix(args.Name, "-pki-read") {
+		switch {
+		case strings.HasSuffix(args.Name, "-pki-read"):
 			// A new stack's master, not initialised yet, has no identity to adopt.
 			set("stdout", "")
+		case strings.Contains(args.Name, "-join-token-"):
+			// kubeadm token create prints one bootstrap token.
+			set("stdout", "abcdef.0123456789abcdef\n")
 		}
 		set("stderr", "")
 	case "aws:lb/loadBalancer:LoadBalancer":
