@@ -5,10 +5,11 @@
 #   2. `kubeadm config validate --config`;
 #   3. `kubeadm init --dry-run --config` in private mount and network namespaces: /etc, /var and
 #      /run are overlays on a temporary folder, and only loopback exists (checked first);
-#      with the cluster's identity installed first, as the kubeadm-init script installs the
+#      with the cluster CA installed first, then `kubeadm init phase certs all` (for real, in the
+#      overlay) with the whole identity installed as the kubeadm-init script installs the
 #      program's (cluster/pki.go): three CAs and the service-account key pair in the tls
 #      provider's formats (RSA 2048, PKCS#1 keys), made here with openssl. kubeadm must say it
-#      uses each existing CA;
+#      uses each existing CA and the sa key, and its certificates must chain to those CAs;
 #   4. feeds the worker join command the dry run printed, in the form `kubeadm token create
 #      --print-join-command` prints it, to the rendered join script in the script harness
 #      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE), and checks that the CA
@@ -56,17 +57,32 @@ ip link set lo up
 for d in etc var run; do
   mount -t overlay overlay -o "lowerdir=/${d},upperdir=${work}/upper/${d},workdir=${work}/work/${d}" "/${d}"
 done
-mkdir -p /etc/kubernetes
+# The dry run with the cluster CA installed. Only ca.*: a dry run copies any existing CA's files
+# to its scratch folder as ca.crt/ca.key (cmd/phases/init/certs.go, both lines), so with the
+# front-proxy and etcd CAs installed too it cannot find them there and stops.
+mkdir -p /etc/kubernetes/pki
+cp "${pki}/ca.crt" "${pki}/ca.key" /etc/kubernetes/pki/
+"${kubeadm}" init --dry-run --skip-phases=preflight --config "${config}"
+# Then the certificates phase for real (it writes only into the overlay), with the whole identity
+# installed as the kubeadm-init script installs it: every CA and the service-account key must
+# be used, and the certificates kubeadm makes must chain to the program's CAs.
 rm -rf /etc/kubernetes/pki
 cp -r "${pki}" /etc/kubernetes/pki
-"${kubeadm}" init --dry-run --skip-phases=preflight --config "${config}"
+echo "::: certs phase with the whole identity"
+"${kubeadm}" init phase certs all --config "${config}"
+openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt
+openssl verify -CAfile /etc/kubernetes/pki/front-proxy-ca.crt /etc/kubernetes/pki/front-proxy-client.crt
+openssl verify -CAfile /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/server.crt
+cmp "${pki}/sa.key" /etc/kubernetes/pki/sa.key
 NS
-  for ca in ca front-proxy-ca etcd/ca; do
-    if ! grep -qF "[certs] Using existing ${ca} certificate authority" "${work}/dry-run.log"; then
-      echo "kubeadm ${version} did not use the installed ${ca} CA (${work}/dry-run.log): a new master would get a CA of its own" >&2
+  for said in "Using existing ca certificate authority" "Using existing front-proxy-ca certificate authority" \
+    "Using existing etcd/ca certificate authority" 'Using the existing "sa" key'; do
+    if ! grep -qF "[certs] ${said}" "${work}/dry-run.log"; then
+      echo "kubeadm ${version} did not say '${said}' (${work}/dry-run.log): a new master would get an identity of its own" >&2
       exit 1
     fi
   done
+  echo "::: kubeadm ${version}: used the installed CAs and service-account key; apiserver, front-proxy-client and etcd server certificates chain to them"
   # The worker join command the dry run printed, as `kubeadm token create --print-join-command`
   # prints it: the same template with its line continuations and tabs removed, then a newline.
   awk '/^kubeadm join /{buf=""; grab=1} grab{buf=buf $0 "\n"; if ($0 !~ /\\$/) {grab=0; last=buf}} END{printf "%s", last}' "${work}/dry-run.log" \
