@@ -364,12 +364,18 @@ func TestKubeadmInitRefusesToRunWithoutAnEncryptionConfiguration(t *testing.T) {
 		"another kind": {InitBundle(testIdentity.files, "apiVersion: v1\nkind: ConfigMap\n"), "is no EncryptionConfiguration"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := kubeadmInitCase()
-			c.stdin = tc.stdin
-			r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c)
-			expectRefusal(t, r, "kubeadm init ran without an EncryptionConfiguration: Secrets would be stored in plain text in etcd", tc.message)
+			expectInitRefusesStdin(t, tc.stdin, "kubeadm init ran without an EncryptionConfiguration: Secrets would be stored in plain text in etcd", tc.message)
 		})
 	}
+}
+
+// expectInitRefusesStdin runs a new master's kubeadm-init with stdin and expects it to refuse,
+// saying message, before kubeadm runs.
+func expectInitRefusesStdin(t *testing.T, stdin, accepted, message string) {
+	t.Helper()
+	c := kubeadmInitCase()
+	c.stdin = stdin
+	expectRefusal(t, runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c), accepted, message)
 }
 
 // --- join token ---

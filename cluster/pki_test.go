@@ -243,10 +243,7 @@ func TestKubeadmInitRefusesAnIncompleteOrForeignBundle(t *testing.T) {
 		"a path outside": {InitBundle(withExtra, testEncryptionConfig), "unexpected entry '../admin.conf'"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := kubeadmInitCase()
-			c.stdin = tc.stdin
-			r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c)
-			expectRefusal(t, r, "kubeadm init ran without the whole identity: it would make CAs of its own", tc.message)
+			expectInitRefusesStdin(t, tc.stdin, "kubeadm init ran without the whole identity: it would make CAs of its own", tc.message)
 		})
 	}
 }
