@@ -98,5 +98,15 @@ func (w *Workspace) Stack(ctx context.Context, stack string, program pulumi.RunF
 	if err := s.SetConfig(ctx, config.Project+":chartSource", auto.ConfigValue{Value: charts}); err != nil {
 		return auto.Stack{}, fmt.Errorf("stack %s: chartSource: %w", stack, err)
 	}
+	// The gitops key, so that the run declares Argo CD's AppProject and Application against the
+	// chart's real CRDs. Nothing fetches the repository (no network, and kwok runs no Argo CD).
+	// A released program that predates the key ignores it.
+	if err := s.SetConfig(ctx, config.Project+":gitops", auto.ConfigValue{Value: GitOps}); err != nil {
+		return auto.Stack{}, fmt.Errorf("stack %s: gitops: %w", stack, err)
+	}
 	return s, nil
 }
+
+// GitOps is the gitops key of every engine run (.ci/run renders dev with the same value for
+// verify-local).
+const GitOps = `{"repoURL":"https://github.com/example/waste-coach-deploy.git","path":"envs/engine","targetRevision":"main","namespaces":["app-jobs"]}`
