@@ -12,8 +12,10 @@ package workspace
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -100,13 +102,22 @@ func (w *Workspace) Stack(ctx context.Context, stack string, program pulumi.RunF
 	}
 	// The gitops key, so that the run declares Argo CD's AppProject and Application against the
 	// chart's real CRDs. Nothing fetches the repository (no network, and kwok runs no Argo CD).
-	// A released program that predates the key ignores it.
-	if err := s.SetConfig(ctx, config.Project+":gitops", auto.ConfigValue{Value: GitOps}); err != nil {
-		return auto.Stack{}, fmt.Errorf("stack %s: gitops: %w", stack, err)
+	// Set field by field (--path): Pulumi.yaml declares the key an object, and the CLI refuses a
+	// JSON string for it. A released program that predates the key ignores it.
+	for _, field := range slices.Sorted(maps.Keys(GitOps)) {
+		key := config.Project + ":gitops." + field
+		if err := s.SetConfigWithOptions(ctx, key, auto.ConfigValue{Value: GitOps[field]}, &auto.ConfigOptions{Path: true}); err != nil {
+			return auto.Stack{}, fmt.Errorf("stack %s: %s: %w", stack, key, err)
+		}
 	}
 	return s, nil
 }
 
-// GitOps is the gitops key of every engine run (.ci/run renders dev with the same value for
-// verify-local).
-const GitOps = `{"repoURL":"https://github.com/example/waste-coach-deploy.git","path":"envs/engine","targetRevision":"main","namespaces":["app-jobs"]}`
+// GitOps are the fields of every engine run's gitops key (.ci/run renders dev with the same
+// value, as JSON, for verify-local).
+var GitOps = map[string]string{
+	"repoURL":        "https://github.com/example/waste-coach-deploy.git",
+	"path":           "envs/engine",
+	"targetRevision": "main",
+	"namespaces[0]":  "app-jobs",
+}
