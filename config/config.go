@@ -6,7 +6,7 @@
 // fills and the checks it makes: stack.go (production, cluster name, region, Kubernetes version,
 // chart source), network.go, nodes.go (with roles.go and instancetypes.go), access.go (SSH key,
 // Argo CD sign-in), uploads.go, images.go, costsavings.go (spot capacity, office hours),
-// backups.go, alerting.go, autoscaling.go and logs.go; parser.go is how a key is read and a bad
+// backups.go, alerting.go, autoscaling.go, logs.go and gitops.go; parser.go is how a key is read and a bad
 // value reported.
 package config
 
@@ -95,6 +95,8 @@ type Config struct {
 	Autoscaling Autoscaling
 	// Logs is the stack's CloudWatch Logs group and its retention (logs.go).
 	Logs Logs
+	// GitOps is what Argo CD syncs from Git (gitops.go); nil declares no Application.
+	GitOps *GitOps
 }
 
 // Source returns the raw value of a fully qualified config key ("project:key"), as the Pulumi
@@ -155,6 +157,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.alerting(c)    // alerting.go: alertQueueDepth, alertReceiver
 	p.autoscaling(c) // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
 	p.logs(c)        // logs.go: logRetentionDays
+	p.gitops(c)      // gitops.go: gitops
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

@@ -246,17 +246,23 @@ func argoConfigs(cfg *config.Config) pulumi.Map {
 		"server.rootpath": pulumi.String("/argocd"),
 		"server.basehref": pulumi.String("/argocd"),
 	}}
+	cm := pulumi.Map{}
+	if cfg.GitOps != nil {
+		// The design record's polling interval, written out rather than left to the chart's
+		// default, so that a chart bump cannot change it unseen (gitops.go).
+		cm["timeout.reconciliation"] = pulumi.String(ArgoCDPollInterval)
+		configs["cm"] = cm
+	}
 	sso := cfg.ArgoCDSSO
 	if sso == nil {
 		return configs
 	}
-	configs["cm"] = pulumi.Map{
-		"admin.enabled": pulumi.String("false"),
-		"url":           pulumi.String("https://" + cfg.Domain + "/argocd"),
-		// The secret is referenced, not inlined: Argo CD reads it from argocd-secret.
-		"oidc.config": pulumi.String(fmt.Sprintf("name: SSO\nissuer: %s\nclientID: %s\nclientSecret: $oidc.clientSecret\nrequestedScopes: [openid, profile, email, groups]\n",
-			strconv.Quote(sso.Issuer), strconv.Quote(sso.ClientID))),
-	}
+	cm["admin.enabled"] = pulumi.String("false")
+	cm["url"] = pulumi.String("https://" + cfg.Domain + "/argocd")
+	// The secret is referenced, not inlined: Argo CD reads it from argocd-secret.
+	cm["oidc.config"] = pulumi.String(fmt.Sprintf("name: SSO\nissuer: %s\nclientID: %s\nclientSecret: $oidc.clientSecret\nrequestedScopes: [openid, profile, email, groups]\n",
+		strconv.Quote(sso.Issuer), strconv.Quote(sso.ClientID)))
+	configs["cm"] = cm
 	configs["secret"] = pulumi.Map{"extra": pulumi.Map{ArgoCDClientSecretKey: sso.ClientSecret}}
 	configs["rbac"] = pulumi.Map{
 		"policy.default": pulumi.String(""),

@@ -66,6 +66,8 @@ type Workloads struct {
 	Backups         *Backups
 	NetworkPolicies *NetworkPolicies
 	Routing         *Routing
+	// GitOps is what Argo CD syncs from Git (gitops.go); nil without the gitops key.
+	GitOps *GitOps
 }
 
 // Namespaces of the platform, one per concern.
@@ -201,6 +203,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if w.Routing, err = newRouting(ctx, name+"-routing", &routingArgs{tierArgs: t, TargetGroupARNs: args.TargetGroupARNs, VPCID: args.VPCID,
 		LoadBalancerController: w.Addons.LoadBalancerController, Served: served}, parent); err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
+	}
+	if cfg.GitOps != nil {
+		if w.GitOps, err = newGitOps(ctx, name+"-gitops", &gitOpsArgs{tierArgs: t, ArgoCD: w.Addons.ArgoCD}, parent); err != nil {
+			return nil, fmt.Errorf("gitops: %w", err)
+		}
 	}
 	if err := ctx.RegisterResourceOutputs(w, pulumi.Map{}); err != nil {
 		return nil, err

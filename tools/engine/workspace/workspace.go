@@ -12,8 +12,10 @@ package workspace
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -98,5 +100,24 @@ func (w *Workspace) Stack(ctx context.Context, stack string, program pulumi.RunF
 	if err := s.SetConfig(ctx, config.Project+":chartSource", auto.ConfigValue{Value: charts}); err != nil {
 		return auto.Stack{}, fmt.Errorf("stack %s: chartSource: %w", stack, err)
 	}
+	// The gitops key, so that the run declares Argo CD's AppProject and Application against the
+	// chart's real CRDs. Nothing fetches the repository (no network, and kwok runs no Argo CD).
+	// Set field by field (--path): Pulumi.yaml declares the key an object, and the CLI refuses a
+	// JSON string for it. A released program that predates the key ignores it.
+	for _, field := range slices.Sorted(maps.Keys(GitOps)) {
+		key := config.Project + ":gitops." + field
+		if err := s.SetConfigWithOptions(ctx, key, auto.ConfigValue{Value: GitOps[field]}, &auto.ConfigOptions{Path: true}); err != nil {
+			return auto.Stack{}, fmt.Errorf("stack %s: %s: %w", stack, key, err)
+		}
+	}
 	return s, nil
+}
+
+// GitOps are the fields of every engine run's gitops key (.ci/run renders dev with the same
+// value, as JSON, for verify-local).
+var GitOps = map[string]string{
+	"repoURL":        "https://github.com/example/waste-coach-deploy.git",
+	"path":           "envs/engine",
+	"targetRevision": "main",
+	"namespaces[0]":  "app-jobs",
 }

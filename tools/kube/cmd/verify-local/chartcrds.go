@@ -17,32 +17,49 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// kedaChart is the pinned KEDA chart. It ships its CRDs as templates under templates/crds (so
-// that a value can turn them off), not under crds/: kedaCRDs are read from there with the
-// chart's default values substituted (kedaTemplateValues).
-const kedaChart = "keda-2.20.2.tgz"
+// templatedCRDs are the pinned charts that ship CRDs as templates under templates/crds (so that
+// a value can turn them off), not under crds/, and the CRDs of each that the rendered objects
+// need. They are read with the chart's default values substituted (kedaTemplateValues). A chart
+// bump changes the archive's name here and in versions/versions.go; the test of this file fails
+// while they differ.
+var templatedCRDs = []struct {
+	archive, dir string
+	names        []string
+}{
+	// The program's ScaledObjects and TriggerAuthentication.
+	{"keda-2.20.2.tgz", "keda/templates/crds", []string{"scaledobjects.keda.sh", "triggerauthentications.keda.sh"}},
+	// The AppProject and Application of the gitops key (workloads/gitops.go).
+	{"argo-cd-9.3.1.tgz", "argo-cd/templates/crds", []string{"appprojects.argoproj.io", "applications.argoproj.io"}},
+}
 
-var kedaCRDs = []string{"scaledobjects.keda.sh", "triggerauthentications.keda.sh"}
-
-// kedaTemplateValues are the only template expressions of KEDA's CRD files that produce text,
-// with what the chart's default values make of them; every other template line is a control
-// line ({{- if }}, {{- end }}, an include of labels) and is dropped. Any other expression left in
-// a file fails the read, so a chart bump that templates more of a CRD is noticed.
+// kedaTemplateValues are the only template expressions of the templated CRD files that produce
+// text, with what the chart's default values make of them; every other template line is a
+// control line ({{- if }}, {{- end }}, an include of labels, a toYaml of an empty value) and is
+// dropped. Any other expression left in a file fails the read, so a chart bump that templates
+// more of a CRD is noticed.
 var kedaTemplateValues = map[string]string{"{{ .Values.operator.name }}": "keda-operator"}
 
 // pinnedCRDs returns the CRDs of the pinned charts that the rendered objects need and that the
-// program does not render itself: KEDA's, which its chart installs from templates. The CRDs that
-// charts ship in crds/ folders (the load balancer controller's, the Prometheus operator's) are
-// resources of the program (workloads/crds.go) and come with the rendered manifests.
+// program does not render itself: KEDA's and Argo CD's, which their charts install from
+// templates. The CRDs that charts ship in crds/ folders (the load balancer controller's, the
+// Prometheus operator's) are resources of the program (workloads/crds.go) and come with the
+// rendered manifests.
 func pinnedCRDs(charts string) ([]*unstructured.Unstructured, error) {
-	keda, err := chartCRDsUnder(filepath.Join(charts, kedaChart), "keda/templates/crds")
-	if err != nil {
-		return nil, fmt.Errorf("keda CRDs: %w", err)
-	}
 	var crds []*unstructured.Unstructured
-	for _, c := range keda {
-		if slices.Contains(kedaCRDs, c.GetName()) {
-			crds = append(crds, c)
+	for _, t := range templatedCRDs {
+		all, err := chartCRDsUnder(filepath.Join(charts, t.archive), t.dir)
+		if err != nil {
+			return nil, fmt.Errorf("CRDs of %s: %w", t.archive, err)
+		}
+		found := 0
+		for _, c := range all {
+			if slices.Contains(t.names, c.GetName()) {
+				crds = append(crds, c)
+				found++
+			}
+		}
+		if found != len(t.names) {
+			return nil, fmt.Errorf("%s: want the CRDs %v under %s, found %d of them", t.archive, t.names, t.dir, found)
 		}
 	}
 	return crds, nil
