@@ -118,8 +118,9 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 							"--configure-cloud-routes=false",
 						}),
 						Resources: &corev1.ResourceRequirementsArgs{
-							Requests: pulumi.StringMap{"cpu": pulumi.String(CCMRequestCPU), "memory": pulumi.String("128Mi")},
-							Limits:   pulumi.StringMap{"memory": pulumi.String("256Mi")},
+							// Disk: its logs (the kubelet keeps up to 30 MiB) on a read-only image.
+							Requests: pulumi.StringMap{"cpu": pulumi.String(CCMRequestCPU), "memory": pulumi.String("128Mi"), "ephemeral-storage": pulumi.String("16Mi")},
+							Limits:   pulumi.StringMap{"memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("64Mi")},
 						},
 						SecurityContext: &corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false)},
 						LivenessProbe: &corev1.ProbeArgs{

@@ -83,10 +83,10 @@ networking:
 apiServer:
   # Secrets are encrypted at rest (EncryptionConfig): the file is written root-only before init.
   extraArgs:
-%[16]s  extraVolumes:
+%[11]s  extraVolumes:
     - name: encryption-config
-      hostPath: %[17]s
-      mountPath: %[17]s
+      hostPath: %[12]s
+      mountPath: %[12]s
       readOnly: true
       pathType: DirectoryOrCreate
   certSANs:
@@ -101,22 +101,11 @@ controllerManager:
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: systemd
-# What the kubelet keeps back from pods; the workloads' fit check subtracts the same figures.
-systemReserved:
-  cpu: %[11]dm
-  memory: %[12]dMi
-kubeReserved:
-  cpu: %[13]dm
-  memory: %[14]dMi
-evictionHard:
-  memory.available: %[15]dMi
-  nodefs.available: "10%%"
-  imagefs.available: "15%%"
-serverTLSBootstrap: false
+%[13]sserverTLSBootstrap: false
 `, api, masterIP, extraArgs(api, "    ", cloud), cfg.ClusterName, kubernetesVersion(cfg.Kubernetes),
 		PodCIDR, ServiceCIDR, p.PublicIP, p.EndpointName, extraArgs(api, "    ", cloud),
-		SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB,
-		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}}), EncryptionConfigDir)
+		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}}), EncryptionConfigDir,
+		KubeletPressureConfig())
 }
 
 // Where the API server reads its EncryptionConfiguration on the master (a root-only file).
@@ -143,7 +132,7 @@ resources:
 `, key)
 }
 
-// What every kubelet reserves, in millicores and MiB (KubeletConfiguration above).
+// What every kubelet reserves, in millicores and MiB (KubeletPressureConfig).
 const (
 	SystemReservedCPU       = 100
 	SystemReservedMemoryMiB = 256
@@ -152,9 +141,99 @@ const (
 	EvictionHardMemoryMiB   = 100
 )
 
+// The kubelet's disk settings, the same on every node: one KubeletConfiguration serves the
+// cluster, so they fit the smallest root volume a node may have (config: 20 GiB for a worker,
+// 40 and 30 in the stacks), in absolute figures where the kubelet takes no percentage.
+const (
+	// SystemReservedDiskMiB keeps the operating system's share of the root volume (packages,
+	// the journal, the kubelet's and containerd's binaries) out of what pods may request.
+	SystemReservedDiskMiB = 4 * 1024
+	// KubeReservedDiskMiB keeps room for the container images of the node's pods and of the
+	// next version of each while a rollout pulls it.
+	KubeReservedDiskMiB = 6 * 1024
+	// EvictionHardDiskPercent: below this share of free disk the kubelet evicts at once, the
+	// pods furthest past their disk requests first; EvictionSoftDiskPercent does so after
+	// EvictionSoftGrace, giving each pod up to EvictionMaxPodGraceSeconds to stop.
+	EvictionHardDiskPercent    = 10
+	EvictionSoftDiskPercent    = 15
+	EvictionSoftGrace          = "2m"
+	EvictionMaxPodGraceSeconds = 60
+	// ImageGCHighPercent and ImageGCLowPercent: above the high share of the disk in use the
+	// kubelet deletes unused images until the low share is reached, well before the eviction
+	// thresholds (15% and 10% free; the kubelet counts ext4's 5% kept for root as used), so
+	// images are the first thing a full 40 GB node gives back, before any pod.
+	ImageGCHighPercent = 70
+	ImageGCLowPercent  = 55
+	// ContainerLogMaxSize and ContainerLogMaxFiles: the kubelet rotates a container's log file at
+	// this size and keeps this many (Fluent Bit has shipped the lines by then), at most 30 MiB a
+	// container (workloads.LogsMiB), which counts against its disk limit.
+	ContainerLogMaxSize  = "10Mi"
+	ContainerLogMaxFiles = 3
+)
+
+// KubeletPressureConfig is the KubeletConfiguration's reservations, eviction thresholds, image
+// garbage collection and log rotation. Every hard threshold is written out: a kubelet given
+// only some of them sets the others to zero (kubernetes/kubernetes#119985), which would turn
+// off eviction on inodes. The root volume holds both the kubelet's filesystem and containerd's
+// images, so nodefs and imagefs watch the same disk and get the same thresholds.
+func KubeletPressureConfig() string {
+	return fmt.Sprintf(`# What the kubelet keeps back from pods; the workloads' fit check subtracts the same figures.
+systemReserved:
+  cpu: %[1]dm
+  memory: %[2]dMi
+  ephemeral-storage: %[6]dMi
+kubeReserved:
+  cpu: %[3]dm
+  memory: %[4]dMi
+  ephemeral-storage: %[7]dMi
+evictionHard:
+  memory.available: %[5]dMi
+  nodefs.available: "%[8]d%%"
+  nodefs.inodesFree: "5%%"
+  imagefs.available: "%[8]d%%"
+  imagefs.inodesFree: "5%%"
+evictionSoft:
+  nodefs.available: "%[9]d%%"
+  imagefs.available: "%[9]d%%"
+evictionSoftGracePeriod:
+  nodefs.available: %[10]s
+  imagefs.available: %[10]s
+evictionMaxPodGracePeriod: %[11]d
+# Reclaim at least this much once a threshold is crossed, so eviction does not stop a few MiB
+# above it and start again.
+evictionMinimumReclaim:
+  nodefs.available: 1Gi
+  imagefs.available: 1Gi
+imageGCHighThresholdPercent: %[12]d
+imageGCLowThresholdPercent: %[13]d
+containerLogMaxSize: %[14]s
+containerLogMaxFiles: %[15]d
+`, SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB,
+		SystemReservedDiskMiB, KubeReservedDiskMiB, EvictionHardDiskPercent, EvictionSoftDiskPercent, EvictionSoftGrace,
+		EvictionMaxPodGraceSeconds, ImageGCHighPercent, ImageGCLowPercent, ContainerLogMaxSize, ContainerLogMaxFiles)
+}
+
 // Allocatable returns what the kubelet offers to pods on an instance type: capacity minus the
 // reservations and the hard eviction threshold.
 func Allocatable(it config.InstanceType) (milliCPU, memoryMiB int) {
 	return it.VCPU*1000 - SystemReservedCPU - KubeReservedCPU,
 		it.MemoryMiB - SystemReservedMemoryMiB - KubeReservedMemoryMiB - EvictionHardMemoryMiB
+}
+
+// rootFilesystemOverheadMiB is what a root volume loses before the kubelet sees its capacity:
+// the Ubuntu image's boot and EFI partitions (about 1 GiB) and ext4's metadata (about 2%, taken
+// per GiB below).
+const rootFilesystemOverheadMiB = 1024
+
+// DiskCapacityMiB is the capacity the kubelet reports for a node's root filesystem.
+func DiskCapacityMiB(rootVolumeGiB int) int {
+	return (rootVolumeGiB*1024 - rootFilesystemOverheadMiB) * 98 / 100
+}
+
+// AllocatableDiskMiB is the ephemeral storage the kubelet offers pods on a node whose root
+// volume has rootVolumeGiB, as the kubelet computes it: capacity minus the reservations and the
+// hard eviction threshold. The scheduler places pods by their disk requests against it.
+func AllocatableDiskMiB(rootVolumeGiB int) int {
+	capacity := DiskCapacityMiB(rootVolumeGiB)
+	return capacity - SystemReservedDiskMiB - KubeReservedDiskMiB - capacity*EvictionHardDiskPercent/100
 }

@@ -117,8 +117,11 @@ var specFacts = []specFact{
 	}, "50Gi gp3"},
 	{"§3 PostgreSQL pg_isready probes", both, func(r *offline.Result) string {
 		c := at(named(r, "StatefulSet", "postgres"), "spec", "template", "spec", "containers", 0)
-		return fmt.Sprint(at(c, "readinessProbe", "exec", "command", 0), " ", at(c, "livenessProbe", "exec", "command", 0))
-	}, "pg_isready pg_isready"},
+		runs := func(probe string) bool {
+			return strings.Contains(fmt.Sprint(at(c, probe, "exec", "command")), "pg_isready")
+		}
+		return fmt.Sprint(runs("readinessProbe"), " ", runs("livenessProbe"), " ", runs("startupProbe"))
+	}, "true true true"},
 	{"§3 Redis data on a volume that survives a pod restart", both, func(r *offline.Result) string {
 		return fmt.Sprint(claimSize(r, "redis") != "<nil>")
 	}, "true"},

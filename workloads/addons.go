@@ -64,43 +64,60 @@ type ChartPod struct {
 
 // Requests are what the scheduler counts for the pod: the sum of its containers' requests, or
 // its largest init container's where that is larger.
-func (p ChartPod) Requests() (milliCPU, memoryMiB int) {
+func (p ChartPod) Requests() (milliCPU, memoryMiB, diskMiB int) {
 	for _, c := range p.Containers {
 		milliCPU += c.CPU
 		memoryMiB += c.MemoryMiB
+		diskMiB += c.DiskMiB
 	}
 	for _, c := range p.InitContainers {
-		milliCPU, memoryMiB = max(milliCPU, c.CPU), max(memoryMiB, c.MemoryMiB)
+		milliCPU, memoryMiB, diskMiB = max(milliCPU, c.CPU), max(memoryMiB, c.MemoryMiB), max(diskMiB, c.DiskMiB)
 	}
 	return
 }
 
 var (
-	small   = Resources{CPU: 10, MemoryMiB: 40, CPULimit: 100, MemoryLimitMiB: 128}
-	sidecar = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 96}
+	small   = Resources{CPU: 10, MemoryMiB: 40, CPULimit: 100, MemoryLimitMiB: 128, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	sidecar = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 96, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+)
+
+// Scratch the charts' pods fill (emptyDirs, MiB), each bounded through the chart's values where
+// the chart offers a sizeLimit: Alertmanager's silences and notification log; Grafana's
+// database and plugins (the chart offers no limit for this one: the container's limit bounds
+// it) and its dashboard and data source sidecars' files; Argo CD's repo server's checkouts
+// (each of its five emptyDirs is limited to this, and the pod as a whole to about as much), its
+// controller's home and temp directories, and the API server's and ApplicationSet controller's.
+const (
+	alertmanagerScratchMiB                           = 256
+	grafanaScratchMiB, dashboardsMiB, datasourcesMiB = 256, 64, 16
+	argoRepoScratchMiB, argoControllerScratchMiB     = 1024, 256
+	argoServerScratchMiB, argoAppSetScratchMiB       = 64, 64
 )
 
 // Resources of the add-ons' pods, sized for 2-vCPU nodes (the first implementation left
-// Prometheus Pending by taking the charts' defaults).
+// Prometheus Pending by taking the charts' defaults). The disk of a pod's main container covers
+// the logs of a container beside it that the chart gives no disk figures (the config reloader).
 var (
-	ebsController    = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 256}
-	lbController     = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 250, MemoryLimitMiB: 256}
-	metricsServer    = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 250, MemoryLimitMiB: 192}
-	prometheus       = Resources{CPU: 150, MemoryMiB: 1024, CPULimit: 1000, MemoryLimitMiB: 2048}
+	ebsController = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 256, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	lbController  = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 250, MemoryLimitMiB: 256, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	metricsServer = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 250, MemoryLimitMiB: 192, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	prometheus    = Resources{CPU: 150, MemoryMiB: 1024, CPULimit: 1000, MemoryLimitMiB: 2048, DiskMiB: 32, DiskLimitMiB: diskLimit(LogsMiB)}
+	// prometheusConfig is the config reloader's: the operator takes its requests and limits as
+	// flags for CPU and memory only, so it runs with no disk figures of its own.
 	prometheusConfig = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 64}
-	alertmanager     = Resources{CPU: 10, MemoryMiB: 64, CPULimit: 100, MemoryLimitMiB: 128}
-	promOperator     = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 200, MemoryLimitMiB: 256}
-	kubeStateMetrics = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
-	nodeExporter     = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
-	grafana          = Resources{CPU: 50, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
-	argoServer       = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 256}
-	argoRepoServer   = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 384}
-	argoController   = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768}
-	argoRedis        = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128}
-	argoAppSet       = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192}
+	alertmanager     = Resources{CPU: 10, MemoryMiB: 64, CPULimit: 100, MemoryLimitMiB: 128, DiskMiB: 32, DiskLimitMiB: diskLimit(alertmanagerScratchMiB + LogsMiB)}
+	promOperator     = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 200, MemoryLimitMiB: 256, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	kubeStateMetrics = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	nodeExporter     = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	grafana          = Resources{CPU: 50, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384, DiskMiB: 64, DiskLimitMiB: diskLimit(grafanaScratchMiB + dashboardsMiB + datasourcesMiB)}
+	argoServer       = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 256, DiskMiB: 32, DiskLimitMiB: diskLimit(3 * argoServerScratchMiB)}
+	argoRepoServer   = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 384, DiskMiB: 256, DiskLimitMiB: diskLimit(argoRepoScratchMiB)}
+	argoController   = Resources{CPU: 100, MemoryMiB: 256, CPULimit: 1000, MemoryLimitMiB: 768, DiskMiB: 64, DiskLimitMiB: diskLimit(2 * argoControllerScratchMiB)}
+	argoRedis        = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 128, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	argoAppSet       = Resources{CPU: 20, MemoryMiB: 64, CPULimit: 200, MemoryLimitMiB: 192, DiskMiB: 32, DiskLimitMiB: diskLimit(2 * argoAppSetScratchMiB)}
 	// hookJob is a chart's install/upgrade hook Job (certificate generation, a first password):
 	// seconds of work, but its pod must be schedulable on a full node, so it asks for little.
-	hookJob = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 128}
+	hookJob = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 100, MemoryLimitMiB: 128, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
 )
 
 // prometheusStorageGiB holds 7 days of metrics, capped at 8 GB by retentionSize.
@@ -237,6 +254,11 @@ func withResources(m pulumi.Map, r Resources) pulumi.Map {
 	return m
 }
 
+// scratch is the value Argo CD's chart limits each emptyDir of a component with.
+func scratch(mib int) pulumi.Map {
+	return pulumi.Map{"emptyDir": pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", mib)}}
+}
+
 // argoConfigs serve Argo CD under /argocd and, once an identity provider is configured, sign
 // operators in through it and disable the built-in admin account, whose password otherwise
 // grants everything Argo CD's controller can do in the cluster.
@@ -281,7 +303,7 @@ const argoCDRole = config.RoleWorker1
 // argoValues serve Argo CD under /argocd behind the ALB, which terminates TLS.
 func argoValues(cfg *config.Config) pulumi.Map {
 	app := argoCDRole
-	server := withResources(pulumi.Map{}, argoServer)
+	server := withResources(scratch(argoServerScratchMiB), argoServer)
 	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
 		"nodePortHttp": pulumi.Int(routing.For("argocd-server").NodePort)}
 	return pulumi.Map{
@@ -290,10 +312,10 @@ func argoValues(cfg *config.Config) pulumi.Map {
 		"global":           pulumi.Map{"nodeSelector": nodeSelector(app)},
 		"configs":          argoConfigs(cfg),
 		"server":           server,
-		"repoServer":       withResources(pulumi.Map{}, argoRepoServer),
-		"controller":       withResources(pulumi.Map{}, argoController),
+		"repoServer":       withResources(scratch(argoRepoScratchMiB), argoRepoServer),
+		"controller":       withResources(scratch(argoControllerScratchMiB), argoController),
 		"redis":            withResources(pulumi.Map{}, argoRedis),
-		"applicationSet":   withResources(pulumi.Map{}, argoAppSet),
+		"applicationSet":   withResources(scratch(argoAppSetScratchMiB), argoAppSet),
 		"redisSecretInit":  withResources(pulumi.Map{}, hookJob), // a hook Job: the chart gives it no requests
 		"dex":              pulumi.Map{"enabled": pulumi.Bool(false)},
 		"notifications":    pulumi.Map{"enabled": pulumi.Bool(false)},

@@ -60,18 +60,26 @@ type CeleryPool struct {
 func CeleryPools(cfg *config.Config) []CeleryPool {
 	return []CeleryPool{
 		{Name: "ai", Queues: []string{"q.ai"}, Pool: "gevent", Concurrency: 4, Replicas: cfg.CeleryReplicas.AI, Role: config.RoleWorker2,
-			Resources: Resources{CPU: 200, MemoryMiB: 384, CPULimit: 1000, MemoryLimitMiB: 768}},
+			Resources: Resources{CPU: 200, MemoryMiB: 384, CPULimit: 1000, MemoryLimitMiB: 768, DiskMiB: 128, DiskLimitMiB: diskLimit(celeryTmpMiB)}},
 		{Name: "batch", Queues: []string{"q.batch", "q.sched"}, Pool: "prefork", Concurrency: 4, Prefetch: 1, Replicas: cfg.CeleryReplicas.Batch, Role: config.RoleWorker2,
-			Resources: Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024}},
+			Resources: Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024, DiskMiB: 128, DiskLimitMiB: diskLimit(celeryTmpMiB)}},
 		{Name: "api", Queues: []string{"q.api"}, Pool: "gevent", Concurrency: 4, Replicas: cfg.CeleryReplicas.API, Role: config.RoleWorker1,
-			Resources: Resources{CPU: 100, MemoryMiB: 256, CPULimit: 500, MemoryLimitMiB: 512}},
+			Resources: Resources{CPU: 100, MemoryMiB: 256, CPULimit: 500, MemoryLimitMiB: 512, DiskMiB: 128, DiskLimitMiB: diskLimit(celeryTmpMiB)}},
 	}
 }
 
+// Scratch space of the application's pods (emptyDirs, in MiB): the API's /tmp (request bodies
+// spooled to disk), the Celery workers' /tmp (files a task downloads or builds before it uploads
+// them), beat's schedule and pid file, nginx's temp and cache directories.
+const (
+	apiTmpMiB, celeryTmpMiB, beatTmpMiB = 64, 256, 64
+	backendTmpMiB, backendCacheMiB      = 16, 64
+)
+
 var (
-	apiResources     = Resources{CPU: 100, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384}
-	beatResources    = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 200, MemoryLimitMiB: 256}
-	backendResources = Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 64}
+	apiResources     = Resources{CPU: 100, MemoryMiB: 192, CPULimit: 500, MemoryLimitMiB: 384, DiskMiB: 64, DiskLimitMiB: diskLimit(apiTmpMiB)}
+	beatResources    = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 200, MemoryLimitMiB: 256, DiskMiB: 32, DiskLimitMiB: diskLimit(beatTmpMiB)}
+	backendResources = Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 64, DiskMiB: 32, DiskLimitMiB: diskLimit(backendTmpMiB + backendCacheMiB)}
 )
 
 // appEnv is what every application container reads: the ConfigMap and the Secret of URLs.
@@ -161,11 +169,13 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 				EnvFrom:   appEnv,
 				Env:       corev1.EnvVarArray{plainEnv("SERVICE_NAME", api.Name), plainEnv("ROOT_PATH", api.Path)},
 				Resources: apiResources,
-				Readiness: httpProbe(healthPath, apiPort, 10),
-				Liveness:  httpProbe(healthPath, apiPort, 20),
+				// A slow /health takes the pod out of the Service within 30 s; only one that fails
+				// for two and a half minutes is restarted.
+				Readiness: readiness(httpCheck(healthPath, apiPort), 3),
+				Liveness:  liveness(httpCheck(healthPath, apiPort), 10),
 				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
 			}},
-			Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
+			Volumes: corev1.VolumeArray{emptyDir("tmp", apiTmpMiB)},
 		}
 		d, err := s.deployment(pull, ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
 		if err != nil {
@@ -187,8 +197,10 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		if pool.Prefetch > 0 {
 			args = append(args, "--prefetch-multiplier", fmt.Sprint(pool.Prefetch))
 		}
-		// A worker that stops answering the broker's ping is stuck: restart it.
-		ping := execProbe(60, 20, "sh", "-c", fmt.Sprintf(`celery -A %s inspect ping -d "%s@$HOSTNAME" --timeout 10`, CeleryApp, pool.Name))
+		// The worker's own node (-n <pool>@%h: the pod's hostname) answers a ping through the
+		// broker: it is connected and its consumer loop runs. Each check starts a Python process
+		// that imports the app, inside the worker's memory limit, so it runs at most every 30 s.
+		ping := execCheck("sh", "-c", fmt.Sprintf(`exec celery -A %s inspect ping -d "%s@$HOSTNAME" --timeout 10`, CeleryApp, pool.Name))
 		pod := Pod{
 			Labels: labels(name, "worker"), Role: pool.Role, UID: appUID,
 			// Let running tasks finish (warm shutdown) before the pod is killed.
@@ -198,20 +210,31 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 				Command: []string{"celery"}, Args: args,
 				EnvFrom:   appEnv,
 				Resources: pool.Resources,
-				Readiness: ping, Liveness: ping,
-				Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
+				// Not ready after 90 s without an answer (a rollout waits for it); restarted only
+				// after 10 minutes: a gevent pool busy with a long task may answer late, and a
+				// restart would lose the tasks in flight. The app's import may take minutes.
+				Readiness: readiness(ping, 20).every(30),
+				Liveness:  liveness(ping, 20).every(120),
+				Startup:   startup(ping, 20, 300),
+				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
 			}},
-			Volumes: corev1.VolumeArray{emptyDir("tmp", 256)},
+			Volumes: corev1.VolumeArray{emptyDir("tmp", celeryTmpMiB)},
 		}
 		d, err := s.deployment(pull, ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
 		if err != nil {
 			return err
 		}
 		c.CeleryPools[pool.Name] = d
+		// A drain takes one worker of the pool at a time (disruption.go), each given its grace
+		// period to finish its tasks.
+		if err := s.disruptionBudget(ns, name, labels(name, "disruption-budget"), d); err != nil {
+			return err
+		}
 	}
 
 	// Exactly one beat, or schedules fire twice: Recreate never runs two during a rollout.
-	beatAlive := execProbe(30, 5, "sh", "-c", `kill -0 "$(cat /tmp/celerybeat.pid)"`)
+	// Beat writes its pid file once the app is imported and the schedule opened.
+	beatRunning := execCheck("sh", "-c", `kill -0 "$(cat /tmp/celerybeat.pid)"`)
 	if _, err := s.deployment(pull, ns, "celery-beat", 1, Pod{
 		Labels: labels("celery-beat", "scheduler"), Role: config.RoleStorage, UID: appUID,
 		Containers: []Container{{
@@ -219,10 +242,10 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 			Command: []string{"celery"},
 			Args:    []string{"-A", CeleryApp, "beat", "--loglevel=INFO", "--schedule", "/tmp/celerybeat-schedule", "--pidfile", "/tmp/celerybeat.pid"},
 			EnvFrom: appEnv, Resources: beatResources,
-			Readiness: beatAlive, Liveness: beatAlive,
+			Readiness: readiness(beatRunning, 5), Liveness: liveness(beatRunning, 5), Startup: startup(beatRunning, 5, 120),
 			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp")},
 		}},
-		Volumes: corev1.VolumeArray{emptyDir("tmp", 64)},
+		Volumes: corev1.VolumeArray{emptyDir("tmp", beatTmpMiB)},
 	}, "Recreate", nil, cm, secret); err != nil {
 		return err
 	}
@@ -235,10 +258,11 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 			Name: "nginx", Image: pulumi.String(versions.DefaultBackend),
 			Ports:     map[string]int{"http": backendPort},
 			Resources: backendResources,
-			Readiness: httpProbe("/", backendPort, 10), Liveness: httpProbe("/", backendPort, 20),
+			// Serving the page is readiness; accepting a connection at all is liveness.
+			Readiness: readiness(httpCheck("/", backendPort), 3), Liveness: liveness(tcpCheck(backendPort), 3),
 			Mounts: corev1.VolumeMountArray{mount("tmp", "/tmp"), mount("cache", "/var/cache/nginx")},
 		}},
-		Volumes: corev1.VolumeArray{emptyDir("tmp", 16), emptyDir("cache", 64)},
+		Volumes: corev1.VolumeArray{emptyDir("tmp", backendTmpMiB), emptyDir("cache", backendCacheMiB)},
 	}
 	if _, err := s.deployment(pull, ns, defaultBackend, 1, backend, "RollingUpdate", nil); err != nil {
 		return err

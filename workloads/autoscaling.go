@@ -8,8 +8,6 @@ import (
 	autoscalingv2 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/autoscaling/v2"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
@@ -140,16 +138,10 @@ func (s *scope) apiAutoscaling(api APIService, maxReplicas int, target pulumi.Re
 	}, s.opts(ns, target)...); err != nil {
 		return fmt.Errorf("autoscaler %s: %w", api.Name, err)
 	}
-	// One pod at a time may be evicted (a drain, a node replacement): with two or more pods the
-	// service keeps answering; a single-pod dev service still lets the drain finish.
-	if _, err := policyv1.NewPodDisruptionBudget(s.ctx, s.resourceName(ns, api.Name), &policyv1.PodDisruptionBudgetArgs{
-		Metadata: meta(api.Name, ns, labels(api.Name, "disruption-budget")),
-		Spec: policyv1.PodDisruptionBudgetSpecArgs{
-			MaxUnavailable: pulumi.Int(1),
-			Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector(api.Name)},
-		},
-	}, s.opts(ns, target)...); err != nil {
-		return fmt.Errorf("disruption budget %s: %w", api.Name, err)
+	// One pod at a time may be evicted (disruption.go): with two or more pods the service keeps
+	// answering; a single-pod dev service still lets the drain finish.
+	if err := s.disruptionBudget(ns, api.Name, labels(api.Name, "disruption-budget"), target); err != nil {
+		return err
 	}
 	return nil
 }
@@ -157,9 +149,9 @@ func (s *scope) apiAutoscaling(api APIService, maxReplicas int, target pulumi.Re
 // Resources of KEDA's pods (the chart asks 100m and 100Mi for each), sized for three
 // ScaledObjects polled every 15 s.
 var (
-	kedaOperator  = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 512}
-	kedaMetrics   = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 500, MemoryLimitMiB: 384}
-	kedaWebhooks  = Resources{CPU: 10, MemoryMiB: 48, CPULimit: 100, MemoryLimitMiB: 128}
+	kedaOperator  = Resources{CPU: 50, MemoryMiB: 128, CPULimit: 500, MemoryLimitMiB: 512, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	kedaMetrics   = Resources{CPU: 50, MemoryMiB: 96, CPULimit: 500, MemoryLimitMiB: 384, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	kedaWebhooks  = Resources{CPU: 10, MemoryMiB: 48, CPULimit: 100, MemoryLimitMiB: 128, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
 	kedaPlacement = config.RoleStorage
 )
 

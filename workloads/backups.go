@@ -55,7 +55,12 @@ var etcdClientFiles = []struct{ volume, host, name string }{
 	{"etcd-client-key", "/etc/kubernetes/pki/etcd/healthcheck-client.key", "client.key"},
 }
 
-var backupJob = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 500, MemoryLimitMiB: 256}
+// etcdSnapshotScratchMiB bounds the emptyDir the etcd snapshot is written to before its upload.
+const etcdSnapshotScratchMiB = 1024
+
+// backupJob is each step of the etcd snapshot and the upload step of the PostgreSQL backups; the
+// snapshot is tens of MiB for a cluster of this size, and may fill its scratch.
+var backupJob = Resources{CPU: 50, MemoryMiB: 64, CPULimit: 500, MemoryLimitMiB: 256, DiskMiB: 256, DiskLimitMiB: diskLimit(etcdSnapshotScratchMiB)}
 
 // Backups holds the scheduled backups that run on the cluster.
 type Backups struct {
@@ -118,7 +123,7 @@ func (s *scope) etcdSnapshot() (*batchv1.CronJob, error) {
 	}
 	const certDir, snapshotDir = "/etc/etcd-client", "/backup"
 	volumes := corev1.VolumeArray{
-		emptyDir("backup", 1024),
+		emptyDir("backup", etcdSnapshotScratchMiB),
 		corev1.VolumeArgs{Name: pulumi.String("script"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: cm.Metadata.Name()}},
 	}
 	mounts := corev1.VolumeMountArray{mount("backup", snapshotDir), mount("script", "/scripts")}

@@ -12,9 +12,12 @@ import (
 
 // Resources of the data services on the storage node.
 var (
-	postgresResources = Resources{CPU: 250, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024}
-	redisResources    = Resources{CPU: 100, MemoryMiB: 320, CPULimit: 500, MemoryLimitMiB: 448}
+	postgresResources = Resources{CPU: 250, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 1024, DiskMiB: 64, DiskLimitMiB: diskLimit(postgresRunMiB + postgresTmpMiB)}
+	redisResources    = Resources{CPU: 100, MemoryMiB: 320, CPULimit: 500, MemoryLimitMiB: 448, DiskMiB: 32, DiskLimitMiB: diskLimit(0)}
 )
+
+// PostgreSQL's scratch (emptyDirs, MiB): its socket directory and /tmp; the data is on the volume.
+const postgresRunMiB, postgresTmpMiB = 16, 64
 
 // Data service ports and sizes.
 const (
@@ -84,7 +87,11 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	ready := execProbe(10, 5, "pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
+	// Ready when it accepts connections to the application's database. Alive while the server
+	// answers at all: pg_isready exits 1 for "rejecting connections" (starting, recovering after
+	// an unclean stop, shutting down), which is work in progress, not a hang; 2 is no answer.
+	ready := execCheck("pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
+	answers := execCheck("sh", "-c", "pg_isready -q -h 127.0.0.1; test $? -le 1")
 	sts, err := s.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
@@ -102,12 +109,13 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 				// A subdirectory: the volume's root holds lost+found, which initdb refuses.
 				Env:       corev1.EnvVarArray{plainEnv("PGDATA", postgresPGDATA), plainEnv("WAL_OUTBOX", WALOutbox)},
 				Resources: postgresResources,
-				Readiness: ready,
-				Liveness:  execProbe(20, 5, "pg_isready", "-h", "127.0.0.1"),
-				Startup:   withStartup(ready, 300),
-				Mounts:    corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
+				Readiness: readiness(ready, 5),
+				Liveness:  liveness(answers, 10),
+				// The first start runs initdb before the server listens; a recovery then answers.
+				Startup: startup(answers, 5, 300),
+				Mounts:  corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
 			}, postgresExporter(), s.walShipper()},
-			Volumes: corev1.VolumeArray{emptyDir("run", 16), emptyDir("tmp", 64), scriptVolume(backupScript)},
+			Volumes: corev1.VolumeArray{emptyDir("run", postgresRunMiB), emptyDir("tmp", postgresTmpMiB), scriptVolume(backupScript)},
 		},
 	}, args.Storage.ClaimDependencies, secret, backupScript)
 	if err != nil {
@@ -122,7 +130,9 @@ func (s *scope) redis(args *dataArgs) error {
 	if err != nil {
 		return err
 	}
-	ping := execProbe(10, 3, "sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
+	// Ready when it answers PONG (not while it loads its append-only file: LOADING); alive while
+	// it accepts connections, which it does while it loads.
+	ping := execCheck("sh", "-c", `REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG`)
 	sts, err := s.statefulSet(Stateful{
 		Name: "redis", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"redis": redisPort},
@@ -140,8 +150,8 @@ func (s *scope) redis(args *dataArgs) error {
 				Ports:     map[string]int{"redis": redisPort},
 				Env:       corev1.EnvVarArray{secretEnv("REDIS_PASSWORD", redisSecret, "REDIS_PASSWORD")},
 				Resources: redisResources,
-				Readiness: ping,
-				Liveness:  tcpProbe(redisPort, 20),
+				Readiness: readiness(ping, 3),
+				Liveness:  liveness(tcpCheck(redisPort), 3),
 			}, redisExporter()},
 		},
 	}, args.Storage.ClaimDependencies, secret)

@@ -25,9 +25,9 @@ const (
 )
 
 var (
-	postgresExporterResources = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 96}
-	redisExporterResources    = Resources{CPU: 10, MemoryMiB: 24, CPULimit: 100, MemoryLimitMiB: 64}
-	certExporterResources     = Resources{CPU: 10, MemoryMiB: 24, CPULimit: 100, MemoryLimitMiB: 64}
+	postgresExporterResources = Resources{CPU: 20, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 96, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	redisExporterResources    = Resources{CPU: 10, MemoryMiB: 24, CPULimit: 100, MemoryLimitMiB: 64, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	certExporterResources     = Resources{CPU: 10, MemoryMiB: 24, CPULimit: 100, MemoryLimitMiB: 64, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
 )
 
 // The certificates the certificate exporter reads on the master: kubeadm's API server serving
@@ -38,7 +38,8 @@ const (
 	AdminCredentialCertPath = "/etc/kubernetes/waste-coach/waste-coach-deployer.crt"
 )
 
-// postgresExporter is the sidecar that turns PostgreSQL's statistics into metrics.
+// postgresExporter is the sidecar that turns PostgreSQL's statistics into metrics. Like every
+// sidecar it has no readiness probe: it would take PostgreSQL out of its Service.
 func postgresExporter() Container {
 	return Container{
 		Name: "exporter", Image: pulumi.String(versions.PostgresExporter),
@@ -49,12 +50,12 @@ func postgresExporter() Container {
 			secretEnv("DATA_SOURCE_PASS", postgresSecret, "POSTGRES_PASSWORD"),
 		},
 		Resources: postgresExporterResources,
-		Readiness: httpProbe("/", postgresExporterPort, 10),
-		Liveness:  httpProbe("/", postgresExporterPort, 20),
+		// Its landing page, which does not query the database (/metrics does).
+		Liveness: liveness(httpCheck("/", postgresExporterPort), 5),
 	}
 }
 
-// redisExporter is the sidecar that turns Redis's INFO into metrics.
+// redisExporter is the sidecar that turns Redis's INFO into metrics (no readiness probe either).
 func redisExporter() Container {
 	return Container{
 		Name: "exporter", Image: pulumi.String(versions.RedisExporter),
@@ -64,8 +65,7 @@ func redisExporter() Container {
 			secretEnv("REDIS_PASSWORD", redisSecret, "REDIS_PASSWORD"),
 		},
 		Resources: redisExporterResources,
-		Readiness: httpProbe("/health", redisExporterPort, 10),
-		Liveness:  httpProbe("/health", redisExporterPort, 20),
+		Liveness:  liveness(httpCheck("/health", redisExporterPort), 5),
 	}
 }
 
@@ -110,8 +110,9 @@ func (s *scope) certificateExporter(monitoring pulumi.Resource) error {
 			},
 			Ports:     map[string]int{"metrics": certExporterPort},
 			Resources: certExporterResources,
-			Readiness: tcpProbe(certExporterPort, 10),
-			Liveness:  tcpProbe(certExporterPort, 20),
+			// Ready when it serves the certificates' metrics; alive while it accepts connections.
+			Readiness: readiness(httpCheck("/metrics", certExporterPort), 5),
+			Liveness:  liveness(tcpCheck(certExporterPort), 3),
 			Mounts:    corev1.VolumeMountArray{readOnly("apiserver-cert", APIServerCertPath), readOnly("admin-credential-cert", AdminCredentialCertPath)},
 		}},
 		Volumes: corev1.VolumeArray{hostFile("apiserver-cert", APIServerCertPath), hostFile("admin-credential-cert", AdminCredentialCertPath)},

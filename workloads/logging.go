@@ -22,7 +22,7 @@ type LogsReader struct {
 
 // fluentBit is Fluent Bit's container on every node: a few hundred lines a second with a
 // 5 MB buffer per input.
-var fluentBit = Resources{CPU: 20, MemoryMiB: 48, CPULimit: 200, MemoryLimitMiB: 128}
+var fluentBit = Resources{CPU: 20, MemoryMiB: 48, CPULimit: 200, MemoryLimitMiB: 128, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
 
 // Names of what Grafana reads CloudWatch with.
 const (

@@ -98,7 +98,11 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	grafanaValues := on(grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
 	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
-	grafanaValues["sidecar"] = pulumi.Map{"resources": sidecar.values()}
+	grafanaValues["sidecar"] = pulumi.Map{
+		"resources":   sidecar.values(),
+		"dashboards":  pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", dashboardsMiB)},
+		"datasources": pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", datasourcesMiB)},
+	}
 	grafanaValues["grafana.ini"] = pulumi.Map{"server": pulumi.Map{
 		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),
 		"serve_from_sub_path": pulumi.Bool(true),
@@ -137,6 +141,8 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 // (alerting.go) instead of the chart's, and with the receiver's secret mounted when there is one.
 func alertmanagerSpec(m pulumi.Map, receiver bool) pulumi.Map {
 	m["retention"] = pulumi.String("72h")
+	// Silences and the notification log, in a bounded emptyDir (the operator's default has no limit).
+	m["storage"] = pulumi.Map{"emptyDir": pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", alertmanagerScratchMiB)}}
 	m["useExistingSecret"] = pulumi.Bool(true)
 	m["configSecret"] = pulumi.String(alerting.ConfigSecretName)
 	if receiver {

@@ -12,26 +12,60 @@ import (
 	"github.com/waste-coach/infra/config"
 )
 
-// Resources are a container's requests and limits. CPU in millicores, memory in MiB; the same
-// figures feed the fit check, so what is scheduled is what is counted.
+// Resources are a container's requests and limits. CPU in millicores, memory and disk in MiB;
+// the same figures feed the fit check, so what is scheduled is what is counted.
 type Resources struct {
 	CPU, MemoryMiB           int
 	CPULimit, MemoryLimitMiB int
+	// DiskMiB and DiskLimitMiB are the container's ephemeral storage: its log files (the
+	// kubelet keeps up to LogsMiB of them), its writable layer, and the emptyDirs of its pod it
+	// fills. The scheduler counts the request against the node's allocatable disk; under disk
+	// pressure the kubelet evicts the pods furthest past their requests first, and it evicts a
+	// pod outright once it writes more than its containers' limits add up to.
+	DiskMiB, DiskLimitMiB int
+}
+
+// LogsMiB is the most a container's log files take on its node: the kubelet rotates them at
+// 10 MiB and keeps 3 (cluster.ContainerLogMaxSize, cluster.ContainerLogMaxFiles). They count
+// against the container's ephemeral storage, so every DiskLimitMiB leaves room for them.
+const LogsMiB = 30
+
+// diskLimit is the ephemeral storage limit of a container that fills scratchMiB of its pod's
+// emptyDirs: the scratch, its logs, and as much again for its writable layer and the rotation's
+// lag (the kubelet looks at the log files every 10 s).
+func diskLimit(scratchMiB int) int {
+	return scratchMiB + 2*LogsMiB
+}
+
+func (r Resources) quantities() (requests, limits map[string]string) {
+	requests = map[string]string{"cpu": fmt.Sprintf("%dm", r.CPU), "memory": fmt.Sprintf("%dMi", r.MemoryMiB)}
+	limits = map[string]string{"cpu": fmt.Sprintf("%dm", r.CPULimit), "memory": fmt.Sprintf("%dMi", r.MemoryLimitMiB)}
+	if r.DiskMiB > 0 {
+		requests["ephemeral-storage"] = fmt.Sprintf("%dMi", r.DiskMiB)
+	}
+	if r.DiskLimitMiB > 0 {
+		limits["ephemeral-storage"] = fmt.Sprintf("%dMi", r.DiskLimitMiB)
+	}
+	return requests, limits
 }
 
 func (r Resources) args() *corev1.ResourceRequirementsArgs {
-	return &corev1.ResourceRequirementsArgs{
-		Requests: pulumi.StringMap{"cpu": pulumi.Sprintf("%dm", r.CPU), "memory": pulumi.Sprintf("%dMi", r.MemoryMiB)},
-		Limits:   pulumi.StringMap{"cpu": pulumi.Sprintf("%dm", r.CPULimit), "memory": pulumi.Sprintf("%dMi", r.MemoryLimitMiB)},
-	}
+	requests, limits := r.quantities()
+	return &corev1.ResourceRequirementsArgs{Requests: pulumi.ToStringMap(requests), Limits: pulumi.ToStringMap(limits)}
 }
 
 // values renders the resources in the shape Helm charts take.
 func (r Resources) values() pulumi.Map {
-	return pulumi.Map{
-		"requests": pulumi.Map{"cpu": pulumi.Sprintf("%dm", r.CPU), "memory": pulumi.Sprintf("%dMi", r.MemoryMiB)},
-		"limits":   pulumi.Map{"cpu": pulumi.Sprintf("%dm", r.CPULimit), "memory": pulumi.Sprintf("%dMi", r.MemoryLimitMiB)},
+	requests, limits := r.quantities()
+	return pulumi.Map{"requests": valuesMap(requests), "limits": valuesMap(limits)}
+}
+
+func valuesMap(m map[string]string) pulumi.Map {
+	out := pulumi.Map{}
+	for k, v := range m {
+		out[k] = pulumi.String(v)
 	}
+	return out
 }
 
 // labels returns the recommended labels of a component of the platform.
@@ -63,12 +97,14 @@ type Container struct {
 	Ports   map[string]int
 	Env     corev1.EnvVarArray
 	EnvFrom corev1.EnvFromSourceArray
-	// Resources are required: every container has requests and limits.
+	// Resources are required: every container has requests and limits, disk included.
 	Resources Resources
-	// Readiness and Liveness are required: every long-running container has both.
-	Readiness, Liveness *corev1.ProbeArgs
-	Startup             *corev1.ProbeArgs
-	Mounts              corev1.VolumeMountArray
+	// Liveness is required of every long-running container, and Readiness of every one but a
+	// sidecar (an exporter, the WAL shipper): any container's failed readiness takes the whole
+	// pod out of its Services, and a metrics exporter must not take PostgreSQL out of its own.
+	// Startup is set where the start is slow. Init containers have none.
+	Readiness, Liveness, Startup Probe
+	Mounts                       corev1.VolumeMountArray
 	// WritableRoot is set only for images that write outside their mounted volumes.
 	WritableRoot bool
 }
@@ -87,9 +123,9 @@ func (c Container) args() corev1.ContainerArgs {
 		Env:            c.Env,
 		EnvFrom:        c.EnvFrom,
 		Resources:      c.Resources.args(),
-		ReadinessProbe: c.Readiness,
-		LivenessProbe:  c.Liveness,
-		StartupProbe:   c.Startup,
+		ReadinessProbe: c.Readiness.args(),
+		LivenessProbe:  c.Liveness.args(),
+		StartupProbe:   c.Startup.args(),
 		VolumeMounts:   c.Mounts,
 		SecurityContext: &corev1.SecurityContextArgs{
 			AllowPrivilegeEscalation: pulumi.Bool(false),
@@ -214,39 +250,83 @@ func placement(role config.Role) pulumi.Map {
 	return m
 }
 
-func httpProbe(path string, port, period int) *corev1.ProbeArgs {
-	return &corev1.ProbeArgs{
-		HttpGet:          &corev1.HTTPGetActionArgs{Path: pulumi.String(path), Port: pulumi.Int(port)},
-		PeriodSeconds:    pulumi.Int(period),
-		TimeoutSeconds:   pulumi.Int(3),
-		FailureThreshold: pulumi.Int(3),
-	}
+// Probe is a check and how often and how patiently it runs. What a probe asks differs by kind:
+// readiness is "can it take traffic or work now" and answers within half a minute, so a busy or
+// starting pod leaves its Service quickly and returns as quickly; liveness is "is it stuck for
+// good", and restarting a pod that is only slow turns a slow moment into a crash loop (and kills
+// the Celery tasks in flight), so it is either a cheaper check that only a dead process fails,
+// or the same check given minutes; a startup probe holds liveness off while a slow start runs.
+type Probe struct {
+	// Exactly one check: an HTTP GET of HTTPPath on Port, a TCP connection to Port, or Exec.
+	HTTPPath string
+	Port     int
+	Exec     []string
+	// Period, Timeout and Failures are the probe's timing: it fails after Failures consecutive
+	// failed checks, each given Timeout seconds, run every Period seconds.
+	Period, Timeout, Failures int
 }
 
-func tcpProbe(port, period int) *corev1.ProbeArgs {
-	return &corev1.ProbeArgs{
-		TcpSocket:        &corev1.TCPSocketActionArgs{Port: pulumi.Int(port)},
-		PeriodSeconds:    pulumi.Int(period),
-		TimeoutSeconds:   pulumi.Int(3),
-		FailureThreshold: pulumi.Int(3),
-	}
+// The timings of the platform's probes.
+const (
+	// readyPeriod and readyFailures take a pod out of its Service after 30 s of failed checks.
+	readyPeriod, readyFailures = 10, 3
+	// alivePeriod and aliveFailures restart a container after two and a half minutes of
+	// failed checks: five times the readiness window.
+	alivePeriod, aliveFailures = 30, 5
+	// startupPeriod is how often a startup probe checks; its budget sets how many failures it allows.
+	startupPeriod = 10
+)
+
+// readiness runs a check as a readiness probe, timeout seconds each.
+func readiness(check Probe, timeout int) Probe {
+	check.Period, check.Timeout, check.Failures = readyPeriod, timeout, readyFailures
+	return check
 }
 
-func execProbe(period, timeout int, command ...string) *corev1.ProbeArgs {
-	return &corev1.ProbeArgs{
-		Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray(command)},
-		PeriodSeconds:    pulumi.Int(period),
-		TimeoutSeconds:   pulumi.Int(timeout),
-		FailureThreshold: pulumi.Int(3),
-	}
+// liveness runs a check as a liveness probe: every 30 s, timeout seconds each, a restart after
+// five failures in a row.
+func liveness(check Probe, timeout int) Probe {
+	check.Period, check.Timeout, check.Failures = alivePeriod, timeout, aliveFailures
+	return check
 }
 
-// withStartup gives a slow starter time before liveness counts: up to budget seconds.
-func withStartup(p *corev1.ProbeArgs, budget int) *corev1.ProbeArgs {
-	s := *p
-	s.PeriodSeconds = pulumi.Int(10)
-	s.FailureThreshold = pulumi.Int(budget / 10)
-	return &s
+// startup runs a check as a startup probe that allows budgetSeconds for the start before
+// liveness counts.
+func startup(check Probe, timeout, budgetSeconds int) Probe {
+	check.Period, check.Timeout, check.Failures = startupPeriod, timeout, budgetSeconds/startupPeriod
+	return check
+}
+
+// every runs a probe every period seconds instead, for a check too costly to run as often
+// (Celery's ping starts a Python interpreter); its failure window grows with it.
+func (p Probe) every(period int) Probe {
+	p.Period = period
+	return p
+}
+
+func httpCheck(path string, port int) Probe { return Probe{HTTPPath: path, Port: port} }
+func tcpCheck(port int) Probe               { return Probe{Port: port} }
+func execCheck(command ...string) Probe     { return Probe{Exec: command} }
+
+// args renders the probe; nil for the zero Probe (none).
+func (p Probe) args() *corev1.ProbeArgs {
+	if p.Period == 0 {
+		return nil
+	}
+	out := &corev1.ProbeArgs{
+		PeriodSeconds:    pulumi.Int(p.Period),
+		TimeoutSeconds:   pulumi.Int(p.Timeout),
+		FailureThreshold: pulumi.Int(p.Failures),
+	}
+	switch {
+	case len(p.Exec) > 0:
+		out.Exec = &corev1.ExecActionArgs{Command: pulumi.ToStringArray(p.Exec)}
+	case p.HTTPPath != "":
+		out.HttpGet = &corev1.HTTPGetActionArgs{Path: pulumi.String(p.HTTPPath), Port: pulumi.Int(p.Port)}
+	default:
+		out.TcpSocket = &corev1.TCPSocketActionArgs{Port: pulumi.Int(p.Port)}
+	}
+	return out
 }
 
 func emptyDir(name string, sizeMiB int) corev1.VolumeArgs {

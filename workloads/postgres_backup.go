@@ -78,9 +78,16 @@ func PostgresServerArgs() []string {
 	}
 }
 
+// postgresBackupScratchMiB bounds the emptyDir a base backup or a dump is written to before its
+// upload: the size of the largest backup the jobs can take.
+const postgresBackupScratchMiB = 20 * 1024
+
 var (
-	walShipperResources = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64}
-	pgBackupJob         = Resources{CPU: 100, MemoryMiB: 128, CPULimit: 1000, MemoryLimitMiB: 512}
+	walShipperResources = Resources{CPU: 10, MemoryMiB: 32, CPULimit: 200, MemoryLimitMiB: 64, DiskMiB: 16, DiskLimitMiB: diskLimit(0)}
+	// pgBackupJob writes the backup: it requests what today's database takes compressed, and may
+	// fill its scratch (the pod's limit is its init container's, the larger). Past its request
+	// it is the first pod the kubelet evicts under disk pressure, before any serving pod.
+	pgBackupJob = Resources{CPU: 100, MemoryMiB: 128, CPULimit: 1000, MemoryLimitMiB: 512, DiskMiB: 2048, DiskLimitMiB: diskLimit(postgresBackupScratchMiB)}
 )
 
 // backupEnv is where the backups go: the storage node's prefix of the bucket, in its region.
@@ -108,14 +115,16 @@ func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
 // node's instance role. Its probe fails when no pass has succeeded for ten intervals, so a
 // shipper that cannot reach the bucket is restarted and counted (kube_pod_container_status_restarts).
 func (s *scope) walShipper() Container {
-	healthy := execProbe(30, 5, "/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
+	healthy := execCheck("/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
 	return Container{
 		Name: WALShipperContainer, Image: pulumi.String(versions.Curl),
 		Command: []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "ship-wal"},
 		Env: append(s.backupEnv(),
 			plainEnv("WAL_OUTBOX", WALOutbox), plainEnv("SHIP_INTERVAL", strconv.Itoa(WALShipIntervalSeconds))),
 		Resources: walShipperResources,
-		Readiness: healthy, Liveness: healthy,
+		// No readiness probe: an unreachable bucket must not take PostgreSQL out of its Service.
+		// The check itself waits ten failed passes; liveness then restarts the shipper.
+		Liveness: liveness(healthy, 5),
 		Mounts: corev1.VolumeMountArray{
 			mount("backup-script", PostgresScriptDir),
 			// The whole volume, as the server mounts it: the outbox is created by the server's
@@ -132,7 +141,7 @@ func (s *scope) postgresBackupJob(name, schedule, step, kind string, dataVolume 
 	ns := NamespaceData
 	const backupDir = "/backup"
 	l := labels(name, "backup")
-	volumes := corev1.VolumeArray{emptyDir("backup", 20*1024), scriptVolume(cm)}
+	volumes := corev1.VolumeArray{emptyDir("backup", postgresBackupScratchMiB), scriptVolume(cm)}
 	mounts := corev1.VolumeMountArray{mount("backup", backupDir), mount("backup-script", PostgresScriptDir)}
 	env := corev1.EnvVarArray{
 		plainEnv("BACKUP_DIR", backupDir),

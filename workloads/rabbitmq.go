@@ -6,8 +6,6 @@ import (
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -25,7 +23,10 @@ const (
 	rabbitStorageGiB = 8
 )
 
-var rabbitResources = Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 768}
+// RabbitMQ's scratch: /tmp and its log directory (emptyDirs, MiB); the message store is on the volume.
+const rabbitTmpMiB, rabbitLogsMiB = 64, 128
+
+var rabbitResources = Resources{CPU: 200, MemoryMiB: 512, CPULimit: 1000, MemoryLimitMiB: 768, DiskMiB: 128, DiskLimitMiB: diskLimit(rabbitTmpMiB + rabbitLogsMiB)}
 
 // rabbitConfig is rabbitmq.conf: Kubernetes peer discovery through the headless Service, and
 // the definitions loaded at boot.
@@ -126,7 +127,9 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 	}
 
 	fqdnSuffix := "." + serviceDNS(name+"-headless", ns)
-	ping := execProbe(10, 10, "rabbitmq-diagnostics", "-q", "ping")
+	// Ready when every listener (AMQP, management, the peers') accepts connections; alive while
+	// the node's runtime answers a ping, checked once a minute: each check starts an Erlang VM.
+	ping := execCheck("rabbitmq-diagnostics", "-q", "ping")
 	sts, err := s.statefulSet(Stateful{
 		Name: name, Namespace: ns, Replicas: RabbitReplicas, Parallel: true,
 		Ports:      map[string]int{"amqp": amqpPort, "management": rabbitMgmtPort, "prometheus": rabbitPromPort},
@@ -140,7 +143,7 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 				// Erlang insists that only its user can read the cookie file.
 				Name: "erlang-cookie", Image: pulumi.String(versions.RabbitMQ),
 				Command:   []string{"sh", "-c", "cp /cookie/erlang-cookie /var/lib/rabbitmq/.erlang.cookie && chmod 600 /var/lib/rabbitmq/.erlang.cookie"},
-				Resources: Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 32},
+				Resources: Resources{CPU: 10, MemoryMiB: 16, CPULimit: 100, MemoryLimitMiB: 32, DiskMiB: 16, DiskLimitMiB: diskLimit(0)},
 				Mounts:    corev1.VolumeMountArray{mount("cookie", "/cookie"), mount(VolumeName, "/var/lib/rabbitmq")},
 			}},
 			Containers: []Container{{
@@ -153,9 +156,10 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 					plainEnv("K8S_SERVICE_NAME", name+"-headless"),
 				},
 				Resources: rabbitResources,
-				Readiness: ping,
-				Liveness:  execProbe(60, 15, "rabbitmq-diagnostics", "-q", "status"),
-				Startup:   withStartup(ping, 300),
+				Readiness: readiness(execCheck("rabbitmq-diagnostics", "-q", "check_port_connectivity"), 10),
+				Liveness:  liveness(ping, 15).every(60),
+				// Boot, peer discovery and the quorum queues' recovery.
+				Startup: startup(ping, 10, 300),
 				Mounts: corev1.VolumeMountArray{
 					corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String("/etc/rabbitmq/rabbitmq.conf"), SubPath: pulumi.String("rabbitmq.conf")},
 					corev1.VolumeMountArgs{Name: pulumi.String("config"), MountPath: pulumi.String("/etc/rabbitmq/enabled_plugins"), SubPath: pulumi.String("enabled_plugins")},
@@ -172,8 +176,8 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 				corev1.VolumeArgs{Name: pulumi.String("cookie"), Secret: &corev1.SecretVolumeSourceArgs{
 					SecretName: pulumi.String(rabbitSecret), Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("erlang-cookie"), Path: pulumi.String("erlang-cookie")}},
 				}},
-				emptyDir("tmp", 64),
-				emptyDir("logs", 128),
+				emptyDir("tmp", rabbitTmpMiB),
+				emptyDir("logs", rabbitLogsMiB),
 			},
 		},
 	}, args.Storage.ClaimDependencies, cm, secret, binding)
@@ -182,14 +186,8 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 	}
 
 	// One broker down at a time: a voluntary disruption never costs the quorum.
-	if _, err := policyv1.NewPodDisruptionBudget(s.ctx, s.resourceName(ns, name), &policyv1.PodDisruptionBudgetArgs{
-		Metadata: meta(name, ns, l),
-		Spec: policyv1.PodDisruptionBudgetSpecArgs{
-			MaxUnavailable: pulumi.Int(1),
-			Selector:       &metav1.LabelSelectorArgs{MatchLabels: selector(name)},
-		},
-	}, opts...); err != nil {
-		return fmt.Errorf("disruption budget: %w", err)
+	if err := s.disruptionBudget(ns, name, l); err != nil {
+		return err
 	}
 
 	// Prometheus scrapes the brokers; the ServiceMonitor CRD comes with the monitoring chart.

@@ -36,12 +36,13 @@ type chartPod struct {
 type requests struct {
 	MilliCPU  int `json:"milliCPU"`
 	MemoryMiB int `json:"memoryMiB"`
+	DiskMiB   int `json:"diskMiB"`
 }
 
 func requestsOf(rs []workloads.Resources) []requests {
 	out := make([]requests, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, requests{r.CPU, r.MemoryMiB})
+		out = append(out, requests{r.CPU, r.MemoryMiB, r.DiskMiB})
 	}
 	return out
 }

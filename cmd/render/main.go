@@ -69,7 +69,7 @@ func run(dir, stack, out string, overrides map[string]string) error {
 		return fmt.Errorf("chart pods: %w", err)
 	}
 	nodes := fit.Check(res.Config, res.Resources)
-	fmt.Printf("\nper-node fit (requests of pinned pods at their autoscaling maximums + system pods vs allocatable):\n%s", fit.Table(nodes))
+	fmt.Printf("\nper-node fit (requests of pinned pods at their autoscaling maximums + system pods + backup Jobs vs allocatable CPU, memory and root-volume disk):\n%s", fit.Table(nodes))
 	if err := fit.Refuse(nodes); err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Package fit checks that the pods pinned to each node fit it: the requests of every pod the
 // program declares (typed objects and chart pods) plus the cluster's own pods, against what the
-// kubelet offers on the node's instance type. The first implementation had PostgreSQL and
-// Prometheus stuck Pending on 2-vCPU nodes; this is the check that would have caught it.
+// kubelet offers on the node's instance type and root volume (CPU, memory and disk). The first
+// implementation had PostgreSQL and Prometheus stuck Pending on 2-vCPU nodes; this is the check
+// that would have caught it.
 package fit
 
 import (
@@ -20,6 +21,9 @@ import (
 type Demand struct {
 	Name             string
 	MilliCPU, MemMiB int
+	// DiskMiB is the pod's ephemeral storage request (its containers' logs, writable layers and
+	// emptyDirs).
+	DiskMiB int
 	// Key is the config key whose maximum sets the replicas counted, for an autoscaled
 	// workload (counted at its maximum); "" otherwise.
 	Key string
@@ -29,29 +33,36 @@ type Demand struct {
 type Node struct {
 	Role         config.Role
 	InstanceType string
-	// AllocCPU and AllocMemMiB are what the kubelet offers pods.
-	AllocCPU, AllocMemMiB int
-	Demands               []Demand
+	// RootVolumeGiB is the node's root volume, which holds the pods' ephemeral storage.
+	RootVolumeGiB int
+	// AllocCPU, AllocMemMiB and AllocDiskMiB are what the kubelet offers pods.
+	AllocCPU, AllocMemMiB, AllocDiskMiB int
+	Demands                             []Demand
 }
 
 // Requested sums the demands.
-func (n Node) Requested() (milliCPU, memMiB int) {
+func (n Node) Requested() (milliCPU, memMiB, diskMiB int) {
 	for _, d := range n.Demands {
 		milliCPU += d.MilliCPU
 		memMiB += d.MemMiB
+		diskMiB += d.DiskMiB
 	}
 	return
 }
 
 // Overflow describes what does not fit, or "" when everything does.
 func (n Node) Overflow() string {
-	cpu, mem := n.Requested()
+	cpu, mem, disk := n.Requested()
 	var out []string
 	if cpu > n.AllocCPU {
 		out = append(out, fmt.Sprintf("CPU requests %dm exceed allocatable %dm by %dm", cpu, n.AllocCPU, cpu-n.AllocCPU))
 	}
 	if mem > n.AllocMemMiB {
 		out = append(out, fmt.Sprintf("memory requests %dMi exceed allocatable %dMi by %dMi", mem, n.AllocMemMiB, mem-n.AllocMemMiB))
+	}
+	if disk > n.AllocDiskMiB {
+		out = append(out, fmt.Sprintf("ephemeral storage requests %dMi exceed allocatable %dMi of the %d GiB root volume by %dMi",
+			disk, n.AllocDiskMiB, n.RootVolumeGiB, disk-n.AllocDiskMiB))
 	}
 	return strings.Join(out, "; ")
 }
@@ -85,16 +96,16 @@ func ChartDemands(role config.Role) []Demand {
 	var hooks []string
 	hook := Demand{}
 	for _, p := range workloads.ChartPods() {
-		cpu, mem := p.Requests()
+		cpu, mem, disk := p.Requests()
 		switch {
 		case p.DaemonSet:
-			out = append(out, Demand{Name: p.Name, MilliCPU: cpu, MemMiB: mem})
+			out = append(out, Demand{Name: p.Name, MilliCPU: cpu, MemMiB: mem, DiskMiB: disk})
 		case p.Role != role:
 		case p.Hook:
 			hooks = append(hooks, p.Name)
-			hook.MilliCPU, hook.MemMiB = max(hook.MilliCPU, cpu*p.Replicas), max(hook.MemMiB, mem*p.Replicas)
+			hook.MilliCPU, hook.MemMiB, hook.DiskMiB = max(hook.MilliCPU, cpu*p.Replicas), max(hook.MemMiB, mem*p.Replicas), max(hook.DiskMiB, disk*p.Replicas)
 		default:
-			out = append(out, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas})
+			out = append(out, Demand{Name: fmt.Sprintf("%s x%d", p.Name, p.Replicas), MilliCPU: cpu * p.Replicas, MemMiB: mem * p.Replicas, DiskMiB: disk * p.Replicas})
 		}
 	}
 	if len(hooks) > 0 {
@@ -110,7 +121,8 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 	index := map[config.Role]int{}
 	for i, n := range cfg.Nodes {
 		cpu, mem := cluster.Allocatable(config.InstanceTypes[n.InstanceType])
-		nodes = append(nodes, Node{Role: n.Role, InstanceType: n.InstanceType, AllocCPU: cpu, AllocMemMiB: mem, Demands: SystemPods(n.Role)})
+		nodes = append(nodes, Node{Role: n.Role, InstanceType: n.InstanceType, RootVolumeGiB: n.RootVolumeGiB,
+			AllocCPU: cpu, AllocMemMiB: mem, AllocDiskMiB: cluster.AllocatableDiskMiB(n.RootVolumeGiB), Demands: SystemPods(n.Role)})
 		index[n.Role] = i
 	}
 	place := func(role config.Role, d Demand) {
@@ -139,13 +151,13 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 		}
 		spec, _ := obj["spec"].(map[string]any)
 		podSpec := dig(spec, "template", "spec")
-		cpu, mem := PodRequests(podSpec)
+		cpu, mem, disk := PodRequests(podSpec)
 		name := fmt.Sprint(dig(obj, "metadata")["name"])
 		if kind == "DaemonSet" {
 			if role, ok := roleOf(podSpec); ok {
-				place(role, Demand{Name: name, MilliCPU: cpu, MemMiB: mem})
+				place(role, Demand{Name: name, MilliCPU: cpu, MemMiB: mem, DiskMiB: disk})
 			} else {
-				everywhere(Demand{Name: name, MilliCPU: cpu, MemMiB: mem})
+				everywhere(Demand{Name: name, MilliCPU: cpu, MemMiB: mem, DiskMiB: disk})
 			}
 			continue
 		}
@@ -164,10 +176,43 @@ func Check(cfg *config.Config, resources []*mocks.Resource) []Node {
 			d.Name = fmt.Sprintf("%s x%d (max)", name, m)
 			d.Key, _ = config.AutoscalingKey(name)
 		}
-		d.MilliCPU, d.MemMiB = cpu*replicas, mem*replicas
+		d.MilliCPU, d.MemMiB, d.DiskMiB = cpu*replicas, mem*replicas, disk*replicas
+		place(role, d)
+	}
+	for role, d := range ScheduledJobs(resources) {
 		place(role, d)
 	}
 	return nodes
+}
+
+// ScheduledJobs are the room each node keeps for the CronJobs pinned to it (the backups), for
+// all of them at once: two may overlap (the base backup may outlast the half hour before the
+// dump). A backup is written to its pod's scratch before the upload, so its disk request is what
+// matters most; a Job that finds no room waits Pending, and the backup is late.
+func ScheduledJobs(resources []*mocks.Resource) map[config.Role]Demand {
+	out := map[config.Role]Demand{}
+	for _, r := range resources {
+		obj, ok := manifest.KubernetesObject(r)
+		if !ok || obj["kind"] != "CronJob" {
+			continue
+		}
+		podSpec := dig(obj, "spec", "jobTemplate", "spec", "template", "spec")
+		role, ok := roleOf(podSpec)
+		if !ok {
+			continue
+		}
+		cpu, mem, disk := PodRequests(podSpec)
+		d := out[role]
+		name := fmt.Sprint(dig(obj, "metadata")["name"])
+		if d.Name == "" {
+			d.Name = "scheduled Jobs: " + name
+		} else {
+			d.Name += ", " + name
+		}
+		d.MilliCPU, d.MemMiB, d.DiskMiB = d.MilliCPU+cpu, d.MemMiB+mem, d.DiskMiB+disk
+		out[role] = d
+	}
+	return out
 }
 
 // Maxima returns the maximum replicas of every autoscaled workload, by namespace/name of the
@@ -217,6 +262,9 @@ func Refuse(nodes []Node) error {
 		if len(keys) > 0 {
 			msg += fmt.Sprintf(" at the autoscaling maximums; lower %s or give %s a larger instance type (nodes[].instanceType)", strings.Join(keys, ", "), n.Role)
 		}
+		if _, _, disk := n.Requested(); disk > n.AllocDiskMiB {
+			msg += fmt.Sprintf("; for the disk, give %s a larger root volume (nodes[].rootVolumeGiB, now %d)", n.Role, n.RootVolumeGiB)
+		}
 		msgs = append(msgs, msg)
 	}
 	if len(msgs) == 0 {
@@ -241,21 +289,21 @@ func roleOf(podSpec map[string]any) (config.Role, bool) {
 
 // PodRequests returns a pod's effective requests: the larger of the sum of its containers and
 // its largest init container, as the scheduler counts them.
-func PodRequests(podSpec map[string]any) (milliCPU, memMiB int) {
-	sum := func(key string) (int, int, int, int) {
-		var cpu, mem, maxCPU, maxMem int
+func PodRequests(podSpec map[string]any) (milliCPU, memMiB, diskMiB int) {
+	type requests struct{ cpu, mem, disk int }
+	sum := func(key string) (total, largest requests) {
 		list, _ := podSpec[key].([]any)
 		for _, c := range list {
 			req := dig(c.(map[string]any), "resources", "requests")
-			ccpu, cmem := ParseCPU(fmt.Sprint(req["cpu"])), ParseMemMiB(fmt.Sprint(req["memory"]))
-			cpu, mem = cpu+ccpu, mem+cmem
-			maxCPU, maxMem = max(maxCPU, ccpu), max(maxMem, cmem)
+			r := requests{ParseCPU(fmt.Sprint(req["cpu"])), ParseMemMiB(fmt.Sprint(req["memory"])), ParseMemMiB(fmt.Sprint(req["ephemeral-storage"]))}
+			total = requests{total.cpu + r.cpu, total.mem + r.mem, total.disk + r.disk}
+			largest = requests{max(largest.cpu, r.cpu), max(largest.mem, r.mem), max(largest.disk, r.disk)}
 		}
-		return cpu, mem, maxCPU, maxMem
+		return total, largest
 	}
-	cpu, mem, _, _ := sum("containers")
-	_, _, initCPU, initMem := sum("initContainers")
-	return max(cpu, initCPU), max(mem, initMem)
+	containers, _ := sum("containers")
+	_, inits := sum("initContainers")
+	return max(containers.cpu, inits.cpu), max(containers.mem, inits.mem), max(containers.disk, inits.disk)
 }
 
 func dig(m map[string]any, path ...string) map[string]any {
@@ -282,7 +330,7 @@ func ParseCPU(q string) int {
 	return int(f * 1000)
 }
 
-// ParseMemMiB reads a memory quantity ("512Mi", "1Gi") in MiB; anything else is 0.
+// ParseMemMiB reads a memory or disk quantity ("512Mi", "1Gi") in MiB; anything else is 0.
 func ParseMemMiB(q string) int {
 	for suffix, mult := range map[string]float64{"Ki": 1.0 / 1024, "Mi": 1, "Gi": 1024} {
 		if v, ok := strings.CutSuffix(q, suffix); ok {
@@ -296,14 +344,15 @@ func ParseMemMiB(q string) int {
 // Table renders the per-node fit as text.
 func Table(nodes []Node) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-9s %-10s %18s %20s  %s\n", "NODE", "TYPE", "CPU req/alloc", "memory req/alloc", "")
+	fmt.Fprintf(&b, "%-9s %-10s %18s %20s %22s  %s\n", "NODE", "TYPE", "CPU req/alloc", "memory req/alloc", "disk req/alloc (root)", "")
 	for _, n := range nodes {
-		cpu, mem := n.Requested()
+		cpu, mem, disk := n.Requested()
 		status := "fits"
 		if o := n.Overflow(); o != "" {
 			status = "DOES NOT FIT: " + o
 		}
-		fmt.Fprintf(&b, "%-9s %-10s %8dm/%6dm %9dMi/%6dMi  %s\n", n.Role, n.InstanceType, cpu, n.AllocCPU, mem, n.AllocMemMiB, status)
+		fmt.Fprintf(&b, "%-9s %-10s %8dm/%6dm %9dMi/%6dMi %6dMi/%6dMi (%3dG)  %s\n", n.Role, n.InstanceType, cpu, n.AllocCPU, mem, n.AllocMemMiB,
+			disk, n.AllocDiskMiB, n.RootVolumeGiB, status)
 	}
 	return b.String()
 }

@@ -12,7 +12,8 @@ import (
 // and the cloud-controller-manager would register: its name, the labels the workloads select,
 // the zone and instance-type labels, the control plane's taint, and a status whose allocatable
 // is the kubelet's minus what the cluster's own pods and the charts' pods (which the offline
-// proof cannot install) take on that node. Only the typed objects then compete for the rest.
+// proof cannot install) take on that node, and the disk kept for the node's scheduled Jobs (no
+// CronJob fires during the proof). Only the typed long-running objects then compete for the rest.
 func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]any {
 	type instance struct{ name, zone string }
 	instances := map[config.Role]instance{}
@@ -23,11 +24,16 @@ func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]a
 		role := config.Role(r.Inputs["tags"].ObjectValue()["Role"].StringValue())
 		instances[role] = instance{r.Outputs["privateDns"].StringValue(), r.Outputs["availabilityZone"].StringValue()}
 	}
+	jobs := ScheduledJobs(resources)
 	var out []map[string]any
 	for _, n := range cfg.Nodes {
 		reserved := append(SystemPods(n.Role), ChartDemands(n.Role)...)
+		if d, ok := jobs[n.Role]; ok {
+			reserved = append(reserved, d)
+		}
 		inst := instances[n.Role]
-		out = append(out, NodeObject(NodeSpec{Role: n.Role, InstanceType: n.InstanceType, Name: inst.name, Zone: inst.zone, Region: cfg.Region}, reserved))
+		out = append(out, NodeObject(NodeSpec{Role: n.Role, InstanceType: n.InstanceType, RootVolumeGiB: n.RootVolumeGiB,
+			Name: inst.name, Zone: inst.zone, Region: cfg.Region}, reserved))
 	}
 	return out
 }
@@ -36,6 +42,8 @@ func NodeObjects(cfg *config.Config, resources []*mocks.Resource) []map[string]a
 type NodeSpec struct {
 	Role         config.Role
 	InstanceType string
+	// RootVolumeGiB is the size of its root volume, where the pods' ephemeral storage lives.
+	RootVolumeGiB int
 	// Name is the node name (the instance's private DNS name); Zone and Region its placement.
 	Name, Zone, Region string
 }
@@ -46,8 +54,9 @@ type NodeSpec struct {
 func NodeObject(n NodeSpec, reserved []Demand) map[string]any {
 	it := config.InstanceTypes[n.InstanceType]
 	cpu, mem := cluster.Allocatable(it)
+	disk := cluster.AllocatableDiskMiB(n.RootVolumeGiB)
 	for _, d := range reserved {
-		cpu, mem = cpu-d.MilliCPU, mem-d.MemMiB
+		cpu, mem, disk = cpu-d.MilliCPU, mem-d.MemMiB, disk-d.DiskMiB
 	}
 	labels := map[string]any{
 		"kubernetes.io/hostname":           n.Name,
@@ -71,8 +80,10 @@ func NodeObject(n NodeSpec, reserved []Demand) map[string]any {
 		"metadata":   map[string]any{"name": n.Name, "labels": labels},
 		"spec":       spec,
 		"status": map[string]any{
-			"capacity":    map[string]any{"cpu": fmt.Sprint(it.VCPU), "memory": fmt.Sprintf("%dMi", it.MemoryMiB), "pods": fmt.Sprint(it.MaxPods)},
-			"allocatable": map[string]any{"cpu": fmt.Sprintf("%dm", cpu), "memory": fmt.Sprintf("%dMi", mem), "pods": fmt.Sprint(it.MaxPods)},
+			"capacity": map[string]any{"cpu": fmt.Sprint(it.VCPU), "memory": fmt.Sprintf("%dMi", it.MemoryMiB), "pods": fmt.Sprint(it.MaxPods),
+				"ephemeral-storage": fmt.Sprintf("%dMi", cluster.DiskCapacityMiB(n.RootVolumeGiB))},
+			"allocatable": map[string]any{"cpu": fmt.Sprintf("%dm", cpu), "memory": fmt.Sprintf("%dMi", mem), "pods": fmt.Sprint(it.MaxPods),
+				"ephemeral-storage": fmt.Sprintf("%dMi", disk)},
 		},
 	}
 }

@@ -379,8 +379,14 @@ func (p *Provider) registerNode(out resource.PropertyMap) error {
 		role = str(tags.ObjectValue(), "Role")
 	}
 	spec := fit.NodeSpec{Role: config.Role(role), InstanceType: str(out, "instanceType"), Name: str(out, "privateDns"), Zone: str(out, "availabilityZone"), Region: p.region}
-	if _, ok := config.InstanceTypes[spec.InstanceType]; !ok || spec.Name == "" || role == "" {
-		return fmt.Errorf("stand-in: instance without a known type, private DNS name or Role tag: %+v", spec)
+	// The root volume's size gives the Node its ephemeral storage, which every pod requests.
+	if rb, ok := out["rootBlockDevice"]; ok && rb.IsObject() {
+		if size, ok := rb.ObjectValue()["volumeSize"]; ok && size.IsNumber() {
+			spec.RootVolumeGiB = int(size.NumberValue())
+		}
+	}
+	if _, ok := config.InstanceTypes[spec.InstanceType]; !ok || spec.Name == "" || role == "" || spec.RootVolumeGiB == 0 {
+		return fmt.Errorf("stand-in: instance without a known type, private DNS name, Role tag or root volume size: %+v", spec)
 	}
 	b, err := json.Marshal(fit.NodeObject(spec, fit.SystemPods(spec.Role)))
 	if err != nil {

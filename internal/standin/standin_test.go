@@ -3,6 +3,7 @@ package standin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/waste-coach/infra/cluster"
 )
 
 func props(t *testing.T, m map[string]any) *structpb.Struct {
@@ -78,6 +81,7 @@ func TestInstancesRegisterNodesAndTheKubeconfigCommandAnswersWithTheLocalCluster
 	inst := "urn:pulumi:prod::waste-coach-infra::aws:ec2/instance:Instance::sesacthon-nodes-master"
 	created, err := aws.Create(ctx, &pulumirpc.CreateRequest{Urn: inst, Properties: props(t, map[string]any{
 		"instanceType": "t3.large", "privateIp": "10.0.1.10", "tags": map[string]any{"Role": "master"},
+		"rootBlockDevice": map[string]any{"volumeSize": 80, "volumeType": "gp3"},
 	})})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +108,10 @@ func TestInstancesRegisterNodesAndTheKubeconfigCommandAnswersWithTheLocalCluster
 	// scheduled for real and must not be reserved twice.
 	if got := node.Status.Allocatable["cpu"]; got != "700m" {
 		t.Errorf("master allocatable cpu = %s, want 700m (1800m allocatable minus 1100m of system pods)", got)
+	}
+	// Every pod requests disk: the node offers its root volume's, as the kubelet computes it.
+	if got, want := node.Status.Allocatable["ephemeral-storage"], fmt.Sprintf("%dMi", cluster.AllocatableDiskMiB(80)); got != want {
+		t.Errorf("master allocatable ephemeral-storage = %s, want %s (an 80 GiB root volume)", got, want)
 	}
 	if _, err := aws.Delete(ctx, &pulumirpc.DeleteRequest{Urn: inst, Id: created.GetId(), Properties: created.GetProperties()}); err != nil {
 		t.Fatal(err)

@@ -147,7 +147,7 @@ func metricsServer(values map[string]any) Release {
 	return Release{Name: "metrics-server", Namespace: "kube-system", Chart: "metrics-server", Version: "3.13.0", Values: v}
 }
 
-var metricsServerPod = TablePod{Release: "metrics-server", Name: "metrics-server", Role: "worker-1", Replicas: 1, Containers: []Requests{{50, 64}}}
+var metricsServerPod = TablePod{Release: "metrics-server", Name: "metrics-server", Role: "worker-1", Replicas: 1, Containers: []Requests{{50, 64, 0}}}
 
 // The real metrics-server chart, rendered: a table that agrees passes, and each kind of
 // disagreement, or a values set that leaves a container without a request, fails with a message
@@ -158,8 +158,12 @@ func TestTheRealChartAgainstTheTable(t *testing.T) {
 	other.Name = "metrics-server-extra"
 	twice, bigger, elsewhere := metricsServerPod, metricsServerPod, metricsServerPod
 	twice.Replicas = 2
-	bigger.Containers = []Requests{{100, 64}}
+	bigger.Containers = []Requests{{100, 64, 0}}
 	elsewhere.Role = "master"
+	// Disk requests reach the pod through the chart's resources value, or the table is wrong.
+	withDisk := metricsServerPod
+	withDisk.Containers = []Requests{{50, 64, 16}}
+	diskValues := map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "16Mi"}}}
 	for _, c := range []struct {
 		name    string
 		release Release
@@ -174,6 +178,9 @@ func TestTheRealChartAgainstTheTable(t *testing.T) {
 		{"replicas", metricsServer(nil), []TablePod{twice}, []string{"replicas: the chart renders 1, workloads.ChartPods() says 2"}},
 		{"request", metricsServer(nil), []TablePod{bigger}, []string{"container metrics-server: requests 50m/64Mi, which no entry of workloads.ChartPods() for this pod has (unmatched there: 100m/64Mi)"}},
 		{"node role", metricsServer(nil), []TablePod{elsewhere}, []string{"node role: the chart renders worker-1, workloads.ChartPods() says master"}},
+		{"disk agrees", metricsServer(diskValues), []TablePod{withDisk}, nil},
+		{"disk the values do not set", metricsServer(nil), []TablePod{withDisk},
+			[]string{"container metrics-server: requests 50m/64Mi, which no entry of workloads.ChartPods() for this pod has (unmatched there: 50m/64Mi/disk 16Mi)"}},
 		{"container count", metricsServer(map[string]any{"addonResizer": map[string]any{"enabled": true, "resources": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}}}}), []TablePod{metricsServerPod},
 			[]string{"2 containers rendered (metrics-server 50m/64Mi, metrics-server-nanny 10m/32Mi), workloads.ChartPods() lists 1"}},
 	} {

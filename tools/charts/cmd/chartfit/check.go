@@ -181,7 +181,7 @@ func compareContainers(p Pod, tp TablePod) []Finding {
 		left := slices.Clone(listed)
 		var unmatched []Container
 		for _, c := range rendered {
-			i := slices.Index(left, Requests{c.MilliCPU, c.MemMiB})
+			i := slices.Index(left, Requests{c.MilliCPU, c.MemMiB, c.DiskMiB})
 			if i < 0 {
 				unmatched = append(unmatched, c)
 				continue
@@ -189,7 +189,7 @@ func compareContainers(p Pod, tp TablePod) []Finding {
 			left = slices.Delete(left, i, i+1)
 		}
 		for _, c := range unmatched {
-			out = append(out, Finding{p.Release, p.Name, c.Name, fmt.Sprintf("requests %s, which no entry of workloads.ChartPods() for this pod has (unmatched there: %s)", Requests{c.MilliCPU, c.MemMiB}, requestList(left))})
+			out = append(out, Finding{p.Release, p.Name, c.Name, fmt.Sprintf("requests %s, which no entry of workloads.ChartPods() for this pod has (unmatched there: %s)", Requests{c.MilliCPU, c.MemMiB, c.DiskMiB}, requestList(left))})
 		}
 	}
 	return out
@@ -226,7 +226,7 @@ func containerList(cs []Container) string {
 	for _, c := range cs {
 		r := "no request"
 		if c.HasCPU || c.HasMem {
-			r = Requests{c.MilliCPU, c.MemMiB}.String()
+			r = Requests{c.MilliCPU, c.MemMiB, c.DiskMiB}.String()
 		}
 		prefix := ""
 		if c.Init {

@@ -22,13 +22,21 @@ type Release struct {
 	Values    map[string]any `json:"values"`
 }
 
-// Requests are one container's requests as the table counts them.
+// Requests are one container's requests as the table counts them; DiskMiB is its ephemeral
+// storage, 0 for none.
 type Requests struct {
 	MilliCPU  int `json:"milliCPU"`
 	MemoryMiB int `json:"memoryMiB"`
+	DiskMiB   int `json:"diskMiB"`
 }
 
-func (r Requests) String() string { return fmt.Sprintf("%dm/%dMi", r.MilliCPU, r.MemoryMiB) }
+func (r Requests) String() string {
+	s := fmt.Sprintf("%dm/%dMi", r.MilliCPU, r.MemoryMiB)
+	if r.DiskMiB > 0 {
+		s += fmt.Sprintf("/disk %dMi", r.DiskMiB)
+	}
+	return s
+}
 
 // TablePod is one entry of workloads.ChartPods(), as cmd/render writes it to chart-pods.json.
 type TablePod struct {

@@ -16,6 +16,8 @@ type Container struct {
 	Init             bool
 	MilliCPU, MemMiB int
 	HasCPU, HasMem   bool
+	// DiskMiB is its ephemeral storage request, 0 for none (the table says which have one).
+	DiskMiB int
 }
 
 // Pod is one pod template a release makes, directly (a workload's template) or through the
@@ -45,13 +47,14 @@ func (p Pod) Requests() Requests {
 	var sum, initMax Requests
 	for _, c := range p.Containers {
 		if c.Init {
-			initMax.MilliCPU, initMax.MemoryMiB = max(initMax.MilliCPU, c.MilliCPU), max(initMax.MemoryMiB, c.MemMiB)
+			initMax.MilliCPU, initMax.MemoryMiB, initMax.DiskMiB = max(initMax.MilliCPU, c.MilliCPU), max(initMax.MemoryMiB, c.MemMiB), max(initMax.DiskMiB, c.DiskMiB)
 			continue
 		}
 		sum.MilliCPU += c.MilliCPU
 		sum.MemoryMiB += c.MemMiB
+		sum.DiskMiB += c.DiskMiB
 	}
-	return Requests{max(sum.MilliCPU, initMax.MilliCPU), max(sum.MemoryMiB, initMax.MemoryMiB)}
+	return Requests{max(sum.MilliCPU, initMax.MilliCPU), max(sum.MemoryMiB, initMax.MemoryMiB), max(sum.DiskMiB, initMax.DiskMiB)}
 }
 
 // reloaderFlags are the Prometheus operator's flags that set the requests of the config-reloader
@@ -234,9 +237,12 @@ func container(c map[string]any, init bool) Container {
 	if q, ok := quantity(req["cpu"]); ok {
 		out.MilliCPU, out.HasCPU = int(q.MilliValue()), true
 	}
+	const mib = 1 << 20
 	if q, ok := quantity(req["memory"]); ok {
-		const mib = 1 << 20
 		out.MemMiB, out.HasMem = int((q.Value()+mib-1)/mib), true
+	}
+	if q, ok := quantity(req["ephemeral-storage"]); ok {
+		out.DiskMiB = int((q.Value() + mib - 1) / mib)
 	}
 	return out
 }

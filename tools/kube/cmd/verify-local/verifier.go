@@ -367,9 +367,9 @@ func (v *verifier) report(ctx context.Context) {
 		return
 	}
 	fmt.Println("\nper-node placement (requests of the pods placed here / allocatable left for them):")
-	fmt.Printf("  %-46s %-14s %-10s %5s %16s %20s\n", "NODE", "ROLE", "TYPE", "PODS", "CPU", "MEMORY")
+	fmt.Printf("  %-46s %-14s %-10s %5s %16s %20s %20s\n", "NODE", "ROLE", "TYPE", "PODS", "CPU", "MEMORY", "DISK")
 	for _, n := range nodes.Items {
-		cpu, mem := resource.Quantity{}, resource.Quantity{}
+		cpu, mem, disk := resource.Quantity{}, resource.Quantity{}, resource.Quantity{}
 		count := 0
 		for _, p := range pods.Items {
 			if p.Spec.NodeName != n.Name {
@@ -379,6 +379,7 @@ func (v *verifier) report(ctx context.Context) {
 			for _, c := range p.Spec.Containers {
 				cpu.Add(c.Resources.Requests[corev1.ResourceCPU])
 				mem.Add(c.Resources.Requests[corev1.ResourceMemory])
+				disk.Add(c.Resources.Requests[corev1.ResourceEphemeralStorage])
 			}
 		}
 		alloc := n.Status.Allocatable
@@ -386,8 +387,8 @@ func (v *verifier) report(ctx context.Context) {
 		if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
 			role = "control-plane"
 		}
-		fmt.Printf("  %-46s %-14s %-10s %5d %7dm/%6dm %9dMi/%7dMi\n", n.Name, role, n.Labels["node.kubernetes.io/instance-type"], count,
-			cpu.MilliValue(), alloc.Cpu().MilliValue(), mem.Value()>>20, alloc.Memory().Value()>>20)
+		fmt.Printf("  %-46s %-14s %-10s %5d %7dm/%6dm %9dMi/%7dMi %9dMi/%7dMi\n", n.Name, role, n.Labels["node.kubernetes.io/instance-type"], count,
+			cpu.MilliValue(), alloc.Cpu().MilliValue(), mem.Value()>>20, alloc.Memory().Value()>>20, disk.Value()>>20, alloc.StorageEphemeral().Value()>>20)
 	}
 	if len(v.notVerified) > 0 {
 		fmt.Println("\nnot verified here:")
