@@ -5,6 +5,8 @@
 package config
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -52,7 +54,17 @@ var (
 // declares no Application.
 func (p *parser) gitops(c *Config) {
 	var g GitOps
-	if !p.object("gitops", &g, false) {
+	if v, ok := p.raw("gitops", false); ok {
+		// Decoded here, not with p.object: its message quotes the raw value, and repoURL may
+		// hold a credential (the message reaches pull-request comments).
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&g); err != nil {
+			p.fail(qualify("gitops"), "(the gitops object, not shown: its repoURL may hold a credential)",
+				fmt.Sprintf("an object {repoURL, path, targetRevision, namespaces} as Pulumi.yaml documents (%s)", redactedDecodeError(err)))
+			return
+		}
+	} else {
 		return
 	}
 	if g.RepoURL == "" && g.Path == "" && g.TargetRevision == "" && g.Namespaces == nil {
@@ -61,15 +73,20 @@ func (p *parser) gitops(c *Config) {
 	key := qualify("gitops")
 	bad := len(p.errs)
 
+	// repoURL is never quoted: a user, a token or a query may hold a credential. What is shown
+	// is the scheme and host, which hold none.
 	u, err := url.Parse(g.RepoURL)
+	shown := "(not a URL)"
+	if err == nil {
+		shown = strconv.Quote(u.Scheme + "://" + u.Host + "/...")
+	}
 	switch {
+	case err == nil && u.User != nil:
+		p.fail(key+".repoURL", "(a URL with credentials, not shown)", "a URL without user or token: it would be readable in the Application object and the stack's state; give Argo CD a repository Secret instead (docs/delivery.md)")
+	case err == nil && (u.RawQuery != "" || u.Fragment != ""):
+		p.fail(key+".repoURL", "(a URL with a query or fragment, not shown)", "a repository URL without query or fragment")
 	case err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") == "":
-		p.fail(key+".repoURL", strconv.Quote(g.RepoURL), "the https URL of the Git repository, such as https://github.com/<org>/<repo>.git (Argo CD polls it)")
-	case u.User != nil:
-		// Never repeat the value: it holds a credential.
-		p.fail(key+".repoURL", "(a URL with credentials)", "a URL without user or token: it would be readable in the Application object and the stack's state; give Argo CD a repository Secret instead (docs/delivery.md)")
-	case u.RawQuery != "" || u.Fragment != "":
-		p.fail(key+".repoURL", strconv.Quote(g.RepoURL), "a repository URL without query or fragment")
+		p.fail(key+".repoURL", shown, "the https URL of the Git repository, such as https://github.com/<org>/<repo>.git (Argo CD polls it)")
 	}
 
 	if !repoPathRE.MatchString(g.Path) || path.Clean(g.Path) != g.Path || slices.Contains(strings.Split(g.Path, "/"), "..") {
@@ -101,4 +118,17 @@ func (p *parser) gitops(c *Config) {
 		return
 	}
 	c.GitOps = &g
+}
+
+// redactedDecodeError is a JSON decoding error without the offending value: for an unknown
+// field, its name; otherwise the field and the type expected.
+func redactedDecodeError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %s must be a %s", typeErr.Field, typeErr.Type)
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return msg[len("json: "):]
+	}
+	return "not a JSON object"
 }

@@ -44,9 +44,13 @@ func TestGitOpsRefusals(t *testing.T) {
 		want         []string
 	}{
 		"ssh URL":                {"repoURL", `"git@github.com:example/deploy.git"`, []string{gitopsKey + ".repoURL", "https URL"}},
-		"http URL":               {"repoURL", `"http://github.com/example/deploy.git"`, []string{gitopsKey + ".repoURL", `"http://github.com/example/deploy.git"`}},
+		"http URL":               {"repoURL", `"http://github.com/example/deploy.git"`, []string{gitopsKey + ".repoURL", `"http://github.com/..."`, "https URL"}},
 		"URL without repository": {"repoURL", `"https://github.com/"`, []string{gitopsKey + ".repoURL"}},
-		"credential in URL":      {"repoURL", `"https://x-token:ghp_secret@github.com/example/deploy.git"`, []string{gitopsKey + ".repoURL", "(a URL with credentials)"}},
+		"credential in URL":      {"repoURL", `"https://x-token:ghp_secret@github.com/example/deploy.git"`, []string{gitopsKey + ".repoURL", "(a URL with credentials, not shown)"}},
+		"credential, http":       {"repoURL", `"http://x:ghp_secret@github.com/example/deploy.git"`, []string{gitopsKey + ".repoURL", "credentials"}},
+		"credential, no path":    {"repoURL", `"https://x:ghp_secret@github.com"`, []string{gitopsKey + ".repoURL", "credentials"}},
+		"token in the query":     {"repoURL", `"https://github.com/example/deploy.git?access_token=ghp_secret"`, []string{gitopsKey + ".repoURL", "query"}},
+		"namespaces not a list":  {"namespaces", `"jobs"`, []string{gitopsKey, "field namespaces must be a []string"}},
 		"absolute path":          {"path", `"/deploy"`, []string{gitopsKey + ".path", `"/deploy"`}},
 		"path leaving the repo":  {"path", `"deploy/../.."`, []string{gitopsKey + ".path"}},
 		"empty path":             {"path", `""`, []string{gitopsKey + ".path"}},
@@ -84,8 +88,8 @@ func TestGitOpsRefusals(t *testing.T) {
 		})
 	}
 	raw := validRaw()
-	raw[gitopsKey] = `{"repoURL":"https://github.com/example/deploy.git","path":"deploy","targetRevision":"main","namespaces":["jobs"],"namespace":"x"}`
-	if _, err := parse(raw); err == nil || !strings.Contains(err.Error(), gitopsKey) {
-		t.Errorf("an unknown field must be refused by name, got %v", err)
+	raw[gitopsKey] = `{"repoURL":"https://x:ghp_secret@github.com/example/deploy.git","path":"deploy","targetRevision":"main","namespaces":["jobs"],"namespace":"x"}`
+	if _, err := parse(raw); err == nil || !strings.Contains(err.Error(), gitopsKey) || !strings.Contains(err.Error(), `unknown field "namespace"`) || strings.Contains(err.Error(), "ghp_secret") {
+		t.Errorf("an unknown field must be refused by name, without repeating the object (its repoURL may hold a credential), got %v", err)
 	}
 }

@@ -144,8 +144,8 @@ func TestApplicationSyncsAutomaticallyWithPruneAndSelfHeal(t *testing.T) {
 	if !r.DependsOn(a, argoRelease(t, r)) {
 		t.Error("the Application does not wait for Argo CD's release (its CRDs)")
 	}
-	if got := str(argoRelease(t, r), "values", "configs", "cm", "timeout.reconciliation"); got != "180s" {
-		t.Errorf("argo-cd timeout.reconciliation %q, want 180s: Argo CD polls Git every 3 minutes (design record)", got)
+	if got := str(argoRelease(t, r), "values", "configs", "cm", "timeout.reconciliation"); got != "120s" {
+		t.Errorf("argo-cd timeout.reconciliation %q, want 120s: with Argo CD's 60 s jitter it polls Git every 3 minutes at most (design record)", got)
 	}
 	for _, ns := range []string{"app-jobs", "reports"} {
 		n := must(t, r, "kubernetes:core/v1:Namespace", r.Config.ClusterName+"-gitops-ns-"+ns)

@@ -18,9 +18,10 @@ const (
 	GitOpsApplication = "app-team"
 	// InClusterServer is how Argo CD names the cluster it runs in.
 	InClusterServer = "https://kubernetes.default.svc"
-	// ArgoCDPollInterval is how often Argo CD looks for a new revision in Git: the design
-	// record's three minutes, Argo CD's timeout.reconciliation.
-	ArgoCDPollInterval = "180s"
+	// ArgoCDPollInterval is Argo CD's timeout.reconciliation: it looks for a new revision in Git
+	// this often plus up to timeout.reconciliation.jitter (60 s by default), so 120 s gives the
+	// design record's three minutes at most (180 s would be three to four).
+	ArgoCDPollInterval = "120s"
 )
 
 // GroupKind is a Kubernetes kind with its API group ("" for the core group).
