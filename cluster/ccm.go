@@ -120,7 +120,7 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 						Resources: &corev1.ResourceRequirementsArgs{
 							// Disk: its logs (the kubelet keeps up to 30 MiB) on a read-only image.
 							Requests: pulumi.StringMap{"cpu": pulumi.String(CCMRequestCPU), "memory": pulumi.String("128Mi"), "ephemeral-storage": pulumi.String("16Mi")},
-							Limits:   pulumi.StringMap{"memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("64Mi")},
+							Limits:   pulumi.StringMap{"memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("256Mi")}, // logs headroom: workloads.LogsHeadroomMiB
 						},
 						SecurityContext: &corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false)},
 						LivenessProbe: &corev1.ProbeArgs{

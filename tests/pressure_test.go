@@ -158,8 +158,8 @@ func TestEveryContainerRequestsAndLimitsTheDiskItWrites(t *testing.T) {
 						t.Errorf("%s has no ephemeral-storage request or limit: the kubelet evicts it first and nothing bounds it", cn)
 					case limit < req:
 						t.Errorf("%s: ephemeral-storage limit %dMi below its request %dMi", cn, limit, req)
-					case limit < workloads.LogsMiB:
-						t.Errorf("%s: ephemeral-storage limit %dMi below the %d MiB of logs the kubelet keeps for it", cn, limit, workloads.LogsMiB)
+					case limit < workloads.LogsHeadroomMiB:
+						t.Errorf("%s: ephemeral-storage limit %dMi below the %d MiB its logs may take (this and the previous instance's files, 5 on a kubelet configured before issue 31): its pod would be evicted for logging", cn, limit, workloads.LogsHeadroomMiB)
 					}
 					if list == "containers" {
 						appLimits += limit
@@ -180,9 +180,9 @@ func TestEveryContainerRequestsAndLimitsTheDiskItWrites(t *testing.T) {
 					scratch += size
 				}
 			}
-			if podLimit, need := max(appLimits, initLimit), scratch+apps*workloads.LogsMiB; podLimit < need {
+			if podLimit, need := max(appLimits, initLimit), scratch+apps*workloads.LogsHeadroomMiB; podLimit < need {
 				t.Errorf("%s: its containers' disk limits allow %dMi, less than its emptyDirs (%dMi) and its containers' logs (%dMi): "+
-					"it would be evicted before an emptyDir reaches its sizeLimit", name, podLimit, scratch, apps*workloads.LogsMiB)
+					"it would be evicted before an emptyDir reaches its sizeLimit", name, podLimit, scratch, apps*workloads.LogsHeadroomMiB)
 			}
 		}
 	})

@@ -30,11 +30,19 @@ type Resources struct {
 // against the container's ephemeral storage, so every DiskLimitMiB leaves room for them.
 const LogsMiB = 30
 
+// LogsHeadroomMiB is what a container's logs may take before its ephemeral-storage limit evicts
+// the pod (with a one-second grace: for an exporter or the WAL shipper, that stops PostgreSQL).
+// The kubelet counts the container's whole log folder, which keeps the previous instance's
+// files after a restart; a kubelet configured before issue 31 keeps 5 files of 10 MiB (its
+// default) until the new settings reach it (docs/operations.md); and rotation runs every 10 s.
+// Two instances of 50 MiB, the lag and the writable layer: 256 MiB. A limit does not count in
+// scheduling, so the margin costs nothing.
+const LogsHeadroomMiB = 256
+
 // diskLimit is the ephemeral storage limit of a container that fills scratchMiB of its pod's
-// emptyDirs: the scratch, its logs, and as much again for its writable layer and the rotation's
-// lag (the kubelet looks at the log files every 10 s).
+// emptyDirs: the scratch and LogsHeadroomMiB.
 func diskLimit(scratchMiB int) int {
-	return scratchMiB + 2*LogsMiB
+	return scratchMiB + LogsHeadroomMiB
 }
 
 func (r Resources) quantities() (requests, limits map[string]string) {
