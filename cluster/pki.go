@@ -63,9 +63,7 @@ func newIdentity(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption
 	parts := []any{}
 	for _, ca := range identityCAs {
 		resName := name + "-" + strings.ReplaceAll(ca.stem, "/", "-")
-		key, err := tls.NewPrivateKey(ctx, resName+"-key", &tls.PrivateKeyArgs{
-			Algorithm: pulumi.String("RSA"), RsaBits: pulumi.Int(2048),
-		}, append(opts, pulumi.AdditionalSecretOutputs([]string{"privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"}))...)
+		key, err := rsaKey(ctx, resName+"-key", opts...)
 		if err != nil {
 			return pulumi.StringOutput{}, fmt.Errorf("%s key: %w", ca.stem, err)
 		}
@@ -82,9 +80,7 @@ func newIdentity(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption
 		}
 		parts = append(parts, cert.CertPem, key.PrivateKeyPem)
 	}
-	sa, err := tls.NewPrivateKey(ctx, name+"-service-account-key", &tls.PrivateKeyArgs{
-		Algorithm: pulumi.String("RSA"), RsaBits: pulumi.Int(2048),
-	}, append(opts, pulumi.AdditionalSecretOutputs([]string{"privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"}))...)
+	sa, err := rsaKey(ctx, name+"-service-account-key", opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("service-account key: %w", err)
 	}
@@ -96,6 +92,12 @@ func newIdentity(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption
 		}
 		return FormatBundle(files)
 	})).(pulumi.StringOutput), nil
+}
+
+// rsaKey is an RSA 2048 key, kubeadm's default. The SDK already declares its private outputs
+// secret.
+func rsaKey(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (*tls.PrivateKey, error) {
+	return tls.NewPrivateKey(ctx, name, &tls.PrivateKeyArgs{Algorithm: pulumi.String("RSA"), RsaBits: pulumi.Int(2048)}, opts...)
 }
 
 // FormatBundle writes files as the scripts read them: one "<name> <base64 of the content>" line
