@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the real-engine run needs into .bin/ (git-ignored), from the Go module proxy, each
-# from its own wrapper module here: the Pulumi CLI, the pulumi-kubernetes provider and kwok. A
+# from a wrapper module: the Pulumi CLI (pulumi/) and kwok (kwok/) here, the pulumi-kubernetes
+# provider from tools/charts, whose chart check renders with the provider's own Helm SDK (one
+# module graph: a cold machine compiles Helm and the Kubernetes libraries once for both). A
 # binary already there at the right version is reused. Nothing upstream is copied into the
 # repository: the provider's main package, which must have its schema generated next to it before
 # it compiles, is copied into a scratch folder for the build and the folder is removed.
@@ -11,6 +13,7 @@ mkdir -p "${bin}"
 
 pulumi_version=v3.274.1
 provider_module=github.com/pulumi/pulumi-kubernetes/provider/v4
+provider_wrapper=$(cd "${here}/../charts" && pwd) # its go.mod pins the provider (tools.go)
 provider_version=4.32.0 # what pulumi-kubernetes/sdk/v4 v4.32.0 asks the engine for
 kwok_version=v0.8.0
 
@@ -33,8 +36,8 @@ else
   start=${SECONDS}
   scratch=$(mktemp -d)
   trap 'rm -rf "${scratch}"' EXIT
-  src=$("${here}/module-dir.sh" "${here}/provider" "${provider_module}")
-  cp "${here}/provider/go.mod" "${here}/provider/go.sum" "${scratch}/"
+  src=$("${here}/module-dir.sh" "${provider_wrapper}" "${provider_module}")
+  cp "${provider_wrapper}/go.mod" "${provider_wrapper}/go.sum" "${scratch}/"
   mkdir -p "${scratch}/cmd/pulumi-resource-kubernetes"
   cp "${src}"/cmd/pulumi-resource-kubernetes/{main.go,generate.go,schema.json,terraform-mapping.json} "${scratch}/cmd/pulumi-resource-kubernetes/"
   chmod -R u+w "${scratch}"

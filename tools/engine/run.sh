@@ -22,11 +22,11 @@ charts=${CHARTS:-$(cd "${root}/.." && pwd)/shared/charts}
 
 if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
   # Everything is built before the namespace is made: inside it only loopback answers.
-  "${root}/tools/kube/build.sh"
-  "${here}/build.sh"
-  (cd "${root}/tools/kube" && go build -o "${bin}/verify-local" ./cmd/verify-local)
-  (cd "${root}" && go build -o "${bin}/engine" ./tools/engine/cmd/engine &&
-    go build -o "${bin}/pulumi-resource-standin" ./tools/engine/cmd/pulumi-resource-standin)
+  # ENGINE_PREBUILT=1: the caller built it all (.ci/run, which starts several runs at once, so
+  # that no two of them write the same binary).
+  if [ "${ENGINE_PREBUILT:-}" != 1 ]; then
+    "${here}/build-all.sh"
+  fi
   released_bin=
   if [ "${mode}" = compat ]; then
     released_bin=$("${here}/build-released.sh")
@@ -64,12 +64,13 @@ cleanup() {
   rm -rf "${state}" "${ENGINE_STANDINS}"
 }
 trap cleanup EXIT
-for _ in $(seq 1 120); do
+# 300 s: in CI this cluster starts while other runs and builds share the machine's two cores.
+for _ in $(seq 1 300); do
   [ -e "${state}/ready" ] && break
   kill -0 "${cluster}" 2> /dev/null || { cat "${out}/cluster.log" >&2; exit 1; }
   sleep 1
 done
-[ -e "${state}/ready" ] || { echo "engine: local cluster not ready after 120 s" >&2; cat "${out}/cluster.log" >&2; exit 1; }
+[ -e "${state}/ready" ] || { echo "engine: local cluster not ready after 300 s" >&2; cat "${out}/cluster.log" >&2; exit 1; }
 
 if [ "${mode}" = full ]; then
   "${bin}/engine" -stack "${stack}" -repo "${root}" -state "${state}" -charts "${charts}" -out "${out}"
