@@ -119,6 +119,8 @@ func TestParseRefusesBadInput(t *testing.T) {
 			nil, []string{"images.auth", `"ghcr.io/x/auth"`, "explicit tag or digest"}},
 		{"unknown storage class", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":30,"transitionStorageClass":"COLD","expirationDays":0}`},
 			nil, []string{"uploadsLifecycle.transitionStorageClass", `"COLD"`, "GLACIER"}},
+		{"admin range listed twice", map[string]string{"waste-coach-infra:adminCidrs": `["198.51.100.0/24","192.0.2.10/32","198.51.100.0/24"]`},
+			nil, []string{"waste-coach-infra:adminCidrs[2]", "198.51.100.0/24", "repeats waste-coach-infra:adminCidrs[0]"}},
 		{"cluster name the load balancer may not start with", map[string]string{"waste-coach-infra:clusterName": "internal-shop"},
 			nil, []string{"waste-coach-infra:clusterName", `"internal-shop"`, `does not begin with "internal-"`}},
 		{"standard-ia before 30 days", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":7,"transitionStorageClass":"STANDARD_IA","expirationDays":0}`},
