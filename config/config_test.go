@@ -119,6 +119,14 @@ func TestParseRefusesBadInput(t *testing.T) {
 			nil, []string{"images.auth", `"ghcr.io/x/auth"`, "explicit tag or digest"}},
 		{"unknown storage class", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":30,"transitionStorageClass":"COLD","expirationDays":0}`},
 			nil, []string{"uploadsLifecycle.transitionStorageClass", `"COLD"`, "GLACIER"}},
+		{"admin range listed twice", map[string]string{"waste-coach-infra:adminCidrs": `["198.51.100.0/24","192.0.2.10/32","198.51.100.0/24"]`},
+			nil, []string{"waste-coach-infra:adminCidrs[2]", "198.51.100.0/24", "repeats waste-coach-infra:adminCidrs[0]"}},
+		{"cluster name the load balancer may not start with", map[string]string{"waste-coach-infra:clusterName": "internal-shop"},
+			nil, []string{"waste-coach-infra:clusterName", `"internal-shop"`, `does not begin with "internal-"`}},
+		{"standard-ia before 30 days", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":7,"transitionStorageClass":"STANDARD_IA","expirationDays":0}`},
+			nil, []string{"uploadsLifecycle.transitionDays", "7", "30 or more days for a transition to STANDARD_IA"}},
+		{"onezone-ia before 30 days", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":29,"transitionStorageClass":"ONEZONE_IA","expirationDays":0}`},
+			nil, []string{"uploadsLifecycle.transitionDays", "29", "30 or more days for a transition to ONEZONE_IA"}},
 		{"expiry before transition", map[string]string{"waste-coach-infra:uploadsLifecycle": `{"transitionDays":30,"transitionStorageClass":"GLACIER","expirationDays":10}`},
 			nil, []string{"uploadsLifecycle.expirationDays", "10", "more than transitionDays (30)"}},
 		{"bad bucket name", map[string]string{"waste-coach-infra:uploadsBucket": "Prod_Images"},
@@ -265,6 +273,22 @@ func TestClusterIDIsShortAndDNSSafe(t *testing.T) {
 	c, err := parse(validRaw())
 	if err != nil || c.ClusterID() != "prod-sesacthon" {
 		t.Errorf("cluster id of prod = %v (%v), want prod-sesacthon", c, err)
+	}
+}
+
+// TestLifecycleBoundsAreS3s shows that the uploads bucket's lifecycle rule accepts what S3
+// accepts at the boundaries: STANDARD_IA at 30 days, GLACIER earlier.
+func TestLifecycleBoundsAreS3s(t *testing.T) {
+	for _, lc := range []string{
+		`{"transitionDays":30,"transitionStorageClass":"STANDARD_IA","expirationDays":0}`,
+		`{"transitionDays":1,"transitionStorageClass":"GLACIER","expirationDays":0}`,
+		`{"transitionDays":1,"transitionStorageClass":"INTELLIGENT_TIERING","expirationDays":0}`,
+	} {
+		raw := validRaw()
+		raw["waste-coach-infra:uploadsLifecycle"] = lc
+		if _, err := parse(raw); err != nil {
+			t.Errorf("uploads bucket lifecycle %s refused: %v", lc, err)
+		}
 	}
 }
 

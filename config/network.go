@@ -112,6 +112,12 @@ func (p *parser) adminCIDRs(c *Config) {
 		if c.Production && pfx.Bits() < MinProductionAdminPrefix {
 			p.fail(key, pfx.String(), fmt.Sprintf("on a production stack, the operators' own address ranges only, each /%d or narrower (SSH and 6443 must not be open to large parts of the internet)", MinProductionAdminPrefix))
 		}
+		if j := slices.Index(c.AdminCIDRs, pfx); j >= 0 {
+			// Each range is one security-group rule named after it: a repeat would be a second
+			// resource of the same name (and a rule AWS refuses as a duplicate).
+			p.fail(key, pfx.String(), fmt.Sprintf("a range not listed before (it repeats %s[%d])", adminKey, j))
+			continue
+		}
 		c.AdminCIDRs = append(c.AdminCIDRs, pfx)
 	}
 }

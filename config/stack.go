@@ -34,6 +34,10 @@ func (c *Config) ClusterID() string { return c.Stack + "-" + c.ClusterName }
 // prefixes.
 const MaxClusterIDLength = 28
 
+// elbReservedPrefix is the prefix that Elastic Load Balancing refuses at the start of a load
+// balancer's name.
+const elbReservedPrefix = "internal-"
+
 var (
 	clusterNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}[a-z0-9]$`)
 	clusterIDRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*[a-z0-9]$`)
@@ -47,6 +51,13 @@ func (p *parser) stack(c *Config) {
 	c.ClusterName = p.str("clusterName", "sesacthon", false)
 	if !clusterNameRE.MatchString(c.ClusterName) {
 		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), "3-32 lower-case letters, digits and dashes, starting with a letter")
+	} else if strings.HasPrefix(c.ClusterName, elbReservedPrefix) {
+		// The ALB and its target groups are named "<clusterName>-...": Elastic Load Balancing
+		// refuses a load balancer name that begins with "internal-", and it would only fail at
+		// create time, half way through a first deploy.
+		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), fmt.Sprintf(
+			"a name that does not begin with %q: the load balancer is named after it, and AWS reserves that prefix",
+			elbReservedPrefix))
 	} else if id := c.ClusterID(); !clusterIDRE.MatchString(id) || len(id) > MaxClusterIDLength {
 		p.fail(qualify("clusterName"), strconv.Quote(c.ClusterName), fmt.Sprintf(
 			"a name that, after the stack name, makes a cluster id (%q here) of at most %d lower-case letters, digits and dashes: AWS names and tags are derived from it",

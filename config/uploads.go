@@ -27,6 +27,13 @@ type Uploads struct {
 // TransitionClasses are the S3 storage classes a lifecycle transition may target.
 var TransitionClasses = []string{"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"}
 
+// MinIADays is the fewest days S3 accepts before a lifecycle transition to STANDARD_IA or
+// ONEZONE_IA.
+const MinIADays = 30
+
+// infrequentAccessClasses are the transition targets bound by MinIADays.
+var infrequentAccessClasses = []string{"STANDARD_IA", "ONEZONE_IA"}
+
 var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // bucket reads a bucket name key, def when it is not set, and reports whether the name is one S3
@@ -52,6 +59,13 @@ func (p *parser) uploads(c *Config) {
 	}
 	if !slices.Contains(TransitionClasses, c.Uploads.TransitionStorageClass) {
 		p.fail(key+".transitionStorageClass", strconv.Quote(c.Uploads.TransitionStorageClass), "one of "+strings.Join(TransitionClasses, ", "))
+	} else if d := c.Uploads.TransitionDays; d >= 1 && d < MinIADays && slices.Contains(infrequentAccessClasses, c.Uploads.TransitionStorageClass) {
+		// S3 refuses the whole lifecycle configuration (PutBucketLifecycleConfiguration) when an
+		// object would move to an infrequent-access class before 30 days: the deploy would fail
+		// on the bucket, after the rest of the stack changed.
+		p.fail(key+".transitionDays", strconv.Itoa(d), fmt.Sprintf(
+			"%d or more days for a transition to %s (S3's minimum for the infrequent-access classes), or another transitionStorageClass",
+			MinIADays, c.Uploads.TransitionStorageClass))
 	}
 	if e := c.Uploads.ExpirationDays; e != 0 && e <= c.Uploads.TransitionDays {
 		p.fail(key+".expirationDays", strconv.Itoa(e), fmt.Sprintf("0 (keep for ever) or more than transitionDays (%d)", c.Uploads.TransitionDays))

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/vpc"
@@ -177,6 +178,21 @@ func (g *SecurityGroups) group(ctx *pulumi.Context, component, kind string, cfg 
 	return sg, nil
 }
 
+// RangeRuleName is the resource name of the ingress rule of group rules set (for example
+// "sesacthon-sg-nodes") named rule for one source range: the range itself, with its "/" as "-"
+// ("sesacthon-sg-nodes-ssh-198.51.100.0-24"). Adding or removing a range touches that range's
+// rule only, and no rule ever takes over another range's name.
+func RangeRuleName(set, rule, cidr string) string {
+	return set + "-" + rule + "-" + strings.ReplaceAll(cidr, "/", "-")
+}
+
+// indexRuleName is the name a range's rule had before RangeRuleName: its position in the list.
+// The stacks deployed then know the rules by it; the alias lets their first up rename each rule
+// in place instead of creating a duplicate of it (InvalidPermission.Duplicate) and deleting the
+// old one. Deploy that first up without changing the ranges' order in the same change: the alias
+// maps position i to whichever range is at position i now.
+func indexRuleName(set, rule string, i int) string { return fmt.Sprintf("%s-%s-%d", set, rule, i) }
+
 // rules declares a group's ingress and egress rules; the peer of a Group rule is the group
 // itself ("self") or one of peers.
 func (g *SecurityGroups) rules(ctx *pulumi.Context, name string, sg *ec2.SecurityGroup, peers map[string]*ec2.SecurityGroup, ingress, egress []Rule) error {
@@ -216,7 +232,8 @@ func (g *SecurityGroups) rules(ctx *pulumi.Context, name string, sg *ec2.Securit
 		for i, cidr := range r.CIDRs {
 			args := base
 			args.CidrIpv4 = pulumi.String(cidr)
-			rule, err := vpc.NewSecurityGroupIngressRule(ctx, fmt.Sprintf("%s-%s-%d", name, r.Name, i), &args, parent)
+			rule, err := vpc.NewSecurityGroupIngressRule(ctx, RangeRuleName(name, r.Name, cidr), &args, parent,
+				pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(indexRuleName(name, r.Name, i))}}))
 			if err != nil {
 				return fmt.Errorf("create rule %s of %s: %w", r.Name, name, err)
 			}

@@ -39,7 +39,8 @@ func TLSOnlyPolicy(bucketARN string) PolicyDocument {
 // policy) are protected and retained: `pulumi destroy` refuses to delete them, and even after
 // unprotecting, a delete leaves them in the account. Retaining the companions matters as much as
 // the bucket: deleting the versioning resource suspends versioning, deleting the public-access
-// block or the policy opens the bucket up. On other stacks destroy removes them all.
+// block or the policy opens the bucket up. On other stacks destroy removes them all, the bucket
+// with every object in it.
 func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pulumi.ResourceOption) (*Uploads, error) {
 	u := &Uploads{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Uploads", name, u, opts...); err != nil {
@@ -53,7 +54,10 @@ func NewUploads(ctx *pulumi.Context, name string, args *UploadsArgs, opts ...pul
 	var err error
 	u.Bucket, err = s3.NewBucketV2(ctx, name, &s3.BucketV2Args{
 		Bucket: pulumi.String(cfg.Uploads.BucketName),
-		Tags:   tags(cfg, cfg.Uploads.BucketName, nil),
+		// S3 deletes only an empty bucket: outside production destroy empties it first (every
+		// version and delete marker), or a dev destroy fails once anyone has uploaded a file.
+		ForceDestroy: pulumi.Bool(!cfg.Production),
+		Tags:         tags(cfg, cfg.Uploads.BucketName, nil),
 	}, parent, keep)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", cfg.Uploads.BucketName, err)
