@@ -174,9 +174,20 @@ func MemberScript(role config.Role, nodeName string) string {
 	return render("member", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
 }
 
+// How long the removal of a node drains it (MemberDeleteScript): within the disruption budgets
+// first, then by deleting the pods that are left, each with its full grace period (the Celery
+// workers' 300 s is the longest). The remote command has no custom timeout: these bound it.
+const (
+	DrainEvictSeconds  = 300
+	DrainDeleteSeconds = 330
+)
+
 // MemberDeleteScript drains and removes a node, on the control plane.
 func MemberDeleteScript(role config.Role, nodeName string) string {
-	return render("member-delete", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
+	return render("member-delete", struct {
+		memberData
+		EvictSeconds, DeleteSeconds int
+	}{memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)}, DrainEvictSeconds, DrainDeleteSeconds})
 }
 
 // CalicoScript installs Calico through the Tigera operator, from manifests verified against

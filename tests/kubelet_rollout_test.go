@@ -94,3 +94,16 @@ func TestKubeletSettingsRollOutNodeByNodeOnTheirHash(t *testing.T) {
 		t.Error("a comment changes the rollout's trigger")
 	}
 }
+
+// A node's removal gives every pod it deletes without eviction its full grace period
+// (cluster.MemberDeleteScript): a Celery worker cut short would lose the tasks it is finishing.
+func TestNodeRemovalOutlastsEveryGracePeriod(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for name, pod := range podTemplates(r) {
+			grace, ok := at(pod, "terminationGracePeriodSeconds").(float64)
+			if ok && int(grace) >= cluster.DrainDeleteSeconds {
+				t.Errorf("%s has a %v s grace period; the node removal's drain without eviction waits %d s", name, grace, cluster.DrainDeleteSeconds)
+			}
+		}
+	})
+}
