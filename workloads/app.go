@@ -231,8 +231,8 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		}
 		c.CeleryPools[pool.Name] = d
 		// A drain takes one worker of the pool at a time (disruption.go), each given its grace
-		// period to finish its tasks.
-		if err := s.disruptionBudget(ns, name, labels(name, "disruption-budget"), d); err != nil {
+		// period to finish its tasks, and a busy (unready) worker only while the rest are Ready.
+		if err := s.disruptionBudget(ns, name, EvictUnreadyIfHealthy, labels(name, "disruption-budget"), d); err != nil {
 			return err
 		}
 	}
