@@ -60,13 +60,15 @@ func TestCeleryLivenessDoesNotDependOnTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer up.Close()
+	defer func() { _ = up.Close() }()
 	down, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	downAddr := down.Addr().String()
-	down.Close()
+	if err := down.Close(); err != nil {
+		t.Fatal(err)
+	}
 	url := func(addr string) string { return "amqp://app:secret@" + addr + "//" }
 
 	for _, c := range []struct {
