@@ -417,7 +417,7 @@ func TestMemberDeleteDrainsThenDeletesTheNode(t *testing.T) {
 		t.Fatalf("want a drain of %s, then its deletion; got\n%s", testNode, r.describe())
 	}
 	got := r.calls[drain].String()
-	for _, flag := range []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=180s"} {
+	for _, flag := range []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=300s"} {
 		if !strings.Contains(got, flag) {
 			t.Errorf("the drain lacks %s (without it a node with daemonsets, emptyDir pods or bare pods never drains): %s", flag, got)
 		}
@@ -433,6 +433,40 @@ func TestMemberDeleteDeletesTheNodeEvenWhenTheDrainFails(t *testing.T) {
 	}
 	if len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", testNode)) != 1 {
 		t.Errorf("the node was not deleted after a failed drain:\n%s", r.describe())
+	}
+}
+
+func TestMemberDeleteFallsBackToDeletingPodsWhenABudgetHoldsTheDrain(t *testing.T) {
+	admin := []string{"--kubeconfig", "/etc/kubernetes/admin.conf"}
+	// The eviction drain times out on a budget; the one without eviction succeeds.
+	r := runScript(t, MemberDeleteScript(config.RoleWorker2, testNode), scriptCase{stubs: map[string]string{
+		"kubectl": `[ "$3" = drain ] && [[ " $* " != *" --disable-eviction "* ]] && { echo "error: timed out waiting for the condition" >&2; exit 1; }; exit 0`,
+	}})
+	if r.code != 0 {
+		t.Fatalf("member-delete failed:\n%s", r.describe())
+	}
+	drains := r.called("kubectl", append(admin, "drain", testNode)...)
+	if len(drains) != 2 {
+		t.Fatalf("%d drains, want the eviction drain then the fallback:\n%s", len(drains), r.describe())
+	}
+	if got := drains[0].String(); strings.Contains(got, "--disable-eviction") || !strings.Contains(got, "--timeout=300s") {
+		t.Errorf("the first drain must evict within the budgets for 300 s: %s", got)
+	}
+	if got := drains[1].String(); !strings.Contains(got, "--disable-eviction") || !strings.Contains(got, "--timeout=330s") {
+		t.Errorf("the fallback must delete without eviction and give the Celery workers' 300 s grace period: %s", got)
+	}
+	del := r.index("kubectl", append(admin, "delete", "node", testNode)...)
+	if del < 0 || del < r.index("kubectl", append(admin, "drain", testNode, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--disable-eviction")...) {
+		t.Errorf("the node is not deleted after the fallback:\n%s", r.describe())
+	}
+	if !strings.Contains(r.stderr, "without eviction") {
+		t.Errorf("the log does not say the budgets were bypassed:\n%s", r.describe())
+	}
+
+	// A drain that completes needs no fallback.
+	ok := runScript(t, MemberDeleteScript(config.RoleWorker2, testNode), scriptCase{stubs: map[string]string{"kubectl": nodeExistsStub(true)}})
+	if n := len(ok.called("kubectl", append(admin, "drain", testNode)...)); ok.code != 0 || n != 1 {
+		t.Errorf("a drain that completed was followed by %d drains in all (exit %d), want 1", n, ok.code)
 	}
 }
 

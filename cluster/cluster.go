@@ -213,6 +213,10 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
+	if err := b.kubeletRollout(cfg, initCmd, nodesReady); err != nil {
+		return nil, err
+	}
+
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
 		Kubeconfig:        c.Kubeconfig,
 		ClusterIdentifier: pulumi.String(Identifier(cfg)),
@@ -275,6 +279,9 @@ type commandSpec struct {
 	triggers pulumi.Array
 	// secretOutput turns logging off and stores stdout and stderr encrypted.
 	secretOutput bool
+	// untied leaves the command out of the instance id: it runs again only when its triggers
+	// change (or its script or connection does, which a replaced node's new address is).
+	untied bool
 	// once runs the command only when it is created, on whichever instance holds the role then:
 	// it is not tied to the instance id, and it ignores every change of its inputs (a new
 	// connection, script or setting would otherwise be an update that runs it again): its output
@@ -325,7 +332,7 @@ func Connection(nodes *infra.Nodes, role config.Role) remote.ConnectionArgs {
 // replaced instance runs it again; every script is idempotent, so a re-run is harmless.
 func (b *builder) command(role config.Role, step string, s commandSpec) (*remote.Command, error) {
 	triggers := append(pulumi.Array{b.nodes.Instances[role].ID()}, s.triggers...)
-	if s.once {
+	if s.once || s.untied {
 		triggers = s.triggers
 	}
 	args := &remote.CommandArgs{
@@ -418,4 +425,43 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 		dependsOn: []pulumi.Resource{join},
 		triggers:  pulumi.Array{node.ID()},
 	})
+}
+
+// kubeletRollout brings the kubelet settings the program owns (KubeletPressureConfig) to a
+// running cluster, where kubeadm init, which carries them to a new one, stops at "already
+// initialised": first into the kubelet-config ConfigMap, then node by node, control plane first
+// and the workers in config order, each waiting for the one before it to be Ready again, so a
+// kubelet that does not come back stops the rollout with the rest of the cluster untouched.
+//
+// Every step is triggered by the settings' hash alone, not by the instance: a replaced or added
+// node joins with the ConfigMap's settings already. (Its new address is a new connection, which
+// runs its step again; the step then finds nothing to change.) On a new cluster the steps run
+// after every node is Ready and restart no kubelet: kubeadm wrote these settings at init and
+// join.
+func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote.Command) error {
+	trigger := pulumi.Array{pulumi.String(KubeletConfigHash())}
+	prev, err := b.command(config.RoleMaster, "kubelet-configmap", commandSpec{
+		create:    pulumi.String(KubeletConfigMapScript()),
+		dependsOn: []pulumi.Resource{initCmd, nodesReady},
+		triggers:  trigger,
+		untied:    true,
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range cfg.Nodes {
+		role := n.Role
+		prev, err = b.command(role, "kubelet-config-"+string(role), commandSpec{
+			create: b.nodes.Instances[role].PrivateDns.ApplyT(func(name string) string {
+				return KubeletConfigScript(role, name)
+			}).(pulumi.StringOutput),
+			dependsOn: []pulumi.Resource{prev},
+			triggers:  trigger,
+			untied:    true,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"text/template"
 	"time"
 
@@ -171,9 +174,20 @@ func MemberScript(role config.Role, nodeName string) string {
 	return render("member", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
 }
 
+// How long the removal of a node drains it (MemberDeleteScript): within the disruption budgets
+// first, then by deleting the pods that are left, each with its full grace period (the Celery
+// workers' 300 s is the longest). The remote command has no custom timeout: these bound it.
+const (
+	DrainEvictSeconds  = 300
+	DrainDeleteSeconds = 330
+)
+
 // MemberDeleteScript drains and removes a node, on the control plane.
 func MemberDeleteScript(role config.Role, nodeName string) string {
-	return render("member-delete", memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)})
+	return render("member-delete", struct {
+		memberData
+		EvictSeconds, DeleteSeconds int
+	}{memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)}, DrainEvictSeconds, DrainDeleteSeconds})
 }
 
 // CalicoScript installs Calico through the Tigera operator, from manifests verified against
@@ -206,4 +220,60 @@ spec:
         natOutgoing: Enabled
         nodeSelector: all()
 `, PodCIDR)
+}
+
+// kubeletSettings is KubeletPressureConfig without its comments: what the rollout writes into
+// the kubelet-config ConfigMap and what its hash is taken of, so that a reworded comment rolls
+// nothing out.
+func kubeletSettings() string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(KubeletPressureConfig(), "\n") {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// KubeletPressureKeys are the top-level KubeletConfiguration fields KubeletPressureConfig owns:
+// the rollout replaces these in the kubelet-config ConfigMap and keeps every other field.
+func KubeletPressureKeys() []string {
+	var keys []string
+	for _, line := range strings.Split(kubeletSettings(), "\n") {
+		if line != "" && line[0] != ' ' && strings.Contains(line, ":") {
+			keys = append(keys, line[:strings.Index(line, ":")])
+		}
+	}
+	return keys
+}
+
+// KubeletConfigHash is the sha256 of the kubelet settings the program owns: the trigger of the
+// rollout (KubeletConfigMapScript, then KubeletConfigScript node by node), which therefore runs
+// again when, and only when, those settings change.
+func KubeletConfigHash() string {
+	sum := sha256.Sum256([]byte(kubeletSettings()))
+	return hex.EncodeToString(sum[:])
+}
+
+// KubeletConfigMapScript brings the KubeletConfiguration in kube-system/kubelet-config to the
+// program's pressure settings, keeping every field kubeadm wrote there, on the control plane.
+func KubeletConfigMapScript() string {
+	return render("kubelet-configmap", struct{ Settings, Keys, Hash string }{
+		kubeletSettings(), strings.Join(KubeletPressureKeys(), " "), KubeletConfigHash()})
+}
+
+// KubeletConfigScript rewrites a node's kubelet configuration from kube-system/kubelet-config,
+// restarts its kubelet when that changed the files, and waits until the node is Ready. It runs
+// on the node, with the control plane's admin credential there and the kubelet's own elsewhere
+// (a node may read the two kubeadm ConfigMaps and its Node object).
+func KubeletConfigScript(role config.Role, nodeName string) string {
+	kubeconfig := "/etc/kubernetes/kubelet.conf"
+	if role.ControlPlane() {
+		kubeconfig = "/etc/kubernetes/admin.conf"
+	}
+	return render("kubelet-config", struct {
+		Role                       config.Role
+		NodeName, Kubeconfig, Hash string
+	}{role, nodeName, kubeconfig, KubeletConfigHash()})
 }

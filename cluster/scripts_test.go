@@ -39,18 +39,21 @@ func configWith(t *testing.T, kubeVersion string) *config.Config {
 func allScripts(t *testing.T) map[string]string {
 	cfg := prodConfig(t)
 	s := map[string]string{
-		"wait-ssh":        WaitSSHScript(),
-		"wait-node":       WaitNodeScript(),
-		"kubeadm-init":    KubeadmInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
-		"read-kubeconfig": ReadKubeconfigScript(),
-		"pki-read":        PKIReadScript(),
-		"etcdutl":         EtcdutlScript(),
-		"join-token":      JoinTokenScript(config.RoleWorker1),
-		"join":            JoinScript(config.RoleWorker1),
-		"member":          MemberScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
-		"member-delete":   MemberDeleteScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
-		"calico":          CalicoScript(),
-		"nodes-ready":     NodesReadyScript(4),
+		"wait-ssh":               WaitSSHScript(),
+		"wait-node":              WaitNodeScript(),
+		"kubeadm-init":           KubeadmInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
+		"read-kubeconfig":        ReadKubeconfigScript(),
+		"pki-read":               PKIReadScript(),
+		"etcdutl":                EtcdutlScript(),
+		"join-token":             JoinTokenScript(config.RoleWorker1),
+		"join":                   JoinScript(config.RoleWorker1),
+		"member":                 MemberScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
+		"member-delete":          MemberDeleteScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
+		"calico":                 CalicoScript(),
+		"nodes-ready":            NodesReadyScript(4),
+		"kubelet-configmap":      KubeletConfigMapScript(),
+		"kubelet-config-master":  KubeletConfigScript(config.RoleMaster, "ip-10-0-0-10.ap-northeast-2.compute.internal"),
+		"kubelet-config-storage": KubeletConfigScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
 	}
 	for _, r := range config.Roles {
 		s["node-prepare-"+string(r)] = NodePrepareScript(cfg, r)

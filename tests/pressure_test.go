@@ -257,8 +257,10 @@ func TestKubeletCleansItsDiskBeforeItEvicts(t *testing.T) {
 // budgetProblem says why the disruption budgets selecting a workload of minReplicas to
 // maxReplicas pods fail the rule ("" if they do not): a workload that can run more than one pod
 // has exactly one budget, which a drain can never use to take all of its pods at once, nor to
-// wait forever (no evictions allowed, or an unready pod held).
-func budgetProblem(minReplicas, maxReplicas int, budgets []any) string {
+// wait forever (no evictions allowed, or an unready pod held). busyUnready is true for the
+// Celery pools, whose pods are unready when busy: their budget must count unready pods
+// (IfHealthyBudget), or a drain takes a whole busy pool; every other budget lets unready pods go.
+func budgetProblem(minReplicas, maxReplicas int, budgets []any, busyUnready bool) string {
 	switch {
 	case len(budgets) > 1:
 		return fmt.Sprintf("%d PodDisruptionBudgets select its pods: the eviction API refuses to evict them at all", len(budgets))
@@ -268,7 +270,11 @@ func budgetProblem(minReplicas, maxReplicas int, budgets []any) string {
 		return ""
 	}
 	spec := at(budgets[0], "spec")
-	if at(spec, "unhealthyPodEvictionPolicy") != "AlwaysAllow" {
+	policy := at(spec, "unhealthyPodEvictionPolicy")
+	switch {
+	case busyUnready && policy != "IfHealthyBudget":
+		return fmt.Sprintf("its pods are unready while busy, and its budget lets a drain evict every unready pod (unhealthyPodEvictionPolicy %v, not IfHealthyBudget): a drain may take the whole busy pool", policy)
+	case !busyUnready && policy != "AlwaysAllow":
 		return "its budget holds pods that are not Ready (unhealthyPodEvictionPolicy is not AlwaysAllow): a crash-looping pod blocks a drain"
 	}
 	mu, hasMax := at(spec, "maxUnavailable").(float64)
@@ -287,6 +293,10 @@ func budgetProblem(minReplicas, maxReplicas int, budgets []any) string {
 func TestBudgetProblemCatchesBudgetsThatFailADrain(t *testing.T) {
 	budget := func(kv ...any) any {
 		spec := map[string]any{"unhealthyPodEvictionPolicy": "AlwaysAllow"}
+		if len(kv) > 0 && kv[0] == "busy" {
+			spec["unhealthyPodEvictionPolicy"] = "IfHealthyBudget"
+			kv = kv[1:]
+		}
 		for i := 0; i < len(kv); i += 2 {
 			spec[kv[i].(string)] = kv[i+1]
 		}
@@ -297,19 +307,23 @@ func TestBudgetProblemCatchesBudgetsThatFailADrain(t *testing.T) {
 		min, max int
 		budgets  []any
 		problem  bool
+		busy     bool
 	}{
-		{"a pool of three, one at a time", 3, 3, []any{budget("maxUnavailable", 1.0)}, false},
-		{"a pool of three without a budget", 3, 3, nil, true},
-		{"a pool of one that scales to four, without a budget", 1, 4, nil, true},
-		{"a pool of two that may lose both", 2, 3, []any{budget("maxUnavailable", 2.0)}, true},
-		{"a pool of two that keeps none", 2, 2, []any{budget("minAvailable", 0.0)}, true},
-		{"a single pod without a budget", 1, 1, nil, false},
-		{"a single pod that may go", 1, 1, []any{budget("maxUnavailable", 1.0)}, false},
-		{"a single pod held forever", 1, 1, []any{budget("minAvailable", 1.0)}, true},
-		{"a budget that holds unready pods", 3, 3, []any{map[string]any{"spec": map[string]any{"maxUnavailable": 1.0}}}, true},
-		{"two budgets", 3, 3, []any{budget("maxUnavailable", 1.0), budget("maxUnavailable", 1.0)}, true},
+		{"a pool of three, one at a time", 3, 3, []any{budget("maxUnavailable", 1.0)}, false, false},
+		{"a pool of three without a budget", 3, 3, nil, true, false},
+		{"a pool of one that scales to four, without a budget", 1, 4, nil, true, false},
+		{"a pool of two that may lose both", 2, 3, []any{budget("maxUnavailable", 2.0)}, true, false},
+		{"a pool of two that keeps none", 2, 2, []any{budget("minAvailable", 0.0)}, true, false},
+		{"a single pod without a budget", 1, 1, nil, false, false},
+		{"a single pod that may go", 1, 1, []any{budget("maxUnavailable", 1.0)}, false, false},
+		{"a single pod held forever", 1, 1, []any{budget("minAvailable", 1.0)}, true, false},
+		{"a budget that holds unready pods", 3, 3, []any{map[string]any{"spec": map[string]any{"maxUnavailable": 1.0}}}, true, false},
+		{"two budgets", 3, 3, []any{budget("maxUnavailable", 1.0), budget("maxUnavailable", 1.0)}, true, false},
+		{"a Celery pool whose busy workers all may go", 3, 3, []any{budget("maxUnavailable", 1.0)}, true, true},
+		{"a Celery pool that keeps its budget", 3, 3, []any{budget("busy", "maxUnavailable", 1.0)}, false, true},
+		{"an API service that holds unready pods", 2, 4, []any{budget("busy", "maxUnavailable", 1.0)}, true, false},
 	} {
-		if got := budgetProblem(c.min, c.max, c.budgets) != ""; got != c.problem {
+		if got := budgetProblem(c.min, c.max, c.budgets, c.busy) != ""; got != c.problem {
 			t.Errorf("%s: problem = %v, want %v", c.name, got, c.problem)
 		}
 	}
@@ -344,7 +358,11 @@ func TestEveryPoolHasADisruptionBudgetThatLetsADrainFinish(t *testing.T) {
 				if most > 1 {
 					budgeted++
 				}
-				if p := budgetProblem(replicas, most, selecting); p != "" {
+				busy := false
+				for _, pool := range workloads.CeleryPools(r.Config) {
+					busy = busy || name == workloads.NamespaceApp+"/celery-"+pool.Name
+				}
+				if p := budgetProblem(replicas, most, selecting, busy); p != "" {
 					t.Errorf("%s %s (%d to %d pods): %s", kind, name, replicas, most, p)
 				}
 			}

@@ -200,7 +200,11 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		// The worker's own node (-n <pool>@%h: the pod's hostname) answers a ping through the
 		// broker: it is connected and its consumer loop runs. Each check starts a Python process
 		// that imports the app, inside the worker's memory limit, so it runs at most every 30 s.
-		ping := execCheck("sh", "-c", fmt.Sprintf(`exec celery -A %s inspect ping -d "%s@$HOSTNAME" --timeout 10`, CeleryApp, pool.Name))
+		ping := execCheck("sh", "-c", celeryPing(pool.Name))
+		// Liveness and the startup probe ask the same, unless the broker does not even take a
+		// TCP connection: a restart cannot bring the broker back, and every worker restarted in
+		// a RabbitMQ outage would lose its tasks in flight and start again into the same outage.
+		alive := execCheck("sh", "-c", CeleryAliveCheck(pool.Name))
 		pod := Pod{
 			Labels: labels(name, "worker"), Role: pool.Role, UID: appUID,
 			// Let running tasks finish (warm shutdown) before the pod is killed.
@@ -210,12 +214,13 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 				Command: []string{"celery"}, Args: args,
 				EnvFrom:   appEnv,
 				Resources: pool.Resources,
-				// Not ready after 90 s without an answer (a rollout waits for it); restarted only
-				// after 10 minutes: a gevent pool busy with a long task may answer late, and a
-				// restart would lose the tasks in flight. The app's import may take minutes.
+				// Not ready after 90 s without an answer, the broker's outages included (a rollout
+				// waits for it); restarted only after 10 minutes of no answer while the broker is
+				// up: a gevent pool busy with a long task may answer late, and a restart would
+				// lose the tasks in flight. The app's import may take minutes.
 				Readiness: readiness(ping, 20).every(30),
-				Liveness:  liveness(ping, 20).every(120),
-				Startup:   startup(ping, 20, 300),
+				Liveness:  liveness(alive, 20).every(120),
+				Startup:   startup(alive, 20, 300),
 				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", celeryTmpMiB)},
@@ -226,8 +231,8 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		}
 		c.CeleryPools[pool.Name] = d
 		// A drain takes one worker of the pool at a time (disruption.go), each given its grace
-		// period to finish its tasks.
-		if err := s.disruptionBudget(ns, name, labels(name, "disruption-budget"), d); err != nil {
+		// period to finish its tasks, and a busy (unready) worker only while the rest are Ready.
+		if err := s.disruptionBudget(ns, name, EvictUnreadyIfHealthy, labels(name, "disruption-budget"), d); err != nil {
 			return err
 		}
 	}
@@ -296,4 +301,32 @@ func (s *scope) deployment(pullSecret *corev1.Secret, namespace, name string, re
 		return nil, fmt.Errorf("deployment %s: %w", name, err)
 	}
 	return d, nil
+}
+
+// celeryPing asks the pool's worker on this pod (-n <pool>@%h) for an answer through the
+// broker: it is connected and its consumer loop runs. Each check starts a Python process that
+// imports the app, inside the worker's memory limit, so it runs at most every 30 s.
+func celeryPing(pool string) string {
+	return fmt.Sprintf(`exec celery -A %s inspect ping -d "%s@$HOSTNAME" --timeout 10`, CeleryApp, pool)
+}
+
+// brokerDownExit is the status of CeleryAliveCheck's broker test when the broker refuses or
+// does not answer a TCP connection; any other failure (no python3, no broker URL) leads to the
+// ping, so that a broken test never turns liveness off.
+const brokerDownExit = 3
+
+// CeleryAliveCheck is a Celery worker's liveness check: "stuck for good" is a worker that does
+// not answer its ping while the broker is up. While the broker does not take a TCP connection
+// (a RabbitMQ outage, its pod moving) the check passes without the ping, from a Python process
+// that imports nothing of the app; the readiness check, the ping alone, still fails then.
+func CeleryAliveCheck(pool string) string {
+	return fmt.Sprintf(`python3 -c 'import os, socket, urllib.parse
+u = urllib.parse.urlsplit(os.environ["CELERY_BROKER_URL"])
+try:
+    socket.create_connection((u.hostname, u.port or %d), 5).close()
+except OSError:
+    raise SystemExit(%d)
+'
+[ $? -eq %d ] && exit 0
+%s`, amqpPort, brokerDownExit, brokerDownExit, celeryPing(pool))
 }

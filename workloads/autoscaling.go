@@ -140,7 +140,7 @@ func (s *scope) apiAutoscaling(api APIService, maxReplicas int, target pulumi.Re
 	}
 	// One pod at a time may be evicted (disruption.go): with two or more pods the service keeps
 	// answering; a single-pod dev service still lets the drain finish.
-	if err := s.disruptionBudget(ns, api.Name, labels(api.Name, "disruption-budget"), target); err != nil {
+	if err := s.disruptionBudget(ns, api.Name, EvictUnready, labels(api.Name, "disruption-budget"), target); err != nil {
 		return err
 	}
 	return nil

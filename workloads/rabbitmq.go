@@ -186,7 +186,7 @@ func (s *scope) rabbitmq(args *messagingArgs) error {
 	}
 
 	// One broker down at a time: a voluntary disruption never costs the quorum.
-	if err := s.disruptionBudget(ns, name, l); err != nil {
+	if err := s.disruptionBudget(ns, name, EvictUnready, l); err != nil {
 		return err
 	}
 

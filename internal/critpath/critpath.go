@@ -57,6 +57,11 @@ var byName = []struct {
 	{"-member-", Duration{15, "node object appears, label (estimate)"}},
 	{"-calico", Duration{40, "operator manifests applied (estimate)"}},
 	{"-nodes-ready", Duration{60, "Calico agents running, nodes Ready (estimate)"}},
+	// The kubelet settings' rollout (cluster.go, kubeletRollout). On a new cluster the ConfigMap
+	// already holds them and no kubelet restarts; on a running one each node adds its restart
+	// and Ready wait, tens of seconds, to an update rather than to a fresh deploy.
+	{"-kubelet-configmap", Duration{5, "read and compare the ConfigMap, one SSH round trip (estimate)"}},
+	{"-kubelet-config-", Duration{10, "kubeadm writes the same file, no restart, Ready check (estimate)"}},
 	// The figure dates from when the release also installed the operator's CRDs (now their own
 	// resources, workloads/crds.go); it is kept, unmeasured. Helm waits for the hook Jobs and the
 	// chart's own workloads, not for the Prometheus and Alertmanager pods the operator makes.

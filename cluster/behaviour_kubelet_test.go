@@ -1,0 +1,305 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/waste-coach/infra/config"
+)
+
+// kubeadmKubeletConfig is the KubeletConfiguration as kubeadm stores it in kube-system/kubelet-config
+// on a cluster initialised before the pressure settings: keys sorted, lists at their key's
+// indentation, the old reservations and only three hard thresholds.
+const kubeadmKubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+containerLogMaxFiles: 5
+containerRuntimeEndpoint: ""
+evictionHard:
+  imagefs.available: 15%
+  memory.available: 100Mi
+  nodefs.available: 10%
+evictionPressureTransitionPeriod: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+kind: KubeletConfiguration
+kubeReserved:
+  cpu: 100m
+  memory: 256Mi
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+rotateCertificates: true
+serverTLSBootstrap: false
+staticPodPath: /etc/kubernetes/manifests
+systemReserved:
+  cpu: 100m
+  memory: 256Mi
+tlsCipherSuites:
+- TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+volumeStatsAggPeriod: 0s
+`
+
+// configMapStubs answer kubectl as the API server would for kube-system/kubelet-config, whose
+// data.kubelet lives in $STUB_STATE/kubelet: a get prints it, a merge patch of data.kubelet (the
+// block scalar the script writes) replaces it. Each patch file is kept for the test to parse.
+func configMapStubs() map[string]string {
+	return map[string]string{"kubectl": `
+case "$*" in
+  *" get configmap kubelet-config -o jsonpath={.data.kubelet}") cat "$STUB_STATE/kubelet" ;;
+  *" patch configmap kubelet-config --type merge --patch-file "*)
+    f="${*: -1}"
+    n=$(ls "$STUB_STATE" | grep -c '^patch' || true)
+    cp "$f" "$STUB_STATE/patch$n.yaml"
+    sed '1,2d; s/^    //' "$f" > "$STUB_STATE/kubelet" ;;
+  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
+esac`}
+}
+
+func parseYAML(t *testing.T, what, text string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := yaml.Unmarshal([]byte(text), &m); err != nil {
+		t.Fatalf("%s is not YAML: %v\n%s", what, err, text)
+	}
+	return m
+}
+
+func TestKubeletConfigMapKeepsKubeadmsFieldsAndSetsEveryPressureField(t *testing.T) {
+	root := newRoot(t)
+	state := filepath.Join(root.dir, "state")
+	if err := os.WriteFile(filepath.Join(state, "kubelet"), []byte(kubeadmKubeletConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := root.run(KubeletConfigMapScript(), scriptCase{stubs: configMapStubs()})
+	if r.code != 0 {
+		t.Fatalf("kubelet-configmap failed:\n%s", r.describe())
+	}
+	patch, err := os.ReadFile(filepath.Join(state, "patch0.yaml"))
+	if err != nil {
+		t.Fatalf("no patch of the ConfigMap:\n%s", r.describe())
+	}
+	// The patch as the API server reads it: data.kubelet only.
+	p := parseYAML(t, "the patch", string(patch))
+	data, _ := p["data"].(map[string]any)
+	if len(p) != 1 || len(data) != 1 {
+		t.Fatalf("the patch must touch data.kubelet alone, got %v", p)
+	}
+	stored, _ := data["kubelet"].(string)
+	before := parseYAML(t, "kubeadm's configuration", kubeadmKubeletConfig)
+	after := parseYAML(t, "the patched configuration", stored)
+	want := parseYAML(t, "the program's settings", kubeletSettings())
+	owned := KubeletPressureKeys()
+	for k, v := range before {
+		if !slices.Contains(owned, k) && !reflect.DeepEqual(after[k], v) {
+			t.Errorf("kubeadm's field %s changed from %v to %v", k, v, after[k])
+		}
+	}
+	for _, k := range owned {
+		if !reflect.DeepEqual(after[k], want[k]) {
+			t.Errorf("pressure field %s is %v, want the program's %v", k, after[k], want[k])
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok && !slices.Contains(owned, k) {
+			t.Errorf("the patch added %s, which the program does not own", k)
+		}
+	}
+	// Each inode threshold is set: the old configuration had none, which turned them off.
+	hard, _ := after["evictionHard"].(map[string]any)
+	for _, signal := range []string{"memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available", "imagefs.inodesFree"} {
+		if hard[signal] == nil {
+			t.Errorf("evictionHard lacks %s after the update", signal)
+		}
+	}
+
+	// The same settings again: nothing to write.
+	again := root.run(KubeletConfigMapScript(), scriptCase{stubs: configMapStubs()})
+	if again.code != 0 {
+		t.Fatalf("the rerun failed:\n%s", again.describe())
+	}
+	if n := len(again.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "-n", "kube-system", "patch")); n != 0 {
+		t.Errorf("the rerun with the same settings patched the ConfigMap %d times, want none:\n%s", n, again.describe())
+	}
+	if !strings.Contains(again.stdout, "nothing to do") {
+		t.Errorf("the rerun does not say it had nothing to do:\n%s", again.describe())
+	}
+}
+
+func TestKubeletConfigMapRefusesAConfigMapWithoutAKubeletConfiguration(t *testing.T) {
+	root := newRoot(t)
+	if err := os.WriteFile(filepath.Join(root.dir, "state", "kubelet"), []byte("apiVersion: v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := root.run(KubeletConfigMapScript(), scriptCase{stubs: configMapStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "no KubeletConfiguration") {
+		t.Fatalf("want a refusal naming the missing KubeletConfiguration:\n%s", r.describe())
+	}
+	if len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "-n", "kube-system", "patch")) != 0 {
+		t.Error("the ConfigMap was patched anyway")
+	}
+}
+
+// nodeRolloutCase is a node whose kubelet runs with the old file; kubeadm writes what
+// $STUB_STATE/configmap holds, and kubectl's Ready wait answers with ready.
+func nodeRolloutCase(ready bool) scriptCase {
+	wait := `exit 0`
+	if !ready {
+		wait = `[ "$3" = wait ] && { echo "error: timed out waiting for the condition on nodes/$4" >&2; exit 1; }; exit 0`
+	}
+	return scriptCase{stubs: map[string]string{
+		"kubeadm":    `[ "$*" = "upgrade node phase kubelet-config --kubeconfig ${KUBECONFIG_WANT}" ] || { echo "unexpected kubeadm $*" >&2; exit 1; }; cat "$STUB_STATE/configmap" > /var/lib/kubelet/config.yaml`,
+		"kubectl":    wait,
+		"systemctl":  `[ "$1" = restart ] && [ -e "$STUB_STATE/restart-fails" ] && exit 1; exit 0`,
+		"journalctl": `echo "kubelet journal"`,
+	}}
+}
+
+func setupNode(t *testing.T, root *scratchRoot, running, configMap string) {
+	t.Helper()
+	root.write("/var/lib/kubelet/config.yaml", running)
+	if err := os.WriteFile(filepath.Join(root.dir, "state", "configmap"), []byte(configMap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func restarts(r scriptResult) int { return len(r.called("systemctl", "restart", "kubelet")) }
+
+func TestKubeletRolloutGoesNodeByNodeAndStopsOnANodeThatDoesNotComeBack(t *testing.T) {
+	cfg := prodConfig(t)
+	newConfig := kubeadmKubeletConfig + "# new settings\n"
+	var done []config.Role
+	for _, n := range cfg.Nodes {
+		// Pulumi runs each node's step once the one before it has succeeded (cluster.go,
+		// kubeletRollout): a failure leaves every later node alone.
+		root := newRoot(t)
+		setupNode(t, root, kubeadmKubeletConfig, newConfig)
+		c := nodeRolloutCase(n.Role != config.RoleWorker2)
+		kubeconfig := "/etc/kubernetes/kubelet.conf"
+		if n.Role.ControlPlane() {
+			kubeconfig = "/etc/kubernetes/admin.conf"
+		}
+		c.env = []string{"KUBECONFIG_WANT=" + kubeconfig}
+		r := root.run(KubeletConfigScript(n.Role, testNode), c)
+		if restarts(r) != 1 {
+			t.Errorf("%s: %d kubelet restarts, want 1 for a changed configuration:\n%s", n.Role, restarts(r), r.describe())
+		}
+		if got, _ := root.read("/var/lib/kubelet/config.yaml"); got != newConfig {
+			t.Errorf("%s: the kubelet's file is not the ConfigMap's", n.Role)
+		}
+		restart := r.index("systemctl", "restart", "kubelet")
+		wait := r.index("kubectl", "--kubeconfig", kubeconfig, "wait", "--for=condition=Ready", "node/"+testNode)
+		if wait < 0 || wait < restart {
+			t.Errorf("%s: the step does not wait for the node to be Ready after the restart:\n%s", n.Role, r.describe())
+		}
+		if r.code != 0 {
+			if n.Role != config.RoleWorker2 {
+				t.Fatalf("%s failed:\n%s", n.Role, r.describe())
+			}
+			if !strings.Contains(r.stderr, "rollout stopped on "+testNode+" (worker-2): the node is not Ready") {
+				t.Errorf("the failure does not say where and why the rollout stopped:\n%s", r.describe())
+			}
+			break
+		}
+		if n.Role == config.RoleWorker2 {
+			t.Fatalf("worker-2 never came back, yet its step succeeded:\n%s", r.describe())
+		}
+		done = append(done, n.Role)
+	}
+	if want := []config.Role{config.RoleMaster, config.RoleWorker1}; !slices.Equal(done, want) {
+		t.Errorf("rolled out to %v, want %v before the stop", done, want)
+	}
+}
+
+func TestKubeletRolloutRerunChangesNothing(t *testing.T) {
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new\n")
+	c := nodeRolloutCase(true)
+	c.env = []string{"KUBECONFIG_WANT=/etc/kubernetes/kubelet.conf"}
+	first := root.run(KubeletConfigScript(config.RoleWorker1, testNode), c)
+	if first.code != 0 || restarts(first) != 1 {
+		t.Fatalf("the first run did not restart the kubelet once:\n%s", first.describe())
+	}
+	again := root.run(KubeletConfigScript(config.RoleWorker1, testNode), c)
+	if again.code != 0 {
+		t.Fatalf("the rerun failed:\n%s", again.describe())
+	}
+	if restarts(again) != 0 {
+		t.Errorf("the rerun with the same configuration restarted the kubelet:\n%s", again.describe())
+	}
+}
+
+func TestKubeletRolloutLeavesANewNodesKubeletAlone(t *testing.T) {
+	// A node that joined with the ConfigMap's settings: kubeadm writes the same file.
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig)
+	c := nodeRolloutCase(true)
+	c.env = []string{"KUBECONFIG_WANT=/etc/kubernetes/admin.conf"}
+	r := root.run(KubeletConfigScript(config.RoleMaster, testNode), c)
+	if r.code != 0 || restarts(r) != 0 {
+		t.Fatalf("a kubelet already on the ConfigMap's settings was restarted, or the step failed:\n%s", r.describe())
+	}
+}
+
+func TestKubeletRolloutCutShortRestartsOnTheRerun(t *testing.T) {
+	// kubeadm wrote the new file, then the restart failed: the rerun finds the file unchanged
+	// by kubeadm, and must restart all the same.
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new\n")
+	state := filepath.Join(root.dir, "state", "restart-fails")
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := nodeRolloutCase(true)
+	c.env = []string{"KUBECONFIG_WANT=/etc/kubernetes/kubelet.conf"}
+	if r := root.run(KubeletConfigScript(config.RoleStorage, testNode), c); r.code == 0 {
+		t.Fatalf("a failed restart passed:\n%s", r.describe())
+	}
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	r := root.run(KubeletConfigScript(config.RoleStorage, testNode), c)
+	if r.code != 0 || restarts(r) != 1 {
+		t.Fatalf("the rerun after a cut-short run did not restart the kubelet:\n%s", r.describe())
+	}
+}
+
+func TestKubeletConfigHashFollowsTheSettingsOnly(t *testing.T) {
+	if len(KubeletConfigHash()) != 64 {
+		t.Fatalf("hash %q is no sha256", KubeletConfigHash())
+	}
+	want := []string{"systemReserved", "kubeReserved", "evictionHard", "evictionSoft", "evictionSoftGracePeriod",
+		"evictionMaxPodGracePeriod", "evictionMinimumReclaim", "imageGCHighThresholdPercent", "imageGCLowThresholdPercent",
+		"containerLogMaxSize", "containerLogMaxFiles"}
+	if got := KubeletPressureKeys(); !slices.Equal(got, want) {
+		t.Errorf("owned keys %v, want %v", got, want)
+	}
+	if strings.Contains(kubeletSettings(), "#") {
+		t.Error("the settings the rollout writes still carry comments")
+	}
+}

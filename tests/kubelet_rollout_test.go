@@ -1,0 +1,109 @@
+package tests
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/internal/offline"
+)
+
+// kubeletSettingsHash is the sha256 of KubeletPressureConfig without its comments, computed here
+// independently of the program's own helper.
+func kubeletSettingsHash(settings string) string {
+	var kept []string
+	for _, line := range strings.SplitAfter(settings, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			kept = append(kept, line)
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(kept, "")))
+	return hex.EncodeToString(sum[:])
+}
+
+// The kubelet settings reach a running cluster by a rollout: the ConfigMap first, then every node
+// one after another, control plane first, each step triggered by the settings' hash alone.
+func TestKubeletSettingsRollOutNodeByNodeOnTheirHash(t *testing.T) {
+	hash := kubeletSettingsHash(cluster.KubeletPressureConfig())
+	triggers := map[string][]string{}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		get := func(name string) *node { return &node{r, must(t, r, remoteCommand, "sesacthon-"+name)} }
+		configMap := get("kubelet-configmap")
+		if !configMap.waitsFor(get("kubeadm-init")) || !configMap.waitsFor(get("nodes-ready")) {
+			t.Error("the kubelet-config ConfigMap update does not wait for kubeadm init and for every node to be Ready")
+		}
+		if !strings.Contains(str(configMap.Resource, "create"), "patch configmap kubelet-config") {
+			t.Error("kubelet-configmap does not patch kube-system/kubelet-config")
+		}
+		prev, prevName := configMap, "kubelet-configmap"
+		steps := []*node{configMap}
+		for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
+			step := get("kubelet-config-" + role)
+			if !contains(step.Dependencies, prev.URN) {
+				t.Errorf("kubelet-config-%s does not wait directly for %s: the nodes must go one at a time", role, prevName)
+			}
+			if !strings.Contains(str(step.Resource, "create"), "kubeadm upgrade node phase kubelet-config") ||
+				!strings.Contains(str(step.Resource, "create"), "wait --for=condition=Ready") {
+				t.Errorf("kubelet-config-%s does not rewrite the kubelet's file with kubeadm and wait for Ready", role)
+			}
+			host := str(step.Resource, "connection", "host")
+			if role != "master" && host == str(configMap.Resource, "connection", "host") {
+				t.Errorf("kubelet-config-%s runs on the master, not on its node", role)
+			}
+			prev, prevName = step, "kubelet-config-"+role
+			steps = append(steps, step)
+		}
+		// One after another and nothing else: no step waits for a later one.
+		for i, s := range steps {
+			for _, later := range steps[i+1:] {
+				if s.waitsFor(later) {
+					t.Errorf("%s waits for %s, which comes after it", s.Name, later.Name)
+				}
+			}
+		}
+		for _, s := range steps {
+			v := prop(s.Resource, "triggers")
+			var got []string
+			for _, e := range v.ArrayValue() {
+				got = append(got, e.StringValue())
+			}
+			if len(got) != 1 || got[0] != hash {
+				t.Errorf("%s is triggered by %v, want the kubelet settings' hash %s alone (an instance id would rerun it on a replacement, which joins with the settings already)", s.Name, got, hash)
+			}
+			triggers[r.Stack+"/"+s.Name] = got
+		}
+	})
+	// An unrelated change (prod and dev differ in instance types, sizes, domains, spot) leaves
+	// the trigger as it is; a change of a setting changes it.
+	for name, got := range triggers {
+		if !strings.HasPrefix(name, "prod/") {
+			continue
+		}
+		dev := triggers["dev/"+strings.TrimPrefix(name, "prod/")]
+		if len(dev) != 1 || dev[0] != got[0] {
+			t.Errorf("%s: the trigger differs between prod and dev (%v, %v), whose kubelet settings are the same", name, got, dev)
+		}
+	}
+	changed := strings.Replace(cluster.KubeletPressureConfig(), "containerLogMaxFiles: 3", "containerLogMaxFiles: 4", 1)
+	if changed == cluster.KubeletPressureConfig() || kubeletSettingsHash(changed) == hash {
+		t.Error("changing a kubelet setting does not change the rollout's trigger")
+	}
+	if kubeletSettingsHash(cluster.KubeletPressureConfig()+"# a comment\n") != hash {
+		t.Error("a comment changes the rollout's trigger")
+	}
+}
+
+// A node's removal gives every pod it deletes without eviction its full grace period
+// (cluster.MemberDeleteScript): a Celery worker cut short would lose the tasks it is finishing.
+func TestNodeRemovalOutlastsEveryGracePeriod(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for name, pod := range podTemplates(r) {
+			grace, ok := at(pod, "terminationGracePeriodSeconds").(float64)
+			if ok && int(grace) >= cluster.DrainDeleteSeconds {
+				t.Errorf("%s has a %v s grace period; the node removal's drain without eviction waits %d s", name, grace, cluster.DrainDeleteSeconds)
+			}
+		}
+	})
+}
