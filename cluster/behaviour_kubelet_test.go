@@ -65,6 +65,25 @@ tlsCipherSuites:
 volumeStatsAggPeriod: 0s
 `
 
+// kubeletConfigSample is the KubeletConfiguration the ConfigMap holds before the update: the
+// sample above, or, with KUBEADM_KUBELET_CONFIG_FILE set, the data.kubelet that the real kubeadm of
+// a version line prints in its dry run (tools/kubeadm/check.sh), in kubeadm's own layout.
+func kubeletConfigSample(t *testing.T) string {
+	t.Helper()
+	f := os.Getenv("KUBEADM_KUBELET_CONFIG_FILE")
+	if f == "" {
+		return kubeadmKubeletConfig
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatalf("KUBEADM_KUBELET_CONFIG_FILE: %v", err)
+	}
+	if !strings.Contains(string(b), "kind: KubeletConfiguration") {
+		t.Fatalf("KUBEADM_KUBELET_CONFIG_FILE %s holds no KubeletConfiguration", f)
+	}
+	return string(b)
+}
+
 // configMapStubs answer kubectl as the API server would for kube-system/kubelet-config, whose
 // data.kubelet lives in $STUB_STATE/kubelet: a get prints it, a merge patch of data.kubelet (the
 // block scalar the script writes) replaces it. Each patch file is kept for the test to parse.
@@ -93,7 +112,8 @@ func parseYAML(t *testing.T, what, text string) map[string]any {
 func TestKubeletConfigMapKeepsKubeadmsFieldsAndSetsEveryPressureField(t *testing.T) {
 	root := newRoot(t)
 	state := filepath.Join(root.dir, "state")
-	if err := os.WriteFile(filepath.Join(state, "kubelet"), []byte(kubeadmKubeletConfig), 0o644); err != nil {
+	sample := kubeletConfigSample(t)
+	if err := os.WriteFile(filepath.Join(state, "kubelet"), []byte(sample), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := root.run(KubeletConfigMapScript(), scriptCase{stubs: configMapStubs()})
@@ -111,7 +131,7 @@ func TestKubeletConfigMapKeepsKubeadmsFieldsAndSetsEveryPressureField(t *testing
 		t.Fatalf("the patch must touch data.kubelet alone, got %v", p)
 	}
 	stored, _ := data["kubelet"].(string)
-	before := parseYAML(t, "kubeadm's configuration", kubeadmKubeletConfig)
+	before := parseYAML(t, "kubeadm's configuration", sample)
 	after := parseYAML(t, "the patched configuration", stored)
 	want := parseYAML(t, "the program's settings", kubeletSettings())
 	owned := KubeletPressureKeys()

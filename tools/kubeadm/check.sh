@@ -13,7 +13,10 @@
 #   4. feeds the worker join command the dry run printed, in the form `kubeadm token create
 #      --print-join-command` prints it, to the rendered join script in the script harness
 #      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE), and checks that the CA
-#      hash the program derives (cluster.CACertHash) is kubeadm's (KUBEADM_CA_FILE).
+#      hash the program derives (cluster.CACertHash) is kubeadm's (KUBEADM_CA_FILE);
+#   5. feeds the KubeletConfiguration the dry run stores in kube-system/kubelet-config to the
+#      rendered kubelet-configmap script (KUBEADM_KUBELET_CONFIG_FILE): the rollout of the
+#      kubelet's pressure settings to a running cluster keeps what kubeadm wrote.
 # Usage: tools/kubeadm/check.sh [STACK]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -83,6 +86,15 @@ NS
     fi
   done
   echo "::: kubeadm ${version}: used the installed CAs and service-account key; apiserver, front-proxy-client and etcd server certificates chain to them"
+  # The KubeletConfiguration as this kubeadm stores it in kube-system/kubelet-config (the data.kubelet
+  # block of the ConfigMap the dry run would create), fed to the rendered kubelet-configmap script
+  # in the script harness: kubeadm's own fields kept, every pressure setting set, a rerun a no-op.
+  # (kubeadm 1.28 indents the objects of its dry run with a tab, 1.35 does not.)
+  awk '{ sub(/^\t/, "") } /^kind: ConfigMap$/ && grab { exit } /^  kubelet: \|$/ { grab = 1; next } grab && /^    / { print substr($0, 5) }' \
+    "${work}/dry-run.log" > "${work}/kubelet-config"
+  grep -q '^kind: KubeletConfiguration$' "${work}/kubelet-config" ||
+    { echo "no kubelet-config ConfigMap in kubeadm ${version}'s dry-run output (${work}/dry-run.log)" >&2; exit 1; }
+  KUBEADM_KUBELET_CONFIG_FILE="${work}/kubelet-config" go test ./cluster/ -count=1 -run 'TestKubeletConfigMapKeepsKubeadmsFieldsAndSetsEveryPressureField'
   # The worker join command the dry run printed, as `kubeadm token create --print-join-command`
   # prints it: the same template with its line continuations and tabs removed, then a newline.
   awk '/^kubeadm join /{buf=""; grab=1} grab{buf=buf $0 "\n"; if ($0 !~ /\\$/) {grab=0; last=buf}} END{printf "%s", last}' "${work}/dry-run.log" \
