@@ -213,7 +213,14 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
-	if err := b.kubeletRollout(cfg, initCmd, nodesReady); err != nil {
+	// The workloads wait for the whole kubelet rollout, not only for the nodes: the first
+	// rollout of the pressure settings restarts each kubelet with about 10 GiB less allocatable
+	// disk, and pods placed by the scheduler against a node's old allocatable while the workloads
+	// (which request ephemeral storage) roll out beside it would be rejected by the restarted
+	// kubelet (OutOfephemeral-storage). A dependency is no input: the provider's inputs, and so
+	// every object it manages, are unchanged by it.
+	kubeletDone, err := b.kubeletRollout(cfg, initCmd, nodesReady)
+	if err != nil {
 		return nil, err
 	}
 
@@ -223,7 +230,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		// Server-side apply: field ownership is explicit, and a re-run never fights another
 		// manager over a field.
 		EnableServerSideApply: pulumi.Bool(true),
-	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{nodesReady}))
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{nodesReady, kubeletDone}))
 	if err != nil {
 		return nil, fmt.Errorf("create provider: %w", err)
 	}
@@ -438,7 +445,10 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 // runs its step again; the step then finds nothing to change.) On a new cluster the steps run
 // after every node is Ready and restart no kubelet: kubeadm wrote these settings at init and
 // join.
-func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote.Command) error {
+//
+// It returns the last node's step, which every workload waits for (New): once it is done, every
+// kubelet runs the settings.
+func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote.Command) (*remote.Command, error) {
 	trigger := pulumi.Array{pulumi.String(KubeletConfigHash())}
 	prev, err := b.command(config.RoleMaster, "kubelet-configmap", commandSpec{
 		create:    pulumi.String(KubeletConfigMapScript()),
@@ -447,7 +457,7 @@ func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote
 		untied:    true,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, n := range cfg.Nodes {
 		role := n.Role
@@ -460,8 +470,8 @@ func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote
 			untied:    true,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return prev, nil
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,28 @@ func TestNodeRemovalOutlastsEveryGracePeriod(t *testing.T) {
 			if ok && int(grace) >= cluster.DrainDeleteSeconds {
 				t.Errorf("%s has a %v s grace period; the node removal's drain without eviction waits %d s", name, grace, cluster.DrainDeleteSeconds)
 			}
+		}
+	})
+}
+
+// Every workload waits for the whole kubelet rollout: its provider depends on the last node's
+// step, so no pod is scheduled against a node's allocatable disk from before its kubelet runs the
+// settings (a restarted kubelet would reject it). The dependency is no input of the provider:
+// its inputs stay those of a stack deployed before, so nothing it manages is updated or replaced.
+func TestWorkloadsWaitForTheLastKubeletStep(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		provider := must(t, r, "pulumi:providers:kubernetes", "sesacthon")
+		last := must(t, r, remoteCommand, "sesacthon-kubelet-config-storage")
+		if !contains(provider.Dependencies, last.URN) {
+			t.Errorf("the workloads' provider does not wait for %s, the last kubelet step: workloads would roll out while kubelets restart with less allocatable disk (dependencies %v)", last.Name, provider.Dependencies)
+		}
+		var keys []string
+		for k := range provider.Inputs {
+			keys = append(keys, string(k))
+		}
+		slices.Sort(keys)
+		if want := []string{"clusterIdentifier", "enableServerSideApply", "kubeconfig"}; !slices.Equal(keys, want) {
+			t.Errorf("the workloads' provider has inputs %v, want %v: a new input would be a diff of the provider", keys, want)
 		}
 	})
 }

@@ -99,6 +99,9 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	if ready, ok := critpath.Finish(res.Resources, "-nodes-ready"); ok {
 		fmt.Printf("every node is Ready at %s at best: nothing that waits for the nodes can end sooner\n", time.Duration(ready)*time.Second)
 	}
+	if kubelets, ok := critpath.Finish(res.Resources, "-kubelet-config-storage"); ok {
+		fmt.Printf("every kubelet runs the program's settings at %s at best: no workload starts sooner\n", time.Duration(kubelets)*time.Second)
+	}
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
 	return nil
 }

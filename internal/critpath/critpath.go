@@ -59,7 +59,9 @@ var byName = []struct {
 	{"-nodes-ready", Duration{60, "Calico agents running, nodes Ready (estimate)"}},
 	// The kubelet settings' rollout (cluster.go, kubeletRollout). On a new cluster the ConfigMap
 	// already holds them and no kubelet restarts; on a running one each node adds its restart
-	// and Ready wait, tens of seconds, to an update rather than to a fresh deploy.
+	// and Ready wait, tens of seconds, to an update rather than to a fresh deploy. The workloads'
+	// provider waits for the last node's step, so the chain (5 s and 10 s a node) is on the
+	// critical path of a fresh deploy too.
 	{"-kubelet-configmap", Duration{5, "read and compare the ConfigMap, one SSH round trip (estimate)"}},
 	{"-kubelet-config-", Duration{10, "kubeadm writes the same file, no restart, Ready check (estimate)"}},
 	// The figure dates from when the release also installed the operator's CRDs (now their own

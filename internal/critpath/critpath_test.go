@@ -47,3 +47,25 @@ func TestProviderCountsAsADependency(t *testing.T) {
 		t.Errorf("total = %d, want 106: objects wait for their provider, which waits for the nodes", total)
 	}
 }
+
+// TestKubeletRolloutPrecedesTheWorkloads: the workloads' provider waits for the last kubelet
+// step (cluster.go), so a fresh deploy's objects start after the whole chain of node steps.
+func TestKubeletRolloutPrecedesTheWorkloads(t *testing.T) {
+	cmd := func(urn, name string, deps ...string) *mocks.Resource {
+		return &mocks.Resource{URN: urn, Type: "command:remote:Command", Name: name, Custom: true, Dependencies: deps, Inputs: resource.PropertyMap{}}
+	}
+	ready := cmd("r", "c-nodes-ready")
+	cm := cmd("m", "c-kubelet-configmap", "r")
+	first := cmd("k1", "c-kubelet-config-master", "m")
+	last := cmd("k2", "c-kubelet-config-storage", "k1")
+	p := &mocks.Resource{URN: "urn:pulumi:s::p::pulumi:providers:kubernetes::k", Type: "pulumi:providers:kubernetes", Custom: true,
+		Dependencies: []string{"r", "k2"}, Inputs: resource.PropertyMap{}}
+	obj := &mocks.Resource{URN: "o", Type: "kubernetes:apps/v1:Deployment", Custom: true, Provider: p.URN + "::id", Inputs: resource.PropertyMap{}}
+	steps, total := Path([]*mocks.Resource{ready, cm, first, last, p, obj})
+	if want := 60 + 5 + 10 + 10 + 1 + 45; total != want {
+		t.Errorf("total = %d s, want %d: the objects wait for the kubelet rollout after the nodes", total, want)
+	}
+	if len(steps) < 4 || steps[3].Resource.Name != "c-kubelet-config-storage" {
+		t.Errorf("the path does not run through the kubelet steps: %v", steps)
+	}
+}
