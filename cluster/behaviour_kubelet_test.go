@@ -323,3 +323,111 @@ func TestKubeletConfigHashFollowsTheSettingsOnly(t *testing.T) {
 		t.Error("the settings the rollout writes still carry comments")
 	}
 }
+
+// kubeadm135Stub writes the new configuration as kubeadm 1.35 does on a node without
+// instance-config.yaml: config.yaml, a new instance-config.yaml and a rewritten kubeadm-flags.env.
+const kubeadm135Stub = `cat "$STUB_STATE/configmap" > /var/lib/kubelet/config.yaml
+echo "new instance config" > /var/lib/kubelet/instance-config.yaml
+echo 'KUBELET_KUBEADM_ARGS="--new"' > /var/lib/kubelet/kubeadm-flags.env`
+
+func TestKubeletRolloutRestoresTheFilesOfAKubeletThatDoesNotComeBack(t *testing.T) {
+	const flags = `KUBELET_KUBEADM_ARGS="--old"` + "\n"
+	for _, recovers := range []bool{true, false} {
+		root := newRoot(t)
+		setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new\n")
+		root.write("/var/lib/kubelet/kubeadm-flags.env", flags)
+		c := nodeRolloutCase(true)
+		c.stubs["kubeadm"] = kubeadm135Stub
+		// The kubelet answers on the old files only (or, when it does not recover, not at all).
+		c.stubs["curl"] = `grep -q '# new' /var/lib/kubelet/config.yaml && exit 7; exit 0`
+		if !recovers {
+			c.stubs["curl"] = `exit 7`
+		}
+		c.stubs["journalctl"] = `echo "E1206 kubelet: failed to load kubelet config file"`
+		r := root.run(KubeletConfigScript(config.RoleWorker1, testNode), c)
+		if r.code == 0 {
+			t.Fatalf("a kubelet that never answered passed its step:\n%s", r.describe())
+		}
+		if got, _ := root.read("/var/lib/kubelet/config.yaml"); got != kubeadmKubeletConfig {
+			t.Errorf("config.yaml was not restored:\n%s", r.describe())
+		}
+		if got, _ := root.read("/var/lib/kubelet/kubeadm-flags.env"); got != flags {
+			t.Errorf("kubeadm-flags.env was not restored, it holds %q", got)
+		}
+		if got, ok := root.read("/var/lib/kubelet/instance-config.yaml"); ok && got != "" {
+			t.Errorf("instance-config.yaml, which kubeadm created, is still there")
+		}
+		if n := restarts(r); n != 2 {
+			t.Errorf("%d kubelet restarts, want 2 (on the new files, then on the restored ones):\n%s", n, r.describe())
+		}
+		wantProbes := 2 * KubeletHealthSeconds / 5
+		if recovers {
+			wantProbes = KubeletHealthSeconds/5 + 1
+		}
+		if n := len(r.called("curl")); n != wantProbes {
+			t.Errorf("%d health probes, want %d (%d s on the new files, then the restored ones)", n, wantProbes, KubeletHealthSeconds)
+		}
+		for _, want := range []string{"rollout stopped on " + testNode + " (worker-1)", "within 60 s", "failed to load kubelet config file"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("the failure does not say %q:\n%s", want, r.describe())
+			}
+		}
+		wantOutcome := "restored and it runs again"
+		if !recovers {
+			wantOutcome = "does not answer either"
+		}
+		if !strings.Contains(r.stderr, wantOutcome) {
+			t.Errorf("the failure does not say %q:\n%s", wantOutcome, r.describe())
+		}
+		if len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "wait")) != 0 {
+			t.Errorf("the step waited for Ready after the rollback instead of failing:\n%s", r.describe())
+		}
+	}
+}
+
+func TestKubeletRolloutKeepsNoBackupOnceDone(t *testing.T) {
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new\n")
+	c := nodeRolloutCase(true)
+	c.stubs["kubeadm"] = kubeadm135Stub
+	if r := root.run(KubeletConfigScript(config.RoleStorage, testNode), c); r.code != 0 {
+		t.Fatalf("the rollout failed:\n%s", r.describe())
+	}
+	if _, ok := root.read("/var/lib/waste-coach/kubelet-config.backup/config.yaml"); ok {
+		t.Error("the backup outlived a rollout that succeeded")
+	}
+}
+
+func TestKubeletRolloutFailsNamingThePodsTheRestartedKubeletRefused(t *testing.T) {
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new\n")
+	c := nodeRolloutCase(true)
+	// Before the restart one pod was already refused long ago; after it, two more are.
+	c.stubs["kubectl"] = `[ "$3" = get ] || exit 0
+echo "ops/old-job OutOfmemory"
+echo "app/done Completed"
+if grep -q restarted "$STUB_STATE/log" 2>/dev/null; then
+  echo "app/api-1 OutOfephemeral-storage"
+  echo "app/worker-2 OutOfcpu"
+fi`
+	c.stubs["systemctl"] = `[ "$1" = restart ] && echo restarted >> "$STUB_STATE/log"; exit 0`
+	c.env = []string{"KUBECONFIG_WANT=/etc/kubernetes/kubelet.conf"}
+	r := root.run(KubeletConfigScript(config.RoleWorker2, testNode), c)
+	if r.code == 0 {
+		t.Fatalf("pods refused by the restarted kubelet passed the step:\n%s", r.describe())
+	}
+	for _, want := range []string{"app/api-1 (OutOfephemeral-storage)", "app/worker-2 (OutOfcpu)"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the failure does not name %s:\n%s", want, r.describe())
+		}
+	}
+	for _, old := range []string{"ops/old-job", "app/done"} {
+		if strings.Contains(r.stderr, old) {
+			t.Errorf("the failure names %s, which was not refused by this restart:\n%s", old, r.describe())
+		}
+	}
+	get := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "pods", "--all-namespaces", "--field-selector", "spec.nodeName="+testNode+",status.phase=Failed")
+	if len(get) != 2 {
+		t.Errorf("%d listings of the node's failed pods, want one before and one after the restart:\n%s", len(get), r.describe())
+	}
+}

@@ -263,6 +263,11 @@ func KubeletConfigMapScript() string {
 		kubeletSettings(), strings.Join(KubeletPressureKeys(), " "), KubeletConfigHash()})
 }
 
+// KubeletHealthSeconds is how long a kubelet restarted on new settings has to answer on its
+// health port before its previous files are put back (KubeletConfigScript): well within the
+// 300 s after which a NotReady node's pods are evicted, long enough for a kubelet start.
+const KubeletHealthSeconds = 60
+
 // KubeletConfigScript rewrites a node's kubelet configuration from kube-system/kubelet-config,
 // restarts its kubelet when that changed the files, and waits until the node is Ready. It runs
 // on the node, with the control plane's admin credential there and the kubelet's own elsewhere
@@ -275,5 +280,6 @@ func KubeletConfigScript(role config.Role, nodeName string) string {
 	return render("kubelet-config", struct {
 		Role                       config.Role
 		NodeName, Kubeconfig, Hash string
-	}{role, nodeName, kubeconfig, KubeletConfigHash()})
+		HealthSeconds, HealthTries int
+	}{role, nodeName, kubeconfig, KubeletConfigHash(), KubeletHealthSeconds, KubeletHealthSeconds / 5})
 }
