@@ -417,7 +417,7 @@ func TestMemberDeleteDrainsThenDeletesTheNode(t *testing.T) {
 		t.Fatalf("want a drain of %s, then its deletion; got\n%s", testNode, r.describe())
 	}
 	got := r.calls[drain].String()
-	for _, flag := range []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=300s"} {
+	for _, flag := range []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=900s"} {
 		if !strings.Contains(got, flag) {
 			t.Errorf("the drain lacks %s (without it a node with daemonsets, emptyDir pods or bare pods never drains): %s", flag, got)
 		}
@@ -467,6 +467,35 @@ func TestMemberDeleteFallsBackToDeletingPodsWhenABudgetHoldsTheDrain(t *testing.
 	ok := runScript(t, MemberDeleteScript(config.RoleWorker2, testNode), scriptCase{stubs: map[string]string{"kubectl": nodeExistsStub(true)}})
 	if n := len(ok.called("kubectl", append(admin, "drain", testNode)...)); ok.code != 0 || n != 1 {
 		t.Errorf("a drain that completed was followed by %d drains in all (exit %d), want 1", n, ok.code)
+	}
+}
+
+func TestMemberDeleteNeverDeletesDataPodsPastTheirBudgets(t *testing.T) {
+	admin := []string{"--kubeconfig", "/etc/kubernetes/admin.conf"}
+	// The storage node's eviction drain times out with a broker still held by its budget.
+	r := runScript(t, MemberDeleteScript(config.RoleStorage, testNode), scriptCase{stubs: map[string]string{
+		"kubectl": `case "$3 $4 $5" in
+  "drain "*) [[ " $* " != *" --disable-eviction "* ]] && { echo "error: timed out waiting for the condition" >&2; exit 1; }; exit 0 ;;
+  "get pods -n") [ "$6" = data ] && [ "$7 $8" = "--field-selector spec.nodeName=` + testNode + `" ] && echo "pod/rabbitmq-2" ;;
+esac
+exit 0`,
+	}})
+	if r.code == 0 {
+		t.Fatalf("the removal passed with a RabbitMQ broker still on the node:\n%s", r.describe())
+	}
+	if n := len(r.called("kubectl", append(admin, "drain", testNode, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--disable-eviction")...)); n != 0 {
+		t.Errorf("the data namespace's pods were deleted past their budgets (%d drains without eviction):\n%s", n, r.describe())
+	}
+	if n := len(r.called("kubectl", append(admin, "delete", "node", testNode)...)); n != 0 {
+		t.Errorf("the node was deleted with a broker still on it:\n%s", r.describe())
+	}
+	for _, want := range []string{"pod/rabbitmq-2", "kubectl drain " + testNode + " --ignore-daemonsets --delete-emptydir-data --force --disable-eviction", "kubectl delete node " + testNode} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, r.describe())
+		}
+	}
+	if got := r.called("kubectl", append(admin, "drain", testNode)...); len(got) != 1 || !strings.Contains(got[0].String(), "--timeout=900s") {
+		t.Errorf("the storage node's drain must evict within the budgets for 900 s (three brokers one at a time): %v", got)
 	}
 }
 

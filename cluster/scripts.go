@@ -180,14 +180,37 @@ func MemberScript(role config.Role, nodeName string) string {
 const (
 	DrainEvictSeconds  = 300
 	DrainDeleteSeconds = 330
+	// DrainStorageEvictSeconds is the storage node's eviction window: its RabbitMQ brokers move
+	// one at a time (their budget), each stopping within its 120 s grace period, then its volume
+	// detaching from the old node and attaching to the new one and the broker booting and
+	// rejoining, about 3 minutes more: 3 x (120 + 180) s. tests/ checks it against the brokers'
+	// replicas and grace period.
+	DrainStorageEvictSeconds = 900
+	// DrainAttachBootSeconds is the share of a broker's move after its grace period (volume
+	// detach and attach, boot, rejoin) that DrainStorageEvictSeconds allows for.
+	DrainAttachBootSeconds = 180
+	// DrainProtectedNamespace holds the data services (workloads.NamespaceData): their pods are
+	// never deleted past their budgets. Deleting the RabbitMQ brokers that a budget still holds
+	// would stop them all at once and lose the quorum queues' majority; a node removal then fails
+	// instead, naming the pods and the command that deletes them knowingly.
+	DrainProtectedNamespace = "data"
 )
+
+// DrainEvictSecondsFor is how long the removal of role's node evicts within the budgets.
+func DrainEvictSecondsFor(role config.Role) int {
+	if role == config.RoleStorage {
+		return DrainStorageEvictSeconds
+	}
+	return DrainEvictSeconds
+}
 
 // MemberDeleteScript drains and removes a node, on the control plane.
 func MemberDeleteScript(role config.Role, nodeName string) string {
 	return render("member-delete", struct {
 		memberData
 		EvictSeconds, DeleteSeconds int
-	}{memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)}, DrainEvictSeconds, DrainDeleteSeconds})
+		Protected                   string
+	}{memberData{role, nodeName, RoleLabel(role), WorkloadLabel(role)}, DrainEvictSecondsFor(role), DrainDeleteSeconds, DrainProtectedNamespace})
 }
 
 // CalicoScript installs Calico through the Tigera operator, from manifests verified against

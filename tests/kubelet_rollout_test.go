@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/workloads"
 )
 
 // kubeletSettingsHash is the sha256 of KubeletPressureConfig without its comments, computed here
@@ -127,6 +129,28 @@ func TestWorkloadsWaitForTheLastKubeletStep(t *testing.T) {
 		slices.Sort(keys)
 		if want := []string{"clusterIdentifier", "enableServerSideApply", "kubeconfig"}; !slices.Equal(keys, want) {
 			t.Errorf("the workloads' provider has inputs %v, want %v: a new input would be a diff of the provider", keys, want)
+		}
+	})
+}
+
+// The storage node's removal evicts within the budgets long enough to move every RabbitMQ broker
+// one at a time (its budget): each broker's grace period plus its volume's move and boot
+// (cluster.DrainAttachBootSeconds). Past that window the data namespace's pods are never deleted
+// (cluster.MemberDeleteScript), so a shorter window would fail the removal of a healthy node.
+func TestStorageNodeRemovalMovesEveryBrokerWithinTheBudget(t *testing.T) {
+	if cluster.DrainProtectedNamespace != workloads.NamespaceData {
+		t.Errorf("the removal protects namespace %q, the data services run in %q", cluster.DrainProtectedNamespace, workloads.NamespaceData)
+	}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		sts := named(r, "StatefulSet", "rabbitmq")
+		if sts == nil || at(sts, "metadata", "namespace") != workloads.NamespaceData {
+			t.Fatal("no RabbitMQ StatefulSet in the data namespace")
+		}
+		replicas, _ := at(sts, "spec", "replicas").(float64)
+		grace, _ := at(sts, "spec", "template", "spec", "terminationGracePeriodSeconds").(float64)
+		need := int(replicas) * (int(grace) + cluster.DrainAttachBootSeconds)
+		if got := cluster.DrainEvictSecondsFor(config.RoleStorage); replicas == 0 || got < need {
+			t.Errorf("the storage node's drain evicts for %d s; %v brokers with a %v s grace period need %d s", got, replicas, grace, need)
 		}
 	})
 }
