@@ -197,9 +197,6 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		if pool.Prefetch > 0 {
 			args = append(args, "--prefetch-multiplier", fmt.Sprint(pool.Prefetch))
 		}
-		// The worker's own node (-n <pool>@%h: the pod's hostname) answers a ping through the
-		// broker: it is connected and its consumer loop runs. Each check starts a Python process
-		// that imports the app, inside the worker's memory limit, so it runs at most every 30 s.
 		ping := execCheck("sh", "-c", celeryPing(pool.Name))
 		// Liveness and the startup probe ask the same, unless the broker does not even take a
 		// TCP connection: a restart cannot bring the broker back, and every worker restarted in
