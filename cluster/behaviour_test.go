@@ -277,7 +277,7 @@ mkdir -p /etc/kubernetes && echo "kind: Config" > /etc/kubernetes/admin.conf`,
 func TestKubeadmInitRunsOnceWithTheRenderedConfig(t *testing.T) {
 	kc := KubeadmConfig(prodConfig(t), KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
 	root := newRoot(t)
-	r := root.run(KubeadmInitScript(kc), kubeadmInitCase())
+	r := root.run(testInitScript(kc), kubeadmInitCase())
 	if r.code != 0 {
 		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
 	}
@@ -293,7 +293,7 @@ func TestKubeadmInitRunsOnceWithTheRenderedConfig(t *testing.T) {
 		t.Errorf("the kubeadm config has mode %v, want 0600", m)
 	}
 
-	again := root.run(KubeadmInitScript(kc), kubeadmInitCase())
+	again := root.run(testInitScript(kc), kubeadmInitCase())
 	if again.code != 0 || !strings.Contains(again.stdout, "already initialised") {
 		t.Errorf("a re-run on an initialised control plane did not succeed as a no-op:\n%s", again.describe())
 	}
@@ -301,7 +301,7 @@ func TestKubeadmInitRunsOnceWithTheRenderedConfig(t *testing.T) {
 }
 
 func TestKubeadmInitKeepsItsTokenInTheRootOnlyLog(t *testing.T) {
-	r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := runScript(t, testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	if r.code != 0 {
 		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
 	}
@@ -321,7 +321,7 @@ func TestKubeadmInitKeepsItsTokenInTheRootOnlyLog(t *testing.T) {
 }
 
 func TestKubeadmInitFailureFailsTheStepWithoutTheToken(t *testing.T) {
-	r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), scriptCase{stdin: kubeadmInitCase().stdin, stubs: map[string]string{
+	r := runScript(t, testInitScript("kind: InitConfiguration\n"), scriptCase{stdin: kubeadmInitCase().stdin, stubs: map[string]string{
 		"kubeadm": `echo "[bootstrap-token] Using token: ` + testToken + `"; echo "error execution phase wait-control-plane"; exit 1`,
 	}})
 	if r.code == 0 {
@@ -336,7 +336,7 @@ func TestKubeadmInitFailureFailsTheStepWithoutTheToken(t *testing.T) {
 }
 
 func TestKubeadmInitWritesTheEncryptionConfigurationRootOnly(t *testing.T) {
-	r := runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := runScript(t, testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	if r.code != 0 {
 		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
 	}
@@ -375,7 +375,7 @@ func expectInitRefusesStdin(t *testing.T, stdin, accepted, message string) {
 	t.Helper()
 	c := kubeadmInitCase()
 	c.stdin = stdin
-	expectRefusal(t, runScript(t, KubeadmInitScript("kind: InitConfiguration\n"), c), accepted, message)
+	expectRefusal(t, runScript(t, testInitScript("kind: InitConfiguration\n"), c), accepted, message)
 }
 
 // --- join token ---

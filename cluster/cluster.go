@@ -45,6 +45,9 @@ type Cluster struct {
 	CRDProvider *kubernetes.Provider
 	// NodeNames are the Kubernetes node names by role (the instances' private DNS names).
 	NodeNames map[config.Role]pulumi.StringOutput
+	// EtcdSnapshotPrefix is where the cluster's etcd snapshots go in the backups bucket
+	// (EtcdSnapshotPrefix), and where a new master looks for them.
+	EtcdSnapshotPrefix pulumi.StringOutput
 }
 
 // SSH dial settings: the local wait command has already seen the port answer, so a few quick
@@ -122,26 +125,39 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return CACertHash(files["ca.crt"])
 	}).(pulumi.StringOutput)
 
-	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
-		create: kubeadmConfig.ApplyT(KubeadmInitScript).(pulumi.StringOutput),
-		stdin: pulumi.ToSecret(pulumi.All(identity, secretsKey.Base64).ApplyT(func(v []any) string {
-			return InitBundle(v[0].(map[string]string), EncryptionConfig(v[1].(string)))
-		})).(pulumi.StringOutput),
-		dependsOn: []pulumi.Resource{pkiRead},
-		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
-		// are secret all the same.
-		secretOutput: true,
+	// The etcd snapshots of this cluster: the CronJob writes them there, and a new master
+	// restores the newest (kubeadm-init). The prefix derives from the etcd CA's public key and
+	// says nothing secret.
+	c.EtcdSnapshotPrefix = pulumi.Unsecret(identity.ApplyT(func(files map[string]string) (string, error) {
+		return EtcdSnapshotPrefix(files["etcd/ca.crt"])
+	})).(pulumi.StringOutput)
+
+	// etcdutl on the master: kubeadm-init restores with it, and the restore runbook uses it. It
+	// runs on every new master, and on the running one when the pin changes (the node
+	// preparation runs only at first boot).
+	etcdutl, err := b.command(master, "etcdutl", commandSpec{
+		create:    pulumi.String(EtcdutlScript()),
+		dependsOn: []pulumi.Resource{ready[master]},
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	// etcdutl on the master, for the snapshot restore runbook: on every new master, and on the
-	// running one when the pin changes (the node preparation runs only at first boot).
-	if _, err := b.command(master, "etcdutl", commandSpec{
-		create:    pulumi.String(EtcdutlScript()),
-		dependsOn: []pulumi.Resource{ready[master]},
-	}); err != nil {
+	initCmd, err := b.command(master, "kubeadm-init", commandSpec{
+		create: pulumi.All(kubeadmConfig, c.EtcdSnapshotPrefix).ApplyT(func(v []any) string {
+			return KubeadmInitScript(v[0].(string), Snapshots{
+				Bucket: cfg.Backups.BucketName, Region: cfg.Region, Prefix: v[1].(string), Days: cfg.Backups.RetentionDays,
+			}, cfg.MasterPrivateIP().String())
+		}).(pulumi.StringOutput),
+		stdin: pulumi.ToSecret(pulumi.All(identity, secretsKey.Base64).ApplyT(func(v []any) string {
+			return InitBundle(v[0].(map[string]string), EncryptionConfig(v[1].(string)))
+		})).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{pkiRead, etcdutl},
+		// kubeadm prints a bootstrap token; the script keeps it out of stdout, and the outputs
+		// are secret all the same.
+		secretOutput: true,
+	})
+	if err != nil {
 		return nil, err
 	}
 

@@ -37,8 +37,15 @@ import (
 // and runc under /usr/local).
 var overlaid = []string{"etc", "var", "run", "usr/local"}
 
+// hidden are folders of the machine running the tests that the script must not see: each is
+// replaced by the scratch root's own copy (a bind mount of its upper layer), which starts empty.
+// CI installs etcd, whose /var/lib/etcd is the path of a master's etcd data.
+var hidden = []string{"var/lib/etcd"}
+
 // defaultStubs are the commands every run replaces, with what each does unless the case says
 // otherwise. `sudo` runs its arguments (the harness is already root in its user namespace).
+// curl reads its config from standard input when given "-K -", as s3.sh passes the credentials:
+// the stand-in reads it too, or the writer could fail on a closed pipe.
 var defaultStubs = map[string]string{
 	"sudo":        `exec "$@"`,
 	"kubeadm":     `exit 0`,
@@ -46,7 +53,7 @@ var defaultStubs = map[string]string{
 	"apt-get":     `exit 0`,
 	"apt-mark":    `exit 0`,
 	"systemctl":   `exit 0`,
-	"curl":        `exit 0`,
+	"curl":        `case " $* " in *" -K - "*) cat > /dev/null ;; esac`,
 	"gpg":         `exit 0`,
 	"crictl":      `exit 0`,
 	"cloud-init":  `exit 0`,
@@ -163,6 +170,9 @@ func newRoot(t *testing.T) *scratchRoot {
 	for _, top := range overlaid {
 		mustMkdir(t, filepath.Join(dir, "upper", top))
 		mustMkdir(t, filepath.Join(dir, "work", top))
+	}
+	for _, h := range hidden {
+		mustMkdir(t, filepath.Join(dir, "upper", h))
 	}
 	return &scratchRoot{t: t, dir: dir}
 }
@@ -307,6 +317,9 @@ func (s *scratchRoot) run(script string, c scriptCase) scriptResult {
 		"STUB_CALLS=" + callsFile,
 		"STUB_STATE=" + filepath.Join(s.dir, "state"),
 		"TMPDIR=" + filepath.Join(s.dir, "tmp"),
+	}
+	for _, h := range hidden {
+		fmt.Fprintf(&enter, "mount --bind %[2]s/upper/%[1]s /%[1]s\n", h, s.dir)
 	}
 	if c.loopback {
 		enter.WriteString("PATH=/usr/sbin:/sbin:$PATH ip link set lo up\n")

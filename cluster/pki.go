@@ -25,6 +25,8 @@ import (
 
 	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/config"
 )
 
 // IdentityFiles are the files of the cluster's identity, by their path under kubeadm's
@@ -221,6 +223,19 @@ func CACertHash(caPEM string) (string, error) {
 	}
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// EtcdSnapshotPrefix is where the etcd snapshots of the cluster whose etcd CA is etcdCAPEM go in
+// the backups bucket: the master's backup prefix, then the first 16 hex digits of the CA's
+// discovery hash. A new master restores only from there (kubeadm-init), so a rebuilt cluster,
+// whose new identity and encryption key could not read an old cluster's Secrets, never finds the
+// old cluster's snapshots, and a replaced master of this one always finds its own.
+func EtcdSnapshotPrefix(etcdCAPEM string) (string, error) {
+	hash, err := CACertHash(etcdCAPEM)
+	if err != nil {
+		return "", fmt.Errorf("etcd CA: %w", err)
+	}
+	return config.BackupPrefix(config.RoleMaster) + "/" + strings.TrimPrefix(hash, "sha256:")[:16], nil
 }
 
 // bootstrapToken is the shape of a kubeadm bootstrap token ("abcdef.0123456789abcdef").

@@ -180,7 +180,7 @@ func TestKubeadmInitInstallsTheClusterIdentityBeforeKubeadmRuns(t *testing.T) {
 ` + c.stubs["kubeadm"]
 	root := newRoot(t)
 	root.write("/var/lib/waste-coach/want-ca", testIdentity.files["ca.crt"])
-	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), c)
+	r := root.run(testInitScript("kind: InitConfiguration\n"), c)
 	if r.code != 0 {
 		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
 	}
@@ -210,7 +210,7 @@ func TestKubeadmInitLeavesAMasterWithTheClusterCAAlone(t *testing.T) {
 	root.write("/etc/kubernetes/admin.conf", "kind: Config\n")
 	root.write(PKIDir+"/ca.crt", testIdentity.files["ca.crt"])
 	root.write(PKIDir+"/ca.key", "the running key\n")
-	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := root.run(testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	if r.code != 0 || !strings.Contains(r.stdout, "already initialised with the cluster's CA") {
 		t.Fatalf("an initialised master with the cluster's CA was not a no-op:\n%s", r.describe())
 	}
@@ -225,7 +225,7 @@ func TestKubeadmInitRefusesAMasterRunningAnotherCA(t *testing.T) {
 	root.write("/etc/kubernetes/admin.conf", "kind: Config\n")
 	other := newTestCA(t)
 	root.write(PKIDir+"/ca.crt", other.pem)
-	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := root.run(testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	expectRefusal(t, r, "a master running another CA was accepted: a routine change would rotate the cluster's identity",
 		"not the cluster CA the program holds")
 	if got, _ := root.read(PKIDir + "/ca.crt"); got != other.pem {
@@ -251,7 +251,7 @@ func TestKubeadmInitRefusesAnIncompleteOrForeignBundle(t *testing.T) {
 func TestKubeadmInitNeverOverwritesAnIdentityFileThatDiffers(t *testing.T) {
 	root := newRoot(t)
 	root.write(PKIDir+"/sa.key", "a key that is not the cluster's\n")
-	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := root.run(testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	expectRefusal(t, r, "an identity file that differs was overwritten", PKIDir+"/sa.key exists and is not the cluster's")
 	if got, _ := root.read(PKIDir + "/sa.key"); got != "a key that is not the cluster's\n" {
 		t.Error("the differing sa.key was overwritten")
@@ -262,7 +262,7 @@ func TestKubeadmInitTreatsARunningAPIServerAsInitialised(t *testing.T) {
 	root := newRoot(t)
 	root.write("/etc/kubernetes/manifests/kube-apiserver.yaml", "kind: Pod\n")
 	root.write(PKIDir+"/ca.crt", newTestCA(t).pem)
-	r := root.run(KubeadmInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	r := root.run(testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
 	expectRefusal(t, r, "a master with a running API server but no admin.conf was initialised again", "not the cluster CA the program holds")
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/s3sh"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -103,14 +104,31 @@ func WaitNodeScript() string {
 	return render("wait-node", struct{ ReadyMarker string }{ReadyMarker})
 }
 
+// Snapshots is where a new master looks for its cluster's etcd snapshots.
+type Snapshots struct {
+	// Bucket and Region are the backups bucket's; Prefix is the cluster's (EtcdSnapshotPrefix).
+	Bucket, Region, Prefix string
+	// Days is how many days back it looks: the backups' retention.
+	Days int
+}
+
+// EtcdRestoreMarker is where kubeadm-init notes the snapshot it restored etcd from: a second run
+// after a failed `kubeadm init` goes on with that data instead of refusing it.
+const EtcdRestoreMarker = "/etc/kubernetes/waste-coach/etcd-restored"
+
 // KubeadmInitScript installs the cluster's identity and the EncryptionConfiguration (an
-// InitBundle on standard input), writes the kubeadm configuration and runs `kubeadm init` once.
-func KubeadmInitScript(kubeadmConfig string) string {
+// InitBundle on standard input), restores the newest etcd snapshot of the cluster on a new
+// master of a cluster that has one, writes the kubeadm configuration and runs `kubeadm init`
+// once.
+func KubeadmInitScript(kubeadmConfig string, snapshots Snapshots, masterIP string) string {
 	return render("kubeadm-init", struct {
 		KubeadmConfig, EncryptionConfigDir, EncryptionConfigPath string
 		PKIDir, EncryptionEntry                                  string
 		Files                                                    []string
-	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles})
+		Snapshots                                                Snapshots
+		S3Functions, RestoreMarker, MasterIP                     string
+	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles,
+		snapshots, s3sh.Script, EtcdRestoreMarker, masterIP})
 }
 
 // PKIReadScript prints the identity of a control plane initialised before the program owned it

@@ -41,7 +41,7 @@ func allScripts(t *testing.T) map[string]string {
 	s := map[string]string{
 		"wait-ssh":               WaitSSHScript(),
 		"wait-node":              WaitNodeScript(),
-		"kubeadm-init":           KubeadmInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
+		"kubeadm-init":           testInitScript(KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})),
 		"read-kubeconfig":        ReadKubeconfigScript(),
 		"pki-read":               PKIReadScript(),
 		"etcdutl":                EtcdutlScript(),
@@ -212,7 +212,7 @@ func TestWaitSSHIsPortable(t *testing.T) {
 }
 
 func TestKubeadmInitIsGuarded(t *testing.T) {
-	s := KubeadmInitScript("kind: InitConfiguration\n")
+	s := testInitScript("kind: InitConfiguration\n")
 	if !strings.Contains(s, "if sudo test -e /etc/kubernetes/admin.conf -o -e /etc/kubernetes/manifests/kube-apiserver.yaml; then") {
 		t.Error("kubeadm init is not guarded by admin.conf and the API server's manifest: a re-run would fail or reset the control plane")
 	}
@@ -281,7 +281,7 @@ func TestKubeadmConfigEncryptsSecrets(t *testing.T) {
 	if strings.Index(e, "secretbox") > strings.Index(e, "identity") {
 		t.Error("identity comes before secretbox: new Secrets would be written in plain text")
 	}
-	s := KubeadmInitScript("kind: InitConfiguration\n")
+	s := testInitScript("kind: InitConfiguration\n")
 	write, init := strings.Index(s, "sudo install -m 0600 /dev/null /etc/kubernetes/encryption/config.yaml"), strings.Index(s, "sudo kubeadm init")
 	if write < 0 || write > init || !strings.Contains(s, "sudo install -d -m 0700 /etc/kubernetes/encryption") {
 		t.Error("the encryption config is not written root-only before kubeadm init")

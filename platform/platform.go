@@ -49,13 +49,14 @@ func program(ctx *pulumi.Context, o Options) error {
 	}
 
 	if _, err := workloads.New(ctx, cfg.ClusterName, &workloads.Args{
-		Config:          cfg,
-		VPCID:           aws.Network.VPC.ID().ToStringOutput(),
-		TargetGroupARNs: aws.LoadBalancer.TargetGroupARNs(),
-		ControlPlane:    cluster.Connection(aws.Nodes, config.RoleMaster),
-		LogsReader:      &workloads.LogsReader{AccessKeyID: aws.Logs.ReaderAccessKeyID, SecretAccessKey: aws.Logs.ReaderSecretAccessKey},
-		Charts:          o.Charts,
-		CRDProvider:     k8s.CRDProvider,
+		Config:             cfg,
+		VPCID:              aws.Network.VPC.ID().ToStringOutput(),
+		TargetGroupARNs:    aws.LoadBalancer.TargetGroupARNs(),
+		ControlPlane:       cluster.Connection(aws.Nodes, config.RoleMaster),
+		LogsReader:         &workloads.LogsReader{AccessKeyID: aws.Logs.ReaderAccessKeyID, SecretAccessKey: aws.Logs.ReaderSecretAccessKey},
+		Charts:             o.Charts,
+		CRDProvider:        k8s.CRDProvider,
+		EtcdSnapshotPrefix: k8s.EtcdSnapshotPrefix,
 	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
@@ -262,8 +263,29 @@ func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 		for i := range 5 {
 			env[ps("containers", 0, "env", i, "name")] = ps("containers", 0, "env", i, "value")
 		}
-		if env["BACKUP_BUCKET"] != r.Stack+"-sesacthon-backups" || env["BACKUP_PREFIX"] != "etcd" {
-			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/etcd (the prefix the master's role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack)
+		// The snapshots go under the cluster's own prefix, derived from the etcd CA the program
+		// holds, inside the prefix the master's role may write; a new master looks there.
+		etcdCA := must(t, r, "tls:index/selfSignedCert:SelfSignedCert", "sesacthon-etcd-ca").Outputs["certPem"]
+		if etcdCA.IsSecret() {
+			etcdCA = etcdCA.SecretValue().Element
+		}
+		wantPrefix, err := cluster.EtcdSnapshotPrefix(etcdCA.StringValue())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^etcd/[0-9a-f]{16}$`).MatchString(wantPrefix) {
+			t.Errorf("EtcdSnapshotPrefix = %q, want etcd/ and 16 hex digits", wantPrefix)
+		}
+		if env["BACKUP_BUCKET"] != r.Stack+"-sesacthon-backups" || env["BACKUP_PREFIX"] != wantPrefix {
+			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/%s (the cluster's prefix, inside the one the master's role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack, wantPrefix)
+		}
+		initCmd := must(t, r, remoteCommand, "sesacthon-kubeadm-init")
+		if !r.DependsOn(initCmd, must(t, r, remoteCommand, "sesacthon-etcdutl")) {
+			t.Error("kubeadm-init does not wait for etcdutl: a new master could not restore its snapshot")
+		}
+		initScript := str(initCmd, "create")
+		if !strings.Contains(initScript, "BACKUP_BUCKET="+r.Stack+"-sesacthon-backups\n") || !strings.Contains(initScript, `keys "`+wantPrefix+"/") {
+			t.Errorf("a new master does not look for snapshots in s3://%s-sesacthon-backups/%s/, where the CronJob puts them", r.Stack, wantPrefix)
 		}
 		for i := range 8 {
 			path := ps("volumes", i, "hostPath", "path")

@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/s3sh"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -20,15 +21,13 @@ import (
 //go:embed scripts/etcd-snapshot.sh
 var EtcdSnapshotScript string
 
-// S3Script is the S3 code the backup scripts share (credentials from the instance role, signed
-// uploads and downloads); each script sources it from its own directory.
-//
-//go:embed scripts/s3.sh
-var S3Script string
+// S3Script is the S3 code the backup scripts share (internal/s3sh); each script sources it from
+// its own directory.
+var S3Script = s3sh.Script
 
 // S3ScriptFile is S3Script's file name: every ConfigMap of a backup script holds it beside the
 // script, so that every container mounting the script has it too.
-const S3ScriptFile = "s3.sh"
+const S3ScriptFile = s3sh.File
 
 // backupScripts is the data of a backup script's ConfigMap: the script and S3Script.
 func backupScripts(file, script string) pulumi.StringMap {
@@ -80,6 +79,8 @@ type backupsArgs struct {
 	tierArgs
 	// PostgresBackupScript is the backup script's ConfigMap, declared with PostgreSQL (Data).
 	PostgresBackupScript *corev1.ConfigMap
+	// EtcdSnapshotPrefix is the cluster's prefix of etcd snapshots (Args.EtcdSnapshotPrefix).
+	EtcdSnapshotPrefix pulumi.StringInput
 }
 
 // newBackups declares the scheduled backups. The component is as old as the tier's first
@@ -89,9 +90,12 @@ func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pul
 	if err := ctx.RegisterComponentResource("waste-coach-infra:workloads:Backups", name, c, opts...); err != nil {
 		return nil, err
 	}
+	if args.EtcdSnapshotPrefix == nil {
+		return nil, fmt.Errorf("no etcd snapshot prefix: the cluster tier derives it from the cluster's identity")
+	}
 	s := args.keptScope(ctx, c)
 	var err error
-	if c.EtcdSnapshot, err = s.etcdSnapshot(); err != nil {
+	if c.EtcdSnapshot, err = s.etcdSnapshot(args.EtcdSnapshotPrefix); err != nil {
 		return nil, fmt.Errorf("etcd snapshot: %w", err)
 	}
 	if c.PostgresBaseBackup, c.PostgresDump, err = s.postgresBackups(args.PostgresBackupScript); err != nil {
@@ -111,8 +115,9 @@ func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pul
 // backups bucket with the master's instance role. A CronJob rather than a systemd timer: its
 // runs and failures are Kubernetes objects (kubectl get jobs, kube-state-metrics'
 // kube_cronjob_status_last_successful_time for an alert), and the snapshot runs in the etcd
-// image kubeadm already pulled, so the node needs no etcdctl of its own.
-func (s *scope) etcdSnapshot() (*batchv1.CronJob, error) {
+// image kubeadm already pulled, so the node needs no etcdctl of its own. The snapshots go under
+// prefix, the cluster's own (cluster.EtcdSnapshotPrefix).
+func (s *scope) etcdSnapshot(prefix pulumi.StringInput) (*batchv1.CronJob, error) {
 	ns := NamespaceSystem
 	cm, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
 		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
@@ -150,7 +155,7 @@ func (s *scope) etcdSnapshot() (*batchv1.CronJob, error) {
 			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "upload"},
 			Env: append(append(corev1.EnvVarArray{}, env...),
 				plainEnv("BACKUP_BUCKET", s.cfg.Backups.BucketName),
-				plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleMaster)),
+				corev1.EnvVarArgs{Name: pulumi.String("BACKUP_PREFIX"), Value: prefix},
 				plainEnv("AWS_REGION", s.cfg.Region)),
 			Resources: backupJob, Mounts: mounts,
 		}},

@@ -40,6 +40,9 @@ type Args struct {
 	Charts charts.Archives
 	// CRDProvider declares those CRDs, adopting any a chart installed before (cluster.Cluster).
 	CRDProvider *kubernetes.Provider
+	// EtcdSnapshotPrefix is where the etcd snapshots of this cluster go in the backups bucket,
+	// derived from its identity (cluster.EtcdSnapshotPrefix): a new master restores from there.
+	EtcdSnapshotPrefix pulumi.StringInput
 }
 
 // Workloads is everything that runs on the cluster, one component per concern.
@@ -188,7 +191,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if w.Logging, err = newLogging(ctx, name+"-logging", &loggingArgs{tierArgs: t, Charts: chartArgs}, parent); err != nil {
 		return nil, fmt.Errorf("fluent bit: %w", err)
 	}
-	if w.Backups, err = newBackups(ctx, name+"-backups", &backupsArgs{tierArgs: t, PostgresBackupScript: w.Data.PostgresBackupScript}, parent); err != nil {
+	if w.Backups, err = newBackups(ctx, name+"-backups", &backupsArgs{tierArgs: t, PostgresBackupScript: w.Data.PostgresBackupScript,
+		EtcdSnapshotPrefix: args.EtcdSnapshotPrefix}, parent); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}
 	if err := w.Alerting.declareRules(&alertRulesArgs{Monitoring: w.Monitoring.Release}); err != nil {

@@ -17,8 +17,12 @@ func mountEtcdScripts(t *testing.T, edit func(string) string) (script, snapDir s
 		t.Skip("no curl: the upload step runs curl")
 	}
 	dir := t.TempDir()
-	for _, name := range []string{"etcd-snapshot.sh", "s3.sh"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "workloads", "scripts", name))
+	repo := filepath.Join("..", "..", "..", "..")
+	for name, path := range map[string]string{
+		"etcd-snapshot.sh": filepath.Join(repo, "workloads", "scripts", "etcd-snapshot.sh"),
+		"s3.sh":            filepath.Join(repo, "internal", "s3sh", "s3.sh"),
+	} {
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}

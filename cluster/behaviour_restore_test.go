@@ -1,0 +1,328 @@
+package cluster
+
+// Behaviour tests of a new master's restore (kubeadm-init): a new cluster starts empty; a master
+// that replaces one restores the newest etcd snapshot of its cluster before kubeadm starts etcd,
+// and registers its own Node; nothing is ever restored over data; a failure to read the bucket
+// never reads as "no snapshot".
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testSnapshots is where the test master looks for snapshots.
+var testSnapshots = Snapshots{Bucket: "prod-sesacthon-backups", Region: "ap-northeast-2", Prefix: "etcd/0123456789abcdef", Days: 7}
+
+const (
+	testMasterIP = "10.0.1.10"
+	// testMasterHost is the hostname as the instance may report it; kubeadm lowercases it.
+	testMasterHost = "IP-10-0-1-10.ap-northeast-2.compute.internal"
+	testMasterNode = "ip-10-0-1-10.ap-northeast-2.compute.internal"
+	testInstance   = "i-0new0000000000000"
+	testSecret     = "instance-role-secret-key"
+)
+
+// testInitScript is kubeadm-init for the test master.
+func testInitScript(kubeadmConfig string) string {
+	return KubeadmInitScript(kubeadmConfig, testSnapshots, testMasterIP)
+}
+
+// emptyListing is ListObjectsV2's answer for a prefix without keys.
+const emptyListing = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`
+
+// listing is ListObjectsV2's answer with these keys, in S3's (ascending) order.
+func listing(keys ...string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><IsTruncated>false</IsTruncated>`)
+	for _, k := range keys {
+		b.WriteString("<Contents><Key>" + k + "</Key><Size>20480</Size><StorageClass>STANDARD</StorageClass></Contents>")
+	}
+	b.WriteString("</ListBucketResult>")
+	return b.String()
+}
+
+// restoreCase is a new master's kubeadm-init with stand-ins for the machine, IMDS and S3. The
+// n-th listing request answers $STUB_STATE/listing-n (emptyListing when there is none); a
+// download writes the key's name into the file; `kubectl get node` prints $STUB_STATE/provider.
+// etcdutl's restore makes the member folder its data directory needs.
+func restoreCase() scriptCase {
+	c := kubeadmInitCase()
+	c.stubs["hostname"] = `echo ` + testMasterHost
+	c.stubs["curl"] = `case " $* " in *" -K - "*) cat > "${STUB_STATE}/curl-config" ;; esac
+case "$*" in
+  *api/token*) echo imds-token ;;
+  *meta-data/instance-id*) echo ` + testInstance + ` ;;
+  *security-credentials/instance-role*) echo '{"Code":"Success","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"` + testSecret + `","Token":"session"}' ;;
+  *security-credentials/*) echo instance-role ;;
+  *list-type=2*)
+    n=$(( $(cat "${STUB_STATE}/lists" 2> /dev/null || echo 0) + 1 ))
+    echo "${n}" > "${STUB_STATE}/lists"
+    [ ! -e "${STUB_STATE}/list-fails" ] || { echo "curl: (22) The requested URL returned error: 403" >&2; exit 22; }
+    if [ -e "${STUB_STATE}/listing-${n}" ]; then cat "${STUB_STATE}/listing-${n}"; else echo '` + emptyListing + `'; fi ;;
+  *)
+    out="" url=""
+    while [ $# -gt 0 ]; do
+      case "$1" in -o) out=$2; shift ;; http*) url=$1 ;; esac
+      shift
+    done
+    [ -n "${out}" ] && echo "snapshot ${url##*amazonaws.com/}" > "${out}" ;;
+esac`
+	c.stubs["etcdutl"] = `if [ "$1 $2" = "snapshot restore" ]; then
+  snapshot=$3
+  while [ $# -gt 0 ]; do
+    [ "$1" != --data-dir ] || { mkdir -p "$2/member/snap" && cp "${snapshot}" "$2/member/snap/db"; }
+    shift
+  done
+fi`
+	c.stubs["kubectl"] = `case "$*" in *"get node"*"jsonpath"*) cat "${STUB_STATE}/provider" 2> /dev/null ;; esac; exit 0`
+	return c
+}
+
+// restoreRoot is a scratch master whose bucket answers the listings given, in request order.
+func restoreRoot(t *testing.T, listings ...string) *scratchRoot {
+	t.Helper()
+	root := newRoot(t)
+	for i, l := range listings {
+		root.stubState(t, "listing-"+strconv.Itoa(i+1), l)
+	}
+	return root
+}
+
+// stubState writes a file the stand-ins read.
+func (s *scratchRoot) stubState(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.dir, "state", name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listedDays are the days the run's listing requests asked for, in order.
+func listedDays(t *testing.T, r scriptResult) []time.Time {
+	t.Helper()
+	want := regexp.MustCompile(`^https://prod-sesacthon-backups\.s3\.ap-northeast-2\.amazonaws\.com/\?list-type=2&prefix=etcd%2F0123456789abcdef%2F(\d{4})%2F(\d{2})%2F(\d{2})%2F$`)
+	var days []time.Time
+	for _, c := range r.called("curl") {
+		url := c[len(c)-1]
+		if !strings.Contains(url, "list-type=2") {
+			continue
+		}
+		m := want.FindStringSubmatch(url)
+		if m == nil {
+			t.Fatalf("a listing asked for %s, want one day's folder under s3://prod-sesacthon-backups/etcd/0123456789abcdef/", url)
+		}
+		d, err := time.Parse("2006-01-02", m[1]+"-"+m[2]+"-"+m[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		days = append(days, d)
+	}
+	return days
+}
+
+func TestNewClusterStartsEmptyAfterLookingBackOverTheRetention(t *testing.T) {
+	root := restoreRoot(t)
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("a new cluster's init failed:\n%s", r.describe())
+	}
+	days := listedDays(t, r)
+	if len(days) != testSnapshots.Days+1 {
+		t.Fatalf("%d day folders listed, want today and the %d days before (the retention):\n%s", len(days), testSnapshots.Days, r.describe())
+	}
+	for i := 1; i < len(days); i++ {
+		if days[i-1].Sub(days[i]) != 24*time.Hour {
+			t.Errorf("listing %d asked for %s after %s: the days must go back one at a time", i+1, days[i].Format(time.DateOnly), days[i-1].Format(time.DateOnly))
+		}
+	}
+	if today := time.Now().UTC().Truncate(24 * time.Hour); days[0].Sub(today).Abs() > 24*time.Hour {
+		t.Errorf("the first listing asked for %s, want today (%s)", days[0].Format(time.DateOnly), today.Format(time.DateOnly))
+	}
+	if len(r.called("etcdutl")) > 0 {
+		t.Errorf("etcdutl ran on a cluster without snapshots:\n%s", r.describe())
+	}
+	if inits := r.called("kubeadm", "init"); len(inits) != 1 || slices.Contains(inits[0], "--ignore-preflight-errors=DirAvailable--var-lib-etcd") {
+		t.Errorf("want one plain kubeadm init (etcd's data directory checked by preflight), got %v", inits)
+	}
+	if !strings.Contains(r.stdout, "the cluster starts empty") {
+		t.Errorf("the deploy log does not say the cluster starts empty:\n%s", r.describe())
+	}
+	if _, ok := root.read(EtcdRestoreMarker); ok {
+		t.Errorf("%s written though nothing was restored", EtcdRestoreMarker)
+	}
+}
+
+func TestReplacedMasterRestoresTheNewestSnapshotBeforeKubeadm(t *testing.T) {
+	older := "etcd/0123456789abcdef/2026/12/05/etcd-20261205T234900Z.db"
+	newest := "etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"
+	// Today's folder is empty (just past midnight), the day before has two snapshots and an
+	// object that is no snapshot.
+	root := restoreRoot(t, emptyListing, listing(older, newest, "etcd/0123456789abcdef/2026/12/06/notes.txt"))
+	root.stubState(t, "provider", "aws:///ap-northeast-2a/i-0old0000000000000")
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("a replaced master's init failed:\n%s", r.describe())
+	}
+	if days := listedDays(t, r); len(days) != 2 {
+		t.Errorf("%d day folders listed, want 2: the search stops at the first day that has a snapshot", len(days))
+	}
+	wantDownload := "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/" + newest
+	var downloaded bool
+	for _, c := range r.called("curl") {
+		downloaded = downloaded || c[len(c)-1] == wantDownload
+	}
+	if !downloaded {
+		t.Errorf("the newest snapshot %s was not downloaded:\n%s", newest, r.describe())
+	}
+	restore := r.called("etcdutl", "snapshot", "restore")
+	if len(restore) != 1 {
+		t.Fatalf("want one etcdutl snapshot restore, got %v\n%s", restore, r.describe())
+	}
+	args := strings.Join(restore[0], " ")
+	for _, want := range []string{
+		"--data-dir /var/lib/etcd.restoring",
+		"--name " + testMasterNode,
+		"--initial-cluster " + testMasterNode + "=https://" + testMasterIP + ":2380",
+		"--initial-advertise-peer-urls https://" + testMasterIP + ":2380",
+		"--bump-revision 1000000000", "--mark-compacted",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("the restore lacks %q (kubeadm's etcd member is named after the node and peers on the master's address; the revision must jump past what watchers saw): %s", want, args)
+		}
+	}
+	status, restoreAt := r.index("etcdutl", "snapshot", "status"), r.index("etcdutl", "snapshot", "restore")
+	initAt := r.index("kubeadm", "init")
+	if status < 0 || status > restoreAt {
+		t.Errorf("the snapshot's hash was not checked (etcdutl snapshot status) before the restore:\n%s", r.describe())
+	}
+	if restoreAt > initAt {
+		t.Errorf("kubeadm init ran before the restore: etcd would start empty:\n%s", r.describe())
+	}
+	if db, ok := root.read("/var/lib/etcd/member/snap/db"); !ok || !strings.Contains(db, newest) {
+		t.Errorf("etcd's data directory does not hold the newest snapshot's data: %q", db)
+	}
+	if m := root.mode("/var/lib/etcd"); m != 0o700 {
+		t.Errorf("/var/lib/etcd has mode %v, want 0700", m)
+	}
+	if marker, _ := root.read(EtcdRestoreMarker); strings.TrimSpace(marker) != "s3://prod-sesacthon-backups/"+newest {
+		t.Errorf("%s reads %q, want the snapshot's address", EtcdRestoreMarker, marker)
+	}
+	if !strings.Contains(r.stdout, "etcd restored from s3://prod-sesacthon-backups/"+newest) {
+		t.Errorf("the deploy log does not name the snapshot used:\n%s", r.describe())
+	}
+	inits := r.called("kubeadm", "init")
+	if len(inits) < 1 || !slices.Contains(inits[0], "--ignore-preflight-errors=DirAvailable--var-lib-etcd") {
+		t.Errorf("kubeadm init without leave to start on the restored data directory: %v", inits)
+	}
+	// The old instance's Node goes, the kubelet registers this one, kubeadm marks it again.
+	del, restart := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", testMasterNode), r.index("systemctl", "restart", "kubelet")
+	mark := r.index("kubeadm", "init", "phase", "mark-control-plane")
+	if del < 0 || restart < del || mark < restart {
+		t.Errorf("want the old instance's Node deleted, then the kubelet restarted, then the control plane marked again:\n%s", r.describe())
+	}
+	if strings.Contains(r.output(), testSecret) || anyCallMentions(r.calls, testSecret) {
+		t.Errorf("the instance role's secret key reached a command line or the deploy log:\n%s", r.describe())
+	}
+	if cfg, _ := os.ReadFile(filepath.Join(root.dir, "state", "curl-config")); !strings.Contains(string(cfg), testSecret) {
+		t.Errorf("curl was not given the credentials on standard input: %q", cfg)
+	}
+}
+
+func TestRestoredNodeOfThisInstanceIsKept(t *testing.T) {
+	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	root.stubState(t, "provider", "aws:///ap-northeast-2a/"+testInstance)
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("init failed:\n%s", r.describe())
+	}
+	if got := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete"); len(got) > 0 {
+		t.Errorf("the Node of this very instance was deleted: %v", got)
+	}
+}
+
+func TestRestoreNeverWritesOverEtcdData(t *testing.T) {
+	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	root.write("/var/lib/etcd/member/snap/db", "a live member's data")
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	expectRefusal(t, r, "init went on over etcd data it had not restored itself", "holds data that this script did not restore")
+	if len(r.called("etcdutl")) > 0 {
+		t.Errorf("etcdutl ran over existing data:\n%s", r.describe())
+	}
+	if db, _ := root.read("/var/lib/etcd/member/snap/db"); db != "a live member's data" {
+		t.Errorf("the existing data changed: %q", db)
+	}
+}
+
+func TestRerunAfterAFailedInitKeepsWhatItRestored(t *testing.T) {
+	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	failing := restoreCase()
+	failing.stubs["kubeadm"] = `echo "error execution phase wait-control-plane"; exit 1`
+	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
+		t.Fatalf("a failed kubeadm init passed:\n%s", r.describe())
+	}
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("the second run failed:\n%s", r.describe())
+	}
+	if len(r.called("etcdutl")) > 0 || len(listedDays(t, r)) > 0 {
+		t.Errorf("the second run looked for or restored a snapshot again over the first run's restore:\n%s", r.describe())
+	}
+	if inits := r.called("kubeadm", "init"); len(inits) < 1 || !slices.Contains(inits[0], "--ignore-preflight-errors=DirAvailable--var-lib-etcd") {
+		t.Errorf("the second run's kubeadm init does not start on the restored data: %v", inits)
+	}
+}
+
+func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
+	for name, tc := range map[string]struct {
+		setup func(*scratchRoot)
+		stubs map[string]string
+		why   string
+	}{
+		"the bucket cannot be listed": {
+			setup: func(s *scratchRoot) { s.stubState(t, "list-fails", "") },
+			why:   "a listing that failed read as 'no snapshot': the master would start an empty cluster beside workers of the old one",
+		},
+		"the snapshot is corrupt": {
+			setup: func(s *scratchRoot) {
+				s.stubState(t, "listing-1", listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+			},
+			stubs: map[string]string{"etcdutl": `[ "$1 $2" != "snapshot status" ] || { echo "snapshot file integrity check failed" >&2; exit 1; }`},
+			why:   "a snapshot that fails its hash check was restored",
+		},
+		"the listing does not fit one page": {
+			setup: func(s *scratchRoot) {
+				s.stubState(t, "listing-1", strings.Replace(listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"), "<IsTruncated>false", "<IsTruncated>true", 1))
+			},
+			why: "a truncated listing was read as complete: the newest snapshot may be on the next page",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := newRoot(t)
+			tc.setup(root)
+			c := restoreCase()
+			for k, v := range tc.stubs {
+				c.stubs[k] = v
+			}
+			r := root.run(testInitScript("kind: InitConfiguration\n"), c)
+			expectRefusal(t, r, tc.why, "")
+			if _, ok := root.read("/var/lib/etcd/member/snap/db"); ok {
+				t.Errorf("etcd's data directory was written:\n%s", r.describe())
+			}
+		})
+	}
+}
+
+// anyCallMentions says whether any recorded command line holds s.
+func anyCallMentions(calls []call, s string) bool {
+	for _, c := range calls {
+		if strings.Contains(c.String(), s) {
+			return true
+		}
+	}
+	return false
+}
