@@ -43,3 +43,52 @@ func TestLocalS3RefusesWhatS3Refuses(t *testing.T) {
 		t.Errorf("the accepted upload is not stored: %v", err)
 	}
 }
+
+// TestS3ShListsAndDownloadsAsTheMasterDoes: s3.sh's keys and download, which a new master runs
+// to find and fetch its cluster's newest etcd snapshot (kubeadm-init), against the local S3,
+// which checks each request's SigV4 signature over its query string as S3 does. keys lists one
+// folder only (the slashes of the prefix are encoded), in ascending order; a wrong secret fails
+// both, rather than reading as "no snapshot".
+func TestS3ShListsAndDownloadsAsTheMasterDoes(t *testing.T) {
+	endpoint, backend, err := startS3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := "etcd/0123456789abcdef/2026/12/06/"
+	for _, key := range []string{day + "etcd-20261206T100400Z.db", day + "etcd-20261206T004900Z.db", "etcd/0123456789abcdef/2026/12/05/etcd-20261205T234900Z.db", "etcd/fedcba9876543210/2026/12/06/etcd-20261206T110400Z.db"} {
+		if _, err := backend.PutObject(bucket, key, map[string]string{}, strings.NewReader("snapshot "+key), int64(len("snapshot "+key)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s3sh, err := filepath.Abs(filepath.Join("..", "..", "internal", "s3sh", "s3.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "snapshot.db")
+	run := func(secret, script string, args ...string) (string, error) {
+		cmd := exec.Command("sh", append([]string{"-c", ". " + s3sh + "; credentials; " + script, "sh"}, args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "S3_ENDPOINT=" + endpoint, "BACKUP_BUCKET=" + bucket, "AWS_REGION=" + region,
+			"AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=" + secret}
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	got, err := run(secretKey, `keys "$1"`, day)
+	if err != nil {
+		t.Fatalf("keys %s: %v\n%s", day, err, got)
+	}
+	if want := day + "etcd-20261206T004900Z.db\n" + day + "etcd-20261206T100400Z.db\n"; got != want {
+		t.Errorf("keys %s printed\n%s\nwant that day's two snapshots of this cluster, oldest first:\n%s", day, got, want)
+	}
+	if got, err := run(secretKey, `download "$1" "$2"`, day+"etcd-20261206T100400Z.db", out); err != nil {
+		t.Fatalf("download: %v\n%s", err, got)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "snapshot "+day+"etcd-20261206T100400Z.db" {
+		t.Errorf("the downloaded file reads %q", b)
+	}
+	if got, err := run("not-the-secret", `keys "$1"`, day); err == nil {
+		t.Errorf("keys with a wrong secret succeeded (printed %q): a refused listing must fail, not read as an empty folder", got)
+	}
+	if got, err := run(secretKey, `download "$1" "$2"`, day+"etcd-missing.db", out+".missing"); err == nil {
+		t.Errorf("download of a missing key succeeded: %q", got)
+	}
+}
