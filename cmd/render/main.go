@@ -102,6 +102,15 @@ func run(dir, stack, out string, overrides map[string]string) error {
 	if kubelets, ok := critpath.Finish(res.Resources, "-kubelet-config-storage"); ok {
 		fmt.Printf("every kubelet runs the program's settings at %s at best: no workload starts sooner\n", time.Duration(kubelets)*time.Second)
 	}
+	// The master replaced (issue 24): it restores the cluster's state by itself (kubeadm-init).
+	master := res.Config.ClusterName + "-nodes-" + string(config.RoleMaster)
+	if api, ok := critpath.Replacement(res.Resources, master, "-kubeadm-init"); ok {
+		fmt.Printf("pulumi up --replace of the master: the API serves the restored cluster at %s at best", time.Duration(api)*time.Second)
+		if ready, ok := critpath.Replacement(res.Resources, master, "-nodes-ready"); ok {
+			fmt.Printf(", every node Ready at %s", time.Duration(ready)*time.Second)
+		}
+		fmt.Println(" (the old instance terminated first; internal/critpath)")
+	}
 	fmt.Printf("program evaluated in %s, files written in %s\n", evaluated.Round(time.Millisecond), (time.Since(start) - evaluated).Round(time.Millisecond))
 	return nil
 }

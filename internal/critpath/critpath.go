@@ -146,6 +146,11 @@ type timetable struct {
 }
 
 func schedule(resources []*mocks.Resource) timetable {
+	return scheduleWith(resources, func(r *mocks.Resource) int { return DurationOf(r).Seconds })
+}
+
+// scheduleWith is schedule with each resource taking duration(r) seconds.
+func scheduleWith(resources []*mocks.Resource, duration func(*mocks.Resource) int) timetable {
 	s := timetable{byURN: map[string]*mocks.Resource{}, finish: map[string]int{}, via: map[string]string{}}
 	children := map[string][]*mocks.Resource{}
 	for _, r := range resources {
@@ -167,7 +172,7 @@ func schedule(resources []*mocks.Resource) timetable {
 				}
 			}
 		}
-		f := start + DurationOf(r).Seconds
+		f := start + duration(r)
 		if !r.Custom {
 			// A component is done when its last child is.
 			for _, c := range children[r.URN] {
@@ -191,4 +196,75 @@ func waitsFor(r *mocks.Resource) []string {
 		return append(append([]string{}, r.Dependencies...), p)
 	}
 	return r.Dependencies
+}
+
+// byNameOnReplacement are the times of the steps that run again when the master is replaced
+// (`pulumi up --replace` of its instance) and then take a time other than on a fresh deploy.
+var byNameOnReplacement = []struct {
+	suffix string
+	Duration
+}{
+	{"-kubeadm-init", Duration{150, "list the day's snapshots, download (tens of MB, same region) and restore etcd (about 20 s), kubeadm init (90 s), the old Node deleted and the kubelet registered again (about 40 s) (estimate)"}},
+	{"-join-", Duration{3, "the worker is joined to the same CA: nothing to do, one SSH round trip"}},
+	{"-member-", Duration{3, "the label is there already: one SSH round trip"}},
+	{"-kubelet-config-", Duration{5, "the node's settings are the ConfigMap's already: no restart (estimate)"}},
+}
+
+// OldInstanceGone is how long EC2 takes to terminate the old master before its replacement is
+// created (the master is replaced delete-first: the replacement takes its fixed address).
+var OldInstanceGone = Duration{60, "EC2 TerminateInstances until terminated, typical (estimate)"}
+
+// Replacement estimates `pulumi up --replace` of the instance named replaced: the instance (after
+// the old one is terminated) and every command tied to its id run again; everything else is
+// already there. It returns when the resource whose name ends with milestone is done again, in
+// seconds from the start of the up, and whether it runs again at all.
+func Replacement(resources []*mocks.Resource, replaced, milestone string) (int, bool) {
+	var target *mocks.Resource
+	for _, r := range resources {
+		if r.Name == replaced {
+			target = r
+		}
+	}
+	if target == nil {
+		return 0, false
+	}
+	again := func(r *mocks.Resource) bool { return r == target || triggeredBy(r, target.ID) }
+	s := scheduleWith(resources, func(r *mocks.Resource) int {
+		switch {
+		case r == target:
+			return OldInstanceGone.Seconds + DurationOf(r).Seconds
+		case !again(r):
+			return 0
+		}
+		for _, n := range byNameOnReplacement {
+			if strings.Contains(r.Name+"-", n.suffix) {
+				return n.Seconds
+			}
+		}
+		return DurationOf(r).Seconds
+	})
+	for _, r := range resources {
+		if strings.HasSuffix(r.Name, milestone) && again(r) {
+			return s.finish[r.URN], true
+		}
+	}
+	return 0, false
+}
+
+// triggeredBy says whether a command's triggers hold the id of an instance: replacing the
+// instance runs it again.
+func triggeredBy(r *mocks.Resource, id string) bool {
+	t, ok := r.Inputs["triggers"]
+	if !ok || !t.IsArray() || id == "" {
+		return false
+	}
+	for _, v := range t.ArrayValue() {
+		if v.IsSecret() {
+			v = v.SecretValue().Element
+		}
+		if v.IsString() && v.StringValue() == id {
+			return true
+		}
+	}
+	return false
 }

@@ -69,3 +69,30 @@ func TestKubeletRolloutPrecedesTheWorkloads(t *testing.T) {
 		t.Errorf("the path does not run through the kubelet steps: %v", steps)
 	}
 }
+
+// TestMasterReplacementRerunsOnlyWhatIsTiedToIt: replacing the master terminates it first, then
+// runs again the instance and the commands whose triggers hold its id, with the replacement's
+// own figures (kubeadm-init restores; a join finds its node joined); the rest is already there.
+func TestMasterReplacementRerunsOnlyWhatIsTiedToIt(t *testing.T) {
+	tied := func(urn, name, id string, deps ...string) *mocks.Resource {
+		return &mocks.Resource{URN: urn, Type: "command:remote:Command", Name: name, Custom: true, Dependencies: deps,
+			Inputs: resource.PropertyMap{"triggers": resource.NewArrayProperty([]resource.PropertyValue{resource.NewStringProperty(id)})}}
+	}
+	master := &mocks.Resource{URN: "m", Type: "aws:ec2/instance:Instance", Name: "c-nodes-master", ID: "i-master", Custom: true, Inputs: resource.PropertyMap{}}
+	worker := &mocks.Resource{URN: "w", Type: "aws:ec2/instance:Instance", Name: "c-nodes-worker-1", ID: "i-worker", Custom: true, Inputs: resource.PropertyMap{}}
+	wait := tied("s", "c-wait-ssh-master", "i-master", "m")
+	init := tied("i", "c-kubeadm-init", "i-master", "s")
+	join := tied("j", "c-join-worker-1", "i-master", "i", "w")
+	workerOnly := tied("o", "c-wait-node-worker-1", "i-worker", "w")
+	all := []*mocks.Resource{master, worker, wait, init, join, workerOnly}
+	got, ok := Replacement(all, "c-nodes-master", "-kubeadm-init")
+	if want := OldInstanceGone.Seconds + 45 + 30 + 150; !ok || got != want {
+		t.Errorf("API serving again at %d s (found %v), want %d: terminate, instance, SSH, restore and init", got, ok, want)
+	}
+	if got, ok := Replacement(all, "c-nodes-master", "-join-worker-1"); !ok || got != OldInstanceGone.Seconds+45+30+150+3 {
+		t.Errorf("the worker's join done again at %d s (found %v), want 3 s after init: it finds its node joined", got, ok)
+	}
+	if _, ok := Replacement(all, "c-nodes-master", "-wait-node-worker-1"); ok {
+		t.Error("a step tied to the worker only counts as run again by the master's replacement")
+	}
+}
