@@ -47,6 +47,13 @@ func listing(keys ...string) string {
 	return b.String()
 }
 
+// snapshotKey is the key of a snapshot taken back days ago at hhmmss (UTC), where the CronJob
+// puts it.
+func snapshotKey(back int, hhmmss string) string {
+	d := time.Now().UTC().AddDate(0, 0, -back)
+	return testSnapshots.Prefix + "/" + d.Format("2006/01/02") + "/etcd-" + d.Format("20060102") + "T" + hhmmss + "Z.db"
+}
+
 // restoreCase is a new master's kubeadm-init with stand-ins for the machine, IMDS and S3. The
 // n-th listing request answers $STUB_STATE/listing-n (emptyListing when there is none); a
 // download writes the key's name into the file; `kubectl get node` prints $STUB_STATE/provider.
@@ -71,7 +78,7 @@ case "$*" in
       case "$1" in -o) out=$2; shift ;; http*) url=$1 ;; esac
       shift
     done
-    [ -n "${out}" ] && echo "snapshot ${url##*amazonaws.com/}" > "${out}" ;;
+    if [ -n "${out}" ]; then echo "snapshot ${url##*amazonaws.com/}" > "${out}"; fi ;;
 esac`
 	c.stubs["etcdutl"] = `if [ "$1 $2" = "snapshot restore" ]; then
   snapshot=$3
@@ -109,8 +116,8 @@ func listedDays(t *testing.T, r scriptResult) []time.Time {
 	var days []time.Time
 	for _, c := range r.called("curl") {
 		url := c[len(c)-1]
-		if !strings.Contains(url, "list-type=2") {
-			continue
+		if !strings.Contains(url, "list-type=2") || strings.HasSuffix(url, "%2Fcluster") {
+			continue // the cluster's marker is looked for after the days
 		}
 		m := want.FindStringSubmatch(url)
 		if m == nil {
@@ -158,11 +165,10 @@ func TestNewClusterStartsEmptyAfterLookingBackOverTheRetention(t *testing.T) {
 }
 
 func TestReplacedMasterRestoresTheNewestSnapshotBeforeKubeadm(t *testing.T) {
-	older := "etcd/0123456789abcdef/2026/12/05/etcd-20261205T234900Z.db"
-	newest := "etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"
+	older, newest := snapshotKey(1, "100400"), snapshotKey(1, "234900")
 	// Today's folder is empty (just past midnight), the day before has two snapshots and an
 	// object that is no snapshot.
-	root := restoreRoot(t, emptyListing, listing(older, newest, "etcd/0123456789abcdef/2026/12/06/notes.txt"))
+	root := restoreRoot(t, emptyListing, listing(older, newest, snapshotKey(1, "235000")+".txt"))
 	root.stubState(t, "provider", "aws:///ap-northeast-2a/i-0old0000000000000")
 	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	if r.code != 0 {
@@ -234,7 +240,7 @@ func TestReplacedMasterRestoresTheNewestSnapshotBeforeKubeadm(t *testing.T) {
 }
 
 func TestRestoredNodeOfThisInstanceIsKept(t *testing.T) {
-	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
 	root.stubState(t, "provider", "aws:///ap-northeast-2a/"+testInstance)
 	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	if r.code != 0 {
@@ -246,7 +252,7 @@ func TestRestoredNodeOfThisInstanceIsKept(t *testing.T) {
 }
 
 func TestRestoreNeverWritesOverEtcdData(t *testing.T) {
-	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
 	root.write("/var/lib/etcd/member/snap/db", "a live member's data")
 	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	expectRefusal(t, r, "init went on over etcd data it had not restored itself", "holds data that this script did not restore")
@@ -259,7 +265,7 @@ func TestRestoreNeverWritesOverEtcdData(t *testing.T) {
 }
 
 func TestRerunAfterAFailedInitKeepsWhatItRestored(t *testing.T) {
-	root := restoreRoot(t, listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
 	failing := restoreCase()
 	failing.stubs["kubeadm"] = `echo "error execution phase wait-control-plane"; exit 1`
 	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
@@ -289,14 +295,14 @@ func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 		},
 		"the snapshot is corrupt": {
 			setup: func(s *scratchRoot) {
-				s.stubState(t, "listing-1", listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"))
+				s.stubState(t, "listing-1", listing(snapshotKey(0, "000400")))
 			},
 			stubs: map[string]string{"etcdutl": `[ "$1 $2" != "snapshot status" ] || { echo "snapshot file integrity check failed" >&2; exit 1; }`},
 			why:   "a snapshot that fails its hash check was restored",
 		},
 		"the listing does not fit one page": {
 			setup: func(s *scratchRoot) {
-				s.stubState(t, "listing-1", strings.Replace(listing("etcd/0123456789abcdef/2026/12/06/etcd-20261206T100400Z.db"), "<IsTruncated>false", "<IsTruncated>true", 1))
+				s.stubState(t, "listing-1", strings.Replace(listing(snapshotKey(0, "000400")), "<IsTruncated>false", "<IsTruncated>true", 1))
 			},
 			why: "a truncated listing was read as complete: the newest snapshot may be on the next page",
 		},
@@ -314,6 +320,98 @@ func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 				t.Errorf("etcd's data directory was written:\n%s", r.describe())
 			}
 		})
+	}
+}
+
+// markerPuts are the run's uploads of the object that says the cluster has run.
+func markerPuts(r scriptResult) []call {
+	var puts []call
+	for _, c := range r.called("curl") {
+		if slices.Contains(c, "-T") && c[len(c)-1] == "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/"+testSnapshots.Prefix+"/cluster" {
+			puts = append(puts, c)
+		}
+	}
+	return puts
+}
+
+func TestAClusterThatHasRunIsNeverStartedEmpty(t *testing.T) {
+	// No snapshot on any day of the retention, but the cluster's marker is there (the ninth
+	// listing, after today and the seven days before).
+	listings := make([]string, testSnapshots.Days+2)
+	for i := range listings {
+		listings[i] = emptyListing
+	}
+	listings[testSnapshots.Days+1] = listing(testSnapshots.Prefix + "/cluster")
+	r := restoreRoot(t, listings...).run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	expectRefusal(t, r, "a master of a cluster that has run started it empty: workers, the state and the data volumes describe a cluster it no longer has",
+		"refusing to start it empty")
+	if !strings.Contains(r.stderr, "delete that object to start the cluster empty") {
+		t.Errorf("the refusal does not say how to start empty on purpose:\n%s", r.describe())
+	}
+}
+
+func TestEveryInitMarksTheClusterAsHavingRun(t *testing.T) {
+	root := restoreRoot(t)
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 || len(markerPuts(r)) != 1 {
+		t.Fatalf("a new cluster's init put the marker %d times (exit %d), want once:\n%s", len(markerPuts(r)), r.code, r.describe())
+	}
+	if put := slices.IndexFunc(r.calls, func(c call) bool { return slices.Equal(c, markerPuts(r)[0]) }); put < r.index("kubeadm", "init") {
+		t.Errorf("the marker was put before kubeadm init succeeded:\n%s", r.describe())
+	}
+	// An existing master (the first up with this release) marks its cluster too.
+	root.write("/etc/kubernetes/admin.conf", "kind: Config\n")
+	again := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if again.code != 0 || len(markerPuts(again)) != 1 {
+		t.Errorf("an initialised master did not mark its cluster (exit %d):\n%s", again.code, again.describe())
+	}
+	failIfKubeadmRan(t, again, "the control plane is initialised")
+}
+
+func TestOnlyTheCronJobsSnapshotsOfThePastCount(t *testing.T) {
+	good := snapshotKey(0, "000000")
+	day := good[:strings.LastIndex(good, "/")+1]
+	forged := []string{
+		day + "etcd-99999999T999999Z.db", // sorts last, dated no day
+		day + "etcd-" + time.Now().UTC().AddDate(0, 0, 1).Format("20060102") + "T000000Z.db", // another day's name
+		day + "etcd-" + time.Now().UTC().Format("20060102") + "T235959Z.db.db",               // not the CronJob's name
+	}
+	root := restoreRoot(t, listing(append([]string{good}, forged...)...))
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("init failed:\n%s", r.describe())
+	}
+	if marker, _ := root.read(EtcdRestoreMarker); strings.TrimSpace(marker) != "s3://prod-sesacthon-backups/"+good {
+		t.Errorf("restored from %q, want the one snapshot named and dated as the CronJob names them, %s", marker, good)
+	}
+}
+
+func TestARerunRepairsTheNodeOfAnEarlierRestore(t *testing.T) {
+	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
+	root.stubState(t, "provider", "aws:///ap-northeast-2a/i-0old0000000000000")
+	failing := restoreCase()
+	// kubeadm init succeeds (admin.conf written), then the Node's repair fails.
+	failing.stubs["systemctl"] = `exit 1`
+	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
+		t.Fatalf("a failed kubelet restart passed:\n%s", r.describe())
+	}
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if r.code != 0 {
+		t.Fatalf("the rerun failed:\n%s", r.describe())
+	}
+	failIfKubeadmInitRan(t, r)
+	if r.index("systemctl", "restart", "kubelet") < 0 || r.index("kubeadm", "init", "phase", "mark-control-plane") < 0 {
+		t.Errorf("the rerun on the initialised master left the old instance's Node in place:\n%s", r.describe())
+	}
+}
+
+// failIfKubeadmInitRan fails when a run initialised the control plane (phases run alone do not count).
+func failIfKubeadmInitRan(t *testing.T, r scriptResult) {
+	t.Helper()
+	for _, c := range r.called("kubeadm", "init") {
+		if len(c) < 3 || c[2] != "phase" {
+			t.Errorf("kubeadm init ran again on an initialised master: %v", c)
+		}
 	}
 }
 

@@ -42,6 +42,9 @@ var overlaid = []string{"etc", "var", "run", "usr/local"}
 // CI installs etcd, whose /var/lib/etcd is the path of a master's etcd data.
 var hidden = []string{"var/lib/etcd"}
 
+// scriptTimeout bounds one run of a script.
+const scriptTimeout = 90 * time.Second
+
 // defaultStubs are the commands every run replaces, with what each does unless the case says
 // otherwise. `sudo` runs its arguments (the harness is already root in its user namespace).
 // curl reads its config from standard input when given "-K -", as s3.sh passes the credentials:
@@ -327,7 +330,9 @@ func (s *scratchRoot) run(script string, c scriptCase) scriptResult {
 	env = append(env, c.env...)
 	fmt.Fprintf(&enter, "exec env -i %s bash %s\n", shellQuote(env), scriptFile)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A script that hangs fails its test; the bound is wide because CI runs the tests beside the
+	// engine runs, where a stand-in's start can take a second.
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--map-root-user", "--net", "bash", "-c", enter.String())
 	cmd.Stdin = strings.NewReader(c.stdin)
@@ -338,7 +343,7 @@ func (s *scratchRoot) run(script string, c scriptCase) scriptResult {
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("the script did not finish in 20s:\n%s", r.describe())
+		t.Fatalf("the script did not finish in %s:\n%s", scriptTimeout, r.describe())
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
