@@ -406,3 +406,39 @@ func checkSecretsAwaited(t *testing.T, r *offline.Result) {
 		t.Errorf("only %d secret references checked; the walk is not finding them", checked)
 	}
 }
+
+// TestRedisReadsItsPasswordFromAFile: the Redis password never reaches a command line, which
+// every process on the node can read (issue 27): the server reads it as configuration from a
+// file of its Secret, mounted read-only and readable by the pod's group only, holding exactly
+// the password the application connects with.
+func TestRedisReadsItsPasswordFromAFile(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		sts := objects(r, "StatefulSet")["data/redis"]
+		spec := at(sts, "spec", "template", "spec")
+		argv := fmt.Sprint(at(spec, "containers", 0, "command"), at(spec, "containers", 0, "args"))
+		if strings.Contains(argv, "requirepass") || strings.Contains(argv, "PASSWORD") {
+			t.Errorf("redis-server's command line carries the password: %s", argv)
+		}
+		if first := at(spec, "containers", 0, "args", 0); first != "/etc/redis/auth/"+workloads.RedisPasswordFile {
+			t.Errorf("redis-server's first argument is %v, want its configuration file /etc/redis/auth/%s", first, workloads.RedisPasswordFile)
+		}
+		var mounted bool
+		for i := range 4 {
+			if at(spec, "containers", 0, "volumeMounts", i, "name") == "auth" {
+				mounted = at(spec, "containers", 0, "volumeMounts", i, "mountPath") == "/etc/redis/auth" && at(spec, "containers", 0, "volumeMounts", i, "readOnly") == true
+			}
+		}
+		vol := at(spec, "volumes", 0, "secret")
+		if !mounted || at(vol, "secretName") != "redis" || at(vol, "defaultMode") != float64(0o440) || at(vol, "items", 0, "key") != workloads.RedisPasswordFile {
+			t.Errorf("the password file is not the Redis Secret's %s mounted read-only at /etc/redis/auth with mode 0440: mount %v, volume %v", workloads.RedisPasswordFile, mounted, vol)
+		}
+		for _, s := range r.OfType("kubernetes:core/v1:Secret") {
+			if str(s, "metadata", "namespace") != "data" || str(s, "metadata", "name") != "redis" {
+				continue
+			}
+			if conf, pw := str(s, "stringData", workloads.RedisPasswordFile), str(s, "stringData", "REDIS_PASSWORD"); pw == "" || conf != "requirepass "+pw+"\n" {
+				t.Errorf("the Redis Secret's %s is %q, want requirepass and the password the clients use", workloads.RedisPasswordFile, conf)
+			}
+		}
+	})
+}

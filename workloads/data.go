@@ -124,9 +124,22 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 	return backupScript, s.podMonitor(NamespaceData, "postgres", args.Monitoring, sts)
 }
 
+// RedisPasswordFile is the Redis Secret's key, and the file, that holds the server's password
+// as configuration (requirepass).
+const RedisPasswordFile = "redis.conf"
+
+// redisAuthDir is where the Redis container mounts RedisPasswordFile.
+const redisAuthDir = "/etc/redis/auth"
+
 // redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
 func (s *scope) redis(args *dataArgs) error {
-	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": args.RedisPassword})
+	// The server reads its password from a configuration file in the Secret, never from its
+	// command line, which every process on the node may read (/proc/<pid>/cmdline). The probe
+	// and the exporter take it from the environment, which only the same user may read.
+	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{
+		"REDIS_PASSWORD":   args.RedisPassword,
+		RedisPasswordFile: pulumi.Sprintf("requirepass %s\n", args.RedisPassword),
+	})
 	if err != nil {
 		return err
 	}
@@ -141,18 +154,26 @@ func (s *scope) redis(args *dataArgs) error {
 			Labels: labels("redis", "cache"), Role: config.RoleStorage, UID: dataUID,
 			Containers: []Container{{
 				Name: "redis", Image: pulumi.String(versions.Redis),
+				// A configuration file first, then options, as redis-server takes them.
 				Command: []string{"redis-server"},
 				Args: []string{
+					redisAuthDir + "/" + RedisPasswordFile,
 					"--appendonly", "yes", "--appendfsync", "everysec",
 					"--maxmemory", RedisMaxMemory, "--maxmemory-policy", "allkeys-lru",
-					"--dir", "/data", "--requirepass", "$(REDIS_PASSWORD)",
+					"--dir", "/data",
 				},
+				Mounts:    corev1.VolumeMountArray{corev1.VolumeMountArgs{Name: pulumi.String("auth"), MountPath: pulumi.String(redisAuthDir), ReadOnly: pulumi.Bool(true)}},
 				Ports:     map[string]int{"redis": redisPort},
 				Env:       corev1.EnvVarArray{secretEnv("REDIS_PASSWORD", redisSecret, "REDIS_PASSWORD")},
 				Resources: redisResources,
 				Readiness: readiness(ping, 3),
 				Liveness:  liveness(tcpCheck(redisPort), 3),
 			}, redisExporter()},
+			// Readable by the pod's group (its fsGroup) only.
+			Volumes: corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("auth"), Secret: &corev1.SecretVolumeSourceArgs{
+				SecretName: pulumi.String(redisSecret), DefaultMode: pulumi.Int(0o440),
+				Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(RedisPasswordFile), Path: pulumi.String(RedisPasswordFile)}},
+			}}},
 		},
 	}, args.Storage.ClaimDependencies, secret)
 	if err != nil {
