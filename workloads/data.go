@@ -137,7 +137,7 @@ func (s *scope) redis(args *dataArgs) error {
 	// command line, which every process on the node may read (/proc/<pid>/cmdline). The probe
 	// and the exporter take it from the environment, which only the same user may read.
 	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{
-		"REDIS_PASSWORD":   args.RedisPassword,
+		"REDIS_PASSWORD":  args.RedisPassword,
 		RedisPasswordFile: pulumi.Sprintf("requirepass %s\n", args.RedisPassword),
 	})
 	if err != nil {
