@@ -15,7 +15,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os"
-	"regexp"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +36,8 @@ const (
 // renders its join template (cmd/kubeadm/app/cmd/util/join.go) and, for this command, removes
 // the template's line continuations and tabs (cmd/kubeadm/app/cmd/token.go), which leaves one
 // line with a space after the hash, ended by a newline. tools/kubeadm/check.sh sets
-// KUBEADM_JOIN_COMMAND_FILE to a line printed by the real kubeadm of each version line.
+// KUBEADM_JOIN_COMMAND_FILE to a line printed by the real kubeadm of each version line, whose
+// CA hash TestCACertHashIsKubeadms compares with the program's.
 func kubeadmJoinCommand(t *testing.T) string {
 	t.Helper()
 	if f := os.Getenv("KUBEADM_JOIN_COMMAND_FILE"); f != "" {
@@ -49,14 +50,15 @@ func kubeadmJoinCommand(t *testing.T) string {
 	return "kubeadm join 10.0.1.10:6443 --token " + testToken + " --discovery-token-ca-cert-hash " + testCAHash + " \n"
 }
 
-// joinTokenOf returns the token of a join command line.
-func joinTokenOf(t *testing.T, line string) string {
+// testJoinConfig is the JoinConfiguration the program hands a worker whose cluster CA has the
+// discovery hash caHash.
+func testJoinConfig(t *testing.T, caHash string) string {
 	t.Helper()
-	m := regexp.MustCompile(`--token (\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no token in join command %q", line)
+	c, err := JoinConfiguration("kubeadm.k8s.io/v1beta4", "10.0.1.10:6443", testToken, caHash)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return m[1]
+	return c
 }
 
 func failIfKubeadmRan(t *testing.T, r scriptResult, why string) {
@@ -82,18 +84,23 @@ func expectRefusal(t *testing.T, r scriptResult, accepted, message string) {
 
 // --- join ---
 
-func TestJoinRefusesACommandWithoutTheCAHash(t *testing.T) {
-	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
-		stdin: "kubeadm join 10.0.1.10:6443 --token " + testToken + "\n",
-	})
-	expectRefusal(t, r, "join accepted a command without --discovery-token-ca-cert-hash: the node would trust any API server that answers at that address",
-		"refusing a join command without a CA certificate hash")
+func TestJoinRefusesAConfigurationWithoutTheCAHash(t *testing.T) {
+	for name, stdin := range map[string]string{
+		"no hash":     strings.Replace(testJoinConfig(t, testCAHash), "    caCertHashes:\n      - "+testCAHash+"\n", "", 1),
+		"two hashes":  strings.Replace(testJoinConfig(t, testCAHash), "      - "+testCAHash+"\n", "      - "+testCAHash+"\n      - "+newTestCA(t).hash+"\n", 1),
+		"a join line": kubeadmJoinCommand(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: stdin})
+			expectRefusal(t, r, "join accepted a configuration without exactly one CA hash: the node would trust any API server that answers at that address, or one of two clusters", "refusing")
+		})
+	}
 }
 
 func TestJoinRefusesTheUnsafeSkipOfCAVerification(t *testing.T) {
-	line := strings.TrimRight(kubeadmJoinCommand(t), " \n") + " --discovery-token-unsafe-skip-ca-verification\n"
-	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: line})
-	expectRefusal(t, r, "join accepted a command that skips CA verification", "")
+	conf := strings.Replace(testJoinConfig(t, testCAHash), "    caCertHashes:", "    unsafeSkipCAVerification: true\n    caCertHashes:", 1)
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: conf})
+	expectRefusal(t, r, "join accepted a configuration that skips CA verification", "skips CA verification")
 }
 
 // testCA is a cluster CA: its certificate (PEM), key, and the discovery hash kubeadm prints for
@@ -142,10 +149,10 @@ func makeTestCA() (testCA, error) {
 	return testCA{cert, key, pemText, "sha256:" + hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString([]byte(pemText))}, nil
 }
 
-// joinCommandFor is kubeadm's join command with the discovery hash of ca.
-func joinCommandFor(t *testing.T, ca testCA) string {
+// joinConfigFor is the program's JoinConfiguration with the discovery hash of ca.
+func joinConfigFor(t *testing.T, ca testCA) string {
 	t.Helper()
-	return regexp.MustCompile(`sha256:[0-9a-f]{64}`).ReplaceAllString(kubeadmJoinCommand(t), ca.hash)
+	return testJoinConfig(t, ca.hash)
 }
 
 func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
@@ -155,7 +162,7 @@ func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
 			"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n",
 			"/etc/kubernetes/pki/ca.crt":   ca.pem,
 		},
-		stdin: joinCommandFor(t, ca),
+		stdin: joinConfigFor(t, ca),
 	})
 	if r.code != 0 {
 		t.Fatalf("a re-run on a joined node failed: every `pulumi up` after the first would fail\n%s", r.describe())
@@ -179,7 +186,7 @@ func TestJoinRefusesANodeJoinedToAnotherCA(t *testing.T) {
 			"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n",
 			"/etc/kubernetes/pki/ca.crt":   old.pem,
 		},
-		stdin: joinCommandFor(t, current),
+		stdin: joinConfigFor(t, current),
 	})
 	expectRefusal(t, r, "a node joined to another CA was accepted", "whose CA ("+old.hash+") is not the cluster's")
 	if got, _ := r.root.read("/etc/kubernetes/kubelet.conf"); got != "apiVersion: v1\nkind: Config\n" {
@@ -191,29 +198,40 @@ func TestJoinLeavesANodeWithoutAReadableCAAlone(t *testing.T) {
 	ca := newTestCA(t)
 	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
 		files: map[string]string{"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n"},
-		stdin: joinCommandFor(t, ca),
+		stdin: joinConfigFor(t, ca),
 	})
 	expectRefusal(t, r, "join succeeded on a node whose cluster it cannot tell", "no readable /etc/kubernetes/pki/ca.crt")
 }
 
-func TestJoinRunsKubeadmsOwnJoinCommandAndKeepsTheTokenOutOfTheDeployLog(t *testing.T) {
-	line := kubeadmJoinCommand(t)
-	token := joinTokenOf(t, line)
+// TestJoinHandsKubeadmARootOnlyConfigurationAndNoTokenOnACommandLine: sudo logs every command
+// line it runs, and /proc shows them to every process; the token travels only in the file.
+func TestJoinHandsKubeadmARootOnlyConfigurationAndNoTokenOnACommandLine(t *testing.T) {
+	conf := testJoinConfig(t, testCAHash)
+	const path = "/etc/kubernetes/waste-coach/kubeadm-join.yaml"
 	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
-		stdin: line,
-		stubs: map[string]string{"kubeadm": `echo "[preflight] joining with token $4"; echo "This node has joined the cluster"`},
+		stdin: conf,
+		stubs: map[string]string{"kubeadm": `cp "$3" "${STUB_STATE}/seen-config"; stat -c %a "$3" > "${STUB_STATE}/seen-mode"
+echo "[preflight] joining with token ` + testToken + `"; echo "This node has joined the cluster"`},
 	})
 	if r.code != 0 {
-		t.Fatalf("join failed on the command kubeadm prints:\n%s", r.describe())
+		t.Fatalf("join failed on the program's configuration:\n%s", r.describe())
 	}
 	joins := r.called("kubeadm", "join")
-	if len(joins) != 1 {
-		t.Fatalf("kubeadm join ran %d times, want once\n%s", len(joins), r.describe())
+	if len(joins) != 1 || joins[0].String() != "kubeadm join --config "+path {
+		t.Fatalf("want one `kubeadm join --config %s`, got %v\n%s", path, joins, r.describe())
 	}
-	if want := strings.Fields(line); joins[0].String() != strings.Join(want, " ") {
-		t.Errorf("kubeadm got %q, want the join command's own arguments %q", joins[0], want)
+	if anyCallMentions(r.calls, testToken) {
+		t.Errorf("the bootstrap token reached a command line:\n%s", r.describe())
 	}
-	if strings.Contains(r.output(), token) {
+	seen, _ := os.ReadFile(filepath.Join(r.root.dir, "state", "seen-config"))
+	mode, _ := os.ReadFile(filepath.Join(r.root.dir, "state", "seen-mode"))
+	if strings.TrimSpace(string(seen)) != strings.TrimSpace(conf) || strings.TrimSpace(string(mode)) != "600" {
+		t.Errorf("kubeadm read %q (mode %s), want the configuration from standard input in a 0600 file", seen, mode)
+	}
+	if _, ok := r.root.read(path); ok {
+		t.Errorf("%s, which holds the token, is left on the node after the join", path)
+	}
+	if strings.Contains(r.output(), testToken) {
 		t.Errorf("the bootstrap token reached the deploy log:\n%s", r.output())
 	}
 	log, ok := r.root.read("/var/log/waste-coach/kubeadm-join.log")
@@ -229,11 +247,9 @@ func TestJoinRunsKubeadmsOwnJoinCommandAndKeepsTheTokenOutOfTheDeployLog(t *test
 }
 
 func TestJoinFailureShowsTheLogWithoutTheToken(t *testing.T) {
-	line := kubeadmJoinCommand(t)
-	token := joinTokenOf(t, line)
 	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
-		stdin: line,
-		stubs: map[string]string{"kubeadm": `echo "I1128 kubeadm join $* "; echo "error execution phase preflight: couldn't validate the identity of the API Server"; exit 1`},
+		stdin: testJoinConfig(t, testCAHash),
+		stubs: map[string]string{"kubeadm": `echo "I1128 discovery with token ` + testToken + `"; echo "error execution phase preflight: couldn't validate the identity of the API Server"; exit 1`},
 	})
 	if r.code == 0 {
 		t.Fatalf("a failed kubeadm join was reported as success\n%s", r.describe())
@@ -241,8 +257,11 @@ func TestJoinFailureShowsTheLogWithoutTheToken(t *testing.T) {
 	if !strings.Contains(r.stderr, "couldn't validate the identity of the API Server") {
 		t.Errorf("the failure does not show kubeadm's error:\n%s", r.describe())
 	}
-	if strings.Contains(r.output(), token) {
+	if strings.Contains(r.output(), testToken) {
 		t.Errorf("the bootstrap token reached the deploy log on failure:\n%s", r.output())
+	}
+	if _, ok := r.root.read("/etc/kubernetes/waste-coach/kubeadm-join.yaml"); ok {
+		t.Error("the configuration, which holds the token, is left on the node after a failed join")
 	}
 }
 

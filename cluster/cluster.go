@@ -191,7 +191,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		if n.Role.ControlPlane() {
 			continue
 		}
-		member, err := b.join(n.Role, initCmd, ready[n.Role], caHash)
+		member, err := b.join(n.Role, initCmd, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
 		if err != nil {
 			return nil, err
 		}
@@ -411,7 +411,7 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 
 // join declares a worker's membership: a fresh token from the control plane, the join on the
 // worker, then the role label, whose delete step drains and removes the node.
-func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput) (*remote.Command, error) {
+func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput, kubeadmAPI string) (*remote.Command, error) {
 	master := config.RoleMaster
 	node := b.nodes.Instances[role]
 	token, err := b.command(master, "join-token-"+string(role), commandSpec{
@@ -428,7 +428,7 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 	join, err := b.command(role, "join-"+string(role), commandSpec{
 		create: pulumi.String(JoinScript(role)),
 		stdin: pulumi.ToSecret(pulumi.All(token.Stdout, caHash).ApplyT(func(v []any) (string, error) {
-			return JoinCommand(endpoint, v[0].(string), v[1].(string))
+			return JoinConfiguration(kubeadmAPI, endpoint, v[0].(string), v[1].(string))
 		})).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{token},
 		// A new master runs the same cluster (the program's CA): the join runs again, finds its

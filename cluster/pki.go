@@ -241,15 +241,25 @@ func EtcdSnapshotPrefix(etcdCAPEM string) (string, error) {
 // bootstrapToken is the shape of a kubeadm bootstrap token ("abcdef.0123456789abcdef").
 var bootstrapToken = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
-// JoinCommand is the worker's join command: the in-VPC endpoint, the token minted for this join
+// JoinConfiguration is a worker's kubeadm JoinConfiguration in the config API apiVersion (the
+// cluster's minor's, as KubeadmConfig's): the in-VPC endpoint, the token minted for this join
 // (join-token's output, which must be a bootstrap token and nothing else) and the CA hash derived
-// from the cluster's own CA (never from what the master says).
-func JoinCommand(endpoint, token, caHash string) (string, error) {
+// from the cluster's own CA (never from what the master says). The join script hands it to
+// kubeadm as a root-only file, so the token reaches no command line.
+func JoinConfiguration(apiVersion, endpoint, token, caHash string) (string, error) {
 	token = strings.TrimSpace(token)
 	if !bootstrapToken.MatchString(token) {
 		return "", fmt.Errorf("join-token printed something other than one bootstrap token (%d bytes; not shown: it may hold the token)", len(token))
 	}
-	return fmt.Sprintf("kubeadm join %s --token %s --discovery-token-ca-cert-hash %s", endpoint, token, caHash), nil
+	return fmt.Sprintf(`apiVersion: %s
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: %s
+    token: %s
+    caCertHashes:
+      - %s
+`, apiVersion, endpoint, token, caHash), nil
 }
 
 // InitBundle is kubeadm-init's standard input: the identity's files and the

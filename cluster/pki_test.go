@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"maps"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -107,11 +109,11 @@ func TestCACertHashIsWhatTheJoinScriptChecks(t *testing.T) {
 	root := newRoot(t)
 	root.write("/etc/kubernetes/kubelet.conf", "kind: Config\n")
 	root.write("/etc/kubernetes/pki/ca.crt", ca.pem)
-	join, err := JoinCommand("10.0.1.10:6443", testToken+"\n", hash)
+	join, err := JoinConfiguration("kubeadm.k8s.io/v1beta4", "10.0.1.10:6443", testToken+"\n", hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := root.run(JoinScript("worker-1"), scriptCase{stdin: join + "\n"})
+	r := root.run(JoinScript("worker-1"), scriptCase{stdin: join})
 	if r.code != 0 || !strings.Contains(r.stdout, "already joined") {
 		t.Fatalf("a worker whose CA is the program's was not left alone:\n%s", r.describe())
 	}
@@ -144,15 +146,36 @@ func TestCACertHashIsKubeadms(t *testing.T) {
 	}
 }
 
-func TestJoinCommandNamesTheEndpointTokenAndCAHash(t *testing.T) {
-	got, err := JoinCommand("10.0.1.10:6443", testToken+"\n", testCAHash)
-	want := "kubeadm join 10.0.1.10:6443 --token " + testToken + " --discovery-token-ca-cert-hash " + testCAHash
-	if err != nil || got != want {
-		t.Errorf("join command %q (%v), want %q", got, err, want)
+// TestJoinConfigurationIsOneKubeadmAccepts: the program's JoinConfiguration names the endpoint,
+// the token and the CA hash, and refuses join-token output that is not one token, without
+// quoting it. With KUBEADM_BIN and KUBEADM_VERSION (tools/kubeadm/check.sh) the real kubeadm of
+// that version validates it in the config API the program uses for that minor.
+func TestJoinConfigurationIsOneKubeadmAccepts(t *testing.T) {
+	api := "kubeadm.k8s.io/v1beta4"
+	if v := os.Getenv("KUBEADM_VERSION"); v != "" {
+		api = kubeadmAPIVersion(configWith(t, strings.TrimPrefix(v, "v")).Kubernetes)
+	}
+	got, err := JoinConfiguration(api, "10.0.1.10:6443", testToken+"\n", testCAHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"apiVersion: " + api + "\n", "kind: JoinConfiguration\n", "apiServerEndpoint: 10.0.1.10:6443\n", "token: " + testToken + "\n", "caCertHashes:\n      - " + testCAHash + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the JoinConfiguration lacks %q:\n%s", want, got)
+		}
 	}
 	for _, bad := range []string{"", "W1206 warning: something\n" + testToken, testToken + " --unsafe-skip-ca-verification"} {
-		if _, err := JoinCommand("10.0.1.10:6443", bad, testCAHash); err == nil || strings.Contains(err.Error(), testToken) {
+		if _, err := JoinConfiguration(api, "10.0.1.10:6443", bad, testCAHash); err == nil || strings.Contains(err.Error(), testToken) {
 			t.Errorf("join-token output %q was not refused without quoting it (err %v)", bad, err)
+		}
+	}
+	if bin := os.Getenv("KUBEADM_BIN"); bin != "" {
+		f := filepath.Join(t.TempDir(), "join.yaml")
+		if err := os.WriteFile(f, []byte(got), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "config", "validate", "--config", f).CombinedOutput(); err != nil {
+			t.Errorf("%s config validate refused the program's JoinConfiguration: %v\n%s", bin, err, out)
 		}
 	}
 }

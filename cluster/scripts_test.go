@@ -154,7 +154,7 @@ func TestKubeadmConfig(t *testing.T) {
 
 func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
 	j := JoinScript(config.RoleWorker1)
-	for _, want := range []string{"/etc/kubernetes/kubelet.conf", "--discovery-token-ca-cert-hash sha256:", "unsafe-skip"} {
+	for _, want := range []string{"/etc/kubernetes/kubelet.conf", "kind: JoinConfiguration", "unsafeSkipCAVerification"} {
 		if !strings.Contains(j, want) {
 			t.Errorf("join script lacks %q", want)
 		}
@@ -173,9 +173,9 @@ func TestJoinIsGuardedAndVerifiesTheCA(t *testing.T) {
 // CA the command names, and leaves a matching node alone; nothing in it resets a node.
 func TestJoinNeverResets(t *testing.T) {
 	j := JoinScript(config.RoleWorker1)
-	read, guard := strings.Index(j, "read -r join_command"), strings.Index(j, "if sudo test -f /etc/kubernetes/kubelet.conf")
+	read, guard := strings.Index(j, "join_config=$(cat)"), strings.Index(j, "if sudo test -f /etc/kubernetes/kubelet.conf")
 	if read < 0 || guard < 0 || read > guard {
-		t.Fatalf("join must read the join command, then check an existing kubelet.conf:\n%s", j)
+		t.Fatalf("join must read its configuration, then check an existing kubelet.conf:\n%s", j)
 	}
 	// kubeadm's hash: sha256 of the DER SubjectPublicKeyInfo of the CA the node trusts now.
 	for _, want := range []string{
@@ -183,7 +183,7 @@ func TestJoinNeverResets(t *testing.T) {
 		"openssl pkey -pubin -outform DER | sha256sum",
 		`if [ "${current_ca}" = "${wanted_ca}" ]; then`,
 		"already joined to this cluster: nothing to do",
-		`--discovery-token-ca-cert-hash sha256:\([0-9a-f]\{64\}\)`,
+		`- sha256:\([0-9a-f]\{64\}\)$`,
 	} {
 		if !strings.Contains(j, want) {
 			t.Errorf("join script lacks %q", want)
@@ -282,7 +282,7 @@ func TestKubeadmConfigEncryptsSecrets(t *testing.T) {
 		t.Error("identity comes before secretbox: new Secrets would be written in plain text")
 	}
 	s := testInitScript("kind: InitConfiguration\n")
-	write, init := strings.Index(s, "sudo install -m 0600 /dev/null /etc/kubernetes/encryption/config.yaml"), strings.Index(s, "sudo kubeadm init")
+	write, init := strings.Index(s, "sudo install -m 0600 /dev/null /etc/kubernetes/encryption/config.yaml"), strings.Index(s, "sudo kubeadm init --config")
 	if write < 0 || write > init || !strings.Contains(s, "sudo install -d -m 0700 /etc/kubernetes/encryption") {
 		t.Error("the encryption config is not written root-only before kubeadm init")
 	}

@@ -10,10 +10,10 @@
 #      program's (cluster/pki.go): three CAs and the service-account key pair in the tls
 #      provider's formats (RSA 2048, PKCS#1 keys), made here with openssl. kubeadm must say it
 #      uses each existing CA and the sa key, and its certificates must chain to those CAs;
-#   4. feeds the worker join command the dry run printed, in the form `kubeadm token create
-#      --print-join-command` prints it, to the rendered join script in the script harness
-#      (go test ./cluster -run TestJoin with KUBEADM_JOIN_COMMAND_FILE), and checks that the CA
-#      hash the program derives (cluster.CACertHash) is kubeadm's (KUBEADM_CA_FILE);
+#   4. checks that the CA hash the program derives (cluster.CACertHash) is the one in the worker
+#      join command the dry run printed (KUBEADM_JOIN_COMMAND_FILE, KUBEADM_CA_FILE), and that
+#      the line's kubeadm validates the JoinConfiguration the program hands each worker's join
+#      script (cluster.JoinConfiguration, in the config API of that minor; KUBEADM_BIN);
 #   5. feeds the KubeletConfiguration the dry run stores in kube-system/kubelet-config to the
 #      rendered kubelet-configmap script (KUBEADM_KUBELET_CONFIG_FILE): the rollout of the
 #      kubelet's pressure settings to a running cluster keeps what kubeadm wrote.
@@ -103,8 +103,9 @@ NS
     echo "no worker join command in kubeadm ${version}'s dry-run output (${work}/dry-run.log)" >&2
     exit 1
   fi
-  echo "::: kubeadm ${version}: join script fed $(sed -e 's/--token [^ ]*/--token <redacted>/' "${work}/join-command")"
+  echo "::: kubeadm ${version}: CA hash of $(sed -e 's/--token [^ ]*/--token <redacted>/' "${work}/join-command"), and the program's JoinConfiguration validated"
   KUBEADM_JOIN_COMMAND_FILE="${work}/join-command" KUBEADM_CA_FILE="${pki}/ca.crt" \
-    go test ./cluster/ -count=1 -run 'TestJoin|TestCACertHashIsKubeadms'
+    KUBEADM_BIN="${kubeadm}" KUBEADM_VERSION="${version}" \
+    go test ./cluster/ -count=1 -run 'TestJoinConfigurationIsOneKubeadmAccepts|TestCACertHashIsKubeadms'
 done
 echo "::: kubeadm configuration of ${stack} proven with kubeadm v1.35 and v1.28"
