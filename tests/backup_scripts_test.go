@@ -192,8 +192,11 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 		snapshot := []byte("etcd snapshot bytes\n")
 		writeFile(t, filepath.Join(snapDir, "etcd-snapshot.db"), string(snapshot))
 		out, reqs, err := upload(t, http.StatusOK, etcdScript, []string{"SNAPSHOT_DIR=" + snapDir, "BACKUP_PREFIX=etcd"}, "upload")
-		if err != nil || len(reqs) != 1 {
-			t.Fatalf("upload step: %v, %d requests (want one PUT)\n%s", err, len(reqs), out)
+		if err != nil || len(reqs) != 2 {
+			t.Fatalf("upload step: %v, %d requests (want two PUTs: the snapshot, then the cluster's mark)\n%s", err, len(reqs), out)
+		}
+		if reqs[1].method != http.MethodPut || reqs[1].path != "/drill-bucket/etcd/cluster" {
+			t.Errorf("second request %s %s, want PUT /drill-bucket/etcd/cluster: a new master refuses to start a cluster empty only while that mark is there", reqs[1].method, reqs[1].path)
 		}
 		key := regexp.MustCompile(`^/drill-bucket/(etcd/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db)$`)
 		signedPut(t, "etcd snapshot upload", reqs[0], key, snapshot)

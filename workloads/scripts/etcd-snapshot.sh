@@ -6,7 +6,7 @@
 #           shell with no other tools): take a snapshot from the local member and verify it
 #           (etcdutl snapshot status checks the file's hash and prints its revision and keys).
 #   upload  in the curl image: put the snapshot in the backups bucket under
-#           <prefix>/YYYY/MM/DD/etcd-<time>.db, signed (SigV4) with the node's instance role from
+#           <prefix>/YYYY/MM/DD/etcd-<time>.db, then the cluster's mark <prefix>/cluster, signed (SigV4) with the node's instance role from
 #           IMDSv2, or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill), by
 #           s3.sh (the S3 code both backup scripts share), mounted beside this script.
 # A failure of either step fails the Job, which the CronJob's history and kube-state-metrics show.
@@ -39,6 +39,11 @@ upload() {
   # a snapshot damaged on the way is refused.
   put "${snapshot}" "${key}"
   echo "etcd-snapshot: uploaded $(wc -c < "${snapshot}") bytes to s3://${BACKUP_BUCKET}/${key} (sha256 ${sum})"
+  # The mark that this cluster has run, which a new master reads (cluster/kubeadm-init): with a
+  # mark and no snapshot it refuses to start the cluster empty. Put again with every snapshot,
+  # so that the backups' expiry removes it only after snapshots have stopped for the retention.
+  printf 'this cluster has run; its last snapshot is %s\n' "${key}" > "${SNAPSHOT_DIR}/cluster"
+  put "${SNAPSHOT_DIR}/cluster" "${BACKUP_PREFIX}/cluster"
 }
 
 case "${1:-}" in
