@@ -128,7 +128,7 @@ func KubeadmInitScript(kubeadmConfig string, snapshots Snapshots, masterIP strin
 		Snapshots                                                Snapshots
 		S3Functions, RestoreMarker, MasterIP                     string
 	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles,
-		snapshots, s3sh.Script, EtcdRestoreMarker, masterIP})
+		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP})
 }
 
 // PKIReadScript prints the identity of a control plane initialised before the program owned it

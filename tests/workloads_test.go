@@ -409,7 +409,8 @@ func checkSecretsAwaited(t *testing.T, r *offline.Result) {
 
 // TestRedisReadsItsPasswordFromAFile: the Redis password never reaches a command line, which
 // every process on the node can read (issue 27): the server reads it as configuration from a
-// file of its Secret, mounted read-only and readable by the pod's group only, holding exactly
+// file of a Secret of its own (the clients' Secret is left as it was: a changed Secret is
+// replaced), mounted read-only and readable by the pod's group only, holding exactly
 // the password the application connects with.
 func TestRedisReadsItsPasswordFromAFile(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
@@ -429,16 +430,18 @@ func TestRedisReadsItsPasswordFromAFile(t *testing.T) {
 			}
 		}
 		vol := at(spec, "volumes", 0, "secret")
-		if !mounted || at(vol, "secretName") != "redis" || at(vol, "defaultMode") != float64(0o440) || at(vol, "items", 0, "key") != workloads.RedisPasswordFile {
+		if !mounted || at(vol, "secretName") != "redis-config" || at(vol, "defaultMode") != float64(0o440) || at(vol, "items", 0, "key") != workloads.RedisPasswordFile {
 			t.Errorf("the password file is not the Redis Secret's %s mounted read-only at /etc/redis/auth with mode 0440: mount %v, volume %v", workloads.RedisPasswordFile, mounted, vol)
 		}
+		secrets := map[string]*mocks.Resource{}
 		for _, s := range r.OfType("kubernetes:core/v1:Secret") {
-			if str(s, "metadata", "namespace") != "data" || str(s, "metadata", "name") != "redis" {
-				continue
+			if str(s, "metadata", "namespace") == "data" {
+				secrets[str(s, "metadata", "name")] = s
 			}
-			if conf, pw := str(s, "stringData", workloads.RedisPasswordFile), str(s, "stringData", "REDIS_PASSWORD"); pw == "" || conf != "requirepass "+pw+"\n" {
-				t.Errorf("the Redis Secret's %s is %q, want requirepass and the password the clients use", workloads.RedisPasswordFile, conf)
-			}
+		}
+		pw := str(secrets["redis"], "stringData", "REDIS_PASSWORD")
+		if conf := str(secrets["redis-config"], "stringData", workloads.RedisPasswordFile); pw == "" || conf != "requirepass "+pw+"\n" {
+			t.Errorf("Secret redis-config's %s is %q, want requirepass and the password the clients use", workloads.RedisPasswordFile, conf)
 		}
 	})
 }

@@ -128,16 +128,24 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 // as configuration (requirepass).
 const RedisPasswordFile = "redis.conf"
 
+// redisConfigSecret holds RedisPasswordFile.
+const redisConfigSecret = "redis-config"
+
 // redisAuthDir is where the Redis container mounts RedisPasswordFile.
 const redisAuthDir = "/etc/redis/auth"
 
 // redis declares Redis 7 with AOF persistence, an LRU memory cap and a password.
 func (s *scope) redis(args *dataArgs) error {
-	// The server reads its password from a configuration file in the Secret, never from its
-	// command line, which every process on the node may read (/proc/<pid>/cmdline). The probe
-	// and the exporter take it from the environment, which only the same user may read.
-	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{
-		"REDIS_PASSWORD":  args.RedisPassword,
+	secret, err := s.secret(NamespaceData, redisSecret, pulumi.StringMap{"REDIS_PASSWORD": args.RedisPassword})
+	if err != nil {
+		return err
+	}
+	// The server reads its password from a configuration file in a Secret of its own, never from
+	// its command line, which every process on the node may read (/proc/<pid>/cmdline). The probe
+	// and the exporter take it from the environment, which only the same user may read. (A Secret
+	// of its own: pulumi-kubernetes replaces a Secret whose data changes, and the clients' Secret
+	// stays as it was.)
+	conf, err := s.secret(NamespaceData, redisConfigSecret, pulumi.StringMap{
 		RedisPasswordFile: pulumi.Sprintf("requirepass %s\n", args.RedisPassword),
 	})
 	if err != nil {
@@ -171,11 +179,11 @@ func (s *scope) redis(args *dataArgs) error {
 			}, redisExporter()},
 			// Readable by the pod's group (its fsGroup) only.
 			Volumes: corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("auth"), Secret: &corev1.SecretVolumeSourceArgs{
-				SecretName: pulumi.String(redisSecret), DefaultMode: pulumi.Int(0o440),
+				SecretName: pulumi.String(redisConfigSecret), DefaultMode: pulumi.Int(0o440),
 				Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(RedisPasswordFile), Path: pulumi.String(RedisPasswordFile)}},
 			}}},
 		},
-	}, args.Storage.ClaimDependencies, secret)
+	}, args.Storage.ClaimDependencies, secret, conf)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func TestLocalS3RefusesWhatS3Refuses(t *testing.T) {
 	}
 }
 
-// TestS3ShListsAndDownloadsAsTheMasterDoes: s3.sh's keys and download, which a new master runs
+// TestS3ShListsAndDownloadsAsTheMasterDoes: s3-read.sh's keys and download (on s3.sh), which a new master runs
 // to find and fetch its cluster's newest etcd snapshot (kubeadm-init), against the local S3,
 // which checks each request's SigV4 signature over its query string as S3 does. keys lists one
 // folder only (the slashes of the prefix are encoded), in ascending order; a wrong secret fails
@@ -64,9 +64,10 @@ func TestS3ShListsAndDownloadsAsTheMasterDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s3read := filepath.Join(filepath.Dir(s3sh), "s3-read.sh")
 	out := filepath.Join(t.TempDir(), "snapshot.db")
 	run := func(secret, script string, args ...string) (string, error) {
-		cmd := exec.Command("sh", append([]string{"-c", ". " + s3sh + "; credentials; " + script, "sh"}, args...)...)
+		cmd := exec.Command("sh", append([]string{"-c", ". " + s3sh + "; . " + s3read + "; credentials; " + script, "sh"}, args...)...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "S3_ENDPOINT=" + endpoint, "BACKUP_BUCKET=" + bucket, "AWS_REGION=" + region,
 			"AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=" + secret}
 		b, err := cmd.CombinedOutput()

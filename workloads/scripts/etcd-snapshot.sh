@@ -12,7 +12,7 @@
 # A failure of either step fails the Job, which the CronJob's history and kube-state-metrics show.
 set -eu
 
-# shellcheck source=../../internal/s3sh/s3.sh
+# shellcheck source=s3.sh
 . "${0%/*}/s3.sh"
 
 : "${SNAPSHOT_DIR:?the directory the snapshot is written to}"

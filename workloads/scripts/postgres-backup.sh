@@ -27,7 +27,7 @@
 # makes PostgreSQL keep the segment and retry.
 set -eu
 
-# shellcheck source=../../internal/s3sh/s3.sh
+# shellcheck source=s3.sh
 . "${0%/*}/s3.sh"
 
 log() { echo "postgres-backup: $*" >&2; }

@@ -1,0 +1,1 @@
+../../internal/s3sh/s3.sh
