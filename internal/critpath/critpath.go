@@ -40,12 +40,26 @@ var byType = map[string]Duration{
 	"aws:lb/loadBalancer:LoadBalancer":                    {150, "ALB provisioning until active, the same estimate as the Ingress's (estimate)"},
 }
 
-// byName are times for steps that share a type but not a duration: the remote commands and the
-// charts that take longest. Matched on the end of the logical name.
-var byName = []struct {
+// nameTimes are durations by a part of the logical name ("-join-" matches "c-join-worker-1"
+// and a name ending in "-join"), first match first.
+type nameTimes []struct {
 	suffix string
 	Duration
-}{
+}
+
+// of returns the duration of the first entry that matches name.
+func (t nameTimes) of(name string) (Duration, bool) {
+	for _, n := range t {
+		if strings.Contains(name+"-", n.suffix) {
+			return n.Duration, true
+		}
+	}
+	return Duration{}, false
+}
+
+// byName are times for steps that share a type but not a duration: the remote commands and the
+// charts that take longest. Matched on the end of the logical name.
+var byName = nameTimes{
 	{"-wait-ssh-", Duration{30, "boot to sshd after the instance is running (estimate)"}},
 	{"-wait-node-", Duration{150, "rest of user data: apt update, containerd, kubelet/kubeadm from pkgs.k8s.io (estimate)"}},
 	{"-kubeadm-init", Duration{90, "kubeadm init: image pulls, control plane up (estimate)"}},
@@ -74,10 +88,8 @@ var byName = []struct {
 // DurationOf returns a resource's typical creation time; unlisted resources take a second.
 func DurationOf(r *mocks.Resource) Duration {
 	if r.Type == "command:remote:Command" || r.Type == "command:local:Command" || r.Type == "kubernetes:helm.sh/v3:Release" {
-		for _, n := range byName {
-			if strings.Contains(r.Name+"-", n.suffix) {
-				return n.Duration
-			}
+		if d, ok := byName.of(r.Name); ok {
+			return d
 		}
 	}
 	if md, ok := r.Inputs["metadata"]; ok && md.IsObject() {
@@ -200,10 +212,7 @@ func waitsFor(r *mocks.Resource) []string {
 
 // byNameOnReplacement are the times of the steps that run again when the master is replaced
 // (`pulumi up --replace` of its instance) and then take a time other than on a fresh deploy.
-var byNameOnReplacement = []struct {
-	suffix string
-	Duration
-}{
+var byNameOnReplacement = nameTimes{
 	{"-kubeadm-init", Duration{150, "list the day's snapshots, download (tens of MB, same region) and restore etcd (about 20 s), kubeadm init (90 s), the old Node deleted and the kubelet registered again (about 40 s) (estimate)"}},
 	{"-join-", Duration{3, "the worker is joined to the same CA: nothing to do, one SSH round trip"}},
 	{"-member-", Duration{3, "the label is there already: one SSH round trip"}},
@@ -236,10 +245,8 @@ func Replacement(resources []*mocks.Resource, replaced, milestone string) (int, 
 		case !again(r):
 			return 0
 		}
-		for _, n := range byNameOnReplacement {
-			if strings.Contains(r.Name+"-", n.suffix) {
-				return n.Seconds
-			}
+		if d, ok := byNameOnReplacement.of(r.Name); ok {
+			return d.Seconds
 		}
 		return DurationOf(r).Seconds
 	})
