@@ -109,10 +109,12 @@ func providerOf(r *offline.Result, res *mocks.Resource) *mocks.Resource {
 	return nil
 }
 
-// TestCustomResourceGuardOrdersTheDestroy: Argo CD's Applications (made from Git) and
-// TargetGroupBindings carry their controllers' finalizers. The guard's delete step removes them
-// while Argo CD and the load balancer controller still run: it depends on both releases, so a
-// destroy runs it before uninstalling them and before deleting their CRDs.
+// TestCustomResourceGuardOrdersTheDestroy: Argo CD's Applications and TargetGroupBindings carry
+// their controllers' finalizers. The guard's delete step releases them while Argo CD and the load
+// balancer controller still run: it depends on both releases, so a destroy runs it before
+// uninstalling them and before deleting their CRDs. It has no triggers, the one input that makes
+// pulumi-command 1.1.3 replace a command (provider/pkg/provider/common/inputs.go): a replacement
+// would run the delete step on a cluster that is not being destroyed.
 func TestCustomResourceGuardOrdersTheDestroy(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		guard := must(t, r, "command:remote:Command", "sesacthon-custom-resources-released")
@@ -123,38 +125,51 @@ func TestCustomResourceGuardOrdersTheDestroy(t *testing.T) {
 		}
 		for _, kind := range []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"} {
 			if !strings.Contains(str(guard, "delete"), kind) {
-				t.Errorf("%s: the delete step does not empty %s", guard.Name, kind)
+				t.Errorf("%s: the delete step does not release %s", guard.Name, kind)
 			}
+		}
+		if _, ok := guard.Inputs["triggers"]; ok {
+			t.Errorf("%s has triggers: changing one replaces the command and runs its delete step outside a destroy", guard.Name)
 		}
 	})
 }
 
-// TestCustomResourceGuardScript runs the guard's delete step against a stand-in kubectl: it
-// deletes every object of each served kind and waits, skips a kind that is not served, fails
-// naming what is left when the controller does not release it, and does nothing on a node
-// without a cluster.
+// TestCustomResourceGuardScript runs the guard's delete step against a stand-in kubectl. Of Argo
+// CD's kinds it deletes only what the program made (app.kubernetes.io/managed-by=pulumi), never
+// with --all: an Application made otherwise can carry Argo CD's resources-finalizer, and deleting
+// it makes Argo CD delete everything it manages. When one exists the step refuses, naming it,
+// before it deletes anything. Every TargetGroupBinding is deleted. It skips a kind that is not
+// served, fails naming what a controller does not release, and does nothing on a node without a
+// cluster.
 func TestCustomResourceGuardScript(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not found")
 	}
 	script := strings.ReplaceAll(workloads.CustomResourcesReleasedScript(), "/etc/kubernetes/admin.conf", "${STATE}/admin.conf")
+	const ours = "app.kubernetes.io/managed-by=pulumi"
+	type del struct{ kind, selection string }
+	everything := []del{{"applications.argoproj.io", "-l " + ours}, {"applicationsets.argoproj.io", "-l " + ours}, {"targetgroupbindings.elbv2.k8s.aws", "--all"}}
 	cases := []struct {
 		name        string
 		adminConf   bool
 		unserved    string // a CRD `kubectl get crd` does not find
+		foreign     string // a kind with an object the program did not make
 		stuck       string // a kind whose delete times out
 		wantExit    int
-		wantDeletes []string
+		wantDeletes []del
 		wantOut     []string
 	}{
-		{name: "deletes every finalized kind and waits", adminConf: true,
-			wantDeletes: []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"},
-			wantOut:     []string{"left"}},
+		{name: "deletes the program's Argo CD objects and every binding", adminConf: true,
+			wantDeletes: everything, wantOut: []string{"left"}},
 		{name: "skips a kind that is not served", adminConf: true, unserved: "applicationsets.argoproj.io",
-			wantDeletes: []string{"applications.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"},
+			wantDeletes: []del{everything[0], everything[2]},
 			wantOut:     []string{"applicationsets.argoproj.io: not served"}},
-		{name: "fails naming what the controller did not release", adminConf: true, stuck: "applications.argoproj.io",
-			wantExit: 1, wantDeletes: []string{"applications.argoproj.io"},
+		{name: "refuses before deleting anything when an Application was made otherwise", adminConf: true, foreign: "applications.argoproj.io",
+			wantExit: 1, wantOut: []string{"refusing", "applications.argoproj.io: argocd/guestbook", `"finalizers":null`}},
+		{name: "refuses for an ApplicationSet made otherwise", adminConf: true, foreign: "applicationsets.argoproj.io",
+			wantExit: 1, wantOut: []string{"applicationsets.argoproj.io: argocd/guestbook"}},
+		{name: "fails naming what the controller did not release", adminConf: true, stuck: "targetgroupbindings.elbv2.k8s.aws",
+			wantExit: 1, wantDeletes: everything,
 			wantOut: []string{"objects still there", "argocd/guestbook [resources-finalizer.argocd.argoproj.io]"}},
 		{name: "a node without a cluster has nothing to delete", wantOut: []string{"no cluster on this node"}},
 	}
@@ -164,16 +179,22 @@ func TestCustomResourceGuardScript(t *testing.T) {
 			if tc.adminConf {
 				writeFile(t, filepath.Join(state, "admin.conf"), "")
 			}
-			// The stand-in records each delete with its flags; `get crd` fails for UNSERVED,
-			// `delete` fails for STUCK, and `get <kind>` lists one object with a finalizer.
+			// The stand-in records each delete with its flags; `get crd` fails for UNSERVED; a
+			// get of objects not labelled as the program's lists one for FOREIGN; `delete` fails
+			// for STUCK, and a get after it lists one object with a finalizer.
 			out, exit := runWithKubectl(t, script, state, `#!/bin/bash
 shift 2 # --kubeconfig <file>
 case "$1 $2" in
   "get crd") [ "$3" != "${UNSERVED}" ] ;;
-  "delete "*) echo "$2 $*" >> "${STATE}/deletes"; [ "$2" != "${STUCK}" ] ;;
-  "get "*) echo "argocd/guestbook [resources-finalizer.argocd.argoproj.io]" ;;
+  "delete "*) echo "$*" >> "${STATE}/deletes"; [ "$2" != "${STUCK}" ] ;;
+  "get "*)
+    if [[ " $* " == *"managed-by!=pulumi "* ]]; then
+      [ "$2" != "${FOREIGN}" ] || printf 'argocd/guestbook '
+    else
+      echo "argocd/guestbook [resources-finalizer.argocd.argoproj.io]"
+    fi ;;
 esac
-`, "UNSERVED="+tc.unserved, "STUCK="+tc.stuck)
+`, "UNSERVED="+tc.unserved, "FOREIGN="+tc.foreign, "STUCK="+tc.stuck)
 			if exit != tc.wantExit {
 				t.Fatalf("exit %d, want %d; output:\n%s", exit, tc.wantExit, out)
 			}
@@ -183,16 +204,20 @@ esac
 				}
 			}
 			raw, _ := os.ReadFile(filepath.Join(state, "deletes"))
-			var deleted []string
+			var deleted []del
 			for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 				if line == "" {
 					continue
 				}
-				kind, args, _ := strings.Cut(line, " ")
-				deleted = append(deleted, kind)
-				for _, flag := range []string{"--all", "--all-namespaces", "--wait"} {
-					if !slices.Contains(strings.Fields(args), flag) {
-						t.Errorf("kubectl %s: no %s", args, flag)
+				args := strings.Fields(line) // delete KIND SELECTION... --all-namespaces --wait --timeout=...
+				d := del{kind: args[1]}
+				for i := 2; i < len(args) && !strings.HasPrefix(args[i], "--all-namespaces"); i++ {
+					d.selection = strings.TrimSpace(d.selection + " " + args[i])
+				}
+				deleted = append(deleted, d)
+				for _, flag := range []string{"--all-namespaces", "--wait"} {
+					if !slices.Contains(args, flag) {
+						t.Errorf("kubectl %s: no %s", line, flag)
 					}
 				}
 			}

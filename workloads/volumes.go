@@ -188,10 +188,15 @@ func (s *scope) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.R
 		controlPlane, append([]pulumi.Resource{driver}, classes...)...)
 }
 
-// finalizedKinds are the custom resources whose controllers (Argo CD, the load balancer
-// controller) put finalizers on them. The program declares TargetGroupBindings itself; Argo CD's
-// Applications come from Git.
-var finalizedKinds = []string{"applications.argoproj.io", "applicationsets.argoproj.io", "targetgroupbindings.elbv2.k8s.aws"}
+// The custom resources whose controllers (Argo CD, the load balancer controller) put finalizers
+// on them. Of Argo CD's kinds the guard deletes only what the program made (managedBy): deleting an
+// Application made from Git or by hand can make Argo CD delete everything it manages. The
+// program declares TargetGroupBindings itself; any other binding only feeds a target group the
+// destroy deletes too.
+var (
+	argoKinds    = []string{"applications.argoproj.io", "applicationsets.argoproj.io"}
+	bindingKinds = []string{"targetgroupbindings.elbv2.k8s.aws"}
+)
 
 // customResourcesWaitSeconds bounds the wait for the controllers to release their objects.
 const customResourcesWaitSeconds = 300
@@ -204,9 +209,10 @@ var customResourcesReleased = template.Must(template.New("custom-resources-relea
 // CustomResourcesReleasedScript renders the delete step of the custom resource guard.
 func CustomResourcesReleasedScript() string {
 	return renderScript(customResourcesReleased, struct {
-		Kinds          []string
+		OursOnly, All  []string
+		Ours, NotOurs  string
 		TimeoutSeconds int
-	}{finalizedKinds, customResourcesWaitSeconds})
+	}{argoKinds, bindingKinds, managedByKey + "=" + managedBy, managedByKey + "!=" + managedBy, customResourcesWaitSeconds})
 }
 
 // customResourceGuard declares the command whose delete step empties the finalized kinds while
