@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -344,6 +345,81 @@ jobs:
 	} {
 		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }) {
 			t.Errorf("no problem mentions %q; got:\n  %s", want, strings.Join(problems, "\n  "))
+		}
+	}
+}
+
+// usesLine is a step's or job's `uses:` with its reference and the comment after it.
+var usesLine = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s*([^\s#]+)\s*(?:#\s*(.*))?$`)
+
+var (
+	commitSHA  = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	releaseTag = regexp.MustCompile(`^v[0-9]+(\.[0-9]+)*$`)
+)
+
+// checkActionPins returns every action a workflow runs that is not pinned to a commit: a tag or
+// a branch can be moved to other code by whoever controls the action's repository, a commit
+// cannot. The tag the commit was taken from stays beside it as a comment, for the reader and
+// for updates. Local workflows and actions (./...) are this repository's own code.
+func checkActionPins(name string, content []byte) []string {
+	var problems []string
+	for i, line := range strings.Split(string(content), "\n") {
+		m := usesLine.FindStringSubmatch(line)
+		if m == nil || strings.HasPrefix(m[1], "./") {
+			continue
+		}
+		action, ref, _ := strings.Cut(m[1], "@")
+		switch {
+		case !commitSHA.MatchString(ref):
+			problems = append(problems, fmt.Sprintf("%s:%d: %s is pinned to %q, not to a commit: use %s@<40-hex commit> # <tag>", name, i+1, action, ref, action))
+		case !releaseTag.MatchString(strings.TrimSpace(m[2])):
+			problems = append(problems, fmt.Sprintf("%s:%d: %s@%s has no release tag in a comment after it (# vX.Y.Z)", name, i+1, action, ref))
+		}
+	}
+	return problems
+}
+
+// TestWorkflowActionsArePinnedToCommits: every third-party action runs at a commit, with its tag
+// in a comment.
+func TestWorkflowActionsArePinnedToCommits(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(workflowsDir, "*.yml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no workflows under %s (%v)", workflowsDir, err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, problem := range checkActionPins(filepath.Base(p), b) {
+			t.Error(problem)
+		}
+	}
+}
+
+// TestActionPinCheckRefusesTagsAndBranches: the check itself finds a tag, a branch, a short
+// commit and a commit without its tag, and passes local and pinned actions.
+func TestActionPinCheckRefusesTagsAndBranches(t *testing.T) {
+	const sha = "11bd71901bbe5b1630ceea73d27597364c9af683"
+	cases := []struct {
+		line string
+		want string // "" when the line is fine
+	}{
+		{"      - uses: actions/checkout@v4.2.2", `pinned to "v4.2.2"`},
+		{"      - uses: actions/checkout@main # v4.2.2", `pinned to "main"`},
+		{"      - uses: actions/checkout@11bd719 # v4.2.2", `pinned to "11bd719"`},
+		{"      - uses: actions/checkout@" + sha, "no release tag"},
+		{"    uses: org/repo/.github/workflows/x.yml@v1", `pinned to "v1"`},
+		{"      - uses: actions/checkout@" + sha + " # v4.2.2", ""},
+		{"    uses: ./.github/workflows/up.yml", ""},
+	}
+	for _, tc := range cases {
+		got := checkActionPins("x.yml", []byte(tc.line))
+		switch {
+		case tc.want == "" && len(got) > 0:
+			t.Errorf("%q: %v, want no problem", tc.line, got)
+		case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+			t.Errorf("%q: %v, want one problem with %q", tc.line, got, tc.want)
 		}
 	}
 }
