@@ -135,42 +135,61 @@ func TestCustomResourceGuardOrdersTheDestroy(t *testing.T) {
 }
 
 // TestCustomResourceGuardScript runs the guard's delete step against a stand-in kubectl. Of Argo
-// CD's kinds it deletes only what the program made (app.kubernetes.io/managed-by=pulumi), never
-// with --all: an Application made otherwise can carry Argo CD's resources-finalizer, and deleting
-// it makes Argo CD delete everything it manages. When one exists the step refuses, naming it,
-// before it deletes anything. Every TargetGroupBinding is deleted. It skips a kind that is not
-// served, fails naming what a controller does not release, and does nothing on a node without a
-// cluster.
+// CD's kinds it deletes only the program's objects, by name, never with --all: an Application made
+// otherwise can carry Argo CD's resources-finalizer, and deleting it makes Argo CD delete
+// everything it manages. When such an object has a finalizer the step refuses, naming it, before
+// it deletes anything; one without finalizers is left alone. Every TargetGroupBinding is deleted.
+// It skips a kind that is not served, fails naming what a controller does not release, and does
+// nothing on a node without a cluster.
 func TestCustomResourceGuardScript(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not found")
 	}
-	script := strings.ReplaceAll(workloads.CustomResourcesReleasedScript(), "/etc/kubernetes/admin.conf", "${STATE}/admin.conf")
-	const ours = "app.kubernetes.io/managed-by=pulumi"
-	type del struct{ kind, selection string }
-	everything := []del{{"applications.argoproj.io", "-l " + ours}, {"applicationsets.argoproj.io", "-l " + ours}, {"targetgroupbindings.elbv2.k8s.aws", "--all"}}
+	const (
+		app      = "applications.argoproj.io"
+		appSet   = "applicationsets.argoproj.io"
+		bindings = "targetgroupbindings.elbv2.k8s.aws"
+		cascade  = `["resources-finalizer.argocd.argoproj.io"]`
+	)
+	render := func(ours []string) string {
+		return strings.ReplaceAll(workloads.CustomResourcesReleasedScript(ours), "/etc/kubernetes/admin.conf", "${STATE}/admin.conf")
+	}
+	withGitOps, withoutGitOps := render([]string{app + "/argocd/app-team"}), render(nil)
+	oursDeleted := "delete " + app + " app-team -n argocd"
+	allBindings := "delete " + bindings + " --all"
 	cases := []struct {
 		name        string
+		noGitOps    bool // the stack declares no Argo CD object
 		adminConf   bool
-		unserved    string // a CRD `kubectl get crd` does not find
-		foreign     string // a kind with an object the program did not make
-		stuck       string // a kind whose delete times out
+		unserved    string   // a CRD `kubectl get crd` does not find
+		objects     []string // what `kubectl get <kind>` lists: kind, namespace/name, finalizers
+		stuck       string   // a kind whose delete times out
 		wantExit    int
-		wantDeletes []del
+		wantDeletes []string // kubectl delete, kind and name or --all, namespace
 		wantOut     []string
 	}{
-		{name: "deletes the program's Argo CD objects and every binding", adminConf: true,
-			wantDeletes: everything, wantOut: []string{"left"}},
-		{name: "skips a kind that is not served", adminConf: true, unserved: "applicationsets.argoproj.io",
-			wantDeletes: []del{everything[0], everything[2]},
-			wantOut:     []string{"applicationsets.argoproj.io: not served"}},
-		{name: "refuses before deleting anything when an Application was made otherwise", adminConf: true, foreign: "applications.argoproj.io",
-			wantExit: 1, wantOut: []string{"refusing", "applications.argoproj.io: argocd/guestbook", `"finalizers":null`}},
-		{name: "refuses for an ApplicationSet made otherwise", adminConf: true, foreign: "applicationsets.argoproj.io",
-			wantExit: 1, wantOut: []string{"applicationsets.argoproj.io: argocd/guestbook"}},
-		{name: "fails naming what the controller did not release", adminConf: true, stuck: "targetgroupbindings.elbv2.k8s.aws",
-			wantExit: 1, wantDeletes: everything,
-			wantOut: []string{"objects still there", "argocd/guestbook [resources-finalizer.argocd.argoproj.io]"}},
+		{name: "deletes the program's Application by name and every binding", adminConf: true,
+			objects:     []string{app + " argocd/app-team"},
+			wantDeletes: []string{oursDeleted, allBindings}, wantOut: []string{"left"}},
+		{name: "leaves an Application without finalizers that the program did not make", adminConf: true,
+			objects:     []string{app + " argocd/app-team", app + " team-b/reports"},
+			wantDeletes: []string{oursDeleted, allBindings}, wantOut: []string{app + " team-b/reports: not made by this program and without finalizers"}},
+		{name: "refuses before deleting anything when an Application made otherwise has Argo CD's finalizer", adminConf: true,
+			objects:  []string{app + " argocd/app-team", app + " argocd/guestbook " + cascade},
+			wantExit: 1, wantOut: []string{"refusing", app + " argocd/guestbook " + cascade, `"finalizers":null`}},
+		{name: "refuses for an ApplicationSet made otherwise, saying to orphan its Applications first", adminConf: true,
+			objects:  []string{appSet + " argocd/teams " + `["some-finalizer"]`},
+			wantExit: 1, wantOut: []string{appSet + " argocd/teams", "--cascade=orphan"}},
+		{name: "a stack without gitops deletes no Argo CD object", noGitOps: true, adminConf: true,
+			objects:     []string{app + " team-b/reports"},
+			wantDeletes: []string{allBindings}},
+		{name: "skips a kind that is not served", adminConf: true, unserved: appSet,
+			wantDeletes: []string{oursDeleted, allBindings},
+			wantOut:     []string{appSet + ": not served"}},
+		{name: "fails naming what the controller did not release", adminConf: true, stuck: bindings,
+			objects:  []string{bindings + " app/api " + `["elbv2.k8s.aws/resources"]`},
+			wantExit: 1, wantDeletes: []string{oursDeleted, allBindings},
+			wantOut: []string{"objects still there", "app/api [\"elbv2.k8s.aws/resources\"]"}},
 		{name: "a node without a cluster has nothing to delete", wantOut: []string{"no cluster on this node"}},
 	}
 	for _, tc := range cases {
@@ -179,22 +198,28 @@ func TestCustomResourceGuardScript(t *testing.T) {
 			if tc.adminConf {
 				writeFile(t, filepath.Join(state, "admin.conf"), "")
 			}
-			// The stand-in records each delete with its flags; `get crd` fails for UNSERVED; a
-			// get of objects not labelled as the program's lists one for FOREIGN; `delete` fails
-			// for STUCK, and a get after it lists one object with a finalizer.
+			writeFile(t, filepath.Join(state, "objects"), strings.Join(tc.objects, "\n")+"\n")
+			// The stand-in records each delete as "delete KIND NAME|--all -n NAMESPACE"; `get
+			// crd` fails for UNSERVED; `get KIND` lists that kind's objects from the objects file;
+			// `delete` fails for STUCK.
+			script := withGitOps
+			if tc.noGitOps {
+				script = withoutGitOps
+			}
 			out, exit := runWithKubectl(t, script, state, `#!/bin/bash
 shift 2 # --kubeconfig <file>
+ns=""
+if [ "$1" = -n ]; then ns=$2; shift 2; fi
 case "$1 $2" in
   "get crd") [ "$3" != "${UNSERVED}" ] ;;
-  "delete "*) echo "$*" >> "${STATE}/deletes"; [ "$2" != "${STUCK}" ] ;;
-  "get "*)
-    if [[ " $* " == *"managed-by!=pulumi "* ]]; then
-      [ "$2" != "${FOREIGN}" ] || printf 'argocd/guestbook '
-    else
-      echo "argocd/guestbook [resources-finalizer.argocd.argoproj.io]"
-    fi ;;
+  "delete "*)
+    line="delete $2 $3"
+    [ -z "${ns}" ] || line="${line} -n ${ns}"
+    echo "${line}" >> "${STATE}/deletes"
+    [ "$2" != "${STUCK}" ] ;;
+  "get "*) awk -v k="$2" '$1 == k { sub(/^[^ ]+ /, ""); print }' "${STATE}/objects" ;;
 esac
-`, "UNSERVED="+tc.unserved, "FOREIGN="+tc.foreign, "STUCK="+tc.stuck)
+`, "UNSERVED="+tc.unserved, "STUCK="+tc.stuck)
 			if exit != tc.wantExit {
 				t.Fatalf("exit %d, want %d; output:\n%s", exit, tc.wantExit, out)
 			}
@@ -204,26 +229,35 @@ esac
 				}
 			}
 			raw, _ := os.ReadFile(filepath.Join(state, "deletes"))
-			var deleted []del
-			for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-				if line == "" {
-					continue
-				}
-				args := strings.Fields(line) // delete KIND SELECTION... --all-namespaces --wait --timeout=...
-				d := del{kind: args[1]}
-				for i := 2; i < len(args) && !strings.HasPrefix(args[i], "--all-namespaces"); i++ {
-					d.selection = strings.TrimSpace(d.selection + " " + args[i])
-				}
-				deleted = append(deleted, d)
-				for _, flag := range []string{"--all-namespaces", "--wait"} {
-					if !slices.Contains(args, flag) {
-						t.Errorf("kubectl %s: no %s", line, flag)
-					}
-				}
+			var deleted []string
+			if s := strings.TrimSpace(string(raw)); s != "" {
+				deleted = strings.Split(s, "\n")
 			}
 			if !slices.Equal(deleted, tc.wantDeletes) {
-				t.Errorf("deleted %v, want %v", deleted, tc.wantDeletes)
+				t.Errorf("deleted %q, want %q", deleted, tc.wantDeletes)
 			}
 		})
 	}
+}
+
+// TestCustomResourceGuardKnowsTheProgramsApplication: on a stack with the gitops key, the guard's
+// delete step names exactly the Application the program declares, so a destroy deletes it and
+// treats every other as someone else's; a stack without the key names none.
+func TestCustomResourceGuardKnowsTheProgramsApplication(t *testing.T) {
+	r := gitopsRun(t)
+	guard := must(t, r, "command:remote:Command", "sesacthon-custom-resources-released")
+	a := only(t, r, application)
+	own := "applications.argoproj.io/" + str(a, "metadata", "namespace") + "/" + str(a, "metadata", "name")
+	if got := workloads.OwnArgoObjects(r.Config.GitOps); !slices.Equal(got, []string{own}) {
+		t.Errorf("OwnArgoObjects = %q, want the declared Application %q", got, own)
+	}
+	if !strings.Contains(str(guard, "delete"), "ours=("+own+" )") {
+		t.Errorf("%s: the delete step does not name the declared Application %s as the program's", guard.Name, own)
+	}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		guard := must(t, r, "command:remote:Command", "sesacthon-custom-resources-released")
+		if !strings.Contains(str(guard, "delete"), "ours=()") {
+			t.Errorf("%s: a stack without the gitops key names Argo CD objects as its own", guard.Name)
+		}
+	})
 }

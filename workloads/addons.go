@@ -242,7 +242,7 @@ func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulum
 			return err
 		}
 		c.Served = map[string]Served{"argocd": {Local: true, Role: argoCDRole}}
-		if _, err := s.customResourceGuard(args.ControlPlane, c.ArgoCD, c.LoadBalancerController); err != nil {
+		if _, err := s.customResourceGuard(OwnArgoObjects(cfg.GitOps), args.ControlPlane, c.ArgoCD, c.LoadBalancerController); err != nil {
 			return err
 		}
 		return nil

@@ -58,7 +58,7 @@ func (s *scope) chartCRDs(src chartArgs, chart versions.Chart) ([]pulumi.Resourc
 		for k, v := range stringMap(md["annotations"]) {
 			annotations[k] = pulumi.String(v)
 		}
-		labels := pulumi.StringMap{managedByKey: pulumi.String(managedBy), "waste-coach.io/chart": pulumi.String(chart.Name)}
+		labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("pulumi"), "waste-coach.io/chart": pulumi.String(chart.Name)}
 		for k, v := range stringMap(md["labels"]) {
 			labels[k] = pulumi.String(v)
 		}

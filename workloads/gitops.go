@@ -176,7 +176,7 @@ func (s *scope) gitOpsNamespace(ns string) (*corev1.Namespace, error) {
 				"pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
 				"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
 				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
-				managedByKey:                         pulumi.String(managedBy),
+				"app.kubernetes.io/managed-by":       pulumi.String("pulumi"),
 				"waste-coach.io/synced-by":           pulumi.String("argocd"),
 			},
 		},

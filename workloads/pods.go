@@ -76,19 +76,13 @@ func valuesMap(m map[string]string) pulumi.Map {
 	return out
 }
 
-// The label every object the program declares carries (the destroy guard selects by it).
-const (
-	managedByKey = "app.kubernetes.io/managed-by"
-	managedBy    = "pulumi"
-)
-
 // labels returns the recommended labels of a component of the platform.
 func labels(name, component string) pulumi.StringMap {
 	return pulumi.StringMap{
-		"app.kubernetes.io/name":      pulumi.String(name),
-		"app.kubernetes.io/component": pulumi.String(component),
-		"app.kubernetes.io/part-of":   pulumi.String("waste-coach"),
-		managedByKey:                  pulumi.String(managedBy),
+		"app.kubernetes.io/name":       pulumi.String(name),
+		"app.kubernetes.io/component":  pulumi.String(component),
+		"app.kubernetes.io/part-of":    pulumi.String("waste-coach"),
+		"app.kubernetes.io/managed-by": pulumi.String("pulumi"),
 	}
 }
 

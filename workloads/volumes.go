@@ -189,10 +189,10 @@ func (s *scope) volumeGuard(controlPlane remote.ConnectionInput, driver pulumi.R
 }
 
 // The custom resources whose controllers (Argo CD, the load balancer controller) put finalizers
-// on them. Of Argo CD's kinds the guard deletes only what the program made (managedBy): deleting an
-// Application made from Git or by hand can make Argo CD delete everything it manages. The
-// program declares TargetGroupBindings itself; any other binding only feeds a target group the
-// destroy deletes too.
+// on them. Of Argo CD's kinds the guard deletes only the objects the program made, by name:
+// deleting an Application made from Git or by hand can make Argo CD delete everything it manages.
+// The program declares TargetGroupBindings itself; any other binding only feeds a target group
+// the destroy deletes too.
 var (
 	argoKinds    = []string{"applications.argoproj.io", "applicationsets.argoproj.io"}
 	bindingKinds = []string{"targetgroupbindings.elbv2.k8s.aws"}
@@ -206,19 +206,29 @@ var customResourcesReleasedTemplate string
 
 var customResourcesReleased = template.Must(template.New("custom-resources-released").Option("missingkey=error").Parse(customResourcesReleasedTemplate))
 
-// CustomResourcesReleasedScript renders the delete step of the custom resource guard.
-func CustomResourcesReleasedScript() string {
+// CustomResourcesReleasedScript renders the delete step of the custom resource guard. ours are
+// the Argo CD objects the program declares, as <kind>/<namespace>/<name> (OwnArgoObjects).
+func CustomResourcesReleasedScript(ours []string) string {
 	return renderScript(customResourcesReleased, struct {
-		OursOnly, All  []string
-		Ours, NotOurs  string
-		TimeoutSeconds int
-	}{argoKinds, bindingKinds, managedByKey + "=" + managedBy, managedByKey + "!=" + managedBy, customResourcesWaitSeconds})
+		ArgoKinds, BindingKinds, Ours []string
+		TimeoutSeconds                int
+	}{argoKinds, bindingKinds, ours, customResourcesWaitSeconds})
+}
+
+// OwnArgoObjects are the Argo CD objects with finalizers that a stack with this gitops key
+// declares (newGitOps), as <kind>/<namespace>/<name>: its Application. The AppProject is not a
+// kind the guard releases.
+func OwnArgoObjects(g *config.GitOps) []string {
+	if g == nil {
+		return nil
+	}
+	return []string{argoKinds[0] + "/" + NamespaceArgoCD + "/" + GitOpsApplication}
 }
 
 // customResourceGuard declares the command whose delete step empties the finalized kinds while
 // their controllers run. It depends on their releases, so a destroy deletes it first; the
 // releases and then the kinds' CRDs follow.
-func (s *scope) customResourceGuard(controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
+func (s *scope) customResourceGuard(ours []string, controlPlane remote.ConnectionInput, controllers ...pulumi.Resource) (*remote.Command, error) {
 	return s.destroyStep("custom-resources-released", "deletes the finalized custom resources while their controllers run",
-		CustomResourcesReleasedScript(), controlPlane, controllers...)
+		CustomResourcesReleasedScript(ours), controlPlane, controllers...)
 }
