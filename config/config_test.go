@@ -382,6 +382,23 @@ func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
 	}
 }
 
+// TestChartSourceRefusesPlainHTTP: a mirror over plain http would let anyone on the path swap
+// the chart archives the program reads and Helm installs; it is refused naming the key, the
+// value and what is allowed.
+func TestChartSourceRefusesPlainHTTP(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:chartSource"] = "http://charts.internal.example.com/helm"
+	_, err := parse(raw)
+	if err == nil {
+		t.Fatal("an http:// mirror was accepted")
+	}
+	for _, want := range []string{"waste-coach-infra:chartSource", `"http://charts.internal.example.com/helm"`, "https://"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
 // TestBackupRetention: backups are kept 14 days on production and 3 elsewhere unless
 // backupRetentionDays says otherwise, and a retention that would keep nothing (or keep backups
 // for ever) is refused naming the key.

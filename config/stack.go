@@ -136,7 +136,13 @@ func (p *parser) chartSource(c *Config) {
 	}
 	key := qualify("chartSource")
 	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		if u.Host == "" {
+		switch {
+		case u.Scheme == "http":
+			// Anyone on the path could hand the program and Helm other archives, and Helm does
+			// not check a repository's digests: only TLS ties the charts to the mirror.
+			p.fail(key, strconv.Quote(v), "an https:// Helm repository URL (plain http is refused: the chart archives would travel unauthenticated), or a folder of chart archives")
+			return
+		case u.Host == "":
 			p.fail(key, strconv.Quote(v), "a Helm repository URL with a host, or a folder of chart archives")
 			return
 		}
@@ -145,7 +151,7 @@ func (p *parser) chartSource(c *Config) {
 	}
 	info, err := os.Stat(v)
 	if err != nil || !info.IsDir() {
-		p.fail(key, strconv.Quote(v), "an existing folder of chart archives, or a Helm repository URL (http or https)")
+		p.fail(key, strconv.Quote(v), "an existing folder of chart archives, or an https:// Helm repository URL")
 		return
 	}
 	for _, chart := range versions.Charts() {
