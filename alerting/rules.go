@@ -222,14 +222,19 @@ func Groups(p Params) []Group {
 // backupRules: a backup Job that failed, a backup whose last success is too old, and a
 // PostgreSQL WAL shipper that cannot upload (the recovery point grows while it lasts).
 func backupRules(p Params) []Rule {
-	var namespaces, jobs, stale []string
+	var namespaces, jobs, stale, never []string
 	for _, b := range p.Backups {
 		if !slices.Contains(namespaces, b.Namespace) {
 			namespaces = append(namespaces, b.Namespace)
 		}
 		jobs = append(jobs, b.CronJob)
-		stale = append(stale, fmt.Sprintf(`(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{namespace=%q, cronjob=%q})) > %d`,
-			b.Namespace, b.CronJob, int(b.MaxAge.Seconds())))
+		sel := fmt.Sprintf(`namespace=%q, cronjob=%q`, b.Namespace, b.CronJob)
+		stale = append(stale, fmt.Sprintf(`(time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{%s})) > %d`,
+			sel, int(b.MaxAge.Seconds())))
+		// kube-state-metrics has no last-success series for a CronJob that never succeeded: its
+		// age then counts from the CronJob's creation.
+		never = append(never, fmt.Sprintf(`((time() - max by (namespace, cronjob) (kube_cronjob_created{%s})) > %d unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{%s})`,
+			sel, int(b.MaxAge.Seconds()), sel))
 	}
 	jobSel := fmt.Sprintf(`namespace=~%q, job_name=~"(%s)-[0-9]+"`, strings.Join(namespaces, "|"), strings.Join(jobs, "|"))
 	return []Rule{
@@ -240,9 +245,9 @@ func backupRules(p Params) []Rule {
 			Summary:     "A backup Job failed",
 			Description: "{{ $labels.namespace }}/{{ $labels.job_name }} failed: see its logs; the next scheduled run retries."},
 		{Alert: "BackupTooOld", Severity: SeverityWarning, For: "10m",
-			Expr:        strings.Join(stale, " or "),
+			Expr:        strings.Join(append(stale, never...), " or "),
 			Summary:     "A scheduled backup is overdue",
-			Description: "The last successful {{ $labels.namespace }}/{{ $labels.cronjob }} was {{ $value | humanizeDuration }} ago."},
+			Description: "{{ $labels.namespace }}/{{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }} (since its last success, or since the CronJob was created if it never has)."},
 		{Alert: "WALShippingStalled", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
 			Expr: fmt.Sprintf(`max by (namespace, pod) (kube_pod_container_status_ready{namespace=%q, container=%q}) == 0`,
 				p.PostgresNamespace, p.WALShipper),
