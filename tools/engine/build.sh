@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds what the real-engine run needs into .bin/ (git-ignored), from the Go module proxy, each
-# from a wrapper module: the Pulumi CLI (pulumi/) and kwok (kwok/) here, the pulumi-kubernetes
-# provider from tools/charts, whose chart check renders with the provider's own Helm SDK (one
-# module graph: a cold machine compiles Helm and the Kubernetes libraries once for both). A
+# from a wrapper module: the Pulumi CLI from pulumi/ here; the pulumi-kubernetes provider and kwok
+# from tools/charts, whose chart check renders with the provider's own Helm SDK (one module graph:
+# a cold machine compiles Helm and the Kubernetes libraries once for all three). The CLI stays in
+# a module of its own: the provider does not compile against the CLI's pulumi/pkg (v3.274.1
+# changed codegen/schema's types). A
 # binary already there at the right version is reused. Nothing upstream is copied into the
 # repository: the provider's main package, which must have its schema generated next to it before
 # it compiles, is copied into a scratch folder for the build and the folder is removed.
@@ -15,7 +17,7 @@ pulumi_version=v3.274.1
 provider_module=github.com/pulumi/pulumi-kubernetes/provider/v4
 provider_wrapper=$(cd "${here}/../charts" && pwd) # its go.mod pins the provider (tools.go)
 provider_version=4.32.0 # what pulumi-kubernetes/sdk/v4 v4.32.0 asks the engine for
-kwok_version=v0.8.0
+kwok_version=$(awk '$1 == "sigs.k8s.io/kwok" {print $2}' "${provider_wrapper}/go.mod")
 
 built() { echo "$1: built in $((SECONDS - $2))s"; }
 
@@ -51,6 +53,6 @@ if "${bin}/kwok" --version 2> /dev/null | grep -q "${kwok_version}"; then
   echo "kwok ${kwok_version}: already built"
 else
   start=${SECONDS}
-  (cd "${here}/kwok" && go build -ldflags "-s -w" -o "${bin}/kwok" sigs.k8s.io/kwok/cmd/kwok)
+  (cd "${provider_wrapper}" && go build -ldflags "-s -w" -o "${bin}/kwok" sigs.k8s.io/kwok/cmd/kwok)
   built "kwok ${kwok_version}" "${start}"
 fi

@@ -35,7 +35,7 @@ if [ "${ENGINE_IN_NETNS:-}" != 1 ]; then
   for pkg in aws command tls random; do ln -s "${bin}/pulumi-resource-standin" "${standins}/pulumi-resource-${pkg}"; done
   # kwok's own stage definitions, read in place from its module: nodes keep a heartbeat; pods
   # become Ready, Job pods complete, deleted pods go.
-  kwok_dir=$("${here}/module-dir.sh" "${here}/kwok" sigs.k8s.io/kwok)
+  kwok_dir=$("${here}/module-dir.sh" "${here}/../charts" sigs.k8s.io/kwok)
   stages=${kwok_dir}/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
   for s in pod-ready pod-complete pod-delete; do stages+=,${kwok_dir}/kustomize/stage/pod/fast/${s}.yaml; done
   ENGINE_IN_NETNS=1 ENGINE_RELEASED=${released_bin} ENGINE_STANDINS=${standins} ENGINE_KWOK_STAGES=${stages} exec unshare --net -- "$0" "$@"

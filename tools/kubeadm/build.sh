@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
 # Builds the upstream kubeadm of each supported Kubernetes version line into .bin/ at the
 # repository root (git-ignored), from the Go module proxy: .bin/kubeadm-v1.35.4 and
-# .bin/kubeadm-v1.28.15. Each line has its own wrapper module (v1.35/, v1.28/) that requires
-# k8s.io/kubernetes at that release; the release is read from the wrapper's go.mod, so it is
-# written down once. A binary that is already there at the right version is reused.
+# .bin/kubeadm-v1.28.15. lines.sh says which module builds each line and reads its release from
+# that module's go.mod. A binary that is already there at the right version is reused.
 # Usage: build.sh [LINE...]   (LINE is v1.35 or v1.28; default: both)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/kubeadm/lines.sh
+. "${here}/lines.sh"
 bin=${BIN_DIR:-$(cd "${here}/../.." && pwd)/.bin}
 mkdir -p "${bin}"
 lines=("$@")
-[ ${#lines[@]} -gt 0 ] || lines=(v1.35 v1.28)
+[ ${#lines[@]} -gt 0 ] || lines=("${kubeadm_lines[@]}")
 for line in "${lines[@]}"; do
-  if [ ! -f "${here}/${line}/go.mod" ]; then
-    echo "unknown version line ${line}: expected v1.35 or v1.28" >&2
-    exit 1
-  fi
-  version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "${here}/${line}/go.mod")
+  module=$(line_module "${line}")
+  version=$(line_version "${line}")
   major=${version#v}
   major=${major%%.*}
   minor=${version#v*.}
@@ -32,6 +30,6 @@ for line in "${lines[@]}"; do
     ldflags="${ldflags} -X k8s.io/component-base/version.${var}"
   done
   start=${SECONDS}
-  (cd "${here}/${line}" && go build -ldflags "${ldflags}" -o "${out}" k8s.io/kubernetes/cmd/kubeadm)
+  (cd "${module}" && go build -ldflags "${ldflags}" -o "${out}" "$(line_package "${line}")")
   echo "kubeadm ${version}: built in $((SECONDS - start))s"
 done

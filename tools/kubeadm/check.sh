@@ -36,8 +36,10 @@ for ca in ca:kubernetes front-proxy-ca:front-proxy-ca etcd/ca:etcd-ca; do
 done
 openssl genrsa -traditional -out "${pki}/sa.key" 2048 2> /dev/null
 openssl rsa -in "${pki}/sa.key" -pubout -out "${pki}/sa.pub" 2> /dev/null
-for line in v1.35 v1.28; do
-  version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "tools/kubeadm/${line}/go.mod")
+# shellcheck source=tools/kubeadm/lines.sh
+. tools/kubeadm/lines.sh
+for line in "${kubeadm_lines[@]}"; do
+  version=$(line_version "${line}")
   kubeadm="${root}/.bin/kubeadm-${version}"
   work="${scratch}/${line}"
   mkdir -p "${work}"

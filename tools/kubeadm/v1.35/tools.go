@@ -1,7 +1,0 @@
-//go:build tools
-
-// Package tools pins kubeadm v1.35.4 as a dependency of this module, so that build.sh can build
-// k8s.io/kubernetes/cmd/kubeadm from the Go module proxy without copying its source.
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kubeadm"
