@@ -58,7 +58,8 @@ func (f Folder) Archive(c versions.Chart) ([]byte, error) {
 }
 
 // Repositories fetch archives over the Helm repository protocol: the repository's index.yaml
-// names the archive's URL and its SHA-256 digest, which the download must match.
+// names the archive's URL and its SHA-256 digest, which the download must match. An entry
+// without a digest, an archive URL or a redirect that leaves https for plain http are refused.
 type Repositories struct {
 	// Mirror serves every pinned chart; "" fetches each chart from its own repository.
 	Mirror string
@@ -106,28 +107,49 @@ func (r Repositories) Archive(c versions.Chart) ([]byte, error) {
 		return fail(errors.New("index.yaml lists no such version"))
 	}
 	entry := idx.Entries[c.Name][i]
+	if entry.Digest == "" {
+		return fail(errors.New("index.yaml gives no digest for it: the archive could not be checked"))
+	}
 	// An entry's URL may be relative to the repository, as `helm repo index` writes it.
 	ref, err := url.Parse(entry.URLs[0])
 	if err != nil {
 		return fail(err)
 	}
-	b, err := r.get(base.ResolveReference(ref).String())
+	archiveURL := base.ResolveReference(ref)
+	if archiveURL.Scheme != base.Scheme && archiveURL.Scheme != "https" {
+		return fail(fmt.Errorf("index.yaml sends the download to %s: not over %s like the index", archiveURL, base.Scheme))
+	}
+	b, err := r.get(archiveURL.String())
 	if err != nil {
 		return fail(err)
 	}
-	if sum := sha256.Sum256(b); entry.Digest != "" && hex.EncodeToString(sum[:]) != entry.Digest {
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != entry.Digest {
 		return fail(fmt.Errorf("archive digest %x, the index says %s", sum, entry.Digest))
 	}
 	return b, nil
 }
 
+// noDowngrade refuses a redirect from https to anything else: the index and the archives must
+// travel authenticated all the way.
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refused a redirect from %s to %s: not https", via[0].URL, req.URL)
+	}
+	return nil
+}
+
 // get fetches a URL, retrying a failed connection or a server error (5xx, 429) three times
 // with a growing pause: a chart host's brief outage should not fail a preview.
 func (r Repositories) get(u string) ([]byte, error) {
-	client := r.Client
-	if client == nil {
-		client = &http.Client{Timeout: 2 * time.Minute}
+	client := &http.Client{Timeout: 2 * time.Minute}
+	if r.Client != nil {
+		c := *r.Client
+		client = &c
 	}
+	client.CheckRedirect = noDowngrade
 	pause := r.RetryPause
 	if pause == 0 {
 		pause = 2 * time.Second

@@ -113,6 +113,12 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 		t.Errorf("a version the index does not list: %v, want an error saying so", err)
 	}
 
+	noDigest := chart
+	noDigest.Version = "0.0.1" // listed without a digest
+	if _, err := repo.Archive(noDigest); err == nil || !strings.Contains(err.Error(), "no digest") {
+		t.Errorf("an index entry without a digest: %v, want a refusal", err)
+	}
+
 	outage.Store(10) // longer than the retries
 	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("a host that stays down: %v, want the last 503", err)
@@ -138,5 +144,36 @@ func TestWithoutDescriptionsKeepsFieldsNamedDescription(t *testing.T) {
 	}
 	if b, _ := json.Marshal(spec); !strings.Contains(string(b), `"description":"doc"`) {
 		t.Error("WithoutDescriptions modified the spec it was given")
+	}
+}
+
+// TestRepositoriesStayOnHTTPS: an https repository whose index sends the download to plain
+// http, or whose server redirects there, is refused: anyone on the path could swap the archive
+// (and Helm, which fetches it again, checks no digest).
+func TestRepositoriesStayOnHTTPS(t *testing.T) {
+	chart := versions.Charts()[0]
+	archive := []byte("archive")
+	digest := fmt.Sprintf("%x", sha256.Sum256(archive))
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(archive) }))
+	defer plain.Close()
+	var archiveURL string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/index.yaml":
+			_, _ = fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n  - version: %s\n    digest: %s\n    urls: [%s]\n", chart.Name, chart.Version, digest, archiveURL)
+		case "/redirect.tgz":
+			http.Redirect(w, r, plain.URL+"/x.tgz", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	repo := charts.Repositories{Mirror: srv.URL, Client: srv.Client(), RetryPause: time.Millisecond}
+	for _, tc := range []struct{ name, url, want string }{
+		{"an absolute http URL in the index", plain.URL + "/x.tgz", "not over https"},
+		{"a redirect to http", srv.URL + "/redirect.tgz", "not https"},
+	} {
+		archiveURL = tc.url
+		if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.want)
+		}
 	}
 }

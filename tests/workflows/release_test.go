@@ -349,23 +349,31 @@ jobs:
 	}
 }
 
-// usesLine is a step's or job's `uses:` with its reference and the comment after it.
-var usesLine = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s*([^\s#]+)\s*(?:#\s*(.*))?$`)
+// usesLine is a step's or job's `uses:` (its value quoted or not) with the comment after it.
+var usesLine = regexp.MustCompile(`^\s*(?:-\s+)?["']?uses["']?:\s*["']?([^\s"'#]+)["']?\s*(?:#\s*(.*))?$`)
 
 var (
-	commitSHA  = regexp.MustCompile(`^[0-9a-f]{40}$`)
-	releaseTag = regexp.MustCompile(`^v[0-9]+(\.[0-9]+)*$`)
+	commitSHA   = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	imageDigest = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
+	releaseTag  = regexp.MustCompile(`^v[0-9]+(\.[0-9]+)*$`)
 )
 
 // checkActionPins returns every action a workflow runs that is not pinned to a commit: a tag or
 // a branch can be moved to other code by whoever controls the action's repository, a commit
 // cannot. The tag the commit was taken from stays beside it as a comment, for the reader and
-// for updates. Local workflows and actions (./...) are this repository's own code.
+// for updates. A docker:// action must name its image by digest. Local workflows and actions
+// (./...) are this repository's own code.
 func checkActionPins(name string, content []byte) []string {
 	var problems []string
 	for i, line := range strings.Split(string(content), "\n") {
 		m := usesLine.FindStringSubmatch(line)
 		if m == nil || strings.HasPrefix(m[1], "./") {
+			continue
+		}
+		if strings.HasPrefix(m[1], "docker://") {
+			if !imageDigest.MatchString(m[1]) {
+				problems = append(problems, fmt.Sprintf("%s:%d: %s is not pinned to an image digest (docker://<image>@sha256:<64 hex>)", name, i+1, m[1]))
+			}
 			continue
 		}
 		action, ref, _ := strings.Cut(m[1], "@")
@@ -379,14 +387,33 @@ func checkActionPins(name string, content []byte) []string {
 	return problems
 }
 
+// workflowFiles are every file GitHub may run as a workflow or a local action.
+func workflowFiles(t *testing.T) []string {
+	t.Helper()
+	var paths []string
+	for _, pattern := range []string{"*.yml", "*.yaml"} {
+		p, err := filepath.Glob(filepath.Join(workflowsDir, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p...)
+	}
+	_ = filepath.WalkDir(filepath.Join(workflowsDir, "..", "actions"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (d.Name() == "action.yml" || d.Name() == "action.yaml") {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if len(paths) == 0 {
+		t.Fatalf("no workflows under %s", workflowsDir)
+	}
+	return paths
+}
+
 // TestWorkflowActionsArePinnedToCommits: every third-party action runs at a commit, with its tag
 // in a comment.
 func TestWorkflowActionsArePinnedToCommits(t *testing.T) {
-	paths, err := filepath.Glob(filepath.Join(workflowsDir, "*.yml"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no workflows under %s (%v)", workflowsDir, err)
-	}
-	for _, p := range paths {
+	for _, p := range workflowFiles(t) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -412,6 +439,11 @@ func TestActionPinCheckRefusesTagsAndBranches(t *testing.T) {
 		{"    uses: org/repo/.github/workflows/x.yml@v1", `pinned to "v1"`},
 		{"      - uses: actions/checkout@" + sha + " # v4.2.2", ""},
 		{"    uses: ./.github/workflows/up.yml", ""},
+		{`      - uses: "actions/checkout@` + sha + `" # v4.2.2`, ""},
+		{`      - "uses": 'actions/checkout@v4'`, `pinned to "v4"`},
+		{`    uses: "./.github/workflows/up.yml"`, ""},
+		{"      - uses: docker://alpine:3.20", "image digest"},
+		{"      - uses: docker://alpine@sha256:" + strings.Repeat("ab", 32), ""},
 	}
 	for _, tc := range cases {
 		got := checkActionPins("x.yml", []byte(tc.line))
@@ -421,5 +453,36 @@ func TestActionPinCheckRefusesTagsAndBranches(t *testing.T) {
 		case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
 			t.Errorf("%q: %v, want one problem with %q", tc.line, got, tc.want)
 		}
+	}
+}
+
+// TestPulumiActionRunsTheProvenCLI: every pulumi/actions step installs exactly the Pulumi CLI the
+// engine runs prove (tools/engine/pulumi/go.mod), not whatever version the runner has or the
+// action's default range picks.
+func TestPulumiActionRunsTheProvenCLI(t *testing.T) {
+	mod, err := os.ReadFile("../../tools/engine/pulumi/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^require github.com/pulumi/pulumi/pkg/v3 v([0-9.]+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("tools/engine/pulumi/go.mod pins no github.com/pulumi/pulumi/pkg/v3")
+	}
+	proven, steps := string(m[1]), 0
+	for _, f := range readWorkflows(t, workflowsDir) {
+		for _, name := range slices.Sorted(maps.Keys(f.Jobs)) {
+			for i, s := range f.Jobs[name].Steps {
+				if !strings.HasPrefix(s.Uses, "pulumi/actions@") {
+					continue
+				}
+				steps++
+				if got := fmt.Sprint(s.With["pulumi-version"]); got != proven {
+					t.Errorf("%s job %s step %d: pulumi-version %q, want %s (the CLI the engine runs prove)", f.name, name, i, got, proven)
+				}
+			}
+		}
+	}
+	if steps == 0 {
+		t.Error("no pulumi/actions step found")
 	}
 }
