@@ -17,7 +17,7 @@ pulumi_version=v3.274.1
 provider_module=github.com/pulumi/pulumi-kubernetes/provider/v4
 provider_wrapper=$(cd "${here}/../charts" && pwd) # its go.mod pins the provider (tools.go)
 provider_version=4.32.0 # what pulumi-kubernetes/sdk/v4 v4.32.0 asks the engine for
-kwok_version=$(awk '$1 == "sigs.k8s.io/kwok" {print $2}' "${provider_wrapper}/go.mod")
+kwok_version=$("${here}/../module-version.sh" "${provider_wrapper}" sigs.k8s.io/kwok)
 
 built() { echo "$1: built in $((SECONDS - $2))s"; }
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 module=$(cd "${here}/../kube" && pwd)
-version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' "${module}/go.mod")
+version=$("${here}/../module-version.sh" "${module}" go.etcd.io/etcd/server/v3)
 bin=${BIN_DIR:-$(cd "${here}/../.." && pwd)/.bin}/etcd-${version}
 mkdir -p "${bin}"
 cd "${module}"

@@ -28,5 +28,5 @@ line_package() {
 line_version() {
   local module
   module=$(line_module "$1") || return 1
-  awk '$1 == "k8s.io/kubernetes" {print $2} $1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "${module}/go.mod"
+  "$(dirname "${BASH_SOURCE[0]}")/../module-version.sh" "${module}" k8s.io/kubernetes
 }
