@@ -5,9 +5,5 @@
 set -euo pipefail
 dir=${1:?usage: module-version.sh DIR MODULE}
 module=${2:?usage: module-version.sh DIR MODULE}
-version=$(cd "${dir}" && go list -m -f '{{.Version}}' "${module}")
-if [ -z "${version}" ]; then
-  echo "module-version: ${dir}/go.mod does not require ${module}" >&2
-  exit 1
-fi
-echo "${version}"
+# go list -m fails, naming the module, when DIR's module does not require it.
+cd "${dir}" && go list -m -f '{{.Version}}' "${module}"
