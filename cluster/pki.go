@@ -271,3 +271,26 @@ func InitBundle(identity map[string]string, encryptionConfig string) string {
 	}
 	return FormatBundle(files)
 }
+
+// ParseInitBundle reads kubeadm-init's standard input back: the identity, checked as
+// ParseIdentity checks it, and the EncryptionConfiguration.
+func ParseInitBundle(bundle string) (identity map[string]string, encryptionConfig string, err error) {
+	var rest strings.Builder
+	for line := range strings.Lines(bundle) {
+		name, content, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if name != EncryptionConfigEntry {
+			rest.WriteString(line)
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(content)
+		if err != nil {
+			return nil, "", fmt.Errorf("init bundle: %s is not base64: %w", name, err)
+		}
+		encryptionConfig = string(b)
+	}
+	if encryptionConfig == "" {
+		return nil, "", fmt.Errorf("init bundle: no %s", EncryptionConfigEntry)
+	}
+	identity, err = ParseIdentity(rest.String())
+	return identity, encryptionConfig, err
+}

@@ -194,6 +194,21 @@ func TestParseIdentityRefusesAKeyThatIsNotItsCertificates(t *testing.T) {
 	}
 }
 
+// The render reads the identity back from kubeadm-init's standard input for verify-local's etcd
+// drill: the same files, and the EncryptionConfiguration apart.
+func TestParseInitBundleGivesBackWhatInitBundleHolds(t *testing.T) {
+	identity, encryption, err := ParseInitBundle(InitBundle(testIdentity.files, testEncryptionConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(identity, testIdentity.files) || encryption != testEncryptionConfig {
+		t.Errorf("the bundle read back differs from what was bundled")
+	}
+	if _, _, err := ParseInitBundle(FormatBundle(testIdentity.files)); err == nil {
+		t.Error("a bundle without the EncryptionConfiguration was accepted")
+	}
+}
+
 // --- kubeadm-init on the master ---
 
 func TestKubeadmInitInstallsTheClusterIdentityBeforeKubeadmRuns(t *testing.T) {

@@ -111,6 +111,9 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 				if err := writeFile(dir, "kubeadm/encryption-config.yaml", cluster.EncryptionConfig(OfflineEncryptionKey)); err != nil {
 					return err
 				}
+				if err := writeIdentity(dir, r.Inputs["stdin"]); err != nil {
+					return fmt.Errorf("%s: %w", r.Name, err)
+				}
 			}
 		case "kubernetes:helm.sh/v3:Release":
 			b, err := toYAML(manifest.PlainMap(r.Inputs))
@@ -293,6 +296,37 @@ func writeRestoredVolume(dir string, res *offline.Result) error {
 // OfflineEncryptionKey is the secretbox key of the rendered EncryptionConfiguration: 32 bytes of
 // "offline-placeholder-secret" padding, base64-encoded, never a deployed key.
 var OfflineEncryptionKey = base64.StdEncoding.EncodeToString([]byte("offline-placeholder-secret-32byt"))
+
+// IdentityDir is where the render writes the cluster identity kubeadm-init installs, under the
+// names kubeadm gives the files in /etc/kubernetes/pki: verify-local runs its control plane and
+// etcd drill with them. Offline they are the mocks' keys, never a deployed stack's.
+const IdentityDir = "kubeadm/identity"
+
+// writeIdentity writes the identity files of kubeadm-init's standard input under IdentityDir. The
+// input is a secret, which the render redacts everywhere else: here it is the mocks' keys.
+func writeIdentity(dir string, stdin resource.PropertyValue) error {
+	for stdin.IsSecret() {
+		stdin = stdin.SecretValue().Element
+	}
+	if !stdin.IsString() {
+		return fmt.Errorf("standard input is not a known string: %v", stdin)
+	}
+	identity, _, err := cluster.ParseInitBundle(stdin.StringValue())
+	if err != nil {
+		return err
+	}
+	for name, content := range identity {
+		if err := writeFile(dir, filepath.Join(IdentityDir, name), content); err != nil {
+			return err
+		}
+		if strings.HasSuffix(name, ".key") {
+			if err := os.Chmod(filepath.Join(dir, IdentityDir, name), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 func writeFile(dir, name, content string) error {
 	path := filepath.Join(dir, name)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -26,11 +28,23 @@ import (
 // ConfigMap with the s3.sh it sources) and the etcdctl/etcdutl of etcdBin, uploads it with the
 // CronJob's upload step (the shared S3 code) to a stand-in bucket on 127.0.0.1, restores the
 // uploaded object with `etcdutl snapshot restore` into a fresh data directory, starts etcd and a
-// kube-apiserver on it, and reads back every object that was applied. Every one must be there.
-// Then, as a control, it restores a snapshot of an empty etcd the same way: that check must find
-// the objects missing, or it proves nothing.
+// kube-apiserver on it, as a new master would, and reads back every object that was applied.
+// Every one must be there. A ServiceAccount token issued before the snapshot must still be
+// accepted after it: with the program's identity (the render's kubeadm/identity), that is what
+// a replaced master keeps for every pod and controller. Then, as controls, it restores a snapshot
+// of an empty etcd the same way, which must leave the objects missing, and the good snapshot with
+// another service-account key, which must refuse the token: otherwise the checks prove nothing.
 func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Println("etcd restore drill:")
+	if !v.cp.pki.program {
+		v.drillFail("%s has no %s: the drill restores as a new master does, with the cluster identity the program hands kubeadm-init (render it with cmd/render)", v.dir, identityDir)
+		return
+	}
+	token, err := v.drillToken(ctx)
+	if err != nil {
+		v.drillFail("a ServiceAccount token before the snapshot: %v", err)
+		return
+	}
 	files, err := snapshotScripts(v.dir)
 	if err != nil {
 		v.drillFail("%v", err)
@@ -74,7 +88,7 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Printf("  uploaded by the CronJob's upload step (s3.sh: SigV4, body sha256) to a stand-in bucket: %s (%s)\n", object, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	missing, err := v.restoreAndRead(ctx, etcdBin, uploaded, filepath.Join(drill, "restored"))
+	missing, user, err := v.restoreAndRead(ctx, etcdBin, uploaded, filepath.Join(drill, "restored"), v.cp.pki, token)
 	if err != nil {
 		v.drillFail("%v", err)
 		return
@@ -84,6 +98,27 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	} else {
 		fmt.Printf("  restored and served by kube-apiserver: all %d applied objects are back (%s)\n", len(v.applied), time.Since(start).Round(time.Millisecond))
 	}
+	if user != drillTokenUser {
+		v.drillFail("the token issued before the snapshot is not accepted after the restore with the program's service-account key (TokenReview user %q, want %q)", user, drillTokenUser)
+	} else {
+		fmt.Printf("  a ServiceAccount token issued before the snapshot is accepted after it, with the program's cluster CA and service-account key (%s)\n", user)
+	}
+
+	// The control of the token check: the same snapshot with another service-account key.
+	other := *v.cp.pki
+	if other.saKey, other.saPub, err = other.newServiceAccountKey("other-sa"); err != nil {
+		v.drillFail("%v", err)
+		return
+	}
+	if _, user, err = v.restoreAndRead(ctx, etcdBin, uploaded, filepath.Join(drill, "restored-other-key"), &other, token); err != nil {
+		v.drillFail("restore with another service-account key: %v", err)
+		return
+	}
+	if user != "" {
+		v.drillFail("a restore with ANOTHER service-account key accepted the token as %q: the check cannot tell a kept identity from a new one", user)
+		return
+	}
+	fmt.Println("  control: with another service-account key (a master that made its own) the same token is refused, and the drill says so")
 
 	// The control: the same steps on a snapshot of an empty etcd must miss the objects.
 	empty := &controlPlane{work: filepath.Join(drill, "empty"), bin: v.cp.bin, pki: v.cp.pki, etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "empty"}
@@ -101,7 +136,7 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 		v.drillFail("snapshot of an empty etcd: %v", err)
 		return
 	}
-	missing, err = v.restoreAndRead(ctx, etcdBin, emptySnap, filepath.Join(drill, "restored-empty"))
+	missing, _, err = v.restoreAndRead(ctx, etcdBin, emptySnap, filepath.Join(drill, "restored-empty"), v.cp.pki, "")
 	if err != nil {
 		v.drillFail("restore of an empty snapshot: %v", err)
 		return
@@ -267,12 +302,33 @@ func runSnapshotSave(ctx context.Context, script, etcdBin, endpoint, dir string)
 	return filepath.Join(dir, "etcd-snapshot.db"), nil
 }
 
+// drillTokenUser is the ServiceAccount the drill issues a token for before the snapshot.
+const drillTokenUser = "system:serviceaccount:kube-system:verify-local-drill"
+
+// drillToken creates the drill's ServiceAccount and a token for it (an hour, the default
+// audience), as any pod's projected token is issued.
+func (v *verifier) drillToken(ctx context.Context) (string, error) {
+	namespace, name := "kube-system", strings.TrimPrefix(drillTokenUser, "system:serviceaccount:kube-system:")
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
+	if _, err := v.cp.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	hour := int64(3600)
+	tr, err := v.cp.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
+}
+
 // restoreAndRead restores a snapshot with etcdutl into work/etcd, runs etcd and kube-apiserver
-// on it, and returns the applied objects the API server does not have.
-func (v *verifier) restoreAndRead(ctx context.Context, etcdBin, snap, work string) ([]string, error) {
+// on it with the keys of keys, and returns the applied objects the API server does not have and,
+// when token is not "", the user a TokenReview of it names ("" when it is refused).
+func (v *verifier) restoreAndRead(ctx context.Context, etcdBin, snap, work string, keys *pki, token string) (missing []string, user string, err error) {
 	peer, err := freePort()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 	// With the revision bump and compaction mark the runbook (docs/operations.md) uses: watchers
@@ -284,29 +340,38 @@ func (v *verifier) restoreAndRead(ctx context.Context, etcdBin, snap, work strin
 		"--bump-revision=1000000000", "--mark-compacted")
 	restore.Env = []string{"PATH=" + os.Getenv("PATH")}
 	if out, err := restore.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("etcdutl snapshot restore: %v:\n%s", err, out)
+		return nil, "", fmt.Errorf("etcdutl snapshot restore: %v:\n%s", err, out)
 	}
-	r := &controlPlane{work: work, bin: v.cp.bin, pki: v.cp.pki, encryptionConfig: v.cp.encryptionConfig,
+	r := &controlPlane{work: work, bin: v.cp.bin, pki: keys, encryptionConfig: v.cp.encryptionConfig,
 		etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "restored", etcdPeerPort: peer}
 	defer r.stop()
 	if err := r.startAPI(ctx); err != nil {
-		return nil, fmt.Errorf("kube-apiserver on the restored etcd: %w", err)
+		return nil, "", fmt.Errorf("kube-apiserver on the restored etcd: %w", err)
 	}
 	dyn, err := dynamic.NewForConfig(r.config)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var missing []string
 	for _, o := range v.applied {
 		ri := dyn.Resource(o.resource).Namespace(o.namespace)
 		if _, err := ri.Get(ctx, o.name, metav1.GetOptions{}); err != nil {
 			if !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("read %s %s/%s back: %w", o.resource.Resource, o.namespace, o.name, err)
+				return nil, "", fmt.Errorf("read %s %s/%s back: %w", o.resource.Resource, o.namespace, o.name, err)
 			}
 			missing = append(missing, fmt.Sprintf("%s %s/%s (%s)", o.resource.Resource, o.namespace, o.name, o.file))
 		}
 	}
-	return missing, nil
+	if token != "" {
+		review, err := r.client.AuthenticationV1().TokenReviews().Create(ctx,
+			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, "", fmt.Errorf("TokenReview on the restored API server: %w", err)
+		}
+		if review.Status.Authenticated {
+			user = review.Status.User.Username
+		}
+	}
+	return missing, user, nil
 }
 
 // drillFail records a failure of the drill and prints it (the report is already written).

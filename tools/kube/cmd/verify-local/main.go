@@ -91,7 +91,14 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	} else {
 		fmt.Println("keeping logs in", work)
 	}
-	pki, err := newPKI(work)
+	identity, err := filepath.Abs(filepath.Join(dir, identityDir)) // the kubeconfig names its files
+	if err != nil {
+		return nil, err
+	}
+	if !fileExists(identity) {
+		identity = ""
+	}
+	pki, err := newPKI(work, identity)
 	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
@@ -111,6 +118,11 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	defer cp.stop()
 	t := newTimer()
 	fmt.Println("control plane:")
+	if pki.program {
+		fmt.Printf("  identity: the program's cluster CA and service-account key pair (%s)\n", identityDir)
+	} else {
+		fmt.Println("  identity: a CA and a service-account key pair made for this run (no rendered " + identityDir + ")")
+	}
 	if err := cp.start(ctx); err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func serve(state, bin string, kwokStages []string) error {
 			return err
 		}
 	}
-	pki, err := newPKI(work)
+	pki, err := newPKI(work, "") // the engine runs: the cluster is local, not the program's
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
