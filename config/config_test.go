@@ -147,11 +147,7 @@ func TestParseRefusesBadInput(t *testing.T) {
 		{"missing images", nil, []string{"waste-coach-infra:images"}, []string{"waste-coach-infra:images", "missing"}},
 		{"missing kubernetes version", nil, []string{"waste-coach-infra:kubernetesVersion"}, []string{"kubernetesVersion", "missing"}},
 		{"production without a pinned node image", nil, []string{"waste-coach-infra:nodeImage"},
-			[]string{"waste-coach-infra:nodeImage", "missing", "every stack", "AMI id"}},
-		// A lookup of the newest image would replace every node, the master too, on the first up
-		// after Canonical publishes one: dev pins its image as production does.
-		{"dev without a pinned node image", map[string]string{"waste-coach-infra:production": "false"}, []string{"waste-coach-infra:nodeImage"},
-			[]string{"waste-coach-infra:nodeImage", "missing", "every stack", "exact Canonical image name"}},
+			[]string{"waste-coach-infra:nodeImage", "missing", "production stack", "AMI id"}},
 		{"node image with a wildcard", map[string]string{"waste-coach-infra:nodeImage": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"},
 			nil, []string{"waste-coach-infra:nodeImage", `"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"`, "no wildcards"}},
 		{"missing admin cidrs", nil, []string{"waste-coach-infra:adminCidrs"}, []string{"adminCidrs", "missing"}},

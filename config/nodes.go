@@ -107,15 +107,14 @@ var (
 	ubuntuImage = regexp.MustCompile(`^ubuntu/images/[a-z0-9-]+/ubuntu-[a-z]+-[0-9.]+-(amd64|arm64)-server-[0-9.]+$`)
 )
 
-// nodeImage reads the image new nodes boot from. Every stack names one exact image: a lookup of
-// "the newest" would change its answer when Canonical publishes, and every node, the master
-// included, would be replaced at the next `pulumi up`, whatever that up was for.
+// nodeImage reads the image new nodes boot from. Production must name one exact image: a lookup
+// of "the newest" would change its answer when Canonical publishes, and the nodes would follow.
 func (p *parser) nodeImage(c *Config) {
 	c.NodeImage = strings.TrimSpace(p.str("nodeImage", "", false))
 	switch {
-	case c.NodeImage == "":
-		p.fail(qualify("nodeImage"), "", "required on every stack: an AMI id (ami-...) or an exact Canonical image name (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-YYYYMMDD), so that nodes move to a new image only when an operator changes it (docs/operations.md, \"The node image\")")
-	case !amiID.MatchString(c.NodeImage) && !ubuntuImage.MatchString(c.NodeImage):
+	case c.NodeImage == "" && c.Production:
+		p.fail(qualify("nodeImage"), "", "required on a production stack: an AMI id (ami-...) or an exact Canonical image name (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-YYYYMMDD), so that nodes move to a new image only when an operator changes it")
+	case c.NodeImage != "" && !amiID.MatchString(c.NodeImage) && !ubuntuImage.MatchString(c.NodeImage):
 		p.fail(qualify("nodeImage"), strconv.Quote(c.NodeImage), "an AMI id (ami-0123456789abcdef0) or an exact Canonical image name (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-YYYYMMDD), no wildcards")
 	}
 }

@@ -52,18 +52,23 @@ type Nodes struct {
 // KeyPairName is the EC2 key pair every node of the stack is launched with.
 func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
 
-// nodeImage resolves config nodeImage, which every stack pins, to an AMI id: an id as given, an
-// exact Canonical image name by lookup (one image per name and region, so the answer does not
-// move; config refuses wildcards).
+// nodeImage resolves config nodeImage to an AMI id: an id as given, an exact Canonical image name
+// by lookup (one image per name and region, so the answer does not move). Unset (dev stacks
+// only, config refuses it on production), the newest Ubuntu 24.04 image: a dev stack's nodes
+// are replaced when Canonical publishes a new one.
 func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (string, error) {
-	name := cfg.NodeImage
-	if strings.HasPrefix(name, "ami-") {
-		return name, nil
+	if strings.HasPrefix(cfg.NodeImage, "ami-") {
+		return cfg.NodeImage, nil
+	}
+	name, mostRecent := cfg.NodeImage, false
+	if name == "" {
+		name, mostRecent = UbuntuAMIName, true
 	}
 	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
-		Owners: []string{canonicalOwner},
+		Owners:     []string{canonicalOwner},
+		MostRecent: pulumi.BoolRef(mostRecent),
 		// A pinned image stays usable after Canonical deprecates it.
-		IncludeDeprecated: pulumi.BoolRef(true),
+		IncludeDeprecated: pulumi.BoolRef(!mostRecent),
 		Filters: []ec2.GetAmiFilter{
 			{Name: "name", Values: []string{name}},
 			{Name: "architecture", Values: []string{"x86_64"}},
@@ -78,6 +83,9 @@ func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) 
 
 // Canonical's AWS account, the owner of the official Ubuntu AMIs.
 const canonicalOwner = "099720109477"
+
+// UbuntuAMIName matches Ubuntu 24.04 LTS (noble) amd64 server images on gp3.
+const UbuntuAMIName = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
 
 // MetadataHopLimit is 2 so that pods, one network hop further than the host, reach IMDSv2 (the
 // CCM, the EBS CSI driver and the load balancer controller read the region and credentials there).

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -40,23 +39,6 @@ func TestNodesCarryNoOldInputsIntoAReplacement(t *testing.T) {
 				if slices.Contains(inst.IgnoreChanges, p) {
 					t.Errorf("%s ignores changes of %s: a replacement of the node would be launched with the old value", inst.Name, p)
 				}
-			}
-		}
-	})
-}
-
-// Every stack boots the image its stack file pins, by exact name: a lookup of the newest image
-// would replace every node, the master included, at the first up after Canonical publishes one,
-// whatever that up was for (issue 24).
-func TestEveryNodeBootsThePinnedImage(t *testing.T) {
-	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		if strings.ContainsAny(r.Config.NodeImage, "*?") || r.Config.NodeImage == "" {
-			t.Fatalf("nodeImage %q is not one exact image", r.Config.NodeImage)
-		}
-		want := mocks.ImageID(r.Config.NodeImage)
-		for _, inst := range r.OfType(instanceType) {
-			if got := str(inst, "ami"); got != want {
-				t.Errorf("%s boots %q, not the image of nodeImage %q (%q)", inst.Name, got, r.Config.NodeImage, want)
 			}
 		}
 	})

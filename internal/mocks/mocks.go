@@ -5,8 +5,6 @@
 package mocks
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -21,13 +19,6 @@ import (
 // Placeholder marks a value only the cloud can compute. Every fabricated string contains it, or
 // is an address from the documentation ranges (RFC 5737), so nobody mistakes it for real.
 const Placeholder = "offline"
-
-// ImageID is the AMI id the mocks answer for an image name: one per name, as a region has, so
-// a test sees which name a node's image came from.
-func ImageID(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return "ami-" + Placeholder + hex.EncodeToString(sum[:])[:10]
-}
 
 // Resource is one registration the program made.
 type Resource struct {
@@ -115,13 +106,10 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": ids, "id": m.region}), nil
 	case "aws:ec2/getAmi:getAmi":
-		name := ""
-		for _, f := range args.Args["filters"].ArrayValue() {
-			if f.ObjectValue()["name"].StringValue() == "name" {
-				name = f.ObjectValue()["values"].ArrayValue()[0].StringValue()
-			}
-		}
-		return resource.NewPropertyMapFromMap(map[string]any{"id": ImageID(name), "name": name}), nil
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"id":   "ami-" + Placeholder + "0ubuntu2404",
+			"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-" + Placeholder,
+		}), nil
 	case "aws:route53/getZone:getZone":
 		name := args.Args["name"].StringValue()
 		return resource.NewPropertyMapFromMap(map[string]any{
