@@ -442,12 +442,28 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 		return nil, err
 	}
 	nodeName := node.PrivateDns
-	return b.command(master, "member-"+string(role), commandSpec{
+	member, err := b.command(master, "member-"+string(role), commandSpec{
 		create:    nodeName.ApplyT(func(n string) string { return MemberScript(role, n) }).(pulumi.StringOutput),
-		delete:    nodeName.ApplyT(func(n string) string { return MemberDeleteScript(role, n) }).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{join},
 		triggers:  pulumi.Array{node.ID()},
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The node's removal, when its instance goes (a replacement of the node, a destroy): drain it
+	// and delete its Node. It runs on the master but is tied to the node's instance alone
+	// (untied): member-<role>, tied to the master too, is created again by a new master, and a
+	// delete step there would drain and remove every node that stays (issue 24). Nothing to do on
+	// create.
+	if _, err := b.command(master, "retire-"+string(role), commandSpec{
+		delete:    nodeName.ApplyT(func(n string) string { return MemberDeleteScript(role, n) }).(pulumi.StringOutput),
+		dependsOn: []pulumi.Resource{member},
+		triggers:  pulumi.Array{node.ID()},
+		untied:    true,
+	}); err != nil {
+		return nil, err
+	}
+	return member, nil
 }
 
 // kubeletRollout brings the kubelet settings the program owns (KubeletPressureConfig) to a

@@ -38,9 +38,17 @@ func TestBootstrapGraphIsAsTheDesignSays(t *testing.T) {
 					t.Errorf("join of %s waits for the join of %s: workers must join in parallel", w, other)
 				}
 			}
-			member := get("member-" + w)
-			if !strings.Contains(str(member.Resource, "delete"), "k drain \"${node}\"") || !strings.Contains(str(member.Resource, "delete"), "k delete node \"${node}\"") {
-				t.Errorf("member-%s has no delete step that drains and removes the node", w)
+			member, retire := get("member-"+w), get("retire-"+w)
+			if !strings.Contains(str(retire.Resource, "delete"), "k drain \"${node}\"") || !strings.Contains(str(retire.Resource, "delete"), "k delete node \"${node}\"") {
+				t.Errorf("retire-%s has no delete step that drains and removes the node", w)
+			}
+			// member-<w> runs again on a new master; a delete step there would drain every node
+			// that stays when the master is replaced. retire-<w> is replaced with its node only.
+			if str(member.Resource, "delete") != "" {
+				t.Errorf("member-%s has a delete step: replacing the master would drain and remove %s", w, w)
+			}
+			if triggers := retire.Resource.Inputs["triggers"]; !triggers.IsArray() || len(triggers.ArrayValue()) != 1 || !retire.waitsFor(instance(w)) {
+				t.Errorf("retire-%s is not tied to its node's instance alone (triggers %v)", w, triggers)
 			}
 			if !get("nodes-ready").waitsFor(member) {
 				t.Errorf("nodes-ready does not wait for %s", w)
