@@ -18,6 +18,13 @@ import (
 // would only slow the tests down.
 var mockRSA = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
 
+// FabricatedKey is the private key PEM the mocks give every RSA key of this process: a test can
+// tell a fabricated key from anything else.
+func FabricatedKey() (string, error) {
+	private, _, err := rsaKeyPEM()
+	return private, err
+}
+
 // rsaKeyPEM returns the mock key as the provider's privateKeyPem (PKCS#1) and publicKeyPem
 // (PKIX).
 func rsaKeyPEM() (private, public string, err error) {

@@ -316,13 +316,16 @@ func writeIdentity(dir string, stdin resource.PropertyValue) error {
 		return err
 	}
 	for name, content := range identity {
-		if err := writeFile(dir, filepath.Join(IdentityDir, name), content); err != nil {
+		path := filepath.Join(dir, IdentityDir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
+		mode := os.FileMode(0o644)
 		if strings.HasSuffix(name, ".key") {
-			if err := os.Chmod(filepath.Join(dir, IdentityDir, name), 0o600); err != nil {
-				return err
-			}
+			mode = 0o600
+		}
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			return err
 		}
 	}
 	return nil
