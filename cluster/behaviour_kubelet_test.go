@@ -315,7 +315,7 @@ func TestKubeletConfigHashFollowsTheSettingsOnly(t *testing.T) {
 	}
 	want := []string{"systemReserved", "kubeReserved", "evictionHard", "evictionSoft", "evictionSoftGracePeriod",
 		"evictionMaxPodGracePeriod", "evictionMinimumReclaim", "imageGCHighThresholdPercent", "imageGCLowThresholdPercent",
-		"containerLogMaxSize", "containerLogMaxFiles", "shutdownGracePeriod", "shutdownGracePeriodCriticalPods"}
+		"containerLogMaxSize", "containerLogMaxFiles"}
 	if got := KubeletPressureKeys(); !slices.Equal(got, want) {
 		t.Errorf("owned keys %v, want %v", got, want)
 	}

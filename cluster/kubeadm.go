@@ -171,18 +171,6 @@ const (
 	ContainerLogMaxFiles = 3
 )
 
-// Graceful node shutdown. Without it, every nightly stop and spot interruption killed PostgreSQL,
-// the RabbitMQ brokers and the Celery workers mid-write. The kubelet (GracefulNodeShutdown, on by
-// default since 1.21) takes a systemd inhibitor lock and raises logind's InhibitDelayMaxSec to
-// ShutdownGraceSeconds itself. The other pods get ShutdownGraceSeconds -
-// ShutdownGraceCriticalPodsSeconds: the longest grace period of the program's pods (a Celery
-// worker's 300 s, finishing its tasks; the brokers' 120 s), which tests/ checks. Chart pods with
-// a longer one (Prometheus' 600 s) are cut to it.
-const (
-	ShutdownGraceSeconds             = 330
-	ShutdownGraceCriticalPodsSeconds = 30
-)
-
 // KubeletPressureConfig is the KubeletConfiguration's reservations, eviction thresholds, image
 // garbage collection and log rotation. Every hard threshold is written out: a kubelet given
 // only some of them sets the others to zero (kubernetes/kubernetes#119985), which would turn
@@ -220,15 +208,9 @@ imageGCHighThresholdPercent: %[12]d
 imageGCLowThresholdPercent: %[13]d
 containerLogMaxSize: %[14]s
 containerLogMaxFiles: %[15]d
-# A node that shuts down (an office-hours stop, a spot interruption, an instance type change, a
-# reboot) stops its pods first: the kubelet holds systemd's shutdown, stops the other pods with
-# up to the difference each, then the critical ones (the network, the volume drivers).
-shutdownGracePeriod: %[16]ds
-shutdownGracePeriodCriticalPods: %[17]ds
 `, SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB,
 		SystemReservedDiskMiB, KubeReservedDiskMiB, EvictionHardDiskPercent, EvictionSoftDiskPercent, EvictionSoftGrace,
-		EvictionMaxPodGraceSeconds, ImageGCHighPercent, ImageGCLowPercent, ContainerLogMaxSize, ContainerLogMaxFiles,
-		ShutdownGraceSeconds, ShutdownGraceCriticalPodsSeconds)
+		EvictionMaxPodGraceSeconds, ImageGCHighPercent, ImageGCLowPercent, ContainerLogMaxSize, ContainerLogMaxFiles)
 }
 
 // Allocatable returns what the kubelet offers to pods on an instance type: capacity minus the

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -108,38 +107,6 @@ func TestNodeRemovalOutlastsEveryGracePeriod(t *testing.T) {
 			if ok && int(grace) >= cluster.DrainDeleteSeconds {
 				t.Errorf("%s has a %v s grace period; the node removal's drain without eviction waits %d s", name, grace, cluster.DrainDeleteSeconds)
 			}
-		}
-	})
-}
-
-// A node that shuts down (office hours, a spot interruption) gives every pod of the program its
-// whole grace period before the critical pods stop: PostgreSQL, the brokers and the Celery
-// workers close cleanly instead of being killed with the machine (issue 28).
-func TestNodeShutdownOutlastsEveryGracePeriod(t *testing.T) {
-	settings := cluster.KubeletPressureConfig()
-	for _, want := range []string{
-		fmt.Sprintf("shutdownGracePeriod: %ds\n", cluster.ShutdownGraceSeconds),
-		fmt.Sprintf("shutdownGracePeriodCriticalPods: %ds\n", cluster.ShutdownGraceCriticalPodsSeconds),
-	} {
-		if !strings.Contains(settings, want) {
-			t.Errorf("the kubelet settings lack %q: a stopped node kills its pods", strings.TrimSpace(want))
-		}
-	}
-	ordinary := cluster.ShutdownGraceSeconds - cluster.ShutdownGraceCriticalPodsSeconds
-	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		longest := 30.0 // Kubernetes' default
-		for name, pod := range podTemplates(r) {
-			grace, ok := at(pod, "terminationGracePeriodSeconds").(float64)
-			if !ok {
-				continue
-			}
-			longest = max(longest, grace)
-			if int(grace) > ordinary {
-				t.Errorf("%s has a %v s grace period; a node shutdown gives ordinary pods %d s", name, grace, ordinary)
-			}
-		}
-		if int(longest) != ordinary {
-			t.Errorf("a node shutdown holds ordinary pods %d s, the longest grace period is %v s: make them equal, or every stop waits for nothing", ordinary, longest)
 		}
 	})
 }
