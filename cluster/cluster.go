@@ -191,11 +191,11 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		if n.Role.ControlPlane() {
 			continue
 		}
-		member, err := b.join(n.Role, initCmd, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
+		steps, err := b.join(n.Role, initCmd, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
 		if err != nil {
 			return nil, err
 		}
-		members = append(members, member)
+		members = append(members, steps...)
 	}
 
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
@@ -410,8 +410,10 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 }
 
 // join declares a worker's membership: a fresh token from the control plane, the join on the
-// worker, then the role label, whose delete step drains and removes the node.
-func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput, kubeadmAPI string) (*remote.Command, error) {
+// worker, the role label, and the node's retirement, whose delete step drains and removes the
+// node. It returns the last two, which nodes-ready waits for (so a destroy drains a node only
+// after the workloads are gone).
+func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput, kubeadmAPI string) ([]pulumi.Resource, error) {
 	master := config.RoleMaster
 	node := b.nodes.Instances[role]
 	token, err := b.command(master, "join-token-"+string(role), commandSpec{
@@ -455,15 +457,16 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 	// (untied): member-<role>, tied to the master too, is created again by a new master, and a
 	// delete step there would drain and remove every node that stays (issue 24). Nothing to do on
 	// create.
-	if _, err := b.command(master, "retire-"+string(role), commandSpec{
+	retire, err := b.command(master, "retire-"+string(role), commandSpec{
 		delete:    nodeName.ApplyT(func(n string) string { return MemberDeleteScript(role, n) }).(pulumi.StringOutput),
 		dependsOn: []pulumi.Resource{member},
 		triggers:  pulumi.Array{node.ID()},
 		untied:    true,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	return member, nil
+	return []pulumi.Resource{member, retire}, nil
 }
 
 // kubeletRollout brings the kubelet settings the program owns (KubeletPressureConfig) to a

@@ -50,8 +50,8 @@ func TestBootstrapGraphIsAsTheDesignSays(t *testing.T) {
 			if triggers := retire.Resource.Inputs["triggers"]; !triggers.IsArray() || len(triggers.ArrayValue()) != 1 || !retire.waitsFor(instance(w)) {
 				t.Errorf("retire-%s is not tied to its node's instance alone (triggers %v)", w, triggers)
 			}
-			if !get("nodes-ready").waitsFor(member) {
-				t.Errorf("nodes-ready does not wait for %s", w)
+			if !get("nodes-ready").waitsFor(member) || !get("nodes-ready").waitsFor(retire) {
+				t.Errorf("nodes-ready does not wait for %s's label and retirement steps (a destroy would drain it before the workloads are gone)", w)
 			}
 		}
 		calico := get("calico")
