@@ -93,8 +93,10 @@ var errNotServed = errors.New("not served")
 type object struct {
 	Metadata struct {
 		Name, Namespace   string
+		UID               string
 		Labels            map[string]string
 		DeletionTimestamp *string
+		OwnerReferences   []struct{ Kind string }
 	}
 	Spec struct {
 		PersistentVolumeReclaimPolicy string `json:"persistentVolumeReclaimPolicy"`
@@ -151,6 +153,30 @@ func snapshot(ctx context.Context, kubeconfig string) (map[string][]string, erro
 				name = o.Metadata.Namespace + "/" + name
 			}
 			out[k] = append(out[k], name)
+		}
+	}
+	return out, nil
+}
+
+// objectUIDs maps every object of kinds ("<api path> <namespace>/<name>") to its UID, which a
+// recreated object does not keep. Objects being deleted, and the Jobs of CronJobs (made and
+// pruned on the CronJobs' schedules), are left out.
+func objectUIDs(ctx context.Context, kubeconfig string) (map[string]string, error) {
+	c, err := newClient(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, k := range kinds {
+		var list struct{ Items []object }
+		if err := c.get(ctx, k, &list); err != nil {
+			return nil, fmt.Errorf("list %s: %w", k, err)
+		}
+		for _, o := range list.Items {
+			if o.Metadata.DeletionTimestamp != nil || slices.ContainsFunc(o.Metadata.OwnerReferences, func(r struct{ Kind string }) bool { return r.Kind == "CronJob" }) {
+				continue
+			}
+			out[k+" "+o.Metadata.Namespace+"/"+o.Metadata.Name] = o.Metadata.UID
 		}
 	}
 	return out, nil

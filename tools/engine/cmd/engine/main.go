@@ -3,7 +3,8 @@
 //
 // -mode full (the default) checks what operators meet on a new stack: `pulumi up` succeeds, a
 // second preview has no changes, a one-line config change previews exactly the resources it
-// should, the state holds every secret only encrypted, and `pulumi destroy` completes and leaves
+// should, the state holds every secret only encrypted, on production the master can be replaced
+// with the cluster intact (replace.go), and `pulumi destroy` completes and leaves
 // nothing of ours in the cluster. Before destroying, it proves its no-change check can fail: the
 // program with one object stamped on every run must fail it.
 //
@@ -180,12 +181,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	// 5. The check can fail: the same stack with one object that changes on every run.
+	// 5. Production: the master replaced as docs/operations.md says; the cluster comes through.
+	if o.stack == "prod" {
+		if err := replaceMaster(ctx, stack, cli, o, kubeconfig); err != nil {
+			return err
+		}
+	}
+
+	// 6. The check can fail: the same stack with one object that changes on every run.
 	if err := perpetualDiffIsCaught(ctx, stack, o); err != nil {
 		return err
 	}
 
-	// 6. pulumi destroy
+	// 7. pulumi destroy
 	return destroy(ctx, stack, cli, o, kubeconfig, baseline)
 }
 
