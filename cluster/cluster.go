@@ -92,10 +92,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return KubeadmConfig(cfg, KubeadmParams{PublicIP: ip, EndpointName: args.EndpointName})
 	}).(pulumi.StringOutput)
 	// The key that encrypts Secrets at rest: generated once, kept in the state as a secret, and
-	// handed to the master on standard input, never in the script.
+	// handed to the master on standard input, never in the script. It is part of the cluster's
+	// identity: a new master restoring etcd with another key could read no Secret, and a running
+	// master never takes a new one (kubeadm-init leaves an initialised master alone). Production
+	// protects it like the CAs.
 	secretsKey, err := random.NewRandomBytes(ctx, name+"-secrets-encryption", &random.RandomBytesArgs{
 		Length: pulumi.Int(32),
-	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"base64", "hex"}))
+	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"base64", "hex"}), pulumi.Protect(cfg.Production))
 	if err != nil {
 		return nil, fmt.Errorf("secrets encryption key: %w", err)
 	}

@@ -356,4 +356,8 @@ func TestPKIReadRefusesAPartOfAnIdentity(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, PKIDir+"/sa.pub is missing") {
 		t.Errorf("pki-read adopted an identity without sa.pub:\n%s", r.describe())
 	}
+	// pulumi-command reports a failed step's output in its error, which reaches the deploy log.
+	if r.stdout != "" {
+		t.Errorf("pki-read printed part of the identity (its CA keys among it) before refusing: %d bytes", len(r.stdout))
+	}
 }

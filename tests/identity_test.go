@@ -41,6 +41,11 @@ func TestTheClusterIdentityIsTheProgramsAndConstant(t *testing.T) {
 		if !contains(sa.AdditionalSecretOutputs, "privateKeyPem") || sa.Protect != r.Config.Production {
 			t.Errorf("the service-account key: secret outputs %v, protected %v", sa.AdditionalSecretOutputs, sa.Protect)
 		}
+		// A new master restoring etcd with another key could read no Secret.
+		enc := must(t, r, "random:index/randomBytes:RandomBytes", "sesacthon-secrets-encryption")
+		if enc.Protect != r.Config.Production {
+			t.Errorf("the Secrets encryption key: protected %v, want %v: a lost key makes a restored cluster's Secrets unreadable", enc.Protect, r.Config.Production)
+		}
 
 		read := must(t, r, remoteCommand, "sesacthon-pki-read")
 		if prop(read, "triggers").HasValue() && len(prop(read, "triggers").ArrayValue()) > 0 {
