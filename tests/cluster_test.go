@@ -47,7 +47,7 @@ func TestBootstrapGraphIsAsTheDesignSays(t *testing.T) {
 			if str(member.Resource, "delete") != "" {
 				t.Errorf("member-%s has a delete step: replacing the master would drain and remove %s", w, w)
 			}
-			if triggers := retire.Resource.Inputs["triggers"]; !triggers.IsArray() || len(triggers.ArrayValue()) != 1 || !retire.waitsFor(instance(w)) {
+			if triggers := retire.Inputs["triggers"]; !triggers.IsArray() || len(triggers.ArrayValue()) != 1 || !retire.waitsFor(instance(w)) {
 				t.Errorf("retire-%s is not tied to its node's instance alone (triggers %v)", w, triggers)
 			}
 			if !get("nodes-ready").waitsFor(member) || !get("nodes-ready").waitsFor(retire) {
