@@ -99,7 +99,7 @@ var replaceable = []string{instanceType, "aws:ec2/eipAssociation:EipAssociation"
 // it returns the names of the replaced resources and what must not have happened.
 func judgeReplacement(ops map[string]string, master string, withDelete map[string]bool) (replaced, wrong []string) {
 	for urn, op := range ops {
-		if op == "same" || op == string(apitype.OpSame) || op == string(apitype.OpRead) {
+		if op == string(apitype.OpSame) || op == string(apitype.OpRead) {
 			continue
 		}
 		typ := urnType(urn)

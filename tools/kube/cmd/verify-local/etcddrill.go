@@ -302,19 +302,25 @@ func runSnapshotSave(ctx context.Context, script, etcdBin, endpoint, dir string)
 	return filepath.Join(dir, "etcd-snapshot.db"), nil
 }
 
-// drillTokenUser is the ServiceAccount the drill issues a token for before the snapshot.
-const drillTokenUser = "system:serviceaccount:kube-system:verify-local-drill"
+// The ServiceAccount the drill issues a token for before the snapshot, and the user a TokenReview
+// of that token names.
+const (
+	drillSANamespace = "kube-system"
+	drillSAName      = "verify-local-drill"
+	drillTokenUser   = "system:serviceaccount:" + drillSANamespace + ":" + drillSAName
+)
 
 // drillToken creates the drill's ServiceAccount and a token for it (an hour, the default
-// audience), as any pod's projected token is issued.
+// audience) through the TokenRequest API, which also issues pods' projected tokens (this one is
+// bound to no pod).
 func (v *verifier) drillToken(ctx context.Context) (string, error) {
-	namespace, name := "kube-system", strings.TrimPrefix(drillTokenUser, "system:serviceaccount:kube-system:")
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
-	if _, err := v.cp.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+	accounts := v.cp.client.CoreV1().ServiceAccounts(drillSANamespace)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: drillSAName, Namespace: drillSANamespace}}
+	if _, err := accounts.Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		return "", err
 	}
 	hour := int64(3600)
-	tr, err := v.cp.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+	tr, err := accounts.CreateToken(ctx, drillSAName,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", err
