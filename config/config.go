@@ -53,7 +53,8 @@ type Config struct {
 	// SSHPublicKey is an operator-supplied public key; empty means the program generates a key.
 	SSHPublicKey string
 	// NodeImage is the image every node boots from: an AMI id (ami-...) or the exact name of a
-	// Canonical image. Empty (dev stacks only) means the newest Ubuntu 24.04 image of the day.
+	// Canonical image. Empty (dev stacks only) means each node keeps the image it runs, and a
+	// node the stack does not run yet boots the newest Ubuntu 24.04 image.
 	NodeImage string
 	// SSHPrivateKey is the operator's private key matching SSHPublicKey (a secret), nil otherwise.
 	SSHPrivateKey pulumi.StringOutput

@@ -107,8 +107,9 @@ var (
 	ubuntuImage = regexp.MustCompile(`^ubuntu/images/[a-z0-9-]+/ubuntu-[a-z]+-[0-9.]+-(amd64|arm64)-server-[0-9.]+$`)
 )
 
-// nodeImage reads the image new nodes boot from. Production must name one exact image: a lookup
-// of "the newest" would change its answer when Canonical publishes, and the nodes would follow.
+// nodeImage reads the image new nodes boot from. Production must name one exact image, a
+// reviewed choice: unset, a node that has no instance (lost, or a new stack) boots whatever
+// image Canonical published last, and the others keep theirs (infra.nodeImages).
 func (p *parser) nodeImage(c *Config) {
 	c.NodeImage = strings.TrimSpace(p.str("nodeImage", "", false))
 	switch {

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -52,18 +53,51 @@ type Nodes struct {
 // KeyPairName is the EC2 key pair every node of the stack is launched with.
 func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
 
-// nodeImage resolves config nodeImage to an AMI id: an id as given, an exact Canonical image name
-// by lookup (one image per name and region, so the answer does not move). Unset (dev stacks
-// only, config refuses it on production), the newest Ubuntu 24.04 image: a dev stack's nodes
-// are replaced when Canonical publishes a new one.
-func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (string, error) {
-	if strings.HasPrefix(cfg.NodeImage, "ami-") {
-		return cfg.NodeImage, nil
+// nodeImages resolves config nodeImage to the AMI each node boots.
+//
+// A pinned image is every node's: an AMI id as given, or the exact name of a Canonical image by
+// lookup (one image per name and region, so the answer does not move). Unset (dev stacks only;
+// config refuses it on production), each node keeps the image its instance was launched from,
+// and only a node the stack does not run (a new stack, a node terminated) boots the newest Ubuntu
+// 24.04 image. So a new Canonical image never replaces a running node, the master above all, on
+// an ordinary merge; moving to it is a change an operator makes (set nodeImage).
+func nodeImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
+	images := map[config.Role]string{}
+	if cfg.NodeImage != "" {
+		ami := cfg.NodeImage
+		if !strings.HasPrefix(ami, "ami-") {
+			var err error
+			if ami, err = lookupImage(ctx, cfg.NodeImage, false, parent); err != nil {
+				return nil, err
+			}
+		}
+		for _, node := range cfg.Nodes {
+			images[node.Role] = ami
+		}
+		return images, nil
 	}
-	name, mostRecent := cfg.NodeImage, false
-	if name == "" {
-		name, mostRecent = UbuntuAMIName, true
+	running, err := RunningImages(ctx, cfg, parent)
+	if err != nil {
+		return nil, err
 	}
+	newest := ""
+	for _, node := range cfg.Nodes {
+		if ami, ok := running[node.Role]; ok {
+			images[node.Role] = ami
+			continue
+		}
+		if newest == "" {
+			if newest, err = lookupImage(ctx, UbuntuAMIName, true, parent); err != nil {
+				return nil, err
+			}
+		}
+		images[node.Role] = newest
+	}
+	return images, nil
+}
+
+// lookupImage finds a Canonical image by name: the newest of a pattern, or one exact name.
+func lookupImage(ctx *pulumi.Context, name string, mostRecent bool, parent pulumi.Resource) (string, error) {
 	ami, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
 		Owners:     []string{canonicalOwner},
 		MostRecent: pulumi.BoolRef(mostRecent),
@@ -79,6 +113,43 @@ func nodeImage(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) 
 		return "", fmt.Errorf("look up node image %q (config nodeImage): %w", name, err)
 	}
 	return ami.Id, nil
+}
+
+// liveInstanceStates are the EC2 states of an instance the stack still has: dev's nodes are
+// stopped outside office hours and must keep their image all the same.
+var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
+
+// RunningImages are the AMIs the stack's instances (tagged with its cluster tag, in any state but
+// shutting down or terminated) were launched from, by their Role tag. Two instances of one role
+// with different images (a stray relaunched by a spot request the provider failed to cancel, or
+// an up stopped between launching a replacement and terminating the old node) are refused: which
+// one the stack's state holds cannot be told from here, and a wrong guess would replace a node.
+func RunningImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
+	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
+		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
+		InstanceStateNames: liveInstanceStates,
+	}, pulumi.Parent(parent))
+	if err != nil {
+		return nil, fmt.Errorf("look up the images of %s's nodes: %w", cfg.ClusterID(), err)
+	}
+	images, seen := map[config.Role]string{}, map[config.Role]string{}
+	for _, id := range slices.Sorted(slices.Values(res.Ids)) {
+		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)}, pulumi.Parent(parent))
+		if err != nil {
+			return nil, fmt.Errorf("look up the image of node %s of %s: %w", id, cfg.ClusterID(), err)
+		}
+		if !slices.Contains(liveInstanceStates, inst.InstanceState) {
+			continue // terminated since the list was taken
+		}
+		role := config.Role(inst.Tags["Role"])
+		if prev, ok := images[role]; ok && prev != inst.Ami {
+			return nil, fmt.Errorf("instances %s (%s) and %s (%s) of stack %s both carry Role=%s and run different images, so the "+
+				"image that node keeps cannot be told (config nodeImage is unset): terminate the one the stack does not "+
+				"manage (`pulumi stack export` holds the managed instance ids), or set nodeImage", seen[role], prev, id, inst.Ami, cfg.Stack, role)
+		}
+		images[role], seen[role] = inst.Ami, id
+	}
+	return images, nil
 }
 
 // Canonical's AWS account, the owner of the official Ubuntu AMIs.
@@ -127,7 +198,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		return nil, fmt.Errorf("create key pair: %w", err)
 	}
 
-	amiID, err := nodeImage(ctx, cfg, n)
+	images, err := nodeImages(ctx, cfg, n)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +250,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		// a master that stops being protected would otherwise stay protected in EC2.
 		terminationProtection := pulumi.Bool(guard && node.Capacity == config.OnDemand)
 		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, node.Role), &ec2.InstanceArgs{
-			Ami:                 pulumi.String(amiID),
+			Ami:                 pulumi.String(images[node.Role]),
 			InstanceType:        pulumi.String(node.InstanceType),
 			SubnetId:            args.Subnets[node.Subnet].ID(),
 			PrivateIp:           privateIP,
@@ -209,8 +280,8 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		}, parent, pulumi.DependsOn(append([]pulumi.Resource{preparation}, instanceDeps...)),
 			// No ignoreChanges: Pulumi would carry the ignored old values into a replacement.
 			// The image, the user data and the key name are instead inputs that change only when
-			// an operator means a new node: nodeImage is pinned, the user data is a fixed
-			// bootstrap, the key name is fixed (above).
+			// an operator means a new node: the image is pinned or the one the node runs
+			// (nodeImages), the user data is a fixed bootstrap, the key name is fixed (above).
 			// The master's fixed private address cannot be held by two instances at once.
 			pulumi.DeleteBeforeReplace(master), pulumi.Protect(guard))
 		if err != nil {

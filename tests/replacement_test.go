@@ -5,11 +5,13 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
@@ -162,4 +164,69 @@ func short(v fmt.Stringer) string {
 		return s[:80] + "..."
 	}
 	return s
+}
+
+// Dev leaves nodeImage unset. Its nodes must then keep the image they run, so that a merge after
+// Canonical publishes a new image replaces nothing (a replaced master is the cluster's etcd);
+// only a node the stack does not run boots the newest image. The stack here runs master and
+// worker-1 (worker-1 twice, both from one image: a stray the persistent spot request relaunched),
+// worker-2 from another image, and a storage node being terminated.
+func TestAnUnpinnedStackKeepsTheImagesItsNodesRun(t *testing.T) {
+	sc, err := stackfile.Read("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Values["waste-coach-infra:nodeImage"] != "" {
+		t.Skip("dev pins its node image; this test is about a stack that does not")
+	}
+	const running, older, other, terminating = "ami-0aaaaaaaaaaaaaaa1", "ami-0aaaaaaaaaaaaaaa0", "ami-0bbbbbbbbbbbbbbb2", "ami-0ccccccccccccccc3"
+	deployed := func(worker1Stray string) *mocks.Mocks {
+		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
+		m.Instances = []mocks.Instance{
+			{ID: "i-0master", Role: "master", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0worker1", Role: "worker-1", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0worker1stray", Role: "worker-1", Image: worker1Stray, State: "running", LaunchTime: "2026-12-07T00:10:00Z"},
+			{ID: "i-0worker2", Role: "worker-2", Image: other, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0storage", Role: "storage", Image: terminating, State: "shutting-down", LaunchTime: "2026-12-07T00:00:04Z"},
+		}
+		return m
+	}
+	r, err := offline.RunMocks("dev", sc, deployed(running))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := "ami-" + mocks.Placeholder + "0ubuntu2404" // the mocks' answer to the newest-image lookup
+	for role, want := range map[string]string{"master": running, "worker-1": running, "worker-2": other, "storage": newest} {
+		if got := str(must(t, r, instanceType, "sesacthon-nodes-"+role), "ami"); got != want {
+			t.Errorf("%s boots %s, want %s", role, got, want)
+		}
+	}
+
+	// Two instances of one role from different images: which one the state holds cannot be told,
+	// and a guess could replace the node; the run stops, naming both and the way out.
+	refused, err := offline.RunMocks("dev", sc, deployed(older))
+	if err == nil {
+		t.Fatal("two worker-1 instances with different images were accepted")
+	}
+	for _, want := range []string{"i-0worker1 ", "i-0worker1stray", older, "Role=worker-1", "nodeImage"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not name %q: %v", want, err)
+		}
+	}
+	for _, res := range refused.Resources {
+		if res.Type == instanceType {
+			t.Errorf("instance %s declared despite the refusal", res.Name)
+		}
+	}
+
+	// A new stack (no instances) boots the newest image everywhere.
+	fresh, err := offline.Run("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range fresh.OfType(instanceType) {
+		if got := str(inst, "ami"); got != newest {
+			t.Errorf("new stack: %s boots %s, want the newest image %s", inst.Name, got, newest)
+		}
+	}
 }

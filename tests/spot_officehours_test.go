@@ -189,7 +189,10 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 	stopped := []string{"i-0stoppedworker1", "i-0stoppedmaster"}
 	runStopped := func(dryRun bool) (*mocks.Mocks, error) {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
-		m.Stopped = stopped
+		m.Instances = []mocks.Instance{
+			{ID: stopped[0], Role: "worker-1", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", LaunchTime: "2026-12-04T00:00:05Z"},
+			{ID: stopped[1], Role: "master", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", LaunchTime: "2026-12-04T00:00:05Z"},
+		}
 		return m, pulumi.RunErr(program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
 			info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, dryRun
 		})
@@ -208,8 +211,22 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 			t.Errorf("%s %s declared before the refusal", res.Type, res.Name)
 		}
 	}
-	if _, err := runStopped(true); err != nil {
+	preview, err := runStopped(true)
+	if err != nil {
 		t.Errorf("a preview of a stack with stopped nodes failed; it should warn and go on: %v", err)
+	}
+	// Stopped nodes keep their image (dev's nodeImage is unset): the preview replaces neither.
+	checked := 0
+	for _, res := range preview.Resources() {
+		if res.Type == "aws:ec2/instance:Instance" && (res.Name == "sesacthon-nodes-master" || res.Name == "sesacthon-nodes-worker-1") {
+			checked++
+			if got := res.Inputs["ami"].StringValue(); got != "ami-0"+mocks.Placeholder+"running" {
+				t.Errorf("the preview boots stopped %s from %s, not the image it runs", res.Name, got)
+			}
+		}
+	}
+	if checked != 2 {
+		t.Errorf("the preview declared %d of the two stopped nodes", checked)
 	}
 }
 

@@ -72,9 +72,23 @@ type Mocks struct {
 	subnets   map[string]subnetInfo // by fabricated id
 	hosts     map[netip.Prefix]int  // next host number per subnet
 
-	// Stopped are the instance ids the ec2 getInstances lookup reports stopped (none unless a
-	// test sets it: a stack whose nodes were stopped outside office hours).
-	Stopped []string
+	// Instances are the EC2 instances the stack already runs, as the ec2 getInstances and
+	// getInstance lookups report them: none unless a test sets them (a deployed stack, or one
+	// whose nodes were stopped outside office hours).
+	Instances []Instance
+}
+
+// Instance is an EC2 instance as the lookups see it.
+type Instance struct {
+	// ID is the instance id; Role its Role tag.
+	ID, Role string
+	// Image is the AMI it was launched from.
+	Image string
+	// State is EC2's instance state name: pending, running, stopping, stopped, shutting-down or
+	// terminated.
+	State string
+	// LaunchTime is when it last started (RFC 3339), as EC2 reports it.
+	LaunchTime string
 }
 
 type subnetInfo struct {
@@ -116,16 +130,38 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 			"zoneId": "Z" + strings.ToUpper(Placeholder) + "ZONE", "name": name, "id": "Z" + strings.ToUpper(Placeholder) + "ZONE",
 		}), nil
 	case "aws:ec2/getInstances:getInstances":
-		// Only the stopped-nodes check asks, for instances stopping or stopped.
+		// Every caller names the states it wants; EC2's default (running only) is never what a
+		// caller means.
 		states := args.Args["instanceStateNames"]
 		if !states.IsArray() || len(states.ArrayValue()) == 0 {
 			return nil, fmt.Errorf("mocks: getInstances without instanceStateNames would list running instances, which no caller expects")
 		}
+		wanted := []string{}
+		for _, s := range states.ArrayValue() {
+			wanted = append(wanted, s.StringValue())
+		}
 		ids := []any{}
-		for _, id := range m.Stopped {
-			ids = append(ids, id)
+		for _, inst := range m.Instances {
+			if slices.Contains(wanted, inst.State) {
+				ids = append(ids, inst.ID)
+			}
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"ids": ids, "id": m.region}), nil
+	case "aws:ec2/getInstance:getInstance":
+		id := args.Args["instanceId"]
+		if !id.IsString() {
+			return nil, fmt.Errorf("mocks: getInstance without instanceId: every caller looks up an id getInstances returned")
+		}
+		for _, inst := range m.Instances {
+			if inst.ID == id.StringValue() {
+				return resource.NewPropertyMapFromMap(map[string]any{
+					"id": inst.ID, "instanceId": inst.ID, "ami": inst.Image, "instanceState": inst.State,
+					"launchTime": inst.LaunchTime, "tags": map[string]any{"Role": inst.Role},
+				}), nil
+			}
+		}
+		// The provider refuses an id EC2 does not know ("Your query returned no results").
+		return nil, fmt.Errorf("mocks: getInstance: no instance %s", id.StringValue())
 	case "aws:elb/getHostedZoneId:getHostedZoneId":
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "Z" + strings.ToUpper(Placeholder) + "ALBZONE"}), nil
 	}

@@ -40,7 +40,13 @@ func Run(dir, stack string) (*Result, error) {
 
 // RunConfig evaluates the program for stack with the given configuration.
 func RunConfig(stack string, sc *stackfile.Config) (*Result, error) {
-	m := mocks.New(config.Project, stack, sc.Values["aws:region"])
+	return RunMocks(stack, sc, mocks.New(config.Project, stack, sc.Values["aws:region"]))
+}
+
+// RunMocks evaluates the program for stack with the given configuration and mocks (made with
+// mocks.New for that stack and region): a test sets what AWS already holds, such as the stack's
+// running instances.
+func RunMocks(stack string, sc *stackfile.Config, m *mocks.Mocks) (*Result, error) {
 	res := &Result{Stack: stack, Stackfile: sc}
 	archives, err := ChartsDir()
 	if err != nil {
