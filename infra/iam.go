@@ -48,7 +48,7 @@ func RolePolicies(cfg *config.Config, role config.Role, bucketARN, backupsARN st
 	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
 	if role.ControlPlane() {
 		p["cloud-controller-manager"] = CCMControlPlanePolicy()
-		p["ebs-csi-controller"] = EBSCSIPolicy()
+		p["ebs-csi-controller"] = EBSCSIPolicy(cfg.Region, ClusterTag(cfg))
 		p["load-balancer-controller"] = LoadBalancerControllerPolicy(cfg.Region, ClusterTag(cfg))
 	}
 	if role.RunsApplication() {

@@ -82,25 +82,50 @@ func CCMNodePolicy() PolicyDocument {
 	))
 }
 
-// EBSCSIPolicy lets the EBS CSI controller create, attach and delete volumes, following the
-// driver's example policy: mutations are limited to volumes and snapshots the driver tagged.
-func EBSCSIPolicy() PolicyDocument {
-	created := map[string]any{"StringLike": map[string]any{"aws:RequestTag/ebs.csi.aws.com/cluster": "true"}}
-	owned := map[string]any{"StringLike": map[string]any{"ec2:ResourceTag/ebs.csi.aws.com/cluster": "true"}}
+// EBSCSIPolicy lets the EBS CSI controller (driver v1.52, as this program runs it) create,
+// attach, resize and delete this stack's volumes, and nothing of any other stack. The chart's
+// k8sTagClusterId makes the driver put the stack's cluster tag (kubernetes.io/cluster/<stack>-
+// <cluster> = owned) on every volume it creates, in CreateVolume's own request, and the AWS tier
+// puts the same tag on every node instance (not on their root volumes). So:
+//   - CreateVolume only of an encrypted gp3 volume (what the storage classes ask for) with that
+//     tag in the request, and CreateTags only as part of it;
+//   - ModifyVolume and DeleteVolume only on volumes that carry it; AttachVolume and DetachVolume
+//     only for a volume and an instance that both carry it (IAM authorises each of the two
+//     resources of the call against its own tags);
+//   - no snapshot call: the cluster serves no VolumeSnapshot API, so the chart runs no
+//     snapshotter and the driver takes none, and the snapshots DLM takes copy the volumes' tags:
+//     a tag condition on DeleteSnapshot would let the driver delete the stack's backups;
+//   - of the Describe calls (which take no resource), those it makes: DescribeInstances on
+//     attach and detach, DescribeVolumes while it waits, DescribeVolumesModifications on a
+//     resize, DescribeAvailabilityZones in its liveness probe.
+//
+// Refused on purpose: before each CreateVolume the driver sends a dry-run CreateVolume tagged
+// only CSIVolumeName=IopsLimitDryRun to learn the IOPS limits (pkg/cloud getVolumeLimits); on a
+// refusal it uses its built-in limits, so CloudTrail shows one denied dry run per volume.
+//
+// Upstream's example policy conditions on ebs.csi.aws.com/cluster = true, a tag the driver puts
+// on the volumes of every cluster, and allows snapshots, attachment and resizing of any volume:
+// dev's master could then detach and delete prod's data volumes or snapshot prod's master.
+func EBSCSIPolicy(region, clusterTag string) PolicyDocument {
+	owned := map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/" + clusterTag: "owned"}}
+	// The storage classes' volumes only: encrypted gp3 (workloads/volumes.go).
+	requested := map[string]any{
+		"StringEquals": map[string]any{"aws:RequestTag/" + clusterTag: "owned", "ec2:VolumeType": "gp3"},
+		"Bool":         map[string]any{"ec2:Encrypted": "true"},
+	}
+	volumes := fmt.Sprintf("arn:aws:ec2:%s:*:volume/*", region)
+	instances := fmt.Sprintf("arn:aws:ec2:%s:*:instance/*", region)
 	return policy(
 		allow("Describe", "*",
-			"ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeSnapshots",
-			"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications"),
-		allow("CreateSnapshotOfVolume", "arn:aws:ec2:*:*:volume/*", "ec2:CreateSnapshot"),
-		allow("AttachDetachModify", []string{"arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:instance/*"},
-			"ec2:AttachVolume", "ec2:DetachVolume", "ec2:ModifyVolume"),
-		Statement{Sid: "CreateTaggedVolume", Effect: "Allow", Action: []string{"ec2:CreateVolume", "ec2:CreateSnapshot"},
-			Resource: []string{"arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:snapshot/*"}, Condition: created},
-		Statement{Sid: "TagOnCreate", Effect: "Allow", Action: []string{"ec2:CreateTags"},
-			Resource:  []string{"arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:snapshot/*"},
-			Condition: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": []string{"CreateVolume", "CreateSnapshot"}}}},
-		Statement{Sid: "DeleteOwned", Effect: "Allow", Action: []string{"ec2:DeleteVolume", "ec2:DeleteSnapshot"},
-			Resource: []string{"arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:snapshot/*"}, Condition: owned},
+			"ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications"),
+		Statement{Sid: "CreateOwnVolumes", Effect: "Allow", Action: []string{"ec2:CreateVolume"},
+			Resource: volumes, Condition: requested},
+		Statement{Sid: "TagOnCreate", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: volumes,
+			Condition: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": "CreateVolume"}}},
+		Statement{Sid: "ResizeAndDeleteOwnVolumes", Effect: "Allow", Action: []string{"ec2:ModifyVolume", "ec2:DeleteVolume"},
+			Resource: volumes, Condition: owned},
+		Statement{Sid: "AttachOwnVolumesToOwnNodes", Effect: "Allow", Action: []string{"ec2:AttachVolume", "ec2:DetachVolume"},
+			Resource: []string{volumes, instances}, Condition: owned},
 	)
 }
 

@@ -12,7 +12,7 @@ import (
 
 func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
 	docs := map[string]PolicyDocument{
-		"ccm-control-plane": CCMControlPlanePolicy(), "ccm-node": CCMNodePolicy(), "ebs-csi": EBSCSIPolicy(),
+		"ccm-control-plane": CCMControlPlanePolicy(), "ccm-node": CCMNodePolicy(), "ebs-csi": EBSCSIPolicy("ap-northeast-2", "kubernetes.io/cluster/prod-c"),
 		"load-balancer-controller": LoadBalancerControllerPolicy("ap-northeast-2", "kubernetes.io/cluster/prod-c"), "uploads": UploadsPolicy("arn:aws:s3:::b"),
 		"tls-only": TLSOnlyPolicy("arn:aws:s3:::b"),
 	}

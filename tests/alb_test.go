@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -452,19 +453,19 @@ func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
 		for _, a := range actions {
 			for _, tg := range groups[stack] {
 				arn, tags := tg.Outputs["arn"].StringValue(), tagsOf(tg)
-				if !allows(t, doc, a, arn, tags) {
+				if !allows(t, doc, iamRequest{action: a, arn: arn, resourceTags: tags}) {
 					t.Errorf("%s: the controller may not %s in its own group %s (%s)", stack, a, str(tg, "name"), arn)
 				}
 				// The same group under another name (a NodePort changed): the binding being
 				// deleted must still deregister from it.
 				renamed := strings.Replace(arn, "/"+str(tg, "name")+"/", "/"+str(tg, "name")+"-old/", 1)
-				if !allows(t, doc, a, renamed, tags) {
+				if !allows(t, doc, iamRequest{action: a, arn: renamed, resourceTags: tags}) {
 					t.Errorf("%s: the controller may not %s in %s once it is renamed (%s)", stack, a, str(tg, "name"), renamed)
 				}
 			}
 			other := map[string]string{"prod": "dev", "dev": "prod"}[stack]
 			for _, tg := range groups[other] {
-				if allows(t, doc, a, tg.Outputs["arn"].StringValue(), tagsOf(tg)) {
+				if allows(t, doc, iamRequest{action: a, arn: tg.Outputs["arn"].StringValue(), resourceTags: tagsOf(tg)}) {
 					t.Errorf("%s's controller may %s in %s's group %s", stack, a, other, str(tg, "name"))
 				}
 			}
@@ -472,33 +473,91 @@ func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
 	}
 }
 
-// allows evaluates a policy's Allow statements for one action on one resource with its tags:
-// ARN patterns match case-sensitively, as IAM matches resource ARNs; the only condition it knows
-// is StringEquals on a resource tag, and it fails the test on any other.
-func allows(t *testing.T, doc policyDoc, action, arn string, tags map[string]string) bool {
+// iamRequest is one call as IAM authorises it: an action on one resource, with that resource's
+// tags, the tags the call puts on what it creates, and the call's other condition keys.
+type iamRequest struct {
+	action, arn  string
+	resourceTags map[string]string // aws:ResourceTag/<key>, and the service's own <service>:ResourceTag/<key>
+	requestTags  map[string]string // aws:RequestTag/<key>
+	context      map[string]string // any other key, such as ec2:CreateAction
+}
+
+// allows decides a request as IAM does with one identity policy: an explicit Deny wins, else an
+// Allow whose action, resource and every condition match. Actions match without regard to case,
+// ARNs with it. The conditions it knows are StringEquals, StringLike and Bool (a key the request
+// does not carry never matches); it fails the test on any other operator, so that no condition is
+// silently taken as met.
+func allows(t *testing.T, doc policyDoc, req iamRequest) bool {
 	t.Helper()
+	allowed := false
 	for _, s := range doc.Statement {
-		if s.Effect != "Allow" || !slices.Contains(s.Action, action) {
+		if !statementMatches(t, s, req) {
 			continue
 		}
-		matched := false
-		for _, pattern := range resources(s.Resource) {
-			matched = matched || arnMatch(pattern, arn)
+		if s.Effect == "Deny" {
+			return false
 		}
-		for op, keys := range s.Condition {
-			for key, want := range keys {
-				tag, ok := strings.CutPrefix(key, "aws:ResourceTag/")
-				if op != "StringEquals" || !ok {
-					t.Fatalf("condition %s %s: the test evaluates only StringEquals on resource tags", op, key)
-				}
-				matched = matched && tags[tag] == want
+		allowed = allowed || s.Effect == "Allow"
+	}
+	return allowed
+}
+
+func statementMatches(t *testing.T, s policyStatement, req iamRequest) bool {
+	t.Helper()
+	if !slices.ContainsFunc(s.Action, func(p string) bool { return iamMatch(p, req.action) }) ||
+		!slices.ContainsFunc(resources(s.Resource), func(p string) bool { return arnMatch(p, req.arn) }) {
+		return false
+	}
+	for op, keys := range s.Condition {
+		for key, want := range keys {
+			got, ok := conditionValue(req, key)
+			var match func(pattern string) bool
+			switch op {
+			case "StringEquals":
+				match = func(v string) bool { return v == got }
+			case "Bool":
+				match = func(v string) bool { return strings.EqualFold(v, got) }
+			case "StringLike":
+				match = func(p string) bool { return regexp.MustCompile(iamGlob(p)).MatchString(got) }
+			default:
+				t.Fatalf("condition %s on %s: the test evaluates only StringEquals and StringLike", op, key)
+			}
+			if !ok || !slices.ContainsFunc(resources(want), match) {
+				return false
 			}
 		}
-		if matched {
-			return true
+	}
+	return true
+}
+
+// conditionValue is the value a request carries for a condition key; key names compare without
+// regard to case, as IAM compares them.
+func conditionValue(req iamRequest, key string) (string, bool) {
+	lower := strings.ToLower(key)
+	for _, tags := range []struct {
+		prefixes []string
+		values   map[string]string
+	}{
+		{[]string{"aws:resourcetag/", "ec2:resourcetag/"}, req.resourceTags},
+		{[]string{"aws:requesttag/"}, req.requestTags},
+	} {
+		for _, prefix := range tags.prefixes {
+			if strings.HasPrefix(lower, prefix) {
+				for k, v := range tags.values {
+					if strings.EqualFold(k, key[len(prefix):]) {
+						return v, true
+					}
+				}
+				return "", false
+			}
 		}
 	}
-	return false
+	for k, v := range req.context {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func tagsOf(r *mocks.Resource) map[string]string {

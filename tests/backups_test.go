@@ -28,14 +28,18 @@ func withSuffix(rs []*mocks.Resource, suffix string) []*mocks.Resource {
 
 // policyDoc is an IAM or bucket policy as the program renders it.
 type policyDoc struct {
-	Statement []struct {
-		Sid       string
-		Effect    string
-		Principal any
-		Action    []string
-		Resource  any
-		Condition map[string]map[string]any
-	}
+	Statement []policyStatement
+}
+
+// policyStatement is one statement; the program writes Action as a list, Resource as a string or
+// a list.
+type policyStatement struct {
+	Sid       string
+	Effect    string
+	Principal any
+	Action    []string
+	Resource  any
+	Condition map[string]map[string]any
 }
 
 func parsePolicy(t *testing.T, r *mocks.Resource) policyDoc {
