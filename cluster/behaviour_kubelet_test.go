@@ -15,7 +15,8 @@ import (
 
 // kubeadmKubeletConfig is the KubeletConfiguration as kubeadm stores it in kube-system/kubelet-config
 // on a cluster initialised before the pressure settings: keys sorted, lists at their key's
-// indentation, the old reservations and only three hard thresholds.
+// indentation, the old reservations, only three hard thresholds, and the zero shutdown periods
+// kubeadm always writes.
 const kubeadmKubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 authentication:
   anonymous:
@@ -56,6 +57,8 @@ logging:
 memorySwap: {}
 rotateCertificates: true
 serverTLSBootstrap: false
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
 staticPodPath: /etc/kubernetes/manifests
 systemReserved:
   cpu: 100m
@@ -315,7 +318,7 @@ func TestKubeletConfigHashFollowsTheSettingsOnly(t *testing.T) {
 	}
 	want := []string{"systemReserved", "kubeReserved", "evictionHard", "evictionSoft", "evictionSoftGracePeriod",
 		"evictionMaxPodGracePeriod", "evictionMinimumReclaim", "imageGCHighThresholdPercent", "imageGCLowThresholdPercent",
-		"containerLogMaxSize", "containerLogMaxFiles"}
+		"containerLogMaxSize", "containerLogMaxFiles", "shutdownGracePeriod", "shutdownGracePeriodCriticalPods"}
 	if got := KubeletPressureKeys(); !slices.Equal(got, want) {
 		t.Errorf("owned keys %v, want %v", got, want)
 	}
@@ -429,5 +432,101 @@ fi`
 	get := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "pods", "--all-namespaces", "--field-selector", "spec.nodeName="+testNode+",status.phase=Failed")
 	if len(get) != 2 {
 		t.Errorf("%d listings of the node's failed pods, want one before and one after the restart:\n%s", len(get), r.describe())
+	}
+}
+
+// logindModel answers systemctl and systemd-inhibit as logind and the kubelet's shutdown manager
+// (v1.35, pkg/kubelet/nodeshutdown) behave: a HUP to logind re-reads its drop-ins from /etc and
+// /run in file-name order (the same name in /etc wins), the last InhibitDelayMaxSec counting
+// (default 5); a kubelet start finding less than its grace period writes its own 99-kubelet.conf
+// and reloads logind, and takes its delay lock only if the delay is then allowed.
+func logindModel(ready bool) scriptCase {
+	c := nodeRolloutCase(ready)
+	c.stubs["systemctl"] = `
+reload_logind() {
+  local delay=5 name f v
+  for name in $(ls /etc/systemd/logind.conf.d /run/systemd/logind.conf.d 2> /dev/null | grep '\.conf$' | LC_ALL=C sort -u); do
+    f=/etc/systemd/logind.conf.d/${name}
+    [ -e "${f}" ] || f=/run/systemd/logind.conf.d/${name}
+    v=$(sed -n 's/^InhibitDelayMaxSec=//p' "${f}" | tail -n 1)
+    [ -n "${v}" ] && delay=${v}
+  done
+  echo "${delay}" > "$STUB_STATE/logind-delay"
+}
+case "$*" in
+  "kill -s HUP systemd-logind") reload_logind ;;
+  "restart kubelet")
+    rm -f "$STUB_STATE/kubelet-lock"
+    if [ "$(cat "$STUB_STATE/logind-delay" 2> /dev/null || echo 5)" -lt 150 ]; then
+      mkdir -p /etc/systemd/logind.conf.d
+      printf '# Kubelet logind override\n[Login]\nInhibitDelayMaxSec=150\n' > /etc/systemd/logind.conf.d/99-kubelet.conf
+      reload_logind
+    fi
+    if [ "$(cat "$STUB_STATE/logind-delay")" -ge 150 ]; then touch "$STUB_STATE/kubelet-lock"; fi ;;
+esac
+exit 0`
+	c.stubs["systemd-inhibit"] = `[ "$*" = "--list --no-pager --no-legend" ] || { echo "unexpected systemd-inhibit $*" >&2; exit 1; }
+echo "Unattended Upgrades Shutdown 0 root 811 unattended-upgr shutdown Stop ongoing upgrades or perform upgrades before shutdown delay"
+[ -e "$STUB_STATE/kubelet-lock" ] && echo "kubelet 0 root 4581 kubelet shutdown Kubelet needs time to handle node shutdown delay"
+exit 0`
+	c.env = []string{"KUBECONFIG_WANT=/etc/kubernetes/kubelet.conf"}
+	return c
+}
+
+// unattendedUpgradesDropIn is what Ubuntu 24.04's unattended-upgrades ships (in /usr/lib, which
+// sorts by name with /etc and /run; the harness overlays only /run of the two).
+const unattendedUpgradesDropIn = "/run/systemd/logind.conf.d/unattended-upgrades-logind-maxdelay.conf"
+
+// A running node of a stack deployed before graceful shutdown: its kubelet holds no lock, and
+// unattended-upgrades' drop-in would beat the kubelet's own override. The rollout must write a
+// drop-in that sorts last, have logind reload it before the kubelet restarts, and see the lock.
+func TestKubeletRolloutGivesTheKubeletItsShutdownLock(t *testing.T) {
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new settings\n")
+	root.write(unattendedUpgradesDropIn, "[Login]\n# delay\nInhibitDelayMaxSec=30\n")
+	r := root.run(KubeletConfigScript(config.RoleWorker1, testNode), logindModel(true))
+	if r.code != 0 {
+		t.Fatalf("the rollout failed:\n%s", r.describe())
+	}
+	if got, _ := root.read(LogindDropInPath); got != LogindDropIn() {
+		t.Errorf("%s is %q, want %q", LogindDropInPath, got, LogindDropIn())
+	}
+	hup, restart := r.index("systemctl", "kill", "-s", "HUP", "systemd-logind"), r.index("systemctl", "restart", "kubelet")
+	if hup < 0 || restart < 0 || hup > restart {
+		t.Errorf("logind was not reloaded before the kubelet restarted (reload at %d, restart at %d):\n%s", hup, restart, r.describe())
+	}
+	if _, err := os.Stat(filepath.Join(root.dir, "state", "kubelet-lock")); err != nil {
+		t.Errorf("the kubelet holds no shutdown lock after the rollout, yet the step passed:\n%s", r.describe())
+	}
+
+	// Without the program's drop-in, the same node keeps 30 s: the kubelet's own override loses
+	// to unattended-upgrades', and the step must say so instead of passing.
+	bare := newRoot(t)
+	setupNode(t, bare, kubeadmKubeletConfig, kubeadmKubeletConfig+"# new settings\n")
+	bare.write(unattendedUpgradesDropIn, "[Login]\n# delay\nInhibitDelayMaxSec=30\n")
+	// A drop-in that sorts after the program's and allows less, as another package could ship.
+	bare.write("/run/systemd/logind.conf.d/zzz-other-package.conf", "[Login]\nInhibitDelayMaxSec=30\n")
+	failed := bare.run(KubeletConfigScript(config.RoleWorker1, testNode), logindModel(true))
+	if failed.code == 0 || !strings.Contains(failed.stderr, "holds no delay lock on shutdown") {
+		t.Errorf("a kubelet left without its shutdown lock passed the rollout:\n%s", failed.describe())
+	}
+}
+
+// A kubelet already on the ConfigMap's settings but without its lock (it started before logind
+// allowed the delay) is restarted once; once it holds the lock, a rerun restarts nothing.
+func TestKubeletRolloutRestartsAKubeletWithoutItsShutdownLockOnce(t *testing.T) {
+	root := newRoot(t)
+	setupNode(t, root, kubeadmKubeletConfig, kubeadmKubeletConfig)
+	root.write(unattendedUpgradesDropIn, "[Login]\n# delay\nInhibitDelayMaxSec=30\n")
+	first := root.run(KubeletConfigScript(config.RoleStorage, testNode), logindModel(true))
+	if first.code != 0 || restarts(first) != 1 {
+		t.Fatalf("a kubelet without its shutdown lock was not restarted once:\n%s", first.describe())
+	}
+	again := root.run(KubeletConfigScript(config.RoleStorage, testNode), logindModel(true))
+	if again.code != 0 || restarts(again) != 0 {
+		t.Errorf("a kubelet holding its lock on the ConfigMap's settings was restarted again, or the rerun failed:\n%s", again.describe())
+	}
+	if hups := again.called("systemctl", "kill", "-s", "HUP", "systemd-logind"); len(hups) != 0 {
+		t.Errorf("the rerun reloaded logind although its drop-in was already in place:\n%s", again.describe())
 	}
 }

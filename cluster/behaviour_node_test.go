@@ -146,6 +146,8 @@ func TestNodePreparationPreparesTheNodeForKubeadm(t *testing.T) {
 		"/etc/fstab":                                         "LABEL=cloudimg-rootfs / ext4 discard,commit=30,errors=remount-ro 0 1\n#/swap.img none swap sw 0 0\n",
 		"/etc/apt/sources.list.d/kubernetes.list":            "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /\n",
 		"/etc/apt/keyrings/kubernetes-apt-keyring.gpg":       releaseKey,
+		// logind allows the kubelet's graceful shutdown from its first start.
+		LogindDropInPath: "[Login]\nInhibitDelayMaxSec=150\n",
 	}
 	for _, p := range sortedKeys(files) {
 		if got, _ := r.root.read(p); got != files[p] {
@@ -160,6 +162,7 @@ func TestNodePreparationPreparesTheNodeForKubeadm(t *testing.T) {
 		{"apt-mark", "hold", "kubelet", "kubeadm", "kubectl"},
 		{"systemctl", "enable", "--now", "containerd"},
 		{"systemctl", "enable", "kubelet"},
+		{"systemctl", "kill", "-s", "HUP", "systemd-logind"},
 	} {
 		if len(r.called(want[0], want[1:]...)) == 0 {
 			t.Errorf("node preparation never ran %q", want)

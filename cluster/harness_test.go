@@ -70,6 +70,8 @@ var defaultStubs = map[string]string{
 	"ssh":         `exit 0`,
 	"reboot":      `exit 0`,
 	"shutdown":    `exit 0`,
+	// The kubelet holds its shutdown lock (behaviour_kubelet_test.go models logind where it matters).
+	"systemd-inhibit": `echo "kubelet 0 root 4581 kubelet shutdown Kubelet needs time to handle node shutdown delay"`,
 }
 
 // scriptCase is what a test sets up for a run: files present before it, the stand-ins' answers,

@@ -171,8 +171,37 @@ const (
 	ContainerLogMaxFiles = 3
 )
 
+// Graceful node shutdown: when a node shuts down (dev's nightly stop, a spot interruption, an
+// operator's `shutdown`), its kubelet holds the shutdown back with a logind delay lock while it
+// stops the node's pods, the others first, within ShutdownGraceSeconds minus
+// ShutdownGraceCriticalSeconds, then the critical ones (priority 2,000,000,000 and above: the
+// control plane, Calico, kube-proxy, CoreDNS) within ShutdownGraceCriticalSeconds. Each pod gets
+// the shorter of that share and its own terminationGracePeriodSeconds, and the kubelet lets the
+// shutdown go on as soon as the pods are gone. EC2 hard-stops an instance whose operating system
+// has not shut down "within a few minutes" of StopInstances; three minutes is what EC2 confirmed
+// to the EKS node image's maintainers (awslabs/amazon-eks-ami#2390), who use these figures too.
+// So the brokers (120 s) and PostgreSQL (60 s) stop cleanly; a Celery worker (300 s to finish
+// its tasks on a drain) gets 120 s here.
+const (
+	ShutdownGraceSeconds         = 150
+	ShutdownGraceCriticalSeconds = 30
+)
+
+// LogindDropInPath allows the kubelet's shutdown delay. logind applies its drop-ins in file-name
+// order across /etc, /run and /usr/lib, the last one winning: Ubuntu's unattended-upgrades ships
+// unattended-upgrades-logind-maxdelay.conf (InhibitDelayMaxSec=30), which sorts after the
+// kubelet's own 99-kubelet.conf, so the kubelet's override never takes, its shutdown manager
+// does not start and no pod is stopped gracefully (kubernetes/kubernetes#102818). This name sorts
+// after both.
+const LogindDropInPath = "/etc/systemd/logind.conf.d/zz-waste-coach-kubelet-shutdown.conf"
+
+// LogindDropIn is that drop-in: logind waits at most the kubelet's whole shutdown grace period.
+func LogindDropIn() string {
+	return fmt.Sprintf("[Login]\nInhibitDelayMaxSec=%d\n", ShutdownGraceSeconds)
+}
+
 // KubeletPressureConfig is the KubeletConfiguration's reservations, eviction thresholds, image
-// garbage collection and log rotation. Every hard threshold is written out: a kubelet given
+// garbage collection, log rotation and graceful shutdown. Every hard threshold is written out: a kubelet given
 // only some of them sets the others to zero (kubernetes/kubernetes#119985), which would turn
 // off eviction on inodes. The root volume holds both the kubelet's filesystem and containerd's
 // images, so nodefs and imagefs watch the same disk and get the same thresholds.
@@ -208,9 +237,13 @@ imageGCHighThresholdPercent: %[12]d
 imageGCLowThresholdPercent: %[13]d
 containerLogMaxSize: %[14]s
 containerLogMaxFiles: %[15]d
+# Stop the pods before the node goes down (logind must allow the delay: LogindDropIn).
+shutdownGracePeriod: %[16]ds
+shutdownGracePeriodCriticalPods: %[17]ds
 `, SystemReservedCPU, SystemReservedMemoryMiB, KubeReservedCPU, KubeReservedMemoryMiB, EvictionHardMemoryMiB,
 		SystemReservedDiskMiB, KubeReservedDiskMiB, EvictionHardDiskPercent, EvictionSoftDiskPercent, EvictionSoftGrace,
-		EvictionMaxPodGraceSeconds, ImageGCHighPercent, ImageGCLowPercent, ContainerLogMaxSize, ContainerLogMaxFiles)
+		EvictionMaxPodGraceSeconds, ImageGCHighPercent, ImageGCLowPercent, ContainerLogMaxSize, ContainerLogMaxFiles,
+		ShutdownGraceSeconds, ShutdownGraceCriticalSeconds)
 }
 
 // Allocatable returns what the kubelet offers to pods on an instance type: capacity minus the

@@ -81,8 +81,10 @@ func NodePrepareScript(cfg *config.Config, role config.Role) string {
 		ReadyMarker            string
 		Containerd, Runc       versions.Artifact
 		AptKeyFingerprint      string
+		// LogindDropIn is the drop-in's text as a printf format (newlines written \n).
+		LogindDropInPath, LogindDropIn string
 	}{role, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(), PackagePin(cfg.Kubernetes), WorkloadLabel(role), ReadyMarker,
-		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint})
+		versions.Containerd, versions.Runc, versions.KubernetesAptKeyFingerprint, LogindDropInPath, strings.ReplaceAll(LogindDropIn(), "\n", `\n`)})
 }
 
 // EtcdutlScript installs etcdutl of the pinned etcd release on the master, verified against its
@@ -319,8 +321,11 @@ func KubeletConfigScript(role config.Role, nodeName string) string {
 		kubeconfig = "/etc/kubernetes/admin.conf"
 	}
 	return render("kubelet-config", struct {
-		Role                       config.Role
-		NodeName, Kubeconfig, Hash string
-		HealthSeconds, HealthTries int
-	}{role, nodeName, kubeconfig, KubeletConfigHash(), KubeletHealthSeconds, KubeletHealthSeconds / 5})
+		Role                         config.Role
+		NodeName, Kubeconfig, Hash   string
+		HealthSeconds, HealthTries   int
+		LogindDropInPath, LogindConf string
+		LockTries, ShutdownSeconds   int
+	}{role, nodeName, kubeconfig, KubeletConfigHash(), KubeletHealthSeconds, KubeletHealthSeconds / 5,
+		LogindDropInPath, strings.TrimSuffix(LogindDropIn(), "\n"), KubeletHealthSeconds / 5, ShutdownGraceSeconds})
 }

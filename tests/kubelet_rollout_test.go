@@ -154,3 +154,36 @@ func TestStorageNodeRemovalMovesEveryBrokerWithinTheBudget(t *testing.T) {
 		}
 	})
 }
+
+// When a node shuts down (dev's nightly stop, a spot interruption), its kubelet stops the pods
+// within the shutdown grace period, the non-critical ones in its first part; EC2 hard-stops an
+// instance after about three minutes. Every data service (PostgreSQL, Redis, the RabbitMQ
+// brokers) must fit its whole grace period into that part, so that none is killed mid-write.
+func TestNodeShutdownLetsEveryDataServiceStopCleanly(t *testing.T) {
+	nonCritical := cluster.ShutdownGraceSeconds - cluster.ShutdownGraceCriticalSeconds
+	if cluster.ShutdownGraceSeconds > 180 || nonCritical <= 0 {
+		t.Fatalf("shutdown grace %d s (critical %d s): want at most EC2's ~180 s before a hard stop, with room for the non-critical pods",
+			cluster.ShutdownGraceSeconds, cluster.ShutdownGraceCriticalSeconds)
+	}
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		seen := 0
+		for _, kind := range []string{"Deployment", "StatefulSet"} {
+			for name, obj := range objects(r, kind) {
+				if at(obj, "metadata", "namespace") != workloads.NamespaceData {
+					continue
+				}
+				seen++
+				grace, ok := at(obj, "spec", "template", "spec", "terminationGracePeriodSeconds").(float64)
+				if !ok {
+					grace = 30 // the API server's default
+				}
+				if int(grace) > nonCritical {
+					t.Errorf("%s %s needs %v s to stop; a node shutdown gives it %d s", kind, name, grace, nonCritical)
+				}
+			}
+		}
+		if seen == 0 {
+			t.Fatal("no workload in the data namespace")
+		}
+	})
+}
