@@ -30,22 +30,23 @@ type IAM struct {
 	// Roles and Profiles are keyed by node role.
 	Roles    map[config.Role]*iam.Role
 	Profiles map[config.Role]*iam.InstanceProfile
-	// Policies are every inline policy and managed-policy attachment of the roles. The nodes
+	// Policies are every inline policy of the roles (they have no managed policy). The nodes
 	// depend on them, so that on destroy the controllers keep their permissions until the
 	// cluster is gone (the load balancer controller must still deregister the nodes of the
 	// bindings it is deleting).
 	Policies []pulumi.Resource
 }
 
-// ssmCorePolicyARN is the AWS-managed policy for Session Manager: a shell on a node without SSH.
-const ssmCorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-
 // RolePolicies returns the inline policies a node role needs, by name. The master runs the
 // cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
 // controller); the application nodes reach the uploads bucket; every node describes itself and
 // pulls from ECR; the roles with a backup prefix (config.BackupPrefix) add backups there.
 func RolePolicies(cfg *config.Config, role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
-	p := map[string]PolicyDocument{"node": CCMNodePolicy()}
+	p := map[string]PolicyDocument{
+		"node":            CCMNodePolicy(),
+		"bootstrap":       BootstrapPolicy(cfg.Region, PreparationParameterName(cfg, role)),
+		"session-manager": SessionManagerPolicy(),
+	}
 	if role.ControlPlane() {
 		p["cloud-controller-manager"] = CCMControlPlanePolicy()
 		p["ebs-csi-controller"] = EBSCSIPolicy(cfg.Region, ClusterTag(cfg))
@@ -83,14 +84,6 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 		if err != nil {
 			return nil, fmt.Errorf("create role %s: %w", roleName, err)
 		}
-		ssm, err := iam.NewRolePolicyAttachment(ctx, roleName+"-ssm", &iam.RolePolicyAttachmentArgs{
-			Role:      role.Name,
-			PolicyArn: pulumi.String(ssmCorePolicyARN),
-		}, parent)
-		if err != nil {
-			return nil, fmt.Errorf("attach ssm to %s: %w", roleName, err)
-		}
-		r.Policies = append(r.Policies, ssm)
 		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(cfg, node.Role, "", ""))) {
 			doc := pulumi.All(args.UploadsBucketARN, args.BackupsBucketARN).ApplyT(func(arns []any) string {
 				return RolePolicies(cfg, node.Role, arns[0].(string), arns[1].(string))[policyName].JSON()

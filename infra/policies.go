@@ -65,21 +65,31 @@ func CCMControlPlanePolicy() PolicyDocument {
 	))
 }
 
-// CCMNodePolicy is the policy every node needs (cloud-provider-aws docs/prerequisites.md): ECR
-// reads for the kubelet's image credential provider (not installed on the nodes yet: private
-// images come through imagePullSecret), and the node describes itself.
+// CCMNodePolicy is what every node describes of EC2 (cloud-provider-aws docs/prerequisites.md).
+// It has no ECR read: the nodes run no image credential provider (private images come through
+// imagePullSecret, docs/operations.md), so the role's ECR rights would serve only whoever took
+// the node's credentials.
 func CCMNodePolicy() PolicyDocument {
-	return policy(allow("Node", "*",
-		"ec2:DescribeInstances",
-		"ec2:DescribeRegions",
-		"ecr:GetAuthorizationToken",
-		"ecr:BatchCheckLayerAvailability",
-		"ecr:GetDownloadUrlForLayer",
-		"ecr:GetRepositoryPolicy",
-		"ecr:DescribeRepositories",
-		"ecr:ListImages",
-		"ecr:BatchGetImage",
-	))
+	return policy(allow("Node", "*", "ec2:DescribeInstances", "ec2:DescribeRegions"))
+}
+
+// BootstrapPolicy lets a node read its own preparation parameter (parameterName, in region), which
+// its first-boot bootstrap fetches (infra/scripts/node-bootstrap.sh.tmpl), and no other parameter.
+// The parameter is a plain String: no KMS key is involved.
+func BootstrapPolicy(region, parameterName string) PolicyDocument {
+	return policy(allow("OwnPreparation", fmt.Sprintf("arn:aws:ssm:%s:*:parameter%s", region, parameterName), "ssm:GetParameter"))
+}
+
+// SessionManagerPolicy is what the SSM agent needs for Session Manager, a shell on a node without
+// SSH (AWS Systems Manager docs, "Verify or add instance permissions for Session Manager"): it
+// registers the instance and opens the session's channels. AWS's AmazonSSMManagedInstanceCore,
+// which the nodes had, also allows ssm:GetParameter(s) on every parameter of the account, Run
+// Command's messages and State Manager; none of that is used here.
+func SessionManagerPolicy() PolicyDocument {
+	return policy(allow("SessionManager", "*",
+		"ssm:UpdateInstanceInformation",
+		"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+		"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"))
 }
 
 // EBSCSIPolicy lets the EBS CSI controller (driver v1.52, as this program runs it) create,

@@ -28,21 +28,70 @@ func driverVolumeTags(cfg *config.Config) map[string]string {
 	}
 }
 
-// masterPolicies are all the inline policies of the master's role as one document: IAM allows
-// what any of them allows. (The role also has the AWS-managed AmazonSSMManagedInstanceCore,
-// which has no EC2 volume or instance action.)
-func masterPolicies(t *testing.T, r *offline.Result) policyDoc {
+// rolePolicies are all the inline policies of a node role as one document: IAM allows what any
+// of them allows. The roles have no managed policy (TestNodeRolesHaveNoManagedPolicy), so this
+// is everything the role may do.
+func rolePolicies(t *testing.T, r *offline.Result, role config.Role) policyDoc {
 	t.Helper()
 	var all policyDoc
 	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
-		if strings.HasPrefix(p.Name, "sesacthon-iam-master-") {
+		if strings.HasPrefix(p.Name, "sesacthon-iam-"+string(role)+"-") {
 			all.Statement = append(all.Statement, parsePolicy(t, p).Statement...)
 		}
 	}
 	if len(all.Statement) == 0 {
-		t.Fatal("the master's role has no inline policy")
+		t.Fatalf("the %s role has no inline policy", role)
 	}
 	return all
+}
+
+// Managed policies are out of the evaluator's sight; AWS's AmazonSSMManagedInstanceCore, which
+// the nodes had, reads every SSM parameter of the account.
+func TestNodeRolesHaveNoManagedPolicy(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for _, a := range r.OfType("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+			t.Errorf("%s attaches %s", a.Name, str(a, "policyArn"))
+		}
+	})
+}
+
+// TestNodeRolesReadOnlyTheirOwnPreparation: a node's role reads its own preparation parameter
+// (its first boot needs it) and no other parameter of either stack or the account, may open
+// Session Manager sessions, and has no ECR read (no node component pulls with it).
+func TestNodeRolesReadOnlyTheirOwnPreparation(t *testing.T) {
+	results := map[string]*offline.Result{}
+	for _, s := range stacks {
+		results[s] = run(t, s)
+	}
+	parameterARN := func(cfg *config.Config, role config.Role) string {
+		return fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter%s", cfg.Region, infra.PreparationParameterName(cfg, role))
+	}
+	for _, stack := range stacks {
+		cfg := results[stack].Config
+		for _, role := range config.Roles {
+			doc := rolePolicies(t, results[stack], role)
+			check := func(what string, req iamRequest, want bool) {
+				if got := allows(t, doc, req); got != want {
+					t.Errorf("%s's %s role may %s (%s on %s): %v, want %v", stack, role, what, req.action, req.arn, got, want)
+				}
+			}
+			check("read its own preparation", iamRequest{action: "ssm:GetParameter", arn: parameterARN(cfg, role)}, true)
+			for _, owner := range stacks {
+				for _, other := range config.Roles {
+					if owner != stack || other != role {
+						check("read another node's preparation", iamRequest{action: "ssm:GetParameter", arn: parameterARN(results[owner].Config, other)}, false)
+					}
+				}
+			}
+			check("read any other parameter", iamRequest{action: "ssm:GetParameter", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/prod/database-password", cfg.Region)}, false)
+			check("read parameters in bulk", iamRequest{action: "ssm:GetParameters", arn: parameterARN(cfg, role)}, false)
+			check("open a Session Manager channel", iamRequest{action: "ssmmessages:OpenDataChannel", arn: "*"}, true)
+			check("register with Systems Manager", iamRequest{action: "ssm:UpdateInstanceInformation", arn: fmt.Sprintf("arn:aws:ec2:%s:123456789012:instance/i-0node", cfg.Region)}, true)
+			check("run a command elsewhere", iamRequest{action: "ssm:SendCommand", arn: "*"}, false)
+			check("get an ECR login", iamRequest{action: "ecr:GetAuthorizationToken", arn: "*"}, false)
+			check("pull from ECR", iamRequest{action: "ecr:BatchGetImage", arn: fmt.Sprintf("arn:aws:ecr:%s:123456789012:repository/waste", cfg.Region)}, false)
+		}
+	}
 }
 
 // TestEBSDriverActsOnlyOnItsOwnStack: the master's EBS CSI controller may create, resize, delete,
@@ -58,7 +107,7 @@ func TestEBSDriverActsOnlyOnItsOwnStack(t *testing.T) {
 	}
 	for _, stack := range stacks {
 		r := results[stack]
-		doc := masterPolicies(t, r)
+		doc := rolePolicies(t, r, config.RoleMaster)
 		for _, owner := range stacks {
 			o := results[owner].Config
 			own := owner == stack
