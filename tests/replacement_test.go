@@ -170,7 +170,7 @@ func short(v fmt.Stringer) string {
 // Canonical publishes a new image replaces nothing (a replaced master is the cluster's etcd);
 // only a node the stack does not run boots the newest image. The stack here runs master and
 // worker-1 (worker-1 twice, both from one image: a stray the persistent spot request relaunched),
-// worker-2 from another image, and a storage node being terminated.
+// worker-2 from another image, and a storage node being terminated; prod runs in the same account.
 func TestAnUnpinnedStackKeepsTheImagesItsNodesRun(t *testing.T) {
 	sc, err := stackfile.Read("..", "dev")
 	if err != nil {
@@ -180,14 +180,18 @@ func TestAnUnpinnedStackKeepsTheImagesItsNodesRun(t *testing.T) {
 		t.Skip("dev pins its node image; this test is about a stack that does not")
 	}
 	const running, older, other, terminating = "ami-0aaaaaaaaaaaaaaa1", "ami-0aaaaaaaaaaaaaaa0", "ami-0bbbbbbbbbbbbbbb2", "ami-0ccccccccccccccc3"
+	const prodImage = "ami-0ddddddddddddddd4"
 	deployed := func(worker1Stray string) *mocks.Mocks {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
 		m.Instances = []mocks.Instance{
-			{ID: "i-0master", Role: "master", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
-			{ID: "i-0worker1", Role: "worker-1", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
-			{ID: "i-0worker1stray", Role: "worker-1", Image: worker1Stray, State: "running", LaunchTime: "2026-12-07T00:10:00Z"},
-			{ID: "i-0worker2", Role: "worker-2", Image: other, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
-			{ID: "i-0storage", Role: "storage", Image: terminating, State: "shutting-down", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0master", Role: "master", Cluster: "dev-sesacthon", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0worker1", Role: "worker-1", Cluster: "dev-sesacthon", Image: running, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0worker1stray", Role: "worker-1", Cluster: "dev-sesacthon", Image: worker1Stray, State: "running", LaunchTime: "2026-12-07T00:10:00Z"},
+			{ID: "i-0worker2", Role: "worker-2", Cluster: "dev-sesacthon", Image: other, State: "running", LaunchTime: "2026-12-07T00:00:04Z"},
+			{ID: "i-0storage", Role: "storage", Cluster: "dev-sesacthon", Image: terminating, State: "shutting-down", LaunchTime: "2026-12-07T00:00:04Z"},
+			// prod's master in the same account: another cluster tag, so neither kept nor a
+			// second master image.
+			{ID: "i-0prodmaster", Role: "master", Cluster: "prod-sesacthon", Image: prodImage, State: "running", LaunchTime: "2026-12-01T00:00:04Z"},
 		}
 		return m
 	}

@@ -16,6 +16,35 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// tags are the instance's tags as EC2 reports them.
+func (i Instance) tags() map[string]any {
+	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
+}
+
+// matches applies getInstances' filters as EC2 does: every filter must match, a filter by one of
+// its values; only tag filters are known here.
+func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
+	if !filters.IsArray() {
+		return true, nil
+	}
+	tags := i.tags()
+	for _, f := range filters.ArrayValue() {
+		name := f.ObjectValue()["name"].StringValue()
+		key, ok := strings.CutPrefix(name, "tag:")
+		if !ok {
+			return false, fmt.Errorf("mocks: getInstances filter %q: only tag filters are modelled", name)
+		}
+		found := false
+		for _, v := range f.ObjectValue()["values"].ArrayValue() {
+			found = found || tags[key] == v.StringValue()
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Placeholder marks a value only the cloud can compute. Every fabricated string contains it, or
 // is an address from the documentation ranges (RFC 5737), so nobody mistakes it for real.
 const Placeholder = "offline"
@@ -82,6 +111,8 @@ type Mocks struct {
 type Instance struct {
 	// ID is the instance id; Role its Role tag.
 	ID, Role string
+	// Cluster is the cluster id of its kubernetes.io/cluster/<id> = owned tag.
+	Cluster string
 	// Image is the AMI it was launched from.
 	Image string
 	// State is EC2's instance state name: pending, running, stopping, stopped, shutting-down or
@@ -142,7 +173,11 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		ids := []any{}
 		for _, inst := range m.Instances {
-			if slices.Contains(wanted, inst.State) {
+			match, err := inst.matches(args.Args["filters"])
+			if err != nil {
+				return nil, err
+			}
+			if match && slices.Contains(wanted, inst.State) {
 				ids = append(ids, inst.ID)
 			}
 		}
@@ -156,7 +191,7 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 			if inst.ID == id.StringValue() {
 				return resource.NewPropertyMapFromMap(map[string]any{
 					"id": inst.ID, "instanceId": inst.ID, "ami": inst.Image, "instanceState": inst.State,
-					"launchTime": inst.LaunchTime, "tags": map[string]any{"Role": inst.Role},
+					"launchTime": inst.LaunchTime, "tags": inst.tags(),
 				}), nil
 			}
 		}
