@@ -39,8 +39,9 @@ type IAM struct {
 
 // RolePolicies returns the inline policies a node role needs, by name. The master runs the
 // cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
-// controller); the application nodes reach the uploads bucket; every node describes itself and
-// pulls from ECR; the roles with a backup prefix (config.BackupPrefix) add backups there.
+// controller); the application nodes reach the uploads bucket; every node describes itself,
+// reads its own preparation parameter and may open Session Manager sessions; the roles with a
+// backup prefix (config.BackupPrefix) add backups there.
 func RolePolicies(cfg *config.Config, role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
 	p := map[string]PolicyDocument{
 		"node":            CCMNodePolicy(),

@@ -52,6 +52,13 @@ func TestNodeRolesHaveNoManagedPolicy(t *testing.T) {
 		for _, a := range r.OfType("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
 			t.Errorf("%s attaches %s", a.Name, str(a, "policyArn"))
 		}
+		for _, role := range r.OfType("aws:iam/role:Role") {
+			for _, key := range []string{"managedPolicyArns", "inlinePolicies"} {
+				if v := prop(role, key); !v.IsNull() {
+					t.Errorf("role %s sets %s (%v): policies the evaluator does not see", role.Name, key, v)
+				}
+			}
+		}
 	})
 }
 
