@@ -80,6 +80,34 @@ func (o OfficeHours) Cron(hhmm string) string {
 	return fmt.Sprintf("cron(%d %d ? * %s *)", m%60, m/60, strings.Join(o.Days, ","))
 }
 
+// CronJobSchedule is a Kubernetes CronJob schedule (in the office hours' time zone, the CronJob's
+// timeZone) that fires minutesAfterStart after Start on each of Days.
+func (o OfficeHours) CronJobSchedule(minutesAfterStart int) string {
+	start, _ := clock(o.Start)
+	at := start + minutesAfterStart
+	return fmt.Sprintf("%d %d * * %s", at%60, at/60, strings.Join(o.Days, ","))
+}
+
+// LongestGapDays is the most days from one office day to the next (3 from Friday to Monday for
+// MON-FRI, 7 for a single day a week): the longest a daily job run in office hours waits.
+func (o OfficeHours) LongestGapDays() int {
+	longest := 0
+	for _, d := range o.Days {
+		i := slices.Index(Weekdays, d)
+		for gap := 1; gap <= 7; gap++ {
+			if slices.Contains(o.Days, Weekdays[(i+gap)%7]) {
+				longest = max(longest, gap)
+				break
+			}
+		}
+	}
+	return longest
+}
+
+// MinOfficeMinutes is the shortest office window: the daily backups run 60 and 90 minutes after
+// the start (workloads.PostgresBackupSchedules) and need the cluster up until they finish.
+const MinOfficeMinutes = 180
+
 // String says the window as an operator would: "MON,TUE,WED,THU,FRI 09:00-20:00 Asia/Seoul".
 func (o OfficeHours) String() string {
 	return fmt.Sprintf("%s %s-%s %s", strings.Join(o.Days, ","), o.Start, o.Stop, o.TimeZone)
@@ -156,6 +184,8 @@ func (p *parser) officeHours(c *Config) {
 	}
 	if okStart && okStop && stop <= start {
 		p.fail(key+".stop", strconv.Quote(o.Stop), fmt.Sprintf("a time after start (%s) on the same day: a window across midnight is not supported", o.Start))
+	} else if okStart && okStop && stop-start < MinOfficeMinutes {
+		p.fail(key+".stop", strconv.Quote(o.Stop), fmt.Sprintf("at least %d hours after start (%s): the daily backups run in office hours, 60 and 90 minutes after the start", MinOfficeMinutes/60, o.Start))
 	}
 	if len(p.errs) == bad {
 		c.OfficeHours = &o

@@ -86,6 +86,8 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 			[]string{"waste-coach-infra:officeHours.stop", `"09:00"`, "after start (20:00)"}},
 		{"stop at start", map[string]string{"waste-coach-infra:officeHours": hours("UTC", "09:00", "09:00")}, false,
 			[]string{"waste-coach-infra:officeHours.stop", "after start"}},
+		{"a window too short for the backups", map[string]string{"waste-coach-infra:officeHours": hours("UTC", "09:00", "11:59")}, false,
+			[]string{"waste-coach-infra:officeHours.stop", `"11:59"`, "at least 3 hours after start (09:00)", "backups"}},
 		{"unknown day", map[string]string{"waste-coach-infra:officeHours": `{"timeZone":"UTC","days":["MON","FRY"],"start":"09:00","stop":"20:00"}`}, false,
 			[]string{"waste-coach-infra:officeHours.days[1]", `"FRY"`, "MON"}},
 		{"no days", map[string]string{"waste-coach-infra:officeHours": `{"timeZone":"UTC","days":[],"start":"09:00","stop":"20:00"}`}, false,
@@ -123,5 +125,20 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The daily backups of an office-hours stack run on its office days, in its time zone, and wait
+// at most the longest gap between two office days for their next run.
+func TestOfficeHoursBackupTimes(t *testing.T) {
+	o := OfficeHours{TimeZone: "Asia/Seoul", Days: []string{"MON", "TUE", "WED", "THU", "FRI"}, Start: "09:00", Stop: "20:00"}
+	if got := o.CronJobSchedule(75); got != "15 10 * * MON,TUE,WED,THU,FRI" {
+		t.Errorf("75 minutes after 09:00 on weekdays: %q", got)
+	}
+	for days, want := range map[string]int{"MON,TUE,WED,THU,FRI": 3, "MON,TUE,WED,THU,FRI,SAT,SUN": 1, "WED": 7, "MON,THU": 4, "SUN,MON": 6} {
+		o.Days = strings.Split(days, ",")
+		if got := o.LongestGapDays(); got != want {
+			t.Errorf("office days %s: longest gap %d days, want %d", days, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/internal/offline"
@@ -117,7 +118,34 @@ func TestPostgresArchivesItsWALWithinTheRecoveryPoint(t *testing.T) {
 	})
 }
 
-var dailyUTC = regexp.MustCompile(`^[0-9]{1,2} [0-9]{1,2} \* \* \*$`)
+var cronAt = regexp.MustCompile(`^([0-9]{1,2}) ([0-9]{1,2}) \* \* (\*|[A-Z,]+)$`)
+
+// runsWhileTheClusterRuns: a daily backup's schedule fires when the stack's nodes run: any time
+// around the clock on a stack without office hours, else on the office days, in their time zone,
+// at least half an hour before the stop.
+func runsWhileTheClusterRuns(t *testing.T, cfg *config.Config, name string, spec any) {
+	t.Helper()
+	schedule, zone := fmt.Sprint(at(spec, "schedule")), at(spec, "timeZone")
+	m := cronAt.FindStringSubmatch(schedule)
+	if m == nil {
+		t.Errorf("CronJob %s schedule %q: want a daily time", name, schedule)
+		return
+	}
+	o := cfg.OfficeHours
+	if o == nil {
+		if m[3] != "*" || zone != "Etc/UTC" {
+			t.Errorf("CronJob %s runs %q in %v, want every day at a fixed UTC time", name, schedule, zone)
+		}
+		return
+	}
+	minute, _ := strconv.Atoi(m[1])
+	hour, _ := strconv.Atoi(m[2])
+	runs := fmt.Sprintf("%02d:%02d", hour, minute)
+	stop, _ := time.Parse("15:04", o.Stop)
+	if zone != o.TimeZone || m[3] != strings.Join(o.Days, ",") || runs < o.Start || runs > stop.Add(-30*time.Minute).Format("15:04") {
+		t.Errorf("CronJob %s runs %q in %v; the cluster runs only %s: a run outside it never happens", name, schedule, zone, o)
+	}
+}
 
 // TestPostgresBaseBackupAndDumpRunDaily: the base backup and the dump are daily CronJobs on the
 // storage node in the data namespace, one at a time, their failures kept in the history; the
@@ -125,9 +153,9 @@ var dailyUTC = regexp.MustCompile(`^[0-9]{1,2} [0-9]{1,2} \* \* \*$`)
 // the upload in the pinned curl image, each a step of the script the drill restores from.
 func TestPostgresBaseBackupAndDumpRunDaily(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		for _, c := range []struct{ name, step, kind, schedule string }{
-			{workloads.PostgresBaseBackupName, "base-backup", "base", workloads.PostgresBaseBackupSchedule},
-			{workloads.PostgresDumpName, "dump", "dump", workloads.PostgresDumpSchedule},
+		for _, c := range []struct{ name, step, kind string }{
+			{workloads.PostgresBaseBackupName, "base-backup", "base"},
+			{workloads.PostgresDumpName, "dump", "dump"},
 		} {
 			cj := objects(r, "CronJob")[workloads.NamespaceData+"/"+c.name]
 			if cj == nil {
@@ -135,9 +163,7 @@ func TestPostgresBaseBackupAndDumpRunDaily(t *testing.T) {
 				continue
 			}
 			spec := at(cj, "spec")
-			if s := fmt.Sprint(at(spec, "schedule")); s != c.schedule || !dailyUTC.MatchString(s) || at(spec, "timeZone") != "Etc/UTC" {
-				t.Errorf("CronJob %s schedule %q in %v, want daily at a fixed UTC time", c.name, s, at(spec, "timeZone"))
-			}
+			runsWhileTheClusterRuns(t, r.Config, c.name, spec)
 			if at(spec, "concurrencyPolicy") != "Forbid" {
 				t.Errorf("CronJob %s may run twice at once", c.name)
 			}

@@ -2,7 +2,6 @@ package workloads
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -46,12 +45,12 @@ func RuleParams(cfg *config.Config) alerting.Params {
 		Brokers: RabbitReplicas, Nodes: len(cfg.Nodes), EtcdQuotaBytes: etcdQuotaBytes,
 		APIServerCertPath: APIServerCertPath, AdminCredentialPath: AdminCredentialCertPath,
 		// etcd is snapshotted every EtcdSnapshotInterval: two missed runs and one more interval.
-		// PostgreSQL's daily backups alert once a day's run is two hours late, within the 26
-		// hours of the issue.
+		// PostgreSQL's daily backups alert once a day's run is two hours late (26 hours), or on
+		// an office-hours stack once the run after the longest gap is (74 hours over a weekend).
 		Backups: []alerting.ScheduledBackup{
 			{Namespace: NamespaceSystem, CronJob: EtcdSnapshotName, MaxAge: 3 * EtcdSnapshotInterval},
-			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAge: (24 + 2) * time.Hour},
-			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAge: (24 + 2) * time.Hour},
+			{Namespace: NamespaceData, CronJob: PostgresBaseBackupName, MaxAge: DailyBackupMaxAge(cfg)},
+			{Namespace: NamespaceData, CronJob: PostgresDumpName, MaxAge: DailyBackupMaxAge(cfg)},
 		},
 		WALShipper: WALShipperContainer, PostgresNamespace: NamespaceData,
 	}

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+	"time"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -32,6 +33,31 @@ import (
 //go:embed scripts/postgres-backup.sh
 var PostgresBackupScript string
 
+// BackupSchedule is when a CronJob runs: its schedule and the time zone it is read in.
+type BackupSchedule struct{ Cron, TimeZone string }
+
+// PostgresBackupSchedules are the base backup's and the dump's schedules. A stack with office
+// hours is stopped outside them, and a run whose time passes while the cluster is stopped never
+// happens (the starting deadline is an hour): there they run 60 and 90 minutes after the start
+// of office hours, on the office days, in the office hours' time zone.
+func PostgresBackupSchedules(cfg *config.Config) (base, dump BackupSchedule) {
+	if o := cfg.OfficeHours; o != nil {
+		return BackupSchedule{o.CronJobSchedule(60), o.TimeZone}, BackupSchedule{o.CronJobSchedule(90), o.TimeZone}
+	}
+	return BackupSchedule{PostgresBaseBackupSchedule, "Etc/UTC"}, BackupSchedule{PostgresDumpSchedule, "Etc/UTC"}
+}
+
+// DailyBackupMaxAge is how old a daily backup's last success may be before BackupTooOld: the
+// longest wait for its next run plus two hours, a day around the clock, three over a weekend on
+// an office-hours stack (which is stopped then, and whose alerts are stopped with it).
+func DailyBackupMaxAge(cfg *config.Config) time.Duration {
+	days := 1
+	if cfg.OfficeHours != nil {
+		days = cfg.OfficeHours.LongestGapDays()
+	}
+	return time.Duration(24*days+2) * time.Hour
+}
+
 // Names, schedules and settings of the PostgreSQL backups.
 const (
 	// PostgresBackupConfigMap holds PostgresBackupScript and S3Script in the data namespace,
@@ -43,7 +69,8 @@ const (
 	PostgresBaseBackupName = "postgres-base-backup"
 	// PostgresDumpName names the daily logical dump CronJob.
 	PostgresDumpName = "postgres-dump"
-	// PostgresBaseBackupSchedule is 17:15 UTC (02:15 in Seoul), before the volume snapshots.
+	// PostgresBaseBackupSchedule is 17:15 UTC (02:15 in Seoul), before the volume snapshots, on
+	// a stack that runs around the clock (PostgresBackupSchedules).
 	PostgresBaseBackupSchedule = "15 17 * * *"
 	// PostgresDumpSchedule is 17:45 UTC, after the base backup.
 	PostgresDumpSchedule = "45 17 * * *"
@@ -137,7 +164,7 @@ func (s *scope) walShipper() Container {
 // postgresBackupJob declares a daily CronJob in the data namespace on the storage node: the
 // first step (postgres image, the server's major) writes into an emptyDir, the second (curl
 // image) uploads it. Credentials come from the PostgreSQL Secret, never from the manifest.
-func (s *scope) postgresBackupJob(name, schedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
+func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
 	ns := NamespaceData
 	const backupDir = "/backup"
 	l := labels(name, "backup")
@@ -182,8 +209,8 @@ func (s *scope) postgresBackupJob(name, schedule, step, kind string, dataVolume 
 	return batchv1.NewCronJob(s.ctx, s.resourceName(ns, name), &batchv1.CronJobArgs{
 		Metadata: meta(name, ns, l),
 		Spec: &batchv1.CronJobSpecArgs{
-			Schedule:                   pulumi.String(schedule),
-			TimeZone:                   pulumi.String("Etc/UTC"),
+			Schedule:                   pulumi.String(schedule.Cron),
+			TimeZone:                   pulumi.String(schedule.TimeZone),
 			ConcurrencyPolicy:          pulumi.String("Forbid"),
 			StartingDeadlineSeconds:    pulumi.Int(3600),
 			SuccessfulJobsHistoryLimit: pulumi.Int(3),
@@ -206,10 +233,11 @@ func (s *scope) postgresBackups(script *corev1.ConfigMap) (base, dump *batchv1.C
 	if script == nil {
 		return nil, nil, fmt.Errorf("the backup script's ConfigMap is declared with PostgreSQL, which has not been declared")
 	}
-	if base, err = s.postgresBackupJob(PostgresBaseBackupName, PostgresBaseBackupSchedule, "base-backup", "base", true, script); err != nil {
+	baseSchedule, dumpSchedule := PostgresBackupSchedules(s.cfg)
+	if base, err = s.postgresBackupJob(PostgresBaseBackupName, baseSchedule, "base-backup", "base", true, script); err != nil {
 		return nil, nil, fmt.Errorf("base backup: %w", err)
 	}
-	if dump, err = s.postgresBackupJob(PostgresDumpName, PostgresDumpSchedule, "dump", "dump", false, script); err != nil {
+	if dump, err = s.postgresBackupJob(PostgresDumpName, dumpSchedule, "dump", "dump", false, script); err != nil {
 		return nil, nil, fmt.Errorf("dump: %w", err)
 	}
 	return base, dump, nil

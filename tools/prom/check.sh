@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks what the program renders for alerting, with the real tools (build.sh): for each stack,
 # out/<stack>/monitoring/ must hold rule files that pass `promtool check rules` and the unit tests
-# of alerting/testdata (every alert fired once and shown silent under normal load), and an
+# of alerting/testdata and alerting/testdata/<stack> (every alert fired once and shown silent under
+# normal load), and an
 # Alertmanager configuration that passes `amtool check-config` and routes each severity to the
 # receiver this script expects: production pages on critical, other stacks only notify.
 # Usage: check.sh STACK...   (after `go run ./cmd/render -stack STACK -out out/STACK`)
@@ -25,6 +26,12 @@ for stack in "$@"; do
   work=$(mktemp -d)
   cp -r "${dir}/rules" "${work}/rules"
   cp "${root}"/alerting/testdata/*.test.yaml "${work}/"
+  # The daily backups' alert window depends on the stack's office hours: each stack has its own.
+  if ! compgen -G "${root}/alerting/testdata/${stack}/*.test.yaml" > /dev/null; then
+    echo "${stack}: no alerting/testdata/${stack}/*.test.yaml (the stack's own backup alert windows)" >&2
+    exit 1
+  fi
+  cp "${root}/alerting/testdata/${stack}"/*.test.yaml "${work}/"
   (cd "${work}" && "${promtool}" test rules ./*.test.yaml)
   rm -rf "${work}"
 
