@@ -122,7 +122,7 @@ var cronAt = regexp.MustCompile(`^([0-9]{1,2}) ([0-9]{1,2}) \* \* (\*|[A-Z,]+)$`
 
 // runsWhileTheClusterRuns: a daily backup's schedule fires when the stack's nodes run: any time
 // around the clock on a stack without office hours, else on the office days, in their time zone,
-// at least half an hour before the stop.
+// at least half an hour after the start (the nodes boot) and before the stop.
 func runsWhileTheClusterRuns(t *testing.T, cfg *config.Config, name string, spec any) {
 	t.Helper()
 	schedule, zone := fmt.Sprint(at(spec, "schedule")), at(spec, "timeZone")
@@ -141,8 +141,10 @@ func runsWhileTheClusterRuns(t *testing.T, cfg *config.Config, name string, spec
 	minute, _ := strconv.Atoi(m[1])
 	hour, _ := strconv.Atoi(m[2])
 	runs := fmt.Sprintf("%02d:%02d", hour, minute)
+	start, _ := time.Parse("15:04", o.Start)
 	stop, _ := time.Parse("15:04", o.Stop)
-	if zone != o.TimeZone || m[3] != strings.Join(o.Days, ",") || runs < o.Start || runs > stop.Add(-30*time.Minute).Format("15:04") {
+	// Half an hour after the start (the cluster boots) and before the stop.
+	if zone != o.TimeZone || m[3] != strings.Join(o.Days, ",") || runs < start.Add(30*time.Minute).Format("15:04") || runs > stop.Add(-30*time.Minute).Format("15:04") {
 		t.Errorf("CronJob %s runs %q in %v; the cluster runs only %s: a run outside it never happens", name, schedule, zone, o)
 	}
 }

@@ -23,15 +23,23 @@ for stack in "$@"; do
   "${promtool}" check rules "${dir}"/rules/*.yaml
 
   echo "== ${stack}: promtool test rules"
-  work=$(mktemp -d)
-  cp -r "${dir}/rules" "${work}/rules"
-  cp "${root}"/alerting/testdata/*.test.yaml "${work}/"
-  # The daily backups' alert window depends on the stack's office hours: each stack has its own.
+  # The daily backups' alert window depends on the stack's office hours: each stack has its own
+  # tests, beside the common ones (other names, so that neither replaces the other).
   if ! compgen -G "${root}/alerting/testdata/${stack}/*.test.yaml" > /dev/null; then
     echo "${stack}: no alerting/testdata/${stack}/*.test.yaml (the stack's own backup alert windows)" >&2
     exit 1
   fi
-  cp "${root}/alerting/testdata/${stack}"/*.test.yaml "${work}/"
+  work=$(mktemp -d)
+  cp -r "${dir}/rules" "${work}/rules"
+  cp "${root}"/alerting/testdata/*.test.yaml "${work}/"
+  for f in "${root}/alerting/testdata/${stack}"/*.test.yaml; do
+    if [ -e "${work}/$(basename "${f}")" ]; then
+      echo "${stack}: ${f} has the name of a common test file, which it would replace" >&2
+      rm -rf "${work}"
+      exit 1
+    fi
+    cp "${f}" "${work}/"
+  done
   (cd "${work}" && "${promtool}" test rules ./*.test.yaml)
   rm -rf "${work}"
 
