@@ -201,9 +201,9 @@ func LogindDropIn() string {
 }
 
 // KubeletPressureConfig is the KubeletConfiguration's reservations, eviction thresholds, image
-// garbage collection, log rotation and graceful shutdown. Every hard threshold is written out: a kubelet given
-// only some of them sets the others to zero (kubernetes/kubernetes#119985), which would turn
-// off eviction on inodes. The root volume holds both the kubelet's filesystem and containerd's
+// garbage collection, log rotation and graceful shutdown. Every hard threshold is written out: a
+// kubelet given only some of them sets the others to zero (kubernetes/kubernetes#119985), which
+// would turn off eviction on inodes. The root volume holds both the kubelet's filesystem and containerd's
 // images, so nodefs and imagefs watch the same disk and get the same thresholds.
 func KubeletPressureConfig() string {
 	return fmt.Sprintf(`# What the kubelet keeps back from pods; the workloads' fit check subtracts the same figures.

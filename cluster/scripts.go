@@ -325,7 +325,7 @@ func KubeletConfigScript(role config.Role, nodeName string) string {
 		NodeName, Kubeconfig, Hash   string
 		HealthSeconds, HealthTries   int
 		LogindDropInPath, LogindConf string
-		LockTries, ShutdownSeconds   int
+		ShutdownSeconds              int
 	}{role, nodeName, kubeconfig, KubeletConfigHash(), KubeletHealthSeconds, KubeletHealthSeconds / 5,
-		LogindDropInPath, strings.TrimSuffix(LogindDropIn(), "\n"), KubeletHealthSeconds / 5, ShutdownGraceSeconds})
+		LogindDropInPath, strings.TrimSuffix(LogindDropIn(), "\n"), ShutdownGraceSeconds})
 }

@@ -76,7 +76,7 @@ func nodeImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource)
 		}
 		return images, nil
 	}
-	running, err := RunningImages(ctx, cfg, parent)
+	running, err := runningImages(ctx, cfg, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -119,12 +119,12 @@ func lookupImage(ctx *pulumi.Context, name string, mostRecent bool, parent pulum
 // stopped outside office hours and must keep their image all the same.
 var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
 
-// RunningImages are the AMIs the stack's instances (tagged with its cluster tag, in any state but
+// runningImages are the AMIs the stack's instances (tagged with its cluster tag, in any state but
 // shutting down or terminated) were launched from, by their Role tag. Two instances of one role
 // with different images (a stray relaunched by a spot request the provider failed to cancel, or
 // an up stopped between launching a replacement and terminating the old node) are refused: which
 // one the stack's state holds cannot be told from here, and a wrong guess would replace a node.
-func RunningImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
+func runningImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
 	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
 		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
 		InstanceStateNames: liveInstanceStates,

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -517,10 +516,10 @@ func statementMatches(t *testing.T, s policyStatement, req iamRequest) bool {
 				match = func(v string) bool { return v == got }
 			case "Bool":
 				match = func(v string) bool { return strings.EqualFold(v, got) }
-			case "StringLike":
-				match = func(p string) bool { return regexp.MustCompile(iamGlob(p)).MatchString(got) }
+			case "StringLike": // with case, as ARNs compare
+				match = func(p string) bool { return arnMatch(p, got) }
 			default:
-				t.Fatalf("condition %s on %s: the test evaluates only StringEquals and StringLike", op, key)
+				t.Fatalf("condition %s on %s: the test evaluates only StringEquals, StringLike and Bool", op, key)
 			}
 			if !ok || !slices.ContainsFunc(resources(want), match) {
 				return false

@@ -190,8 +190,8 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 	runStopped := func(dryRun bool) (*mocks.Mocks, error) {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
 		m.Instances = []mocks.Instance{
-			{ID: stopped[0], Role: "worker-1", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", LaunchTime: "2026-12-04T00:00:05Z"},
-			{ID: stopped[1], Role: "master", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", LaunchTime: "2026-12-04T00:00:05Z"},
+			{ID: stopped[0], Role: "worker-1", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped"},
+			{ID: stopped[1], Role: "master", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped"},
 		}
 		return m, pulumi.RunErr(program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
 			info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, dryRun

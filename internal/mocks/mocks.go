@@ -16,35 +16,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// tags are the instance's tags as EC2 reports them.
-func (i Instance) tags() map[string]any {
-	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
-}
-
-// matches applies getInstances' filters as EC2 does: every filter must match, a filter by one of
-// its values; only tag filters are known here.
-func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
-	if !filters.IsArray() {
-		return true, nil
-	}
-	tags := i.tags()
-	for _, f := range filters.ArrayValue() {
-		name := f.ObjectValue()["name"].StringValue()
-		key, ok := strings.CutPrefix(name, "tag:")
-		if !ok {
-			return false, fmt.Errorf("mocks: getInstances filter %q: only tag filters are modelled", name)
-		}
-		found := false
-		for _, v := range f.ObjectValue()["values"].ArrayValue() {
-			found = found || tags[key] == v.StringValue()
-		}
-		if !found {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
 // Placeholder marks a value only the cloud can compute. Every fabricated string contains it, or
 // is an address from the documentation ranges (RFC 5737), so nobody mistakes it for real.
 const Placeholder = "offline"
@@ -118,8 +89,35 @@ type Instance struct {
 	// State is EC2's instance state name: pending, running, stopping, stopped, shutting-down or
 	// terminated.
 	State string
-	// LaunchTime is when it last started (RFC 3339), as EC2 reports it.
-	LaunchTime string
+}
+
+// tags are the instance's tags as EC2 reports them.
+func (i Instance) tags() map[string]any {
+	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
+}
+
+// matches applies getInstances' filters as EC2 does: every filter must match, a filter by one of
+// its values; only tag filters are known here.
+func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
+	if !filters.IsArray() {
+		return true, nil
+	}
+	tags := i.tags()
+	for _, f := range filters.ArrayValue() {
+		name := f.ObjectValue()["name"].StringValue()
+		key, ok := strings.CutPrefix(name, "tag:")
+		if !ok {
+			return false, fmt.Errorf("mocks: getInstances filter %q: only tag filters are modelled", name)
+		}
+		found := false
+		for _, v := range f.ObjectValue()["values"].ArrayValue() {
+			found = found || tags[key] == v.StringValue()
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 type subnetInfo struct {
@@ -191,7 +189,7 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 			if inst.ID == id.StringValue() {
 				return resource.NewPropertyMapFromMap(map[string]any{
 					"id": inst.ID, "instanceId": inst.ID, "ami": inst.Image, "instanceState": inst.State,
-					"launchTime": inst.LaunchTime, "tags": inst.tags(),
+					"tags": inst.tags(),
 				}), nil
 			}
 		}
