@@ -181,6 +181,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return PublicKubeconfig(v[0].(string), cfg.MasterPrivateIP().String(), v[1].(string))
 	})).(pulumi.StringOutput)
 
+	// A kubernetesVersion change, on the control plane first (upgrade.go): what must not run
+	// ahead of the API server's version waits for it.
+	upgradeMaster, err := b.upgradeControlPlane(cfg, initCmd)
+	if err != nil {
+		return nil, err
+	}
+
 	calico, err := b.command(master, "calico", commandSpec{
 		create:    pulumi.String(CalicoScript()),
 		dependsOn: []pulumi.Resource{initCmd},
@@ -194,17 +201,19 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		if n.Role.ControlPlane() {
 			continue
 		}
-		steps, err := b.join(n.Role, initCmd, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
+		steps, err := b.join(n.Role, upgradeMaster, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
 		if err != nil {
 			return nil, err
 		}
 		members = append(members, steps...)
 	}
 
+	// The CCM's provider: it runs the image of the configured minor, so nothing it manages
+	// changes before the control plane runs that minor (the provider waits for its upgrade step).
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
 		Kubeconfig:        c.Kubeconfig,
 		ClusterIdentifier: pulumi.String(Identifier(cfg)),
-	}, pulumi.Parent(c))
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{upgradeMaster}))
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
 	}
@@ -238,7 +247,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	// (which request ephemeral storage) roll out beside it would be rejected by the restarted
 	// kubelet (OutOfephemeral-storage). A dependency is no input: the provider's inputs, and so
 	// every object it manages, are unchanged by it.
-	kubeletDone, err := b.kubeletRollout(cfg, initCmd, nodesReady)
+	// The other nodes follow the control plane's version one at a time, before the kubelet
+	// rollout, which then rewrites each node's configuration with the kubeadm of that version.
+	upgraded, err := b.upgradeNodes(cfg, nodesReady)
+	if err != nil {
+		return nil, err
+	}
+	kubeletDone, err := b.kubeletRollout(cfg, initCmd, upgraded)
 	if err != nil {
 		return nil, err
 	}
@@ -415,13 +430,15 @@ func (b *builder) waitForNode(role config.Role) (*remote.Command, error) {
 // join declares a worker's membership: a fresh token from the control plane, the join on the
 // worker, the role label, and the node's retirement, whose delete step drains and removes the
 // node. It returns the last two, which nodes-ready waits for (so a destroy drains a node only
-// after the workloads are gone).
-func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash pulumi.StringOutput, kubeadmAPI string) ([]pulumi.Resource, error) {
+// after the workloads are gone). controlPlane is the control plane's upgrade step: a node is
+// prepared with the configured version's kubelet, which must never join an API server older
+// than itself.
+func (b *builder) join(role config.Role, controlPlane, ready *remote.Command, caHash pulumi.StringOutput, kubeadmAPI string) ([]pulumi.Resource, error) {
 	master := config.RoleMaster
 	node := b.nodes.Instances[role]
 	token, err := b.command(master, "join-token-"+string(role), commandSpec{
 		create:    pulumi.String(JoinTokenScript(role)),
-		dependsOn: []pulumi.Resource{initCmd, ready},
+		dependsOn: []pulumi.Resource{controlPlane, ready},
 		// Created again whenever the worker's instance is: the token is minted at join time.
 		triggers:     pulumi.Array{node.ID()},
 		secretOutput: true,
@@ -486,7 +503,7 @@ func (b *builder) join(role config.Role, initCmd, ready *remote.Command, caHash 
 //
 // It returns the last node's step, which every workload waits for (New): once it is done, every
 // kubelet runs the settings.
-func (b *builder) kubeletRollout(cfg *config.Config, initCmd, nodesReady *remote.Command) (*remote.Command, error) {
+func (b *builder) kubeletRollout(cfg *config.Config, initCmd *remote.Command, nodesReady pulumi.Resource) (*remote.Command, error) {
 	trigger := pulumi.Array{pulumi.String(KubeletConfigHash())}
 	prev, err := b.command(config.RoleMaster, "kubelet-configmap", commandSpec{
 		create:    pulumi.String(KubeletConfigMapScript()),

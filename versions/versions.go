@@ -113,16 +113,24 @@ var (
 // says the key expires 2026-12-29: when upstream rotates it, update this pin with the new one.
 const KubernetesAptKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
 
-// ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it. Only
-// releases that other projects' update threads show in use are listed (found with the search
-// tool; not pulled here); a minor missing here is refused by the config check, not guessed.
+// ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it, so that
+// every minor from 1.28 to 1.36 can be walked one at a time (docs/operations.md, "Kubernetes
+// upgrades"). 1.28, 1.30 and 1.32 to 1.35: releases that other projects' update threads show in use
+// (found with the search tool). 1.29, 1.31 and 1.36: tags of the k8s.io/cloud-provider-aws module as
+// the Go module proxy records them (v1.29.6 2024-07-30, v1.31.0 2024-08-16, v1.36.2 2026-11-05,
+// read with `go list -m -json k8s.io/cloud-provider-aws@<tag>` on 2026-12-06); the project's
+// release process publishes the image under each release tag. None was pulled here. A minor
+// missing here is refused by the config check, not guessed.
 var ccmReleases = map[string]string{
 	"1.28": "v1.28.4",
+	"1.29": "v1.29.6",
 	"1.30": "v1.30.2",
+	"1.31": "v1.31.0",
 	"1.32": "v1.32.1",
 	"1.33": "v1.33.0",
 	"1.34": "v1.34.0",
 	"1.35": "v1.35.0",
+	"1.36": "v1.36.2",
 }
 
 // CCMMinors lists the Kubernetes minors that have a pinned cloud-controller-manager, sorted.

@@ -78,6 +78,10 @@ var byName = nameTimes{
 	// critical path of a fresh deploy too.
 	{"-kubelet-configmap", Duration{5, "read and compare the ConfigMap, one SSH round trip (estimate)"}},
 	{"-kubelet-config-", Duration{10, "kubeadm writes the same file, no restart, Ready check (estimate)"}},
+	// The version upgrade (cluster/upgrade.go): on a new cluster every node runs the configured
+	// version already; the control plane's step is before the joins, the others' before the
+	// kubelet rollout.
+	{"-upgrade-", Duration{5, "the node runs the version already: read the versions, one SSH round trip (estimate)"}},
 	// The figure dates from when the release also installed the operator's CRDs (now their own
 	// resources, workloads/crds.go); it is kept, unmeasured. Helm waits for the hook Jobs and the
 	// chart's own workloads, not for the Prometheus and Alertmanager pods the operator makes.

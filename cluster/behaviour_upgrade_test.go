@@ -1,0 +1,351 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
+)
+
+// The upgrade steps run against a model of one node and its cluster, kept in $STUB_STATE:
+//   - the control plane's static pod manifests are real files under /etc/kubernetes/manifests,
+//     which the kubeadm stand-in's `upgrade apply vX` rewrites to vX;
+//   - pkg-<name>: the installed version of kubeadm, kubelet and kubectl (dpkg-query reads it,
+//     apt-get install writes it); running: the kubelet version the Node reports, which becomes the
+//     kubelet package's on `systemctl restart kubelet`;
+//   - server: the API server's version; nodes: every node's name and kubelet version;
+//     unschedulable: the Node's spec.unschedulable; pods: "namespace/name True|False" lines;
+//     madison: the versions the repository serves; fpr: the key's fingerprint.
+
+// upgradeStubs answer as the node and its cluster would in the model above.
+func upgradeStubs() map[string]string {
+	return map[string]string{
+		"dpkg-query": `cat "$STUB_STATE/pkg-${*: -1}" 2> /dev/null || exit 1`,
+		"apt-get": `
+case "$*" in
+  "install "*)
+    for a in "$@"; do
+      case "$a" in *=*) p=${a%%=*}; v=${a#*=}; echo "$v" > "$STUB_STATE/pkg-$p" ;; esac
+    done ;;
+esac`,
+		"apt-cache": `cat "$STUB_STATE/madison"`,
+		"gpg": `
+case "$*" in
+  "--show-keys --with-colons "*) echo "pub:-:4096:1:234654DA9A296436:1:::-:::scESC::::::23::0:"; echo "fpr:::::::::$(cat "$STUB_STATE/fpr"):" ;;
+esac`,
+		"curl": `
+case "$*" in
+  *Release.key*) out=""; prev=""; for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done; echo key > "$out" ;;
+  *healthz*) exit 0 ;;
+  *) exit 1 ;;
+esac`,
+		"systemctl": `
+case "$*" in
+  "restart kubelet") cut -d- -f1 "$STUB_STATE/pkg-kubelet" > "$STUB_STATE/running"
+    if [ -e "$STUB_STATE/restart-unreadies" ]; then p=$(cat "$STUB_STATE/restart-unreadies"); sed -i "s|^$p True$|$p False|" "$STUB_STATE/pods"; fi ;;
+esac`,
+		"kubeadm": `
+case "$*" in
+  "upgrade plan "*) [ ! -e "$STUB_STATE/plan-refuses" ] ;;
+  "upgrade apply "*)
+    v=${3#v}
+    for c in kube-apiserver kube-controller-manager kube-scheduler; do
+      sed -i "s|\(image: .*/$c:v\).*|\1$v|" "/etc/kubernetes/manifests/$c.yaml"
+    done
+    echo "$v" > "$STUB_STATE/server" ;;
+esac`,
+		"kubectl": `
+shift 2 # --kubeconfig FILE
+case "$*" in
+  "get --raw /version") printf '{\n  "major": "1",\n  "gitVersion": "v%s",\n  "platform": "linux/amd64"\n}\n' "$(cat "$STUB_STATE/server")" ;;
+  "get nodes -o jsonpath="*) cat "$STUB_STATE/nodes" ;;
+  "get node "*" -o jsonpath={.status.nodeInfo.kubeletVersion}") echo "v$(cat "$STUB_STATE/running")" ;;
+  "get node "*" -o jsonpath={.spec.unschedulable}") cat "$STUB_STATE/unschedulable" 2> /dev/null || true ;;
+  "cordon "*) echo true > "$STUB_STATE/unschedulable" ;;
+  "uncordon "*) rm -f "$STUB_STATE/unschedulable" ;;
+  "wait "*) exit 0 ;;
+  "get pods "*".status.conditions"*) cat "$STUB_STATE/pods" 2> /dev/null || true ;;
+  "get pods "*) cut -d' ' -f1 "$STUB_STATE/pods" 2> /dev/null || true ;;
+  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
+esac`,
+	}
+}
+
+// upgradeModel is the state of the model before a run.
+type upgradeModel struct {
+	controlPlane string // the manifests' version; "" on a node without them
+	kubelet      string // the installed and running kubelet (and kubeadm, kubectl)
+	server       string
+	nodes        string // "name vX" lines; defaults to this node at kubelet
+	pods         string
+	madison      string
+	fingerprint  string
+}
+
+func (m upgradeModel) seed(t *testing.T, root *scratchRoot) {
+	t.Helper()
+	state := func(name, content string) { root.stubState(t, name, content) }
+	if m.controlPlane != "" {
+		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+			root.write("/etc/kubernetes/manifests/"+c+".yaml", fmt.Sprintf("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - %s\n    image: registry.k8s.io/%s:v%s\n", c, c, m.controlPlane))
+		}
+	}
+	for _, p := range []string{"kubeadm", "kubelet", "kubectl"} {
+		state("pkg-"+p, m.kubelet+"-1.1\n")
+	}
+	state("running", m.kubelet+"\n")
+	state("server", m.server+"\n")
+	if m.nodes == "" {
+		m.nodes = testNode + " v" + m.kubelet + "\n"
+	}
+	state("nodes", m.nodes)
+	state("pods", m.pods)
+	state("madison", m.madison)
+	if m.fingerprint == "" {
+		m.fingerprint = versions.KubernetesAptKeyFingerprint
+	}
+	state("fpr", m.fingerprint+"\n")
+}
+
+func upgradeScript(t *testing.T, version string, role config.Role) string {
+	t.Helper()
+	return UpgradeScript(configWith(t, version), role, testNode)
+}
+
+// changed lists the calls that change the node: apt, kubeadm upgrades, systemd, cordons.
+func changed(r scriptResult) []string {
+	var out []string
+	for _, c := range r.calls {
+		s := c.String()
+		switch {
+		case c[0] == "apt-get", c[0] == "apt-mark",
+			c[0] == "kubeadm" && len(c) > 2 && c[1] == "upgrade" && c[2] != "plan",
+			c[0] == "systemctl" && len(c) > 1 && c[1] != "is-active",
+			c[0] == "kubectl" && (strings.Contains(s, " cordon ") || strings.Contains(s, " uncordon ")):
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestTheControlPlaneUpgradesInOrder: a minor bump on the master runs, in this order, the key
+// refresh, kubeadm of the new release, `kubeadm upgrade plan` as a gate, `kubeadm upgrade apply`,
+// then the cordon, the kubelet and kubectl packages, daemon-reload, the kubelet's restart and the
+// uncordon; the manifests and the Node end at the new release, and a second run changes nothing.
+func TestTheControlPlaneUpgradesInOrder(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
+		pods: "data/postgres-0 True\nkube-system/etcd-master True\n"}.seed(t, root)
+	script := upgradeScript(t, "1.36.2", config.RoleMaster)
+	r := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if r.code != 0 {
+		t.Fatalf("upgrade of the control plane failed:\n%s", r.describe())
+	}
+	order := []struct {
+		what string
+		at   int
+	}{
+		{"the key download", r.index("curl", "-fsSL", "--retry", "5", "-o")},
+		{"the key's fingerprint check", r.index("gpg", "--show-keys")},
+		{"apt-get update", r.index("apt-get", "update")},
+		{"kubeadm 1.36.2", r.index("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1")},
+		{"kubeadm upgrade plan", r.index("kubeadm", "upgrade", "plan", "v1.36.2")},
+		{"kubeadm upgrade apply", r.index("kubeadm", "upgrade", "apply", "v1.36.2", "--yes")},
+		{"the cordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "cordon")},
+		{"kubelet and kubectl 1.36.2", r.index("apt-get", "install", "-y", "-q", "kubelet=1.36.2-1.1", "kubectl=1.36.2-1.1")},
+		{"daemon-reload", r.index("systemctl", "daemon-reload")},
+		{"the kubelet's restart", r.index("systemctl", "restart", "kubelet")},
+		{"the uncordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "uncordon")},
+	}
+	for i, o := range order {
+		if o.at < 0 {
+			t.Fatalf("%s did not run:\n%s", o.what, r.describe())
+		}
+		if i > 0 && o.at <= order[i-1].at {
+			t.Errorf("%s ran before %s: %s", o.what, order[i-1].what, r.describe())
+		}
+	}
+	manifest, _ := root.read("/etc/kubernetes/manifests/kube-scheduler.yaml")
+	if !strings.Contains(manifest, "kube-scheduler:v1.36.2") {
+		t.Errorf("the scheduler's manifest is not at v1.36.2 after the upgrade:\n%s", manifest)
+	}
+	if list, _ := root.read("/etc/apt/sources.list.d/kubernetes.list"); !strings.Contains(list, "/core:/stable:/v1.36/deb/") {
+		t.Errorf("the apt source is not the v1.36 repository: %q", list)
+	}
+	if readState(t, root, "unschedulable") != "" {
+		t.Error("the master stays cordoned after its upgrade")
+	}
+
+	again := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if again.code != 0 || len(changed(again)) != 0 || !strings.Contains(again.stdout, "nothing to do") {
+		t.Errorf("a second run on the upgraded master changed something (%v):\n%s", changed(again), again.describe())
+	}
+}
+
+// TestTheGuardRefusesBeforeAnythingChanges: a skipped minor, a downgrade (of a minor or a patch),
+// a node whose kubelet would fall outside the skew policy and a kubelet newer than the control
+// plane stop the master's step with a message naming kubernetesVersion and both versions, before
+// any package, repository or component is touched.
+func TestTheGuardRefusesBeforeAnythingChanges(t *testing.T) {
+	cases := []struct {
+		name, target string
+		model        upgradeModel
+		want         []string
+	}{
+		{"a skipped minor", "1.35.4", upgradeModel{controlPlane: "1.33.7", kubelet: "1.33.7", server: "1.33.7"},
+			[]string{"kubernetesVersion 1.35.4 skips a minor", "runs 1.33.7", "1.34 first"}},
+		{"a minor downgrade", "1.34.1", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4"},
+			[]string{"kubernetesVersion 1.34.1 is older than the control plane's 1.35.4", "does not downgrade"}},
+		{"a patch downgrade", "1.35.3", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4"},
+			[]string{"kubernetesVersion 1.35.3 is older than the control plane's 1.35.4"}},
+		{"a minor-only downgrade", "1.34", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4"},
+			[]string{"kubernetesVersion 1.34 is older than the control plane's 1.35.4"}},
+		{"a kubelet beyond the skew", "1.36.2", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
+			nodes: testNode + " v1.35.4\nip-10-0-1-9 v1.32.9\n"},
+			[]string{"node ip-10-0-1-9 runs kubelet 1.32.9, more than 3 minors older than 1.36.2"}},
+		{"a kubelet newer than the control plane", "1.35.4", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
+			nodes: testNode + " v1.35.4\nip-10-0-1-9 v1.36.2\n"},
+			[]string{"node ip-10-0-1-9 runs kubelet 1.36.2, newer than the control plane's 1.35.4"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := newRoot(t)
+			c.model.seed(t, root)
+			r := root.run(upgradeScript(t, c.target, config.RoleMaster), scriptCase{stubs: upgradeStubs()})
+			if r.code == 0 {
+				t.Fatalf("the guard let it through:\n%s", r.describe())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("the refusal does not say %q:\n%s", w, r.stderr)
+				}
+			}
+			if got := changed(r); len(got) != 0 || len(r.called("curl")) != 0 {
+				t.Errorf("the refused step changed the node: %v\n%s", got, r.describe())
+			}
+		})
+	}
+}
+
+// TestAnInterruptedUpgradeResumes: a master step cut short after `kubeadm upgrade apply` and its
+// cordon (the manifests at the new release, the kubelet still the old one) applies nothing again,
+// upgrades the kubelet and undoes its own cordon; a node an operator had cordoned stays cordoned.
+func TestAnInterruptedUpgradeResumes(t *testing.T) {
+	for _, operatorCordon := range []bool{false, true} {
+		t.Run(fmt.Sprintf("operator cordon %v", operatorCordon), func(t *testing.T) {
+			root := newRoot(t)
+			upgradeModel{controlPlane: "1.36.2", kubelet: "1.35.4", server: "1.36.2"}.seed(t, root)
+			root.stubState(t, "pkg-kubeadm", "1.36.2-1.1\n")
+			root.stubState(t, "unschedulable", "true\n")
+			if !operatorCordon {
+				root.write("/var/lib/waste-coach/upgrade-cordoned", "2026-12-06T10:00:00Z\n")
+			}
+			r := root.run(upgradeScript(t, "1.36.2", config.RoleMaster), scriptCase{stubs: upgradeStubs()})
+			if r.code != 0 {
+				t.Fatalf("the resumed upgrade failed:\n%s", r.describe())
+			}
+			if len(r.called("kubeadm", "upgrade", "apply")) != 0 || len(r.called("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1")) != 0 {
+				t.Errorf("the resumed step applied the control plane or installed kubeadm again:\n%s", r.describe())
+			}
+			if r.index("systemctl", "restart", "kubelet") < 0 || readState(t, root, "running") != "1.36.2" {
+				t.Errorf("the resumed step did not bring the kubelet to 1.36.2:\n%s", r.describe())
+			}
+			cordoned := readState(t, root, "unschedulable") == "true"
+			if cordoned != operatorCordon {
+				t.Errorf("after the resumed step the node is cordoned=%v, want %v (only the step's own cordon is undone)", cordoned, operatorCordon)
+			}
+		})
+	}
+}
+
+// TestANodeWaitsForTheControlPlane: a worker's step refuses to touch the node while the API
+// server runs an older release, and once it runs the target brings the node there with `kubeadm
+// upgrade node` before the kubelet.
+func TestANodeWaitsForTheControlPlane(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.35.4"}.seed(t, root)
+	script := upgradeScript(t, "1.36.2", config.RoleStorage)
+	r := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "the API server runs 1.35.4, not 1.36.2") {
+		t.Fatalf("the storage node's step went ahead of the control plane:\n%s", r.describe())
+	}
+	if got := changed(r); len(got) != 0 {
+		t.Errorf("the refused step changed the node: %v", got)
+	}
+
+	root.stubState(t, "server", "1.36.2\n")
+	r = root.run(script, scriptCase{stubs: upgradeStubs()})
+	if r.code != 0 {
+		t.Fatalf("the storage node's upgrade failed:\n%s", r.describe())
+	}
+	node := r.index("kubeadm", "upgrade", "node", "--kubeconfig", "/etc/kubernetes/kubelet.conf")
+	if node < 0 || node < r.index("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1") || node > r.index("systemctl", "restart", "kubelet") {
+		t.Errorf("kubeadm upgrade node did not run between kubeadm's install and the kubelet's restart:\n%s", r.describe())
+	}
+	if len(r.called("kubeadm", "upgrade", "apply")) != 0 {
+		t.Error("a worker's step ran kubeadm upgrade apply")
+	}
+	if readState(t, root, "running") != "1.36.2" || readState(t, root, "unschedulable") != "" {
+		t.Errorf("the storage node does not end at kubelet 1.36.2, uncordoned:\n%s", r.describe())
+	}
+}
+
+// TestTheHealthGateHoldsTheRollout: a pod Ready before the kubelet's restart and not after fails
+// the step, naming the pod, and leaves the node cordoned, so that the next node does not start.
+func TestTheHealthGateHoldsTheRollout(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2", pods: "data/rabbitmq-0 True\ndata/rabbitmq-1 True\n"}.seed(t, root)
+	root.stubState(t, "restart-unreadies", "data/rabbitmq-1")
+	r := root.run(upgradeScript(t, "1.36.2", config.RoleStorage), scriptCase{stubs: upgradeStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "data/rabbitmq-1") || strings.Contains(r.stderr, "data/rabbitmq-0") {
+		t.Fatalf("the step did not stop on the one pod that stayed unready:\n%s", r.describe())
+	}
+	if readState(t, root, "unschedulable") != "true" {
+		t.Error("the node was uncordoned though its pods did not come back")
+	}
+}
+
+// TestTheKeyIsCheckedBeforeAnyPackage: a Release.key with another fingerprint stops the step
+// before apt reads the repository, and names both fingerprints.
+func TestTheKeyIsCheckedBeforeAnyPackage(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4", fingerprint: "0000000000000000000000000000000000000000"}.seed(t, root)
+	r := root.run(upgradeScript(t, "1.36.2", config.RoleMaster), scriptCase{stubs: upgradeStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "0000000000000000000000000000000000000000 is not the pinned "+versions.KubernetesAptKeyFingerprint) {
+		t.Fatalf("a key with another fingerprint was not refused:\n%s", r.describe())
+	}
+	if got := changed(r); len(got) != 0 {
+		t.Errorf("the step changed the node after refusing the key: %v", got)
+	}
+}
+
+// TestAMinorOnlyVersionTakesTheNewestPatch: kubernetesVersion "1.36" upgrades a 1.35 control
+// plane to the newest 1.36 patch the repository serves, and leaves a 1.36 one at its patch.
+func TestAMinorOnlyVersionTakesTheNewestPatch(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
+		madison: "   kubeadm | 1.36.1-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n   kubeadm | 1.36.10-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n   kubeadm | 1.36.2-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n"}.seed(t, root)
+	script := upgradeScript(t, "1.36", config.RoleMaster)
+	r := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if r.code != 0 || r.index("kubeadm", "upgrade", "apply", "v1.36.10", "--yes") < 0 {
+		t.Fatalf("kubernetesVersion 1.36 did not upgrade to 1.36.10, the newest patch served:\n%s", r.describe())
+	}
+	again := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if again.code != 0 || len(changed(again)) != 0 {
+		t.Errorf("a 1.36.10 control plane with kubernetesVersion 1.36 was changed: %v\n%s", changed(again), again.describe())
+	}
+}
+
+// readState reads a file of the model, "" when it does not exist.
+func readState(t *testing.T, root *scratchRoot, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root.dir, "state", name))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,72 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/versions"
+)
+
+// A kubernetesVersion change upgrades the running cluster: the control plane's step first, right
+// after kubeadm init and before anything that must not run ahead of the API server's version (the
+// CCM of the configured minor, the joins of nodes prepared with that kubelet); then the other
+// nodes one at a time in config order after every node is Ready; then the kubelet rollout. Each
+// step runs on its own node, has no trigger and is tied to no instance (a replaced node is
+// prepared at the version already): its script names the version and the apt key's fingerprint,
+// so a change of either is an update that runs it again, never a replacement.
+func TestAVersionChangeUpgradesTheControlPlaneFirstThenEachNode(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		get := func(name string) *node { return &node{r, must(t, r, remoteCommand, "sesacthon-"+name)} }
+		master := get("upgrade-master")
+		if !master.waitsFor(get("kubeadm-init")) {
+			t.Error("upgrade-master does not wait for kubeadm init")
+		}
+		if !strings.Contains(str(master.Resource, "create"), "kubeadm upgrade apply") {
+			t.Error("upgrade-master does not run kubeadm upgrade apply")
+		}
+		ds := must(t, r, "kubernetes:apps/v1:DaemonSet", "sesacthon-ccm")
+		var ccmProvider *node
+		for _, p := range r.OfType("pulumi:providers:kubernetes") {
+			if ds.ProviderURN() == p.URN {
+				ccmProvider = &node{r, p}
+			}
+		}
+		if ccmProvider == nil || !ccmProvider.waitsFor(master) {
+			t.Error("the cloud-controller-manager's provider does not wait for upgrade-master: the CCM of a new minor would run against the old API server")
+		}
+		prev, prevName := get("nodes-ready"), "nodes-ready"
+		steps := []*node{master}
+		for _, role := range []string{"worker-1", "worker-2", "storage"} {
+			if !get("join-token-" + role).waitsFor(master) {
+				t.Errorf("join-token-%s does not wait for upgrade-master: a node prepared with the new kubelet could join an older API server", role)
+			}
+			step := get("upgrade-" + role)
+			if !contains(step.Dependencies, prev.URN) {
+				t.Errorf("upgrade-%s does not wait directly for %s: the nodes go one at a time, after every node is Ready", role, prevName)
+			}
+			script := str(step.Resource, "create")
+			if !strings.Contains(script, "kubeadm upgrade node") || strings.Contains(script, "kubeadm upgrade apply") {
+				t.Errorf("upgrade-%s does not run kubeadm upgrade node (and only that)", role)
+			}
+			if str(step.Resource, "connection", "host") == str(master.Resource, "connection", "host") {
+				t.Errorf("upgrade-%s runs on the master, not on its node", role)
+			}
+			prev, prevName = step, "upgrade-"+role
+			steps = append(steps, step)
+		}
+		if !get("kubelet-configmap").waitsFor(prev) {
+			t.Error("the kubelet rollout does not wait for the last node's upgrade")
+		}
+		version := r.Config.Kubernetes.String()
+		for _, s := range steps {
+			if v := prop(s.Resource, "triggers"); v.IsArray() && len(v.ArrayValue()) > 0 {
+				t.Errorf("%s has triggers %v: a trigger change replaces the command, and an instance id would run it on every replacement", s.Name, v)
+			}
+			script := str(s.Resource, "create")
+			if !strings.Contains(script, `target="`+version+`"`) || !strings.Contains(script, versions.KubernetesAptKeyFingerprint) {
+				t.Errorf("%s does not name kubernetesVersion %s and the apt key's fingerprint: a change of either would not run it", s.Name, version)
+			}
+		}
+	})
+}
