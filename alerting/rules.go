@@ -77,8 +77,12 @@ type ScheduledBackup struct {
 
 // Thresholds that are not stack configuration.
 const (
-	// ExpiryWarningDays is how long before a certificate expires its alert fires.
+	// ExpiryWarningDays is how long before a certificate expires its warning fires.
 	ExpiryWarningDays = 30
+	// ExpiryPageDays is how long before a certificate expires its critical alert fires (it pages
+	// on production): the daily renewal on the master renews at 60 days, so this is a renewal
+	// that has failed for more than six weeks, or a deploy credential no `pulumi up` renewed.
+	ExpiryPageDays = 14
 	// UsageRatio is the share of a volume or of PostgreSQL's connections that alerts.
 	UsageRatio = 0.8
 	// EtcdQuotaRatio is the share of etcd's quota that alerts.
@@ -205,6 +209,14 @@ func Groups(p Params) []Group {
 				Expr:        fmt.Sprintf(`%s < %d`, certDays(p.AdminCredentialPath), ExpiryWarningDays),
 				Summary:     "The program's admin credential expires within 30 days",
 				Description: "{{ $value | humanize }} days left on the deploy credential: the monthly `pulumi up` that renews it has not run."},
+			{Alert: "APIServerCertificateAboutToExpire", Severity: SeverityCritical, For: "1h",
+				Expr:        fmt.Sprintf(`%s < %d`, certDays(p.APIServerCertPath), ExpiryPageDays),
+				Summary:     fmt.Sprintf("The API server's certificate expires within %d days", ExpiryPageDays),
+				Description: "{{ $value | humanize }} days left on {{ $labels.filepath }}: the daily renewal on the master has not renewed it."},
+			{Alert: "AdminCredentialAboutToExpire", Severity: SeverityCritical, For: "1h",
+				Expr:        fmt.Sprintf(`%s < %d`, certDays(p.AdminCredentialPath), ExpiryPageDays),
+				Summary:     fmt.Sprintf("The program's admin credential expires within %d days", ExpiryPageDays),
+				Description: "{{ $value | humanize }} days left on the deploy credential: once it expires no `pulumi up` can reach the cluster."},
 			{Alert: "CertificateExporterDown", Severity: SeverityWarning, For: "30m",
 				Expr:        fmt.Sprintf(`absent(up{job=%q} == 1)`, JobCerts),
 				Summary:     "Certificate expiry is not watched",

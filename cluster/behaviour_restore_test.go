@@ -240,7 +240,7 @@ func TestReplacedMasterRestoresTheNewestSnapshotBeforeKubeadm(t *testing.T) {
 }
 
 func TestRestoredNodeOfThisInstanceIsKept(t *testing.T) {
-	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
 	root.stubState(t, "provider", "aws:///ap-northeast-2a/"+testInstance)
 	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	if r.code != 0 {
@@ -252,7 +252,7 @@ func TestRestoredNodeOfThisInstanceIsKept(t *testing.T) {
 }
 
 func TestRestoreNeverWritesOverEtcdData(t *testing.T) {
-	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
 	root.write("/var/lib/etcd/member/snap/db", "a live member's data")
 	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	expectRefusal(t, r, "init went on over etcd data it had not restored itself", "holds data that this script did not restore")
@@ -265,7 +265,7 @@ func TestRestoreNeverWritesOverEtcdData(t *testing.T) {
 }
 
 func TestRerunAfterAFailedInitKeepsWhatItRestored(t *testing.T) {
-	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
 	failing := restoreCase()
 	failing.stubs["kubeadm"] = `echo "error execution phase wait-control-plane"; exit 1`
 	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
@@ -295,14 +295,14 @@ func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 		},
 		"the snapshot is corrupt": {
 			setup: func(s *scratchRoot) {
-				s.stubState(t, "listing-1", listing(snapshotKey(0, "000400")))
+				s.stubState(t, "listing-1", listing(snapshotKey(0, "000000")))
 			},
 			stubs: map[string]string{"etcdutl": `[ "$1 $2" != "snapshot status" ] || { echo "snapshot file integrity check failed" >&2; exit 1; }`},
 			why:   "a snapshot that fails its hash check was restored",
 		},
 		"the listing does not fit one page": {
 			setup: func(s *scratchRoot) {
-				s.stubState(t, "listing-1", strings.Replace(listing(snapshotKey(0, "000400")), "<IsTruncated>false", "<IsTruncated>true", 1))
+				s.stubState(t, "listing-1", strings.Replace(listing(snapshotKey(0, "000000")), "<IsTruncated>false", "<IsTruncated>true", 1))
 			},
 			why: "a truncated listing was read as complete: the newest snapshot may be on the next page",
 		},
@@ -387,7 +387,7 @@ func TestOnlyTheCronJobsSnapshotsOfThePastCount(t *testing.T) {
 }
 
 func TestARerunRepairsTheNodeOfAnEarlierRestore(t *testing.T) {
-	root := restoreRoot(t, listing(snapshotKey(0, "000400")))
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
 	root.stubState(t, "provider", "aws:///ap-northeast-2a/i-0old0000000000000")
 	failing := restoreCase()
 	// kubeadm init succeeds (admin.conf written), then the Node's repair fails.

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +174,28 @@ func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
 	failIfKubeadmRan(t, r, "the node had joined this cluster already (kubelet.conf, same CA)")
 	if _, ok := r.root.read("/var/log/waste-coach/kubeadm-join.log"); ok {
 		t.Error("a re-run on a joined node truncated the join log")
+	}
+}
+
+// TestJoinRefusesAKubeletNewerThanTheAPIServer: a node prepared with a newer minor than the
+// control plane runs (an upgrade that failed, or was reverted in config) does not join; one of
+// the same minor does.
+func TestJoinRefusesAKubeletNewerThanTheAPIServer(t *testing.T) {
+	ca := newTestCA(t)
+	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+		stdin: joinConfigFor(t, ca),
+		stubs: map[string]string{"kubelet": `echo "Kubernetes v1.36.2"`},
+	})
+	if r.code == 0 || !strings.Contains(r.stderr, "kubelet is 1.36, newer than the API server's 1.35") {
+		t.Fatalf("a 1.36 kubelet joined a 1.35 API server:\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the kubelet is newer than the API server")
+	if got := r.called("curl"); len(got) != 1 || !strings.HasSuffix(got[0].String(), "/version") {
+		t.Errorf("the API server's version was not read from its /version: %v", got)
+	}
+	same := runScript(t, JoinScript(config.RoleWorker1), scriptCase{stdin: joinConfigFor(t, ca)})
+	if same.code != 0 || len(same.called("kubeadm", "join")) != 1 {
+		t.Errorf("a kubelet of the API server's minor did not join:\n%s", same.describe())
 	}
 }
 
@@ -694,6 +717,42 @@ func TestReadKubeconfigLeavesTheCertificateForTheExpiryAlert(t *testing.T) {
 	}
 	if m := r.root.mode(path); m != 0o644 {
 		t.Errorf("%s has mode %v, want 0644 (the exporter runs as nobody)", path, m)
+	}
+}
+
+// TestReadKubeconfigRewritesTheCertificateInPlace: the exporter mounts the certificate file by
+// itself, and a file bind mount keeps the inode it was made with. A re-mint must therefore write
+// the same file (same inode), or AdminCredentialExpiring keeps reading the old certificate and
+// goes false after the renewal, then never fires again.
+func TestReadKubeconfigRewritesTheCertificateInPlace(t *testing.T) {
+	ca := newTestCA(t)
+	root := newRoot(t)
+	path := "/etc/kubernetes/waste-coach/" + DeployUser + ".crt"
+	if r := root.run(ReadKubeconfigScript(), readKubeconfigCase(ca, deployerKubeconfig(t, ca, 60*24*time.Hour))); r.code != 0 {
+		t.Fatalf("read-kubeconfig failed\n%s", r.describe())
+	}
+	before, _ := root.read(path)
+	inode := func() uint64 {
+		fi, err := os.Stat(root.path(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	first := inode()
+	// Ten days left: the next run mints a new credential.
+	r := root.run(ReadKubeconfigScript(), readKubeconfigCase(ca, deployerKubeconfig(t, ca, 10*24*time.Hour)))
+	if r.code != 0 || len(r.called("kubeadm")) == 0 {
+		t.Fatalf("a credential with 10 days left was not minted again\n%s", r.describe())
+	}
+	if after, _ := root.read(path); after == before {
+		t.Fatal("the certificate file still holds the old certificate after the re-mint")
+	}
+	if inode() != first {
+		t.Errorf("the re-mint replaced %s by a new file (inode %d, was %d): the exporter's file mount would keep the old one", path, inode(), first)
+	}
+	if m := root.mode(path); m != 0o644 {
+		t.Errorf("%s has mode %v after the re-mint, want 0644", path, m)
 	}
 }
 

@@ -32,10 +32,12 @@ case "$*" in
       case "$a" in *=*) p=${a%%=*}; v=${a#*=}; echo "$v" > "$STUB_STATE/pkg-$p" ;; esac
     done ;;
 esac`,
-		"apt-cache": `cat "$STUB_STATE/madison"`,
+		"apt-cache": `[ "$1" = madison ] || exit 1
+for v in $(cat "$STUB_STATE/madison"); do echo "   $2 | $v | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages"; done`,
+		"dpkg": `exit 0`,
 		"gpg": `
 case "$*" in
-  "--show-keys --with-colons "*) echo "pub:-:4096:1:234654DA9A296436:1:::-:::scESC::::::23::0:"; echo "fpr:::::::::$(cat "$STUB_STATE/fpr"):" ;;
+  "--show-keys --with-colons "*) for f in $(cat "$STUB_STATE/fpr"); do echo "pub:-:4096:1:${f: -16}:1:::-:::scESC::::::23::0:"; echo "fpr:::::::::$f:"; done ;;
 esac`,
 		"curl": `
 case "$*" in
@@ -56,11 +58,18 @@ case "$*" in
     for c in kube-apiserver kube-controller-manager kube-scheduler; do
       sed -i "s|\(image: .*/$c:v\).*|\1$v|" "/etc/kubernetes/manifests/$c.yaml"
     done
-    echo "$v" > "$STUB_STATE/server" ;;
+    echo "$v" > "$STUB_STATE/server"
+    [ -e "$STUB_STATE/apply-stops-after-control-plane" ] && exit 1
+    echo "$v" > "$STUB_STATE/cluster-config"
+    [ -e "$STUB_STATE/kube-proxy" ] && echo "$v" > "$STUB_STATE/kube-proxy"
+    exit 0 ;;
 esac`,
 		"kubectl": `
 shift 2 # --kubeconfig FILE
 case "$*" in
+  "-n kube-system get configmap kubeadm-config -o jsonpath={.data.ClusterConfiguration}") printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v%s\n' "$(cat "$STUB_STATE/cluster-config")" ;;
+  "-n kube-system get daemonset kube-proxy") [ -e "$STUB_STATE/kube-proxy" ] ;;
+  "-n kube-system get daemonset kube-proxy -o jsonpath="*) echo "registry.k8s.io/kube-proxy:v$(cat "$STUB_STATE/kube-proxy")" ;;
   "get --raw /version") printf '{\n  "major": "1",\n  "gitVersion": "v%s",\n  "platform": "linux/amd64"\n}\n' "$(cat "$STUB_STATE/server")" ;;
   "get nodes -o jsonpath="*) cat "$STUB_STATE/nodes" ;;
   "get node "*" -o jsonpath={.status.nodeInfo.kubeletVersion}") echo "v$(cat "$STUB_STATE/running")" ;;
@@ -82,8 +91,8 @@ type upgradeModel struct {
 	server       string
 	nodes        string // "name vX" lines; defaults to this node at kubelet
 	pods         string
-	madison      string
-	fingerprint  string
+	madison      string // the package versions the repository serves
+	fingerprint  string // the primary keys in Release.key, space-separated
 }
 
 func (m upgradeModel) seed(t *testing.T, root *scratchRoot) {
@@ -99,11 +108,18 @@ func (m upgradeModel) seed(t *testing.T, root *scratchRoot) {
 	}
 	state("running", m.kubelet+"\n")
 	state("server", m.server+"\n")
+	if m.controlPlane != "" {
+		state("cluster-config", m.controlPlane+"\n")
+		state("kube-proxy", m.controlPlane+"\n")
+	}
 	if m.nodes == "" {
 		m.nodes = testNode + " v" + m.kubelet + "\n"
 	}
 	state("nodes", m.nodes)
 	state("pods", m.pods)
+	if m.madison == "" {
+		m.madison = "1.35.4-1.1 1.36.1-1.1 1.36.2-1.1"
+	}
 	state("madison", m.madison)
 	if m.fingerprint == "" {
 		m.fingerprint = versions.KubernetesAptKeyFingerprint
@@ -122,7 +138,7 @@ func changed(r scriptResult) []string {
 	for _, c := range r.calls {
 		s := c.String()
 		switch {
-		case c[0] == "apt-get", c[0] == "apt-mark",
+		case c[0] == "apt-get", c[0] == "apt-mark", c[0] == "dpkg",
 			c[0] == "kubeadm" && len(c) > 2 && c[1] == "upgrade" && c[2] != "plan",
 			c[0] == "systemctl" && len(c) > 1 && c[1] != "is-active",
 			c[0] == "kubectl" && (strings.Contains(s, " cordon ") || strings.Contains(s, " uncordon ")):
@@ -152,11 +168,11 @@ func TestTheControlPlaneUpgradesInOrder(t *testing.T) {
 		{"the key download", r.index("curl", "-fsSL", "--retry", "5", "-o")},
 		{"the key's fingerprint check", r.index("gpg", "--show-keys")},
 		{"apt-get update", r.index("apt-get", "update")},
-		{"kubeadm 1.36.2", r.index("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1")},
+		{"kubeadm 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")},
 		{"kubeadm upgrade plan", r.index("kubeadm", "upgrade", "plan", "v1.36.2")},
 		{"kubeadm upgrade apply", r.index("kubeadm", "upgrade", "apply", "v1.36.2", "--yes")},
 		{"the cordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "cordon")},
-		{"kubelet and kubectl 1.36.2", r.index("apt-get", "install", "-y", "-q", "kubelet=1.36.2-1.1", "kubectl=1.36.2-1.1")},
+		{"kubelet and kubectl 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubelet=1.36.2-1.1", "kubectl=1.36.2-1.1")},
 		{"daemon-reload", r.index("systemctl", "daemon-reload")},
 		{"the kubelet's restart", r.index("systemctl", "restart", "kubelet")},
 		{"the uncordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "uncordon")},
@@ -181,7 +197,7 @@ func TestTheControlPlaneUpgradesInOrder(t *testing.T) {
 	}
 
 	again := root.run(script, scriptCase{stubs: upgradeStubs()})
-	if again.code != 0 || len(changed(again)) != 0 || !strings.Contains(again.stdout, "nothing to do") {
+	if again.code != 0 || len(changed(again)) != 0 || strings.Contains(again.stdout, "upgrading") {
 		t.Errorf("a second run on the upgraded master changed something (%v):\n%s", changed(again), again.describe())
 	}
 }
@@ -209,7 +225,7 @@ func TestTheGuardRefusesBeforeAnythingChanges(t *testing.T) {
 			[]string{"node ip-10-0-1-9 runs kubelet 1.32.9, more than 3 minors older than 1.36.2"}},
 		{"a kubelet newer than the control plane", "1.35.4", upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
 			nodes: testNode + " v1.35.4\nip-10-0-1-9 v1.36.2\n"},
-			[]string{"node ip-10-0-1-9 runs kubelet 1.36.2, newer than the control plane's 1.35.4"}},
+			[]string{"node ip-10-0-1-9 runs kubelet 1.36.2, of a newer minor than the control plane's 1.35.4"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -248,7 +264,7 @@ func TestAnInterruptedUpgradeResumes(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("the resumed upgrade failed:\n%s", r.describe())
 			}
-			if len(r.called("kubeadm", "upgrade", "apply")) != 0 || len(r.called("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1")) != 0 {
+			if len(r.called("kubeadm", "upgrade", "apply")) != 0 || len(r.called("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")) != 0 {
 				t.Errorf("the resumed step applied the control plane or installed kubeadm again:\n%s", r.describe())
 			}
 			if r.index("systemctl", "restart", "kubelet") < 0 || readState(t, root, "running") != "1.36.2" {
@@ -283,7 +299,7 @@ func TestANodeWaitsForTheControlPlane(t *testing.T) {
 		t.Fatalf("the storage node's upgrade failed:\n%s", r.describe())
 	}
 	node := r.index("kubeadm", "upgrade", "node", "--kubeconfig", "/etc/kubernetes/kubelet.conf")
-	if node < 0 || node < r.index("apt-get", "install", "-y", "-q", "kubeadm=1.36.2-1.1") || node > r.index("systemctl", "restart", "kubelet") {
+	if node < 0 || node < r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1") || node > r.index("systemctl", "restart", "kubelet") {
 		t.Errorf("kubeadm upgrade node did not run between kubeadm's install and the kubelet's restart:\n%s", r.describe())
 	}
 	if len(r.called("kubeadm", "upgrade", "apply")) != 0 {
@@ -309,17 +325,71 @@ func TestTheHealthGateHoldsTheRollout(t *testing.T) {
 	}
 }
 
-// TestTheKeyIsCheckedBeforeAnyPackage: a Release.key with another fingerprint stops the step
-// before apt reads the repository, and names both fingerprints.
+// TestTheKeyIsCheckedBeforeAnyPackage: a Release.key with another fingerprint, or with a second
+// key beside the pinned one (apt would trust both), stops the step before apt reads the
+// repository.
 func TestTheKeyIsCheckedBeforeAnyPackage(t *testing.T) {
-	root := newRoot(t)
-	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4", fingerprint: "0000000000000000000000000000000000000000"}.seed(t, root)
-	r := root.run(upgradeScript(t, "1.36.2", config.RoleMaster), scriptCase{stubs: upgradeStubs()})
-	if r.code == 0 || !strings.Contains(r.stderr, "0000000000000000000000000000000000000000 is not the pinned "+versions.KubernetesAptKeyFingerprint) {
-		t.Fatalf("a key with another fingerprint was not refused:\n%s", r.describe())
+	other := "0000000000000000000000000000000000000000"
+	for name, keys := range map[string]string{
+		"another key":            other,
+		"a second key beside it": versions.KubernetesAptKeyFingerprint + " " + other,
+		"a second key before it": other + " " + versions.KubernetesAptKeyFingerprint,
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := newRoot(t)
+			upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4", fingerprint: keys}.seed(t, root)
+			r := root.run(upgradeScript(t, "1.36.2", config.RoleMaster), scriptCase{stubs: upgradeStubs()})
+			if r.code == 0 || !strings.Contains(r.stderr, "not the pinned "+versions.KubernetesAptKeyFingerprint+" alone") {
+				t.Fatalf("the key file was not refused:\n%s", r.describe())
+			}
+			if got := changed(r); len(got) != 0 {
+				t.Errorf("the step changed the node after refusing the key: %v", got)
+			}
+		})
 	}
-	if got := changed(r); len(got) != 0 {
-		t.Errorf("the step changed the node after refusing the key: %v", got)
+}
+
+// TestAFailedHealthGateIsCheckedAgain: after the gate failed, the next run finds the kubelet at
+// the target but checks the node's pods again before it uncordons the node and lets the next
+// node start; once they are Ready it goes on.
+func TestAFailedHealthGateIsCheckedAgain(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2", pods: "data/rabbitmq-0 True\ndata/rabbitmq-1 True\n"}.seed(t, root)
+	root.stubState(t, "restart-unreadies", "data/rabbitmq-1")
+	script := upgradeScript(t, "1.36.2", config.RoleStorage)
+	if r := root.run(script, scriptCase{stubs: upgradeStubs()}); r.code == 0 {
+		t.Fatalf("the gate passed with a pod unready:\n%s", r.describe())
+	}
+	again := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if again.code == 0 || !strings.Contains(again.stderr, "data/rabbitmq-1") || readState(t, root, "unschedulable") != "true" {
+		t.Fatalf("the next run did not check the pods again and hold the node cordoned:\n%s", again.describe())
+	}
+	root.stubState(t, "pods", "data/rabbitmq-0 True\ndata/rabbitmq-1 True\n")
+	last := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if last.code != 0 || readState(t, root, "unschedulable") != "" || len(last.called("systemctl", "restart", "kubelet")) != 0 {
+		t.Errorf("once the pods were Ready again the step did not finish (uncordoned, no second restart):\n%s", last.describe())
+	}
+}
+
+// TestAnApplyCutShortIsAppliedAgain: an apply that replaced the static pods but stopped before
+// uploading the cluster's configuration and upgrading kube-proxy is run again, not skipped.
+func TestAnApplyCutShortIsAppliedAgain(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4"}.seed(t, root)
+	root.stubState(t, "apply-stops-after-control-plane", "")
+	script := upgradeScript(t, "1.36.2", config.RoleMaster)
+	if r := root.run(script, scriptCase{stubs: upgradeStubs()}); r.code == 0 {
+		t.Fatalf("the cut-short apply passed:\n%s", r.describe())
+	}
+	if err := os.Remove(filepath.Join(root.dir, "state", "apply-stops-after-control-plane")); err != nil {
+		t.Fatal(err)
+	}
+	r := root.run(script, scriptCase{stubs: upgradeStubs()})
+	if r.code != 0 || r.index("kubeadm", "upgrade", "apply", "v1.36.2", "--yes") < 0 {
+		t.Fatalf("the next run did not apply again:\n%s", r.describe())
+	}
+	if readState(t, root, "cluster-config") != "1.36.2" || readState(t, root, "kube-proxy") != "1.36.2" {
+		t.Error("kubeadm-config and kube-proxy are not at 1.36.2 after the second apply")
 	}
 }
 
@@ -328,7 +398,7 @@ func TestTheKeyIsCheckedBeforeAnyPackage(t *testing.T) {
 func TestAMinorOnlyVersionTakesTheNewestPatch(t *testing.T) {
 	root := newRoot(t)
 	upgradeModel{controlPlane: "1.35.4", kubelet: "1.35.4", server: "1.35.4",
-		madison: "   kubeadm | 1.36.1-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n   kubeadm | 1.36.10-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n   kubeadm | 1.36.2-1.1 | https://pkgs.k8s.io/core:/stable:/v1.36/deb  Packages\n"}.seed(t, root)
+		madison: "1.36.1-1.1 1.36.10-1.1 1.36.2-1.1"}.seed(t, root)
 	script := upgradeScript(t, "1.36", config.RoleMaster)
 	r := root.run(script, scriptCase{stubs: upgradeStubs()})
 	if r.code != 0 || r.index("kubeadm", "upgrade", "apply", "v1.36.10", "--yes") < 0 {

@@ -164,11 +164,19 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, err
 	}
 
+	// A kubernetesVersion change, on the control plane first (upgrade.go). What must not run ahead
+	// of the API server's version waits for it, and so does everything that talks to the API
+	// server while `kubeadm upgrade apply` restarts it: the credential, Calico, the CRDs.
+	upgradeMaster, err := b.upgradeControlPlane(cfg, initCmd)
+	if err != nil {
+		return nil, err
+	}
+
 	// The deploy credential, looked at again every month so that it is renewed before it
 	// expires (ReadKubeconfigScript).
 	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
 		create:       pulumi.String(ReadKubeconfigScript()),
-		dependsOn:    []pulumi.Resource{initCmd},
+		dependsOn:    []pulumi.Resource{upgradeMaster},
 		triggers:     pulumi.Array{pulumi.String(CredentialRenewalPeriod(time.Now()))},
 		secretOutput: true,
 	})
@@ -181,16 +189,14 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return PublicKubeconfig(v[0].(string), cfg.MasterPrivateIP().String(), v[1].(string))
 	})).(pulumi.StringOutput)
 
-	// A kubernetesVersion change, on the control plane first (upgrade.go): what must not run
-	// ahead of the API server's version waits for it.
-	upgradeMaster, err := b.upgradeControlPlane(cfg, initCmd)
-	if err != nil {
+	// The control plane's certificates, renewed by a daily timer on the master (upgrade.go).
+	if _, err := b.certRenewal(initCmd); err != nil {
 		return nil, err
 	}
 
 	calico, err := b.command(master, "calico", commandSpec{
 		create:    pulumi.String(CalicoScript()),
-		dependsOn: []pulumi.Resource{initCmd},
+		dependsOn: []pulumi.Resource{upgradeMaster},
 	})
 	if err != nil {
 		return nil, err
@@ -274,7 +280,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		ClusterIdentifier:     pulumi.String(Identifier(cfg)),
 		EnableServerSideApply: pulumi.Bool(true),
 		UpsertExistingObjects: pulumi.Bool(true),
-	}, pulumi.Parent(c))
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{upgradeMaster}))
 	if err != nil {
 		return nil, fmt.Errorf("create CRD provider: %w", err)
 	}

@@ -50,13 +50,15 @@ const scriptTimeout = 90 * time.Second
 // curl reads its config from standard input when given "-K -", as s3.sh passes the credentials:
 // the stand-in reads it too, or the writer could fail on a closed pipe.
 var defaultStubs = map[string]string{
-	"sudo":        `exec "$@"`,
-	"kubeadm":     `exit 0`,
-	"kubectl":     `exit 0`,
-	"apt-get":     `exit 0`,
-	"apt-mark":    `exit 0`,
-	"systemctl":   `exit 0`,
-	"curl":        `case " $* " in *" -K - "*) cat > /dev/null ;; esac`,
+	"sudo":      `exec "$@"`,
+	"kubeadm":   `exit 0`,
+	"kubectl":   `exit 0`,
+	"apt-get":   `exit 0`,
+	"apt-mark":  `exit 0`,
+	"systemctl": `exit 0`,
+	"curl":      `case " $* " in *" -K - "*) cat > /dev/null ;; *"/version "*) printf '{\n  "major": "1",\n  "minor": "35",\n  "gitVersion": "v1.35.4"\n}\n' ;; esac`,
+	// The node's kubelet, of the API server's minor above (join.sh compares them).
+	"kubelet":     `[ "$1" = --version ] && echo "Kubernetes v1.35.4"`,
 	"gpg":         `exit 0`,
 	"crictl":      `exit 0`,
 	"cloud-init":  `exit 0`,

@@ -56,6 +56,8 @@ func allScripts(t *testing.T) map[string]string {
 		"kubelet-config-storage": KubeletConfigScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
 		"upgrade-master":         UpgradeScript(cfg, config.RoleMaster, "ip-10-0-0-10.ap-northeast-2.compute.internal"),
 		"upgrade-storage":        UpgradeScript(cfg, config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
+		"renew-certs":            RenewCertsScript(),
+		"cert-renewal":           CertRenewalScript(),
 	}
 	for _, r := range config.Roles {
 		s["node-prepare-"+string(r)] = NodePrepareScript(cfg, r)

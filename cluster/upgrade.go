@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"strings"
+
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -19,8 +21,9 @@ const (
 	// brokers, the slowest to come back should the new kubelet restart them, stop within 120 s
 	// and boot and rejoin within about 3 minutes.
 	UpgradePodsReadySeconds = 600
-	// packageRevision is the Debian revision of every pkgs.k8s.io package ("1.35.4-1.1").
-	packageRevision = "1.1"
+	// upgradePending marks a node whose kubelet restarted and whose checks have not passed yet; it
+	// holds the pods that were Ready before.
+	upgradePending = "/var/lib/waste-coach/upgrade-pending"
 )
 
 // UpgradeScript brings role's node to cfg's Kubernetes version in place: on the control plane,
@@ -33,15 +36,15 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 		kubeconfig = "/etc/kubernetes/admin.conf"
 	}
 	return render("upgrade", struct {
-		Role                               config.Role
-		ControlPlane                       bool
-		NodeName, Kubeconfig               string
-		Target, TargetMinor                string
-		AptKeyFingerprint, PackageRevision string
-		KubeletSkew, HealthTries           int
-		PodsReadySeconds, PodsReadyTries   int
+		Role                             config.Role
+		ControlPlane                     bool
+		NodeName, Kubeconfig             string
+		Target, TargetMinor              string
+		AptKeyFingerprint, Pending       string
+		KubeletSkew, HealthTries         int
+		PodsReadySeconds, PodsReadyTries int
 	}{role, role.ControlPlane(), nodeName, kubeconfig, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(),
-		versions.KubernetesAptKeyFingerprint, packageRevision, KubeletSkew, KubeletHealthSeconds / 5,
+		versions.KubernetesAptKeyFingerprint, upgradePending, KubeletSkew, KubeletHealthSeconds / 5,
 		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5})
 }
 
@@ -89,4 +92,54 @@ func (b *builder) upgradeNodes(cfg *config.Config, after pulumi.Resource) (pulum
 		prev = step
 	}
 	return prev, nil
+}
+
+// The control plane's certificates (one year, from kubeadm) are renewed on the master by a daily
+// systemd timer, whatever `pulumi up` runs: RenewCertsScript is the program it runs,
+// CertRenewalScript installs both.
+const (
+	// CertRenewBeforeDays: a certificate with fewer days left is renewed.
+	CertRenewBeforeDays = 60
+	// CertRenewalCalendar is when the timer fires: 03:00 in Seoul, the service's night (the stacks
+	// run in ap-northeast-2), when a restart of the control plane disturbs the fewest.
+	CertRenewalCalendar = "*-*-* 18:00:00 UTC"
+	// CertRenewalProgram, CertRenewalService and CertRenewalTimer are what the master runs.
+	CertRenewalProgram = "/usr/local/sbin/waste-coach-renew-certs"
+	CertRenewalService = "waste-coach-renew-certs.service"
+	CertRenewalTimer   = "waste-coach-renew-certs.timer"
+	// certRestartSeconds bounds each static pod's stop, and then its start.
+	certRestartSeconds = 120
+)
+
+// certComponents are the static pods restarted after a renewal, in order: etcd first (the API
+// server reconnects to it), the scheduler last.
+var certComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// RenewCertsScript is the master's daily renewal: `kubeadm certs renew all` once a certificate
+// has fewer than CertRenewBeforeDays left, then each static pod restarted in turn.
+func RenewCertsScript() string {
+	return render("renew-certs", struct {
+		RenewDays, RenewSeconds, Seconds, Tries int
+		Manifests, Held, Components             string
+		Timer, Service                          string
+	}{CertRenewBeforeDays, CertRenewBeforeDays * 24 * 3600, certRestartSeconds, certRestartSeconds / 2,
+		"/etc/kubernetes/manifests", "/etc/kubernetes/waste-coach/restarting", strings.Join(certComponents, " "),
+		CertRenewalTimer, CertRenewalService})
+}
+
+// CertRenewalScript installs RenewCertsScript on the master with its systemd service and timer.
+func CertRenewalScript() string {
+	return render("cert-renewal", struct {
+		Program, Service, Timer, Calendar, Renew string
+		RenewDays                                int
+	}{CertRenewalProgram, CertRenewalService, CertRenewalTimer, CertRenewalCalendar, RenewCertsScript(), CertRenewBeforeDays})
+}
+
+// certRenewal declares the renewal's installation on the master: tied to the instance (a new
+// master gets it) and updated, so run again, whenever its script changes.
+func (b *builder) certRenewal(initCmd *remote.Command) (*remote.Command, error) {
+	return b.command(config.RoleMaster, "cert-renewal", commandSpec{
+		create:    pulumi.String(CertRenewalScript()),
+		dependsOn: []pulumi.Resource{initCmd},
+	})
 }

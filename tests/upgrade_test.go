@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/versions"
 )
@@ -34,6 +35,15 @@ func TestAVersionChangeUpgradesTheControlPlaneFirstThenEachNode(t *testing.T) {
 		}
 		if ccmProvider == nil || !ccmProvider.waitsFor(master) {
 			t.Error("the cloud-controller-manager's provider does not wait for upgrade-master: the CCM of a new minor would run against the old API server")
+		}
+		// What talks to the API server while `kubeadm upgrade apply` restarts it waits for the step.
+		for _, name := range []string{"kubeconfig", "calico"} {
+			if !get(name).waitsFor(master) {
+				t.Errorf("%s does not wait for upgrade-master: it could run while the API server restarts", name)
+			}
+		}
+		if crds := (&node{r, must(t, r, "pulumi:providers:kubernetes", "sesacthon-crds")}); !crds.waitsFor(master) {
+			t.Error("the CRDs' provider does not wait for upgrade-master: the CRDs could be applied while the API server restarts")
 		}
 		prev, prevName := get("nodes-ready"), "nodes-ready"
 		steps := []*node{master}
@@ -67,6 +77,25 @@ func TestAVersionChangeUpgradesTheControlPlaneFirstThenEachNode(t *testing.T) {
 			if !strings.Contains(script, `target="`+version+`"`) || !strings.Contains(script, versions.KubernetesAptKeyFingerprint) {
 				t.Errorf("%s does not name kubernetesVersion %s and the apt key's fingerprint: a change of either would not run it", s.Name, version)
 			}
+		}
+	})
+}
+
+// The control plane's certificates are renewed on the master by a daily timer, installed by a
+// command tied to the master's instance (a new master gets it too) whose script is the timer's
+// program: a change of it is an update that installs it again.
+func TestTheMasterRenewsItsCertificatesDaily(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		c := must(t, r, remoteCommand, "sesacthon-cert-renewal")
+		if str(c, "create") != cluster.CertRenewalScript() {
+			t.Error("cert-renewal does not install the renewal program and its timer")
+		}
+		master := must(t, r, "aws:ec2/instance:Instance", "sesacthon-nodes-master")
+		if master.ID == "" || !strings.Contains(prop(c, "triggers").String(), master.ID) {
+			t.Error("cert-renewal is not tied to the master's instance: a new master would have no renewal")
+		}
+		if str(c, "connection", "host") != str(must(t, r, remoteCommand, "sesacthon-kubeadm-init"), "connection", "host") {
+			t.Error("cert-renewal does not run on the master")
 		}
 	})
 }

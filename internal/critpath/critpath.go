@@ -82,6 +82,7 @@ var byName = nameTimes{
 	// version already; the control plane's step is before the joins, the others' before the
 	// kubelet rollout.
 	{"-upgrade-", Duration{5, "the node runs the version already: read the versions, one SSH round trip (estimate)"}},
+	{"-cert-renewal", Duration{3, "write the renewal program and its timer, one SSH round trip (estimate)"}},
 	// The figure dates from when the release also installed the operator's CRDs (now their own
 	// resources, workloads/crds.go); it is kept, unmeasured. Helm waits for the hook Jobs and the
 	// chart's own workloads, not for the Prometheus and Alertmanager pods the operator makes.
