@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,7 @@ func certStubs() map[string]string {
 case "$*" in
   "certs check-expiration -o jsonpath={range .certificates[*]}"*) cat "$STUB_STATE/expiry" ;;
   "certs check-expiration -o jsonpath={.certificates[?(@.name==\"apiserver\")].expirationDate}") echo 2027-12-06T18:00:00Z ;;
-  "certs renew all") sed -i 's/ [0-9]* false false$/ 31536000 false false/' "$STUB_STATE/expiry" ;;
+  "certs renew all") sed -i 's/ [^ ]* false false$/ 3.1536e+07 false false/' "$STUB_STATE/expiry" ;;
   *) echo "unexpected kubeadm $*" >&2; exit 1 ;;
 esac`,
 		"crictl": `
@@ -32,11 +33,13 @@ if [ -e "/etc/kubernetes/manifests/$c.yaml" ] && ! grep -qx "$c" "$STUB_STATE/st
 }
 
 // certExpiry is kubeadm's list with the API server's certificate at days left and the others at
-// 300 days; an externally managed and a missing certificate are never due.
+// 300 days; an externally managed and a missing certificate are never due. The seconds are
+// printed as kubeadm's jsonpath prints them: its object goes through a JSON map, so they are
+// float64 in Go's shortest form (5.0976e+06).
 func certExpiry(apiserverDays int) string {
-	day := 24 * 3600
-	return fmt.Sprintf("\napiserver %d false false\napiserver-kubelet-client %d false false\netcd-server %d false false\nfront-proxy-client 100 true false\nsuper-admin.conf 0 false true\n",
-		apiserverDays*day, 300*day, 300*day)
+	secs := func(days int) string { return strconv.FormatFloat(float64(days*24*3600), 'g', -1, 64) }
+	return fmt.Sprintf("apiserver %s false false\napiserver-kubelet-client %s false false\netcd-server %s false false\nfront-proxy-client 100 true false\nsuper-admin.conf 0 false true\n",
+		secs(apiserverDays), secs(300), secs(300))
 }
 
 func certRoot(t *testing.T, apiserverDays int) *scratchRoot {
@@ -113,6 +116,20 @@ func TestARenewalNeverLeavesAComponentOut(t *testing.T) {
 	if strings.Contains(r.stdout, "kube-scheduler restarted") {
 		t.Error("the scheduler was restarted after the controller-manager failed")
 	}
+	// The certificates on disk are renewed now, yet the restarts are owed: the next run does them.
+	if err := os.Remove(root.path("/var/lib/waste-coach/cert-restarts-owed")); err == nil {
+		root.write("/var/lib/waste-coach/cert-restarts-owed", "2026-12-06T18:00:00Z\n")
+	} else {
+		t.Fatalf("the failed run left no mark of the restarts it owes: %v", err)
+	}
+	root.stubState(t, "stuck", "")
+	next := root.run(RenewCertsScript(), scriptCase{stubs: certStubs()})
+	if next.code != 0 || len(next.called("kubeadm", "certs", "renew")) != 0 || !strings.Contains(next.stdout, "kube-scheduler restarted with the renewed certificates") {
+		t.Fatalf("the next run did not do the owed restarts (without renewing again):\n%s", next.describe())
+	}
+	if _, ok := root.read("/var/lib/waste-coach/cert-restarts-owed"); ok {
+		t.Error("the mark stays after every restart passed")
+	}
 
 	root = certRoot(t, 300)
 	root.write("/etc/kubernetes/waste-coach/restarting/kube-apiserver.yaml", "kind: Pod\nmetadata:\n  name: kube-apiserver\n")
@@ -144,7 +161,7 @@ func TestTheRenewalTimerIsInstalledOnTheMaster(t *testing.T) {
 	if !strings.Contains(service, "ExecStart="+CertRenewalProgram+"\n") || !strings.Contains(service, "Type=oneshot") {
 		t.Errorf("the service does not run the program once:\n%s", service)
 	}
-	if !strings.Contains(timer, "OnCalendar="+CertRenewalCalendar+"\n") || !strings.Contains(timer, "Persistent=true") {
+	if !strings.Contains(timer, "OnCalendar="+CertRenewalCalendar+"\n") || !strings.Contains(timer, "Persistent=true") || !strings.Contains(timer, "OnBootSec=") {
 		t.Errorf("the timer is not daily and persistent:\n%s", timer)
 	}
 	if r.index("systemctl", "enable", "--now", CertRenewalTimer) < 0 || r.index("systemctl", "daemon-reload") > r.index("systemctl", "enable", "--now", CertRenewalTimer) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/versions"
@@ -37,6 +38,9 @@ for v in $(cat "$STUB_STATE/madison"); do echo "   $2 | $v | https://pkgs.k8s.io
 		"dpkg": `exit 0`,
 		"gpg": `
 case "$*" in
+  "--show-keys --with-colons /etc/apt/keyrings/kubernetes-apt-keyring.asc") [ -e "$STUB_STATE/node-fpr" ] || exec "$0" --show-keys --with-colons downloaded
+    read -r fpr expires < "$STUB_STATE/node-fpr"
+    echo "pub:-:4096:1:0000000000000000:1:${expires}::-:::scESC::::::23::0:"; echo "fpr:::::::::${fpr}:" ;;
   "--show-keys --with-colons "*) for f in $(cat "$STUB_STATE/fpr"); do echo "pub:-:4096:1:${f: -16}:1:::-:::scESC::::::23::0:"; echo "fpr:::::::::$f:"; done ;;
 esac`,
 		"curl": `
@@ -52,6 +56,7 @@ case "$*" in
 esac`,
 		"kubeadm": `
 case "$*" in
+  "config images list --kubernetes-version "*) echo registry.k8s.io/kube-apiserver:$4; echo ` + upgradePause + ` ;;
   "upgrade plan "*) [ ! -e "$STUB_STATE/plan-refuses" ] ;;
   "upgrade apply "*)
     v=${3#v}
@@ -84,6 +89,10 @@ esac`,
 	}
 }
 
+// upgradePause is the pause image the kubeadm stand-in names, and the runtime the model's node
+// runs unless a case says otherwise: the pins.
+const upgradePause = "registry.k8s.io/pause:3.10.1"
+
 // upgradeModel is the state of the model before a run.
 type upgradeModel struct {
 	controlPlane string // the manifests' version; "" on a node without them
@@ -93,6 +102,8 @@ type upgradeModel struct {
 	pods         string
 	madison      string // the package versions the repository serves
 	fingerprint  string // the primary keys in Release.key, space-separated
+	containerd   string // the containerd and runc versions installed, and containerd's pause image
+	runc, pause  string
 }
 
 func (m upgradeModel) seed(t *testing.T, root *scratchRoot) {
@@ -121,6 +132,19 @@ func (m upgradeModel) seed(t *testing.T, root *scratchRoot) {
 		m.madison = "1.35.4-1.1 1.36.1-1.1 1.36.2-1.1"
 	}
 	state("madison", m.madison)
+	if m.containerd == "" {
+		m.containerd, m.runc, m.pause = versions.Containerd.Version, versions.Runc.Version, upgradePause
+	}
+	for path, version := range map[string]string{
+		"/usr/local/bin/containerd": "echo 'containerd github.com/containerd/containerd/v2 v" + m.containerd + " 0123abcd'",
+		"/usr/local/sbin/runc":      "echo 'runc version " + m.runc + "'",
+	} {
+		root.write(path, "#!/bin/bash\n"+version+"\n")
+		if err := os.Chmod(root.path(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root.write("/etc/containerd/config.toml", "version = 3\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = '"+m.pause+"'\n")
 	if m.fingerprint == "" {
 		m.fingerprint = versions.KubernetesAptKeyFingerprint
 	}
@@ -168,11 +192,11 @@ func TestTheControlPlaneUpgradesInOrder(t *testing.T) {
 		{"the key download", r.index("curl", "-fsSL", "--retry", "5", "-o")},
 		{"the key's fingerprint check", r.index("gpg", "--show-keys")},
 		{"apt-get update", r.index("apt-get", "update")},
-		{"kubeadm 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")},
+		{"kubeadm 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")},
 		{"kubeadm upgrade plan", r.index("kubeadm", "upgrade", "plan", "v1.36.2")},
 		{"kubeadm upgrade apply", r.index("kubeadm", "upgrade", "apply", "v1.36.2", "--yes")},
 		{"the cordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "cordon")},
-		{"kubelet and kubectl 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubelet=1.36.2-1.1", "kubectl=1.36.2-1.1")},
+		{"kubelet and kubectl 1.36.2", r.index("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubelet=1.36.2-1.1", "kubectl=1.36.2-1.1")},
 		{"daemon-reload", r.index("systemctl", "daemon-reload")},
 		{"the kubelet's restart", r.index("systemctl", "restart", "kubelet")},
 		{"the uncordon", r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "uncordon")},
@@ -264,7 +288,7 @@ func TestAnInterruptedUpgradeResumes(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("the resumed upgrade failed:\n%s", r.describe())
 			}
-			if len(r.called("kubeadm", "upgrade", "apply")) != 0 || len(r.called("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")) != 0 {
+			if len(r.called("kubeadm", "upgrade", "apply")) != 0 || len(r.called("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1")) != 0 {
 				t.Errorf("the resumed step applied the control plane or installed kubeadm again:\n%s", r.describe())
 			}
 			if r.index("systemctl", "restart", "kubelet") < 0 || readState(t, root, "running") != "1.36.2" {
@@ -299,7 +323,7 @@ func TestANodeWaitsForTheControlPlane(t *testing.T) {
 		t.Fatalf("the storage node's upgrade failed:\n%s", r.describe())
 	}
 	node := r.index("kubeadm", "upgrade", "node", "--kubeconfig", "/etc/kubernetes/kubelet.conf")
-	if node < 0 || node < r.index("apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1") || node > r.index("systemctl", "restart", "kubelet") {
+	if node < 0 || node < r.index("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "kubeadm=1.36.2-1.1") || node > r.index("systemctl", "restart", "kubelet") {
 		t.Errorf("kubeadm upgrade node did not run between kubeadm's install and the kubelet's restart:\n%s", r.describe())
 	}
 	if len(r.called("kubeadm", "upgrade", "apply")) != 0 {
@@ -418,4 +442,87 @@ func readState(t *testing.T, root *scratchRoot, name string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestThePinnedRuntimeReachesARunningNode: with the node at the cluster's version but an older
+// containerd, runc and pause image than the code pins, the step installs the verified release
+// files, points containerd at kubeadm's pause image and restarts containerd, then the kubelet,
+// in the node's window (cordoned, checked, uncordoned), without touching the Kubernetes packages;
+// the next run changes nothing.
+func TestThePinnedRuntimeReachesARunningNode(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.35.4", containerd: "2.2.6", runc: "1.3.5", pause: "registry.k8s.io/pause:3.10"}.seed(t, root)
+	stubs := upgradeStubs()
+	node := nodeCase(t, "config-default-2.x.toml").stubs
+	stubs["curl"] = "case \"$*\" in *healthz*) exit 0 ;; esac\n" + nodeCurl(releaseKey, nodeDownloads())
+	stubs["sha256sum"], stubs["tar"] = node["sha256sum"], node["tar"]
+	script := upgradeScript(t, "1.35.4", config.RoleStorage)
+	r := root.run(script, scriptCase{stubs: stubs})
+	if r.code != 0 {
+		t.Fatalf("the runtime upgrade failed:\n%s", r.describe())
+	}
+	if runc, _ := root.read("/usr/local/sbin/runc"); runc != genuineRunc {
+		t.Errorf("runc is not the verified %s release: %q", versions.Runc.Version, runc)
+	}
+	if len(r.called("tar", "-C", "/usr/local", "-xzf")) != 1 {
+		t.Errorf("the containerd release was not unpacked under /usr/local:\n%s", r.describe())
+	}
+	if conf, _ := root.read("/etc/containerd/config.toml"); !strings.Contains(conf, "sandbox = '"+upgradePause+"'") {
+		t.Errorf("containerd's pause image is not kubeadm's %s:\n%s", upgradePause, conf)
+	}
+	containerd, kubelet := r.index("systemctl", "restart", "containerd"), r.index("systemctl", "restart", "kubelet")
+	cordon := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "cordon")
+	if cordon < 0 || containerd < cordon || kubelet < containerd {
+		t.Errorf("not cordon, then containerd's restart, then the kubelet's:\n%s", r.describe())
+	}
+	if len(r.called("apt-get", "install")) != 0 || len(r.called("kubeadm", "upgrade")) != 0 {
+		t.Errorf("a runtime change touched the Kubernetes packages:\n%s", r.describe())
+	}
+	if readState(t, root, "unschedulable") != "" {
+		t.Error("the node stays cordoned")
+	}
+	// The unpacked containerd answers the pinned version now: a second run has nothing to do.
+	again := root.run(script, scriptCase{stubs: stubs})
+	if again.code != 0 || len(changed(again)) != 0 || len(again.called("curl", "-fsSL", "--retry", "5", "-o")) != 0 {
+		t.Errorf("a second run changed the node again: %v\n%s", changed(again), again.describe())
+	}
+}
+
+// TestTheNodesKeyIsFetchedAgainWhenItIsNotThePinOrExpires: a node whose cached pkgs.k8s.io key
+// is not the pinned one (the pin changed since its first boot), or is the pinned one but expires
+// within 60 days, fetches the key again, checked, even with nothing else to upgrade, and is not
+// cordoned for it; a key good for longer is left alone.
+func TestTheNodesKeyIsFetchedAgainWhenItIsNotThePinOrExpires(t *testing.T) {
+	day := int64(24 * 3600)
+	now := time.Now().Unix()
+	for name, c := range map[string]struct {
+		cached string
+		fetch  bool
+	}{
+		"another key":                 {"0123456789ABCDEF0123456789ABCDEF01234567 " + fmt.Sprint(now+365*day), true},
+		"the pin expiring in 20 days": {versions.KubernetesAptKeyFingerprint + " " + fmt.Sprint(now+20*day), true},
+		"the pin expired":             {versions.KubernetesAptKeyFingerprint + " " + fmt.Sprint(now-day), true},
+		"the pin good for 90 days":    {versions.KubernetesAptKeyFingerprint + " " + fmt.Sprint(now+90*day), false},
+		"the pin without expiry":      {versions.KubernetesAptKeyFingerprint + " ", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := newRoot(t)
+			upgradeModel{kubelet: "1.35.4", server: "1.35.4"}.seed(t, root)
+			root.stubState(t, "node-fpr", c.cached+"\n")
+			r := root.run(upgradeScript(t, "1.35.4", config.RoleWorker1), scriptCase{stubs: upgradeStubs()})
+			if r.code != 0 {
+				t.Fatalf("the step failed:\n%s", r.describe())
+			}
+			fetched := r.index("curl", "-fsSL", "--retry", "5", "-o") >= 0 && r.index("apt-get", "update", "-q") >= 0
+			if fetched != c.fetch {
+				t.Fatalf("key fetched again: %v, want %v:\n%s", fetched, c.fetch, r.describe())
+			}
+			if key, ok := root.read("/etc/apt/keyrings/kubernetes-apt-keyring.asc"); c.fetch && (!ok || key != "key\n") {
+				t.Errorf("the key downloaded is not in the node's keyring: %q", key)
+			}
+			if len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "cordon")) != 0 || len(r.called("systemctl", "restart", "kubelet")) != 0 {
+				t.Errorf("a key refresh cordoned the node or restarted its kubelet:\n%s", r.describe())
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -24,6 +25,8 @@ const (
 	// upgradePending marks a node whose kubelet restarted and whose checks have not passed yet; it
 	// holds the pods that were Ready before.
 	upgradePending = "/var/lib/waste-coach/upgrade-pending"
+	// aptKeyRenewDays: a node's cached pkgs.k8s.io key that expires sooner is fetched again.
+	aptKeyRenewDays = 60
 )
 
 // UpgradeScript brings role's node to cfg's Kubernetes version in place: on the control plane,
@@ -43,9 +46,13 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 		AptKeyFingerprint, Pending       string
 		KubeletSkew, HealthTries         int
 		PodsReadySeconds, PodsReadyTries int
+		Containerd, Runc                 versions.Artifact
+		KeyRenewDays                     int
+		Period, Lock                     string
 	}{role, role.ControlPlane(), nodeName, kubeconfig, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(),
 		versions.KubernetesAptKeyFingerprint, upgradePending, KubeletSkew, KubeletHealthSeconds / 5,
-		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5})
+		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5, versions.Containerd, versions.Runc,
+		aptKeyRenewDays, CredentialRenewalPeriod(time.Now()), controlPlaneLock})
 }
 
 // upgradeControlPlane declares the control plane's upgrade step. Everything that must not run
@@ -54,9 +61,9 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 // must not be newer than the API server), and the other nodes' steps.
 //
 // No step is tied to its instance (a new node is prepared at the configured version) nor has a
-// trigger: the script names the version and the apt key's fingerprint, so a change of either is
-// an update of each step, which runs it again, in place (the preview shows updates, no
-// replacement). A replaced node's new address is an update too, which finds nothing to do; so
+// trigger: the script names the version, the apt key's fingerprint, the runtime's pins and the
+// calendar month (the monthly check of the node's cached key), so a change of any is an update
+// of each step, which runs it again, in place (the preview shows updates, no replacement). A replaced node's new address is an update too, which finds nothing to do; so
 // does a new cluster.
 func (b *builder) upgradeControlPlane(cfg *config.Config, initCmd *remote.Command) (*remote.Command, error) {
 	master := config.RoleMaster
@@ -109,6 +116,12 @@ const (
 	CertRenewalTimer   = "waste-coach-renew-certs.timer"
 	// certRestartSeconds bounds each static pod's stop, and then its start.
 	certRestartSeconds = 120
+	// certRestartsOwed marks certificates renewed on disk whose components have not all been
+	// restarted on them yet.
+	certRestartsOwed = "/var/lib/waste-coach/cert-restarts-owed"
+	// controlPlaneLock keeps the renewal and `kubeadm upgrade apply` apart: both restart the
+	// static pods by their manifests.
+	controlPlaneLock = "/run/lock/waste-coach-control-plane"
 )
 
 // certComponents are the static pods restarted after a renewal, in order: etcd first (the API
@@ -121,10 +134,10 @@ func RenewCertsScript() string {
 	return render("renew-certs", struct {
 		RenewDays, RenewSeconds, Seconds, Tries int
 		Manifests, Held, Components             string
-		Timer, Service                          string
+		Timer, Service, Owed, Lock              string
 	}{CertRenewBeforeDays, CertRenewBeforeDays * 24 * 3600, certRestartSeconds, certRestartSeconds / 2,
 		"/etc/kubernetes/manifests", "/etc/kubernetes/waste-coach/restarting", strings.Join(certComponents, " "),
-		CertRenewalTimer, CertRenewalService})
+		CertRenewalTimer, CertRenewalService, certRestartsOwed, controlPlaneLock})
 }
 
 // CertRenewalScript installs RenewCertsScript on the master with its systemd service and timer.

@@ -101,6 +101,10 @@ func (s *scope) certificateExporter(monitoring pulumi.Resource) error {
 	}
 	pod := Pod{
 		Labels: l, Role: config.RoleMaster, UID: exporterUID,
+		// A file mount keeps the file it was made with. Until the credential's certificate was
+		// rewritten in place, each re-mint made a new file, which a running exporter never saw:
+		// this restarts it once onto the file as it is now.
+		Annotations: pulumi.StringMap{"waste-coach.io/credential-certificate": pulumi.String("rewritten-in-place")},
 		Containers: []Container{{
 			Name: name, Image: pulumi.String(versions.CertificateExporter),
 			Args: []string{

@@ -161,6 +161,8 @@ type Pod struct {
 	// HostNetwork and RunAsRoot are for the etcd snapshot only: it reaches the member on the
 	// master's loopback and reads kubeadm's root-only etcd client key.
 	HostNetwork, RunAsRoot bool
+	// Annotations go on the pod template; a change of one restarts the pods.
+	Annotations pulumi.StringMap
 }
 
 // withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
@@ -221,7 +223,11 @@ func (p Pod) template() corev1.PodTemplateSpecArgs {
 		}
 		spec.ImagePullSecrets = refs
 	}
-	return corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: p.Labels}, Spec: spec}
+	meta := &metav1.ObjectMetaArgs{Labels: p.Labels}
+	if len(p.Annotations) > 0 {
+		meta.Annotations = p.Annotations
+	}
+	return corev1.PodTemplateSpecArgs{Metadata: meta, Spec: spec}
 }
 
 // nodeSelector pins pods to a role: the workload label for workers, the control-plane label

@@ -176,6 +176,11 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	// 3b. kubernetesVersion one minor up: the upgrade steps, in place, and a clean preview after.
+	if err := upgradeVersion(ctx, stack, o); err != nil {
+		return err
+	}
+
 	// 4. The state holds secrets only encrypted.
 	if err := secretsStayEncrypted(cli, kubeconfig, o.out); err != nil {
 		return err
