@@ -195,8 +195,9 @@ const (
 )
 
 // etcdTags are the etcd releases kubeadm runs per Kubernetes minor, where it differs from
-// EtcdDefaultTag (kubeadm v1.28.15 constants.DefaultEtcdVersion).
-var etcdTags = map[string]string{"1.28": "3.5.15-0"}
+// EtcdDefaultTag (constants.DefaultEtcdVersion of kubeadm v1.28.15 and v1.36.3, read in the
+// modules tools/kubeadm builds).
+var etcdTags = map[string]string{"1.28": "3.5.15-0", "1.36": "3.6.8-0"}
 
 // EtcdImage returns the etcd image kubeadm runs for a Kubernetes minor ("1.35").
 func EtcdImage(minor string) string {

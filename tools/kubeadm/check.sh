@@ -110,4 +110,4 @@ NS
     KUBEADM_BIN="${kubeadm}" KUBEADM_VERSION="${version}" \
     go test ./cluster/ -count=1 -run 'TestJoinConfigurationIsOneKubeadmAccepts|TestCACertHashIsKubeadms'
 done
-echo "::: kubeadm configuration of ${stack} proven with kubeadm v1.35 and v1.28"
+echo "::: kubeadm configuration of ${stack} proven with kubeadm ${kubeadm_lines[*]}"

@@ -14,6 +14,8 @@ func TestJudgeUpgradeWantsTheUpgradeStepsInPlaceAndNothingElse(t *testing.T) {
 		urn("kubernetes:apps/v1:DaemonSet", "sesacthon-ccm"):                 "update",
 		urn("command:remote:Command", "sesacthon-kubeadm-init"):              "update",
 		urn("aws:ssm/parameter:Parameter", "sesacthon-nodes-master-prepare"): "update",
+		// kubeadm's etcd of the new minor, for the snapshot: allowed, not required.
+		urn("kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot"): "update",
 	}
 	for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
 		good[urn("command:remote:Command", "sesacthon-upgrade-"+role)] = "update"
