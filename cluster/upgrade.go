@@ -48,11 +48,11 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 		PodsReadySeconds, PodsReadyTries int
 		Containerd, Runc                 versions.Artifact
 		KeyRenewDays                     int
-		Period, Lock                     string
+		Period, Lock, RenewService       string
 	}{role, role.ControlPlane(), nodeName, kubeconfig, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(),
 		versions.KubernetesAptKeyFingerprint, upgradePending, KubeletSkew, KubeletHealthSeconds / 5,
 		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5, versions.Containerd, versions.Runc,
-		aptKeyRenewDays, CredentialRenewalPeriod(time.Now()), controlPlaneLock})
+		aptKeyRenewDays, CredentialRenewalPeriod(time.Now()), controlPlaneLock, CertRenewalService})
 }
 
 // upgradeControlPlane declares the control plane's upgrade step. Everything that must not run
@@ -121,7 +121,7 @@ const (
 	certRestartsOwed = "/var/lib/waste-coach/cert-restarts-owed"
 	// controlPlaneLock keeps the renewal and `kubeadm upgrade apply` apart: both restart the
 	// static pods by their manifests.
-	controlPlaneLock = "/run/lock/waste-coach-control-plane"
+	controlPlaneLock = "/run/waste-coach/control-plane.lock"
 )
 
 // certComponents are the static pods restarted after a renewal, in order: etcd first (the API

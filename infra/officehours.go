@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -44,7 +45,18 @@ func marketOptions(node config.Node) ec2.InstanceInstanceMarketOptionsPtrInput {
 // cannot reach a stopped node and the Kubernetes API is down with the master. So an update is
 // refused with what to do, before anything is changed; a preview only warns, so that pull
 // requests still get their diff at night.
+//
+// First it warns about any node that was terminated rather than stopped (TerminatedNodes).
 func CheckNodesRunning(ctx *pulumi.Context, cfg *config.Config) error {
+	lost, err := TerminatedNodes(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, role := range slices.Sorted(maps.Keys(lost)) {
+		if err := ctx.Log.Warn(TerminatedNodeMessage(cfg, role, lost[role]), nil); err != nil {
+			return err
+		}
+	}
 	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
 		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
 		InstanceStateNames: []string{"stopping", "stopped"},
@@ -61,6 +73,51 @@ func CheckNodesRunning(ctx *pulumi.Context, cfg *config.Config) error {
 		return ctx.Log.Warn(msg+" (a preview goes on; `pulumi up` would stop here)", nil)
 	}
 	return fmt.Errorf("%s", msg)
+}
+
+// TerminatedNodes tells a terminated node from a stopped one: each role (with the instance id)
+// whose instance EC2 terminated (lost spot capacity, a hand termination) while no instance of
+// that role is left alive. The stack's state still holds the instance, so a plain `pulumi up`
+// finds nothing to do for it and the node stays gone; `pulumi up --refresh` reads it terminated
+// and launches a new one. CheckNodesRunning warns, it does not refuse: the state cannot be read
+// from here, and a stack destroyed and created again within the hour EC2 keeps terminated
+// instances listed must still deploy.
+func TerminatedNodes(ctx *pulumi.Context, cfg *config.Config) (map[string]string, error) {
+	owned := ec2.GetInstancesFilter{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}
+	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
+		Filters:            []ec2.GetInstancesFilter{owned},
+		InstanceStateNames: []string{"shutting-down", "terminated"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up terminated nodes of %s: %w", cfg.ClusterID(), err)
+	}
+	lost := map[string]string{}
+	for _, id := range slices.Sorted(slices.Values(res.Ids)) {
+		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)})
+		if err != nil {
+			continue // gone from EC2's listing since: nothing left to tell
+		}
+		role := inst.Tags["Role"]
+		live, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
+			Filters:            []ec2.GetInstancesFilter{owned, {Name: "tag:Role", Values: []string{role}}},
+			InstanceStateNames: liveInstanceStates,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("look up the %s node of %s: %w", role, cfg.ClusterID(), err)
+		}
+		if len(live.Ids) == 0 {
+			lost[role] = id
+		}
+	}
+	return lost, nil
+}
+
+// TerminatedNodeMessage says that role's node was terminated and how to bring it back.
+func TerminatedNodeMessage(cfg *config.Config, role, id string) string {
+	return fmt.Sprintf("the %s node of stack %s (%s) was terminated (lost spot capacity, or someone terminated it), not stopped, "+
+		"and no instance of that role is left: if this stack's state still holds it, `pulumi up` changes nothing for it. "+
+		"Run `pulumi up --refresh`: the refresh finds it gone and the update launches and joins a new one "+
+		"(docs/operations.md, \"Replacing a node\")", role, cfg.Stack, id)
 }
 
 // StoppedNodesMessage says which nodes are stopped, why they may be, and how to go on.

@@ -278,3 +278,45 @@ func TestRemoteCommandsSurviveAStopAndStart(t *testing.T) {
 		}
 	})
 }
+
+// TestATerminatedNodeIsToldFromAStoppedOne: a role whose instance EC2 terminated, with no
+// instance of that role left alive, is named with its instance and `pulumi up --refresh` (a
+// plain up would change nothing for it: the state still holds the instance); an old instance
+// terminated by a replacement, beside its live successor, is not.
+func TestATerminatedNodeIsToldFromAStoppedOne(t *testing.T) {
+	sc, err := stackfile.Read("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("dev", func(k string) (string, bool) { v, ok := sc.Values[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := "ami-0" + mocks.Placeholder + "running"
+	m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
+	m.Instances = []mocks.Instance{
+		{ID: "i-0lostworker2", Role: "worker-2", Cluster: "dev-sesacthon", Image: image, State: "terminated"},
+		{ID: "i-0oldmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "terminated"},
+		{ID: "i-0newmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "running"},
+		{ID: "i-0prodworker2", Role: "worker-2", Cluster: "prod-sesacthon", Image: image, State: "running"},
+		{ID: "i-0stoppedstorage", Role: "storage", Cluster: "dev-sesacthon", Image: image, State: "stopped"},
+	}
+	var lost map[string]string
+	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		lost, err = infra.TerminatedNodes(ctx, cfg)
+		return err
+	}, pulumi.WithMocks(config.Project, "dev", m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) != 1 || lost["worker-2"] != "i-0lostworker2" {
+		t.Errorf("terminated nodes = %v, want worker-2 (i-0lostworker2) alone: prod's live worker-2 is another stack's, the old master has a successor, a stopped node is not terminated", lost)
+	}
+	msg := infra.TerminatedNodeMessage(cfg, "worker-2", "i-0lostworker2")
+	for _, want := range []string{"worker-2", "i-0lostworker2", "terminated", "not stopped", "pulumi up --refresh"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the warning does not say %q: %s", want, msg)
+		}
+	}
+}

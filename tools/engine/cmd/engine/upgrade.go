@@ -16,6 +16,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/versions"
 )
 
 // upgradeSteps are what a kubernetesVersion change may change, each updated in place: the
@@ -92,6 +93,10 @@ func upgradeVersion(ctx context.Context, stack auto.Stack, o options) error {
 	target, err := nextMinor(current.Value)
 	if err != nil {
 		return err
+	}
+	if _, ok := versions.CCMImage(target); !ok {
+		fmt.Printf("engine: kubernetesVersion %s is of the newest minor the program supports (versions.CCMImage has no %s): no upgrade to preview\n", current.Value, target)
+		return nil
 	}
 	if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: target}); err != nil {
 		return err
