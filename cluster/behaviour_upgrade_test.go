@@ -53,7 +53,8 @@ esac`,
 		"systemctl": `
 case "$*" in
   "restart kubelet") cut -d- -f1 "$STUB_STATE/pkg-kubelet" > "$STUB_STATE/running"
-    if [ -e "$STUB_STATE/restart-unreadies" ]; then p=$(cat "$STUB_STATE/restart-unreadies"); sed -i "s|^$p True$|$p False|" "$STUB_STATE/pods"; fi ;;
+    if [ -e "$STUB_STATE/restart-unreadies" ]; then p=$(cat "$STUB_STATE/restart-unreadies"); sed -i "s|^$p True$|$p False|" "$STUB_STATE/pods"; fi
+    if [ -e "$STUB_STATE/restart-takes-api-down" ]; then touch "$STUB_STATE/api-down"; fi ;;
 esac`,
 		"kubeadm": `
 case "$*" in
@@ -83,7 +84,7 @@ case "$*" in
   "cordon "*) echo true > "$STUB_STATE/unschedulable" ;;
   "uncordon "*) rm -f "$STUB_STATE/unschedulable" ;;
   "wait "*) exit 0 ;;
-  "get pods "*".status.conditions"*) cat "$STUB_STATE/pods" 2> /dev/null || true ;;
+  "get pods "*".status.conditions"*) [ -e "$STUB_STATE/api-down" ] && exit 1; cat "$STUB_STATE/pods" 2> /dev/null || true ;;
   "get pods "*) cut -d' ' -f1 "$STUB_STATE/pods" 2> /dev/null || true ;;
   *) echo "unexpected kubectl $*" >&2; exit 1 ;;
 esac`,
@@ -453,10 +454,7 @@ func readState(t *testing.T, root *scratchRoot, name string) string {
 func TestThePinnedRuntimeReachesARunningNode(t *testing.T) {
 	root := newRoot(t)
 	upgradeModel{kubelet: "1.35.4", server: "1.35.4", containerd: "2.2.6", runc: "1.3.5", pause: "registry.k8s.io/pause:3.10"}.seed(t, root)
-	stubs := upgradeStubs()
-	node := nodeCase(t, "config-default-2.x.toml").stubs
-	stubs["curl"] = "case \"$*\" in *healthz*) exit 0 ;; esac\n" + nodeCurl(releaseKey, nodeDownloads())
-	stubs["sha256sum"], stubs["tar"] = node["sha256sum"], node["tar"]
+	stubs := runtimeStubs(t)
 	script := upgradeScript(t, "1.35.4", config.RoleStorage)
 	r := root.run(script, scriptCase{stubs: stubs})
 	if r.code != 0 {
@@ -550,15 +548,27 @@ func TestAKeyRefreshNeverStopsAnUp(t *testing.T) {
 	}
 }
 
+// runtimeStubs are upgradeStubs that also serve the verified release files (as node-prepare's
+// tests do): curl, sha256sum and tar.
+func runtimeStubs(t *testing.T) map[string]string {
+	stubs := upgradeStubs()
+	node := nodeCase(t, "config-default-2.x.toml").stubs
+	stubs["curl"] = "case \"$*\" in *healthz*) exit 0 ;; esac\n" + nodeCurl(releaseKey, nodeDownloads())
+	stubs["sha256sum"], stubs["tar"] = node["sha256sum"], node["tar"]
+	return stubs
+}
+
 // TestAContainerdRestartIsOwedUntilDone: a step cut short after the new containerd was unpacked
-// (the binary on disk at the pin, the old daemon still running) restarts containerd on the next
-// run, though every file already says "pinned".
+// (the binary on disk at the pin, the old daemon still running), or while tar wrote it (the
+// binary unreadable), unpacks it again and restarts containerd on the next run, though the files
+// may say "pinned".
 func TestAContainerdRestartIsOwedUntilDone(t *testing.T) {
 	root := newRoot(t)
 	upgradeModel{kubelet: "1.35.4", server: "1.35.4"}.seed(t, root)
 	root.write("/var/lib/waste-coach/containerd-restart-owed", "2026-12-06T10:00:00Z\n")
-	r := root.run(upgradeScript(t, "1.35.4", config.RoleStorage), scriptCase{stubs: upgradeStubs()})
-	if r.code != 0 || r.index("systemctl", "restart", "containerd") < 0 {
+	root.write("/usr/local/bin/containerd", "") // cut short by the tar: not even a script
+	r := root.run(upgradeScript(t, "1.35.4", config.RoleStorage), scriptCase{stubs: runtimeStubs(t)})
+	if r.code != 0 || r.index("systemctl", "restart", "containerd") < 0 || len(r.called("tar", "-C", "/usr/local", "-xzf")) != 1 {
 		t.Fatalf("the owed containerd restart was not done:\n%s", r.describe())
 	}
 	if _, ok := root.read("/var/lib/waste-coach/containerd-restart-owed"); ok {
@@ -567,19 +577,19 @@ func TestAContainerdRestartIsOwedUntilDone(t *testing.T) {
 }
 
 // TestAContainerdPinMoreThanAMinorAheadIsRefused: containerd is upgraded one minor at a time
-// within a major; a pin further ahead of the node's containerd stops the step before anything
-// is downloaded or changed.
+// within a major, never back; a pin further ahead of the node's containerd, or behind it, stops
+// the step before the node is cordoned or anything is downloaded or changed.
 func TestAContainerdPinMoreThanAMinorAheadIsRefused(t *testing.T) {
-	for _, running := range []string{"2.0.5", "1.7.27"} {
+	for _, running := range []string{"2.0.5", "1.7.27", "2.3.1"} {
 		t.Run(running, func(t *testing.T) {
 			root := newRoot(t)
 			upgradeModel{kubelet: "1.35.4", server: "1.35.4", containerd: running, runc: versions.Runc.Version, pause: upgradePause}.seed(t, root)
 			r := root.run(upgradeScript(t, "1.35.4", config.RoleStorage), scriptCase{stubs: upgradeStubs()})
-			if r.code == 0 || !strings.Contains(r.stderr, "the node runs containerd "+running+", and the pin "+versions.Containerd.Version+" is not its next minor") {
+			if r.code == 0 || !strings.Contains(r.stderr, "the node runs containerd "+running+", and the pin "+versions.Containerd.Version+" is neither its minor nor the next") {
 				t.Fatalf("a containerd jump from %s to %s was not refused:\n%s", running, versions.Containerd.Version, r.describe())
 			}
-			if len(r.called("tar")) != 0 || len(r.called("systemctl", "restart", "containerd")) != 0 {
-				t.Errorf("the refused jump changed the runtime:\n%s", r.describe())
+			if len(r.called("tar")) != 0 || len(r.called("systemctl", "restart", "containerd")) != 0 || len(changed(r)) != 0 {
+				t.Errorf("the refused jump changed the node: %v\n%s", changed(r), r.describe())
 			}
 		})
 	}
@@ -597,5 +607,24 @@ func TestARefreshOfAnotherKeyOnlyWarns(t *testing.T) {
 	}
 	if _, ok := root.read("/etc/apt/keyrings/kubernetes-apt-keyring.asc"); ok {
 		t.Error("the refused key was installed")
+	}
+}
+
+// TestTheHealthGateFailsWhenThePodsCannotBeListed: after the kubelet's restart the API server
+// does not answer the pod listing; the step fails and the pods stay owed, instead of an empty
+// listing passing for "nothing waiting".
+func TestTheHealthGateFailsWhenThePodsCannotBeListed(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2", pods: "data/postgres-0 True\n"}.seed(t, root)
+	root.stubState(t, "restart-takes-api-down", "")
+	r := root.run(upgradeScript(t, "1.36.2", config.RoleStorage), scriptCase{stubs: upgradeStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "cannot list the node's pods") {
+		t.Fatalf("the gate passed without a pod listing:\n%s", r.describe())
+	}
+	if owed, ok := root.read("/var/lib/waste-coach/upgrade-pending"); !ok || !strings.Contains(owed, "data/postgres-0") {
+		t.Errorf("the owed checks lost the pods that were Ready before: %q", owed)
+	}
+	if readState(t, root, "unschedulable") != "true" {
+		t.Error("the node was uncordoned without its checks")
 	}
 }

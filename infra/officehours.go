@@ -75,38 +75,41 @@ func CheckNodesRunning(ctx *pulumi.Context, cfg *config.Config) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// TerminatedNodes tells a terminated node from a stopped one: each role (with the instance id)
-// whose instance EC2 terminated (lost spot capacity, a hand termination) while no instance of
-// that role is left alive. The stack's state still holds the instance, so a plain `pulumi up`
-// finds nothing to do for it and the node stays gone; `pulumi up --refresh` reads it terminated
-// and launches a new one. CheckNodesRunning warns, it does not refuse: the state cannot be read
-// from here, and a stack destroyed and created again within the hour EC2 keeps terminated
-// instances listed must still deploy.
+// TerminatedNodes tells a terminated node from a stopped one: each configured role (with an
+// instance id) whose instance EC2 terminated (lost spot capacity, a hand termination) while no
+// instance of that role is left alive. The stack's state still holds the instance, so a plain
+// `pulumi up` finds nothing to do for it and the node stays gone; `pulumi up --refresh` reads it
+// terminated and launches a new one. CheckNodesRunning warns, it does not refuse: the state
+// cannot be read from here, and a stack destroyed and created again within the hour EC2 keeps
+// terminated instances listed must still deploy. Tag filters only (no per-instance lookup, which
+// a terminated instance may not answer): one call, and two per role when anything is terminated.
 func TerminatedNodes(ctx *pulumi.Context, cfg *config.Config) (map[string]string, error) {
 	owned := ec2.GetInstancesFilter{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}
-	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
-		Filters:            []ec2.GetInstancesFilter{owned},
-		InstanceStateNames: []string{"shutting-down", "terminated"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("look up terminated nodes of %s: %w", cfg.ClusterID(), err)
+	gone := []string{"shutting-down", "terminated"}
+	list := func(states []string, filters ...ec2.GetInstancesFilter) ([]string, error) {
+		res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{Filters: append([]ec2.GetInstancesFilter{owned}, filters...), InstanceStateNames: states})
+		if err != nil {
+			return nil, fmt.Errorf("look up the nodes of %s: %w", cfg.ClusterID(), err)
+		}
+		return slices.Sorted(slices.Values(res.Ids)), nil
+	}
+	found, err := list(gone)
+	if err != nil || len(found) == 0 {
+		return nil, err
 	}
 	lost := map[string]string{}
-	for _, id := range slices.Sorted(slices.Values(res.Ids)) {
-		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)})
+	for _, n := range cfg.Nodes {
+		role := ec2.GetInstancesFilter{Name: "tag:Role", Values: []string{string(n.Role)}}
+		terminated, err := list(gone, role)
 		if err != nil {
-			continue // gone from EC2's listing since: nothing left to tell
+			return nil, err
 		}
-		role := inst.Tags["Role"]
-		live, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
-			Filters:            []ec2.GetInstancesFilter{owned, {Name: "tag:Role", Values: []string{role}}},
-			InstanceStateNames: liveInstanceStates,
-		})
+		live, err := list(liveInstanceStates, role)
 		if err != nil {
-			return nil, fmt.Errorf("look up the %s node of %s: %w", role, cfg.ClusterID(), err)
+			return nil, err
 		}
-		if len(live.Ids) == 0 {
-			lost[role] = id
+		if len(terminated) > 0 && len(live) == 0 {
+			lost[string(n.Role)] = terminated[0]
 		}
 	}
 	return lost, nil

@@ -300,6 +300,8 @@ func TestATerminatedNodeIsToldFromAStoppedOne(t *testing.T) {
 		{ID: "i-0newmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "running"},
 		{ID: "i-0prodworker2", Role: "worker-2", Cluster: "prod-sesacthon", Image: image, State: "running"},
 		{ID: "i-0stoppedstorage", Role: "storage", Cluster: "dev-sesacthon", Image: image, State: "stopped"},
+		// A role the config no longer has: its instance was terminated on purpose.
+		{ID: "i-0removedrole", Role: "worker-9", Cluster: "dev-sesacthon", Image: image, State: "shutting-down"},
 	}
 	var lost map[string]string
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
@@ -311,7 +313,7 @@ func TestATerminatedNodeIsToldFromAStoppedOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(lost) != 1 || lost["worker-2"] != "i-0lostworker2" {
-		t.Errorf("terminated nodes = %v, want worker-2 (i-0lostworker2) alone: prod's live worker-2 is another stack's, the old master has a successor, a stopped node is not terminated", lost)
+		t.Errorf("terminated nodes = %v, want worker-2 (i-0lostworker2) alone: prod's live worker-2 is another stack's, the old master has a successor, a stopped node is not terminated, worker-9 is not configured", lost)
 	}
 	msg := infra.TerminatedNodeMessage(cfg, "worker-2", "i-0lostworker2")
 	for _, want := range []string{"worker-2", "i-0lostworker2", "terminated", "not stopped", "pulumi up --refresh"} {

@@ -267,7 +267,8 @@ func withTimestamp(program pulumi.RunFunc) pulumi.RunFunc {
 func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 	key := config.Project + ":apiReplicas"
 	current := config.APIReplicas{Auth: 2, Users: 2, Waste: 2} // Pulumi.yaml's default
-	if v, err := stack.GetConfig(ctx, key); err == nil {
+	v, unset := stack.GetConfig(ctx, key)
+	if unset == nil {
 		if err := json.Unmarshal([]byte(v.Value), &current); err != nil {
 			return fmt.Errorf("%s %q: %w", key, v.Value, err)
 		}
@@ -280,7 +281,17 @@ func previewChange(ctx context.Context, stack auto.Stack, o options) error {
 			return err
 		}
 	}
-	defer func() { _ = stack.RemoveConfig(ctx, key) }()
+	// Put the stack's own setting back (dev sets it; removing it would give Pulumi.yaml's default
+	// to every later step, whose previews would then change the API's replica counts).
+	defer func() {
+		if unset != nil {
+			_ = stack.RemoveConfig(ctx, key)
+			return
+		}
+		for field, n := range map[string]int{"auth": current.Auth, "users": current.Users, "waste": current.Waste} {
+			_ = stack.SetConfigWithOptions(ctx, key+"."+field, auto.ConfigValue{Value: fmt.Sprint(n)}, path)
+		}
+	}()
 	cfg := current
 	cfg.Auth++
 	f, err := os.Create(filepath.Join(o.out, "preview-apiReplicas-auth.txt"))
