@@ -81,6 +81,7 @@ case "$*" in
   "get nodes -o jsonpath="*) cat "$STUB_STATE/nodes" ;;
   "get node "*" -o jsonpath={.status.nodeInfo.kubeletVersion}") echo "v$(cat "$STUB_STATE/running")" ;;
   "get node "*" -o jsonpath={.spec.unschedulable}") cat "$STUB_STATE/unschedulable" 2> /dev/null || true ;;
+  "get node "*" -o jsonpath={.status.conditions[?(@.type==\"Ready\")].lastHeartbeatTime}") cat "$STUB_STATE/heartbeat" 2> /dev/null || date -u +%FT%TZ ;;
   "cordon "*) echo true > "$STUB_STATE/unschedulable" ;;
   "uncordon "*) rm -f "$STUB_STATE/unschedulable" ;;
   "wait "*) exit 0 ;;
@@ -626,5 +627,21 @@ func TestTheHealthGateFailsWhenThePodsCannotBeListed(t *testing.T) {
 	}
 	if readState(t, root, "unschedulable") != "true" {
 		t.Error("the node was uncordoned without its checks")
+	}
+}
+
+// TestTheChecksWaitForTheRestartedKubeletsReport: a Node status from before the kubelet's
+// restart (the last heartbeat older than the restart) proves nothing about the new kubelet; the
+// step waits for a newer one and fails, the node cordoned, when none comes.
+func TestTheChecksWaitForTheRestartedKubeletsReport(t *testing.T) {
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2"}.seed(t, root)
+	root.stubState(t, "heartbeat", "2026-01-01T00:00:00Z\n")
+	r := root.run(upgradeScript(t, "1.36.2", config.RoleWorker1), scriptCase{stubs: upgradeStubs()})
+	if r.code == 0 || !strings.Contains(r.stderr, "has reported no node status") {
+		t.Fatalf("a status from before the restart passed the checks:\n%s", r.describe())
+	}
+	if readState(t, root, "unschedulable") != "true" {
+		t.Error("the node was uncordoned without a report from its new kubelet")
 	}
 }

@@ -47,12 +47,12 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 		KubeletSkew, HealthTries         int
 		PodsReadySeconds, PodsReadyTries int
 		Containerd, Runc                 versions.Artifact
-		KeyRenewDays                     int
+		KeyRenewDays, HealthSeconds      int
 		Period, Lock, RenewService       string
 	}{role, role.ControlPlane(), nodeName, kubeconfig, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(),
 		versions.KubernetesAptKeyFingerprint, upgradePending, KubeletSkew, KubeletHealthSeconds / 5,
 		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5, versions.Containerd, versions.Runc,
-		aptKeyRenewDays, CredentialRenewalPeriod(time.Now()), controlPlaneLock, CertRenewalService})
+		aptKeyRenewDays, KubeletHealthSeconds, CredentialRenewalPeriod(time.Now()), controlPlaneLock, CertRenewalService})
 }
 
 // upgradeControlPlane declares the control plane's upgrade step. Everything that must not run
