@@ -645,3 +645,27 @@ func TestTheChecksWaitForTheRestartedKubeletsReport(t *testing.T) {
 		t.Error("the node was uncordoned without a report from its new kubelet")
 	}
 }
+
+// TestPackageStepsWaitForAnotherAptToFinish: Ubuntu's daily upgrades hold dpkg's lock right
+// after a morning start; apt-mark and dpkg then fail at once, so the step runs them again until
+// the lock is free, and still fails at once on any other error.
+func TestPackageStepsWaitForAnotherAptToFinish(t *testing.T) {
+	locked := func(times int, message string) map[string]string {
+		stubs := upgradeStubs()
+		stubs["apt-mark"] = fmt.Sprintf(`n=$(cat "$STUB_STATE/apt-mark-calls" 2> /dev/null || echo 0); echo $((n + 1)) > "$STUB_STATE/apt-mark-calls"
+[ "$n" -ge %d ] || { echo %q >&2; exit 100; }`, times, message)
+		return stubs
+	}
+	root := newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2"}.seed(t, root)
+	r := root.run(upgradeScript(t, "1.36.2", config.RoleWorker1), scriptCase{stubs: locked(3, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (unattended-upgr)")})
+	if r.code != 0 || readState(t, root, "running") != "1.36.2" {
+		t.Fatalf("the step did not wait for the other apt and go on:\n%s", r.describe())
+	}
+	root = newRoot(t)
+	upgradeModel{kubelet: "1.35.4", server: "1.36.2"}.seed(t, root)
+	r = root.run(upgradeScript(t, "1.36.2", config.RoleWorker1), scriptCase{stubs: locked(3, "E: Unable to locate package kubeadm")})
+	if r.code == 0 || len(r.called("apt-mark")) != 1 || !strings.Contains(r.stderr, "Unable to locate package") {
+		t.Errorf("an apt error other than a lock was retried or hidden:\n%s", r.describe())
+	}
+}

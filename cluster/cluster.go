@@ -254,7 +254,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	// kubelet (OutOfephemeral-storage). A dependency is no input: the provider's inputs, and so
 	// every object it manages, are unchanged by it.
 	// The other nodes follow the control plane's version one at a time, before the kubelet
-	// rollout, which then rewrites each node's configuration with the kubeadm of that version.
+	// rollout (which a version change does not run: its trigger is the kubelet settings' hash).
 	upgraded, err := b.upgradeNodes(cfg, nodesReady)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,9 @@ const (
 	upgradePending = "/var/lib/waste-coach/upgrade-pending"
 	// aptKeyRenewDays: a node's cached pkgs.k8s.io key that expires sooner is fetched again.
 	aptKeyRenewDays = 60
+	// aptLockSeconds is how long an apt or dpkg command waits for another one to finish
+	// (unattended-upgrades at a morning start).
+	aptLockSeconds = 900
 )
 
 // UpgradeScript brings role's node to cfg's Kubernetes version in place: on the control plane,
@@ -48,11 +51,13 @@ func UpgradeScript(cfg *config.Config, role config.Role, nodeName string) string
 		PodsReadySeconds, PodsReadyTries int
 		Containerd, Runc                 versions.Artifact
 		KeyRenewDays, HealthSeconds      int
+		AptLockSeconds, AptLockTries     int
 		Period, Lock, RenewService       string
 	}{role, role.ControlPlane(), nodeName, kubeconfig, cfg.Kubernetes.String(), cfg.Kubernetes.MinorString(),
 		versions.KubernetesAptKeyFingerprint, upgradePending, KubeletSkew, KubeletHealthSeconds / 5,
 		UpgradePodsReadySeconds, UpgradePodsReadySeconds / 5, versions.Containerd, versions.Runc,
-		aptKeyRenewDays, KubeletHealthSeconds, CredentialRenewalPeriod(time.Now()), controlPlaneLock, CertRenewalService})
+		aptKeyRenewDays, KubeletHealthSeconds, aptLockSeconds, aptLockSeconds / 5,
+		CredentialRenewalPeriod(time.Now()), controlPlaneLock, CertRenewalService})
 }
 
 // upgradeControlPlane declares the control plane's upgrade step. Everything that must not run
