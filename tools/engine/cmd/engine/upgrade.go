@@ -49,7 +49,7 @@ var upgradeSteps = []upgradeStep{
 func judgeUpgrade(ops map[string]string) (missing, wrong []string) {
 	seen := make([]bool, len(upgradeSteps))
 	for urn, op := range ops {
-		if op == string(apitype.OpSame) || op == string(apitype.OpRead) || op == "same" {
+		if op == string(apitype.OpSame) || op == string(apitype.OpRead) {
 			continue
 		}
 		name := urn[strings.LastIndex(urn, "::")+2:]
