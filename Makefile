@@ -2,7 +2,7 @@
 STACK ?= prod
 BIN   := $(CURDIR)/.bin
 
-.PHONY: render test chartfit verify-local verify-local-negative engine compat lint prerequisites
+.PHONY: render test chartfit verify-local verify-local-newest verify-local-negative engine compat lint prerequisites
 
 render:
 	go run ./cmd/render -stack $(STACK) -out out/$(STACK)
@@ -22,6 +22,13 @@ verify-local: render prerequisites
 	tools/kube/build.sh
 	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
 	$(BIN)/verify-local -dir out/$(STACK) -bin $(BIN)
+
+# The same on the API server of the newest minor an upgrade walks to (v1.36).
+verify-local-newest: render prerequisites
+	tools/kube/build.sh
+	tools/kubeadm/build-apiserver.sh v1.36
+	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
+	$(BIN)/verify-local -dir out/$(STACK) -bin $(BIN) -apiserver $(BIN)/kube-apiserver-$$(tools/module-version.sh tools/kubeadm/v1.36 k8s.io/kubernetes)
 
 # The same check on deliberately broken objects: it must report every one of them.
 verify-local-negative: prerequisites

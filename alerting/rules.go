@@ -95,6 +95,8 @@ const (
 	JobPostgres = "postgres"
 	JobRedis    = "redis"
 	JobCerts    = "x509-certificate-exporter"
+	// JobAPIServer is the chart's scrape of the API server (its kubeApiServer ServiceMonitor).
+	JobAPIServer = "apiserver"
 )
 
 // platformNamespaces hold the platform's volumes: the data services' and Prometheus's.
@@ -217,6 +219,15 @@ func Groups(p Params) []Group {
 				Expr:        fmt.Sprintf(`%s < %d`, certDays(p.AdminCredentialPath), ExpiryPageDays),
 				Summary:     fmt.Sprintf("The program's admin credential expires within %d days", ExpiryPageDays),
 				Description: "{{ $value | humanize }} days left on the deploy credential: once it expires no `pulumi up` can reach the cluster."},
+			// The exporter reads the files; a renewal whose restarts kept failing leaves new files
+			// while the controller-manager or the scheduler still presents its old certificate.
+			// The API server records each client certificate's remaining life per request: the
+			// bucket of a week or less is the one that counts (Prometheus 3 may write its bound
+			// as 604800.0).
+			{Alert: "ClientCertificateAboutToExpire", Severity: SeverityCritical, For: "15m",
+				Expr:        fmt.Sprintf(`sum(rate(apiserver_client_certificate_expiration_seconds_bucket{job=%q, le=~"604800(\\.0)?"}[10m])) > 0`, JobAPIServer),
+				Summary:     "A client of the API server presents a certificate that expires within 7 days",
+				Description: "{{ $value | humanize }} requests a second authenticate with a certificate that has less than a week left: a control-plane component still runs on its old certificate, or a credential was not renewed."},
 			{Alert: "CertificateExporterDown", Severity: SeverityWarning, For: "30m",
 				Expr:        fmt.Sprintf(`absent(up{job=%q} == 1)`, JobCerts),
 				Summary:     "Certificate expiry is not watched",

@@ -26,6 +26,9 @@ import (
 // 127.0.0.1 only, with their PIDs so every one is stopped on success and on failure.
 type controlPlane struct {
 	work, bin string
+	// apiServerPath is the kube-apiserver binary ("" is bin's): -apiserver runs the objects
+	// through a newer minor's API server, the one an upgrade walks to.
+	apiServerPath string
 	// encryptionConfig is the program's rendered EncryptionConfiguration ("" when the directory
 	// has none, as the broken fixture's: the API server then runs without encryption).
 	encryptionConfig string
@@ -133,7 +136,7 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 		// The master's own configuration, as the program renders it: Secrets encrypted at rest.
 		encryption = []string{"--encryption-provider-config=" + c.encryptionConfig}
 	}
-	if err := c.run("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), append(append(encryption,
+	if err := c.run("kube-apiserver", c.apiServer(), append(append(encryption,
 		"--etcd-servers="+c.etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
@@ -164,6 +167,14 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 		return err1
 	}
 	return c.waitReady(ctx)
+}
+
+// apiServer is the kube-apiserver binary this control plane runs.
+func (c *controlPlane) apiServer() string {
+	if c.apiServerPath != "" {
+		return c.apiServerPath
+	}
+	return filepath.Join(c.bin, "kube-apiserver")
 }
 
 // startControllers starts kube-controller-manager and kube-scheduler against the API server.

@@ -121,7 +121,7 @@ func (v *verifier) etcdDrill(ctx context.Context, etcdBin string) {
 	fmt.Println("  control: with another service-account key (a master that made its own) the same token is refused, and the drill says so")
 
 	// The control: the same steps on a snapshot of an empty etcd must miss the objects.
-	empty := &controlPlane{work: filepath.Join(drill, "empty"), bin: v.cp.bin, pki: v.cp.pki, etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "empty"}
+	empty := &controlPlane{work: filepath.Join(drill, "empty"), bin: v.cp.bin, apiServerPath: v.cp.apiServerPath, pki: v.cp.pki, etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "empty"}
 	if err := os.MkdirAll(empty.work, 0o700); err != nil {
 		v.drillFail("%v", err)
 		return
@@ -348,7 +348,7 @@ func (v *verifier) restoreAndRead(ctx context.Context, etcdBin, snap, work strin
 	if out, err := restore.CombinedOutput(); err != nil {
 		return nil, "", fmt.Errorf("etcdutl snapshot restore: %v:\n%s", err, out)
 	}
-	r := &controlPlane{work: work, bin: v.cp.bin, pki: keys, encryptionConfig: v.cp.encryptionConfig,
+	r := &controlPlane{work: work, bin: v.cp.bin, apiServerPath: v.cp.apiServerPath, pki: keys, encryptionConfig: v.cp.encryptionConfig,
 		etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "restored", etcdPeerPort: peer}
 	defer r.stop()
 	if err := r.startAPI(ctx); err != nil {

@@ -29,6 +29,7 @@ func main() {
 	expectFailure := flag.Bool("expect-failure", false, "negative test: succeed only if every line of <dir>/expected-failures.txt appears among the failures")
 	serveState := flag.String("serve", "", "instead of verifying: run the offline engine run's local cluster (control plane, kwok, node registration, stand-in volumes) with its state in this folder, until SIGTERM (tools/engine)")
 	kwokStages := flag.String("kwok-stages", "", "with -serve: comma-separated kwok Stage files (node heartbeat, pod ready/complete/delete)")
+	apiServer := flag.String("apiserver", "", "the kube-apiserver binary to run instead of -bin's: a newer minor's (tools/kubeadm/build-apiserver.sh), to prove the objects against the release an upgrade walks to; the controller-manager and scheduler stay -bin's, one minor older, as the skew policy allows")
 	etcdBin := flag.String("etcd-bin", "", "folder with etcd, etcdctl and etcdutl of the cluster's etcd release (tools/etcd/build.sh): run the control plane on that etcd and, after the checks, the etcd restore drill")
 	flag.Parse()
 	if *serveState != "" {
@@ -42,7 +43,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "verify-local: -dir is required")
 		os.Exit(2)
 	}
-	failures, err := run(*dir, *bin, *charts, *etcdBin, *timeout)
+	failures, err := run(*dir, *bin, *apiServer, *charts, *etcdBin, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "verify-local:", err)
 		os.Exit(1)
@@ -77,7 +78,7 @@ func unmet(path string, failures []string) []string {
 
 // run verifies one folder and returns what failed: objects refused, workloads short of pods,
 // pods not placed. An error means the verification itself could not run.
-func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, error) {
+func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]string, error) {
 	crds, err := pinnedCRDs(charts)
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	cp := &controlPlane{work: work, bin: bin, pki: pki}
+	cp := &controlPlane{work: work, bin: bin, apiServerPath: apiServer, pki: pki}
 	if etcdBin != "" {
 		if etcdBin, err = filepath.Abs(etcdBin); err != nil {
 			return nil, err
@@ -126,6 +127,11 @@ func run(dir, bin, charts, etcdBin string, timeout time.Duration) ([]string, err
 	if err := cp.start(ctx); err != nil {
 		return nil, err
 	}
+	version, err := cp.client.Discovery().ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("the API server's version: %w", err)
+	}
+	fmt.Printf("  API server: %s (%s)\n", version.GitVersion, cp.apiServer())
 	t.phase("control plane ready")
 
 	v := &verifier{cp: cp, dir: dir, chartCRDs: crds}
