@@ -48,6 +48,9 @@ type Cluster struct {
 	// EtcdSnapshotPrefix is where the cluster's etcd snapshots go in the backups bucket
 	// (EtcdSnapshotPrefix), and where a new master looks for them.
 	EtcdSnapshotPrefix pulumi.StringOutput
+	// Version is the configured Kubernetes version, known once the control plane's upgrade step
+	// has passed: the stack records it (VersionOutput) for the next run's guard.
+	Version pulumi.StringOutput
 }
 
 // SSH dial settings: the local wait command has already seen the port answer, so a few quick
@@ -171,6 +174,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, err
 	}
+	c.Version = upgradeMaster.Stdout.ApplyT(func(string) string { return cfg.Kubernetes.String() }).(pulumi.StringOutput)
 
 	// The deploy credential, looked at again every month so that it is renewed before it
 	// expires (ReadKubeconfigScript).

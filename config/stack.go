@@ -85,6 +85,22 @@ func (v KubeVersion) String() string {
 	return v.MinorString()
 }
 
+// ParseKubeVersion reads "1.35" or "1.35.4" (a leading "v" allowed); false when s is neither.
+func ParseKubeVersion(s string) (KubeVersion, bool) {
+	m := kubeVersionRE.FindStringSubmatch(strings.TrimPrefix(s, "v"))
+	if m == nil {
+		return KubeVersion{}, false
+	}
+	var v KubeVersion
+	v.Major, _ = strconv.Atoi(m[1])
+	v.Minor, _ = strconv.Atoi(m[2])
+	if m[3] != "" {
+		v.Patch, _ = strconv.Atoi(m[3])
+		v.HasPatch = true
+	}
+	return v, true
+}
+
 // oldestKubeMinor is the oldest minor pkgs.k8s.io serves; the legacy apt repository is gone.
 const oldestKubeMinor = 24
 
@@ -98,17 +114,12 @@ func (p *parser) kubernetes(c *Config) {
 	if v == "" {
 		return
 	}
-	m := kubeVersionRE.FindStringSubmatch(v)
-	if m == nil {
+	parsed, ok := ParseKubeVersion(v)
+	if !ok {
 		p.fail(key, strconv.Quote(v), "MAJOR.MINOR[.PATCH], for example 1.35 or 1.35.4")
 		return
 	}
-	c.Kubernetes.Major, _ = strconv.Atoi(m[1])
-	c.Kubernetes.Minor, _ = strconv.Atoi(m[2])
-	if m[3] != "" {
-		c.Kubernetes.Patch, _ = strconv.Atoi(m[3])
-		c.Kubernetes.HasPatch = true
-	}
+	c.Kubernetes = parsed
 	if c.Kubernetes.Major != 1 || c.Kubernetes.Minor < oldestKubeMinor {
 		p.fail(key, strconv.Quote(v), fmt.Sprintf("1.%d or newer (older minors are not served by pkgs.k8s.io)", oldestKubeMinor))
 		return

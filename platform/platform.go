@@ -37,6 +37,11 @@ func program(ctx *pulumi.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// A version the running cluster cannot be upgraded to in one step is refused before anything
+	// else, in a preview too.
+	if err := cluster.CheckVersionStep(ctx, cfg); err != nil {
+		return err
+	}
 
 	aws, err := infra.New(ctx, cfg.ClusterName, &infra.Args{Config: cfg, UserData: cluster.UserData(cfg)})
 	if err != nil {
@@ -90,6 +95,7 @@ func export(ctx *pulumi.Context, cfg *config.Config, aws *infra.Infra, k8s *clus
 	ctx.Export("kubeconfig", pulumi.ToSecret(k8s.Kubeconfig))
 	ctx.Export("albHostname", aws.LoadBalancer.ALB.DnsName)
 	ctx.Export("url", pulumi.String("https://"+cfg.Domain))
+	ctx.Export(cluster.VersionOutput, k8s.Version)
 
 	// The estimate needs a price table for the region; other regions simply get none.
 	if prices, ok := cost.Prices[cfg.Region]; ok {

@@ -1,11 +1,19 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
+	"github.com/waste-coach/infra/internal/stackfile"
+	"github.com/waste-coach/infra/platform"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -98,4 +106,92 @@ func TestTheMasterRenewsItsCertificatesDaily(t *testing.T) {
 			t.Error("cert-renewal does not run on the master")
 		}
 	})
+}
+
+// The stack records the version its control plane runs (the kubernetesVersion output); the next
+// run, a `pulumi preview` included, refuses before declaring anything a kubernetesVersion the
+// cluster cannot be taken to in one step: a downgrade (of the minor or of the patch) or a skipped
+// minor. The same minor's patch, the next minor and a stack that recorded nothing go ahead.
+func TestAVersionTheClusterCannotReachIsRefusedBeforeAnything(t *testing.T) {
+	sc, err := stackfile.Read("..", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured := sc.Values["waste-coach-infra:kubernetesVersion"] // 1.35.4
+	if configured != "1.35.4" {
+		t.Fatalf("prod's kubernetesVersion is %s: the cases below are written for 1.35.4", configured)
+	}
+	archives, err := offline.ChartsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	program := platform.ProgramWith(platform.Options{Charts: charts.Folder(archives)})
+	for _, tc := range []struct {
+		recorded string // "" = no output recorded
+		refusal  string // "" = goes ahead
+	}{
+		{"", ""},
+		{"1.35.4", ""},
+		{"1.35.2", ""},
+		{"1.35", ""},
+		{"1.34.7", ""},
+		{"1.35.6", "a patch downgrade: the cluster runs 1.35.6"},
+		{"1.36", "a downgrade: the cluster runs 1.36"},
+		{"1.33.2", "it skips 1 minor(s): the cluster runs 1.33.2"},
+		{"1.29", "it skips 5 minor(s): the cluster runs 1.29"},
+	} {
+		for _, preview := range []bool{false, true} {
+			m := mocks.New(config.Project, "prod", sc.Values["aws:region"])
+			if tc.recorded != "" {
+				m.PreviousOutputs = map[string]any{cluster.VersionOutput: tc.recorded, "url": "https://example.org"}
+			}
+			err := pulumi.RunErr(program, pulumi.WithMocks(config.Project, "prod", m), func(info *pulumi.RunInfo) {
+				info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, preview
+			})
+			name := fmt.Sprintf("recorded %q, preview %v", tc.recorded, preview)
+			if tc.refusal == "" {
+				if err != nil {
+					t.Errorf("%s: refused: %v", name, err)
+				}
+				continue
+			}
+			if err == nil {
+				t.Errorf("%s: kubernetesVersion 1.35.4 went ahead", name)
+				continue
+			}
+			for _, want := range []string{"config waste-coach-infra:kubernetesVersion: \"1.35.4\" is not allowed", tc.refusal, "one minor at a time"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: the refusal does not say %q:\n%v", name, want, err)
+				}
+			}
+			if n := len(m.Resources()); n != 0 {
+				t.Errorf("%s: %d resources declared before the refusal", name, n)
+			}
+			if reads := m.Reads(); len(reads) != 1 || reads[0].Inputs["name"].StringValue() != "organization/waste-coach-infra/prod" {
+				t.Errorf("%s: the guard must read the stack's own outputs, once; read %v", name, reads)
+			}
+		}
+	}
+}
+
+func TestVersionStepTellsEachRefusalApart(t *testing.T) {
+	v := func(s string) config.KubeVersion {
+		k, ok := config.ParseKubeVersion(s)
+		if !ok {
+			t.Fatalf("%s does not parse", s)
+		}
+		return k
+	}
+	if err := cluster.VersionStep("1.35.4", v("1.36.3")); err != nil {
+		t.Errorf("1.35.4 -> 1.36.3 is the next minor: %v", err)
+	}
+	if err := cluster.VersionStep("v1.35.4", v("1.35")); err != nil {
+		t.Errorf("1.35.4 -> 1.35 (the newest patch) is the same minor: %v", err)
+	}
+	if err := cluster.VersionStep("2.0", v("1.35")); err == nil || !strings.Contains(err.Error(), "a downgrade") {
+		t.Errorf("another major must be refused, got %v", err)
+	}
+	if err := cluster.VersionStep("garbage", v("1.35")); err == nil || !strings.Contains(err.Error(), `"garbage", not a Kubernetes version`) {
+		t.Errorf("an unreadable record must be named, got %v", err)
+	}
 }

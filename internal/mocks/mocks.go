@@ -68,6 +68,7 @@ type Mocks struct {
 
 	mu        sync.Mutex
 	resources []*Resource
+	reads     []*Resource
 	counter   int
 	subnets   map[string]subnetInfo // by fabricated id
 	hosts     map[netip.Prefix]int  // next host number per subnet
@@ -76,6 +77,9 @@ type Mocks struct {
 	// getInstance lookups report them: none unless a test sets them (a deployed stack, or one
 	// whose nodes were stopped outside office hours).
 	Instances []Instance
+	// PreviousOutputs are the stack's outputs as its last `pulumi up` recorded them, which a
+	// reference to the stack itself reads: none unless a test sets them (a deployed stack).
+	PreviousOutputs map[string]any
 }
 
 // Instance is an EC2 instance as the lookups see it.
@@ -135,6 +139,13 @@ func (m *Mocks) Resources() []*Resource {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.resources)
+}
+
+// Reads returns the resources read rather than declared (ReadResource), in order.
+func (m *Mocks) Reads() []*Resource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.reads)
 }
 
 // Call answers the invokes the program makes; any other invoke is an error, so a new lookup
@@ -224,6 +235,12 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	}
 	id, outputs := m.fabricate(args)
 	r.Outputs, r.ID = outputs, id
+	if rpc := args.ReadRPC; rpc != nil {
+		// A read declares nothing (the stack's reference to itself): kept apart.
+		r.Parent = rpc.GetParent()
+		m.reads = append(m.reads, r)
+		return id, outputs, nil
+	}
 	// The same URN the mock monitor gives the resource, so Parent and Dependencies resolve.
 	parentType := tokens.Type("")
 	if p := resource.URN(r.Parent); p != "" && p.QualifiedType() != resource.RootStackType {

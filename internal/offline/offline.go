@@ -27,6 +27,8 @@ type Result struct {
 	Config *config.Config
 	// Resources are the registrations, in order.
 	Resources []*mocks.Resource
+	// Reads are the resources the program read rather than declared (its own stack's outputs).
+	Reads []*mocks.Resource
 }
 
 // Run evaluates the program for stack with the configuration files found in dir.
@@ -56,7 +58,7 @@ func RunMocks(stack string, sc *stackfile.Config, m *mocks.Mocks) (*Result, erro
 		info.Config = sc.Values
 		info.ConfigSecretKeys = sc.Secrets
 	})
-	res.Resources = m.Resources()
+	res.Resources, res.Reads = m.Resources(), m.Reads()
 	if err != nil {
 		return res, fmt.Errorf("stack %s: %w", stack, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/versions"
 )
@@ -141,5 +142,38 @@ func upgradeVersion(ctx context.Context, stack auto.Stack, o options) error {
 		return fmt.Errorf("pulumi preview --expect-no-changes after the upgrade: changes found (see %s): %w", f.Name(), err)
 	}
 	fmt.Printf("engine: pulumi preview --expect-no-changes after the upgrade: no changes, in %s\n", time.Since(start).Round(time.Second))
+	return refuseDowngrade(ctx, stack, key, current.Value, target)
+}
+
+// refuseDowngrade checks the record the upgrade left: the stack's kubernetesVersion output names
+// the target, and a preview back at the version before is refused by the program's guard
+// (cluster.CheckVersionStep, which reads that output through the stack's reference to itself),
+// naming the key and both versions. The stack is left at the target.
+func refuseDowngrade(ctx context.Context, stack auto.Stack, key, before, target string) error {
+	outputs, err := stack.Outputs(ctx)
+	if err != nil {
+		return err
+	}
+	if got := outputs[cluster.VersionOutput].Value; got != target {
+		return fmt.Errorf("after the upgrade to %s the stack's %s output is %v", target, cluster.VersionOutput, got)
+	}
+	if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: before}); err != nil {
+		return err
+	}
+	start := time.Now()
+	_, previewErr := stack.Preview(ctx, optpreview.SuppressProgress())
+	if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: target}); err != nil {
+		return err
+	}
+	if previewErr == nil {
+		return fmt.Errorf("a preview of kubernetesVersion %s on a cluster recorded at %s went ahead: the version guard did not refuse the downgrade", before, target)
+	}
+	for _, want := range []string{key, "a downgrade", "the cluster runs " + target} {
+		if !strings.Contains(previewErr.Error(), want) {
+			return fmt.Errorf("the preview of kubernetesVersion %s failed, but not with the version guard's refusal (no %q): %w", before, want, previewErr)
+		}
+	}
+	fmt.Printf("engine: the stack recorded %s = %s; a preview back at %s is refused by the version guard before anything is declared, in %s\n",
+		cluster.VersionOutput, target, before, time.Since(start).Round(time.Second))
 	return nil
 }
