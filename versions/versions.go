@@ -188,16 +188,21 @@ const (
 	// etcdutl are those of the server's release (the image has them and a static shell only).
 	EtcdRepo = "registry.k8s.io/etcd"
 	// EtcdDefaultTag is the etcd kubeadm 1.35 runs (constants.DefaultEtcdVersion of v1.35.4).
-	// The snapshot RPC is the same in 3.5 and 3.6, so it also serves minors not listed below.
 	EtcdDefaultTag = "3.6.6-0"
 	// Curl uploads backups to S3 signed with the instance role (curl --aws-sigv4): no AWS CLI.
 	Curl = "docker.io/curlimages/curl:8.14.1"
 )
 
 // etcdTags are the etcd releases kubeadm runs per Kubernetes minor, where it differs from
-// EtcdDefaultTag (constants.DefaultEtcdVersion of kubeadm v1.28.15 and v1.36.3, read in the
-// modules tools/kubeadm builds).
-var etcdTags = map[string]string{"1.28": "3.5.15-0", "1.36": "3.6.8-0"}
+// EtcdDefaultTag: constants.DefaultEtcdVersion of kubeadm v1.28.15 and v1.36.3 (the modules
+// tools/kubeadm builds) and of v1.29.6, v1.30.14, v1.31.14, v1.32.13, v1.33.13 and v1.34.4, the
+// newest release of each minor the Go module proxy listed on 2026-12-07 (`go mod download
+// k8s.io/kubernetes@<release>`, cmd/kubeadm/app/constants/constants.go). A later patch of a
+// minor may name a later etcd patch; the snapshot's etcdctl only needs the server's minor.
+var etcdTags = map[string]string{
+	"1.28": "3.5.15-0", "1.29": "3.5.12-0", "1.30": "3.5.15-0", "1.31": "3.5.24-0",
+	"1.32": "3.5.24-0", "1.33": "3.5.24-0", "1.34": "3.6.5-0", "1.36": "3.6.8-0",
+}
 
 // EtcdImage returns the etcd image kubeadm runs for a Kubernetes minor ("1.35").
 func EtcdImage(minor string) string {

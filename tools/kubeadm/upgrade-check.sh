@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Runs the real `kubeadm upgrade plan` and `kubeadm upgrade apply --dry-run` of the newest version
+# line (v1.36) against a control plane made by the pinned line's kubeadm (v1.35) from the stack's
+# rendered init configuration and identity: the first hop of the upgrade steps
+# (cluster/scripts/upgrade.sh.tmpl), offline. In private mount, network and UTS namespaces (only
+# loopback, checked first; /etc, /var and /run are overlays on a temporary folder):
+#   1. kubeadm v1.35 writes what `kubeadm init` writes to disk (certificates from the program's
+#      CAs, kubeconfig files, static pod manifests, the kubelet's configuration);
+#   2. etcd and the pinned kube-apiserver run on loopback with kubeadm's certificates;
+#      kubeadm-stage (tools/kube) adds what a running master has: the master's Node, Ready at
+#      kubelet v1.35, the mirror pods of the static pods, kubeadm's admin binding; kubeadm v1.35
+#      uploads its configuration, marks the control plane, makes the bootstrap token RBAC and the
+#      CoreDNS and kube-proxy addons; the controller-manager, scheduler and kwok (which completes
+#      the pods of kubeadm's health-check Job) run beside it;
+#   3. kubeadm v1.36 `upgrade plan v<release>` must pass its health checks (its Job included) and
+#      list every control-plane component at v1.35 going to the release;
+#   4. kubeadm v1.36 `upgrade apply v<release> --dry-run --yes` must finish, and the API server
+#      and controller-manager manifests it would write must run the release and keep the
+#      program's settings (secrets encrypted at rest, the external cloud provider).
+# What it cannot run: apply for real (it swaps the static pods and waits for a kubelet to restart
+# them), and two preflight checks of apply, ignored by name: ContainerRuntimeVersion (no
+# containerd here) and SystemVerification (the kubelet's system checks of this machine).
+# Usage: tools/kubeadm/upgrade-check.sh [STACK]   (needs root for the namespaces)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+stack=${1:-prod}
+cd "${root}"
+bin="${root}/.bin"
+# shellcheck source=tools/kubeadm/lines.sh
+. tools/kubeadm/lines.sh
+from=$(line_version v1.35)
+to=$(line_version v1.36)
+tools/kubeadm/build.sh v1.35 v1.36 > /dev/null
+tools/kube/build.sh > /dev/null
+(cd tools/kube && go build -o "${bin}/kubeadm-stage" ./cmd/kubeadm-stage)
+[ -x "${bin}/kwok" ] || tools/engine/build.sh > /dev/null
+kwok_dir=$(tools/engine/module-dir.sh tools/charts sigs.k8s.io/kwok)
+stages="${kwok_dir}/kustomize/stage"
+scratch=$(mktemp -d)
+trap 'rm -rf "${scratch}"' EXIT
+go run ./cmd/render -stack "${stack}" -out "${scratch}/render" > /dev/null
+config=$(ls "${scratch}"/render/kubeadm/*kubeadm-init*.yaml)
+# The master's kubelet, as kubeadm's kubelet-start phase and apply's system check ask it.
+mkdir -p "${scratch}/stand-in"
+printf '#!/bin/sh\necho "Kubernetes %s"\n' "${from}" > "${scratch}/stand-in/kubelet"
+chmod +x "${scratch}/stand-in/kubelet"
+for d in etc var run; do mkdir -p "${scratch}/upper/${d}" "${scratch}/work/${d}"; done
+echo "::: kubeadm ${to} upgrade plan and apply --dry-run on a ${from} control plane made by kubeadm ${from} from ${stack}'s configuration"
+start=${SECONDS}
+unshare --mount --net --uts --fork bash -s "${bin}" "${from}" "${to}" "${config}" "${scratch}" "${stages}" > "${scratch}/log" 2>&1 <<'NS' || { tail -n 60 "${scratch}/log" >&2; exit 1; }
+set -euo pipefail
+bin=$1 from=$2 to=$3 config=$4 scratch=$5 stages=$6
+links=$(ip -o link show | awk -F': ' '{print $2}' | xargs)
+if [ "${links}" != "lo" ]; then
+  echo "the check's network namespace has links other than loopback: ${links}" >&2
+  exit 1
+fi
+ip link set lo up
+hostname master
+for d in etc var run; do
+  mount -t overlay overlay -o "lowerdir=/${d},upperdir=${scratch}/upper/${d},workdir=${scratch}/work/${d}" "/${d}"
+done
+pids=()
+stop() { for pid in "${pids[@]}"; do kill "${pid}" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+trap stop EXIT
+export PATH="${scratch}/stand-in:${PATH}"
+old="${bin}/kubeadm-${from}" new="${bin}/kubeadm-${to}"
+identity=$(dirname "${config}")/identity
+pki=/etc/kubernetes/pki
+
+echo "::: kubeadm ${from}: what init writes, from the program's identity"
+mkdir -p "${pki}" /etc/kubernetes/encryption
+cp -r "${identity}"/. "${pki}/"
+cp "$(dirname "${config}")/encryption-config.yaml" /etc/kubernetes/encryption/config.yaml
+for phase in "certs all" "kubeconfig all" "etcd local" "control-plane all" "kubelet-start"; do
+  # shellcheck disable=SC2086 # a phase is its words
+  "${old}" init phase ${phase} --config "${config}"
+done
+
+echo "::: etcd and kube-apiserver ${from} on loopback, with kubeadm's certificates"
+etcd --name=master --data-dir="${scratch}/etcd" --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
+  --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 --initial-cluster=master=http://127.0.0.1:2380 \
+  --log-level=error > "${scratch}/etcd.log" 2>&1 &
+pids+=("$!")
+"${bin}/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port=6443 \
+  --tls-cert-file="${pki}/apiserver.crt" --tls-private-key-file="${pki}/apiserver.key" --client-ca-file="${pki}/ca.crt" \
+  --kubelet-client-certificate="${pki}/apiserver-kubelet-client.crt" --kubelet-client-key="${pki}/apiserver-kubelet-client.key" \
+  --proxy-client-cert-file="${pki}/front-proxy-client.crt" --proxy-client-key-file="${pki}/front-proxy-client.key" \
+  --requestheader-client-ca-file="${pki}/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- --requestheader-group-headers=X-Remote-Group --requestheader-username-headers=X-Remote-User \
+  --service-account-key-file="${pki}/sa.pub" --service-account-signing-key-file="${pki}/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-cluster-ip-range=10.96.0.0/12 \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --enable-bootstrap-token-auth=true --allow-privileged=true \
+  --encryption-provider-config=/etc/kubernetes/encryption/config.yaml > "${scratch}/apiserver.log" 2>&1 &
+pids+=("$!")
+"${bin}/kubeadm-stage" -dir /etc/kubernetes -server https://127.0.0.1:6443 -node master -kubelet-version "${from}"
+admin=(--kubeconfig /etc/kubernetes/admin.conf)
+"${old}" init phase upload-config all --config "${config}" "${admin[@]}"
+"${old}" init phase mark-control-plane --config "${config}"
+"${old}" init phase bootstrap-token --config "${config}" "${admin[@]}"
+"${old}" init phase addon all --config "${config}" "${admin[@]}"
+cm=/etc/kubernetes/controller-manager.conf sched=/etc/kubernetes/scheduler.conf
+"${bin}/kube-controller-manager" --kubeconfig="${cm}" --authentication-kubeconfig="${cm}" --authorization-kubeconfig="${cm}" \
+  --bind-address=127.0.0.1 --secure-port=10257 --leader-elect=false --use-service-account-credentials=true \
+  --service-account-private-key-file="${pki}/sa.key" --root-ca-file="${pki}/ca.crt" \
+  --controllers='*,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' > "${scratch}/controller-manager.log" 2>&1 &
+pids+=("$!")
+"${bin}/kube-scheduler" --kubeconfig="${sched}" --authentication-kubeconfig="${sched}" --authorization-kubeconfig="${sched}" \
+  --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false > "${scratch}/scheduler.log" 2>&1 &
+pids+=("$!")
+"${bin}/kwok" --kubeconfig=/etc/kubernetes/super-admin.conf --manage-all-nodes=true --server-address=127.0.0.1:0 \
+  --config="${stages}/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" --config="${stages}/pod/fast/pod-ready.yaml" \
+  --config="${stages}/pod/fast/pod-complete.yaml" --config="${stages}/pod/fast/pod-delete.yaml" > "${scratch}/kwok.log" 2>&1 &
+pids+=("$!")
+
+echo "::: kubeadm ${to}: upgrade plan ${to}"
+"${new}" upgrade plan "${to}" > "${scratch}/plan.out"
+cat "${scratch}/plan.out"
+for component in kube-apiserver kube-controller-manager kube-scheduler; do
+  grep -Eq "^${component} +master +${from} +${to}\$" "${scratch}/plan.out" ||
+    { echo "the plan does not take ${component} from ${from} to ${to}" >&2; exit 1; }
+done
+grep -q "You can now apply the upgrade by executing" "${scratch}/plan.out" || { echo "the plan does not offer the upgrade" >&2; exit 1; }
+
+echo "::: kubeadm ${to}: upgrade apply ${to} --dry-run"
+"${new}" upgrade apply "${to}" --dry-run --yes --ignore-preflight-errors=ContainerRuntimeVersion,SystemVerification > "${scratch}/apply.out"
+grep -F "[upgrade/successful] Finished dryrunning successfully!" "${scratch}/apply.out"
+# The manifest the dry run would write for a component: from its "Would write file" line to the
+# next line kubeadm prints with a bracketed prefix.
+manifest() {
+  awk -v f="/etc/kubernetes/manifests/$1.yaml" 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' "${scratch}/apply.out"
+}
+manifest kube-apiserver | grep -q "image: registry.k8s.io/kube-apiserver:${to}\$" || { echo "the upgraded API server does not run ${to}" >&2; exit 1; }
+manifest kube-apiserver | grep -q -- "--encryption-provider-config=/etc/kubernetes/encryption/config.yaml" ||
+  { echo "the upgraded API server lost the encryption of secrets at rest" >&2; exit 1; }
+manifest kube-controller-manager | grep -q -- "--cloud-provider=external" ||
+  { echo "the upgraded controller-manager lost the external cloud provider" >&2; exit 1; }
+echo "::: the ${to} manifests keep the encryption at rest and the external cloud provider"
+NS
+grep '^:::\|^kube-\|^etcd\|^CoreDNS\|^\[upgrade/successful\]' "${scratch}/log"
+echo "::: kubeadm ${to} upgrade plan and apply --dry-run passed in $((SECONDS - start))s"
