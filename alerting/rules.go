@@ -221,13 +221,16 @@ func Groups(p Params) []Group {
 				Description: "{{ $value | humanize }} days left on the deploy credential: once it expires no `pulumi up` can reach the cluster."},
 			// The exporter reads the files; a renewal whose restarts kept failing leaves new files
 			// while the controller-manager or the scheduler still presents its old certificate.
-			// The API server records each client certificate's remaining life per request: the
-			// bucket of a week or less is the one that counts (Prometheus 3 may write its bound
-			// as 604800.0).
+			// The API server records each client certificate's remaining life per request, in
+			// buckets of a week and then 30 days. No client of this cluster presents one with less
+			// than 30 days: kubelets rotate theirs with 10% to 30% of a year left, the renewal runs
+			// at 60 days, the deploy credential is minted again at 45. Prometheus writes that
+			// bucket's bound as 2592000, 2592000.0 or 2.592e+06, depending on its version and the
+			// scrape format.
 			{Alert: "ClientCertificateAboutToExpire", Severity: SeverityCritical, For: "15m",
-				Expr:        fmt.Sprintf(`sum(rate(apiserver_client_certificate_expiration_seconds_bucket{job=%q, le=~"604800(\\.0)?"}[10m])) > 0`, JobAPIServer),
-				Summary:     "A client of the API server presents a certificate that expires within 7 days",
-				Description: "{{ $value | humanize }} requests a second authenticate with a certificate that has less than a week left: a control-plane component still runs on its old certificate, or a credential was not renewed."},
+				Expr:        fmt.Sprintf(`sum(rate(apiserver_client_certificate_expiration_seconds_bucket{job=%q, le=~"2592000(\\.0)?|2\\.592e\\+06"}[10m])) > 0`, JobAPIServer),
+				Summary:     "A client of the API server presents a certificate that expires within 30 days",
+				Description: "{{ $value | humanize }} requests a second authenticate with a certificate that has less than 30 days left: a control-plane component still runs on its old certificate, or a credential was not renewed."},
 			{Alert: "CertificateExporterDown", Severity: SeverityWarning, For: "30m",
 				Expr:        fmt.Sprintf(`absent(up{job=%q} == 1)`, JobCerts),
 				Summary:     "Certificate expiry is not watched",

@@ -399,6 +399,22 @@ func TestKubeadmInitWritesTheEncryptionConfigurationRootOnly(t *testing.T) {
 	}
 }
 
+// A new master's API server starts with Pod Security's defaults: kubeadm init runs only after
+// the AdmissionConfiguration its configuration names is in place.
+func TestKubeadmInitWritesTheAdmissionConfigurationFirst(t *testing.T) {
+	r := runScript(t, testInitScript("kind: InitConfiguration\n"), kubeadmInitCase())
+	if r.code != 0 {
+		t.Fatalf("kubeadm init script failed:\n%s", r.describe())
+	}
+	if got, _ := r.root.read(AdmissionConfigPath()); got != AdmissionConfig() {
+		t.Errorf("%s is not the program's AdmissionConfiguration:\n%s", AdmissionConfigPath(), got)
+	}
+	written, init := r.index("sudo", "mv", AdmissionConfigPath()+".new", AdmissionConfigPath()), r.index("kubeadm", "init")
+	if written < 0 || init < written {
+		t.Errorf("kubeadm init ran before the AdmissionConfiguration was in place:\n%s", r.describe())
+	}
+}
+
 func TestKubeadmInitRefusesToRunWithoutAnEncryptionConfiguration(t *testing.T) {
 	for name, tc := range map[string]struct{ stdin, message string }{
 		"empty":        {"", "no " + EncryptionConfigEntry + " on standard input"},

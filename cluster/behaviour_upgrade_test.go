@@ -222,10 +222,17 @@ func TestTheControlPlaneUpgradesInOrder(t *testing.T) {
 	if readState(t, root, "unschedulable") != "" {
 		t.Error("the master stays cordoned after its upgrade")
 	}
+	// The stack records the release from the step's output (VersionOutput).
+	if got := RunningVersion(r.stdout); got != "1.36.2" {
+		t.Errorf("the step's output reports %q as the release the master runs, want 1.36.2:\n%s", got, r.stdout)
+	}
 
 	again := root.run(script, scriptCase{stubs: upgradeStubs()})
 	if again.code != 0 || len(changed(again)) != 0 || strings.Contains(again.stdout, "upgrading") {
 		t.Errorf("a second run on the upgraded master changed something (%v):\n%s", changed(again), again.describe())
+	}
+	if got := RunningVersion(again.stdout); got != "1.36.2" {
+		t.Errorf("a run with nothing to do reports %q, want 1.36.2:\n%s", got, again.stdout)
 	}
 }
 

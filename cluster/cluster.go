@@ -48,8 +48,8 @@ type Cluster struct {
 	// EtcdSnapshotPrefix is where the cluster's etcd snapshots go in the backups bucket
 	// (EtcdSnapshotPrefix), and where a new master looks for them.
 	EtcdSnapshotPrefix pulumi.StringOutput
-	// Version is the configured Kubernetes version, known once the control plane's upgrade step
-	// has passed: the stack records it (VersionOutput) for the next run's guard.
+	// Version is the release the control plane runs, as its upgrade step reported it: the stack
+	// records it (VersionOutput) for the next run's guard.
 	Version pulumi.StringOutput
 }
 
@@ -174,13 +174,19 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, err
 	}
-	c.Version = upgradeMaster.Stdout.ApplyT(func(string) string { return cfg.Kubernetes.String() }).(pulumi.StringOutput)
+	c.Version = upgradeMaster.Stdout.ApplyT(RunningVersion).(pulumi.StringOutput)
+	// Then the master's configuration, which may restart the API server too (reconfigure.go):
+	// what waits for the upgrade waits for it.
+	controlPlane, err := b.reconfigureControlPlane(kubeadmConfig, upgradeMaster)
+	if err != nil {
+		return nil, err
+	}
 
 	// The deploy credential, looked at again every month so that it is renewed before it
 	// expires (ReadKubeconfigScript).
 	kubeconfigCmd, err := b.command(master, "kubeconfig", commandSpec{
 		create:       pulumi.String(ReadKubeconfigScript()),
-		dependsOn:    []pulumi.Resource{upgradeMaster},
+		dependsOn:    []pulumi.Resource{controlPlane},
 		triggers:     pulumi.Array{pulumi.String(CredentialRenewalPeriod(time.Now()))},
 		secretOutput: true,
 	})
@@ -200,7 +206,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 
 	calico, err := b.command(master, "calico", commandSpec{
 		create:    pulumi.String(CalicoScript()),
-		dependsOn: []pulumi.Resource{upgradeMaster},
+		dependsOn: []pulumi.Resource{controlPlane},
 	})
 	if err != nil {
 		return nil, err
@@ -211,7 +217,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		if n.Role.ControlPlane() {
 			continue
 		}
-		steps, err := b.join(n.Role, upgradeMaster, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
+		steps, err := b.join(n.Role, controlPlane, ready[n.Role], caHash, kubeadmAPIVersion(cfg.Kubernetes))
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +229,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	bootstrap, err := kubernetes.NewProvider(ctx, name+"-bootstrap", &kubernetes.ProviderArgs{
 		Kubeconfig:        c.Kubeconfig,
 		ClusterIdentifier: pulumi.String(Identifier(cfg)),
-	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{upgradeMaster}))
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{controlPlane}))
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
 	}
@@ -284,7 +290,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		ClusterIdentifier:     pulumi.String(Identifier(cfg)),
 		EnableServerSideApply: pulumi.Bool(true),
 		UpsertExistingObjects: pulumi.Bool(true),
-	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{upgradeMaster}))
+	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{controlPlane}))
 	if err != nil {
 		return nil, fmt.Errorf("create CRD provider: %w", err)
 	}

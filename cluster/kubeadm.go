@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -82,11 +84,17 @@ networking:
   dnsDomain: cluster.local
 apiServer:
   # Secrets are encrypted at rest (EncryptionConfig): the file is written root-only before init.
+  # Pod Security applies to every namespace (AdmissionConfig), written before init too.
   extraArgs:
 %[11]s  extraVolumes:
     - name: encryption-config
       hostPath: %[12]s
       mountPath: %[12]s
+      readOnly: true
+      pathType: DirectoryOrCreate
+    - name: admission-config
+      hostPath: %[14]s
+      mountPath: %[14]s
       readOnly: true
       pathType: DirectoryOrCreate
   certSANs:
@@ -104,8 +112,49 @@ cgroupDriver: systemd
 %[13]sserverTLSBootstrap: false
 `, api, masterIP, extraArgs(api, "    ", cloud), cfg.ClusterName, kubernetesVersion(cfg.Kubernetes),
 		PodCIDR, ServiceCIDR, p.PublicIP, p.EndpointName, extraArgs(api, "    ", cloud),
-		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}}), EncryptionConfigDir,
-		KubeletPressureConfig())
+		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}, {"admission-control-config-file", AdmissionConfigPath()}}),
+		EncryptionConfigDir, KubeletPressureConfig(), AdmissionConfigDir)
+}
+
+// AdmissionConfigDir is the folder of the API server's AdmissionConfiguration on the master.
+const AdmissionConfigDir = "/etc/kubernetes/admission"
+
+// AdmissionConfigPath is the AdmissionConfiguration's file, named after its content: the API
+// server reads it only when it starts, so a new content is a new flag value, which makes kubeadm
+// restart the API server when the control plane is reconfigured (reconfigure.sh.tmpl).
+func AdmissionConfigPath() string {
+	sum := sha256.Sum256([]byte(AdmissionConfig()))
+	return fmt.Sprintf("%s/config-%s.yaml", AdmissionConfigDir, hex.EncodeToString(sum[:6]))
+}
+
+// PodSecurityExempt are the namespaces Pod Security leaves alone, by name: the system ones, whose
+// pods need the host (kube-proxy, the CSI node plugin, the CCM; Calico's operator and nodes).
+// Every namespace the program makes has its own level (workloads.podSecurity).
+var PodSecurityExempt = []string{"calico-system", "kube-system", "tigera-operator"}
+
+// AdmissionConfig is the API server's AdmissionConfiguration: Pod Security's defaults for every
+// namespace that does not set its own level (one created later, by hand or by Argo CD): baseline
+// enforced (no privileged pod, no host namespaces or paths), restricted warned and audited.
+func AdmissionConfig() string {
+	return fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: PodSecurity
+    configuration:
+      apiVersion: pod-security.admission.config.k8s.io/v1
+      kind: PodSecurityConfiguration
+      defaults:
+        enforce: baseline
+        enforce-version: latest
+        audit: restricted
+        audit-version: latest
+        warn: restricted
+        warn-version: latest
+      exemptions:
+        usernames: []
+        runtimeClasses: []
+        namespaces: [%s]
+`, strings.Join(PodSecurityExempt, ", "))
 }
 
 // Where the API server reads its EncryptionConfiguration on the master (a root-only file).

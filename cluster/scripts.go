@@ -129,8 +129,9 @@ func KubeadmInitScript(kubeadmConfig string, snapshots Snapshots, masterIP strin
 		Files                                                    []string
 		Snapshots                                                Snapshots
 		S3Functions, RestoreMarker, MasterIP                     string
+		InstallAdmission                                         string
 	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles,
-		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP})
+		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP, installAdmissionConfig()})
 }
 
 // PKIReadScript prints the identity of a control plane initialised before the program owned it

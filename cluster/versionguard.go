@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -9,14 +10,28 @@ import (
 	"github.com/waste-coach/infra/config"
 )
 
-// VersionOutput is the stack output that records the Kubernetes version the control plane runs:
-// the configured version, exported once the control plane's upgrade step has passed (a `pulumi
-// up` whose upgrade step failed leaves the version recorded before). The next run's guard reads it.
+// VersionOutput is the stack output that records the Kubernetes release the control plane runs,
+// as the control plane's upgrade step last reported it (RunningVersion): a `pulumi up` whose
+// upgrade step failed, or that did not run it (--target), leaves the release recorded before.
+// The next run's guard reads it.
 const VersionOutput = "kubernetesVersion"
+
+// runsRE is the line an upgrade step ends with (scripts/upgrade.sh.tmpl).
+var runsRE = regexp.MustCompile(`(?m)^node \S+ runs Kubernetes ([0-9]+\.[0-9]+(?:\.[0-9]+)?)$`)
+
+// RunningVersion is the release an upgrade step's output says its node runs ("1.35.4"), or ""
+// when it says none.
+func RunningVersion(stdout string) string {
+	m := runsRE.FindAllStringSubmatch(stdout, -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1][1]
+}
 
 // CheckVersionStep refuses, before anything is declared, a kubernetesVersion that the running
 // cluster cannot be taken to in one `pulumi up`: a downgrade or a skipped minor, measured from the
-// version the stack recorded at its last `pulumi up` (VersionOutput, read through a reference to
+// release the stack recorded at its last `pulumi up` (VersionOutput, read through a reference to
 // the stack itself, which `pulumi preview` reads too: a pull request shows the refusal). A stack
 // that recorded none (new, or deployed by a release before the output) is left to the control
 // plane's own guard, which the upgrade step runs on the master (scripts/upgrade.sh.tmpl) and

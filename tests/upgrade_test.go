@@ -89,6 +89,44 @@ func TestAVersionChangeUpgradesTheControlPlaneFirstThenEachNode(t *testing.T) {
 	})
 }
 
+// A running master is brought to the program's kubeadm configuration (the admission
+// configuration among it) by reconfigure-master, right after its upgrade step, on the master,
+// untied from the instance; what talks to the API server, which it may restart, waits for it. Its
+// script carries the same kubeadm configuration as kubeadm-init's, so a new master and a running
+// one end up configured alike.
+func TestTheMasterIsReconfiguredAfterItsUpgrade(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		get := func(name string) *node { return &node{r, must(t, r, remoteCommand, "sesacthon-"+name)} }
+		step, master := get("reconfigure-master"), get("upgrade-master")
+		if !contains(step.Dependencies, master.URN) {
+			t.Error("reconfigure-master does not wait for upgrade-master: it would store a configuration at a release the control plane does not run yet")
+		}
+		for _, name := range []string{"kubeconfig", "calico", "join-token-worker-1", "join-token-storage"} {
+			if !get(name).waitsFor(step) {
+				t.Errorf("%s does not wait for reconfigure-master: it could run while the API server restarts", name)
+			}
+		}
+		if crds := (&node{r, must(t, r, "pulumi:providers:kubernetes", "sesacthon-crds")}); !crds.waitsFor(step) {
+			t.Error("the CRDs' provider does not wait for reconfigure-master")
+		}
+		if v := prop(step.Resource, "triggers"); v.IsArray() && len(v.ArrayValue()) > 0 {
+			t.Errorf("reconfigure-master has triggers %v: it must run again only when the configuration changes", v)
+		}
+		if str(step.Resource, "connection", "host") != str(master.Resource, "connection", "host") {
+			t.Error("reconfigure-master does not run on the master")
+		}
+		init := str(get("kubeadm-init").Resource, "create")
+		kubeadmConfig := init[strings.Index(init, "<<'KUBEADM'\n")+len("<<'KUBEADM'\n"):]
+		kubeadmConfig = kubeadmConfig[:strings.Index(kubeadmConfig, "KUBEADM\n")]
+		if str(step.Resource, "create") != cluster.ReconfigureScript(kubeadmConfig) {
+			t.Error("reconfigure-master does not carry kubeadm-init's kubeadm configuration")
+		}
+		if !strings.Contains(kubeadmConfig, "admission-control-config-file") || !strings.Contains(kubeadmConfig, cluster.AdmissionConfigPath()) {
+			t.Error("the kubeadm configuration does not give the API server the admission configuration")
+		}
+	})
+}
+
 // The control plane's certificates are renewed on the master by a daily timer, installed by a
 // command tied to the master's instance (a new master gets it too) whose script is the timer's
 // program: a change of it is an update that installs it again.
@@ -194,4 +232,27 @@ func TestVersionStepTellsEachRefusalApart(t *testing.T) {
 	if err := cluster.VersionStep("garbage", v("1.35")); err == nil || !strings.Contains(err.Error(), `"garbage", not a Kubernetes version`) {
 		t.Errorf("an unreadable record must be named, got %v", err)
 	}
+	// The record is the release the master reported, so a minor-only config that took the newest
+	// patch still refuses an older patch named later.
+	if err := cluster.VersionStep("1.36.3", v("1.36.1")); err == nil || !strings.Contains(err.Error(), "a patch downgrade") {
+		t.Errorf("1.36.3 -> 1.36.1 must be refused, got %v", err)
+	}
+}
+
+// The record is what the control plane's upgrade step said its node runs, on the last line it
+// printed, never the configured version: a run that did not reach the step keeps its old output.
+func TestTheRecordedVersionIsWhatTheMastersStepReported(t *testing.T) {
+	for stdout, want := range map[string]string{
+		"upgrading the control plane from 1.35.4 to 1.36.3\nnode ip-10-0-1-10 runs Kubernetes 1.36.3\n": "1.36.3",
+		"node ip-10-0-1-10 runs Kubernetes 1.35.4\nnode ip-10-0-1-10 runs Kubernetes 1.36.3\n":          "1.36.3",
+		"node ip-10-0-1-10 runs Kubernetes 1.36\n":                                                      "1.36",
+		"refusing: a skipped minor\n":                                                                   "",
+		"":                                                                                              "",
+		"the node runs Kubernetes 1.36.3 now\n":                                                         "",
+	} {
+		if got := cluster.RunningVersion(stdout); got != want {
+			t.Errorf("RunningVersion(%q) = %q, want %q", stdout, got, want)
+		}
+	}
+	// cluster's TestTheControlPlaneUpgradesInOrder reads it from the real script's output.
 }

@@ -3,11 +3,15 @@ package mocks
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// upgradeTargetRE finds the release an upgrade step's script targets.
+var upgradeTargetRE = regexp.MustCompile(`(?m)^target="([0-9.]+)"$`)
 
 // fabricate returns an id and outputs for a new resource: its inputs, plus what the cloud would
 // compute, marked as a placeholder. Called with m.mu held.
@@ -143,6 +147,10 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		case strings.Contains(args.Name, "-join-token-"):
 			// kubeadm token create prints one bootstrap token.
 			set("stdout", "abcdef.0123456789abcdef\n")
+		case strings.Contains(args.Name, "-upgrade-") && upgradeTargetRE.MatchString(str("create")):
+			// An upgrade step ends by saying what its node runs (cluster/scripts/upgrade.sh.tmpl):
+			// here, the release its script targets.
+			set("stdout", fmt.Sprintf("node %s runs Kubernetes %s\n", args.Name, upgradeTargetRE.FindStringSubmatch(str("create"))[1]))
 		}
 		set("stderr", "")
 	case "aws:lb/loadBalancer:LoadBalancer":

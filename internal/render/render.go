@@ -111,6 +111,10 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 				if err := writeFile(dir, "kubeadm/encryption-config.yaml", cluster.EncryptionConfig(OfflineEncryptionKey)); err != nil {
 					return err
 				}
+				// The AdmissionConfiguration the script installs before init, for verify-local's too.
+				if err := writeFile(dir, "kubeadm/admission-config.yaml", heredoc(str(r.Inputs, "create"), "ADMISSION")); err != nil {
+					return err
+				}
 				if err := writeIdentity(dir, r.Inputs["stdin"]); err != nil {
 					return fmt.Errorf("%s: %w", r.Name, err)
 				}

@@ -40,14 +40,19 @@ scratch=$(mktemp -d)
 trap 'rm -rf "${scratch}"' EXIT
 go run ./cmd/render -stack "${stack}" -out "${scratch}/render" > /dev/null
 config=$(ls "${scratch}"/render/kubeadm/*kubeadm-init*.yaml)
-# The master's kubelet, as kubeadm's kubelet-start phase and apply's system check ask it.
+# The master's kubelet, as kubeadm's kubelet-start phase and apply's system check ask it; and
+# systemctl, which kubelet-start calls to restart the kubelet: the namespaces do not keep it from
+# the machine's systemd (its socket is a file under /run, which is an overlay of the real one).
 mkdir -p "${scratch}/stand-in"
 printf '#!/bin/sh\necho "Kubernetes %s"\n' "${from}" > "${scratch}/stand-in/kubelet"
-chmod +x "${scratch}/stand-in/kubelet"
+printf '#!/bin/sh\nexit 0\n' > "${scratch}/stand-in/systemctl"
+chmod +x "${scratch}/stand-in/kubelet" "${scratch}/stand-in/systemctl"
 for d in etc var run; do mkdir -p "${scratch}/upper/${d}" "${scratch}/work/${d}"; done
 echo "::: kubeadm ${to} upgrade plan and apply --dry-run on a ${from} control plane made by kubeadm ${from} from ${stack}'s configuration"
 start=${SECONDS}
-unshare --mount --net --uts --fork bash -s "${bin}" "${from}" "${to}" "${config}" "${scratch}" "${stages}" > "${scratch}/log" 2>&1 <<'NS' || { tail -n 60 "${scratch}/log" >&2; exit 1; }
+# The body runs from a file, not from standard input, which a command in it could swallow. In its
+# own PID namespace: whatever it started ends with it, even if this script is killed.
+cat > "${scratch}/check.sh" <<'NS'
 set -euo pipefail
 bin=$1 from=$2 to=$3 config=$4 scratch=$5 stages=$6
 links=$(ip -o link show | awk -F': ' '{print $2}' | xargs)
@@ -68,13 +73,21 @@ old="${bin}/kubeadm-${from}" new="${bin}/kubeadm-${to}"
 identity=$(dirname "${config}")/identity
 pki=/etc/kubernetes/pki
 
-echo "::: kubeadm ${from}: what init writes, from the program's identity"
+# The cluster as masters made before the admission configuration have it: the program's
+# configuration without the API server's admission flag and its folder.
+before="${scratch}/kubeadm-before-admission.yaml"
+awk '/^    - name: admission-control-config-file$/ { skip = 2 } /^    - name: admission-config$/ { skip = 5 } skip > 0 { skip--; next } { print }' "${config}" > "${before}"
+if grep -q admission "${before}" || ! grep -q admission "${config}"; then
+  echo "cannot make the configuration of a master from before the admission configuration" >&2
+  exit 1
+fi
+echo "::: kubeadm ${from}: what init writes, from the program's identity and a configuration from before the admission configuration"
 mkdir -p "${pki}" /etc/kubernetes/encryption
 cp -r "${identity}"/. "${pki}/"
 cp "$(dirname "${config}")/encryption-config.yaml" /etc/kubernetes/encryption/config.yaml
 for phase in "certs all" "kubeconfig all" "etcd local" "control-plane all" "kubelet-start"; do
   # shellcheck disable=SC2086 # a phase is its words
-  "${old}" init phase ${phase} --config "${config}"
+  "${old}" init phase ${phase} --config "${before}"
 done
 
 echo "::: etcd and kube-apiserver ${from} on loopback, with kubeadm's certificates"
@@ -95,10 +108,10 @@ pids+=("$!")
 pids+=("$!")
 "${bin}/kubeadm-stage" -dir /etc/kubernetes -server https://127.0.0.1:6443 -node master -kubelet-version "${from}"
 admin=(--kubeconfig /etc/kubernetes/admin.conf)
-"${old}" init phase upload-config all --config "${config}" "${admin[@]}"
-"${old}" init phase mark-control-plane --config "${config}"
-"${old}" init phase bootstrap-token --config "${config}" "${admin[@]}"
-"${old}" init phase addon all --config "${config}" "${admin[@]}"
+"${old}" init phase upload-config all --config "${before}" "${admin[@]}"
+"${old}" init phase mark-control-plane --config "${before}"
+"${old}" init phase bootstrap-token --config "${before}" "${admin[@]}"
+"${old}" init phase addon all --config "${before}" "${admin[@]}"
 cm=/etc/kubernetes/controller-manager.conf sched=/etc/kubernetes/scheduler.conf
 "${bin}/kube-controller-manager" --kubeconfig="${cm}" --authentication-kubeconfig="${cm}" --authorization-kubeconfig="${cm}" \
   --bind-address=127.0.0.1 --secure-port=10257 --leader-elect=false --use-service-account-credentials=true \
@@ -112,6 +125,26 @@ pids+=("$!")
   --config="${stages}/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" --config="${stages}/pod/fast/pod-ready.yaml" \
   --config="${stages}/pod/fast/pod-complete.yaml" --config="${stages}/pod/fast/pod-delete.yaml" > "${scratch}/kwok.log" 2>&1 &
 pids+=("$!")
+
+# The reconfiguration step's kubeadm commands (cluster/scripts/reconfigure.sh.tmpl), with the
+# release it runs: the program's configuration stored at the running version, then the static
+# pods rendered from the cluster's stored configuration (a dry run: for real it waits for a kubelet
+# to restart the API server).
+echo "::: kubeadm ${from}: the reconfiguration of a running master"
+! grep -q admission-control-config-file /etc/kubernetes/manifests/kube-apiserver.yaml ||
+  { echo "the master before the reconfiguration already has the admission flag" >&2; exit 1; }
+running=$("${bin}/kubeadm-stage" -dir /etc/kubernetes -print-cluster-configuration | awk '$1 == "kubernetesVersion:" { print $2 }')
+[ "${running}" = "${from}" ] || { echo "kubeadm-config names ${running:-no release}, not ${from}" >&2; exit 1; }
+sed "s|^kubernetesVersion: .*|kubernetesVersion: ${running}|" "${config}" > "${scratch}/reconfigure.yaml"
+"${old}" init phase upload-config kubeadm --config "${scratch}/reconfigure.yaml" "${admin[@]}"
+"${old}" upgrade node phase control-plane --certificate-renewal=false --etcd-upgrade=false --dry-run > "${scratch}/reconfigure.out"
+awk -v f=/etc/kubernetes/manifests/kube-apiserver.yaml 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' "${scratch}/reconfigure.out" > "${scratch}/reconfigured-apiserver.yaml"
+admission=$(awk '/^    - name: admission-control-config-file$/ { getline; gsub(/.*value: "|"$/, ""); print }' "${config}")
+grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/reconfigured-apiserver.yaml" &&
+  grep -q "mountPath: /etc/kubernetes/admission\$" "${scratch}/reconfigured-apiserver.yaml" &&
+  grep -q "image: registry.k8s.io/kube-apiserver:${from}\$" "${scratch}/reconfigured-apiserver.yaml" ||
+  { cat "${scratch}/reconfigured-apiserver.yaml"; echo "the reconfigured API server does not read ${admission} at ${from}" >&2; exit 1; }
+echo "::: the reconfigured API server reads the admission configuration ${admission}, still at ${from}"
 
 echo "::: kubeadm ${to}: upgrade plan ${to}"
 "${new}" upgrade plan "${to}" > "${scratch}/plan.out"
@@ -133,9 +166,16 @@ manifest() {
 manifest kube-apiserver | grep -q "image: registry.k8s.io/kube-apiserver:${to}\$" || { echo "the upgraded API server does not run ${to}" >&2; exit 1; }
 manifest kube-apiserver | grep -q -- "--encryption-provider-config=/etc/kubernetes/encryption/config.yaml" ||
   { echo "the upgraded API server lost the encryption of secrets at rest" >&2; exit 1; }
+manifest kube-apiserver | grep -q -- "--admission-control-config-file=${admission}\$" ||
+  { echo "the upgraded API server lost the admission configuration" >&2; exit 1; }
 manifest kube-controller-manager | grep -q -- "--cloud-provider=external" ||
   { echo "the upgraded controller-manager lost the external cloud provider" >&2; exit 1; }
-echo "::: the ${to} manifests keep the encryption at rest and the external cloud provider"
+echo "::: the ${to} manifests keep the encryption at rest, the admission configuration and the external cloud provider"
 NS
+unshare --mount --net --uts --pid --mount-proc --fork --kill-child bash "${scratch}/check.sh" \
+  "${bin}" "${from}" "${to}" "${config}" "${scratch}" "${stages}" > "${scratch}/log" 2>&1 < /dev/null ||
+  { tail -n 60 "${scratch}/log" >&2; exit 1; }
+grep -q "^::: the ${to} manifests keep the encryption at rest, the admission configuration and the external cloud provider\$" "${scratch}/log" ||
+  { tail -n 60 "${scratch}/log" >&2; echo "the check ended before its last assertion" >&2; exit 1; }
 grep '^:::\|^kube-\|^etcd\|^CoreDNS\|^\[upgrade/successful\]' "${scratch}/log"
 echo "::: kubeadm ${to} upgrade plan and apply --dry-run passed in $((SECONDS - start))s"

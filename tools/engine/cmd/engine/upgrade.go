@@ -21,8 +21,9 @@ import (
 )
 
 // upgradeSteps are what a kubernetesVersion change may change, each updated in place: the
-// upgrade steps (cluster/upgrade.go), the master's kubeadm-init (its kubeadm configuration names
-// the version; an initialised master leaves it), the nodes' first-boot preparation, and the
+// upgrade steps (cluster/upgrade.go), the master's kubeadm-init and reconfigure-master (their
+// kubeadm configuration names the version; an initialised master leaves it, the reconfiguration
+// keeps the running release), the nodes' first-boot preparation, and the
 // cloud-controller-manager's image; the etcd snapshot's image may change too (it is kubeadm's etcd
 // of the minor). Names are matched on the end of the resource's name, by type.
 type upgradeStep struct {
@@ -37,6 +38,7 @@ var upgradeSteps = []upgradeStep{
 	{"command:remote:Command", "-upgrade-worker-2", false},
 	{"command:remote:Command", "-upgrade-storage", false},
 	{"command:remote:Command", "-kubeadm-init", false},
+	{"command:remote:Command", "-reconfigure-master", false},
 	{"aws:ssm/parameter:Parameter", "-master-prepare", false},
 	{"aws:ssm/parameter:Parameter", "-worker-1-prepare", false},
 	{"aws:ssm/parameter:Parameter", "-worker-2-prepare", false},
@@ -154,6 +156,7 @@ func refuseDowngrade(ctx context.Context, stack auto.Stack, key, before, target 
 	if err != nil {
 		return err
 	}
+	// The stand-in upgrade step reports the release its script targets (internal/mocks).
 	if got := outputs[cluster.VersionOutput].Value; got != target {
 		return fmt.Errorf("after the upgrade to %s the stack's %s output is %v", target, cluster.VersionOutput, got)
 	}

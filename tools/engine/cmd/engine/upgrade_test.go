@@ -13,6 +13,7 @@ func TestJudgeUpgradeWantsTheUpgradeStepsInPlaceAndNothingElse(t *testing.T) {
 		urn("kubernetes:apps/v1:StatefulSet", "sesacthon-data-postgres"):     "same",
 		urn("kubernetes:apps/v1:DaemonSet", "sesacthon-ccm"):                 "update",
 		urn("command:remote:Command", "sesacthon-kubeadm-init"):              "update",
+		urn("command:remote:Command", "sesacthon-reconfigure-master"):        "update",
 		urn("aws:ssm/parameter:Parameter", "sesacthon-nodes-master-prepare"): "update",
 		// kubeadm's etcd of the new minor, for the snapshot: allowed, not required.
 		urn("kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot"): "update",

@@ -34,7 +34,15 @@ func main() {
 	server := flag.String("server", "", "the local API server's URL, which kubeadm's kubeconfig files are pointed at")
 	node := flag.String("node", "", "the master's node name (the hostname kubeadm registered it under)")
 	kubeletVersion := flag.String("kubelet-version", "", "the version the master's kubelet reports")
+	printConfig := flag.Bool("print-cluster-configuration", false, "instead: print the ClusterConfiguration kept in kube-system/kubeadm-config (read with admin.conf), as a reconfiguration reads it")
 	flag.Parse()
+	if *printConfig {
+		if err := printClusterConfiguration(*dir); err != nil {
+			fmt.Fprintln(os.Stderr, "kubeadm-stage:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *server == "" || *node == "" || *kubeletVersion == "" {
 		fmt.Fprintln(os.Stderr, "kubeadm-stage: -server, -node and -kubelet-version are required")
 		os.Exit(2)
@@ -135,6 +143,23 @@ func stage(dir, server, node, kubeletVersion string) error {
 		fmt.Printf("kubeadm-stage: mirror pod kube-system/%s (%s)\n", pod.Name, strings.Join(images, ", "))
 	}
 	fmt.Printf("kubeadm-stage: node %s Ready at kubelet %s; kubeadm's kubeconfig files point at %s\n", node, kubeletVersion, server)
+	return nil
+}
+
+func printClusterConfiguration(dir string) error {
+	rest, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.conf"))
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(context.Background(), "kubeadm-config", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Print(cm.Data["ClusterConfiguration"])
 	return nil
 }
 

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +34,9 @@ type controlPlane struct {
 	// encryptionConfig is the program's rendered EncryptionConfiguration ("" when the directory
 	// has none, as the broken fixture's: the API server then runs without encryption).
 	encryptionConfig string
+	// admissionConfig is the program's rendered AdmissionConfiguration (Pod Security's defaults
+	// for every namespace), "" when the directory has none.
+	admissionConfig string
 	// apiServerArgs are added to the API server's flags (the engine run turns webhooks off).
 	apiServerArgs []string
 	pki           *pki
@@ -54,6 +59,11 @@ func (c *controlPlane) start(ctx context.Context) error {
 	if c.encryptionConfig == "" {
 		fmt.Println("  secrets at rest: not checked (no rendered kubeadm/encryption-config.yaml)")
 	} else if err := c.checkSecretsEncrypted(ctx); err != nil {
+		return err
+	}
+	if c.admissionConfig == "" {
+		fmt.Println("  Pod Security default: not checked (no rendered kubeadm/admission-config.yaml)")
+	} else if err := c.checkPodSecurityDefault(ctx); err != nil {
 		return err
 	}
 	return c.startControllers()
@@ -135,6 +145,9 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 	if c.encryptionConfig != "" {
 		// The master's own configuration, as the program renders it: Secrets encrypted at rest.
 		encryption = []string{"--encryption-provider-config=" + c.encryptionConfig}
+	}
+	if c.admissionConfig != "" {
+		encryption = append(encryption, "--admission-control-config-file="+c.admissionConfig)
 	}
 	if err := c.run("kube-apiserver", c.apiServer(), append(append(encryption,
 		"--etcd-servers="+c.etcdURL,
@@ -298,4 +311,57 @@ func (c *controlPlane) checkSecretsEncrypted(ctx context.Context) error {
 	}
 	fmt.Println("  secrets are encrypted at rest in etcd (k8s:enc:secretbox:v1)")
 	return nil
+}
+
+// checkPodSecurityDefault proves the program's admission configuration is in force: in a new
+// namespace that sets no level, a privileged pod is refused (baseline enforced) and a pod that is
+// only short of restricted is admitted with a warning (restricted warned). Dry-run creates: the
+// pods pass admission and are never stored.
+func (c *controlPlane) checkPodSecurityDefault(ctx context.Context) error {
+	const ns = "verify-pod-security-default"
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace for the Pod Security check: %w", err)
+	}
+	defer func() { _ = c.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) }()
+	// The controller-manager, which makes each namespace's default ServiceAccount, starts later.
+	if _, err := c.client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the default service account for the Pod Security check: %w", err)
+	}
+	pod := func(name string, privileged bool) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "registry.k8s.io/pause:3.10", SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+		}}}}
+	}
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	_, err := c.client.CoreV1().Pods(ns).Create(ctx, pod("privileged", true), dryRun)
+	if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "baseline:latest"`) {
+		return fmt.Errorf("a privileged pod in a namespace with no Pod Security level must be refused by the default (baseline), got %v", err)
+	}
+	warnings := &warningRecorder{}
+	config := rest.CopyConfig(c.config)
+	config.WarningHandler = warnings
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod("unprivileged", false), dryRun); err != nil {
+		return fmt.Errorf("a pod that baseline allows must be admitted in a namespace with no level: %w", err)
+	}
+	if !slices.ContainsFunc(warnings.messages, func(m string) bool { return strings.Contains(m, `violate PodSecurity "restricted:latest"`) }) {
+		return fmt.Errorf("a pod short of restricted must be warned about by the default, warnings: %q", warnings.messages)
+	}
+	fmt.Println("  Pod Security default: a new namespace enforces baseline (a privileged pod refused) and warns restricted")
+	return nil
+}
+
+// warningRecorder keeps the API server's warnings.
+type warningRecorder struct {
+	mu       sync.Mutex
+	messages []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, message string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.messages = append(w.messages, message)
 }

@@ -116,6 +116,11 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	if rendered := filepath.Join(dir, "kubeadm", "encryption-config.yaml"); fileExists(rendered) {
 		cp.encryptionConfig = rendered
 	}
+	if rendered := filepath.Join(dir, "kubeadm", "admission-config.yaml"); fileExists(rendered) {
+		if cp.admissionConfig, err = filepath.Abs(rendered); err != nil {
+			return nil, err
+		}
+	}
 	defer cp.stop()
 	t := newTimer()
 	fmt.Println("control plane:")
