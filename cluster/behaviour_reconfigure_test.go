@@ -1,14 +1,16 @@
 package cluster
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
 
 // The master's reconfiguration (reconfigure.sh.tmpl) against a model of its control plane:
 // kubectl answers kube-system/kubeadm-config's ClusterConfiguration from $STUB_STATE/cluster-config;
-// kubeadm's upload-config stores the --config file's kubernetesVersion there, and `upgrade node
-// phase control-plane` fails when $STUB_STATE/rollback exists (kubeadm rolled a component back).
+// kubeadm's upload-config stores the --config file there, and `upgrade node phase control-plane`
+// fails when $STUB_STATE/rollback exists (kubeadm rolled a component back), else leaves a backup
+// folder as kubeadm does (empty: nothing changed).
 
 func reconfigureStubs() map[string]string {
 	return map[string]string{
@@ -19,8 +21,10 @@ case "$*" in
 esac`,
 		"kubeadm": `
 case "$*" in
-  "init phase upload-config kubeadm --config "*) grep '^kubernetesVersion:' "$6" > "$STUB_STATE/cluster-config" ;;
-  "upgrade node phase control-plane --certificate-renewal=false --etcd-upgrade=false") [ ! -e "$STUB_STATE/rollback" ] ;;
+  "init phase upload-config kubeadm --config "*) cp "$6" "$STUB_STATE/cluster-config" ;;
+  "upgrade node phase control-plane --certificate-renewal=false --etcd-upgrade=false")
+    [ ! -e "$STUB_STATE/rollback" ] || exit 1
+    mkdir -p /etc/kubernetes/tmp/kubeadm-backup-manifests-2026-12-07-10-00-00 ;;
   *) echo "unexpected kubeadm $*" >&2; exit 1 ;;
 esac`,
 	}
@@ -28,19 +32,27 @@ esac`,
 
 const reconfigureConfig = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: stable-1.35\napiServer: {}\n"
 
+// reconfigureFiles are what a configured master has: the encryption configuration, an older
+// admission configuration and a manifest backup of an earlier upgrade.
+func reconfigureFiles(old string) map[string]string {
+	return map[string]string{
+		EncryptionConfigPath: "kind: EncryptionConfiguration\n",
+		old:                  "kind: AdmissionConfiguration\n",
+		"/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-01-01-00-00-00/kube-apiserver.yaml": "before the upgrade\n",
+	}
+}
+
 // TestTheMasterIsReconfiguredInPlace: the admission configuration is installed (under its
 // content's name) before kubeadm stores the program's configuration at the release the control
 // plane runs (a minor-only version is never resolved to a newer patch there) and renders the
-// static pods from it; the API server's older admission files and all but the newest manifest
-// backup go once that has passed. A second run rewrites nothing.
+// static pods from it, both under the control plane's lock. Older admission files and the
+// backups of earlier upgrades stay (a backup may name one); kubeadm's empty backup of a run that
+// changed nothing goes. A second run rewrites nothing.
 func TestTheMasterIsReconfiguredInPlace(t *testing.T) {
 	root := newRoot(t)
 	root.stubState(t, "cluster-config", "apiServer: {}\nkubernetesVersion: v1.35.4\n")
 	old := AdmissionConfigDir + "/config-000000000000.yaml"
-	r := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: map[string]string{
-		old: "kind: AdmissionConfiguration\n",
-		"/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-01-01/kube-apiserver.yaml": "old\n",
-	}})
+	r := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: reconfigureFiles(old)})
 	if r.code != 0 {
 		t.Fatalf("the reconfiguration failed:\n%s", r.describe())
 	}
@@ -48,17 +60,24 @@ func TestTheMasterIsReconfiguredInPlace(t *testing.T) {
 	if !ok || installed != AdmissionConfig() {
 		t.Errorf("%s holds %q, want the program's AdmissionConfiguration", AdmissionConfigPath(), installed)
 	}
-	upload := r.index("kubeadm", "init", "phase", "upload-config", "kubeadm")
-	render := r.index("kubeadm", "upgrade", "node", "phase", "control-plane", "--certificate-renewal=false", "--etcd-upgrade=false")
-	if upload < 0 || render < upload {
-		t.Fatalf("kubeadm did not store the configuration, then render the static pods from it:\n%s", r.describe())
+	admission := r.index("sudo", "mv", AdmissionConfigPath()+".new", AdmissionConfigPath())
+	upload := r.index("sudo", "flock", "-E", "75", "-w", "1800", controlPlaneLock, "kubeadm", "init", "phase", "upload-config", "kubeadm")
+	render := r.index("sudo", "flock", "-E", "75", "-w", "1800", controlPlaneLock, "kubeadm", "upgrade", "node", "phase", "control-plane", "--certificate-renewal=false", "--etcd-upgrade=false")
+	if admission < 0 || upload < admission || render < upload {
+		t.Fatalf("want the admission file in place, then kubeadm storing the configuration, then rendering the static pods, each kubeadm call under the lock:\n%s", r.describe())
 	}
 	stored, _ := root.read("/etc/kubernetes/waste-coach/kubeadm-reconfigure.yaml")
 	if !strings.Contains(stored, "\nkubernetesVersion: v1.35.4\n") || strings.Contains(stored, "stable-1.35") {
 		t.Errorf("the configuration kubeadm stored does not name the running release v1.35.4:\n%s", stored)
 	}
-	if _, ok := root.read(old); ok {
-		t.Error("the API server's older admission configuration is still there after the reconfiguration passed")
+	if _, ok := root.read(old); !ok {
+		t.Error("an older admission configuration was removed: a kept manifest backup may name it")
+	}
+	if _, ok := root.read("/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-01-01-00-00-00/kube-apiserver.yaml"); !ok {
+		t.Error("the manifest backup of an earlier upgrade was removed")
+	}
+	if _, err := os.Stat(root.path("/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-12-07-10-00-00")); err == nil {
+		t.Error("kubeadm's empty backup folder of a run that changed nothing is still there")
 	}
 	if !strings.Contains(r.stdout, "control plane configured as the program's kubeadm configuration") {
 		t.Errorf("the step does not say what it did:\n%s", r.stdout)
@@ -71,26 +90,34 @@ func TestTheMasterIsReconfiguredInPlace(t *testing.T) {
 }
 
 // TestAReconfigurationThatKubeadmRolledBackFails: when kubeadm cannot bring a static pod to the
-// configuration (it rolls the component back), the step fails and keeps the admission file the
-// running API server may still read; a cluster whose kubeadm-config names no release is refused
-// before kubeadm runs at all.
+// configuration (it rolls the component back), the step fails and stores the configuration of
+// before again, which the next upgrade or join renders from. A cluster whose kubeadm-config names
+// no release, or a master without the encryption configuration the API server would read, is
+// refused before kubeadm runs at all.
 func TestAReconfigurationThatKubeadmRolledBackFails(t *testing.T) {
 	root := newRoot(t)
-	root.stubState(t, "cluster-config", "kubernetesVersion: v1.35.4\n")
+	before := "apiServer: {}\nkubernetesVersion: v1.35.4\n"
+	root.stubState(t, "cluster-config", before)
 	root.stubState(t, "rollback", "")
-	old := AdmissionConfigDir + "/config-000000000000.yaml"
-	r := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: map[string]string{old: "kind: AdmissionConfiguration\n"}})
-	if r.code == 0 || !strings.Contains(r.stderr, "kubeadm could not bring the static pods to the configuration") {
+	r := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: reconfigureFiles(AdmissionConfigDir + "/config-000000000000.yaml")})
+	if r.code == 0 || !strings.Contains(r.stderr, "the previous configuration is stored again") {
 		t.Fatalf("a rolled-back reconfiguration passed:\n%s", r.describe())
 	}
-	if _, ok := root.read(old); !ok {
-		t.Error("the admission configuration the running API server may still read was removed after a failed reconfiguration")
+	if stored := readState(t, root, "cluster-config"); stored != strings.TrimSpace(before) {
+		t.Errorf("after the rollback kubeadm-config holds %q, want the configuration of before %q", stored, before)
 	}
 
 	root = newRoot(t)
 	root.stubState(t, "cluster-config", "apiServer: {}\n")
-	r = root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs()})
+	r = root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: reconfigureFiles(AdmissionConfigDir + "/config-000000000000.yaml")})
 	if r.code == 0 || len(r.called("kubeadm")) != 0 || !strings.Contains(r.stderr, "names no release") {
 		t.Fatalf("a kubeadm-config without a release was not refused before kubeadm ran:\n%s", r.describe())
+	}
+
+	root = newRoot(t)
+	root.stubState(t, "cluster-config", before)
+	r = root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs()})
+	if r.code == 0 || len(r.called("kubeadm")) != 0 || !strings.Contains(r.stderr, EncryptionConfigPath+" is missing") {
+		t.Fatalf("a master without the encryption configuration was not refused before kubeadm ran:\n%s", r.describe())
 	}
 }

@@ -862,7 +862,7 @@ for a in "$@"; do case "${a}" in /*.yaml) cp "${a}" "$STUB_STATE/applied-$(basen
 }
 
 func TestCalicoAppliesTheVerifiedOperatorThenTheInstallation(t *testing.T) {
-	r := runScript(t, CalicoScript(), scriptCase{stubs: calicoStubs("")})
+	r := runScript(t, CalicoScript(kube135), scriptCase{stubs: calicoStubs("")})
 	if r.code != 0 {
 		t.Fatalf("calico failed:\n%s", r.describe())
 	}
@@ -896,7 +896,7 @@ func TestCalicoAppliesTheVerifiedOperatorThenTheInstallation(t *testing.T) {
 func TestCalicoRefusesATamperedManifest(t *testing.T) {
 	for _, tampered := range []string{"operator-crds.yaml", "tigera-operator.yaml"} {
 		t.Run(tampered, func(t *testing.T) {
-			r := runScript(t, CalicoScript(), scriptCase{stubs: calicoStubs(tampered)})
+			r := runScript(t, CalicoScript(kube135), scriptCase{stubs: calicoStubs(tampered)})
 			if r.code == 0 {
 				t.Fatalf("calico accepted a tampered %s:\n%s", tampered, r.describe())
 			}

@@ -205,7 +205,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 
 	calico, err := b.command(master, "calico", commandSpec{
-		create:    pulumi.String(CalicoScript()),
+		create:    pulumi.String(CalicoScript(cfg.Kubernetes)),
 		dependsOn: []pulumi.Resource{controlPlane},
 	})
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 // `kubeadm upgrade` renders the static pods from), and the static pods themselves.
 
 // installAdmissionConfig writes the AdmissionConfiguration under its content-named path, whole
-// (a new file moved in place), and removes the folder's other configurations once prune is
-// true: the API server still runs on the old one until its manifest names the new path.
+// (a new file moved in place). Older ones stay: the API server runs on one until its manifest
+// names the new path, and a manifest backup kubeadm kept may name one.
 func installAdmissionConfig() string {
 	return render("admission-config", struct{ Dir, Path, Config string }{AdmissionConfigDir, AdmissionConfigPath(), AdmissionConfig()})
 }
@@ -24,12 +24,13 @@ func installAdmissionConfig() string {
 // ClusterConfiguration set to it at the version the control plane runs, and `kubeadm upgrade node
 // phase control-plane`, which renders each static pod from it and restarts only those whose
 // manifest changed, waiting for each and rolling it back if it does not come up. Under the
-// control plane's lock; a master already configured so is left as it is.
+// control plane's lock; a master already configured so is left as it is. When kubeadm rolls a
+// component back, the configuration stored before is stored again and the step fails.
 func ReconfigureScript(kubeadmConfig string) string {
 	return render("reconfigure", struct {
-		KubeadmConfig, InstallAdmission, AdmissionDir, AdmissionPath string
-		Lock, RenewService                                           string
-	}{kubeadmConfig, installAdmissionConfig(), AdmissionConfigDir, AdmissionConfigPath(), controlPlaneLock, CertRenewalService})
+		KubeadmConfig, InstallAdmission, AdmissionPath, EncryptionConfigPath string
+		Lock, RenewService                                                   string
+	}{kubeadmConfig, installAdmissionConfig(), AdmissionConfigPath(), EncryptionConfigPath, controlPlaneLock, CertRenewalService})
 }
 
 // reconfigureControlPlane declares the master's reconfiguration, after its upgrade step (the

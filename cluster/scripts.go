@@ -235,12 +235,13 @@ func MemberDeleteScript(role config.Role, nodeName string) string {
 }
 
 // CalicoScript installs Calico through the Tigera operator, from manifests verified against
-// their pinned sha256.
-func CalicoScript() string {
+// their pinned sha256: the release of the cluster's Kubernetes minor (versions.CalicoFor).
+func CalicoScript(v config.KubeVersion) string {
+	r := versions.CalicoFor(v.MinorString())
 	return render("calico", struct {
 		CalicoVersion, PodCIDR, Installation string
 		CRDsSHA256, OperatorSHA256           string
-	}{versions.Calico, PodCIDR, CalicoInstallation(), versions.CalicoOperatorCRDsSHA256, versions.CalicoOperatorSHA256})
+	}{r.Version, PodCIDR, CalicoInstallation(), r.OperatorCRDsSHA256, r.OperatorSHA256})
 }
 
 // NodesReadyScript waits for every node to be Ready with a providerID.

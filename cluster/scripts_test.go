@@ -49,7 +49,7 @@ func allScripts(t *testing.T) map[string]string {
 		"join":                   JoinScript(config.RoleWorker1),
 		"member":                 MemberScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
 		"member-delete":          MemberDeleteScript(config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
-		"calico":                 CalicoScript(),
+		"calico":                 CalicoScript(kube135),
 		"nodes-ready":            NodesReadyScript(4),
 		"kubelet-configmap":      KubeletConfigMapScript(),
 		"kubelet-config-master":  KubeletConfigScript(config.RoleMaster, "ip-10-0-0-10.ap-northeast-2.compute.internal"),
@@ -226,7 +226,7 @@ func TestKubeadmInitIsGuarded(t *testing.T) {
 }
 
 func TestCalicoSettings(t *testing.T) {
-	s := CalicoScript()
+	s := CalicoScript(kube135)
 	for _, want := range []string{"bgp: Disabled", "encapsulation: VXLAN", "natOutgoing: Enabled", "cidr: 192.168.0.0/16", "calico/v3.31.3/manifests"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("calico install lacks %q", want)
@@ -333,7 +333,7 @@ func TestNodesTrustOnlyThePinnedKubernetesAptKey(t *testing.T) {
 // that verified file is applied. Applying the URL directly would run whatever it serves.
 func TestCalicoManifestsAreVerifiedBeforeApply(t *testing.T) {
 	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
-	s := CalicoScript()
+	s := CalicoScript(kube135)
 	for file, sum := range map[string]string{
 		"operator-crds.yaml":   versions.CalicoOperatorCRDsSHA256,
 		"tigera-operator.yaml": versions.CalicoOperatorSHA256,
@@ -354,5 +354,31 @@ func TestCalicoManifestsAreVerifiedBeforeApply(t *testing.T) {
 	}
 	if strings.Contains(s, `-f "${base}/`) {
 		t.Error("calico install still applies a manifest straight from its URL, unverified")
+	}
+}
+
+// kube135 is the pinned release of both stacks, for the scripts that depend on the minor.
+var kube135 = config.KubeVersion{Major: 1, Minor: 35, Patch: 4, HasPatch: true}
+
+// Calico follows the Kubernetes minor: v3.31 (tested up to 1.35) until 1.36, whose first tested
+// release is v3.32; each with its own manifests' pins in the script that installs it.
+func TestCalicoIsTheReleaseOfTheClustersMinor(t *testing.T) {
+	for _, tc := range []struct {
+		minor                   int
+		version, crds, operator string
+	}{
+		{28, versions.Calico, versions.CalicoOperatorCRDsSHA256, versions.CalicoOperatorSHA256},
+		{35, versions.Calico, versions.CalicoOperatorCRDsSHA256, versions.CalicoOperatorSHA256},
+		{36, versions.Calico136, versions.Calico136OperatorCRDsSHA256, versions.Calico136OperatorSHA256},
+	} {
+		s := CalicoScript(config.KubeVersion{Major: 1, Minor: tc.minor})
+		for _, want := range []string{"/projectcalico/calico/" + tc.version + "/manifests", `"` + tc.crds + `"`, `"` + tc.operator + `"`} {
+			if !strings.Contains(s, want) {
+				t.Errorf("1.%d: the Calico script does not name %s", tc.minor, want)
+			}
+		}
+	}
+	if versions.Calico == versions.Calico136 || versions.CalicoOperatorSHA256 == versions.Calico136OperatorSHA256 {
+		t.Error("1.36's Calico is the same release as 1.35's")
 	}
 }

@@ -2,7 +2,10 @@
 // with the reason it was chosen. A bump is a one-line change here, reviewed in a pull request.
 package versions
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // Chart is a pinned Helm chart: the repository it comes from, its name and exact version.
 type Chart struct {
@@ -33,6 +36,18 @@ const (
 	CalicoOperatorCRDsSHA256 = "d6193da8ce442328c1a14d3a3bb7ad89fcaceceac5fb293254095fbf736c2499"
 	// CalicoOperatorSHA256 is the operator manifest's sha256 (see CalicoOperatorCRDsSHA256).
 	CalicoOperatorSHA256 = "23d4b023fd862741b8c0fe068d27cecd18f27edda93ecc6b4433c7faeb2b940e"
+
+	// Calico136 is the Calico release of Kubernetes 1.36 (CalicoFor): v3.32 is the first Tigera
+	// tests on 1.36 (tigera/docs, version-3.32 release notes: "Kubernetes 1.36 support"; tested on
+	// 1.34 to 1.36); v3.32.1 (commit 0ca9d1b93644778cafdf1812f3dda02ac0c361e8) is the newest tag in
+	// a mirror of projectcalico/calico on 2026-12-07. Its two manifests' sha256, computed as for
+	// v3.31.3 (blobs 7cb3ee93 and 383bacf5; 3,046,956 and 19,660 bytes; quay.io/tigera/operator:v1.42.3).
+	// The custom resources the program applies (CalicoInstallation) are valid in both.
+	Calico136 = "v3.32.1"
+	// Calico136OperatorCRDsSHA256 is the sha256 of v3.32.1's manifests/operator-crds.yaml.
+	Calico136OperatorCRDsSHA256 = "192f8b2d934ef24b62e86b7e1a6e1762d1c8af26a916f78057bc13fa5ed60f71"
+	// Calico136OperatorSHA256 is the sha256 of v3.32.1's manifests/tigera-operator.yaml.
+	Calico136OperatorSHA256 = "f18e073794207d372606bc3ea6f8fd73972f86d6828f4ba666dfe0d4aa8ab07f"
 
 	// CloudControllerManagerRepo is the AWS cloud-controller-manager image. Its minor must match
 	// the cluster's Kubernetes minor (cloud-provider-aws release policy), so the tag is chosen by
@@ -115,12 +130,14 @@ const KubernetesAptKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
 
 // ccmReleases maps a Kubernetes minor to the cloud-provider-aws release built against it, so that
 // every minor from 1.28 to 1.36 can be walked one at a time (docs/operations.md, "Kubernetes
-// upgrades"). 1.28, 1.30 and 1.32 to 1.35: releases that other projects' update threads show in use
-// (found with the search tool). 1.29, 1.31 and 1.36: tags of the k8s.io/cloud-provider-aws module as
-// the Go module proxy records them (v1.29.6 2024-07-30, v1.31.0 2024-08-16, v1.36.2 2026-11-05,
-// read with `go list -m -json k8s.io/cloud-provider-aws@<tag>` on 2026-12-06); the project's
-// release process publishes the image under each release tag. None was pulled here. A minor
-// missing here is refused by the config check, not guessed.
+// upgrades"). Each image was promoted to registry.k8s.io: 1.28 to 1.35 are listed, with their
+// digests, in the image promoter's manifest (kubernetes/k8s.io,
+// registry.k8s.io/images/k8s-staging-provider-aws/images.yaml, cloud-controller-manager, read with
+// the search tool on 2026-12-07); 1.36: v1.36.1 was promoted by kubernetes/k8s.io#9796 (merged
+// 2026-07-30), which calls it the only usable release of its branch (v1.36.0's image build failed,
+// cloud-provider-aws#1450). The module proxy also lists v1.36.2, but no promotion of its image was
+// found: a module tag is not an image. None was pulled here. A minor missing here is refused by
+// the config check, not guessed.
 var ccmReleases = map[string]string{
 	"1.28": "v1.28.4",
 	"1.29": "v1.29.6",
@@ -130,7 +147,7 @@ var ccmReleases = map[string]string{
 	"1.33": "v1.33.0",
 	"1.34": "v1.34.0",
 	"1.35": "v1.35.0",
-	"1.36": "v1.36.2",
+	"1.36": "v1.36.1",
 }
 
 // CCMMinors lists the Kubernetes minors that have a pinned cloud-controller-manager, sorted.
@@ -192,6 +209,21 @@ const (
 	// Curl uploads backups to S3 signed with the instance role (curl --aws-sigv4): no AWS CLI.
 	Curl = "docker.io/curlimages/curl:8.14.1"
 )
+
+// CalicoRelease is a Calico release and the sha256 of its two operator manifests.
+type CalicoRelease struct{ Version, OperatorCRDsSHA256, OperatorSHA256 string }
+
+// CalicoFor returns the Calico release a cluster of a Kubernetes minor ("1.35") runs: v3.32 from
+// 1.36 on, v3.31 before. The Calico step runs after the control plane's upgrade, so a 1.36 hop
+// moves Calico to v3.32 in the same `pulumi up`, once the API server runs 1.36, which v3.32
+// supports, as it does 1.34 and 1.35.
+func CalicoFor(minor string) CalicoRelease {
+	var major, m int
+	if _, err := fmt.Sscanf(minor, "%d.%d", &major, &m); err == nil && (major > 1 || m >= 36) {
+		return CalicoRelease{Calico136, Calico136OperatorCRDsSHA256, Calico136OperatorSHA256}
+	}
+	return CalicoRelease{Calico, CalicoOperatorCRDsSHA256, CalicoOperatorSHA256}
+}
 
 // etcdTags are the etcd releases kubeadm runs per Kubernetes minor, where it differs from
 // EtcdDefaultTag: constants.DefaultEtcdVersion of kubeadm v1.28.15 and v1.36.3 (the modules

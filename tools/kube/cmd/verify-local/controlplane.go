@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -337,6 +338,15 @@ func (c *controlPlane) checkPodSecurityDefault(ctx context.Context) error {
 	if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "baseline:latest"`) {
 		return fmt.Errorf("a privileged pod in a namespace with no Pod Security level must be refused by the default (baseline), got %v", err)
 	}
+	// The system namespaces are exempt by name (kube-proxy, the CSI node plugin, Calico).
+	if _, err := c.client.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create kube-system's default service account for the Pod Security check: %w", err)
+	}
+	system := pod("privileged", true)
+	system.Namespace = metav1.NamespaceSystem
+	if _, err := c.client.CoreV1().Pods(metav1.NamespaceSystem).Create(ctx, system, dryRun); err != nil {
+		return fmt.Errorf("a privileged pod in kube-system must be admitted (exempt by name): %w", err)
+	}
 	warnings := &warningRecorder{}
 	config := rest.CopyConfig(c.config)
 	config.WarningHandler = warnings
@@ -350,7 +360,7 @@ func (c *controlPlane) checkPodSecurityDefault(ctx context.Context) error {
 	if !slices.ContainsFunc(warnings.messages, func(m string) bool { return strings.Contains(m, `violate PodSecurity "restricted:latest"`) }) {
 		return fmt.Errorf("a pod short of restricted must be warned about by the default, warnings: %q", warnings.messages)
 	}
-	fmt.Println("  Pod Security default: a new namespace enforces baseline (a privileged pod refused) and warns restricted")
+	fmt.Println("  Pod Security default: a new namespace enforces baseline (a privileged pod refused) and warns restricted; kube-system is exempt")
 	return nil
 }
 
