@@ -25,7 +25,7 @@ import (
 // kubeadm configuration names the version; an initialised master leaves it, the reconfiguration
 // keeps the running release), the nodes' first-boot preparation, and the
 // cloud-controller-manager's image; the etcd snapshot's image may change too (it is kubeadm's etcd
-// of the minor). Names are matched on the end of the resource's name, by type.
+// of the minor), and so may Calico (the release of the minor). Names are matched on the end of the resource's name, by type.
 type upgradeStep struct {
 	typ, suffix string
 	// optional: the step may change, and need not.
@@ -45,6 +45,8 @@ var upgradeSteps = []upgradeStep{
 	{"aws:ssm/parameter:Parameter", "-storage-prepare", false},
 	{"kubernetes:apps/v1:DaemonSet", "-ccm", false},
 	{"kubernetes:batch/v1:CronJob", "-etcd-snapshot", true},
+	// Calico of the new minor, where it differs (versions.CalicoFor: 1.36 moves to v3.32).
+	{"command:remote:Command", "-calico", true},
 }
 
 // judgeUpgrade checks a kubernetesVersion change's preview: every step in upgradeSteps updated in

@@ -17,6 +17,8 @@ func TestJudgeUpgradeWantsTheUpgradeStepsInPlaceAndNothingElse(t *testing.T) {
 		urn("aws:ssm/parameter:Parameter", "sesacthon-nodes-master-prepare"): "update",
 		// kubeadm's etcd of the new minor, for the snapshot: allowed, not required.
 		urn("kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot"): "update",
+		// Calico of the new minor: allowed, not required.
+		urn("command:remote:Command", "sesacthon-calico"): "update",
 	}
 	for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
 		good[urn("command:remote:Command", "sesacthon-upgrade-"+role)] = "update"
