@@ -68,11 +68,7 @@ func stage(dir, server, node, kubeletVersion string) error {
 			return err
 		}
 	}
-	rest, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "super-admin.conf"))
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest)
+	client, err := clientFor(filepath.Join(dir, "super-admin.conf"))
 	if err != nil {
 		return err
 	}
@@ -146,12 +142,17 @@ func stage(dir, server, node, kubeletVersion string) error {
 	return nil
 }
 
-func printClusterConfiguration(dir string) error {
-	rest, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.conf"))
+// clientFor is a client with a kubeconfig file's credentials.
+func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(rest)
+	return kubernetes.NewForConfig(rest)
+}
+
+func printClusterConfiguration(dir string) error {
+	client, err := clientFor(filepath.Join(dir, "admin.conf"))
 	if err != nil {
 		return err
 	}
