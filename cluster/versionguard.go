@@ -37,7 +37,7 @@ func RunningVersion(stdout string) string {
 // plane's own guard, which the upgrade step runs on the master (scripts/upgrade.sh.tmpl) and
 // which also sees what the record cannot: a control plane changed by hand.
 func CheckVersionStep(ctx *pulumi.Context, cfg *config.Config) error {
-	self := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
+	self := selfReference(ctx)
 	ref, err := pulumi.NewStackReference(ctx, cfg.ClusterName+"-recorded-outputs", &pulumi.StackReferenceArgs{Name: pulumi.String(self)})
 	if err != nil {
 		return fmt.Errorf("reading the stack's own outputs (%s): %w", self, err)
@@ -51,6 +51,19 @@ func CheckVersionStep(ctx *pulumi.Context, cfg *config.Config) error {
 		return nil
 	}
 	return VersionStep(recorded, cfg.Kubernetes)
+}
+
+// diyOrganization is the organization a self-managed (DIY) backend reports to the program.
+const diyOrganization = "organization"
+
+// selfReference names the running stack for a StackReference. Pulumi Cloud wants
+// <organization>/<project>/<stack>; a self-managed backend reads a bare stack name as one of the
+// current project in either of its layouts, where the legacy layout refuses any name with a slash.
+func selfReference(ctx *pulumi.Context) string {
+	if ctx.Organization() == diyOrganization {
+		return ctx.Stack()
+	}
+	return fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
 }
 
 // VersionStep says whether a cluster recorded at version recorded can be taken to want in one
