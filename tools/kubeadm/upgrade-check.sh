@@ -66,7 +66,10 @@ for d in etc var run; do
   mount -t overlay overlay -o "lowerdir=/${d},upperdir=${scratch}/upper/${d},workdir=${scratch}/work/${d}" "/${d}"
 done
 pids=()
-stop() { for pid in "${pids[@]}"; do kill "${pid}" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+# This shell is the PID namespace's first process: when it exits, the kernel kills everything
+# else in the namespace. Killing them first, without waiting for a graceful stop, keeps an exit
+# from hanging on one that takes its time.
+stop() { for pid in "${pids[@]}"; do kill -9 "${pid}" 2> /dev/null || true; done; }
 trap stop EXIT
 export PATH="${scratch}/stand-in:${PATH}"
 old="${bin}/kubeadm-${from}" new="${bin}/kubeadm-${to}"
@@ -158,17 +161,20 @@ grep -q "You can now apply the upgrade by executing" "${scratch}/plan.out" || { 
 echo "::: kubeadm ${to}: upgrade apply ${to} --dry-run"
 "${new}" upgrade apply "${to}" --dry-run --yes --ignore-preflight-errors=ContainerRuntimeVersion,SystemVerification > "${scratch}/apply.out"
 grep -F "[upgrade/successful] Finished dryrunning successfully!" "${scratch}/apply.out"
-# The manifest the dry run would write for a component: from its "Would write file" line to the
-# next line kubeadm prints with a bracketed prefix.
-manifest() {
-  awk -v f="/etc/kubernetes/manifests/$1.yaml" 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' "${scratch}/apply.out"
-}
-manifest kube-apiserver | grep -q "image: registry.k8s.io/kube-apiserver:${to}\$" || { echo "the upgraded API server does not run ${to}" >&2; exit 1; }
-manifest kube-apiserver | grep -q -- "--encryption-provider-config=/etc/kubernetes/encryption/config.yaml" ||
+# The manifests the dry run would write, each from its "Would write file" line to the next line
+# kubeadm prints with a bracketed prefix, into a file of its own (grep -q on a pipe would end the
+# pipe early, which pipefail reads as a failure).
+for component in kube-apiserver kube-controller-manager; do
+  awk -v f="/etc/kubernetes/manifests/${component}.yaml" 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' \
+    "${scratch}/apply.out" > "${scratch}/upgraded-${component}.yaml"
+done
+grep -q "image: registry.k8s.io/kube-apiserver:${to}\$" "${scratch}/upgraded-kube-apiserver.yaml" ||
+  { echo "the upgraded API server does not run ${to}" >&2; exit 1; }
+grep -q -- "--encryption-provider-config=/etc/kubernetes/encryption/config.yaml" "${scratch}/upgraded-kube-apiserver.yaml" ||
   { echo "the upgraded API server lost the encryption of secrets at rest" >&2; exit 1; }
-manifest kube-apiserver | grep -q -- "--admission-control-config-file=${admission}\$" ||
+grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/upgraded-kube-apiserver.yaml" ||
   { echo "the upgraded API server lost the admission configuration" >&2; exit 1; }
-manifest kube-controller-manager | grep -q -- "--cloud-provider=external" ||
+grep -q -- "--cloud-provider=external" "${scratch}/upgraded-kube-controller-manager.yaml" ||
   { echo "the upgraded controller-manager lost the external cloud provider" >&2; exit 1; }
 echo "::: the ${to} manifests keep the encryption at rest, the admission configuration and the external cloud provider"
 NS
