@@ -16,10 +16,17 @@
 #      list every control-plane component at v1.35 going to the release;
 #   4. kubeadm v1.36 `upgrade apply v<release> --dry-run --yes` must finish, and the API server
 #      and controller-manager manifests it would write must run the release and keep the
-#      program's settings (secrets encrypted at rest, the external cloud provider).
-# What it cannot run: apply for real (it swaps the static pods and waits for a kubelet to restart
-# them), and two preflight checks of apply, ignored by name: ContainerRuntimeVersion (no
-# containerd here) and SystemVerification (the kubelet's system checks of this machine).
+#      program's settings (secrets encrypted at rest, the admission configuration, the external
+#      cloud provider);
+#   5. with the cluster's configuration stored at the release (as apply leaves it), a worker's
+#      `kubeadm upgrade node --dry-run` (a node's credentials, no control-plane manifests) must
+#      skip the control plane and upgrade the kubelet's configuration.
+# Before 3, the reconfiguration's kubeadm commands run on the master as made without the
+# admission configuration (upload-config, then `upgrade node phase control-plane --dry-run`).
+# What it cannot run: apply, upgrade node and the reconfiguration for real (they swap the static
+# pods and wait for a kubelet to restart them), and two preflight checks, ignored by name:
+# ContainerRuntimeVersion (no containerd here) and SystemVerification (the kubelet's system
+# checks of this machine).
 # Usage: tools/kubeadm/upgrade-check.sh [STACK]   (needs root for the namespaces)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -177,11 +184,29 @@ grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/upgraded
 grep -q -- "--cloud-provider=external" "${scratch}/upgraded-kube-controller-manager.yaml" ||
   { echo "the upgraded controller-manager lost the external cloud provider" >&2; exit 1; }
 echo "::: the ${to} manifests keep the encryption at rest, the admission configuration and the external cloud provider"
+
+# The workers' step (upgrade-worker-1 and the others): `kubeadm upgrade node` once the control
+# plane runs the release. The cluster's configuration as apply leaves it (stored at the release),
+# then a worker: a node's credentials (kubelet.conf, the system:nodes group the workers' RBAC
+# names) and no control-plane manifests.
+echo "::: kubeadm ${to}: upgrade node --dry-run on a worker, the cluster's configuration at ${to}"
+sed "s|^kubernetesVersion: .*|kubernetesVersion: ${to}|" "${config}" > "${scratch}/at-release.yaml"
+"${new}" init phase upload-config all --config "${scratch}/at-release.yaml" --kubeconfig /etc/kubernetes/super-admin.conf
+mv /etc/kubernetes/manifests /etc/kubernetes/manifests.master
+"${new}" upgrade node --dry-run --ignore-preflight-errors=ContainerRuntimeVersion,SystemVerification > "${scratch}/node.out"
+mv /etc/kubernetes/manifests.master /etc/kubernetes/manifests
+for said in '[dryrun] Creating a real client from "/etc/kubernetes/kubelet.conf"' \
+  '[upgrade/control-plane] Skipping phase. Not a control plane node.' \
+  '[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!' \
+  '[upgrade/successful] Finished dryrunning successfully!'; do
+  grep -qF "${said}" "${scratch}/node.out" || { cat "${scratch}/node.out"; echo "kubeadm upgrade node did not say: ${said}" >&2; exit 1; }
+done
+echo "::: a worker's kubeadm upgrade node ${to} passed as a dry run, with the node's own credentials"
 NS
 unshare --mount --net --uts --pid --mount-proc --fork --kill-child bash "${scratch}/check.sh" \
   "${bin}" "${from}" "${to}" "${config}" "${scratch}" "${stages}" > "${scratch}/log" 2>&1 < /dev/null ||
   { tail -n 60 "${scratch}/log" >&2; exit 1; }
-grep -q "^::: the ${to} manifests keep the encryption at rest, the admission configuration and the external cloud provider\$" "${scratch}/log" ||
+grep -q "^::: a worker's kubeadm upgrade node ${to} passed as a dry run, with the node's own credentials\$" "${scratch}/log" ||
   { tail -n 60 "${scratch}/log" >&2; echo "the check ended before its last assertion" >&2; exit 1; }
 grep '^:::\|^kube-\|^etcd\|^CoreDNS\|^\[upgrade/successful\]' "${scratch}/log"
-echo "::: kubeadm ${to} upgrade plan and apply --dry-run passed in $((SECONDS - start))s"
+echo "::: kubeadm ${to} upgrade plan, apply --dry-run and a worker's upgrade node --dry-run passed in $((SECONDS - start))s"

@@ -55,7 +55,7 @@ func main() {
 
 func stage(dir, server, node, kubeletVersion string) error {
 	// The serving certificate kubeadm made has "kubernetes" among its names, not 127.0.0.1.
-	for _, f := range []string{"admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"} {
+	for _, f := range []string{"admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf"} {
 		path := filepath.Join(dir, f)
 		cfg, err := clientcmd.LoadFromFile(path)
 		if err != nil {
