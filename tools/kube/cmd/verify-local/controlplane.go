@@ -246,15 +246,26 @@ func (c *controlPlane) writeKubeconfig(path, server string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
+// apiServerReadyTimeout bounds an API server's start. Alone one is ready in seconds; in CI, beside
+// the three engine runs at their busiest, one starting on a restored etcd once took over 60 s.
+const apiServerReadyTimeout = 3 * time.Minute
+
 func (c *controlPlane) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(apiServerReadyTimeout)
 	for {
 		body, err := c.client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil && strings.TrimSpace(string(body)) == "ok" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-apiserver not ready after 60s (%v); see %s", err, filepath.Join(c.work, "kube-apiserver.log"))
+			// The work folder goes with the run: the log's end goes into the error.
+			logPath := filepath.Join(c.work, "kube-apiserver.log")
+			tail := ""
+			if b, readErr := os.ReadFile(logPath); readErr == nil {
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				tail = "\n" + strings.Join(lines[max(0, len(lines)-15):], "\n")
+			}
+			return fmt.Errorf("kube-apiserver not ready after %s (%v); %s ends:%s", apiServerReadyTimeout, err, logPath, tail)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
