@@ -84,7 +84,7 @@ func TestTheMasterIsReconfiguredInPlace(t *testing.T) {
 	}
 
 	again := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs()})
-	if again.code != 0 || len(again.called("sudo", "tee", AdmissionConfigPath()+".new")) != 0 {
+	if again.code != 0 || len(again.called("sudo", "mv", AdmissionConfigPath()+".new", AdmissionConfigPath())) != 0 {
 		t.Errorf("a second run rewrote the admission configuration:\n%s", again.describe())
 	}
 }

@@ -82,6 +82,13 @@ export PATH="${scratch}/stand-in:${PATH}"
 old="${bin}/kubeadm-${from}" new="${bin}/kubeadm-${to}"
 identity=$(dirname "${config}")/identity
 pki=/etc/kubernetes/pki
+# dry_run_manifest OUTPUT COMPONENT: the static pod manifest a kubeadm dry run printed for
+# COMPONENT, from its "Would write file" line to the next line kubeadm prints with a bracketed
+# prefix. Callers write it to a file and grep that: grep -q ending a pipe early reads as a failure
+# under pipefail.
+dry_run_manifest() {
+  awk -v f="/etc/kubernetes/manifests/$2.yaml" 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' "$1"
+}
 
 # The cluster as masters made before the admission configuration have it: the program's
 # configuration without the API server's admission flag and its folder.
@@ -148,7 +155,7 @@ running=$("${bin}/kubeadm-stage" -dir /etc/kubernetes -print-cluster-configurati
 sed "s|^kubernetesVersion: .*|kubernetesVersion: ${running}|" "${config}" > "${scratch}/reconfigure.yaml"
 "${old}" init phase upload-config kubeadm --config "${scratch}/reconfigure.yaml" "${admin[@]}"
 "${old}" upgrade node phase control-plane --certificate-renewal=false --etcd-upgrade=false --dry-run > "${scratch}/reconfigure.out"
-awk -v f=/etc/kubernetes/manifests/kube-apiserver.yaml 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' "${scratch}/reconfigure.out" > "${scratch}/reconfigured-apiserver.yaml"
+dry_run_manifest "${scratch}/reconfigure.out" kube-apiserver > "${scratch}/reconfigured-apiserver.yaml"
 admission=$(awk '/^    - name: admission-control-config-file$/ { getline; gsub(/.*value: "|"$/, ""); print }' "${config}")
 grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/reconfigured-apiserver.yaml" &&
   grep -q "mountPath: /etc/kubernetes/admission\$" "${scratch}/reconfigured-apiserver.yaml" &&
@@ -168,12 +175,8 @@ grep -q "You can now apply the upgrade by executing" "${scratch}/plan.out" || { 
 echo "::: kubeadm ${to}: upgrade apply ${to} --dry-run"
 "${new}" upgrade apply "${to}" --dry-run --yes --ignore-preflight-errors=ContainerRuntimeVersion,SystemVerification > "${scratch}/apply.out"
 grep -F "[upgrade/successful] Finished dryrunning successfully!" "${scratch}/apply.out"
-# The manifests the dry run would write, each from its "Would write file" line to the next line
-# kubeadm prints with a bracketed prefix, into a file of its own (grep -q on a pipe would end the
-# pipe early, which pipefail reads as a failure).
 for component in kube-apiserver kube-controller-manager; do
-  awk -v f="/etc/kubernetes/manifests/${component}.yaml" 'index($0, "Would write file \"" f "\"") { grab = 1; next } grab && /^\[/ { exit } grab' \
-    "${scratch}/apply.out" > "${scratch}/upgraded-${component}.yaml"
+  dry_run_manifest "${scratch}/apply.out" "${component}" > "${scratch}/upgraded-${component}.yaml"
 done
 grep -q "image: registry.k8s.io/kube-apiserver:${to}\$" "${scratch}/upgraded-kube-apiserver.yaml" ||
   { echo "the upgraded API server does not run ${to}" >&2; exit 1; }
