@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -17,6 +18,8 @@ import (
 type CloudControllerManagerArgs struct {
 	// Config is the validated stack configuration (the Kubernetes minor picks the image).
 	Config *config.Config
+	// RoleARN is the CCM's AWS role (infra.PodRoleCCM), assumed with its ServiceAccount's token.
+	RoleARN pulumi.StringInput
 }
 
 // CloudControllerManager is the AWS cloud-controller-manager: it initialises every node
@@ -104,6 +107,11 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 						corev1.TolerationArgs{Key: pulumi.String("node-role.kubernetes.io/control-plane"), Effect: pulumi.String("NoSchedule")},
 						corev1.TolerationArgs{Key: pulumi.String("node.kubernetes.io/not-ready"), Effect: pulumi.String("NoSchedule")},
 					},
+					Volumes: corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("aws-identity"), Projected: &corev1.ProjectedVolumeSourceArgs{
+						Sources: corev1.VolumeProjectionArray{corev1.VolumeProjectionArgs{ServiceAccountToken: &corev1.ServiceAccountTokenProjectionArgs{
+							Audience: pulumi.String(infra.STSAudience), ExpirationSeconds: pulumi.Int(infra.WebIdentityTokenSeconds), Path: pulumi.String("token"),
+						}}},
+					}}},
 					Containers: corev1.ContainerArray{corev1.ContainerArgs{
 						Name:  pulumi.String("aws-cloud-controller-manager"),
 						Image: pulumi.String(image),
@@ -123,6 +131,11 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 							Limits:   pulumi.StringMap{"memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("256Mi")}, // logs headroom: workloads.LogsHeadroomMiB
 						},
 						SecurityContext: &corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false)},
+						// Its own role, not the master's: the host network reaches the metadata
+						// service, which the CCM still reads for the instance it runs on, but its
+						// SDK takes the web identity first.
+						Env:          webIdentityEnv(args.RoleARN, args.Config.Region),
+						VolumeMounts: corev1.VolumeMountArray{corev1.VolumeMountArgs{Name: pulumi.String("aws-identity"), MountPath: pulumi.String(infra.WebIdentityTokenDir), ReadOnly: pulumi.Bool(true)}},
 						LivenessProbe: &corev1.ProbeArgs{
 							HttpGet:             &corev1.HTTPGetActionArgs{Path: pulumi.String("/healthz"), Port: pulumi.Int(10258), Scheme: pulumi.String("HTTPS")},
 							InitialDelaySeconds: pulumi.Int(20),
@@ -143,3 +156,12 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 
 // CCMRequestCPU is the CCM's CPU request on the master, counted in the fit check.
 const CCMRequestCPU = "100m"
+
+// webIdentityEnv is the environment of a container that assumes roleARN with its projected token.
+func webIdentityEnv(roleARN pulumi.StringInput, region string) corev1.EnvVarArray {
+	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("AWS_ROLE_ARN"), Value: roleARN}}
+	for _, e := range infra.WebIdentityEnv(region) {
+		env = append(env, corev1.EnvVarArgs{Name: pulumi.String(e[0]), Value: pulumi.String(e[1])})
+	}
+	return env
+}

@@ -27,6 +27,9 @@ type Args struct {
 	Nodes *infra.Nodes
 	// EndpointName is the control plane's public DNS name (a certificate SAN).
 	EndpointName string
+	// PodIdentity is the pods' issuer and roles: the tier publishes the issuer's key set, from
+	// the service-account key it owns, there.
+	PodIdentity *infra.PodIdentity
 }
 
 // Cluster is a bootstrapped kubeadm cluster.
@@ -48,6 +51,9 @@ type Cluster struct {
 	// EtcdSnapshotPrefix is where the cluster's etcd snapshots go in the backups bucket
 	// (EtcdSnapshotPrefix), and where a new master looks for them.
 	EtcdSnapshotPrefix pulumi.StringOutput
+	// PodRoleARNs are the pod roles' ARNs by infra.PodRole key, known once the issuer's key set
+	// (issuer.go) is published.
+	PodRoleARNs map[string]pulumi.StringOutput
 	// Version is the release the control plane runs, as its upgrade step reported it: the stack
 	// records it (VersionOutput) for the next run's guard.
 	Version pulumi.StringOutput
@@ -130,6 +136,15 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	caHash := identity.ApplyT(func(files map[string]string) (string, error) {
 		return CACertHash(files["ca.crt"])
 	}).(pulumi.StringOutput)
+
+	// The key set of the pods' issuer, from the service-account key the cluster runs with:
+	// public, though computed from the secret identity.
+	jwks := pulumi.Unsecret(identity.ApplyT(func(files map[string]string) (string, error) {
+		return JWKS(files["sa.pub"])
+	})).(pulumi.StringOutput)
+	if c.PodRoleARNs, err = args.PodIdentity.PublishKeys(ctx, jwks); err != nil {
+		return nil, fmt.Errorf("pod identities: %w", err)
+	}
 
 	// The etcd snapshots of this cluster: the CronJob writes them there, and a new master
 	// restores the newest (kubeadm-init). The prefix derives from the etcd CA's public key and
@@ -233,7 +248,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
 	}
-	ccm, err := NewCloudControllerManager(ctx, name+"-ccm", &CloudControllerManagerArgs{Config: cfg},
+	ccm, err := NewCloudControllerManager(ctx, name+"-ccm", &CloudControllerManagerArgs{Config: cfg, RoleARN: c.PodRoleARNs[infra.PodRoleCCM]},
 		pulumi.Parent(c), pulumi.Provider(bootstrap))
 	if err != nil {
 		return nil, fmt.Errorf("cloud-controller-manager: %w", err)

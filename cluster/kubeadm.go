@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 )
 
 // KubeadmParams are the values of the kubeadm configuration that come from outside the config:
@@ -85,6 +86,7 @@ networking:
 apiServer:
   # Secrets are encrypted at rest (EncryptionConfig): the file is written root-only before init.
   # Pod Security applies to every namespace (AdmissionConfig), written before init too.
+  # Service-account tokens name the stack's public issuer (ServiceAccountIssuerArgs).
   extraArgs:
 %[11]s  extraVolumes:
     - name: encryption-config
@@ -112,8 +114,35 @@ cgroupDriver: systemd
 %[13]sserverTLSBootstrap: false
 `, api, masterIP, extraArgs(api, "    ", cloud), cfg.ClusterName, kubernetesVersion(cfg.Kubernetes),
 		PodCIDR, ServiceCIDR, p.PublicIP, p.EndpointName, extraArgs(api, "    ", cloud),
-		extraArgs(api, "    ", [][2]string{{"encryption-provider-config", EncryptionConfigPath}, {"admission-control-config-file", AdmissionConfigPath()}}),
+		extraArgs(api, "    ", append([][2]string{{"encryption-provider-config", EncryptionConfigPath}, {"admission-control-config-file", AdmissionConfigPath()}},
+			ServiceAccountIssuerArgs(cfg)...)),
 		EncryptionConfigDir, KubeletPressureConfig(), AdmissionConfigDir)
+}
+
+// DefaultServiceAccountIssuer is the issuer kubeadm gives the API server when none is set
+// (https://kubernetes.default.svc.<dnsDomain>): every token of a cluster deployed before pod
+// identities names it, and every in-cluster client asks for it as the audience.
+const DefaultServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// ServiceAccountIssuerArgs are the API server's flags for pod identities. Tokens are signed for
+// the stack's public issuer (config.ServiceAccountIssuer), whose JWKS the program publishes, so
+// that STS can verify a pod's token; the API server's own discovery names the published JWKS.
+// The audiences the API server itself accepts stay kubeadm's default issuer, which is what the
+// tokens of every pod already running carry: changing the issuer changes no in-cluster audience.
+//
+// kubeadm's v1beta4 list also keeps the default issuer as a second, accepted-only issuer, so the
+// tokens signed before the change stay valid until the kubelet refreshes them. v1beta3 (1.28 to
+// 1.30) is a map, one value per flag: such a cluster takes only the public issuer, which is right
+// for a new cluster, and the tokens of an older one are refused until refreshed (up to an hour).
+func ServiceAccountIssuerArgs(cfg *config.Config) [][2]string {
+	issuer := cfg.ServiceAccountIssuer()
+	args := [][2]string{{"service-account-issuer", issuer}}
+	if kubeadmAPIVersion(cfg.Kubernetes) == "kubeadm.k8s.io/v1beta4" {
+		args = append(args, [2]string{"service-account-issuer", DefaultServiceAccountIssuer})
+	}
+	return append(args,
+		[2]string{"service-account-jwks-uri", issuer + infra.JWKSPath},
+		[2]string{"api-audiences", DefaultServiceAccountIssuer})
 }
 
 // AdmissionConfigDir is the folder of the API server's AdmissionConfiguration on the master.

@@ -6,7 +6,7 @@
 // fills and the checks it makes: stack.go (production, cluster name, region, Kubernetes version,
 // chart source), network.go, nodes.go (with roles.go and instancetypes.go), access.go (SSH key,
 // Argo CD sign-in), uploads.go, images.go, costsavings.go (spot capacity, office hours),
-// backups.go, alerting.go, autoscaling.go, logs.go and gitops.go; parser.go is how a key is read and a bad
+// backups.go, podidentity.go, alerting.go, autoscaling.go, logs.go and gitops.go; parser.go is how a key is read and a bad
 // value reported.
 package config
 
@@ -89,6 +89,8 @@ type Config struct {
 	OfficeHours *OfficeHours
 	// Backups configures the backups bucket and how long every backup is kept.
 	Backups Backups
+	// PodIdentity is the public bucket of the pods' service-account issuer (podidentity.go).
+	PodIdentity PodIdentity
 	// Alerting is where alerts go and the stack's alert thresholds (alerting.go).
 	Alerting Alerting
 
@@ -155,6 +157,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.capacity(c)    // costsavings.go: capacity, spotInterruptionBehavior
 	p.officeHours(c) // costsavings.go: officeHours
 	p.backups(c)     // backups.go: backupsBucket, backupRetentionDays
+	p.podIdentity(c) // podidentity.go: podIdentityBucket
 	p.alerting(c)    // alerting.go: alertQueueDepth, alertReceiver
 	p.autoscaling(c) // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
 	p.logs(c)        // logs.go: logRetentionDays

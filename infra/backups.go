@@ -137,14 +137,32 @@ func BackupsBucketPolicy(bucketARN string, writerRoleARNs []string) PolicyDocume
 	return d
 }
 
-// BackupWriterPolicy lets a node role add backups under its own prefix of the backups bucket and
-// read them back (a restore, and the archiver's check that a segment is not already there).
-// It grants no delete of any kind: an overwritten or deleted key leaves its old version, and
-// only lifecycle expiry removes versions.
-func BackupWriterPolicy(bucketARN, prefix string) PolicyDocument {
+// BackupPolicy lets a pod role add backups under each of its write prefixes of the backups
+// bucket and read back what is under its read prefix (a restore, and the archiver's check that
+// a segment is not already there). It grants no delete of any kind: an overwritten or deleted
+// key leaves its old version, and only lifecycle expiry removes versions.
+func BackupPolicy(bucketARN string, writePrefixes []string, readPrefix string) PolicyDocument {
+	writes := make([]string, 0, len(writePrefixes))
+	for _, p := range writePrefixes {
+		writes = append(writes, bucketARN+"/"+p+"/*")
+	}
 	return policy(
-		allow("AddBackups", bucketARN+"/"+prefix+"/*", "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"),
+		allow("AddBackups", writes, "s3:PutObject", "s3:AbortMultipartUpload"),
+		allow("ReadBackups", bucketARN+"/"+readPrefix+"/*", "s3:GetObject"),
 		Statement{Sid: "ListOwnPrefix", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: bucketARN,
+			Condition: map[string]any{"StringLike": map[string]any{"s3:prefix": []string{readPrefix + "/*", readPrefix + "/"}}}},
+		allow("Locate", bucketARN, "s3:GetBucketLocation"),
+	)
+}
+
+// EtcdRestorePolicy is what a new master needs of the backups bucket at its first boot
+// (kubeadm-init): list and read the etcd snapshots under prefix, and write the cluster's marker
+// (<prefix>/<cluster>/cluster), which says the cluster has run; never a snapshot.
+func EtcdRestorePolicy(bucketARN, prefix string) PolicyDocument {
+	return policy(
+		allow("ReadSnapshots", bucketARN+"/"+prefix+"/*", "s3:GetObject"),
+		allow("MarkCluster", bucketARN+"/"+prefix+"/*/cluster", "s3:PutObject"),
+		Statement{Sid: "ListSnapshots", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: bucketARN,
 			Condition: map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "/*", prefix + "/"}}}},
 		allow("Locate", bucketARN, "s3:GetBucketLocation"),
 	)

@@ -15,12 +15,8 @@ import (
 type IAMArgs struct {
 	// Config is the validated stack configuration.
 	Config *config.Config
-	// UploadsBucketARN is the bucket the application nodes may read and write.
-	UploadsBucketARN pulumi.StringOutput
-	// BackupsBucketARN is the bucket the master and the storage node add backups to.
+	// BackupsBucketARN is the bucket a new master restores etcd from.
 	BackupsBucketARN pulumi.StringOutput
-	// LogGroupARN is the stack's log group, which every node's Fluent Bit writes to.
-	LogGroupARN pulumi.StringOutput
 }
 
 // IAM holds one role and instance profile per node role.
@@ -37,27 +33,20 @@ type IAM struct {
 	Policies []pulumi.Resource
 }
 
-// RolePolicies returns the inline policies a node role needs, by name. The master runs the
-// cluster's AWS-facing controllers (cloud-controller-manager, EBS CSI controller, load balancer
-// controller); the application nodes reach the uploads bucket; every node describes itself,
-// reads its own preparation parameter and may open Session Manager sessions; the roles with a
-// backup prefix (config.BackupPrefix) add backups there.
-func RolePolicies(cfg *config.Config, role config.Role, bucketARN, backupsARN string) map[string]PolicyDocument {
+// RolePolicies returns the inline policies a node role needs, by name: only what the node's
+// own boot and the kubelet use. Every node describes itself, reads its own preparation parameter
+// and may open Session Manager sessions; the master, at its first boot, looks for the etcd
+// snapshot to restore and marks the cluster as having run (EtcdRestorePolicy). What runs in pods
+// (the AWS-facing controllers, backups, log shipping, uploads) has a role of its own
+// (podidentity.go): no pod reaches the node's credentials.
+func RolePolicies(cfg *config.Config, role config.Role, backupsARN string) map[string]PolicyDocument {
 	p := map[string]PolicyDocument{
 		"node":            CCMNodePolicy(),
 		"bootstrap":       BootstrapPolicy(cfg.Region, PreparationParameterName(cfg, role)),
 		"session-manager": SessionManagerPolicy(),
 	}
 	if role.ControlPlane() {
-		p["cloud-controller-manager"] = CCMControlPlanePolicy()
-		p["ebs-csi-controller"] = EBSCSIPolicy(cfg.Region, ClusterTag(cfg))
-		p["load-balancer-controller"] = LoadBalancerControllerPolicy(cfg.Region, ClusterTag(cfg))
-	}
-	if role.RunsApplication() {
-		p["uploads"] = UploadsPolicy(bucketARN)
-	}
-	if prefix := config.BackupPrefix(role); prefix != "" {
-		p["backups"] = BackupWriterPolicy(backupsARN, prefix)
+		p["etcd-restore"] = EtcdRestorePolicy(backupsARN, config.BackupPrefix(role))
 	}
 	return p
 }
@@ -85,9 +74,9 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 		if err != nil {
 			return nil, fmt.Errorf("create role %s: %w", roleName, err)
 		}
-		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(cfg, node.Role, "", ""))) {
-			doc := pulumi.All(args.UploadsBucketARN, args.BackupsBucketARN).ApplyT(func(arns []any) string {
-				return RolePolicies(cfg, node.Role, arns[0].(string), arns[1].(string))[policyName].JSON()
+		for _, policyName := range slices.Sorted(maps.Keys(RolePolicies(cfg, node.Role, ""))) {
+			doc := args.BackupsBucketARN.ApplyT(func(arn string) string {
+				return RolePolicies(cfg, node.Role, arn)[policyName].JSON()
 			}).(pulumi.StringOutput)
 			rp, err := iam.NewRolePolicy(ctx, roleName+"-"+policyName, &iam.RolePolicyArgs{
 				Role:   role.Name,
@@ -98,15 +87,6 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 			}
 			r.Policies = append(r.Policies, rp)
 		}
-		// Every node runs Fluent Bit, which ships its logs with the node's role (logs.go).
-		logs, err := iam.NewRolePolicy(ctx, roleName+"-logs", &iam.RolePolicyArgs{
-			Role:   role.Name,
-			Policy: args.LogGroupARN.ApplyT(func(arn string) string { return LogWriterPolicy(arn).JSON() }).(pulumi.StringOutput),
-		}, parent)
-		if err != nil {
-			return nil, fmt.Errorf("create policy logs of %s: %w", roleName, err)
-		}
-		r.Policies = append(r.Policies, logs)
 		profile, err := iam.NewInstanceProfile(ctx, roleName, &iam.InstanceProfileArgs{
 			NamePrefix: pulumi.String(awsPrefix),
 			Role:       role.Name,

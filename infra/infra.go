@@ -28,10 +28,12 @@ type Infra struct {
 	Network        *Network
 	SecurityGroups *SecurityGroups
 	IAM            *IAM
-	Nodes          *Nodes
-	DNS            *DNS
-	LoadBalancer   *LoadBalancer
-	Uploads        *Uploads
+	// PodIdentity is the pods' issuer and their AWS roles.
+	PodIdentity  *PodIdentity
+	Nodes        *Nodes
+	DNS          *DNS
+	LoadBalancer *LoadBalancer
+	Uploads      *Uploads
 	// OfficeHours stops and starts the instances on the stack's schedule; nil without one.
 	OfficeHours *OfficeHours
 	Backups     *Backups
@@ -74,15 +76,17 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if t.Logs, err = NewLogs(ctx, name+"-logs", &LogsArgs{Config: cfg}, parent); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
-	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn,
-		LogGroupARN: t.Logs.Group.Arn}, parent); err != nil {
+	if t.IAM, err = NewIAM(ctx, name+"-iam", &IAMArgs{Config: cfg, BackupsBucketARN: t.Backups.Bucket.Arn}, parent); err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
 	}
-	var writers []pulumi.StringOutput
-	for _, n := range cfg.Nodes {
-		if config.BackupPrefix(n.Role) != "" {
-			writers = append(writers, t.IAM.Roles[n.Role].Arn)
-		}
+	if t.PodIdentity, err = NewPodIdentity(ctx, name+"-pod-identity", &PodIdentityArgs{Config: cfg,
+		UploadsBucketARN: t.Uploads.Bucket.Arn, BackupsBucketARN: t.Backups.Bucket.Arn, LogGroupARN: t.Logs.Group.Arn}, parent); err != nil {
+		return nil, fmt.Errorf("pod identities: %w", err)
+	}
+	// The master marks the cluster as having run; the backup jobs write their own prefixes.
+	writers := []pulumi.StringOutput{t.IAM.Roles[config.RoleMaster].Arn}
+	for _, key := range []string{PodRoleEtcdBackup, PodRolePostgresWAL, PodRolePostgresBackup} {
+		writers = append(writers, t.PodIdentity.Roles[key].Arn)
 	}
 	if err := t.Backups.RestrictWriters(ctx, writers...); err != nil {
 		return nil, fmt.Errorf("backups bucket: %w", err)
@@ -96,6 +100,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	deleteAfter = append(deleteAfter, t.SecurityGroups.Rules...)
 	deleteAfter = append(deleteAfter, t.IAM.Policies...)
+	deleteAfter = append(deleteAfter, t.PodIdentity.Policies...)
 	deleteAfter = append(deleteAfter, t.Snapshots.RolePolicies...)
 	if t.Nodes, err = NewNodes(ctx, name+"-nodes", &NodesArgs{
 		Config:         cfg,

@@ -158,9 +158,11 @@ const canonicalOwner = "099720109477"
 // UbuntuAMIName matches Ubuntu 24.04 LTS (noble) amd64 server images on gp3.
 const UbuntuAMIName = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
 
-// MetadataHopLimit is 2 so that pods, one network hop further than the host, reach IMDSv2 (the
-// CCM, the EBS CSI driver and the load balancer controller read the region and credentials there).
-const MetadataHopLimit = 2
+// MetadataHopLimit is 1: IMDSv2's answers reach the host and nothing a network hop further, so
+// no pod in its own network namespace gets the node role's credentials (a pod on the host's
+// network, kube-system only, is the host). Pods that call AWS have roles of their own
+// (podidentity.go).
+const MetadataHopLimit = 1
 
 // NewNodes declares the key pair, the instances and the control plane's Elastic IP.
 func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.ResourceOption) (*Nodes, error) {

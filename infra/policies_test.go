@@ -2,6 +2,7 @@ package infra
 
 import (
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -31,16 +32,20 @@ func TestPoliciesAreValidJSONWithoutWildcardActions(t *testing.T) {
 	}
 }
 
-func TestOnlyTheMasterGetsControllerPolicies(t *testing.T) {
+// TestNodeRolesHoldOnlyWhatTheNodeUses: a node role is what anything on the host can use (the
+// pods on the host's network among them), so it holds only the node's own needs: describe
+// itself, read its preparation parameter, Session Manager, and on the master the etcd restore.
+// Every controller, backup, log and upload permission is a pod role's.
+func TestNodeRolesHoldOnlyWhatTheNodeUses(t *testing.T) {
+	cfg := &config.Config{Stack: "prod", ClusterName: "c", Region: "ap-northeast-2"}
 	for _, role := range config.Roles {
-		p := RolePolicies(&config.Config{Stack: "prod", ClusterName: "c", Region: "ap-northeast-2"}, role, "arn:aws:s3:::b", "arn:aws:s3:::backups")
-		_, lb := p["load-balancer-controller"]
-		_, s3 := p["uploads"]
-		if lb != role.ControlPlane() {
-			t.Errorf("%s has the load balancer controller policy = %v", role, lb)
+		got := slices.Sorted(maps.Keys(RolePolicies(cfg, role, "arn:aws:s3:::backups")))
+		want := []string{"bootstrap", "node", "session-manager"}
+		if role.ControlPlane() {
+			want = []string{"bootstrap", "etcd-restore", "node", "session-manager"}
 		}
-		if s3 != role.RunsApplication() {
-			t.Errorf("%s has uploads access = %v", role, s3)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s node role has policies %v, want %v", role, got, want)
 		}
 	}
 }

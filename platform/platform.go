@@ -48,7 +48,7 @@ func program(ctx *pulumi.Context, o Options) error {
 		return fmt.Errorf("aws tier: %w", err)
 	}
 
-	k8s, err := cluster.New(ctx, cfg.ClusterName, &cluster.Args{Config: cfg, Nodes: aws.Nodes, EndpointName: aws.DNS.EndpointName})
+	k8s, err := cluster.New(ctx, cfg.ClusterName, &cluster.Args{Config: cfg, Nodes: aws.Nodes, EndpointName: aws.DNS.EndpointName, PodIdentity: aws.PodIdentity})
 	if err != nil {
 		return fmt.Errorf("cluster tier: %w", err)
 	}
@@ -62,6 +62,7 @@ func program(ctx *pulumi.Context, o Options) error {
 		Charts:             o.Charts,
 		CRDProvider:        k8s.CRDProvider,
 		EtcdSnapshotPrefix: k8s.EtcdSnapshotPrefix,
+		PodRoleARNs:        k8s.PodRoleARNs,
 	}, pulumi.Providers(k8s.Provider)); err != nil {
 		return fmt.Errorf("workloads tier: %w", err)
 	}

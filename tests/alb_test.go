@@ -425,7 +425,7 @@ func TestNothingOfTheClusterIsOnTheALBsPath(t *testing.T) {
 	})
 }
 
-// TestLoadBalancerControllerMayOnlyMoveThisStacksTargets: the master's load balancer controller
+// TestLoadBalancerControllerMayOnlyMoveThisStacksTargets: the load balancer controller's pod role
 // may register and deregister nodes in every target group of its own stack's ALB, as AWS names
 // them (the ARN AWS returns), including a group the program is replacing under a new name; and
 // never in the other stack's groups in the same account. Every Allow statement of the role's
@@ -435,7 +435,7 @@ func TestLoadBalancerControllerMayOnlyMoveThisStacksTargets(t *testing.T) {
 	statements := map[string]policyDoc{}
 	groups := map[string][]*mocks.Resource{}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		doc := parsePolicy(t, must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-load-balancer-controller"))
+		doc := parsePolicy(t, must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-pod-identity-"+infra.PodRoleLoadBalancer))
 		for _, s := range doc.Statement {
 			for _, a := range actions {
 				if s.Effect == "Allow" && slices.Contains(s.Action, a) && len(s.Condition) == 0 {

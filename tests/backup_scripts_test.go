@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
 )
@@ -231,4 +233,95 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 			t.Errorf("%d attempts against a failing bucket, want 4 (curl --retry 3)", len(reqs))
 		}
 	})
+}
+
+// TestBackupUploadsAssumeTheirOwnRole runs the etcd snapshot's upload step as its CronJob
+// declares it, with its role and token file, against a stand-in STS and S3 on 127.0.0.1: s3.sh
+// exchanges the pod's projected token for the role's credentials (AssumeRoleWithWebIdentity, the
+// token read from its file into the request body, never onto a command line) and signs the
+// uploads with them; no pod reaches the instance metadata service, so this is the only way a
+// backup gets credentials. An STS refusal fails the step before anything is uploaded.
+func TestBackupUploadsAssumeTheirOwnRole(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl here: the upload steps run in the curl image")
+	}
+	r := run(t, "prod")
+	script := filepath.Join(mountConfigMap(t, r, "kube-system/"+workloads.EtcdSnapshotName), "etcd-snapshot.sh")
+	var upload any
+	for _, c := range asList(at(named(r, "CronJob", workloads.EtcdSnapshotName), "spec", "jobTemplate", "spec", "template", "spec", "containers")) {
+		if at(c, "name") == "upload" {
+			upload = c
+		}
+	}
+	env := map[string]string{}
+	for _, e := range asList(at(upload, "env")) {
+		env[fmt.Sprint(at(e, "name"))] = fmt.Sprint(at(e, "value"))
+	}
+	if env["AWS_ROLE_ARN"] == "" || env["AWS_WEB_IDENTITY_TOKEN_FILE"] != infra.WebIdentityTokenFile {
+		t.Fatalf("the upload container's environment names no role and token file: %v", env)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06ZXRjZC1zbmFwc2hvdCJ9.c2ln+/="
+	writeFile(t, tokenFile, jwt)
+
+	for _, tc := range []struct {
+		name      string
+		stsStatus int
+	}{{"assumed", http.StatusOK}, {"refused", http.StatusForbidden}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var form url.Values
+			var puts []s3Request
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				body, _ := io.ReadAll(req.Body)
+				mu.Lock()
+				defer mu.Unlock()
+				if req.Method == http.MethodPost && req.URL.Path == "/" {
+					form, _ = url.ParseQuery(string(body))
+					if req.Header.Get("Authorization") != "" {
+						t.Errorf("AssumeRoleWithWebIdentity was sent signed (%q): it takes the token as its only proof", req.Header.Get("Authorization"))
+					}
+					w.WriteHeader(tc.stsStatus)
+					_, _ = fmt.Fprint(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <AccessKeyId>ASIAPODROLE</AccessKeyId>
+      <SecretAccessKey>pod-secret</SecretAccessKey>
+      <SessionToken>pod-session-token</SessionToken>
+      <Expiration>2026-12-07T10:00:00Z</Expiration>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>`)
+					return
+				}
+				puts = append(puts, s3Request{req.Method, req.URL.Path, req.Header.Clone(), body})
+			}))
+			t.Cleanup(srv.Close)
+			snapDir := t.TempDir()
+			writeFile(t, filepath.Join(snapDir, "etcd-snapshot.db"), "etcd snapshot bytes\n")
+			out, err := runStep(t, script, []string{"SNAPSHOT_DIR=" + snapDir, "BACKUP_PREFIX=etcd", "BACKUP_BUCKET=drill-bucket",
+				"AWS_REGION=" + env["AWS_REGION"], "AWS_ROLE_ARN=" + env["AWS_ROLE_ARN"], "AWS_WEB_IDENTITY_TOKEN_FILE=" + tokenFile,
+				"S3_ENDPOINT=" + srv.URL, "STS_ENDPOINT=" + srv.URL}, "upload")
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.stsStatus != http.StatusOK {
+				if err == nil || len(puts) != 0 {
+					t.Errorf("STS refused the role, yet the step ended with %v after %d uploads:\n%s", err, len(puts), out)
+				}
+				return
+			}
+			if err != nil || len(puts) != 2 {
+				t.Fatalf("upload step: %v, %d uploads (want the snapshot and the mark)\n%s", err, len(puts), out)
+			}
+			if form.Get("Action") != "AssumeRoleWithWebIdentity" || form.Get("Version") != "2011-06-15" ||
+				form.Get("RoleArn") != env["AWS_ROLE_ARN"] || form.Get("WebIdentityToken") != jwt || form.Get("RoleSessionName") == "" {
+				t.Errorf("STS was asked %v, want AssumeRoleWithWebIdentity of %s with the token file's content", form, env["AWS_ROLE_ARN"])
+			}
+			for _, p := range puts {
+				if !strings.Contains(p.header.Get("Authorization"), "Credential=ASIAPODROLE/") || p.header.Get("X-Amz-Security-Token") != "pod-session-token" {
+					t.Errorf("%s %s is signed %q with token %q, want the assumed role's credentials", p.method, p.path, p.header.Get("Authorization"), p.header.Get("X-Amz-Security-Token"))
+				}
+			}
+		})
+	}
 }

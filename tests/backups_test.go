@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
@@ -150,17 +151,26 @@ func TestBackupsBucketKeepsBackupsForTheRetention(t *testing.T) {
 }
 
 // TestOnlyBackupWritersWriteAndNobodyDeletesVersions: the bucket policy denies every principal
-// the deletion of an object version and every principal but the master's and the storage node's
-// roles a write; and no role policy allows a version delete on the backups bucket, while the two
-// writers may add backups under their own prefix only.
+// the deletion of an object version and every principal but the backup writers a write: the
+// master's node role (it marks the cluster as having run at its first boot) and the pod roles of
+// the etcd snapshot, the WAL shipper and the PostgreSQL backup jobs; no role policy allows a
+// version delete on the backups bucket; and each writer may add objects under its own prefix
+// only (the master only the cluster's marker, never a snapshot), while no other role, node or
+// pod, may write to the bucket at all.
 func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		bucketARN := "arn:aws:s3:::" + r.Stack + "-sesacthon-backups"
-		roleARN := func(role string) string {
-			res := must(t, r, "aws:iam/role:Role", "sesacthon-iam-"+role)
+		roleARN := func(name string) string {
+			res := must(t, r, "aws:iam/role:Role", name)
 			return res.Outputs["arn"].StringValue()
 		}
-		writers := []string{roleARN("master"), roleARN("storage")}
+		podRole := func(key string) string { return "sesacthon-pod-identity-" + key }
+		writers := []string{
+			roleARN("sesacthon-iam-master"),
+			roleARN(podRole(infra.PodRoleEtcdBackup)),
+			roleARN(podRole(infra.PodRolePostgresWAL)),
+			roleARN(podRole(infra.PodRolePostgresBackup)),
+		}
 
 		pols := withSuffix(r.OfType("aws:s3/bucketPolicy:BucketPolicy"), "-backups")
 		if len(pols) != 1 {
@@ -191,14 +201,34 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 			t.Errorf("backups bucket policy: TLS only=%v, no version delete for anyone=%v, only the writer roles write=%v; want all", tls, noVersionDelete, onlyWriters)
 		}
 
-		wantPrefix := map[string]string{"master": "etcd", "storage": "postgres"}
+		// What each inline policy, of any role, may write to the backups bucket.
+		wantWrites := map[string][]string{
+			"sesacthon-iam-master-etcd-restore":  {bucketARN + "/etcd/*/cluster"},
+			podRole(infra.PodRoleEtcdBackup):     {bucketARN + "/etcd/*"},
+			podRole(infra.PodRolePostgresWAL):    {bucketARN + "/postgres/wal/*"},
+			podRole(infra.PodRolePostgresBackup): {bucketARN + "/postgres/base/*", bucketARN + "/postgres/dump/*"},
+		}
+		// Keys of the bucket a pattern may name: any object, each prefix, the cluster's marker.
+		probes := []string{"x", "etcd/x", "etcd/0123456789abcdef/cluster", "postgres/x", "postgres/wal/x", "postgres/base/x", "postgres/dump/x"}
+		onBucket := func(res string) bool {
+			if strings.HasPrefix(res, bucketARN+"/") {
+				return true
+			}
+			for _, k := range probes {
+				if arnMatch(res, bucketARN+"/"+k) {
+					return true
+				}
+			}
+			return false
+		}
+		gotWrites := map[string][]string{}
 		for _, rp := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
 			for _, s := range parsePolicy(t, rp).Statement {
 				if s.Effect != "Allow" {
 					continue
 				}
 				for _, res := range resources(s.Resource) {
-					if !arnMatch(res, bucketARN+"/etcd/x") && !arnMatch(res, bucketARN+"/postgres/x") && !arnMatch(res, bucketARN) {
+					if !onBucket(res) && !arnMatch(res, bucketARN) {
 						continue
 					}
 					for _, a := range s.Action {
@@ -207,24 +237,26 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 								t.Errorf("role policy %s allows %s (as %s) on %s: a backup writer must not remove or unprotect backups", rp.Name, forbidden, a, res)
 							}
 						}
+						if onBucket(res) && iamMatch(a, "s3:PutObject") && !slices.Contains(gotWrites[rp.Name], res) {
+							gotWrites[rp.Name] = append(gotWrites[rp.Name], res)
+						}
 					}
 				}
 			}
 		}
-		for _, role := range []string{"master", "worker-1", "worker-2", "storage"} {
-			rp := r.Named("aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-"+role+"-backups")
-			prefix, writes := wantPrefix[role]
-			if (rp != nil) != writes {
-				t.Errorf("role %s has a backups policy = %v, want %v (only the master and the storage node write backups)", role, rp != nil, writes)
+		for name, got := range gotWrites {
+			if _, ok := wantWrites[name]; !ok {
+				t.Errorf("role policy %s may write %v to the backups bucket: only the master's marker and the backup pods' roles write backups", name, got)
+			}
+		}
+		for name, want := range wantWrites {
+			if r.Named("aws:iam/rolePolicy:RolePolicy", name) == nil {
+				t.Errorf("no role policy %s: a backup writer cannot write", name)
 				continue
 			}
-			if rp == nil {
-				continue
-			}
-			for _, s := range parsePolicy(t, rp).Statement {
-				if slices.Contains(s.Action, "s3:PutObject") && !slices.Equal(resources(s.Resource), []string{bucketARN + "/" + prefix + "/*"}) {
-					t.Errorf("role %s may write backups to %v, want only %s/%s/*", role, s.Resource, bucketARN, prefix)
-				}
+			got := slices.Sorted(slices.Values(gotWrites[name]))
+			if !slices.Equal(got, want) {
+				t.Errorf("role policy %s may write backups to %v, want only %v", name, got, want)
 			}
 		}
 	})
@@ -234,7 +266,7 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 // plane (pinned to it, tolerating its taint, on its network to reach the member on loopback),
 // every 15 minutes at most, never two at once, keeping failed runs to be seen; it runs the embedded
 // script (the one the restore drill runs), uploads to this stack's backups bucket under the
-// prefix the master's role may write, and mounts only the etcd client files, never the etcd CA key.
+// prefix the etcd snapshot's pod role may write, and mounts only the etcd client files, never the etcd CA key.
 func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		cj := must(t, r, "kubernetes:batch/v1:CronJob", "sesacthon-kube-system-etcd-snapshot")
@@ -264,11 +296,11 @@ func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 			t.Errorf("snapshot step image = %s, want kubeadm's etcd image registry.k8s.io/etcd:3.6.6-0", ps("initContainers", 0, "image"))
 		}
 		env := map[string]string{}
-		for i := range 5 {
+		for i := 0; ps("containers", 0, "env", i, "name") != ""; i++ {
 			env[ps("containers", 0, "env", i, "name")] = ps("containers", 0, "env", i, "value")
 		}
 		// The snapshots go under the cluster's own prefix, derived from the etcd CA the program
-		// holds, inside the prefix the master's role may write; a new master looks there.
+		// holds, inside the prefix the etcd snapshot's pod role may write; a new master looks there.
 		etcdCA := must(t, r, "tls:index/selfSignedCert:SelfSignedCert", "sesacthon-etcd-ca").Outputs["certPem"]
 		if etcdCA.IsSecret() {
 			etcdCA = etcdCA.SecretValue().Element
@@ -281,7 +313,7 @@ func TestEtcdSnapshotIsScheduledOnTheMaster(t *testing.T) {
 			t.Errorf("EtcdSnapshotPrefix = %q, want etcd/ and 16 hex digits", wantPrefix)
 		}
 		if env["BACKUP_BUCKET"] != r.Stack+"-sesacthon-backups" || env["BACKUP_PREFIX"] != wantPrefix {
-			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/%s (the cluster's prefix, inside the one the master's role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack, wantPrefix)
+			t.Errorf("upload goes to s3://%s/%s, want s3://%s-sesacthon-backups/%s (the cluster's prefix, inside the one the etcd snapshot's pod role may write)", env["BACKUP_BUCKET"], env["BACKUP_PREFIX"], r.Stack, wantPrefix)
 		}
 		initCmd := must(t, r, remoteCommand, "sesacthon-kubeadm-init")
 		if !r.DependsOn(initCmd, must(t, r, remoteCommand, "sesacthon-etcdutl")) {

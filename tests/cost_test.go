@@ -48,6 +48,10 @@ var free = []string{
 	// Logs Insights scans, priced per GB scanned and not estimated: an operator's occasional
 	// look at a day of logs scans well under a GB).
 	"aws:iam/user:User", "aws:iam/userPolicy:UserPolicy", "aws:iam/accessKey:AccessKey",
+	// Pod identities: the OIDC provider costs nothing; the issuer's two documents are under 2 KB
+	// and fetched by STS when it verifies a token (a few GETs an hour), well under a cent.
+	"aws:iam/openIdConnectProvider:OpenIdConnectProvider", "aws:s3/bucketObjectv2:BucketObjectv2",
+	"aws:s3/bucketOwnershipControls:BucketOwnershipControls",
 }
 
 func TestEveryBillableResourceHasAPrice(t *testing.T) {

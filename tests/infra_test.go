@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
@@ -84,8 +85,8 @@ func TestNodesMatchTheDesignTable(t *testing.T) {
 			if got := str(inst, "instanceType"); got != w[0] {
 				t.Errorf("%s instance type = %s, want %s", role, got, w[0])
 			}
-			if str(inst, "metadataOptions", "httpTokens") != "required" || str(inst, "metadataOptions", "httpPutResponseHopLimit") != "2" {
-				t.Errorf("%s: IMDSv2 must be required with hop limit 2 (pods reach it one hop further), got tokens=%q hops=%q",
+			if str(inst, "metadataOptions", "httpTokens") != "required" || str(inst, "metadataOptions", "httpPutResponseHopLimit") != "1" {
+				t.Errorf("%s: IMDSv2 must be required with hop limit 1 (no pod, one hop further, gets the node role's credentials), got tokens=%q hops=%q",
 					role, str(inst, "metadataOptions", "httpTokens"), str(inst, "metadataOptions", "httpPutResponseHopLimit"))
 			}
 			if str(inst, "rootBlockDevice", "encrypted") != "true" || str(inst, "rootBlockDevice", "volumeType") != "gp3" {
@@ -214,50 +215,172 @@ func TestCertificateCoversApexAndWildcardWithOneValidationRecord(t *testing.T) {
 	})
 }
 
+// TestNodeRolesHaveLeastPrivilege: a node's role holds only what the node's own boot and the
+// kubelet use (describe itself, read its preparation parameter, Session Manager; the master also
+// looks for the etcd snapshot to restore and marks the cluster as having run), so whatever takes
+// a node's credentials can neither touch volumes, move targets, ship logs nor write to a bucket.
+// Each AWS-facing component in a pod has a role of its own (IRSA) with its one policy, on this
+// stack's resources, and holds its component's sensitive actions alone.
 func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 	r := run(t, "prod")
-	policies := map[string]string{} // role name -> all its inline policy documents
+	const nodePrefix, podPrefix = "sesacthon-iam-", "sesacthon-pod-identity-"
+	nodes := map[string]map[string]policyDoc{} // node role -> policy name -> document
+	pods := map[string]policyDoc{}             // pod role key -> its one policy
+	podJSON := map[string]string{}
 	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
-		if strings.HasSuffix(p.Name, "-snapshots") {
-			continue // the Data Lifecycle Manager's role, not a node's (backups_test.go)
-		}
+		// The AWS name of the role the policy is attached to: <cluster id>-<role>-<unique suffix>.
 		role := strings.TrimSuffix(strings.TrimPrefix(str(p, "role"), r.Config.ClusterID()+"-"), "-"+mocks.Placeholder)
-		policies[role] += str(p, "policy") + "\n"
-	}
-	if len(policies) != 4 {
-		t.Fatalf("inline policies for roles %v, want the four node roles", slices.Sorted(maps.Keys(policies)))
-	}
-	can := func(role, action string) bool { return strings.Contains(policies[role], `"`+action+`"`) }
-	for role, docs := range policies {
-		if strings.Contains(docs, `"Action":["*"]`) {
-			t.Errorf("role %s allows every action", role)
+		switch {
+		case strings.HasPrefix(p.Name, nodePrefix):
+			name, ok := strings.CutPrefix(p.Name, nodePrefix+role+"-")
+			if !ok {
+				t.Errorf("node role policy %s is attached to role %s", p.Name, str(p, "role"))
+				continue
+			}
+			if nodes[role] == nil {
+				nodes[role] = map[string]policyDoc{}
+			}
+			nodes[role][name] = parsePolicy(t, p)
+		case strings.HasPrefix(p.Name, podPrefix):
+			key := strings.TrimPrefix(p.Name, podPrefix)
+			if key != role {
+				t.Errorf("pod role policy %s is attached to role %s, not %s's", p.Name, str(p, "role"), key)
+			}
+			if _, dup := pods[key]; dup {
+				t.Errorf("pod role %s has two inline policies", key)
+			}
+			pods[key], podJSON[key] = parsePolicy(t, p), str(p, "policy")
+		case p.Name == "sesacthon-snapshots" || p.Name == "sesacthon-office-hours-start-stop":
+			continue // the Data Lifecycle Manager's and the scheduler's roles (their own tests)
+		default:
+			t.Errorf("role policy %s belongs to neither a node role (%s*) nor a pod role (%s*)", p.Name, nodePrefix, podPrefix)
 		}
-		if strings.Contains(docs, `"s3:*"`) {
-			t.Errorf("role %s allows every S3 action", role)
+	}
+
+	// The node roles and their policies.
+	base := []string{"bootstrap", "node", "session-manager"}
+	wantNodes := map[string][]string{
+		"master":   {"bootstrap", "etcd-restore", "node", "session-manager"},
+		"worker-1": base, "worker-2": base, "storage": base,
+	}
+	if got := slices.Sorted(maps.Keys(nodes)); !slices.Equal(got, slices.Sorted(maps.Keys(wantNodes))) {
+		t.Fatalf("inline policies for node roles %v, want the four node roles %v", got, slices.Sorted(maps.Keys(wantNodes)))
+	}
+	for role, want := range wantNodes {
+		if got := slices.Sorted(maps.Keys(nodes[role])); !slices.Equal(got, want) {
+			t.Errorf("node role %s has policies %v, want exactly %v", role, got, want)
 		}
 	}
+
+	// The pod roles: one per component that calls AWS, each with its own policy on this stack's
+	// resources.
+	var wantPods []string
+	for _, pr := range infra.PodRoles {
+		wantPods = append(wantPods, pr.Key)
+	}
+	slices.Sort(wantPods)
+	if got := slices.Sorted(maps.Keys(pods)); !slices.Equal(got, wantPods) {
+		t.Fatalf("inline policies for pod roles %v, want one per pod role %v", got, wantPods)
+	}
+	groups := r.OfType("aws:cloudwatch/logGroup:LogGroup")
+	if len(groups) != 1 {
+		t.Fatalf("%d log groups, want 1", len(groups))
+	}
+	const uploadsBucket, backupsBucket = "arn:aws:s3:::prod-sesacthon-images", "arn:aws:s3:::prod-sesacthon-backups"
+	arns := infra.PodRoleResources{UploadsBucket: uploadsBucket, BackupsBucket: backupsBucket, LogGroup: groups[0].Outputs["arn"].StringValue()}
+	for _, key := range wantPods {
+		if want := infra.PodRolePolicy(r.Config, key, arns).JSON(); podJSON[key] != want {
+			t.Errorf("pod role %s's policy is\n%s\nwant its component's, on this stack's resources:\n%s", key, podJSON[key], want)
+		}
+	}
+
+	// allowed returns the resources of the Allow statements whose actions cover action.
+	allowed := func(docs []policyDoc, action string) (res []string, ok bool) {
+		for _, d := range docs {
+			for _, s := range d.Statement {
+				if s.Effect == "Allow" && slices.ContainsFunc(s.Action, func(a string) bool { return iamMatch(a, action) }) {
+					res, ok = append(res, resources(s.Resource)...), true
+				}
+			}
+		}
+		return res, ok
+	}
+	all := map[string][]policyDoc{} // "node <role>" or "pod <key>" -> its documents
+	for role, docs := range nodes {
+		all["node "+role] = slices.Collect(maps.Values(docs))
+	}
+	for key, doc := range pods {
+		all["pod "+key] = []policyDoc{doc}
+	}
+	for who, docs := range all {
+		for _, d := range docs {
+			for _, s := range d.Statement {
+				for _, a := range s.Action {
+					if s.Effect == "Allow" && (a == "*" || strings.HasSuffix(a, ":*")) {
+						t.Errorf("%s role allows every action %s", who, a)
+					}
+				}
+			}
+		}
+	}
+
+	// The components' permissions, each on its own pod role and on no node role.
 	for _, c := range []struct {
-		role, action string
-		want         bool
-		why          string
+		key, action, why string
 	}{
-		{"master", "elasticloadbalancing:RegisterTargets", true, "the load balancer controller runs on the master and registers the nodes"},
-		{"master", "ec2:CreateVolume", true, "the EBS CSI controller runs on the master"},
-		{"master", "ec2:DescribeInstances", true, "the cloud-controller-manager runs on the master"},
-		{"worker-1", "s3:PutObject", true, "the API signs upload URLs with worker-1's role"},
-		{"worker-2", "s3:GetObject", true, "Celery workers read uploads"},
-		{"worker-1", "ec2:CreateVolume", false, "only the master runs the EBS CSI controller"},
-		{"worker-2", "elasticloadbalancing:RegisterTargets", false, "only the master runs the load balancer controller"},
+		{infra.PodRoleLoadBalancer, "elasticloadbalancing:RegisterTargets", "the load balancer controller registers the nodes"},
+		{infra.PodRoleEBSCSI, "ec2:CreateVolume", "the EBS CSI controller creates the volumes"},
+		{infra.PodRoleCCM, "ec2:DescribeInstances", "the cloud-controller-manager initialises the nodes"},
+		{infra.PodRoleUploads, "s3:PutObject", "the API signs upload URLs with the uploads role"},
+		{infra.PodRoleUploads, "s3:GetObject", "Celery workers read uploads"},
+		{infra.PodRoleLogs, "logs:PutLogEvents", "Fluent Bit ships the logs"},
 	} {
-		if can(c.role, c.action) != c.want {
-			t.Errorf("role %s allowed %s = %v, want %v: %s", c.role, c.action, !c.want, c.want, c.why)
+		if _, ok := allowed(all["pod "+c.key], c.action); !ok {
+			t.Errorf("pod role %s may not %s: %s", c.key, c.action, c.why)
 		}
 	}
-	// The storage node writes backups (backups_test.go) but never touches uploads.
-	if strings.Contains(policies["storage"], "arn:aws:s3:::prod-sesacthon-images") {
-		t.Errorf("the storage node may reach the uploads bucket: it never touches uploads")
+	// The sensitive actions: each held by its component's pod role alone, by no node role.
+	holder := map[string]string{
+		"ec2:AttachVolume":                     infra.PodRoleEBSCSI,
+		"ec2:CreateVolume":                     infra.PodRoleEBSCSI,
+		"ec2:DeleteVolume":                     infra.PodRoleEBSCSI,
+		"elasticloadbalancing:RegisterTargets": infra.PodRoleLoadBalancer,
+		"logs:PutLogEvents":                    infra.PodRoleLogs,
 	}
-	if !strings.Contains(policies["worker-1"], "arn:aws:s3:::prod-sesacthon-images/*") {
-		t.Errorf("worker-1's S3 access is not limited to the uploads bucket")
+	for action, key := range holder {
+		for who, docs := range all {
+			if res, ok := allowed(docs, action); ok && who != "pod "+key {
+				t.Errorf("%s role may %s on %v: only the %s pod role may", who, action, res, key)
+			}
+		}
+	}
+	// A node role writes to no bucket, but for the master's mark that the cluster has run.
+	for role, docs := range nodes {
+		res, ok := allowed(slices.Collect(maps.Values(docs)), "s3:PutObject")
+		if ok && (role != "master" || !slices.Equal(res, []string{backupsBucket + "/etcd/*/cluster"})) {
+			t.Errorf("node role %s may s3:PutObject on %v: a node writes only the cluster's mark, the master's %s/etcd/*/cluster", role, res, backupsBucket)
+		}
+	}
+	// The uploads bucket: the uploads pod role's only bucket, and nobody else's.
+	for who, docs := range all {
+		for _, d := range docs {
+			for _, s := range d.Statement {
+				if s.Effect != "Allow" || !slices.ContainsFunc(s.Action, func(a string) bool { return a == "*" || strings.HasPrefix(strings.ToLower(a), "s3:") }) {
+					continue
+				}
+				for _, res := range resources(s.Resource) {
+					if who == "pod "+infra.PodRoleUploads {
+						if res != uploadsBucket && res != uploadsBucket+"/*" {
+							t.Errorf("the uploads role's S3 access is not limited to the uploads bucket: %s", res)
+						}
+					} else if arnMatch(res, uploadsBucket) || arnMatch(res, uploadsBucket+"/x") {
+						t.Errorf("%s role may reach the uploads bucket (%s): only the uploads role touches uploads", who, res)
+					}
+				}
+			}
+		}
+	}
+	if res, _ := allowed(all["pod "+infra.PodRoleUploads], "s3:PutObject"); !slices.Contains(res, uploadsBucket+"/*") {
+		t.Errorf("the uploads role may not put objects in the uploads bucket (%v)", res)
 	}
 }

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/waste-coach/infra/config"
@@ -33,14 +32,28 @@ func driverVolumeTags(cfg *config.Config) map[string]string {
 // is everything the role may do.
 func rolePolicies(t *testing.T, r *offline.Result, role config.Role) policyDoc {
 	t.Helper()
+	return roleDocument(t, r, "sesacthon-iam-"+string(role))
+}
+
+// podRolePolicies are all the inline policies of a pod role (infra.PodRoles), as one document.
+func podRolePolicies(t *testing.T, r *offline.Result, key string) policyDoc {
+	t.Helper()
+	return roleDocument(t, r, "sesacthon-pod-identity-"+key)
+}
+
+// roleDocument gathers every inline policy attached to the role declared as roleResource, by the
+// role's AWS name (what IAM evaluates), whatever the policies are called.
+func roleDocument(t *testing.T, r *offline.Result, roleResource string) policyDoc {
+	t.Helper()
+	name := must(t, r, "aws:iam/role:Role", roleResource).Outputs["name"].StringValue()
 	var all policyDoc
 	for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
-		if strings.HasPrefix(p.Name, "sesacthon-iam-"+string(role)+"-") {
+		if str(p, "role") == name {
 			all.Statement = append(all.Statement, parsePolicy(t, p).Statement...)
 		}
 	}
 	if len(all.Statement) == 0 {
-		t.Fatalf("the %s role has no inline policy", role)
+		t.Fatalf("the role %s (%s) has no inline policy", roleResource, name)
 	}
 	return all
 }
@@ -101,12 +114,13 @@ func TestNodeRolesReadOnlyTheirOwnPreparation(t *testing.T) {
 	}
 }
 
-// TestEBSDriverActsOnlyOnItsOwnStack: the master's EBS CSI controller may create, resize, delete,
-// attach and detach its own stack's volumes, attach only to its own stack's nodes, and do none of
-// this to the other stack in the same account; it may take and delete no snapshot at all (DLM's
-// snapshots copy the volumes' tags, and a snapshot of a master's root volume would hold etcd and
-// the CA keys). Every statement of every inline policy of the master's role counts, Deny
-// included.
+// TestEBSDriverActsOnlyOnItsOwnStack: the EBS CSI controller's pod role may create, resize,
+// delete, attach and detach its own stack's volumes, attach only to its own stack's nodes, and do
+// none of this to the other stack in the same account; it may take and delete no snapshot at all
+// (DLM's snapshots copy the volumes' tags, and a snapshot of a master's root volume would hold
+// etcd and the CA keys). Every statement of every inline policy of that role counts, Deny
+// included. No node role may touch a volume at all: the driver's permissions are its pod's, not
+// the master's.
 func TestEBSDriverActsOnlyOnItsOwnStack(t *testing.T) {
 	results := map[string]*offline.Result{}
 	for _, s := range stacks {
@@ -114,7 +128,11 @@ func TestEBSDriverActsOnlyOnItsOwnStack(t *testing.T) {
 	}
 	for _, stack := range stacks {
 		r := results[stack]
-		doc := rolePolicies(t, r, config.RoleMaster)
+		doc := podRolePolicies(t, r, infra.PodRoleEBSCSI)
+		nodeDocs := map[config.Role]policyDoc{}
+		for _, role := range config.Roles {
+			nodeDocs[role] = rolePolicies(t, r, role)
+		}
 		for _, owner := range stacks {
 			o := results[owner].Config
 			own := owner == stack
@@ -152,6 +170,11 @@ func TestEBSDriverActsOnlyOnItsOwnStack(t *testing.T) {
 			for _, c := range cases {
 				if got := allows(t, doc, c.req); got != c.want {
 					t.Errorf("%s's EBS driver may %s of %s (%s on %s): %v, want %v", stack, c.what, owner, c.req.action, c.req.arn, got, c.want)
+				}
+				for role, nd := range nodeDocs {
+					if allows(t, nd, c.req) {
+						t.Errorf("%s's %s node role may %s of %s (%s on %s): only the EBS driver's pod role may", stack, role, c.what, owner, c.req.action, c.req.arn)
+					}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
@@ -43,6 +44,8 @@ var awsNamed = map[string]struct{ kind, name, prefix string }{
 	"aws:lb/loadBalancer:LoadBalancer":        {"load balancer", "name", "namePrefix"},
 	"aws:lb/targetGroup:TargetGroup":          {"target group", "name", "namePrefix"},
 	"aws:ssm/parameter:Parameter":             {"SSM parameter", "name", ""},
+	// IAM keeps one OIDC provider per issuer URL in an account: each stack's pods need their own.
+	"aws:iam/openIdConnectProvider:OpenIdConnectProvider": {"IAM OIDC provider", "url", ""},
 }
 
 const clusterTagPrefix = "kubernetes.io/cluster/"
@@ -101,7 +104,7 @@ func accountNames(r *offline.Result) []accountName {
 func TestProdAndDevShareNoAccountWideName(t *testing.T) {
 	prod, dev := run(t, "prod"), run(t, "dev")
 	prodNames, devNames := accountNames(prod), accountNames(dev)
-	for _, kind := range []string{"IAM role", "IAM instance profile", "key pair", "security group", "S3 bucket", "cluster tag", "load balancer controller cluster name"} {
+	for _, kind := range []string{"IAM role", "IAM instance profile", "IAM OIDC provider", "key pair", "security group", "S3 bucket", "cluster tag", "load balancer controller cluster name"} {
 		if !slices.ContainsFunc(prodNames, func(n accountName) bool { return n.kind == kind }) {
 			t.Errorf("prod declares no %s: the collision check would not see it", kind)
 		}
@@ -286,12 +289,12 @@ func TestProductionBucketCompanionsAreRetained(t *testing.T) {
 	})
 }
 
-// TestCloudControllerManagerPolicyHasNoWrites reads the master's cloud-controller-manager policy as
-// declared and refuses any action that changes EC2 or load balancers: the CCM runs without routes
+// TestCloudControllerManagerPolicyHasNoWrites reads the cloud-controller-manager's pod role policy
+// as declared and refuses any action that changes EC2 or load balancers: the CCM runs without routes
 // and without LoadBalancer Services, so it only describes instances and zones.
 func TestCloudControllerManagerPolicyHasNoWrites(t *testing.T) {
 	r := run(t, "prod")
-	doc := str(must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-cloud-controller-manager"), "policy")
+	doc := str(must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-pod-identity-"+infra.PodRoleCCM), "policy")
 	var parsed struct{ Statement []struct{ Action []string } }
 	if err := json.Unmarshal([]byte(doc), &parsed); err != nil {
 		t.Fatalf("policy is not JSON: %v", err)

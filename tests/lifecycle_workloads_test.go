@@ -1,12 +1,14 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
@@ -220,11 +222,11 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// TestOnlyPodsThatActAsTheNodeReachItsCredentials: the metadata service hands the node role's
-// credentials to any pod that asks. A Calico policy, in a tier evaluated before the Kubernetes
-// NetworkPolicies and passing everything else on to them, denies it to every pod but the API
-// and Celery workers, the load balancer controller and the EBS CSI driver.
-func TestOnlyPodsThatActAsTheNodeReachItsCredentials(t *testing.T) {
+// TestNoPodReachesTheNodesCredentials: the metadata service hands the node role's credentials
+// to anything that asks. Besides the nodes' hop limit of 1, a Calico policy, in a tier evaluated
+// before the Kubernetes NetworkPolicies and passing everything else on to them, denies it to
+// every pod, and no NetworkPolicy opens it.
+func TestNoPodReachesTheNodesCredentials(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		var tier, policy *mocks.Resource
 		for _, cr := range r.OfType("kubernetes:crd.projectcalico.org/v1:Tier") {
@@ -248,12 +250,17 @@ func TestOnlyPodsThatActAsTheNodeReachItsCredentials(t *testing.T) {
 		if a, n := str(policy, "spec", "egress", 0, "action"), str(policy, "spec", "egress", 0, "destination", "nets", 0); a != "Deny" || n != workloads.IMDSAddress {
 			t.Errorf("policy's first egress rule is %s to %s, want Deny to %s", a, n, workloads.IMDSAddress)
 		}
-		if sel := str(policy, "spec", "selector"); sel != "!("+workloads.IMDSAllowedSelector+")" {
-			t.Errorf("policy selects %q, want every pod but the allowed ones", sel)
+		if sel := str(policy, "spec", "selector"); sel != "all()" {
+			t.Errorf("policy selects %q, want every pod (all())", sel)
 		}
-		for _, want := range []string{"'api', 'worker'", "aws-load-balancer-controller", "aws-ebs-csi-driver", "fluent-bit"} {
-			if !strings.Contains(workloads.IMDSAllowedSelector, want) {
-				t.Errorf("pods of %s need the node's role and are not allowed the metadata service", want)
+		for _, np := range r.OfType("kubernetes:networking.k8s.io/v1:NetworkPolicy") {
+			if b, _ := json.Marshal(manifest.PlainMap(np.Inputs)); strings.Contains(string(b), "169.254.") {
+				t.Errorf("NetworkPolicy %s opens the metadata service", np.Name)
+			}
+		}
+		for _, inst := range r.OfType("aws:ec2/instance:Instance") {
+			if hop := prop(inst, "metadataOptions", "httpPutResponseHopLimit"); !hop.IsNumber() || hop.NumberValue() != 1 {
+				t.Errorf("instance %s answers IMDS %v hops away, want 1: a pod's network namespace is a hop further", inst.Name, hop)
 			}
 		}
 	})

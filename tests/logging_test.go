@@ -10,7 +10,6 @@ import (
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/offline"
-	"github.com/waste-coach/infra/workloads"
 )
 
 // The log group is the program's, one per stack, with the stack's retention.
@@ -61,47 +60,40 @@ func TestFluentBitShipsEveryNodesLogsToTheGroup(t *testing.T) {
 	})
 }
 
-// Every node role may write to the stack's log group, only to it, and only write.
-func TestNodeRolesMayWriteOnlyToTheLogGroup(t *testing.T) {
+// Fluent Bit's role may write to the stack's log group, only to it, and only write; no node role
+// may touch CloudWatch Logs (Fluent Bit no longer ships with the node's credentials).
+func TestFluentBitsRoleMayWriteOnlyToTheLogGroup(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		groupARN := fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", r.Config.Region, r.Config.Logs.GroupName)
-		for _, n := range r.Config.Nodes {
-			p := must(t, r, "aws:iam/rolePolicy:RolePolicy", fmt.Sprintf("sesacthon-iam-%s-logs", n.Role))
-			var doc infra.PolicyDocument
-			if err := json.Unmarshal([]byte(str(p, "policy")), &doc); err != nil {
-				t.Fatalf("%s policy: %v", n.Role, err)
-			}
-			for _, st := range doc.Statement {
-				for _, res := range st.Resource.([]any) {
-					if !strings.HasPrefix(res.(string), groupARN) {
-						t.Errorf("%s may write to %v, outside the log group %s", n.Role, res, groupARN)
-					}
+		p := must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-pod-identity-"+infra.PodRoleLogs)
+		var doc infra.PolicyDocument
+		if err := json.Unmarshal([]byte(str(p, "policy")), &doc); err != nil {
+			t.Fatalf("Fluent Bit's policy: %v", err)
+		}
+		for _, st := range doc.Statement {
+			for _, res := range st.Resource.([]any) {
+				if !strings.HasPrefix(res.(string), groupARN) {
+					t.Errorf("Fluent Bit may write to %v, outside the log group %s", res, groupARN)
 				}
-				for _, a := range st.Action {
-					if a != "logs:CreateLogStream" && a != "logs:PutLogEvents" && a != "logs:DescribeLogStreams" {
-						t.Errorf("%s's log policy allows %s: Fluent Bit needs streams and events only", n.Role, a)
-					}
+			}
+			for _, a := range st.Action {
+				if a != "logs:CreateLogStream" && a != "logs:PutLogEvents" && a != "logs:DescribeLogStreams" {
+					t.Errorf("Fluent Bit's policy allows %s: it needs streams and events only", a)
 				}
 			}
 		}
 		for _, p := range r.OfType("aws:iam/rolePolicy:RolePolicy") {
-			if !strings.HasSuffix(p.Name, "-logs") && strings.Contains(str(p, "policy"), "logs:") {
-				t.Errorf("policy %s grants CloudWatch Logs actions outside the log policy", p.Name)
+			if p.Name != "sesacthon-pod-identity-"+infra.PodRoleLogs && strings.Contains(str(p, "policy"), "logs:") {
+				t.Errorf("policy %s grants CloudWatch Logs actions outside Fluent Bit's role", p.Name)
 			}
 		}
 	})
 }
 
-// Fluent Bit uses the node's role through the metadata service; Grafana does not (it has a
-// read-only login of its own), and that login reaches Grafana only as a secret.
+// Fluent Bit ships with a role of its own; Grafana has a read-only login of its own, which
+// reaches Grafana only as a secret.
 func TestGrafanaReadsTheLogsWithItsOwnLogin(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		if !strings.Contains(workloads.IMDSAllowedSelector, "'"+workloads.NamespaceLogging+"' && app.kubernetes.io/name == 'fluent-bit'") {
-			t.Error("fluent-bit is not allowed the metadata service: it could not ship with the node's role")
-		}
-		if strings.Contains(workloads.IMDSAllowedSelector, "grafana") || strings.Contains(workloads.IMDSAllowedSelector, workloads.NamespaceMonitoring) {
-			t.Error("Grafana, served to the internet, may reach the master's role through the metadata service")
-		}
 		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-monitoring-kube-prometheus-stack")
 		grafana := at(manifest.PlainMap(rel.Inputs)["values"], "grafana")
 		ds := at(grafana, "additionalDataSources", 0)

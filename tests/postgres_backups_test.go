@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/versions"
 	"github.com/waste-coach/infra/workloads"
@@ -110,7 +111,7 @@ func TestPostgresArchivesItsWALWithinTheRecoveryPoint(t *testing.T) {
 			t.Errorf("archive_timeout %ds + ship interval %v exceeds the 5-minute recovery point", secs, at(env["SHIP_INTERVAL"], "value"))
 		}
 		if got, want := at(env["BACKUP_PREFIX"], "value"), config.BackupPrefix(config.RoleStorage); got != want {
-			t.Errorf("wal-shipper writes under %v, but the storage node's role may only write under %s/", got, want)
+			t.Errorf("wal-shipper writes under %v, but its pod role may only write under %s/wal/", got, want)
 		}
 		if got := at(env["BACKUP_BUCKET"], "value"); got != r.Stack+"-sesacthon-backups" {
 			t.Errorf("wal-shipper uploads to bucket %v, want the stack's backups bucket", got)
@@ -174,7 +175,7 @@ func TestPostgresBaseBackupAndDumpRunDaily(t *testing.T) {
 			}
 			pod := at(spec, "jobTemplate", "spec", "template", "spec")
 			if at(pod, "nodeSelector", config.WorkloadLabel) != string(config.RoleStorage) {
-				t.Errorf("CronJob %s runs on %v, want the storage node (its data, its role's bucket prefix)", c.name, at(pod, "nodeSelector"))
+				t.Errorf("CronJob %s runs on %v, want the storage node (beside its data)", c.name, at(pod, "nodeSelector"))
 			}
 			step, upload := containerNamed(pod, c.step), containerNamed(pod, "upload")
 			if step == nil || upload == nil {
@@ -202,36 +203,75 @@ func TestPostgresBaseBackupAndDumpRunDaily(t *testing.T) {
 }
 
 // TestPostgresBackupCredentialsComeFromSecrets: every credential the backup containers use is a
-// reference to the existing PostgreSQL Secret (or the node's role, fetched at run time): no
-// password, key or token is written into a manifest or the script.
+// reference to the existing PostgreSQL Secret, or the pod's own role, whose credentials STS gives
+// at run time for the pod's projected ServiceAccount token: no password, key or token is written
+// into a manifest or the script. The only plain AWS settings are the web identity's (the role's
+// ARN, the token's path, the region and STS's endpoint), none of them a secret; no static AWS
+// key is set at all (the SDKs would prefer it to the role).
 func TestPostgresBackupCredentialsComeFromSecrets(t *testing.T) {
-	sensitive := regexp.MustCompile(`PASSWORD|SECRET|TOKEN|ACCESS_KEY|PGUSER`)
+	sensitive := regexp.MustCompile(`PASSWORD|SECRET|TOKEN|ACCESS_KEY|PGUSER|^POSTGRES_`)
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		pods := map[string]any{
-			"StatefulSet postgres": at(named(r, "StatefulSet", "postgres"), "spec", "template", "spec"),
+		roleARN := func(key string) string {
+			return must(t, r, "aws:iam/role:Role", "sesacthon-pod-identity-"+key).Outputs["arn"].StringValue()
+		}
+		// The web identity's settings, as plain values: AWS_ROLE_ARN is the pod's own role.
+		webIdentity := func(role string) map[string]string {
+			return map[string]string{
+				"AWS_ROLE_ARN":                roleARN(role),
+				"AWS_WEB_IDENTITY_TOKEN_FILE": infra.WebIdentityTokenFile,
+				"AWS_REGION":                  r.Config.Region,
+				"AWS_DEFAULT_REGION":          r.Config.Region,
+				"AWS_STS_REGIONAL_ENDPOINTS":  "regional",
+			}
+		}
+		type podSpec struct {
+			spec any
+			role string
+		}
+		pods := map[string]podSpec{
+			"StatefulSet postgres": {at(named(r, "StatefulSet", "postgres"), "spec", "template", "spec"), infra.PodRolePostgresWAL},
 		}
 		for _, n := range []string{workloads.PostgresBaseBackupName, workloads.PostgresDumpName} {
-			pods["CronJob "+n] = at(named(r, "CronJob", n), "spec", "jobTemplate", "spec", "template", "spec")
+			pods["CronJob "+n] = podSpec{at(named(r, "CronJob", n), "spec", "jobTemplate", "spec", "template", "spec"), infra.PodRolePostgresBackup}
 		}
 		for pname, pod := range pods {
+			plain := webIdentity(pod.role)
+			dbCredentials := 0
 			for _, list := range []string{"containers", "initContainers"} {
-				cs, _ := at(pod, list).([]any)
+				cs, _ := at(pod.spec, list).([]any)
 				for _, c := range cs {
 					for name, e := range envOf(c.(map[string]any)) {
+						if want, ok := plain[name]; ok {
+							if e["value"] != want || e["valueFrom"] != nil {
+								t.Errorf("%s container %v: %s = %v, want the plain value %q", pname, at(c, "name"), name, e, want)
+							}
+							continue
+						}
+						if slices.Contains([]string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, name) {
+							t.Errorf("%s container %v sets %s: a static AWS key, which the SDKs prefer to the pod's role", pname, at(c, "name"), name)
+							continue
+						}
 						if !sensitive.MatchString(name) {
 							continue
 						}
 						if e["value"] != nil || at(e, "valueFrom", "secretKeyRef", "name") != "postgres" {
 							t.Errorf("%s container %v: %s is not read from the postgres Secret (%v)", pname, at(c, "name"), name, e)
 						}
+						if name == "PGUSER" || name == "PGPASSWORD" {
+							dbCredentials++
+						}
 					}
 				}
+			}
+			// The Jobs log in to the server: their login must be the Secret's, not absent.
+			if strings.HasPrefix(pname, "CronJob ") && dbCredentials < 2 {
+				t.Errorf("%s reads %d of PGUSER and PGPASSWORD from the postgres Secret, want both", pname, dbCredentials)
 			}
 		}
 		for _, word := range []string{"AKIA", "BEGIN", "password="} {
 			for name, s := range map[string]string{"postgres-backup.sh": workloads.PostgresBackupScript, workloads.S3ScriptFile: workloads.S3Script} {
 				if strings.Contains(s, word) {
-					t.Errorf("the backup script %s contains %q: credentials belong in Secrets or the instance role", name, word)
+					t.Errorf("the backup script %s contains %q: credentials belong in Secrets or the pod's role", name, word)
 				}
 			}
 		}
@@ -239,9 +279,9 @@ func TestPostgresBackupCredentialsComeFromSecrets(t *testing.T) {
 }
 
 // TestPostgresBackupFlowsAreExactlyThoseNeeded: the PostgreSQL pod (its wal-shipper) and the
-// backup Jobs may reach HTTPS outside the cluster (S3) and the metadata service (the storage
-// node's role), and the Jobs the server's port; nothing else in the data namespace gains them,
-// and the Calico policy that denies the metadata service to other pods lets exactly these pass.
+// backup Jobs may reach HTTPS outside the cluster (S3, and STS for their own role's
+// credentials), and the Jobs the server's port; nothing else in the data namespace gains them,
+// and none of them reaches the metadata service (the node's role is not theirs).
 func TestPostgresBackupFlowsAreExactlyThoseNeeded(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		policies := objects(r, "NetworkPolicy")
@@ -270,8 +310,8 @@ func TestPostgresBackupFlowsAreExactlyThoseNeeded(t *testing.T) {
 			return out
 		}
 		want := map[string][]string{
-			"data/postgres":         {"0.0.0.0/0:443", "169.254.169.254/32:80"},
-			"data/postgres-backups": {"0.0.0.0/0:443", "169.254.169.254/32:80", "data/postgres:5432"},
+			"data/postgres":         {"0.0.0.0/0:443"},
+			"data/postgres-backups": {"0.0.0.0/0:443", "data/postgres:5432"},
 		}
 		for key, w := range want {
 			if got := egress(key); fmt.Sprint(got) != fmt.Sprint(w) {
@@ -284,22 +324,16 @@ func TestPostgresBackupFlowsAreExactlyThoseNeeded(t *testing.T) {
 		for _, key := range []string{"data/redis", "data/rabbitmq"} {
 			for _, e := range egress(key) {
 				if strings.HasPrefix(e, "0.0.0.0/0:") || strings.HasPrefix(e, "169.254.") {
-					t.Errorf("NetworkPolicy %s allows %s: only the PostgreSQL backups reach S3 and the metadata service", key, e)
+					t.Errorf("NetworkPolicy %s allows %s: only the PostgreSQL backups reach S3, and no pod the metadata service", key, e)
 				}
 			}
 		}
-		// The Jobs' pods carry the component the policy selects and the names the Calico policy lets through.
+		// The Jobs' pods carry the component the policy selects.
 		for _, n := range []string{workloads.PostgresBaseBackupName, workloads.PostgresDumpName} {
 			labels := at(named(r, "CronJob", n), "spec", "jobTemplate", "spec", "template", "metadata", "labels")
 			if at(labels, "app.kubernetes.io/component") != "backup" || at(labels, "app.kubernetes.io/name") != n {
 				t.Errorf("CronJob %s pods are labelled %v: the network policies would not select them", n, labels)
 			}
-			if !strings.Contains(workloads.IMDSAllowedSelector, "'"+n+"'") {
-				t.Errorf("the metadata service is denied to %s: it cannot sign its upload", n)
-			}
-		}
-		if !strings.Contains(workloads.IMDSAllowedSelector, "projectcalico.org/namespace == '"+workloads.NamespaceData+"' && app.kubernetes.io/name in {'postgres'") {
-			t.Errorf("the metadata service is denied to the postgres pod: its wal-shipper cannot sign uploads")
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
 )
@@ -219,6 +220,12 @@ func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulum
 		lbValues["vpcId"] = args.VPCID
 		lbValues["replicaCount"] = pulumi.Int(1)
 		lbValues["resources"] = lbController.values()
+		// Its own role (infra.PodRoleLoadBalancer); with region and VPC given it never asks the
+		// metadata service for them. The chart's env is a map of plain values.
+		lbIdentity := s.awsIdentity(infra.PodRoleLoadBalancer)
+		lbValues["env"] = lbIdentity.chartEnvMap()
+		lbValues["extraVolumes"] = pulumi.Array{lbIdentity.chartVolume()}
+		lbValues["extraVolumeMounts"] = pulumi.Array{lbIdentity.chartMount()}
 		// The Service mutator would hand every new LoadBalancer Service to the controller and block
 		// Service creation while the controller is down; this platform has none.
 		lbValues["enableServiceMutatorWebhook"] = pulumi.Bool(false)

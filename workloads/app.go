@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/routing"
 	"github.com/waste-coach/infra/versions"
 )
@@ -159,6 +160,14 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		return err
 	}
 
+	// The API services and the Celery workers sign upload URLs and read uploads with a role of
+	// their own (infra.PodRoleUploads): the uploads bucket only.
+	uploads := s.awsIdentity(infra.PodRoleUploads)
+	uploadsSA, err := s.serviceAccount(uploads, labels(uploads.Role.ServiceAccount, "identity"))
+	if err != nil {
+		return err
+	}
+
 	for _, api := range APIServices(cfg) {
 		l := labels(api.Name, "api")
 		pod := Pod{
@@ -174,10 +183,12 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 				Readiness: readiness(httpCheck(healthPath, apiPort), 3),
 				Liveness:  liveness(httpCheck(healthPath, apiPort), 10),
 				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
+				AWS:       true,
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", apiTmpMiB)},
+			AWS:     uploads,
 		}
-		d, err := s.deployment(pull, ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		d, err := s.deployment(pull, ns, api.Name, api.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret, uploadsSA)
 		if err != nil {
 			return err
 		}
@@ -219,10 +230,12 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 				Liveness:  liveness(alive, 20).every(120),
 				Startup:   startup(alive, 20, 300),
 				Mounts:    corev1.VolumeMountArray{mount("tmp", "/tmp")},
+				AWS:       true,
 			}},
 			Volumes: corev1.VolumeArray{emptyDir("tmp", celeryTmpMiB)},
+			AWS:     uploads,
 		}
-		d, err := s.deployment(pull, ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret)
+		d, err := s.deployment(pull, ns, name, pool.Replicas, pod, "RollingUpdate", []pulumi.ResourceOption{autoscaledOpts()}, cm, secret, uploadsSA)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/s3sh"
 	"github.com/waste-coach/infra/versions"
 )
@@ -112,7 +113,7 @@ func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pul
 }
 
 // etcdSnapshot declares the CronJob that snapshots etcd on the master and uploads it to the
-// backups bucket with the master's instance role. A CronJob rather than a systemd timer: its
+// backups bucket with a role of its own (infra.PodRoleEtcdBackup). A CronJob rather than a systemd timer: its
 // runs and failures are Kubernetes objects (kubectl get jobs, kube-state-metrics'
 // kube_cronjob_status_last_successful_time for an alert), and the snapshot runs in the etcd
 // image kubeadm already pulled, so the node needs no etcdctl of its own. The snapshots go under
@@ -123,6 +124,11 @@ func (s *scope) etcdSnapshot(prefix pulumi.StringInput) (*batchv1.CronJob, error
 		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
 		Data:     backupScripts("etcd-snapshot.sh", EtcdSnapshotScript),
 	}, s.opts(ns)...)
+	if err != nil {
+		return nil, err
+	}
+	identity := s.awsIdentity(infra.PodRoleEtcdBackup)
+	sa, err := s.serviceAccount(identity, labels(EtcdSnapshotName, "backup"))
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +161,11 @@ func (s *scope) etcdSnapshot(prefix pulumi.StringInput) (*batchv1.CronJob, error
 			Command: []string{"/bin/sh", "/scripts/etcd-snapshot.sh", "upload"},
 			Env: append(append(corev1.EnvVarArray{}, env...),
 				plainEnv("BACKUP_BUCKET", s.cfg.Backups.BucketName),
-				corev1.EnvVarArgs{Name: pulumi.String("BACKUP_PREFIX"), Value: prefix},
-				plainEnv("AWS_REGION", s.cfg.Region)),
-			Resources: backupJob, Mounts: mounts,
+				corev1.EnvVarArgs{Name: pulumi.String("BACKUP_PREFIX"), Value: prefix}),
+			Resources: backupJob, Mounts: mounts, AWS: true,
 		}},
 		Volumes: volumes,
+		AWS:     identity,
 	}
 	tpl := pod.template()
 	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
@@ -181,7 +187,7 @@ func (s *scope) etcdSnapshot(prefix pulumi.StringInput) (*batchv1.CronJob, error
 				},
 			},
 		},
-	}, s.opts(ns, cm)...)
+	}, s.opts(ns, cm, sa)...)
 	if err != nil {
 		return nil, err
 	}

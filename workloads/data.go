@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -92,6 +93,12 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 	// an unclean stop, shutting down), which is work in progress, not a hang; 2 is no answer.
 	ready := execCheck("pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
 	answers := execCheck("sh", "-c", "pg_isready -q -h 127.0.0.1; test $? -le 1")
+	// The WAL shipper's identity: a role that writes only archived segments.
+	walIdentity := s.awsIdentity(infra.PodRolePostgresWAL)
+	sa, err := s.serviceAccount(walIdentity, labels("postgres", "database"))
+	if err != nil {
+		return nil, err
+	}
 	sts, err := s.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
 		Ports:      map[string]int{"postgres": postgresPort},
@@ -116,8 +123,9 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 				Mounts:  corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
 			}, postgresExporter(), s.walShipper()},
 			Volumes: corev1.VolumeArray{emptyDir("run", postgresRunMiB), emptyDir("tmp", postgresTmpMiB), scriptVolume(backupScript)},
+			AWS:     walIdentity,
 		},
-	}, args.Storage.ClaimDependencies, secret, backupScript)
+	}, args.Storage.ClaimDependencies, secret, backupScript, sa)
 	if err != nil {
 		return nil, err
 	}

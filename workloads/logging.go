@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -82,8 +83,9 @@ func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
 }
 
 // fluentBitValues run Fluent Bit on every node, the master included (it tolerates every
-// taint), with the node's instance role (it is allowed the metadata service: netpol.go).
-func fluentBitValues(cfg *config.Config) pulumi.Map {
+// taint), with a role of its own that may only write to the stack's log group
+// (infra.PodRoleLogs): Fluent Bit's credential chain takes the web identity before the node's.
+func fluentBitValues(cfg *config.Config, identity *awsIdentity) pulumi.Map {
 	inputs, filters, outputs := FluentBitConfig(cfg.Region, cfg.Logs.GroupName)
 	hostPath := func(name, path, typ string) pulumi.Map {
 		hp := pulumi.Map{"path": pulumi.String(path)}
@@ -99,9 +101,11 @@ func fluentBitValues(cfg *config.Config) pulumi.Map {
 		"kind":        pulumi.String("DaemonSet"),
 		"resources":   fluentBit.values(),
 		"tolerations": pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
-		"env": pulumi.Array{pulumi.Map{"name": pulumi.String("NODE_NAME"), "valueFrom": pulumi.Map{
+		"env": append(pulumi.Array{pulumi.Map{"name": pulumi.String("NODE_NAME"), "valueFrom": pulumi.Map{
 			"fieldRef": pulumi.Map{"fieldPath": pulumi.String("spec.nodeName")},
-		}}},
+		}}}, identity.chartEnv()...),
+		"extraVolumes":      pulumi.Array{identity.chartVolume()},
+		"extraVolumeMounts": pulumi.Array{identity.chartMount()},
 		// /var/log holds the containers' logs, the journal and the tail databases; containerd
 		// writes no /var/lib/docker, which the chart mounts by default.
 		"daemonSetVolumes": pulumi.Array{
@@ -142,7 +146,7 @@ func newLogging(ctx *pulumi.Context, name string, args *loggingArgs, opts ...pul
 	c := &Logging{}
 	return c, component(ctx, args.tierArgs, "Logging", name, c, opts, func(s *scope) error {
 		var err error
-		c.FluentBit, err = s.release(args.Charts, "fluent-bit", NamespaceLogging, versions.FluentBit, fluentBitValues(args.Config))
+		c.FluentBit, err = s.release(args.Charts, "fluent-bit", NamespaceLogging, versions.FluentBit, fluentBitValues(args.Config, s.awsIdentity(infra.PodRoleLogs)))
 		return err
 	})
 }

@@ -67,18 +67,16 @@ func policies(cfg *config.Config) []Policy {
 	// Node-to-pod traffic arrives from the node's address or its VXLAN tunnel address.
 	fromNodes := []Peer{{CIDR: vpc}, {CIDR: PodCIDR}}
 	internet := Peer{CIDR: "0.0.0.0/0", Except: []string{vpc, PodCIDR}}
-	imds := Flow{Peers: []Peer{{CIDR: IMDSAddress}}, Ports: ports(tcp(80))}
 	data := func(name string, port int) Flow {
 		return Flow{Peers: []Peer{{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/name": name}}}, Ports: ports(tcp(port))}
 	}
 	appEgress := []Flow{
 		data("postgres", postgresPort), data("redis", redisPort), data("rabbitmq", amqpPort),
-		// S3 for uploads and the AI services' HTTPS APIs; credentials come from the node's
-		// instance profile through IMDS.
-		{Peers: []Peer{internet}, Ports: ports(tcp(443))}, imds,
+		// S3 for uploads and the AI services' HTTPS APIs; STS for the pods' own role.
+		{Peers: []Peer{internet}, Ports: ports(tcp(443))},
 	}
 	fromApp := []Peer{{Namespace: NamespaceApp}}
-	// S3 has no fixed addresses a NetworkPolicy could name: HTTPS to outside the cluster.
+	// S3 and STS have no fixed addresses a NetworkPolicy could name: HTTPS to outside the cluster.
 	s3 := Flow{Peers: []Peer{internet}, Ports: ports(tcp(443))}
 	postgresBackupJobs := Peer{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/component": "backup"}}
 	// The exporters beside the data services answer Prometheus only.
@@ -111,11 +109,11 @@ func policies(cfg *config.Config) []Policy {
 				{Peers: fromApp, Ports: ports(tcp(postgresPort))}, {Peers: fromPrometheus, Ports: ports(tcp(postgresExporterPort))},
 				{Peers: []Peer{postgresBackupJobs}, Ports: ports(tcp(postgresPort))},
 			},
-			// The wal-shipper beside the server uploads to S3 with the node's role.
-			Egress: []Flow{s3, imds}},
-		// The daily base backup and dump read from the server and upload to S3 with the node's role.
+			// The wal-shipper beside the server uploads to S3 with its own role.
+			Egress: []Flow{s3}},
+		// The daily base backup and dump read from the server and upload to S3 with their role.
 		Policy{Namespace: NamespaceData, Name: "postgres-backups", Pods: postgresBackupJobs.Pods,
-			Egress: []Flow{data("postgres", postgresPort), s3, imds}, DenyIngress: true},
+			Egress: []Flow{data("postgres", postgresPort), s3}, DenyIngress: true},
 		Policy{Namespace: NamespaceData, Name: "redis", Pods: map[string]string{"app.kubernetes.io/name": "redis"},
 			Ingress: []Flow{{Peers: fromApp, Ports: ports(tcp(redisPort))}, {Peers: fromPrometheus, Ports: ports(tcp(redisExporterPort))}}},
 		Policy{Namespace: NamespaceData, Name: "rabbitmq", Pods: rabbitPods,
@@ -246,12 +244,13 @@ func policyPorts(ps []Port) networkingv1.NetworkPolicyPortArray {
 }
 
 // The instance metadata service hands out the node role's credentials to anything on the node
-// that asks. Only the pods that act with the node's role may reach it: the API and the Celery
-// workers (S3 uploads), the load balancer controller, the EBS CSI driver, Fluent Bit and the
-// PostgreSQL backups. The namespaces above already deny it by default; a Calico policy in a tier
-// of its own, evaluated before every
-// Kubernetes NetworkPolicy, denies it to all other pods, in kube-system, Calico's namespaces and
-// any namespace Argo CD creates. The tier passes everything else on to the NetworkPolicies.
+// that asks. No pod needs it: every pod that calls AWS has a role of its own (identity.go), and
+// the nodes answer only requests one network hop away (infra.MetadataHopLimit), which a pod's
+// own network namespace is not. The same is denied again in the network, for every pod: a
+// Calico policy in a tier of its own, evaluated before every Kubernetes NetworkPolicy, in every
+// namespace (kube-system, Calico's, and any Argo CD creates). The tier passes everything else on
+// to the NetworkPolicies. Pods on the host's network (kube-proxy, calico-node, the CCM, the etcd
+// snapshot) are the node itself, which Calico does not police here.
 const (
 	// IMDSAddress is the instance metadata service's address.
 	IMDSAddress = "169.254.169.254/32"
@@ -261,21 +260,12 @@ const (
 	imdsTierOrder = 100
 )
 
-// IMDSAllowedSelector selects, in Calico's selector syntax, the pods that may reach the metadata
-// service.
-//
-// Fluent Bit is on the list deliberately: it ships logs with the node role's credentials, which
-// may only write to the stack's log group (infra.LogWriterPolicy). Grafana is not: it reads the
-// logs with a login of its own (infra.NewLogs). In the data namespace: the PostgreSQL pod (its
-// wal-shipper) and the PostgreSQL backup Jobs, which write to the backups bucket with the storage
-// node's role.
-const IMDSAllowedSelector = "(projectcalico.org/namespace == '" + NamespaceApp + "' && app.kubernetes.io/component in {'api', 'worker'})" +
-	" || (projectcalico.org/namespace == '" + NamespaceSystem + "' && app.kubernetes.io/name in {'aws-load-balancer-controller', 'aws-ebs-csi-driver'})" +
-	" || (projectcalico.org/namespace == '" + NamespaceLogging + "' && app.kubernetes.io/name == 'fluent-bit')" +
-	" || (projectcalico.org/namespace == '" + NamespaceData + "' && app.kubernetes.io/name in {'postgres', '" + PostgresBaseBackupName + "', '" + PostgresDumpName + "'})"
+// IMDSDeniedSelector selects, in Calico's selector syntax, the pods denied the metadata service:
+// all of them.
+const IMDSDeniedSelector = "all()"
 
 // metadataServicePolicy declares the tier and the policy that deny the metadata service to every
-// pod but those of IMDSAllowedSelector. Calico's CRDs are installed by the cluster tier, before
+// pod. Calico's CRDs are installed by the cluster tier, before
 // the provider this tier uses is ready.
 func (s *scope) metadataServicePolicy() error {
 	tier, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+imdsTier), &apiextensions.CustomResourceArgs{
@@ -296,7 +286,7 @@ func (s *scope) metadataServicePolicy() error {
 		OtherFields: map[string]any{"spec": map[string]any{
 			"tier":     imdsTier,
 			"order":    10,
-			"selector": "!(" + IMDSAllowedSelector + ")",
+			"selector": IMDSDeniedSelector,
 			"types":    []any{"Egress"},
 			"egress": []any{map[string]any{
 				"action":      "Deny",

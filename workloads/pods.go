@@ -115,6 +115,8 @@ type Container struct {
 	Mounts                       corev1.VolumeMountArray
 	// WritableRoot is set only for images that write outside their mounted volumes.
 	WritableRoot bool
+	// AWS gives the container the pod's AWS identity (Pod.AWS): its token and environment.
+	AWS bool
 }
 
 func (c Container) args() corev1.ContainerArgs {
@@ -163,6 +165,9 @@ type Pod struct {
 	HostNetwork, RunAsRoot bool
 	// Annotations go on the pod template; a change of one restarts the pods.
 	Annotations pulumi.StringMap
+	// AWS is the role the pod's containers marked AWS call AWS with (identity.go); the pod runs
+	// as its ServiceAccount.
+	AWS *awsIdentity
 }
 
 // withRegistryLogin gives a pod of the app namespace the private registry's login, when one is
@@ -178,19 +183,33 @@ func withRegistryLogin(pullSecret *corev1.Secret, namespace string, pod Pod, dep
 }
 
 func (p Pod) template() corev1.PodTemplateSpecArgs {
+	withAWS := func(c Container) corev1.ContainerArgs {
+		if c.AWS {
+			if p.AWS == nil {
+				panic("workloads: container " + c.Name + " uses the pod's AWS identity, which has none")
+			}
+			c.Env = append(slices.Clone(c.Env), p.AWS.env()...)
+			c.Mounts = append(slices.Clone(c.Mounts), p.AWS.mount())
+		}
+		return c.args()
+	}
 	containers, inits := corev1.ContainerArray{}, corev1.ContainerArray{}
 	for _, c := range p.Containers {
-		containers = append(containers, c.args())
+		containers = append(containers, withAWS(c))
 	}
 	for _, c := range p.Init {
-		inits = append(inits, c.args())
+		inits = append(inits, withAWS(c))
+	}
+	volumes := p.Volumes
+	if p.AWS != nil {
+		volumes = append(slices.Clone(volumes), p.AWS.volume())
 	}
 	spec := &corev1.PodSpecArgs{
 		NodeSelector:   nodeSelector(p.Role),
 		Tolerations:    tolerations(p.Role),
 		Containers:     containers,
 		InitContainers: inits,
-		Volumes:        p.Volumes,
+		Volumes:        volumes,
 		SecurityContext: &corev1.PodSecurityContextArgs{
 			RunAsNonRoot:   pulumi.Bool(true),
 			RunAsUser:      pulumi.Int(p.UID),
@@ -212,6 +231,8 @@ func (p Pod) template() corev1.PodTemplateSpecArgs {
 	}
 	if p.ServiceAccount != "" {
 		spec.ServiceAccountName = pulumi.String(p.ServiceAccount)
+	} else if p.AWS != nil {
+		spec.ServiceAccountName = pulumi.String(p.AWS.Role.ServiceAccount)
 	}
 	if p.GracePeriod > 0 {
 		spec.TerminationGracePeriodSeconds = pulumi.Int(p.GracePeriod)

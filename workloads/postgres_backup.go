@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -117,12 +118,12 @@ var (
 	pgBackupJob = Resources{CPU: 100, MemoryMiB: 128, CPULimit: 1000, MemoryLimitMiB: 512, DiskMiB: 2048, DiskLimitMiB: diskLimit(postgresBackupScratchMiB)}
 )
 
-// backupEnv is where the backups go: the storage node's prefix of the bucket, in its region.
+// backupEnv is where the backups go: PostgreSQL's prefix of the bucket (the region comes with
+// the container's AWS identity).
 func (s *scope) backupEnv() corev1.EnvVarArray {
 	return corev1.EnvVarArray{
 		plainEnv("BACKUP_BUCKET", s.cfg.Backups.BucketName),
 		plainEnv("BACKUP_PREFIX", config.BackupPrefix(config.RoleStorage)),
-		plainEnv("AWS_REGION", s.cfg.Region),
 	}
 }
 
@@ -139,7 +140,7 @@ func scriptVolume(cm *corev1.ConfigMap) corev1.VolumeArgs {
 }
 
 // walShipper is the container beside the server that uploads the archived segments with the
-// node's instance role. Its probe fails when no pass has succeeded for ten intervals, so a
+// pod's role (infra.PodRolePostgresWAL), which writes only under wal/. Its probe fails when no pass has succeeded for ten intervals, so a
 // shipper that cannot reach the bucket is restarted and counted (kube_pod_container_status_restarts).
 func (s *scope) walShipper() Container {
 	healthy := execCheck("/bin/sh", PostgresScriptDir+"/postgres-backup.sh", "healthy")
@@ -148,7 +149,7 @@ func (s *scope) walShipper() Container {
 		Command: []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "ship-wal"},
 		Env: append(s.backupEnv(),
 			plainEnv("WAL_OUTBOX", WALOutbox), plainEnv("SHIP_INTERVAL", strconv.Itoa(WALShipIntervalSeconds))),
-		Resources: walShipperResources,
+		Resources: walShipperResources, AWS: true,
 		// No readiness probe: an unreachable bucket must not take PostgreSQL out of its Service.
 		// The check itself waits ten failed passes; liveness then restarts the shipper.
 		Liveness: liveness(healthy, 5),
@@ -164,8 +165,9 @@ func (s *scope) walShipper() Container {
 // postgresBackupJob declares a daily CronJob in the data namespace on the storage node: the
 // first step (postgres image, the server's major) writes into an emptyDir, the second (curl
 // image) uploads it. Credentials come from the PostgreSQL Secret, never from the manifest.
-func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap) (*batchv1.CronJob, error) {
+func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap, sa *corev1.ServiceAccount) (*batchv1.CronJob, error) {
 	ns := NamespaceData
+	identity := s.awsIdentity(infra.PodRolePostgresBackup)
 	const backupDir = "/backup"
 	l := labels(name, "backup")
 	volumes := corev1.VolumeArray{emptyDir("backup", postgresBackupScratchMiB), scriptVolume(cm)}
@@ -200,9 +202,10 @@ func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, ki
 			Name: "upload", Image: pulumi.String(versions.Curl),
 			Command:   []string{"/bin/sh", PostgresScriptDir + "/postgres-backup.sh", "upload", kind},
 			Env:       append(s.backupEnv(), plainEnv("BACKUP_DIR", backupDir)),
-			Resources: backupJob, Mounts: mounts,
+			Resources: backupJob, Mounts: mounts, AWS: true,
 		}},
 		Volumes: volumes,
+		AWS:     identity,
 	}
 	tpl := pod.template()
 	tpl.Spec.(*corev1.PodSpecArgs).RestartPolicy = pulumi.String("Never")
@@ -224,7 +227,7 @@ func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, ki
 				},
 			},
 		},
-	}, s.opts(ns, cm)...)
+	}, s.opts(ns, cm, sa)...)
 }
 
 // postgresBackups declares the daily base backup and dump CronJobs, which mount script (the
@@ -233,11 +236,16 @@ func (s *scope) postgresBackups(script *corev1.ConfigMap) (base, dump *batchv1.C
 	if script == nil {
 		return nil, nil, fmt.Errorf("the backup script's ConfigMap is declared with PostgreSQL, which has not been declared")
 	}
+	// The jobs' ServiceAccount, which the restore Jobs of docs/operations.md run as too.
+	sa, err := s.serviceAccount(s.awsIdentity(infra.PodRolePostgresBackup), labels(infra.PodRoleByKey(infra.PodRolePostgresBackup).ServiceAccount, "backup"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup service account: %w", err)
+	}
 	baseSchedule, dumpSchedule := PostgresBackupSchedules(s.cfg)
-	if base, err = s.postgresBackupJob(PostgresBaseBackupName, baseSchedule, "base-backup", "base", true, script); err != nil {
+	if base, err = s.postgresBackupJob(PostgresBaseBackupName, baseSchedule, "base-backup", "base", true, script, sa); err != nil {
 		return nil, nil, fmt.Errorf("base backup: %w", err)
 	}
-	if dump, err = s.postgresBackupJob(PostgresDumpName, dumpSchedule, "dump", "dump", false, script); err != nil {
+	if dump, err = s.postgresBackupJob(PostgresDumpName, dumpSchedule, "dump", "dump", false, script, sa); err != nil {
 		return nil, nil, fmt.Errorf("dump: %w", err)
 	}
 	return base, dump, nil

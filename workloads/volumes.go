@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
 )
 
@@ -73,10 +74,26 @@ func newStorage(ctx *pulumi.Context, name string, args *storageArgs, opts ...pul
 		ebsValues["region"] = pulumi.String(cfg.Region)
 		ebsValues["k8sTagClusterId"] = pulumi.String(cfg.ClusterID())
 		ebsValues["resources"] = ebsController.values()
+		// Its own role (infra.PodRoleEBSCSI), in the driver container only (the sidecars call
+		// no AWS API); the chart's region is its AWS_REGION, so the rest of the environment.
+		ebsIdentity := s.awsIdentity(infra.PodRoleEBSCSI)
+		ebsEnv := pulumi.Array{}
+		for _, e := range ebsIdentity.chartEnv() {
+			if e.(pulumi.Map)["name"] != pulumi.String("AWS_REGION") {
+				ebsEnv = append(ebsEnv, e)
+			}
+		}
+		ebsValues["env"] = ebsEnv
+		ebsValues["volumes"] = pulumi.Array{ebsIdentity.chartVolume()}
+		ebsValues["volumeMounts"] = pulumi.Array{ebsIdentity.chartMount()}
 		var err error
 		c.EBSCSI, err = s.release(args.Charts, "aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
 			"controller": ebsValues,
-			"node":       pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values(), "enableWindows": pulumi.Bool(false)}, // no Windows nodes
+			// No Windows nodes. The node plugin calls no AWS API; it reads its instance, type and
+			// zone from its Node (set by the CCM) instead of the metadata service, which no pod
+			// reaches.
+			"node": pulumi.Map{"tolerateAllTaints": pulumi.Bool(true), "resources": small.values(), "enableWindows": pulumi.Bool(false),
+				"metadataSources": pulumi.String("kubernetes")},
 			"sidecars": pulumi.Map{
 				"provisioner":         pulumi.Map{"resources": sidecar.values()},
 				"attacher":            pulumi.Map{"resources": sidecar.values()},

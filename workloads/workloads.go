@@ -43,6 +43,9 @@ type Args struct {
 	// EtcdSnapshotPrefix is where the etcd snapshots of this cluster go in the backups bucket,
 	// derived from its identity (cluster.EtcdSnapshotPrefix): a new master restores from there.
 	EtcdSnapshotPrefix pulumi.StringInput
+	// PodRoleARNs are the AWS roles of the components that call AWS, by infra.PodRole key
+	// (infra.PodIdentity.PublishKeys): known once STS can verify their tokens.
+	PodRoleARNs map[string]pulumi.StringOutput
 }
 
 // Workloads is everything that runs on the cluster, one component per concern.
@@ -149,7 +152,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if chartArgs.Archives == nil {
 		chartArgs.Archives = charts.For(cfg.ChartSource)
 	}
-	t := tierArgs{TierName: name, Workloads: w, Config: cfg}
+	t := tierArgs{TierName: name, Workloads: w, Config: cfg, PodRoleARNs: args.PodRoleARNs}
 	var err error
 
 	if w.Namespaces, err = newNamespaces(ctx, name+"-namespaces", &namespacesArgs{tierArgs: t}, parent); err != nil {
@@ -233,6 +236,8 @@ type tierArgs struct {
 	// Namespaces are the tier's namespaces by name; every object in one waits for it. Nil for
 	// the Namespaces component itself.
 	Namespaces map[string]*corev1.Namespace
+	// PodRoleARNs are the AWS roles of the pods that call AWS (Args.PodRoleARNs).
+	PodRoleARNs map[string]pulumi.StringOutput
 }
 
 // scope declares a component's children: parented to it, named from the tier's name, and, for
@@ -247,17 +252,18 @@ type scope struct {
 	name         string
 	cfg          *config.Config
 	namespaces   map[string]*corev1.Namespace
+	roleARNs     map[string]pulumi.StringOutput
 }
 
 // movedScope declares the children of a component the split introduced.
 func (t tierArgs) movedScope(ctx *pulumi.Context, component pulumi.Resource) *scope {
-	return &scope{ctx: ctx, parent: component, formerParent: t.Workloads, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces}
+	return &scope{ctx: ctx, parent: component, formerParent: t.Workloads, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces, roleARNs: t.PodRoleARNs}
 }
 
 // keptScope declares the children of a component that existed under Workloads before the split:
 // their parent, and so their URN, does not change.
 func (t tierArgs) keptScope(ctx *pulumi.Context, component pulumi.Resource) *scope {
-	return &scope{ctx: ctx, parent: component, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces}
+	return &scope{ctx: ctx, parent: component, name: t.TierName, cfg: t.Config, namespaces: t.Namespaces, roleARNs: t.PodRoleARNs}
 }
 
 // parented parents a resource to the component, aliased to its former parent where it had one.

@@ -119,6 +119,21 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 					return fmt.Errorf("%s: %w", r.Name, err)
 				}
 			}
+		case "aws:s3/bucketObjectv2:BucketObjectv2":
+			// The pods' issuer documents, as the stack publishes them (infra/podidentity.go):
+			// verify-local checks real service-account tokens against them.
+			if str(r.Inputs, "bucket") != "" && strings.Contains(r.Name, "-pod-identity-") {
+				if err := writeFile(dir, IssuerDir+"/"+str(r.Inputs, "key"), str(r.Inputs, "content")); err != nil {
+					return err
+				}
+			}
+		case "aws:iam/role:Role":
+			// Each pod role's trust: the subject and audience a token must carry.
+			if strings.Contains(r.Name, "-pod-identity-") {
+				if err := writeFile(dir, IssuerDir+"/trust/"+fileName(r.Name)+".json", str(r.Inputs, "assumeRolePolicy")); err != nil {
+					return err
+				}
+			}
 		case "kubernetes:helm.sh/v3:Release":
 			b, err := toYAML(manifest.PlainMap(r.Inputs))
 			if err != nil {
@@ -300,6 +315,10 @@ func writeRestoredVolume(dir string, res *offline.Result) error {
 // OfflineEncryptionKey is the secretbox key of the rendered EncryptionConfiguration: 32 bytes of
 // "offline-placeholder-secret" padding, base64-encoded, never a deployed key.
 var OfflineEncryptionKey = base64.StdEncoding.EncodeToString([]byte("offline-placeholder-secret-32byt"))
+
+// IssuerDir is where the render writes the pods' service-account issuer: its two published
+// documents under their bucket keys, and each pod role's trust policy under trust/.
+const IssuerDir = "issuer"
 
 // IdentityDir is where the render writes the cluster identity kubeadm-init installs, under the
 // names kubeadm gives the files in /etc/kubernetes/pki: verify-local runs its control plane and

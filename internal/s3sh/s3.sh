@@ -3,20 +3,45 @@
 # their own directory: each script's ConfigMap carries it beside the script, so every container
 # that mounts the script mounts it too. Functions only: sourcing it runs nothing.
 #
-# Requests are signed (curl --aws-sigv4) with the node's instance role from IMDSv2, or with
-# AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) when set (the drills).
-# Objects are s3://BACKUP_BUCKET/KEY in AWS_REGION; S3_ENDPOINT, when set, is used instead of
-# the bucket's AWS address (the drills' local S3).
+# Requests are signed (curl --aws-sigv4) with, in this order: AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) when set (the drills); the role AWS_ROLE_ARN,
+# assumed with the web identity token in AWS_WEB_IDENTITY_TOKEN_FILE, when set (a pod's own role:
+# the backup CronJobs); the instance role from IMDSv2 otherwise (the master's first boot, on the
+# host). Objects are s3://BACKUP_BUCKET/KEY in AWS_REGION; S3_ENDPOINT and STS_ENDPOINT, when
+# set, are used instead of AWS's addresses (the drills' and tests' stand-ins).
 
 # json_field NAME: the value of a string field of the one-level JSON object on standard input.
 json_field() {
   sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1
 }
 
+# xml_field NAME: the text of the first element NAME of the XML on standard input.
+xml_field() {
+  tr -d '\n' | sed -n "s/.*<$1>\([^<]*\)<\/$1>.*/\1/p"
+}
+
 # credentials: sets id, secret and token (empty for long-term keys) for s3.
 credentials() {
   if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
     id=${AWS_ACCESS_KEY_ID} secret=${AWS_SECRET_ACCESS_KEY:?} token=${AWS_SESSION_TOKEN:-}
+    return
+  fi
+  if [ -n "${AWS_ROLE_ARN:-}" ]; then
+    # AssumeRoleWithWebIdentity takes no signature: the token is the proof. It goes in the
+    # request body from its file (curl reads name@file itself), never on a command line.
+    sts=${STS_ENDPOINT:-https://sts.${AWS_REGION:?the region}.amazonaws.com}
+    creds=$(curl -fsS --retry 3 "${sts}/" \
+      --data-urlencode Action=AssumeRoleWithWebIdentity --data-urlencode Version=2011-06-15 \
+      --data-urlencode "RoleArn=${AWS_ROLE_ARN}" --data-urlencode "RoleSessionName=backup-$(date -u +%s)" \
+      --data-urlencode DurationSeconds=3600 \
+      --data-urlencode "WebIdentityToken@${AWS_WEB_IDENTITY_TOKEN_FILE:?the web identity token file}") || return 1
+    id=$(printf '%s' "${creds}" | xml_field AccessKeyId)
+    secret=$(printf '%s' "${creds}" | xml_field SecretAccessKey)
+    token=$(printf '%s' "${creds}" | xml_field SessionToken)
+    if [ -z "${id}" ] || [ -z "${secret}" ] || [ -z "${token}" ]; then
+      echo "s3.sh: STS answered without credentials" >&2
+      return 1
+    fi
     return
   fi
   imds=http://169.254.169.254/latest

@@ -140,6 +140,13 @@ var awsRules = map[string]rules{
 		forceNew: []string{"name", "namePrefix", "path"},
 		keep:     []string{"namePrefix"},
 	},
+	// Added with pod identities, from the provider's documentation and the 6.83.4 Go SDK rather
+	// than the schema file (not read here): a new URL replaces the provider; the client ids and
+	// thumbprints change in place, and thumbprints are computed when not given.
+	"aws:iam/openIdConnectProvider:OpenIdConnectProvider": { // internal/service/iam/openid_connect_provider.go
+		forceNew: []string{"url"},
+		keep:     []string{"thumbprintLists"},
+	},
 	"aws:iam/role:Role": { // internal/service/iam/role.go
 		forceNew: []string{"name", "namePrefix", "path"},
 		keep:     []string{"inlinePolicies", "managedPolicyArns", "namePrefix"},
@@ -186,6 +193,16 @@ var awsRules = map[string]rules{
 	},
 	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2": { // internal/service/s3/bucket_lifecycle_configuration.go
 		forceNew: []string{"bucket", "expectedBucketOwner"},
+	},
+	// Added with pod identities, as above (not read in the schema file): an object is replaced
+	// for another bucket or key, and its content changes in place; the storage and encryption
+	// settings S3 fills in are kept.
+	"aws:s3/bucketObjectv2:BucketObjectv2": { // internal/service/s3/object.go
+		forceNew: []string{"bucket", "key"},
+		keep:     []string{"acl", "bucketKeyEnabled", "contentType", "etag", "kmsKeyId", "serverSideEncryption", "storageClass"},
+	},
+	"aws:s3/bucketOwnershipControls:BucketOwnershipControls": { // internal/service/s3/bucket_ownership_controls.go
+		forceNew: []string{"bucket"},
 	},
 	"aws:s3/bucketPolicy:BucketPolicy": { // internal/service/s3/bucket_policy.go
 		forceNew: []string{"bucket"},

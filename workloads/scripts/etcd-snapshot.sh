@@ -6,9 +6,11 @@
 #           shell with no other tools): take a snapshot from the local member and verify it
 #           (etcdutl snapshot status checks the file's hash and prints its revision and keys).
 #   upload  in the curl image: put the snapshot in the backups bucket under
-#           <prefix>/YYYY/MM/DD/etcd-<time>.db, then the cluster's mark <prefix>/cluster, signed (SigV4) with the node's instance role from
-#           IMDSv2, or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill), by
-#           s3.sh (the S3 code both backup scripts share), mounted beside this script.
+#           <prefix>/YYYY/MM/DD/etcd-<time>.db, then the cluster's mark <prefix>/cluster, signed
+#           (SigV4) with the Job's own role, assumed with its projected token (AWS_ROLE_ARN,
+#           AWS_WEB_IDENTITY_TOKEN_FILE), or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when
+#           set (the drill), by s3.sh (the S3 code both backup scripts share), mounted beside
+#           this script.
 # A failure of either step fails the Job, which the CronJob's history and kube-state-metrics show.
 set -eu
 

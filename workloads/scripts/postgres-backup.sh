@@ -21,9 +21,9 @@
 #                          first one on, and the timeline history files, into DIR/restore-wal.
 #   recover DIR TARGET     restore (postgres image): make DIR/pgdata recover from
 #                          DIR/restore-wal up to TARGET (a timestamp with time zone) and promote.
-# S3 requests are signed (curl --aws-sigv4) with the node's instance role from IMDSv2, or with
-# AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set (the drill), by s3.sh (the S3 code both backup
-# scripts share), mounted beside this script. A failed step fails its Job or, for archive-wal,
+# S3 requests are signed (curl --aws-sigv4) with the pod's own role, assumed with its projected
+# token (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE), or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+# when set (the drill), by s3.sh (the S3 code both backup scripts share), mounted beside this script. A failed step fails its Job or, for archive-wal,
 # makes PostgreSQL keep the segment and retry.
 set -eu
 
@@ -71,10 +71,15 @@ archive_wal() {
 }
 
 ship_pass() {
-  credentials
+  signed=""
   for f in "${WAL_OUTBOX}"/*; do
     [ -f "${f}" ] || continue
     case "${f}" in *.tmp) continue ;; esac
+    # Credentials once a pass, and only for a pass with something to ship.
+    if [ -z "${signed}" ]; then
+      credentials || return 1
+      signed=1
+    fi
     name=$(basename "${f}")
     if put "${f}" "$(prefix)/wal/${name}"; then
       rm -f "${f}"

@@ -38,6 +38,10 @@ type controlPlane struct {
 	// admissionConfig is the program's rendered AdmissionConfiguration (Pod Security's defaults
 	// for every namespace), "" when the directory has none.
 	admissionConfig string
+	// serviceAccountArgs are the API server's service-account flags of the rendered kubeadm
+	// configuration ("--name=value", in order, repeated flags kept) when the render publishes an
+	// issuer; nil runs the one default issuer.
+	serviceAccountArgs []string
 	// apiServerArgs are added to the API server's flags (the engine run turns webhooks off).
 	apiServerArgs []string
 	pki           *pki
@@ -150,13 +154,12 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 	if c.admissionConfig != "" {
 		encryption = append(encryption, "--admission-control-config-file="+c.admissionConfig)
 	}
-	if err := c.run("kube-apiserver", c.apiServer(), append(append(encryption,
+	if err := c.run("kube-apiserver", c.apiServer(), append(append(append(encryption, c.serviceAccountFlags()...),
 		"--etcd-servers="+c.etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
 		"--client-ca-file="+c.pki.caCert,
 		"--service-account-key-file="+c.pki.saPub, "--service-account-signing-key-file="+c.pki.saKey,
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-cluster-ip-range=10.96.0.0/12",
 		"--authorization-mode=Node,RBAC",
 		// The default admission chain, PodSecurity included: a pod that its namespace's level
@@ -181,6 +184,15 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 		return err1
 	}
 	return c.waitReady(ctx)
+}
+
+// serviceAccountFlags are the API server's issuer and audience flags: the rendered kubeadm
+// configuration's, or kubeadm's default issuer when the render publishes none.
+func (c *controlPlane) serviceAccountFlags() []string {
+	if len(c.serviceAccountArgs) == 0 {
+		return []string{"--service-account-issuer=" + defaultServiceAccountIssuer}
+	}
+	return c.serviceAccountArgs
 }
 
 // apiServer is the kube-apiserver binary this control plane runs.

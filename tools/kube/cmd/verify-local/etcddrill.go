@@ -349,7 +349,7 @@ func (v *verifier) restoreAndRead(ctx context.Context, etcdBin, snap, work strin
 		return nil, "", fmt.Errorf("etcdutl snapshot restore: %v:\n%s", err, out)
 	}
 	r := &controlPlane{work: work, bin: v.cp.bin, apiServerPath: v.cp.apiServerPath, pki: keys, encryptionConfig: v.cp.encryptionConfig,
-		etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "restored", etcdPeerPort: peer}
+		serviceAccountArgs: v.cp.serviceAccountArgs, etcdPath: filepath.Join(etcdBin, "etcd"), etcdName: "restored", etcdPeerPort: peer}
 	defer r.stop()
 	if err := r.startAPI(ctx); err != nil {
 		return nil, "", fmt.Errorf("kube-apiserver on the restored etcd: %w", err)

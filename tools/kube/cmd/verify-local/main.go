@@ -121,6 +121,13 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 			return nil, err
 		}
 	}
+	serviceAccountSource := ""
+	if fileExists(filepath.Join(dir, issuerDir, discoveryPath)) {
+		// The render publishes the pods' issuer: the API server signs for it, as the master's does.
+		if cp.serviceAccountArgs, serviceAccountSource, err = renderedServiceAccountArgs(dir); err != nil {
+			return nil, fmt.Errorf("service-account flags: %w", err)
+		}
+	}
 	defer cp.stop()
 	t := newTimer()
 	fmt.Println("control plane:")
@@ -128,6 +135,11 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 		fmt.Printf("  identity: the program's cluster CA and service-account key pair (%s)\n", identityDir)
 	} else {
 		fmt.Println("  identity: a CA and a service-account key pair made for this run (no rendered " + identityDir + ")")
+	}
+	if serviceAccountSource != "" {
+		fmt.Printf("  service-account flags of the rendered %s: %s\n", serviceAccountSource, strings.Join(cp.serviceAccountArgs, " "))
+	} else {
+		fmt.Printf("  service-account issuer: %s (no rendered %s/%s)\n", defaultServiceAccountIssuer, issuerDir, discoveryPath)
 	}
 	if err := cp.start(ctx); err != nil {
 		return nil, err
@@ -154,6 +166,8 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	v.waitScheduled(ctx, timeout)
 	t.phase("pods scheduled")
 	v.checkRestoredVolumes(ctx)
+	v.checkPodIdentity(ctx)
+	t.phase("pod identity tokens")
 	v.report(ctx)
 	t.phase("report")
 	if etcdBin != "" {

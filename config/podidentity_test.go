@@ -1,0 +1,45 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPodIdentityIssuer: the pods' issuer is the bucket's virtual-hosted address in the stack's
+// region (what STS fetches and what the API server writes in every token), by default a bucket
+// named after the cluster id; a name S3's certificate would not cover (a dot), or a bucket the
+// stack uses for data (which the issuer's public policy would expose), is refused naming the key.
+func TestPodIdentityIssuer(t *testing.T) {
+	c, err := parse(validRaw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PodIdentity.BucketName != "prod-sesacthon-oidc" || c.ServiceAccountIssuer() != "https://prod-sesacthon-oidc.s3.ap-northeast-2.amazonaws.com" {
+		t.Errorf("default issuer bucket %q, issuer %q; want prod-sesacthon-oidc at https://prod-sesacthon-oidc.s3.ap-northeast-2.amazonaws.com",
+			c.PodIdentity.BucketName, c.ServiceAccountIssuer())
+	}
+	raw := validRaw()
+	raw["waste-coach-infra:podIdentityBucket"] = "acme-prod-issuer"
+	if c, err := parse(raw); err != nil || c.ServiceAccountIssuer() != "https://acme-prod-issuer.s3.ap-northeast-2.amazonaws.com" {
+		t.Errorf("podIdentityBucket acme-prod-issuer: issuer %v (err %v)", c, err)
+	}
+	for _, bad := range []struct{ value, want string }{
+		{"Issuer!", "S3 bucket name"},
+		{"acme.prod.issuer", "without dots"},
+		{"prod-sesacthon-images", "other than uploadsBucket and backupsBucket"},
+		{"prod-sesacthon-backups", "other than uploadsBucket and backupsBucket"},
+	} {
+		raw := validRaw()
+		raw["waste-coach-infra:podIdentityBucket"] = bad.value
+		_, err := parse(raw)
+		if err == nil {
+			t.Errorf("podIdentityBucket=%q accepted", bad.value)
+			continue
+		}
+		for _, want := range []string{"waste-coach-infra:podIdentityBucket", strconvQuote(bad.value), bad.want} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("podIdentityBucket=%q: error %q does not contain %q", bad.value, err, want)
+			}
+		}
+	}
+}
