@@ -52,6 +52,11 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 	rule := func(groups []string, resources []string, verbs ...string) rbacv1.PolicyRuleArgs {
 		return rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(groups), Resources: pulumi.ToStringArray(resources), Verbs: pulumi.ToStringArray(verbs)}
 	}
+	// Upstream's example also grants creating ServiceAccounts and their tokens, which only
+	// --use-service-account-credentials=true uses (a client per controller, each minting its own
+	// account's tokens). This CCM runs with its own credentials; a token-minting right would let
+	// it, or whoever took it over, mint an STS token for any pod role's ServiceAccount and take
+	// that AWS role (infra.PodRoles).
 	role, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("system:" + ccmName)},
 		Rules: rbacv1.PolicyRuleArray{
@@ -60,11 +65,9 @@ func NewCloudControllerManager(ctx *pulumi.Context, name string, args *CloudCont
 			rule([]string{""}, []string{"nodes/status"}, "patch"),
 			rule([]string{""}, []string{"services"}, "list", "patch", "update", "watch"),
 			rule([]string{""}, []string{"services/status"}, "list", "patch", "update", "watch"),
-			rule([]string{""}, []string{"serviceaccounts"}, "create", "get"),
 			rule([]string{""}, []string{"persistentvolumes"}, "get", "list", "update", "watch"),
 			rule([]string{""}, []string{"endpoints"}, "create", "get", "list", "watch", "update"),
 			rule([]string{"coordination.k8s.io"}, []string{"leases"}, "create", "get", "list", "watch", "update"),
-			rule([]string{""}, []string{"serviceaccounts/token"}, "create"),
 		},
 	}, parent)
 	if err != nil {

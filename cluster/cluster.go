@@ -142,7 +142,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	jwks := pulumi.Unsecret(identity.ApplyT(func(files map[string]string) (string, error) {
 		return JWKS(files["sa.pub"])
 	})).(pulumi.StringOutput)
-	if c.PodRoleARNs, err = args.PodIdentity.PublishKeys(ctx, jwks); err != nil {
+	published, err := args.PodIdentity.PublishKeys(ctx, jwks)
+	if err != nil {
 		return nil, fmt.Errorf("pod identities: %w", err)
 	}
 
@@ -248,10 +249,17 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap provider: %w", err)
 	}
-	ccm, err := NewCloudControllerManager(ctx, name+"-ccm", &CloudControllerManagerArgs{Config: cfg, RoleARN: c.PodRoleARNs[infra.PodRoleCCM]},
+	ccm, err := NewCloudControllerManager(ctx, name+"-ccm", &CloudControllerManagerArgs{Config: cfg, RoleARN: published[infra.PodRoleCCM]},
 		pulumi.Parent(c), pulumi.Provider(bootstrap))
 	if err != nil {
 		return nil, fmt.Errorf("cloud-controller-manager: %w", err)
+	}
+	// STS must be able to use the pods' issuer before any workload relies on it: the check
+	// exchanges a token of the CCM's ServiceAccount (declared above) for the CCM's role. The
+	// workloads get their roles only once it has passed, and an up it fails stops before the
+	// node roles lose what the pods used to take from them (deletes run last).
+	if c.PodRoleARNs, err = b.issuerCheck(cfg, jwks, published, controlPlane, ccm); err != nil {
+		return nil, err
 	}
 
 	// Tied to every node, not only the master: `pulumi up --replace` of any node runs it again,
@@ -560,4 +568,29 @@ func (b *builder) kubeletRollout(cfg *config.Config, initCmd *remote.Command, no
 		}
 	}
 	return prev, nil
+}
+
+// issuerCheck declares the check of the pods' issuer on the master (IssuerCheckScript), run again
+// on a new master and whenever the key set or the role changes, and returns the pod roles' ARNs
+// known only once it has passed.
+func (b *builder) issuerCheck(cfg *config.Config, jwks pulumi.StringOutput, published map[string]pulumi.StringOutput, deps ...pulumi.Resource) (map[string]pulumi.StringOutput, error) {
+	probe := infra.PodRoleByKey(infra.PodRoleCCM)
+	check, err := b.command(config.RoleMaster, "issuer-check", commandSpec{
+		create: pulumi.All(jwks, published[probe.Key]).ApplyT(func(v []any) string {
+			return IssuerCheckScript(IssuerCheck{
+				Issuer: cfg.ServiceAccountIssuer(), Bucket: cfg.PodIdentity.BucketName, Region: cfg.Region,
+				Discovery: infra.DiscoveryDocument(cfg.ServiceAccountIssuer()), JWKS: v[0].(string),
+				Namespace: probe.Namespace, ServiceAccount: probe.ServiceAccount, RoleARN: v[1].(string),
+			})
+		}).(pulumi.StringOutput),
+		dependsOn: deps,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]pulumi.StringOutput{}
+	for key, arn := range published {
+		out[key] = pulumi.All(arn, check.Stdout).ApplyT(func(v []any) string { return v[0].(string) }).(pulumi.StringOutput)
+	}
+	return out, nil
 }

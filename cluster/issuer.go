@@ -16,6 +16,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"strings"
+
+	"github.com/waste-coach/infra/infra"
 )
 
 // JWKS is the key set of the issuer: the public half of the service-account key (sa.pub, a PKIX
@@ -61,4 +64,27 @@ func mustJSON(v any) string {
 		panic(err) // strings and slices of strings only: cannot fail
 	}
 	return string(b)
+}
+
+// IssuerCheck is what the issuer check needs: the issuer, its bucket and documents as published,
+// and the role it exchanges a token for.
+type IssuerCheck struct {
+	Issuer, Bucket, Region, Discovery, JWKS string
+	// Namespace, ServiceAccount and RoleARN are the pod role whose token is exchanged.
+	Namespace, ServiceAccount, RoleARN string
+}
+
+// IssuerCheckScript proves on the master that STS can use the pods' issuer (issuer-check.sh.tmpl).
+// The documents are public and the role's ARN no secret; the token the script asks for never
+// leaves the master.
+func IssuerCheckScript(c IssuerCheck) string {
+	for _, v := range []string{c.Issuer, c.Bucket, c.Region, c.Discovery, c.JWKS, c.Namespace, c.ServiceAccount, c.RoleARN} {
+		if strings.Contains(v, "'") {
+			panic("issuer check: a single quote in " + v) // JSON of base64url values, names and an ARN: never
+		}
+	}
+	return render("issuer-check", struct {
+		IssuerCheck
+		DiscoveryPath, JWKSPath, Audience string
+	}{c, infra.DiscoveryPath, infra.JWKSPath, infra.STSAudience})
 }

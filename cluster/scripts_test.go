@@ -58,6 +58,8 @@ func allScripts(t *testing.T) map[string]string {
 		"upgrade-storage":        UpgradeScript(cfg, config.RoleStorage, "ip-10-0-1-21.ap-northeast-2.compute.internal"),
 		"renew-certs":            RenewCertsScript(),
 		"cert-renewal":           CertRenewalScript(),
+		"issuer-check": IssuerCheckScript(IssuerCheck{Issuer: cfg.ServiceAccountIssuer(), Bucket: cfg.PodIdentity.BucketName, Region: cfg.Region,
+			Discovery: `{"issuer":"x"}`, JWKS: `{"keys":[]}`, Namespace: "kube-system", ServiceAccount: "cloud-controller-manager", RoleARN: "arn:aws:iam::123456789012:role/r"}),
 	}
 	for _, r := range config.Roles {
 		s["node-prepare-"+string(r)] = NodePrepareScript(cfg, r)

@@ -114,7 +114,14 @@ func (b *Backups) RestrictWriters(ctx *pulumi.Context, writerRoleARNs ...pulumi.
 }
 
 // BackupsBucketPolicy is the backups bucket's policy: the TLS-only rule of every bucket here, a
-// deny on deleting any object version, and a deny on writes by anyone but the writer roles.
+// deny on deleting any object version, a deny on writes by anyone but the writer roles, and a
+// deny on any upload of a backup that could replace one: S3 takes a PutObject with
+// If-None-Match only for a key that does not exist (412 otherwise), and the policy refuses a
+// backup's PutObject without it. A backup is then written once, by anyone, and never changed:
+// with no delete allowed either, a stolen writer can add backups but not spoil the ones there.
+// The cluster's mark (etcd/<cluster>/cluster, no data, refreshed with every snapshot) is not a
+// backup and stays replaceable. Multipart uploads would need CreateMultipartUpload and
+// UploadPart exempted (they take no conditional header); no writer here uses them.
 func BackupsBucketPolicy(bucketARN string, writerRoleARNs []string) PolicyDocument {
 	d := TLSOnlyPolicy(bucketARN)
 	d.Statement = append(d.Statement,
@@ -133,8 +140,25 @@ func BackupsBucketPolicy(bucketARN string, writerRoleARNs []string) PolicyDocume
 			Resource:  []string{bucketARN + "/*"},
 			Condition: map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": writerRoleARNs}},
 		},
+		Statement{
+			Sid:       "BackupsAreWrittenOnce",
+			Effect:    "Deny",
+			Principal: map[string]any{"AWS": "*"},
+			Action:    []string{"s3:PutObject"},
+			Resource:  BackupKeys(bucketARN),
+			Condition: map[string]any{"Null": map[string]any{"s3:if-none-match": "true"}},
+		},
 	)
 	return d
+}
+
+// BackupKeys are the ARNs of every backup in the bucket: the etcd snapshots (<prefix>/<cluster>/
+// YYYY/MM/DD/etcd-<time>.db) and everything under PostgreSQL's prefix (WAL, base backups, dumps).
+func BackupKeys(bucketARN string) []string {
+	return []string{
+		bucketARN + "/" + config.BackupPrefix(config.RoleMaster) + "/*.db",
+		bucketARN + "/" + config.BackupPrefix(config.RoleStorage) + "/*",
+	}
 }
 
 // BackupPolicy lets a pod role add backups under each of its write prefixes of the backups

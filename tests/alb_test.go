@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -484,8 +485,8 @@ type iamRequest struct {
 // allows decides a request as IAM does with one identity policy: an explicit Deny wins, else an
 // Allow whose action, resource and every condition match. Actions match without regard to case,
 // ARNs with it. The conditions it knows are StringEquals, StringLike and Bool (a key the request
-// does not carry never matches); it fails the test on any other operator, so that no condition is
-// silently taken as met.
+// does not carry never matches), and Null; it fails the test on any other operator, so that no
+// condition is silently taken as met.
 func allows(t *testing.T, doc policyDoc, req iamRequest) bool {
 	t.Helper()
 	allowed := false
@@ -518,8 +519,13 @@ func statementMatches(t *testing.T, s policyStatement, req iamRequest) bool {
 				match = func(v string) bool { return strings.EqualFold(v, got) }
 			case "StringLike": // with case, as ARNs compare
 				match = func(p string) bool { return arnMatch(p, got) }
+			case "Null": // "true": the request does not carry the key
+				if !slices.Contains(resources(want), strconv.FormatBool(!ok)) {
+					return false
+				}
+				continue
 			default:
-				t.Fatalf("condition %s on %s: the test evaluates only StringEquals, StringLike and Bool", op, key)
+				t.Fatalf("condition %s on %s: the test evaluates only StringEquals, StringLike, Bool and Null", op, key)
 			}
 			if !ok || !slices.ContainsFunc(resources(want), match) {
 				return false

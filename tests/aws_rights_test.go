@@ -10,6 +10,7 @@ import (
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/offline"
 )
 
@@ -191,4 +192,26 @@ func trusts(t *testing.T, doc policyDoc, providerARN string, claims map[string]s
 		allowed = allowed || (s.Effect == "Allow" && match)
 	}
 	return allowed
+}
+
+// TestNoProgramRoleMintsServiceAccountTokens: whoever may create a ServiceAccount's token may ask
+// it for the STS audience and take that account's AWS role. No Role or ClusterRole the program
+// declares grants it (the CCM's upstream example does, for per-controller credentials this CCM
+// does not use). The charts' roles are issue 27's RBAC review.
+func TestNoProgramRoleMintsServiceAccountTokens(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for _, typ := range []string{"kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "kubernetes:rbac.authorization.k8s.io/v1:Role"} {
+			for _, role := range r.OfType(typ) {
+				for _, rule := range asList(at(manifest.PlainMap(role.Inputs), "rules")) {
+					resources, verbs := fmt.Sprint(at(rule, "resources")), fmt.Sprint(at(rule, "verbs"))
+					groups := fmt.Sprint(at(rule, "apiGroups"))
+					core := strings.Contains(groups, "[ ") || groups == "[]" || strings.Contains(groups, "*")
+					if core && (strings.Contains(resources, "serviceaccounts/token") || strings.Contains(resources, "*")) &&
+						(strings.Contains(verbs, "create") || strings.Contains(verbs, "*")) {
+						t.Errorf("%s %s may create service-account tokens (%v %v): it could take any pod role", typ, role.Name, resources, verbs)
+					}
+				}
+			}
+		}
+	})
 }

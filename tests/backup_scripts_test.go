@@ -125,10 +125,20 @@ func s3StandIn(t *testing.T, status int) (*httptest.Server, func() []s3Request) 
 }
 
 // mountConfigMap writes a rendered ConfigMap's data into a directory, as its volume mount does.
+// The backup scripts' ConfigMaps are named after their content: nsName is the name before the hash.
 func mountConfigMap(t *testing.T, r *offline.Result, nsName string) string {
 	t.Helper()
 	dir := t.TempDir()
-	data, _ := at(objects(r, "ConfigMap")[nsName], "data").(map[string]any)
+	var found []map[string]any
+	for key, obj := range objects(r, "ConfigMap") {
+		if key == nsName || regexp.MustCompile("^"+regexp.QuoteMeta(nsName)+"-[0-9a-f]{10}$").MatchString(key) {
+			found = append(found, obj)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d ConfigMaps named %s, want one", len(found), nsName)
+	}
+	data, _ := at(found[0], "data").(map[string]any)
 	for k, v := range data {
 		writeFile(t, filepath.Join(dir, k), fmt.Sprint(v))
 	}
@@ -145,13 +155,14 @@ func runStep(t *testing.T, script string, env []string, args ...string) (string,
 }
 
 // signedPut checks what s3.sh's put sends: a PUT of the file, its sha256 in
-// x-amz-content-sha256 (S3 refuses a body that does not match), the session token, and a SigV4
-// Authorization for the key, the bucket's region and S3 that signs those headers.
+// x-amz-content-sha256 (S3 refuses a body that does not match), If-None-Match: * (S3 then never
+// replaces an object, and the bucket refuses a backup's upload without it), the session token,
+// and a SigV4 Authorization for the key, the bucket's region and S3 that signs those headers.
 func signedPut(t *testing.T, what string, req s3Request, wantPath *regexp.Regexp, body []byte) {
 	t.Helper()
 	sum := sha256.Sum256(body)
 	auth := regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=drill-key/[0-9]{8}/ap-northeast-2/s3/aws4_request, ` +
-		`SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$`)
+		`SignedHeaders=host;if-none-match;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=[0-9a-f]{64}$`)
 	switch {
 	case req.method != http.MethodPut || !wantPath.MatchString(req.path):
 		t.Errorf("%s: %s %s, want PUT %s", what, req.method, req.path, wantPath)
@@ -159,6 +170,8 @@ func signedPut(t *testing.T, what string, req s3Request, wantPath *regexp.Regexp
 		t.Errorf("%s: the body is not the file (%d bytes, want %d)", what, len(req.body), len(body))
 	case req.header.Get("X-Amz-Content-Sha256") != hex.EncodeToString(sum[:]):
 		t.Errorf("%s: x-amz-content-sha256 %q, want the file's sha256 %x", what, req.header.Get("X-Amz-Content-Sha256"), sum)
+	case req.header.Get("If-None-Match") != "*":
+		t.Errorf("%s: If-None-Match %q, want *: the upload could replace a backup", what, req.header.Get("If-None-Match"))
 	case req.header.Get("X-Amz-Security-Token") != "drill-token":
 		t.Errorf("%s: x-amz-security-token %q, want the role's session token", what, req.header.Get("X-Amz-Security-Token"))
 	case !auth.MatchString(req.header.Get("Authorization")):
@@ -199,6 +212,9 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 		}
 		if reqs[1].method != http.MethodPut || reqs[1].path != "/drill-bucket/etcd/cluster" {
 			t.Errorf("second request %s %s, want PUT /drill-bucket/etcd/cluster: a new master refuses to start a cluster empty only while that mark is there", reqs[1].method, reqs[1].path)
+		}
+		if inm := reqs[1].header.Get("If-None-Match"); inm != "" {
+			t.Errorf("the cluster's mark is put with If-None-Match %q: it could not be refreshed, and would expire with the backups while the cluster runs", inm)
 		}
 		key := regexp.MustCompile(`^/drill-bucket/(etcd/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db)$`)
 		signedPut(t, "etcd snapshot upload", reqs[0], key, snapshot)
@@ -321,6 +337,60 @@ func TestBackupUploadsAssumeTheirOwnRole(t *testing.T) {
 				if !strings.Contains(p.header.Get("Authorization"), "Credential=ASIAPODROLE/") || p.header.Get("X-Amz-Security-Token") != "pod-session-token" {
 					t.Errorf("%s %s is signed %q with token %q, want the assumed role's credentials", p.method, p.path, p.header.Get("Authorization"), p.header.Get("X-Amz-Security-Token"))
 				}
+			}
+		})
+	}
+}
+
+// TestABackupIsNeverReplaced runs the dump's upload against a stand-in S3 where the key already
+// exists (S3 answers If-None-Match with 412): the same bytes there (an earlier attempt of this
+// upload got through before its answer was lost) are success, other bytes fail the step and are
+// left as they are.
+func TestABackupIsNeverReplaced(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl here: the upload steps run in the curl image")
+	}
+	r := run(t, "prod")
+	pgScript := filepath.Join(mountConfigMap(t, r, "data/"+workloads.PostgresBackupConfigMap), "postgres-backup.sh")
+	dump := []byte("PGDMP dump bytes")
+	for _, tc := range []struct {
+		name     string
+		existing []byte
+		wantErr  bool
+	}{{"same bytes", dump, false}, {"other bytes", []byte("PGDMP another dump"), true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var methods []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				_, _ = io.ReadAll(req.Body)
+				mu.Lock()
+				methods = append(methods, req.Method)
+				mu.Unlock()
+				switch req.Method {
+				case http.MethodPut:
+					if req.Header.Get("If-None-Match") != "*" {
+						t.Errorf("PUT without If-None-Match: it would replace the backup there")
+					}
+					w.WriteHeader(http.StatusPreconditionFailed)
+				case http.MethodGet:
+					_, _ = w.Write(tc.existing)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			backupDir := t.TempDir()
+			writeFile(t, filepath.Join(backupDir, "wastecoach.dump"), string(dump))
+			out, err := runStep(t, pgScript, []string{"AWS_REGION=ap-northeast-2", "BACKUP_BUCKET=drill-bucket", "S3_ENDPOINT=" + srv.URL,
+				"AWS_ACCESS_KEY_ID=drill-key", "AWS_SECRET_ACCESS_KEY=drill-secret", "BACKUP_DIR=" + backupDir, "BACKUP_PREFIX=postgres"}, "upload", "dump")
+			mu.Lock()
+			defer mu.Unlock()
+			if (err != nil) != tc.wantErr {
+				t.Errorf("upload over an existing key with %s: err %v, want failure %v\n%s", tc.name, err, tc.wantErr, out)
+			}
+			if !slices.Equal(methods, []string{http.MethodPut, http.MethodGet}) {
+				t.Errorf("requests %v, want the conditional PUT, then a GET of what is there", methods)
+			}
+			if tc.wantErr && !strings.Contains(out, "exists with other content") {
+				t.Errorf("the failure does not say the backup there differs:\n%s", out)
 			}
 		})
 	}

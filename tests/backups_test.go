@@ -437,3 +437,44 @@ func largestGapMinutes(t *testing.T, schedule string) int {
 	}
 	return gap
 }
+
+// TestBackupsAreWrittenOnce evaluates the backups bucket's policy as S3 does for its writers: an
+// upload of a backup (an etcd snapshot, a WAL segment, a base backup, a dump) is refused unless it
+// carries If-None-Match, with which S3 never replaces an object; the cluster's mark, which holds
+// no data and is refreshed with every snapshot, may be put again. Nothing may delete a version.
+func TestBackupsAreWrittenOnce(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		doc := parsePolicy(t, must(t, r, "aws:s3/bucketPolicy:BucketPolicy", "sesacthon-backups"))
+		// The bucket policy only denies: a request it does not deny is up to the writer's role.
+		// The rule on who writes (ArnNotEquals) is TestOnlyBackupWritersWriteAndNobodyDeletesVersions's.
+		denies := func(req iamRequest) bool {
+			for _, s := range doc.Statement {
+				if _, writers := s.Condition["ArnNotEquals"]; writers {
+					continue
+				}
+				if s.Effect == "Deny" && statementMatches(t, s, req) {
+					return true
+				}
+			}
+			return false
+		}
+		bucket := "arn:aws:s3:::" + r.Config.Backups.BucketName
+		conditional := map[string]string{"s3:if-none-match": "*", "aws:PrincipalArn": "arn:aws:iam::123456789012:role/writer", "aws:SecureTransport": "true"}
+		plain := map[string]string{"aws:PrincipalArn": "arn:aws:iam::123456789012:role/writer", "aws:SecureTransport": "true"}
+		for _, key := range []string{"etcd/0123456789abcdef/2026/12/07/etcd-20261207T000000Z.db", "postgres/wal/000000010000000000000001.gz",
+			"postgres/base/20261207T000000Z/base.tar.gz.000", "postgres/dump/20261207T000000Z/wastecoach.dump"} {
+			if !denies(iamRequest{action: "s3:PutObject", arn: bucket + "/" + key, context: plain}) {
+				t.Errorf("the bucket lets a writer put %s without If-None-Match: it could replace that backup", key)
+			}
+			if denies(iamRequest{action: "s3:PutObject", arn: bucket + "/" + key, context: conditional}) {
+				t.Errorf("the bucket refuses a new backup %s put with If-None-Match", key)
+			}
+			if !denies(iamRequest{action: "s3:DeleteObjectVersion", arn: bucket + "/" + key, context: plain}) {
+				t.Errorf("the bucket lets anyone delete a version of %s", key)
+			}
+		}
+		if denies(iamRequest{action: "s3:PutObject", arn: bucket + "/etcd/0123456789abcdef/cluster", context: plain}) {
+			t.Error("the bucket refuses to refresh the cluster's mark: it would expire with the backups while the cluster runs")
+		}
+	})
+}

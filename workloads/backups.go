@@ -1,7 +1,9 @@
 package workloads
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -33,6 +35,17 @@ const S3ScriptFile = s3sh.File
 // backupScripts is the data of a backup script's ConfigMap: the script and S3Script.
 func backupScripts(file, script string) pulumi.StringMap {
 	return pulumi.StringMap{file: pulumi.String(script), S3ScriptFile: pulumi.String(S3Script)}
+}
+
+// scriptsConfigMapName names a backup scripts' ConfigMap after its content: base, then 10 hex
+// digits of the sha256 of the files. pulumi-kubernetes replaces a ConfigMap whose data changes;
+// under a fixed name it must delete the old one first, and the engine then replaces what mounts
+// it too (PostgreSQL's StatefulSet, deleted and created again). A new name is a new ConfigMap
+// created beside the old one: what mounts it is updated in place (a rolling restart), and the old
+// one goes last.
+func scriptsConfigMapName(base, file, script string) string {
+	sum := sha256.Sum256([]byte(file + "\x00" + script + "\x00" + S3ScriptFile + "\x00" + S3Script))
+	return base + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
 // Names of the scheduled backups: what an alert on a failed or missing backup selects on.
@@ -121,7 +134,7 @@ func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pul
 func (s *scope) etcdSnapshot(prefix pulumi.StringInput) (*batchv1.CronJob, error) {
 	ns := NamespaceSystem
 	cm, err := corev1.NewConfigMap(s.ctx, s.resourceName(ns, EtcdSnapshotName), &corev1.ConfigMapArgs{
-		Metadata: meta(EtcdSnapshotName, ns, labels(EtcdSnapshotName, "backup")),
+		Metadata: meta(scriptsConfigMapName(EtcdSnapshotName, "etcd-snapshot.sh", EtcdSnapshotScript), ns, labels(EtcdSnapshotName, "backup")),
 		Data:     backupScripts("etcd-snapshot.sh", EtcdSnapshotScript),
 	}, s.opts(ns)...)
 	if err != nil {

@@ -62,7 +62,8 @@ func DailyBackupMaxAge(cfg *config.Config) time.Duration {
 // Names, schedules and settings of the PostgreSQL backups.
 const (
 	// PostgresBackupConfigMap holds PostgresBackupScript and S3Script in the data namespace,
-	// mounted at PostgresScriptDir in the server's pod and in the backup Jobs.
+	// mounted at PostgresScriptDir in the server's pod and in the backup Jobs; its name is this
+	// and a hash of its content (scriptsConfigMapName).
 	PostgresBackupConfigMap = "postgres-backup"
 	// PostgresScriptDir is where the script is mounted; the archive_command names it.
 	PostgresScriptDir = "/scripts"
@@ -130,7 +131,7 @@ func (s *scope) backupEnv() corev1.EnvVarArray {
 // postgresBackupScript declares the ConfigMap of the backup script.
 func (s *scope) postgresBackupScript() (*corev1.ConfigMap, error) {
 	return corev1.NewConfigMap(s.ctx, s.resourceName(NamespaceData, PostgresBackupConfigMap), &corev1.ConfigMapArgs{
-		Metadata: meta(PostgresBackupConfigMap, NamespaceData, labels(PostgresBackupConfigMap, "backup")),
+		Metadata: meta(scriptsConfigMapName(PostgresBackupConfigMap, "postgres-backup.sh", PostgresBackupScript), NamespaceData, labels(PostgresBackupConfigMap, "backup")),
 		Data:     backupScripts("postgres-backup.sh", PostgresBackupScript),
 	}, s.opts(NamespaceData)...)
 }

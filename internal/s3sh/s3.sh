@@ -72,9 +72,38 @@ s3() {
   } | curl -sS -K - --aws-sigv4 "aws:amz:${AWS_REGION}:s3" "$@"
 }
 
-# put FILE KEY: upload a file (3 retries), and leave its sha256 in sum. S3 checks the body
-# against that hash, so a file damaged on the way is refused.
+# put FILE KEY: upload a backup (3 retries) as a new object, never over one: If-None-Match makes
+# S3 refuse (412) a key that exists, and the backups bucket refuses a backup's upload without it
+# (infra.BackupsBucketPolicy). A 412 is success when the object there is this file (an earlier
+# attempt got through), an error otherwise. Leaves the file's sha256 in sum; S3 checks the body
+# against it, so a file damaged on the way is refused.
 put() {
   sum=$(sha256sum "$1" | cut -d ' ' -f 1)
-  s3 -f --retry 3 -H "x-amz-content-sha256: ${sum}" -T "$1" "$(object_url "$2")" > /dev/null
+  code=$(s3 --retry 3 -H "x-amz-content-sha256: ${sum}" -H "If-None-Match: *" -T "$1" -o /dev/null -w '%{http_code}' "$(object_url "$2")") || return 1
+  case "${code}" in
+    200) return 0 ;;
+    412) same_object "$1" "$2" ;;
+    *)
+      echo "s3.sh: PUT $2: HTTP ${code}" >&2
+      return 1
+      ;;
+  esac
+}
+
+# same_object FILE KEY: whether the object at KEY holds exactly FILE's bytes.
+same_object() {
+  s3 -f --retry 3 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$1.existing" "$(object_url "$2")" || return 1
+  if cmp -s "$1" "$1.existing"; then
+    rm -f "$1.existing"
+    return 0
+  fi
+  rm -f "$1.existing"
+  echo "s3.sh: s3://${BACKUP_BUCKET}/$2 exists with other content: a backup is never replaced" >&2
+  return 1
+}
+
+# replace FILE KEY: upload a file over whatever is at KEY (3 retries): only for the cluster's
+# mark, which holds no data and is refreshed with every snapshot.
+replace() {
+  s3 -f --retry 3 -H "x-amz-content-sha256: $(sha256sum "$1" | cut -d ' ' -f 1)" -T "$1" "$(object_url "$2")" > /dev/null
 }

@@ -128,10 +128,36 @@ func startS3() (string, *s3mem.Backend, error) {
 				http.Error(w, err.Error(), http.StatusForbidden)
 				return
 			}
+			if status, why := conditionalWrite(backend, req); status != 0 {
+				fmt.Fprintln(os.Stderr, "local S3 refused", req.Method, req.URL.Path+":", why)
+				http.Error(w, why, status)
+				return
+			}
 			fake.ServeHTTP(w, req)
 		}))
 	}()
 	return "http://" + ln.Addr().String(), backend, nil
+}
+
+// conditionalWrite answers a PUT as the backups bucket does (infra.BackupsBucketPolicy): a
+// backup's upload without If-None-Match is refused (403), and with it a key that exists is
+// refused (412), as S3 does; the cluster's mark (<prefix>/cluster) is not a backup. 0 lets the
+// request through.
+func conditionalWrite(backend *s3mem.Backend, req *http.Request) (int, string) {
+	if req.Method != http.MethodPut {
+		return 0, ""
+	}
+	key := strings.TrimPrefix(req.URL.Path, "/"+bucket+"/")
+	if strings.HasSuffix(key, "/cluster") {
+		return 0, ""
+	}
+	if req.Header.Get("If-None-Match") != "*" {
+		return http.StatusForbidden, "a backup's upload without If-None-Match: * (the bucket policy's BackupsAreWrittenOnce)"
+	}
+	if _, err := backend.HeadObject(bucket, key); err == nil {
+		return http.StatusPreconditionFailed, key + " exists"
+	}
+	return 0, ""
 }
 
 const (

@@ -11,7 +11,9 @@ import (
 // TestLocalS3RefusesWhatS3Refuses: the drill's stand-in for the bucket takes an upload signed by
 // curl --aws-sigv4 (as the backup script signs) with the right key and body hash, and refuses a
 // wrong secret, a wrong region and a body that does not match its hash: the drill's uploads
-// prove the script's signing, not just that bytes arrived.
+// prove the script's signing, not just that bytes arrived. As the backups bucket, it refuses a
+// backup's upload without If-None-Match and one over a key that exists (412), and lets the
+// cluster's mark be put again.
 func TestLocalS3RefusesWhatS3Refuses(t *testing.T) {
 	endpoint, backend, err := startS3()
 	if err != nil {
@@ -22,20 +24,28 @@ func TestLocalS3RefusesWhatS3Refuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := sha256Hex([]byte("wal bytes"))
-	put := func(secret, reg, hash, key string) string {
-		out, _ := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:"+reg+":s3",
-			"-u", accessKey+":"+secret, "-H", "x-amz-content-sha256: "+hash, "-T", file, endpoint+"/"+bucket+"/"+key).Output()
+	put := func(secret, reg, hash, key, ifNoneMatch string) string {
+		args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:" + reg + ":s3",
+			"-u", accessKey + ":" + secret, "-H", "x-amz-content-sha256: " + hash, "-T", file, endpoint + "/" + bucket + "/" + key}
+		if ifNoneMatch != "" {
+			args = append(args, "-H", "If-None-Match: "+ifNoneMatch)
+		}
+		out, _ := exec.Command("curl", args...).Output()
 		return strings.TrimSpace(string(out))
 	}
 	for _, c := range []struct {
-		name, secret, region, hash, want string
+		name, secret, region, hash, key, ifNoneMatch, want string
 	}{
-		{"signed right", secretKey, region, good, "200"},
-		{"wrong secret", "not-the-secret", region, good, "403"},
-		{"wrong region", secretKey, "us-east-1", good, "403"},
-		{"body not its hash", secretKey, region, sha256Hex([]byte("other")), "403"},
+		{"signed right", secretKey, region, good, "postgres/wal/signed-right", "*", "200"},
+		{"wrong secret", "not-the-secret", region, good, "postgres/wal/wrong-secret", "*", "403"},
+		{"wrong region", secretKey, "us-east-1", good, "postgres/wal/wrong-region", "*", "403"},
+		{"body not its hash", secretKey, region, sha256Hex([]byte("other")), "postgres/wal/body-not-its-hash", "*", "403"},
+		{"without If-None-Match", secretKey, region, good, "postgres/wal/unconditional", "", "403"},
+		{"over a backup there", secretKey, region, good, "postgres/wal/signed-right", "*", "412"},
+		{"the cluster's mark, again", secretKey, region, good, "etcd/0123456789abcdef/cluster", "", "200"},
+		{"the cluster's mark, refreshed", secretKey, region, good, "etcd/0123456789abcdef/cluster", "", "200"},
 	} {
-		if got := put(c.secret, c.region, c.hash, "postgres/wal/"+strings.ReplaceAll(c.name, " ", "-")); got != c.want {
+		if got := put(c.secret, c.region, c.hash, c.key, c.ifNoneMatch); got != c.want {
 			t.Errorf("%s: HTTP %s, want %s", c.name, got, c.want)
 		}
 	}

@@ -45,7 +45,7 @@ upload() {
   # mark and no snapshot it refuses to start the cluster empty. Put again with every snapshot,
   # so that the backups' expiry removes it only after snapshots have stopped for the retention.
   printf 'this cluster has run; its last snapshot is %s\n' "${key}" > "${SNAPSHOT_DIR}/cluster"
-  put "${SNAPSHOT_DIR}/cluster" "${BACKUP_PREFIX}/cluster"
+  replace "${SNAPSHOT_DIR}/cluster" "${BACKUP_PREFIX}/cluster"
 }
 
 case "${1:-}" in

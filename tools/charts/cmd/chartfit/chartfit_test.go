@@ -224,7 +224,7 @@ func TestTheRealPrometheusConfigReloaderNeedsItsValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pods, err := renderPods(releases, table, dir, charts, &strings.Builder{})
+		pods, _, err := renderPods(releases, table, dir, charts, &strings.Builder{})
 		if err != nil {
 			t.Fatal(err)
 		}

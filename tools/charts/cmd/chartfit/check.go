@@ -76,11 +76,16 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
-	s := "release " + f.Release + ", pod " + f.Pod
-	if f.Container != "" {
-		s += ", container " + f.Container
+	var where []string
+	for _, p := range [][2]string{{"release", f.Release}, {"pod", f.Pod}, {"container", f.Container}} {
+		if p[1] != "" {
+			where = append(where, p[0]+" "+p[1])
+		}
 	}
-	return s + ": " + f.Problem
+	if len(where) == 0 {
+		return f.Problem
+	}
+	return strings.Join(where, ", ") + ": " + f.Problem
 }
 
 // checkRequests refuses every container without a CPU or memory request.

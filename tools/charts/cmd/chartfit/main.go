@@ -5,6 +5,8 @@
 // Helm hook Jobs, and the Prometheus and Alertmanager pods the Prometheus operator creates from
 // its custom resources); and fails when a container has no CPU or memory request, or when the
 // pods differ from workloads.ChartPods() (out/<stack>/chart-pods.json), which the fit counts.
+// It also checks the charts' pod identities against the roles' trust policies
+// (out/<stack>/issuer/trust, identity.go).
 //
 //	go run ./cmd/render -stack prod -out out/prod
 //	(cd tools/charts && go run ./cmd/chartfit -dir ../../out/prod -charts ../../../shared/charts)
@@ -58,30 +60,35 @@ func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	pods, err := renderPods(releases, table, dir, charts, w)
+	pods, rendered, err := renderPods(releases, table, dir, charts, w)
 	if err != nil {
 		return nil, err
 	}
 	printPods(w, pods, table)
-	return append(checkRequests(pods), compare(pods, table)...), nil
+	identities, err := identityCheck(dir, rendered, w)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(checkRequests(pods), compare(pods, table)...), identities...), nil
 }
 
 // renderPods renders every release twice: the first pass finds the CRDs the releases install, the
 // second renders with their API versions present, as they are in the cluster once every release
-// is installed (charts gate objects, and the EBS driver a container, on .Capabilities).
-func renderPods(releases []Release, table *Table, dir, charts string, w *strings.Builder) ([]Pod, error) {
+// is installed (charts gate objects, and the EBS driver a container, on .Capabilities). It
+// returns the pods and the rendered releases.
+func renderPods(releases []Release, table *Table, dir, charts string, w *strings.Builder) ([]Pod, []*Rendered, error) {
 	kube, err := kubeVersion(table.KubernetesVersion)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	crds, err := programCRDs(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	archives := make([]string, len(releases))
 	for i, r := range releases {
 		if archives[i], err = archiveOf(r, table); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	renderAll := func(apis chartutil.VersionSet) ([]*Rendered, error) {
@@ -97,7 +104,7 @@ func renderPods(releases []Release, table *Table, dir, charts string, w *strings
 	}
 	first, err := renderAll(apiVersionsOf(crds))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, r := range first {
 		crds = append(crds, r.CRDs...)
@@ -106,7 +113,7 @@ func renderPods(releases []Release, table *Table, dir, charts string, w *strings
 	start := time.Now()
 	rendered, err := renderAll(apis)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fmt.Fprintf(w, "rendered %d releases with the Helm SDK (client-only dry-run install, Kubernetes %s, %d API versions from %d CRDs added to Helm's built-in set) in %s:\n",
 		len(rendered), kube.Version, len(apis), len(crds), time.Since(start).Round(time.Millisecond))
@@ -118,12 +125,12 @@ func renderPods(releases []Release, table *Table, dir, charts string, w *strings
 	for _, r := range rendered {
 		ps, err := podsOf(r, all)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		fmt.Fprintf(w, "  %-30s %-14s %-42s %3d objects, %2d pod templates\n", r.Release.Name, r.Release.Namespace, r.Archive, len(r.Objects), len(ps))
 		pods = append(pods, ps...)
 	}
-	return pods, nil
+	return pods, rendered, nil
 }
 
 func printPods(w *strings.Builder, pods []Pod, table *Table) {
