@@ -121,3 +121,37 @@ func TestAReconfigurationThatKubeadmRolledBackFails(t *testing.T) {
 		t.Fatalf("a master without the encryption configuration was not refused before kubeadm ran:\n%s", r.describe())
 	}
 }
+
+// TestTheAPIServerIsAudited: the API server's configuration names the audit policy under its
+// content's name, a rotated log, and both folders; the reconfiguration installs the policy (so
+// a running master gets it, and kubeadm restarts the API server for the new flag), whole.
+func TestTheAPIServerIsAudited(t *testing.T) {
+	cfg := prodConfig(t)
+	conf := KubeadmConfig(cfg, KubeadmParams{PublicIP: "198.51.100.10", EndpointName: "k8s.wastecoach.example.com"})
+	for _, want := range []string{
+		"- name: audit-policy-file\n      value: \"" + AuditPolicyPath() + "\"",
+		"- name: audit-log-path\n      value: \"" + AuditLogPath + "\"",
+		"- name: audit-log-maxsize\n      value: \"100\"",
+		"- name: audit-log-maxbackup\n      value: \"4\"",
+		"- name: audit-policy\n      hostPath: " + AuditPolicyDir + "\n      mountPath: " + AuditPolicyDir + "\n      readOnly: true",
+		"- name: audit-log\n      hostPath: " + AuditLogDir + "\n      mountPath: " + AuditLogDir + "\n      readOnly: false",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("the kubeadm configuration lacks %q", want)
+		}
+	}
+	root := newRoot(t)
+	root.stubState(t, "cluster-config", "apiServer: {}\nkubernetesVersion: v1.35.4\n")
+	r := root.run(ReconfigureScript(reconfigureConfig), scriptCase{stubs: reconfigureStubs(), files: reconfigureFiles(AdmissionConfigDir + "/config-000000000000.yaml")})
+	if r.code != 0 {
+		t.Fatalf("the reconfiguration failed:\n%s", r.describe())
+	}
+	if got, ok := root.read(AuditPolicyPath()); !ok || got != AuditPolicy() {
+		t.Errorf("%s is not the audit policy after the reconfiguration (present %v)", AuditPolicyPath(), ok)
+	}
+	for _, want := range []string{"omitStages: [RequestReceived]", "resources: [secrets, configmaps, serviceaccounts/token]", "- level: Request\n    verbs: [create, update, patch, delete, deletecollection]\n    resources:\n      - group: rbac.authorization.k8s.io"} {
+		if !strings.Contains(AuditPolicy(), want) {
+			t.Errorf("the audit policy lacks %q", want)
+		}
+	}
+}

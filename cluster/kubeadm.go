@@ -87,6 +87,7 @@ apiServer:
   # Secrets are encrypted at rest (EncryptionConfig): the file is written root-only before init.
   # Pod Security applies to every namespace (AdmissionConfig), written before init too.
   # Service-account tokens name the stack's public issuer (ServiceAccountIssuerArgs).
+  # Requests are audited (AuditPolicy) to a log Fluent Bit ships.
   extraArgs:
 %[11]s  extraVolumes:
     - name: encryption-config
@@ -98,6 +99,16 @@ apiServer:
       hostPath: %[14]s
       mountPath: %[14]s
       readOnly: true
+      pathType: DirectoryOrCreate
+    - name: audit-policy
+      hostPath: %[15]s
+      mountPath: %[15]s
+      readOnly: true
+      pathType: DirectoryOrCreate
+    - name: audit-log
+      hostPath: %[16]s
+      mountPath: %[16]s
+      readOnly: false
       pathType: DirectoryOrCreate
   certSANs:
     - %[2]s
@@ -114,9 +125,9 @@ cgroupDriver: systemd
 %[13]sserverTLSBootstrap: false
 `, api, masterIP, extraArgs(api, "    ", cloud), cfg.ClusterName, kubernetesVersion(cfg.Kubernetes),
 		PodCIDR, ServiceCIDR, p.PublicIP, p.EndpointName, extraArgs(api, "    ", cloud),
-		extraArgs(api, "    ", append([][2]string{{"encryption-provider-config", EncryptionConfigPath}, {"admission-control-config-file", AdmissionConfigPath()}},
-			ServiceAccountIssuerArgs(cfg)...)),
-		EncryptionConfigDir, KubeletPressureConfig(), AdmissionConfigDir)
+		extraArgs(api, "    ", append(append([][2]string{{"encryption-provider-config", EncryptionConfigPath}, {"admission-control-config-file", AdmissionConfigPath()}},
+			ServiceAccountIssuerArgs(cfg)...), AuditArgs()...)),
+		EncryptionConfigDir, KubeletPressureConfig(), AdmissionConfigDir, AuditPolicyDir, AuditLogDir)
 }
 
 // DefaultServiceAccountIssuer is the issuer kubeadm gives the API server when none is set
@@ -143,6 +154,83 @@ func ServiceAccountIssuerArgs(cfg *config.Config) [][2]string {
 	return append(args,
 		[2]string{"service-account-jwks-uri", issuer + infra.JWKSPath},
 		[2]string{"api-audiences", DefaultServiceAccountIssuer})
+}
+
+// The API server's audit log: the policy (AuditPolicy) under a content-named file, as the
+// admission configuration, and the log on the master's disk, which Fluent Bit ships to the
+// stack's log group (workloads.FluentBitConfig). The API server rotates it: at most
+// AuditLogMaxBackups+1 files of AuditLogMaxMiB, kept AuditLogMaxAgeDays, so it never fills the
+// master's disk.
+const (
+	AuditPolicyDir     = "/etc/kubernetes/audit"
+	AuditLogDir        = "/var/log/kubernetes/audit"
+	AuditLogPath       = AuditLogDir + "/audit.log"
+	AuditLogMaxMiB     = 100
+	AuditLogMaxBackups = 4
+	AuditLogMaxAgeDays = 7
+)
+
+// AuditPolicyPath is the audit policy's file, named after its content (see AdmissionConfigPath).
+func AuditPolicyPath() string {
+	sum := sha256.Sum256([]byte(AuditPolicy()))
+	return fmt.Sprintf("%s/policy-%s.yaml", AuditPolicyDir, hex.EncodeToString(sum[:6]))
+}
+
+// AuditArgs are the API server's audit flags: the policy, and the log file, rotated.
+func AuditArgs() [][2]string {
+	return [][2]string{
+		{"audit-policy-file", AuditPolicyPath()},
+		{"audit-log-path", AuditLogPath},
+		{"audit-log-maxsize", fmt.Sprint(AuditLogMaxMiB)},
+		{"audit-log-maxbackup", fmt.Sprint(AuditLogMaxBackups)},
+		{"audit-log-maxage", fmt.Sprint(AuditLogMaxAgeDays)},
+	}
+}
+
+// AuditPolicy is what the API server records, first matching rule wins. Nothing for the health
+// and metrics endpoints and for the constant traffic of the control plane's own components
+// (leases, node status reads, kube-proxy's watches): they say nothing an operator looks for, and
+// they would be most of the log. Who read or changed a Secret or a ConfigMap, or asked for a
+// token, at the metadata level (who, what, when, never the content); the body of every change to
+// RBAC (who was given what); every other change, and every exec, attach and port-forward into a
+// pod, at the metadata level. Other reads are not recorded.
+func AuditPolicy() string {
+	return `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    nonResourceURLs: ["/healthz*", "/livez*", "/readyz*", "/version", "/metrics", "/openid/v1/jwks", "/.well-known/openid-configuration"]
+  - level: None
+    resources:
+      - group: coordination.k8s.io
+        resources: [leases]
+  - level: None
+    userGroups: ["system:nodes"]
+    verbs: [get, list, watch, patch, update]
+    resources:
+      - group: ""
+        resources: [nodes, nodes/status, pods/status]
+  - level: None
+    users: ["system:kube-proxy"]
+    verbs: [get, list, watch]
+  - level: None
+    users: ["system:apiserver"]
+    verbs: [get, list, watch]
+  - level: Metadata
+    resources:
+      - group: ""
+        resources: [secrets, configmaps, serviceaccounts/token]
+      - group: authentication.k8s.io
+        resources: [tokenreviews]
+  - level: Request
+    verbs: [create, update, patch, delete, deletecollection]
+    resources:
+      - group: rbac.authorization.k8s.io
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`
 }
 
 // AdmissionConfigDir is the folder of the API server's AdmissionConfiguration on the master.

@@ -12,11 +12,15 @@ import (
 // the API server's files, the ClusterConfiguration kept in kube-system/kubeadm-config (which
 // `kubeadm upgrade` renders the static pods from), and the static pods themselves.
 
-// installAdmissionConfig writes the AdmissionConfiguration under its content-named path, whole
-// (a new file moved in place). Older ones stay: the API server runs on one until its manifest
-// names the new path, and a manifest backup kubeadm kept may name one.
+// installAdmissionConfig writes the API server's files named after their content, the
+// AdmissionConfiguration and the audit policy, each under its path, whole (a new file moved in
+// place). Older ones stay: the API server runs on one until its manifest names the new path, and
+// a manifest backup kubeadm kept may name one.
 func installAdmissionConfig() string {
-	return render("admission-config", struct{ Dir, Path, Config string }{AdmissionConfigDir, AdmissionConfigPath(), AdmissionConfig()})
+	return render("admission-config", struct{ Dir, Path, Config, Marker, What string }{AdmissionConfigDir, AdmissionConfigPath(), AdmissionConfig(),
+		"ADMISSION", "AdmissionConfiguration (Pod Security's defaults)"}) +
+		render("admission-config", struct{ Dir, Path, Config, Marker, What string }{AuditPolicyDir, AuditPolicyPath(), AuditPolicy(),
+			"AUDIT", "audit policy"})
 }
 
 // ReconfigureScript brings a running control plane to kubeadmConfig (the configuration kubeadm

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/offline"
@@ -31,7 +32,9 @@ func TestLogGroupKeepsLogsForTheStacksRetention(t *testing.T) {
 }
 
 // Fluent Bit runs on every node, the master included, and ships container and kubelet logs with
-// their Kubernetes metadata to the stack's group, and nowhere else.
+// their Kubernetes metadata, and the API server's audit log, to the stack's group, and nowhere
+// else; no pod can take itself out of the shipping (the fluentbit.io/exclude annotation is
+// ignored).
 func TestFluentBitShipsEveryNodesLogsToTheGroup(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-logging-fluent-bit")
@@ -43,7 +46,7 @@ func TestFluentBitShipsEveryNodesLogsToTheGroup(t *testing.T) {
 			t.Errorf("fluent-bit tolerations %v, want every taint tolerated (the master's included)", at(values, "tolerations"))
 		}
 		inputs, filters, outputs := fmt.Sprint(at(values, "config", "inputs")), fmt.Sprint(at(values, "config", "filters")), fmt.Sprint(at(values, "config", "outputs"))
-		for _, want := range []string{"Path /var/log/containers/*.log", "_SYSTEMD_UNIT=kubelet.service"} {
+		for _, want := range []string{"Path /var/log/containers/*.log", "_SYSTEMD_UNIT=kubelet.service", "Path " + cluster.AuditLogPath + "\n    Tag audit.*"} {
 			if !strings.Contains(inputs, want) {
 				t.Errorf("fluent-bit inputs lack %q:\n%s", want, inputs)
 			}
@@ -51,10 +54,13 @@ func TestFluentBitShipsEveryNodesLogsToTheGroup(t *testing.T) {
 		if !strings.Contains(filters, "Name kubernetes") {
 			t.Errorf("fluent-bit adds no Kubernetes metadata:\n%s", filters)
 		}
-		if n := strings.Count(outputs, "Name cloudwatch_logs"); n != 2 || strings.Count(outputs, "[OUTPUT]") != 2 {
-			t.Errorf("fluent-bit outputs, want exactly the container and host streams to CloudWatch:\n%s", outputs)
+		if !strings.Contains(filters, "K8S-Logging.Exclude Off") {
+			t.Errorf("a pod can exclude itself from the shipping with an annotation:\n%s", filters)
 		}
-		if n := strings.Count(outputs, "log_group_name "+r.Config.Logs.GroupName+"\n"); n != 2 || !strings.Contains(outputs, "auto_create_group Off") {
+		if n := strings.Count(outputs, "Name cloudwatch_logs"); n != 3 || strings.Count(outputs, "[OUTPUT]") != 3 || !strings.Contains(outputs, "Match audit.*") {
+			t.Errorf("fluent-bit outputs, want exactly the container, host and audit streams to CloudWatch:\n%s", outputs)
+		}
+		if n := strings.Count(outputs, "log_group_name "+r.Config.Logs.GroupName+"\n"); n != 3 || !strings.Contains(outputs, "auto_create_group Off") {
 			t.Errorf("fluent-bit outputs do not all go to %s (created by the program, not by Fluent Bit):\n%s", r.Config.Logs.GroupName, outputs)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/versions"
@@ -33,8 +34,10 @@ const (
 )
 
 // FluentBitConfig is Fluent Bit's pipeline: every container's log file (the CRI format of
-// containerd) and the kubelet's and containerd's journal, with the pod's namespace, name,
-// labels and node added by the kubernetes filter, shipped to the stack's log group. Streams are
+// containerd), the kubelet's and containerd's journal and, on the master, the API server's audit
+// log (cluster.AuditPolicy; streams audit.<node>.*), with the pod's namespace, name, labels and
+// node added by the kubernetes filter, shipped to the stack's log group. No pod can leave the
+// shipping: the filter ignores the fluentbit.io/exclude annotation. Streams are
 // named after the node and the file, so a node's lines stay apart from its successor's. The
 // group exists before Fluent Bit starts (the program declares it with its retention): Fluent
 // Bit never creates one. The tail database on the host keeps each file's offset across restarts
@@ -46,6 +49,14 @@ func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
     multiline.parser cri, docker
     Tag kube.*
     DB /var/log/fluent-bit-containers.db
+    Mem_Buf_Limit 5MB
+    Skip_Long_Lines On
+
+[INPUT]
+    Name tail
+    Path ` + cluster.AuditLogPath + `
+    Tag audit.*
+    DB /var/log/fluent-bit-audit.db
     Mem_Buf_Limit 5MB
     Skip_Long_Lines On
 
@@ -65,7 +76,7 @@ func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
     Labels On
     Annotations Off
     K8S-Logging.Parser On
-    K8S-Logging.Exclude On
+    K8S-Logging.Exclude Off
 `
 	out := func(match, prefix string) string {
 		return fmt.Sprintf(`[OUTPUT]
@@ -78,7 +89,7 @@ func FluentBitConfig(region, group string) (inputs, filters, outputs string) {
     retry_limit 5
 `, match, region, group, prefix)
 	}
-	outputs = out("kube.*", "${NODE_NAME}.") + "\n" + out("host.*", "${NODE_NAME}.")
+	outputs = out("kube.*", "${NODE_NAME}.") + "\n" + out("host.*", "${NODE_NAME}.") + "\n" + out("audit.*", "audit.${NODE_NAME}.")
 	return inputs, filters, outputs
 }
 

@@ -115,6 +115,10 @@ func Write(res *offline.Result, dir string, w io.Writer) error {
 				if err := writeFile(dir, "kubeadm/admission-config.yaml", heredoc(str(r.Inputs, "create"), "ADMISSION")); err != nil {
 					return err
 				}
+				// The audit policy, which verify-local's API server runs with too.
+				if err := writeFile(dir, "kubeadm/audit-policy.yaml", heredoc(str(r.Inputs, "create"), "AUDIT")); err != nil {
+					return err
+				}
 				if err := writeIdentity(dir, r.Inputs["stdin"]); err != nil {
 					return fmt.Errorf("%s: %w", r.Name, err)
 				}

@@ -94,19 +94,20 @@ dry_run_manifest() {
 # the program's configuration without the API server's admission flag and its folder, and
 # without the service-account flags (kubeadm's default issuer).
 before="${scratch}/kubeadm-before-admission.yaml"
-awk '/^    - name: (admission-control-config-file|service-account-issuer|service-account-jwks-uri|api-audiences)$/ { skip = 2 }
-  /^    - name: admission-config$/ { skip = 5 } skip > 0 { skip--; next } { print }' "${config}" > "${before}"
-if grep -Eq 'admission|service-account|api-audiences' "${before}" || ! grep -q admission "${config}" || ! grep -q service-account-issuer "${config}"; then
+awk '/^    - name: (admission-control-config-file|service-account-issuer|service-account-jwks-uri|api-audiences|audit-policy-file|audit-log-path|audit-log-maxsize|audit-log-maxbackup|audit-log-maxage)$/ { skip = 2 }
+  /^    - name: (admission-config|audit-policy|audit-log)$/ { skip = 5 } skip > 0 { skip--; next } { print }' "${config}" > "${before}"
+if grep -Eq -- '- name: (admission|service-account|api-audiences|audit)' "${before}" || ! grep -q admission "${config}" || ! grep -q service-account-issuer "${config}" ||
+  ! grep -q audit-policy-file "${config}"; then
   echo "cannot make the configuration of a master from before the admission configuration and the pods' issuer" >&2
   exit 1
 fi
-# service_account_flags MANIFEST: the API server's service-account flags in a static pod
-# manifest, in their order.
+# service_account_flags MANIFEST: the API server's service-account and audit flags in a static
+# pod manifest, in their order.
 service_account_flags() {
-  grep -Eo -- '--(service-account-issuer|service-account-jwks-uri|api-audiences)=[^ ]*' "$1" || true
+  grep -Eo -- '--(service-account-issuer|service-account-jwks-uri|api-audiences|audit-[a-z-]+)=[^ ]*' "$1" || true
 }
 # The flags the program's configuration gives, in its order.
-want_flags=$(awk '/^    - name: (service-account-issuer|service-account-jwks-uri|api-audiences)$/ { name = $3; getline; gsub(/.*value: "|"$/, ""); print "--" name "=" $0 }' "${config}")
+want_flags=$(awk '/^    - name: (service-account-issuer|service-account-jwks-uri|api-audiences|audit-policy-file|audit-log-path|audit-log-maxsize|audit-log-maxbackup|audit-log-maxage)$/ { name = $3; getline; gsub(/.*value: "|"$/, ""); print "--" name "=" $0 }' "${config}")
 [ "$(printf '%s\n' "${want_flags}" | grep -c -- --service-account-issuer=)" = 2 ] ||
   { echo "the program's configuration does not give two issuers:" >&2; printf '%s\n' "${want_flags}" >&2; exit 1; }
 echo "::: kubeadm ${from}: what init writes, from the program's identity and a configuration from before the admission configuration"
@@ -174,7 +175,9 @@ grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/reconfig
   { cat "${scratch}/reconfigured-apiserver.yaml"; echo "the reconfigured API server does not read ${admission} at ${from}" >&2; exit 1; }
 [ "$(service_account_flags "${scratch}/reconfigured-apiserver.yaml")" = "${want_flags}" ] ||
   { service_account_flags "${scratch}/reconfigured-apiserver.yaml"; echo "the reconfigured API server's service-account flags are not, in order:" >&2; printf '%s\n' "${want_flags}" >&2; exit 1; }
-echo "::: the reconfigured API server reads the admission configuration ${admission}, still at ${from}, and signs for the pods' issuer:"
+grep -q "mountPath: /var/log/kubernetes/audit\$" "${scratch}/reconfigured-apiserver.yaml" ||
+  { echo "the reconfigured API server does not mount the audit log's folder" >&2; exit 1; }
+echo "::: the reconfigured API server reads the admission configuration ${admission}, still at ${from}, signs for the pods' issuer and audits:"
 printf '%s\n' "${want_flags}" | sed 's/^/:::     /'
 
 echo "::: kubeadm ${to}: upgrade plan ${to}"
@@ -199,10 +202,10 @@ grep -q -- "--encryption-provider-config=/etc/kubernetes/encryption/config.yaml"
 grep -q -- "--admission-control-config-file=${admission}\$" "${scratch}/upgraded-kube-apiserver.yaml" ||
   { echo "the upgraded API server lost the admission configuration" >&2; exit 1; }
 [ "$(service_account_flags "${scratch}/upgraded-kube-apiserver.yaml")" = "${want_flags}" ] ||
-  { echo "the upgraded API server lost the pods' issuer flags or their order" >&2; exit 1; }
+  { echo "the upgraded API server lost the pods' issuer or audit flags, or their order" >&2; exit 1; }
 grep -q -- "--cloud-provider=external" "${scratch}/upgraded-kube-controller-manager.yaml" ||
   { echo "the upgraded controller-manager lost the external cloud provider" >&2; exit 1; }
-echo "::: the ${to} manifests keep the encryption at rest, the admission configuration, the pods' issuer and the external cloud provider"
+echo "::: the ${to} manifests keep the encryption at rest, the admission configuration, the pods' issuer, the audit log and the external cloud provider"
 
 # The workers' step (upgrade-worker-1 and the others): `kubeadm upgrade node` once the control
 # plane runs the release. The cluster's configuration as apply leaves it (stored at the release),
