@@ -160,7 +160,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.podIdentity(c) // podidentity.go: podIdentityBucket
 	p.alerting(c)    // alerting.go: alertQueueDepth, alertReceiver
 	p.autoscaling(c) // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
-	p.logs(c)        // logs.go: logRetentionDays
+	p.logs(c)        // logs.go: logRetentionDays, albAccessLogs, albLogsBucket
 	p.gitops(c)      // gitops.go: gitops
 
 	if len(p.errs) > 0 {

@@ -14,8 +14,12 @@ import (
 type Logs struct {
 	// GroupName is the log group's name, /waste-coach/<cluster id>: one per stack.
 	GroupName string
-	// RetentionDays is how long CloudWatch keeps a log event.
+	// RetentionDays is how long CloudWatch keeps a log event, and S3 the ALB's access logs.
 	RetentionDays int
+	// ALBAccessLogs sends the ALB's access logs to ALBLogsBucket (albAccessLogs).
+	ALBAccessLogs bool
+	// ALBLogsBucket is the bucket of the ALB's access logs (albLogsBucket).
+	ALBLogsBucket string
 }
 
 // LogRetentionDays are the retention periods CloudWatch Logs accepts (PutRetentionPolicy).
@@ -30,10 +34,18 @@ func DefaultLogRetentionDays(production bool) int {
 	return 7
 }
 
-// logs reads logRetentionDays; the log group is named after the cluster id.
+// logs reads logRetentionDays and the ALB's access logs (albAccessLogs, albLogsBucket); the log
+// group is named after the cluster id.
 func (p *parser) logs(c *Config) {
 	c.Logs.GroupName = "/waste-coach/" + c.ClusterID()
 	c.Logs.RetentionDays = DefaultLogRetentionDays(c.Production)
+	c.Logs.ALBAccessLogs = p.boolean("albAccessLogs", false)
+	if name, ok := p.bucket("albLogsBucket", c.ClusterID()+"-alb-logs"); ok {
+		c.Logs.ALBLogsBucket = name
+		if slices.Contains([]string{c.Uploads.BucketName, c.Backups.BucketName, c.PodIdentity.BucketName}, name) {
+			p.fail(qualify("albLogsBucket"), strconv.Quote(name), "a bucket of its own, other than uploadsBucket, backupsBucket and podIdentityBucket")
+		}
+	}
 	v, ok := p.raw("logRetentionDays", false)
 	if !ok {
 		return

@@ -43,3 +43,30 @@ func TestPodIdentityIssuer(t *testing.T) {
 		}
 	}
 }
+
+// TestALBAccessLogs: access logs are off unless albAccessLogs says otherwise, go to a bucket
+// named after the cluster id by default, and a bucket the stack already uses, or a value that is
+// no boolean, is refused naming the key.
+func TestALBAccessLogs(t *testing.T) {
+	c, err := parse(validRaw())
+	if err != nil || c.Logs.ALBAccessLogs || c.Logs.ALBLogsBucket != "prod-sesacthon-alb-logs" {
+		t.Fatalf("defaults: %v, bucket %q (err %v), want off and prod-sesacthon-alb-logs", c.Logs.ALBAccessLogs, c.Logs.ALBLogsBucket, err)
+	}
+	raw := validRaw()
+	raw["waste-coach-infra:albAccessLogs"] = "true"
+	if c, err := parse(raw); err != nil || !c.Logs.ALBAccessLogs {
+		t.Errorf("albAccessLogs true not taken (err %v)", err)
+	}
+	for _, bad := range []struct{ key, value, want string }{
+		{"albAccessLogs", "yes please", "true or false"},
+		{"albLogsBucket", "prod-sesacthon-backups", "a bucket of its own"},
+		{"albLogsBucket", "prod-sesacthon-oidc", "a bucket of its own"},
+	} {
+		raw := validRaw()
+		raw["waste-coach-infra:"+bad.key] = bad.value
+		_, err := parse(raw)
+		if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:"+bad.key) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s=%q: %v, want a refusal naming the key and %q", bad.key, bad.value, err, bad.want)
+		}
+	}
+}

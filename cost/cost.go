@@ -34,6 +34,9 @@ type Assumptions struct {
 	// LogGBPerDay is what Fluent Bit ships to CloudWatch Logs per day of running nodes;
 	// LogStoredFraction the share of it CloudWatch bills as stored (it stores compressed).
 	LogGBPerDay, LogStoredFraction float64
+	// ALBLogGBPerDay is what the ALB's access logs add a day (compressed, about 100 bytes a
+	// request: a million requests a day).
+	ALBLogGBPerDay float64
 }
 
 // DefaultAssumptions are a small production service's: one LCU on average (25 new connections/s
@@ -53,7 +56,7 @@ type Assumptions struct {
 // compress 6-10 times).
 var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50,
 	BackupGBPerDay: 5, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02,
-	LogGBPerDay: 1, LogStoredFraction: 0.15}
+	LogGBPerDay: 1, LogStoredFraction: 0.15, ALBLogGBPerDay: 0.1}
 
 // Item is one line of the estimate.
 type Item struct {
@@ -95,6 +98,8 @@ type Footprint struct {
 	BackupRetentionDays int
 	// LogRetentionDays is how long the log group keeps events; 0 means no log group.
 	LogRetentionDays int
+	// ALBLogDays is how long the ALB's access logs are kept; 0 without them.
+	ALBLogDays int
 }
 
 // FootprintOf derives the footprint from a stack's configuration and the volumes its workloads
@@ -104,6 +109,9 @@ func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
 		VolumeGB: volumeGB, NodePublicIPs: len(cfg.Nodes) - 1, ElasticIPs: 1,
 		ALBs: 1, ALBZones: len(cfg.SubnetCIDRs), HostedZones: 1, ArchiveClass: cfg.Uploads.TransitionStorageClass,
 		BackupRetentionDays: cfg.Backups.RetentionDays, LogRetentionDays: cfg.Logs.RetentionDays}
+	if cfg.Logs.ALBAccessLogs {
+		f.ALBLogDays = cfg.Logs.RetentionDays
+	}
 	for _, n := range cfg.Nodes {
 		if n.Capacity == config.Spot {
 			f.SpotInstances[n.InstanceType]++
@@ -199,6 +207,10 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 		add(fmt.Sprintf("CloudWatch Logs ingestion (assumed %.1f GB/running day)", a.LogGBPerDay), "logs:ingest", ingested, 0)
 		kept := a.LogGBPerDay * running / HoursPerMonth * days * a.LogStoredFraction
 		add(fmt.Sprintf("CloudWatch Logs storage (retention, %.0f%% compressed)", a.LogStoredFraction*100), "logs:store", math.Round(kept*100)/100, 0)
+	}
+	if days := float64(f.ALBLogDays); days > 0 {
+		// The ALB serves around the clock, office hours or not.
+		add(fmt.Sprintf("S3 ALB access logs (assumed %.1f GB/day × %d days)", a.ALBLogGBPerDay, f.ALBLogDays), "s3:standard", math.Round(a.ALBLogGBPerDay*days*100)/100, 0)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no price for %s", strings.Join(missing, ", "))

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
@@ -28,6 +29,8 @@ type LoadBalancerArgs struct {
 	// CertificateARN is the validated certificate of the HTTPS listener: only known once
 	// validation succeeded, so the listener never serves a pending certificate.
 	CertificateARN pulumi.StringOutput
+	// AccountARN is any ARN of the stack's account: the access logs go under its number.
+	AccountARN pulumi.StringOutput
 }
 
 // LoadBalancer is the stack's one internet-facing ALB: an HTTP listener that redirects to
@@ -44,6 +47,8 @@ type LoadBalancer struct {
 	HTTPS *lb.Listener
 	// TargetGroups are keyed by route name (routing.Route.Name).
 	TargetGroups map[string]*lb.TargetGroup
+	// AccessLogs is the access logs' bucket; nil without albAccessLogs.
+	AccessLogs *s3.BucketV2
 }
 
 // TLSPolicy is the HTTPS listener's security policy: TLS 1.3, and TLS 1.2 with forward-secret
@@ -130,6 +135,17 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 	var err error
 
 	albName := ELBName(name, cfg.Stack)
+	var accessLogs *lb.LoadBalancerAccessLogsArgs
+	var logsReady []pulumi.Resource
+	if cfg.Logs.ALBAccessLogs {
+		bucket, policy, err := newALBLogs(ctx, name+"-access-logs", cfg, args.AccountARN, parent)
+		if err != nil {
+			return nil, fmt.Errorf("access logs: %w", err)
+		}
+		l.AccessLogs = bucket
+		accessLogs = &lb.LoadBalancerAccessLogsArgs{Bucket: bucket.Bucket, Enabled: pulumi.Bool(true)}
+		logsReady = append(logsReady, policy)
+	}
 	l.ALB, err = lb.NewLoadBalancer(ctx, name, &lb.LoadBalancerArgs{
 		Name:             pulumi.String(albName),
 		LoadBalancerType: pulumi.String("application"),
@@ -145,8 +161,9 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		// default backend's nginx keeps 65 s; the application images' contract (README) asks
 		// the API servers for more than 60 s. Raising this would break that contract.
 		IdleTimeout: pulumi.Int(ALBIdleTimeoutSeconds),
+		AccessLogs:  accessLogs,
 		Tags:        tags(cfg, albName, nil),
-	}, parent,
+	}, parent, pulumi.DependsOn(logsReady),
 		// Its name is fixed per stack and AWS refuses a second load balancer of that name, so a
 		// replacement (a forced one, or a change of name, scheme or type) deletes the old ALB
 		// first; its listeners and rules go with it, and its target groups are freed for the

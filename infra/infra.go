@@ -128,6 +128,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		SubnetIDs:       t.Network.SubnetIDs(),
 		SecurityGroupID: t.SecurityGroups.ALB.ID(),
 		CertificateARN:  t.DNS.CertificateARN,
+		AccountARN:      t.IAM.Roles[config.RoleMaster].Arn,
 	}, parent); err != nil {
 		return nil, fmt.Errorf("load balancer: %w", err)
 	}
