@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -38,6 +39,9 @@ type controlPlane struct {
 	// admissionConfig is the program's rendered AdmissionConfiguration (Pod Security's defaults
 	// for every namespace), "" when the directory has none.
 	admissionConfig string
+	// audit is the rendered audit policy and this API server's log (nil when the directory has
+	// no kubeadm/audit-policy.yaml: the API server then audits nothing).
+	audit *auditConfig
 	// serviceAccountArgs are the API server's service-account flags of the rendered kubeadm
 	// configuration ("--name=value", in order, repeated flags kept) when the render publishes an
 	// issuer; nil runs the one default issuer.
@@ -65,6 +69,13 @@ func (c *controlPlane) start(ctx context.Context) error {
 		fmt.Println("  secrets at rest: not checked (no rendered kubeadm/encryption-config.yaml)")
 	} else if err := c.checkSecretsEncrypted(ctx); err != nil {
 		return err
+	}
+	if c.audit == nil {
+		fmt.Println("  audit: not checked (no rendered kubeadm/audit-policy.yaml)")
+	} else {
+		// Loaded when the API server starts: a policy it cannot read would have stopped it.
+		fmt.Printf("  audit: the API server loaded the rendered kubeadm/audit-policy.yaml (the master's %s, named by %s), logging to %s instead of the master's %s\n",
+			c.audit.masterPolicy, filepath.Base(c.audit.source), c.audit.log, c.audit.masterLog)
 	}
 	if c.admissionConfig == "" {
 		fmt.Println("  Pod Security default: not checked (no rendered kubeadm/admission-config.yaml)")
@@ -154,6 +165,9 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 	if c.admissionConfig != "" {
 		encryption = append(encryption, "--admission-control-config-file="+c.admissionConfig)
 	}
+	if c.audit != nil {
+		encryption = append(encryption, c.audit.flags()...)
+	}
 	if err := c.run("kube-apiserver", c.apiServer(), append(append(append(encryption, c.serviceAccountFlags()...),
 		"--etcd-servers="+c.etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
@@ -170,6 +184,7 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 	), c.apiServerArgs...)...); err != nil {
 		return err
 	}
+	process := c.procs[len(c.procs)-1]
 	kubeconfig := filepath.Join(c.work, "admin.kubeconfig")
 	if err := c.writeKubeconfig(kubeconfig, server); err != nil {
 		return err
@@ -183,7 +198,7 @@ func (c *controlPlane) startAPIServer(ctx context.Context, apiPort int) error {
 	if c.client, err1 = kubernetes.NewForConfig(c.config); err1 != nil {
 		return err1
 	}
-	return c.waitReady(ctx)
+	return c.waitReady(ctx, process)
 }
 
 // serviceAccountFlags are the API server's issuer and audience flags: the rendered kubeadm
@@ -262,25 +277,49 @@ func (c *controlPlane) writeKubeconfig(path, server string) error {
 // the three engine runs at their busiest, one starting on a restored etcd once took over 60 s.
 const apiServerReadyTimeout = 3 * time.Minute
 
-func (c *controlPlane) waitReady(ctx context.Context) error {
+// waitReady waits until the API server (process) answers ready. One that exits first (a flag or
+// a configuration file it refuses: the rendered audit policy, admission or encryption
+// configuration) fails at once.
+func (c *controlPlane) waitReady(ctx context.Context, process *exec.Cmd) error {
 	deadline := time.Now().Add(apiServerReadyTimeout)
 	for {
 		body, err := c.client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil && strings.TrimSpace(string(body)) == "ok" {
 			return nil
 		}
+		if exited(process) {
+			logPath, tail := c.logTail("kube-apiserver")
+			return fmt.Errorf("kube-apiserver exited before it was ready; %s ends:%s", logPath, tail)
+		}
 		if time.Now().After(deadline) {
-			// The work folder goes with the run: the log's end goes into the error.
-			logPath := filepath.Join(c.work, "kube-apiserver.log")
-			tail := ""
-			if b, readErr := os.ReadFile(logPath); readErr == nil {
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				tail = "\n" + strings.Join(lines[max(0, len(lines)-15):], "\n")
-			}
+			logPath, tail := c.logTail("kube-apiserver")
 			return fmt.Errorf("kube-apiserver not ready after %s (%v); %s ends:%s", apiServerReadyTimeout, err, logPath, tail)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// logTail is a process's log file and its last 15 lines, each after a newline: the work folder
+// goes with the run, so the log's end goes into the error.
+func (c *controlPlane) logTail(name string) (path, tail string) {
+	path = filepath.Join(c.work, name+".log")
+	if b, err := os.ReadFile(path); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		tail = "\n" + strings.Join(lines[max(0, len(lines)-15):], "\n")
+	}
+	return path, tail
+}
+
+// exited reports whether a process run started has ended: a zombie until stop waits for it.
+// Linux only (/proc); elsewhere it never says so and waitReady waits out its timeout.
+func exited(p *exec.Cmd) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Process.Pid))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist) && fileExists("/proc/self/stat")
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X')
 }
 
 // stop ends every process it started, newest first: SIGTERM, then SIGKILL after 10 s.

@@ -121,6 +121,12 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 			return nil, err
 		}
 	}
+	if fileExists(filepath.Join(dir, "kubeadm", "audit-policy.yaml")) {
+		// The API server audits with the rendered policy, to a log of this run's work folder.
+		if cp.audit, err = renderedAuditConfig(dir, work); err != nil {
+			return nil, fmt.Errorf("audit policy: %w", err)
+		}
+	}
 	serviceAccountSource := ""
 	if fileExists(filepath.Join(dir, issuerDir, discoveryPath)) {
 		// The render publishes the pods' issuer: the API server signs for it, as the master's does.
@@ -168,6 +174,10 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	v.checkRestoredVolumes(ctx)
 	v.checkPodIdentity(ctx)
 	t.phase("pod identity tokens")
+	if cp.audit != nil {
+		v.checkAudit(ctx)
+		t.phase("audit log")
+	}
 	v.report(ctx)
 	t.phase("report")
 	if etcdBin != "" {

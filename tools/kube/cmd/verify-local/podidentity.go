@@ -61,6 +61,19 @@ var serviceAccountFlags = []string{
 // kubeadm configuration (the ClusterConfiguration document among kubeadm/*.yaml), in their order,
 // repeated flags kept, as "--name=value".
 func renderedServiceAccountArgs(dir string) (args []string, source string, err error) {
+	if args, source, err = renderedAPIServerArgs(dir, serviceAccountFlags); err != nil {
+		return nil, "", err
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--service-account-issuer=") }) {
+		return nil, "", fmt.Errorf("%s: the render publishes an issuer (%s/%s) but its ClusterConfiguration sets no service-account-issuer", source, issuerDir, discoveryPath)
+	}
+	return args, source, nil
+}
+
+// renderedAPIServerArgs reads the API server flags named in names from the rendered kubeadm
+// configuration (the one ClusterConfiguration document among kubeadm/*.yaml), in their order,
+// repeated flags kept, as "--name=value", and the file it read them from.
+func renderedAPIServerArgs(dir string, names []string) (args []string, source string, err error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "kubeadm", "*.yaml"))
 	found := 0
 	for _, f := range files {
@@ -97,7 +110,7 @@ func renderedServiceAccountArgs(dir string) (args []string, source string, err e
 				return nil, "", fmt.Errorf("%s: %s apiServer.extraArgs: %w", f, cfg.APIVersion, err)
 			}
 			for _, a := range extra {
-				if slices.Contains(serviceAccountFlags, a[0]) {
+				if slices.Contains(names, a[0]) {
 					args = append(args, "--"+a[0]+"="+a[1])
 				}
 			}
@@ -105,9 +118,6 @@ func renderedServiceAccountArgs(dir string) (args []string, source string, err e
 	}
 	if found != 1 {
 		return nil, "", fmt.Errorf("%d ClusterConfiguration documents in %s/kubeadm/*.yaml, want 1", found, dir)
-	}
-	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--service-account-issuer=") }) {
-		return nil, "", fmt.Errorf("%s: the render publishes an issuer (%s/%s) but its ClusterConfiguration sets no service-account-issuer", source, issuerDir, discoveryPath)
 	}
 	return args, source, nil
 }
