@@ -85,7 +85,7 @@ func policies(cfg *config.Config) []Policy {
 	sameNamespace := func(ns string) Flow { return Flow{Peers: []Peer{{Namespace: ns}}} }
 
 	var out []Policy
-	for _, ns := range []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring} {
+	for _, ns := range []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceLogging} {
 		out = append(out,
 			Policy{Namespace: ns, Name: "default-deny", DenyIngress: true, DenyEgress: true},
 			Policy{Namespace: ns, Name: "allow-dns", Egress: []Flow{dns}, DenyEgress: true},
@@ -133,8 +133,16 @@ func policies(cfg *config.Config) []Policy {
 		// it reaches the API server and Git over HTTPS or SSH.
 		Policy{Namespace: NamespaceArgoCD, Name: "argocd", Ingress: []Flow{sameNamespace(NamespaceArgoCD)},
 			Egress: []Flow{sameNamespace(NamespaceArgoCD), apiServer, {Peers: []Peer{internet}, Ports: ports(tcp(443), tcp(22))}}},
+		// Its Service keeps the client's address (traffic policy Local: only its node is
+		// registered), so the ALB's requests arrive from the ALB's addresses in the VPC: no pod
+		// address, the nodes' tunnel addresses included, reaches the server from outside Argo CD.
 		Policy{Namespace: NamespaceArgoCD, Name: "argocd-server", Pods: map[string]string{"app.kubernetes.io/name": "argocd-server"},
-			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(8080))}}},
+			Ingress: []Flow{{Peers: fromALB, Ports: ports(tcp(8080))}}},
+
+		// Logging: Fluent Bit asks the API server for the pods' metadata and ships to CloudWatch
+		// Logs with its role from STS, both over HTTPS; nothing connects to it.
+		Policy{Namespace: NamespaceLogging, Name: "fluent-bit", Pods: map[string]string{"app.kubernetes.io/name": "fluent-bit"},
+			Egress: []Flow{apiServer, {Peers: []Peer{internet}, Ports: ports(tcp(443))}}, DenyIngress: true},
 
 		// Monitoring: components talk among themselves and to the API server; Grafana takes the
 		// ALB's traffic; the API server calls the operator's webhook; Prometheus scrapes every
