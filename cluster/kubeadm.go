@@ -193,7 +193,8 @@ func AuditArgs() [][2]string {
 // they would be most of the log. Who read or changed a Secret or a ConfigMap, or asked for a
 // token, at the metadata level (who, what, when, never the content); the body of every change to
 // RBAC (who was given what); every other change, and every exec, attach and port-forward into a
-// pod, at the metadata level. Other reads are not recorded.
+// pod, at the metadata level, whatever the verb (kubectl opens them as a WebSocket, a GET). Other
+// reads, and Events, are not recorded.
 func AuditPolicy() string {
 	return `apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -201,6 +202,17 @@ omitStages: [RequestReceived]
 rules:
   - level: None
     nonResourceURLs: ["/healthz*", "/livez*", "/readyz*", "/version", "/metrics", "/openid/v1/jwks", "/.well-known/openid-configuration"]
+  # kubectl exec, attach and port-forward open a WebSocket with a GET: every verb is recorded.
+  - level: Metadata
+    resources:
+      - group: ""
+        resources: [pods/exec, pods/attach, pods/portforward, pods/proxy, services/proxy, nodes/proxy]
+  - level: None
+    resources:
+      - group: ""
+        resources: [events]
+      - group: events.k8s.io
+        resources: [events]
   - level: None
     resources:
       - group: coordination.k8s.io

@@ -135,7 +135,9 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 	var err error
 
 	albName := ELBName(name, cfg.Stack)
-	var accessLogs *lb.LoadBalancerAccessLogsArgs
+	// The setting is always declared, off too: the provider ignores a removed access_logs block
+	// (the ALB would go on writing to a bucket the stack no longer has).
+	accessLogs := &lb.LoadBalancerAccessLogsArgs{Bucket: pulumi.String(cfg.Logs.ALBLogsBucket), Enabled: pulumi.Bool(false)}
 	var logsReady []pulumi.Resource
 	if cfg.Logs.ALBAccessLogs {
 		bucket, policy, err := newALBLogs(ctx, name+"-access-logs", cfg, args.AccountARN, parent)

@@ -63,11 +63,13 @@ func accountOf(arn string) (string, error) {
 // is any ARN of the stack's account. It returns the bucket's policy, which the load balancer must
 // wait for: Elastic Load Balancing checks that it may write before it takes the setting.
 func newALBLogs(ctx *pulumi.Context, name string, cfg *config.Config, accountARN pulumi.StringOutput, parent pulumi.ResourceOption) (*s3.BucketV2, *s3.BucketPolicy, error) {
+	// Production keeps the bucket when the logs are turned off (or the stack destroyed): its name
+	// freed, anyone could create it and receive logs of an ALB still pointed at it.
 	bucket, err := s3.NewBucketV2(ctx, name, &s3.BucketV2Args{
 		Bucket:       pulumi.String(cfg.Logs.ALBLogsBucket),
 		ForceDestroy: pulumi.Bool(!cfg.Production),
 		Tags:         tags(cfg, cfg.Logs.ALBLogsBucket, nil),
-	}, parent)
+	}, parent, pulumi.RetainOnDelete(cfg.Production))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create bucket %s: %w", cfg.Logs.ALBLogsBucket, err)
 	}

@@ -79,7 +79,12 @@ s3() {
 # against it, so a file damaged on the way is refused.
 put() {
   sum=$(sha256sum "$1" | cut -d ' ' -f 1)
-  code=$(s3 --retry 3 -H "x-amz-content-sha256: ${sum}" -H "If-None-Match: *" -T "$1" -o /dev/null -w '%{http_code}' "$(object_url "$2")") || return 1
+  # 409: another conditional write of the key was under way; S3 asks for a retry.
+  for _ in 1 2 3; do
+    code=$(s3 --retry 3 -H "x-amz-content-sha256: ${sum}" -H "If-None-Match: *" -T "$1" -o /dev/null -w '%{http_code}' "$(object_url "$2")") || return 1
+    [ "${code}" = 409 ] || break
+    sleep 2
+  done
   case "${code}" in
     200) return 0 ;;
     412) same_object "$1" "$2" ;;
@@ -92,7 +97,10 @@ put() {
 
 # same_object FILE KEY: whether the object at KEY holds exactly FILE's bytes.
 same_object() {
-  s3 -f --retry 3 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$1.existing" "$(object_url "$2")" || return 1
+  if ! s3 -f --retry 3 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$1.existing" "$(object_url "$2")"; then
+    rm -f "$1.existing"
+    return 1
+  fi
   if cmp -s "$1" "$1.existing"; then
     rm -f "$1.existing"
     return 0

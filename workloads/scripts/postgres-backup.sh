@@ -74,7 +74,7 @@ ship_pass() {
   signed=""
   for f in "${WAL_OUTBOX}"/*; do
     [ -f "${f}" ] || continue
-    case "${f}" in *.tmp) continue ;; esac
+    case "${f}" in *.tmp | *.existing) continue ;; esac
     # Credentials once a pass, and only for a pass with something to ship.
     if [ -z "${signed}" ]; then
       credentials || return 1
