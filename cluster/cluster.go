@@ -571,8 +571,8 @@ func (b *builder) kubeletRollout(cfg *config.Config, initCmd *remote.Command, no
 }
 
 // issuerCheck declares the check of the pods' issuer on the master (IssuerCheckScript), run again
-// on a new master and whenever the key set or the role changes, and returns the pod roles' ARNs
-// known only once it has passed.
+// whenever the key set or the probe role changes, and returns the pod roles' ARNs known only once
+// it has passed.
 func (b *builder) issuerCheck(cfg *config.Config, jwks pulumi.StringOutput, published map[string]pulumi.StringOutput, deps ...pulumi.Resource) (map[string]pulumi.StringOutput, error) {
 	probe := infra.PodRoleByKey(infra.PodRoleCCM)
 	check, err := b.command(config.RoleMaster, "issuer-check", commandSpec{
@@ -584,6 +584,9 @@ func (b *builder) issuerCheck(cfg *config.Config, jwks pulumi.StringOutput, publ
 			})
 		}).(pulumi.StringOutput),
 		dependsOn: deps,
+		// Not tied to the master: a replaced master publishes the same key set, and a check
+		// replaced with it would leave every role's ARN unknown in the preview.
+		untied: true,
 	})
 	if err != nil {
 		return nil, err

@@ -172,6 +172,13 @@ func kedaValues() pulumi.Map {
 		// The images are pinned by the chart's appVersion; pulling them on every start would
 		// make a restart depend on the registry.
 		"image": pulumi.Map{"pullPolicy": pulumi.String("IfNotPresent")},
+		// KEDA scales only the application's Celery pools: its operator's rules (Secrets, Jobs,
+		// HPAs) are bound in `app` (and its own namespace) instead of cluster-wide, and it gets no
+		// read of every kind (`*/*`), which only custom scale targets need (Deployments do not).
+		// The operator still lists the Secrets of `app`, where its TriggerAuthentication points;
+		// the chart's secret restriction would make it read them from `keda` instead.
+		"watchNamespace": pulumi.String(NamespaceApp),
+		"rbac":           pulumi.Map{"enabledCustomScaledRefKinds": pulumi.Bool(false)},
 	}
 }
 

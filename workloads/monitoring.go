@@ -98,10 +98,15 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	grafanaValues := on(grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
 	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
+	// Grafana, served to the internet, reads only its own namespace: a Role instead of the
+	// chart's ClusterRole over every Secret and ConfigMap, and its sidecars look for dashboards
+	// and data sources there (every one the charts and the program make is in `monitoring`;
+	// kube-prometheus-stack would otherwise search ALL namespaces, which the Role refuses).
+	grafanaValues["rbac"] = pulumi.Map{"namespaced": pulumi.Bool(true)}
 	grafanaValues["sidecar"] = pulumi.Map{
 		"resources":   sidecar.values(),
-		"dashboards":  pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", dashboardsMiB)},
-		"datasources": pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", datasourcesMiB)},
+		"dashboards":  pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", dashboardsMiB), "searchNamespace": pulumi.String(NamespaceMonitoring)},
+		"datasources": pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", datasourcesMiB), "searchNamespace": pulumi.String(NamespaceMonitoring)},
 	}
 	grafanaValues["grafana.ini"] = pulumi.Map{"server": pulumi.Map{
 		"root_url":            pulumi.String("%(protocol)s://%(domain)s/grafana"),

@@ -268,7 +268,11 @@ func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pul
 	if err != nil {
 		return nil, err
 	}
-	if req.GetPreview() {
+	// A command runs again: its outputs are unknown until it has. An AWS resource keeps what the
+	// cloud computed (its ARN, its id) in the plan too, as the bridged provider's planned state
+	// does: a listener of an updated load balancer sees the same ARN, not an unknown one that its
+	// ForceNew loadBalancerArn would take for a replacement.
+	if req.GetPreview() && p.pkg == "command" {
 		return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
 	}
 	urn := resource.URN(req.GetUrn())
@@ -284,6 +288,13 @@ func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pul
 	}
 	for k, v := range news {
 		out[k] = v
+	}
+	if req.GetPreview() {
+		props, err := marshal(out)
+		if err != nil {
+			return nil, err
+		}
+		return &pulumirpc.UpdateResponse{Properties: props}, nil
 	}
 	if p.pkg == "command" {
 		_, fresh, err := p.fabricate(urn, news)

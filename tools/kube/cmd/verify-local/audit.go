@@ -155,6 +155,10 @@ func auditProbe(ctx context.Context, client kubernetes.Interface) error {
 	if _, err := client.CoreV1().RESTClient().Get().AbsPath("/healthz").DoRaw(ctx); err != nil {
 		return fmt.Errorf("GET /healthz: %w", err)
 	}
+	// kubectl exec opens a WebSocket with a GET on pods/exec: the policy must record it whatever
+	// the verb. No such pod: the request is refused, and audited all the same.
+	_, _ = client.CoreV1().RESTClient().Get().Namespace(auditProbeNamespace).Resource("pods").Name(auditProbeName).
+		SubResource("exec").Param("command", "true").Param("stdout", "true").DoRaw(ctx)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: auditProbeName, Namespace: auditProbeNamespace}, StringData: map[string]string{"v": "audit-probe-secret-value"}}
 	if _, err := client.CoreV1().Secrets(auditProbeNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create secret %s/%s: %w", auditProbeNamespace, auditProbeName, err)
@@ -209,10 +213,11 @@ type auditEvent struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef *struct {
-		Resource  string `json:"resource"`
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
-		APIGroup  string `json:"apiGroup"`
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		APIGroup    string `json:"apiGroup"`
 	} `json:"objectRef"`
 	RequestObject  json.RawMessage `json:"requestObject"`
 	ResponseObject json.RawMessage `json:"responseObject"`
@@ -285,6 +290,19 @@ func checkAuditLog(log []byte) []auditAssertion {
 	add("create rolebinding "+auditProbeNamespace+"/"+auditProbeName+" logged at level Request, with the RoleBinding as requestObject",
 		checkLogged(events, "create", rbacv1.GroupName, "rolebindings", "Request", "RoleBinding"))
 
+	add("get pods/exec of "+auditProbeNamespace+"/"+auditProbeName+" (kubectl exec's WebSocket) logged at level Metadata", func() error {
+		for i := range events {
+			e := &events[i]
+			if e.UserAgent == auditProbeAgent && e.Verb == "get" && e.ObjectRef != nil && e.ObjectRef.Resource == "pods" &&
+				e.ObjectRef.Subresource == "exec" && e.ObjectRef.Name == auditProbeName {
+				if e.Level != "Metadata" {
+					return fmt.Errorf("logged at level %s", e.Level)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no event")
+	}())
 	add("no event for /healthz", none(events, func(e *auditEvent) bool {
 		path, _, _ := strings.Cut(e.RequestURI, "?")
 		return path == "/healthz" || strings.HasPrefix(path, "/healthz/")

@@ -44,6 +44,8 @@ func goodAuditEvents() []map[string]any {
 			"requestObject": map[string]any{"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": map[string]any{"name": auditProbeName}}},
 		{"level": "Request", "verb": "create", "requestURI": "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", "userAgent": auditProbeAgent, "objectRef": probeRef("rbac.authorization.k8s.io", "rolebindings"),
 			"requestObject": map[string]any{"kind": "RoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": map[string]any{"name": auditProbeName}}},
+		{"level": "Metadata", "verb": "get", "requestURI": "/api/v1/namespaces/default/pods/audit-probe/exec?command=true&stdout=true", "userAgent": auditProbeAgent,
+			"objectRef": map[string]any{"resource": "pods", "subresource": "exec", "namespace": auditProbeNamespace, "name": auditProbeName, "apiVersion": "v1"}},
 	}
 }
 
@@ -53,6 +55,7 @@ func TestCheckAuditLog(t *testing.T) {
 		secretGet   = "get secret"
 		roleCreate  = "create role "
 		bindCreate  = "create rolebinding"
+		execGet     = "pods/exec"
 		healthz     = "/healthz"
 		received    = "RequestReceived"
 		podsListed  = "list of pods"
@@ -68,7 +71,7 @@ func TestCheckAuditLog(t *testing.T) {
 		{name: "as the policy says", change: func(e []map[string]any) []map[string]any { return e }},
 		{name: "a line still being written is left for the next read", raw: unendedLine},
 		{name: "no log yet", change: func([]map[string]any) []map[string]any { return nil },
-			fail: []string{secretGet, roleCreate, bindCreate}, detail: "no event"},
+			fail: []string{secretGet, roleCreate, bindCreate, execGet}, detail: "no event"},
 		{name: "secret get at level Request", change: func(e []map[string]any) []map[string]any {
 			e[2]["level"] = "Request"
 			return e
@@ -110,8 +113,14 @@ func TestCheckAuditLog(t *testing.T) {
 		}, fail: []string{roleCreate}, detail: "responseObject"},
 		{name: "role create not logged", change: func(e []map[string]any) []map[string]any { return slices.Delete(e, 3, 4) },
 			fail: []string{roleCreate}, detail: "no event"},
-		{name: "rolebinding create not logged", change: func(e []map[string]any) []map[string]any { return e[:4] },
+		{name: "rolebinding create not logged", change: func(e []map[string]any) []map[string]any { return slices.Delete(e, 4, 5) },
 			fail: []string{bindCreate}, detail: "no event"},
+		{name: "exec not logged (its GET fell to the last rule)", change: func(e []map[string]any) []map[string]any { return e[:5] },
+			fail: []string{execGet}, detail: "no event"},
+		{name: "exec at level Request", change: func(e []map[string]any) []map[string]any {
+			e[5]["level"] = "Request"
+			return e
+		}, fail: []string{execGet}, detail: "level Request"},
 		{name: "healthz logged", change: func(e []map[string]any) []map[string]any {
 			return append(e, map[string]any{"level": "Metadata", "verb": "get", "requestURI": "/healthz?timeout=32s", "userAgent": auditProbeAgent})
 		}, fail: []string{healthz}, detail: "1 event(s)"},
@@ -130,7 +139,7 @@ func TestCheckAuditLog(t *testing.T) {
 			return append(e, map[string]any{"level": "Metadata", "verb": "list", "requestURI": "/api/v1/namespaces/default/pods", "userAgent": auditProbeAgent,
 				"objectRef": map[string]any{"resource": "pods", "namespace": auditProbeNamespace, "apiVersion": "v1"}})
 		}, fail: []string{podsListed}, detail: "list /api/v1/namespaces/default/pods"},
-		{name: "a line not JSON", raw: "E0101 not an event\n", fail: []string{parsed}, detail: "line 6"},
+		{name: "a line not JSON", raw: "E0101 not an event\n", fail: []string{parsed}, detail: "line 7"},
 		{name: "a line of another kind", raw: `{"apiVersion":"audit.k8s.io/v1beta1","kind":"Event"}` + "\n", fail: []string{parsed}, detail: "want audit.k8s.io/v1 Event"},
 	}
 	for _, tt := range tests {
@@ -145,8 +154,8 @@ func TestCheckAuditLog(t *testing.T) {
 			}
 			log.WriteString(tt.raw)
 			results := checkAuditLog([]byte(log.String()))
-			if len(results) != 7 {
-				t.Fatalf("%d assertions, want 7: %+v", len(results), results)
+			if len(results) != 8 {
+				t.Fatalf("%d assertions, want 8: %+v", len(results), results)
 			}
 			var failed []string
 			for _, r := range results {
