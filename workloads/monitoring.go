@@ -118,6 +118,10 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	// The node's workload label on kube_node_labels tells NodeNotReady which role is down.
 	ksm := on(kubeStateMetrics)
 	ksm["metricLabelsAllowlist"] = pulumi.ToStringArray([]string{"nodes=[" + config.WorkloadLabel + "]"})
+	// The chart's collectors but Secrets: that one lists and watches every Secret of the cluster,
+	// data included, for kube_secret_* series that no rule or dashboard reads (the chart's RBAC
+	// follows the list).
+	ksm["collectors"] = pulumi.ToStringArray(kubeStateMetricsCollectors)
 	operator := on(promOperator)
 	// The certificate Jobs run as hooks on every install and upgrade; the chart gives them no requests.
 	operator["admissionWebhooks"] = pulumi.Map{"patch": withResources(placement(master), hookJob)}
@@ -189,4 +193,14 @@ func withCloudWatch(grafanaValues pulumi.Map, region string) {
 			"secretKey": pulumi.String("${CLOUDWATCH_SECRET_ACCESS_KEY}"),
 		},
 	}}
+}
+
+// kubeStateMetricsCollectors are kube-state-metrics' default collectors (its chart's values, as
+// kube-prometheus-stack 79.7.1 pins it) without secrets.
+var kubeStateMetricsCollectors = []string{
+	"certificatesigningrequests", "configmaps", "cronjobs", "daemonsets", "deployments", "endpoints",
+	"horizontalpodautoscalers", "ingresses", "jobs", "leases", "limitranges", "mutatingwebhookconfigurations",
+	"namespaces", "networkpolicies", "nodes", "persistentvolumeclaims", "persistentvolumes", "poddisruptionbudgets",
+	"pods", "replicasets", "replicationcontrollers", "resourcequotas", "services", "statefulsets",
+	"storageclasses", "validatingwebhookconfigurations", "volumeattachments",
 }

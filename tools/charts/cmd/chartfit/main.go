@@ -6,7 +6,9 @@
 // its custom resources); and fails when a container has no CPU or memory request, or when the
 // pods differ from workloads.ChartPods() (out/<stack>/chart-pods.json), which the fit counts.
 // It also checks the charts' pod identities against the roles' trust policies
-// (out/<stack>/issuer/trust, identity.go).
+// (out/<stack>/issuer/trust, identity.go), and which chart ServiceAccounts a ClusterRoleBinding
+// lets read every Secret against an allowed table, with Grafana and KEDA's operator bound in
+// their namespaces only (rbac.go).
 //
 //	go run ./cmd/render -stack prod -out out/prod
 //	(cd tools/charts && go run ./cmd/chartfit -dir ../../out/prod -charts ../../../shared/charts)
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +49,7 @@ func main() {
 		}
 		os.Exit(1)
 	}
-	fmt.Printf("chartfit: every chart pod has requests and matches workloads.ChartPods() (%s)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("chartfit: every chart pod has requests and matches workloads.ChartPods(), and only the allowed ServiceAccounts read Secrets cluster-wide (%s)\n", time.Since(start).Round(time.Millisecond))
 }
 
 // run renders a stack's releases and checks their pods; it returns the findings, or an error
@@ -69,7 +72,8 @@ func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(append(checkRequests(pods), compare(pods, table)...), identities...), nil
+	secrets := checkSecretReaders(rendered, clusterSecretReaders, w)
+	return slices.Concat(checkRequests(pods), compare(pods, table), identities, secrets), nil
 }
 
 // renderPods renders every release twice: the first pass finds the CRDs the releases install, the
