@@ -166,7 +166,7 @@ func otherSubject(pr infra.PodRole) string {
 }
 
 // trusts decides AssumeRoleWithWebIdentity against a trust policy: an Allow for the action whose
-// Federated principal is the provider and whose every condition holds; StringEquals only.
+// Federated principal is the provider and whose every condition holds (StringEquals, StringLike).
 func trusts(t *testing.T, doc policyDoc, providerARN string, claims map[string]string) bool {
 	t.Helper()
 	allowed := false
@@ -177,11 +177,18 @@ func trusts(t *testing.T, doc policyDoc, providerARN string, claims map[string]s
 		}
 		match := true
 		for op, keys := range s.Condition {
-			if op != "StringEquals" {
-				t.Fatalf("trust condition %s: the test evaluates StringEquals only", op)
+			var equal func(pattern, got string) bool
+			switch op {
+			case "StringEquals":
+				equal = func(p, got string) bool { return p == got }
+			case "StringLike": // * and ?, with case
+				equal = arnMatch
+			default:
+				t.Fatalf("trust condition %s: the test evaluates StringEquals and StringLike only", op)
 			}
 			for key, want := range keys {
-				if got, ok := claims[key]; !ok || !slices.Contains(resources(want), got) {
+				got, ok := claims[key]
+				if !ok || !slices.ContainsFunc(resources(want), func(p string) bool { return equal(p, got) }) {
 					match = false
 				}
 			}

@@ -206,6 +206,10 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		// The provider refuses an id EC2 does not know ("Your query returned no results").
 		return nil, fmt.Errorf("mocks: getInstance: no instance %s", id.StringValue())
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/administrator", "userId": "AIDA" + strings.ToUpper(Placeholder), "id": "123456789012",
+		}), nil
 	case "aws:elb/getHostedZoneId:getHostedZoneId":
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "Z" + strings.ToUpper(Placeholder) + "ALBZONE"}), nil
 	}

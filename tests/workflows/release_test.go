@@ -102,8 +102,11 @@ func permissions(n yaml.Node) map[string]string {
 // granted; nil means the job inherits the workflow's (at most contents: read). A job missing
 // here fails the check: its permissions are reviewed, not defaulted.
 var allowedPermissions = map[string]map[string]string{
-	"deploy.yml/dev":           nil, // calls up.yml, whose job sets its own
-	"deploy.yml/prod":          nil,
+	// A called workflow's job gets at most what its caller's job has: up.yml asks for an OIDC
+	// token, so the calling jobs must hold id-token: write (without it every deploy fails at
+	// start-up: "requesting 'id-token: write', but is only allowed 'id-token: none'").
+	"deploy.yml/dev":           {"contents": "read", "id-token": "write"},
+	"deploy.yml/prod":          {"contents": "read", "id-token": "write"},
 	"up.yml/up":                {"contents": "read", "id-token": "write"},
 	"pull-request.yml/check":   nil,
 	"pull-request.yml/preview": {"contents": "read", "id-token": "write", "pull-requests": "write"},

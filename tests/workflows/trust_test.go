@@ -1,0 +1,121 @@
+package workflows
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/waste-coach/infra/bootstrap/citrust"
+)
+
+// stepJob is a workflow job as far as the AWS roles care: its permissions, environment,
+// condition, and the text of its steps.
+type stepJob struct {
+	If          string            `yaml:"if"`
+	Uses        string            `yaml:"uses"`
+	Permissions map[string]string `yaml:"permissions"`
+	Environment yaml.Node         `yaml:"environment"`
+	Steps       []map[string]any  `yaml:"steps"`
+}
+
+func readJobs(t *testing.T, file string) (map[string]stepJob, string) {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(workflowsDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		Jobs map[string]stepJob `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(text, &w); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return w.Jobs, string(text)
+}
+
+var roleVar = regexp.MustCompile(`role-to-assume:\s*\$\{\{\s*vars\.([A-Z_]+)\s*\}\}`)
+
+// TestOnlyTheTrustedWorkflowsAssumeTheStackRoles: the deploy and preview roles trust one
+// workflow file each (bootstrap/citrust), by the job_workflow_ref in GitHub's subject, and a job
+// that names the stack's environment. A role assumed from another file would be refused by STS
+// at run time; the test says so in review instead. Every job that asks for an AWS role names its
+// environment, and the stack-wide secrets never reach it: it reads no GitHub secret at all.
+func TestOnlyTheTrustedWorkflowsAssumeTheStackRoles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(workflowsDir, "*.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"AWS_DEPLOY_ROLE_ARN": citrust.DeployWorkflow, "AWS_PREVIEW_ROLE_ARN": citrust.PreviewWorkflow}
+	found := map[string]bool{}
+	for _, f := range files {
+		file := filepath.Base(f)
+		jobs, _ := readJobs(t, file)
+		for name, j := range jobs {
+			steps, err := yaml.Marshal(j.Steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range roleVar.FindAllStringSubmatch(string(steps), -1) {
+				found[m[1]] = true
+				if want[m[1]] != file {
+					t.Errorf("%s job %s assumes %s; only %s is trusted for it", file, name, m[1], want[m[1]])
+				}
+				if environmentName(j.Environment) == "" {
+					t.Errorf("%s job %s assumes %s without an environment: its subject names none, and the role trusts an environment", file, name, m[1])
+				}
+				if j.Permissions["id-token"] != "write" {
+					t.Errorf("%s job %s assumes %s without id-token: write", file, name, m[1])
+				}
+			}
+			if strings.Contains(string(steps), "pulumi/actions@") {
+				for _, r := range secretRef.FindAllStringSubmatch(string(steps), -1) {
+					t.Errorf("%s job %s runs Pulumi with secrets.%s: a stack's credentials come from its AWS role, not from GitHub", file, name, r[1])
+				}
+			}
+		}
+	}
+	for v, file := range want {
+		if !found[v] {
+			t.Errorf("no workflow assumes %s (%s should)", v, file)
+		}
+	}
+}
+
+// TestDeploysRunOnlyFromMain: deploy.yml runs on pushes to main and by hand; a manual run of
+// another branch skips every job (the deploy roles would refuse it anyway). Each job hands the
+// called up.yml the OIDC permission it needs: a called workflow gets at most its caller's.
+func TestDeploysRunOnlyFromMain(t *testing.T) {
+	jobs, text := readJobs(t, "deploy.yml")
+	var w struct {
+		On struct {
+			Push struct {
+				Branches []string `yaml:"branches"`
+			} `yaml:"push"`
+		} `yaml:"on"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &w); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.On.Push.Branches, []string{citrust.DeployBranch}) {
+		t.Errorf("deploy.yml runs on pushes to %v, want [%s]", w.On.Push.Branches, citrust.DeployBranch)
+	}
+	if len(jobs) == 0 {
+		t.Fatal("deploy.yml has no jobs")
+	}
+	for name, j := range jobs {
+		if strings.TrimSpace(j.If) != "github.ref == 'refs/heads/"+citrust.DeployBranch+"'" {
+			t.Errorf("deploy.yml job %s runs if %q: a dispatch of another branch must deploy nothing", name, j.If)
+		}
+		if j.Uses != "./.github/workflows/"+citrust.DeployWorkflow {
+			t.Errorf("deploy.yml job %s uses %q, want ./.github/workflows/%s (the workflow the deploy roles trust)", name, j.Uses, citrust.DeployWorkflow)
+		}
+		if j.Permissions["id-token"] != "write" {
+			t.Errorf("deploy.yml job %s does not pass id-token: write to %s", name, citrust.DeployWorkflow)
+		}
+	}
+}
