@@ -2,8 +2,10 @@ package tests
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
+	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/workloads"
@@ -59,6 +61,90 @@ func TestLoggingIsDeniedByDefault(t *testing.T) {
 			r.Config.MasterPrivateIP().String() + "/32:443", r.Config.MasterPrivateIP().String() + "/32:6443", "0.0.0.0/0:443"}
 		if fmt.Sprint(to) != fmt.Sprint(want) || at(fb, "spec", "ingress") != nil || fmt.Sprint(at(fb, "spec", "policyTypes")) != "[Ingress Egress]" {
 			t.Errorf("fluent-bit may reach %v and takes ingress %v, want only %v and no ingress", to, at(fb, "spec", "ingress"), want)
+		}
+	})
+}
+
+// TestEveryNamespaceOfThePlatformDeniesByDefault: every namespace the program puts an object or
+// a chart in, but the system ones, has a default-deny NetworkPolicy for both directions and DNS;
+// a namespace made later falls under the Calico tier after the default one, whose one policy
+// lets its pods reach DNS and nothing else. Its selector leaves out exactly the system namespaces
+// (Pod Security's exemptions, and Calico's API server).
+func TestEveryNamespaceOfThePlatformDeniesByDefault(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		used := map[string]bool{}
+		for _, res := range r.Resources {
+			if obj, ok := manifest.KubernetesObject(res); ok {
+				if ns, _ := at(obj, "metadata", "namespace").(string); ns != "" {
+					used[ns] = true
+				}
+			}
+			if res.Type == "kubernetes:helm.sh/v3:Release" {
+				used[str(res, "namespace")] = true
+			}
+		}
+		nps := objects(r, "NetworkPolicy")
+		for ns := range used {
+			if slices.Contains(workloads.NetworkDefaultExempt, ns) {
+				continue
+			}
+			deny := nps[ns+"/default-deny"]
+			selects, _ := at(deny, "spec", "podSelector", "matchLabels").(map[string]any)
+			if fmt.Sprint(at(deny, "spec", "policyTypes")) != "[Ingress Egress]" || at(deny, "spec", "ingress") != nil || at(deny, "spec", "egress") != nil ||
+				len(selects) != 0 {
+				t.Errorf("namespace %s has no default-deny for both directions (%v)", ns, at(deny, "spec"))
+			}
+			if nps[ns+"/allow-dns"] == nil {
+				t.Errorf("namespace %s has no DNS egress", ns)
+			}
+		}
+		if !used[workloads.NamespaceKEDA] || !used[workloads.NamespaceLogging] {
+			t.Fatalf("the charts' namespaces were not found among %v", used)
+		}
+		for _, ns := range cluster.PodSecurityExempt {
+			if !slices.Contains(workloads.NetworkDefaultExempt, ns) {
+				t.Errorf("%s is exempt from Pod Security but not from the namespace default: its host pods' flows are not listed", ns)
+			}
+		}
+		tier := objects(r, "Tier")["<nil>/namespace-defaults"]
+		if o, _ := at(tier, "spec", "order").(float64); o <= 1_000_000 || o >= 10_000_000 || at(tier, "spec", "defaultAction") != "Deny" {
+			t.Errorf("tier namespace-defaults: %v; want an order after Calico's default tier (1,000,000) and before kube-baseline (10,000,000), default Deny", at(tier, "spec"))
+		}
+		gnp := objects(r, "GlobalNetworkPolicy")["<nil>/namespace-defaults.dns-then-deny"]
+		if at(gnp, "spec", "tier") != "namespace-defaults" || at(gnp, "spec", "namespaceSelector") != `kubernetes.io/metadata.name not in {"calico-apiserver", "calico-system", "kube-system", "tigera-operator"}` {
+			t.Errorf("the namespace default policy is %v", at(gnp, "spec"))
+		}
+		egress := asList(at(gnp, "spec", "egress"))
+		if len(egress) != 3 || at(egress[0], "destination", "selector") != `k8s-app == "kube-dns"` || fmt.Sprint(at(egress[0], "destination", "ports")) != "[53]" ||
+			at(egress[2], "action") != "Deny" || at(egress[2], "destination") != nil || fmt.Sprint(at(gnp, "spec", "ingress")) != "[map[action:Deny]]" {
+			t.Errorf("the namespace default lets through more than DNS: egress %v ingress %v", egress, at(gnp, "spec", "ingress"))
+		}
+	})
+}
+
+// TestKEDATakesOnlyTheAPIServersCalls: KEDA's metrics server and webhooks accept, from outside
+// their namespace, only the API server's calls (from a node's or a tunnel address) on their one
+// port each; the operator reaches RabbitMQ's AMQP port and nothing else of the data namespace.
+func TestKEDATakesOnlyTheAPIServersCalls(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		nps := objects(r, "NetworkPolicy")
+		for name, port := range map[string]string{"keda-metrics-apiserver": "6443", "keda-admission-webhooks": "9443"} {
+			var from []string
+			for _, rule := range asList(at(nps["keda/"+name], "spec", "ingress")) {
+				for _, peer := range asList(at(rule, "from")) {
+					for _, p := range asList(at(rule, "ports")) {
+						from = append(from, fmt.Sprintf("%v:%v", at(peer, "ipBlock", "cidr"), at(p, "port")))
+					}
+				}
+			}
+			want := []string{r.Config.VPCCIDR.String() + ":" + port, workloads.PodCIDR + ":" + port}
+			if fmt.Sprint(from) != fmt.Sprint(want) {
+				t.Errorf("%s takes %v, want %v", name, from, want)
+			}
+		}
+		op := nps["keda/keda-operator"]
+		if to := at(op, "spec", "egress", 0, "to", 0, "podSelector", "matchLabels", "app.kubernetes.io/name"); to != "rabbitmq" || fmt.Sprint(at(op, "spec", "egress", 0, "ports", 0, "port")) != "5672" {
+			t.Errorf("keda-operator reaches %v", at(op, "spec", "egress"))
 		}
 	})
 }

@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -85,7 +87,7 @@ func policies(cfg *config.Config) []Policy {
 	sameNamespace := func(ns string) Flow { return Flow{Peers: []Peer{{Namespace: ns}}} }
 
 	var out []Policy
-	for _, ns := range []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceLogging} {
+	for _, ns := range DefaultDenyNamespaces {
 		out = append(out,
 			Policy{Namespace: ns, Name: "default-deny", DenyIngress: true, DenyEgress: true},
 			Policy{Namespace: ns, Name: "allow-dns", Egress: []Flow{dns}, DenyEgress: true},
@@ -144,6 +146,19 @@ func policies(cfg *config.Config) []Policy {
 		Policy{Namespace: NamespaceLogging, Name: "fluent-bit", Pods: map[string]string{"app.kubernetes.io/name": "fluent-bit"},
 			Egress: []Flow{apiServer, {Peers: []Peer{internet}, Ports: ports(tcp(443))}}, DenyIngress: true},
 
+		// KEDA: its three pods talk among themselves (the metrics server asks the operator over
+		// gRPC) and to the API server; the operator reads the queues' depth from RabbitMQ; the API
+		// server calls the metrics server (an aggregated API) and the admission webhooks, from the
+		// master's address or its tunnel address.
+		Policy{Namespace: NamespaceKEDA, Name: "keda", Ingress: []Flow{sameNamespace(NamespaceKEDA)},
+			Egress: []Flow{sameNamespace(NamespaceKEDA), apiServer}},
+		Policy{Namespace: NamespaceKEDA, Name: "keda-operator", Pods: map[string]string{"app.kubernetes.io/name": "keda-operator"},
+			Egress: []Flow{data("rabbitmq", amqpPort)}},
+		Policy{Namespace: NamespaceKEDA, Name: "keda-metrics-apiserver", Pods: map[string]string{"app.kubernetes.io/name": "keda-operator-metrics-apiserver"},
+			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(kedaMetricsPort))}}},
+		Policy{Namespace: NamespaceKEDA, Name: "keda-admission-webhooks", Pods: map[string]string{"app.kubernetes.io/name": "keda-admission-webhooks"},
+			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(kedaWebhookPort))}}},
+
 		// Monitoring: components talk among themselves and to the API server; Grafana takes the
 		// ALB's traffic; the API server calls the operator's webhook; Prometheus scrapes every
 		// pod and node.
@@ -160,6 +175,14 @@ func policies(cfg *config.Config) []Policy {
 			Egress: []Flow{{Peers: fromNodes}}},
 	)
 }
+
+// DefaultDenyNamespaces are the namespaces the program declares or a chart of it runs in, each
+// with a default-deny NetworkPolicy and DNS (policies). Argo CD's target namespaces get the same
+// (gitops.go); any other namespace, made later by hand, falls under namespaceDefaultPolicy.
+var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceLogging, NamespaceKEDA}
+
+// KEDA's container ports (chart defaults): the metrics server's HTTPS and the webhooks'.
+const kedaMetricsPort, kedaWebhookPort = 6443, 9443
 
 // NetworkPolicies are every namespace's NetworkPolicies (policies) and the Calico tier that
 // keeps the instance metadata service from the pods that must not act with the node's role.
@@ -178,6 +201,9 @@ func newNetworkPolicies(ctx *pulumi.Context, name string, args *networkPoliciesA
 	c := &NetworkPolicies{}
 	return c, component(ctx, args.tierArgs, "NetworkPolicies", name, c, opts, func(s *scope) error {
 		if err := s.metadataServicePolicy(); err != nil {
+			return err
+		}
+		if err := s.namespaceDefaultPolicy(); err != nil {
 			return err
 		}
 		for _, p := range policies(args.Config) {
@@ -300,6 +326,70 @@ func (s *scope) metadataServicePolicy() error {
 				"action":      "Deny",
 				"destination": map[string]any{"nets": []any{IMDSAddress}},
 			}},
+		}},
+	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{tier}))...); err != nil {
+		return fmt.Errorf("calico policy %s: %w", name, err)
+	}
+	return nil
+}
+
+// Namespaces made later (by hand, or by a chart the program does not know) have no
+// NetworkPolicy: Calico would let their pods reach and be reached by anything. A tier after
+// Calico's default tier (where every Kubernetes NetworkPolicy is) holds one policy for every pod
+// outside the system namespaces: DNS, then deny. A pod that a namespace's NetworkPolicies
+// select is decided in the default tier (allowed, or denied at its end) and never reaches this
+// tier; only a pod no NetworkPolicy selects, in a direction none covers, does. The system
+// namespaces run Calico, DNS, the CSI and load balancer controllers and the etcd snapshot:
+// their flows are not the program's to list.
+const (
+	namespaceDefaultTier = "namespace-defaults"
+	// After the default tier (1,000,000), before Calico's kube-baseline (10,000,000).
+	namespaceDefaultTierOrder = 5_000_000
+)
+
+// NetworkDefaultExempt are the namespaces the namespace-defaults policy leaves alone, by name.
+var NetworkDefaultExempt = []string{"calico-apiserver", "calico-system", NamespaceSystem, "tigera-operator"}
+
+// NamespaceDefaultSelector is that policy's namespace selector, in Calico's syntax.
+func NamespaceDefaultSelector() string {
+	quoted := make([]string, len(NetworkDefaultExempt))
+	for i, ns := range NetworkDefaultExempt {
+		quoted[i] = strconv.Quote(ns)
+	}
+	return "kubernetes.io/metadata.name not in {" + strings.Join(quoted, ", ") + "}"
+}
+
+func (s *scope) namespaceDefaultPolicy() error {
+	tier, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+namespaceDefaultTier), &apiextensions.CustomResourceArgs{
+		ApiVersion:  pulumi.String("crd.projectcalico.org/v1"),
+		Kind:        pulumi.String("Tier"),
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(namespaceDefaultTier)},
+		OtherFields: map[string]any{"spec": map[string]any{"order": namespaceDefaultTierOrder, "defaultAction": "Deny"}},
+	}, s.parented()...)
+	if err != nil {
+		return fmt.Errorf("calico tier %s: %w", namespaceDefaultTier, err)
+	}
+	name := namespaceDefaultTier + ".dns-then-deny"
+	dns := map[string]any{
+		"selector":          `k8s-app == "kube-dns"`,
+		"namespaceSelector": `kubernetes.io/metadata.name == "` + NamespaceSystem + `"`,
+		"ports":             []any{53},
+	}
+	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
+		Kind:       pulumi.String("GlobalNetworkPolicy"),
+		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
+		OtherFields: map[string]any{"spec": map[string]any{
+			"tier":              namespaceDefaultTier,
+			"order":             10,
+			"namespaceSelector": NamespaceDefaultSelector(),
+			"types":             []any{"Ingress", "Egress"},
+			"egress": []any{
+				map[string]any{"action": "Allow", "protocol": "UDP", "destination": dns},
+				map[string]any{"action": "Allow", "protocol": "TCP", "destination": dns},
+				map[string]any{"action": "Deny"},
+			},
+			"ingress": []any{map[string]any{"action": "Deny"}},
 		}},
 	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{tier}))...); err != nil {
 		return fmt.Errorf("calico policy %s: %w", name, err)
