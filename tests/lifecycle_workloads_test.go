@@ -230,10 +230,14 @@ func TestNoPodReachesTheNodesCredentials(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		var tier, policy *mocks.Resource
 		for _, cr := range r.OfType("kubernetes:crd.projectcalico.org/v1:Tier") {
-			tier = cr
+			if str(cr, "metadata", "name") == "node-credentials" {
+				tier = cr
+			}
 		}
 		for _, cr := range r.OfType("kubernetes:crd.projectcalico.org/v1:GlobalNetworkPolicy") {
-			policy = cr
+			if str(cr, "spec", "tier") == "node-credentials" {
+				policy = cr
+			}
 		}
 		if tier == nil || policy == nil {
 			t.Fatal("no Calico tier and global policy guard the metadata service")

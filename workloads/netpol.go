@@ -179,7 +179,7 @@ func policies(cfg *config.Config) []Policy {
 // DefaultDenyNamespaces are the namespaces the program declares or a chart of it runs in, each
 // with a default-deny NetworkPolicy and DNS (policies). Argo CD's target namespaces get the same
 // (gitops.go); any other namespace, made later by hand, falls under namespaceDefaultPolicy.
-var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceLogging, NamespaceKEDA}
+var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceNodeExporter, NamespaceLogging, NamespaceKEDA}
 
 // KEDA's container ports (chart defaults): the metrics server's HTTPS and the webhooks'.
 const kedaMetricsPort, kedaWebhookPort = 6443, 9443

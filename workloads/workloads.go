@@ -85,14 +85,19 @@ const (
 	NamespaceSystem     = "kube-system"
 )
 
+// NamespaceNodeExporter holds node-exporter alone: it needs the host's network, PID namespace
+// and filesystem, which only a privileged namespace allows.
+const NamespaceNodeExporter = "node-exporter"
+
 // podSecurity is each namespace's Pod Security level: restricted wherever the images allow;
-// Argo CD's chart is enforced at baseline and warned at restricted; monitoring runs
-// node-exporter, which needs the host's network, PID namespace and filesystem.
+// Argo CD's chart and monitoring (Prometheus, Grafana, Alertmanager, served through the ALB) are
+// enforced at baseline (no host namespaces, paths or privileges) and warned at restricted.
 var podSecurity = map[string]string{
-	NamespaceApp:        "restricted",
-	NamespaceData:       "restricted",
-	NamespaceArgoCD:     "baseline",
-	NamespaceMonitoring: "privileged",
+	NamespaceApp:          "restricted",
+	NamespaceData:         "restricted",
+	NamespaceArgoCD:       "baseline",
+	NamespaceMonitoring:   "baseline",
+	NamespaceNodeExporter: "privileged",
 	// KEDA's chart runs its pods non-root, read-only, with every capability dropped.
 	NamespaceKEDA: "restricted",
 	// Fluent Bit reads the nodes' log files through host paths.
