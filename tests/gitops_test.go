@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/versions"
@@ -36,6 +38,17 @@ func gitopsRun(t *testing.T) *offline.Result {
 	return r
 }
 
+func appProjectNamed(t *testing.T, r *offline.Result, name string) *mocks.Resource {
+	t.Helper()
+	for _, p := range r.OfType(appProject) {
+		if str(p, "metadata", "name") == name {
+			return p
+		}
+	}
+	t.Fatalf("stack %s declares no AppProject %s", r.Stack, name)
+	return nil
+}
+
 func only(t *testing.T, r *offline.Result, typ string) *mocks.Resource {
 	t.Helper()
 	all := r.OfType(typ)
@@ -52,9 +65,12 @@ func TestWithoutGitOpsArgoCDSyncsNothing(t *testing.T) {
 		if r.Config.GitOps != nil {
 			t.Fatalf("Pulumi.%s.yaml sets gitops; this test expects the stack files without it", r.Stack)
 		}
-		for _, typ := range []string{appProject, application} {
-			if n := len(r.OfType(typ)); n != 0 {
-				t.Errorf("%d %s declared without the gitops key", n, typ)
+		if n := len(r.OfType(application)); n != 0 {
+			t.Errorf("%d %s declared without the gitops key", n, application)
+		}
+		for _, p := range r.OfType(appProject) {
+			if name := str(p, "metadata", "name"); name != "default" {
+				t.Errorf("AppProject %s declared without the gitops key (only the locked default is)", name)
 			}
 		}
 		for _, res := range r.OfType("waste-coach-infra:workloads:GitOps") {
@@ -67,7 +83,7 @@ func TestWithoutGitOpsArgoCDSyncsNothing(t *testing.T) {
 // no cluster-scoped kind, and only the namespaced kinds that cannot touch what the program owns.
 func TestAppProjectConfinesTheApplicationTeam(t *testing.T) {
 	r := gitopsRun(t)
-	p := only(t, r, appProject)
+	p := appProjectNamed(t, r, workloads.GitOpsProject)
 	if str(p, "metadata", "name") != workloads.GitOpsProject || str(p, "metadata", "namespace") != workloads.NamespaceArgoCD {
 		t.Errorf("AppProject %s/%s", str(p, "metadata", "namespace"), str(p, "metadata", "name"))
 	}
@@ -205,12 +221,20 @@ func TestPlatformNamespacesListEveryNamespaceOfTheProgram(t *testing.T) {
 func TestArgoObjectsMatchThePinnedCRDs(t *testing.T) {
 	schemas := argoCRDSchemas(t)
 	r := gitopsRun(t)
-	for kind, typ := range map[string]string{"AppProject": appProject, "Application": application} {
+	for _, o := range []struct {
+		kind string
+		obj  *mocks.Resource
+	}{
+		{"AppProject", appProjectNamed(t, r, workloads.GitOpsProject)},
+		{"AppProject", appProjectNamed(t, r, "default")},
+		{"Application", only(t, r, application)},
+	} {
+		kind := o.kind
 		schema, ok := schemas[kind]
 		if !ok {
 			t.Fatalf("no %s CRD in %s", kind, versions.ArgoCD.Archive())
 		}
-		spec := only(t, r, typ).Inputs.Mappable()["spec"]
+		spec := o.obj.Inputs.Mappable()["spec"]
 		for _, p := range unknownFields(spec, schema["properties"].(map[string]any)["spec"].(map[string]any), "spec") {
 			t.Errorf("%s: %s is not in the CRD's schema", kind, p)
 		}
@@ -312,4 +336,72 @@ func argoCRDSchemas(t *testing.T) map[string]map[string]any {
 		}
 	}
 	return out
+}
+
+// TestArgoCDCannotActOutsideItsNamespaces: Argo CD's chart gives its controller every verb on
+// every kind and its server get, patch and delete on every kind (one is served through the
+// ALB). Here the controller may only read, cluster-wide, the kinds it caches (no Secret, no RBAC,
+// no CRD), the server only list Events and read and update Applications; their writes are
+// Roles in the gitops namespaces, for GitOpsKinds only; Argo CD caches no other kind; and the
+// `default` project, which Argo CD makes open to everything, is locked, taken over from the
+// server that created it.
+func TestArgoCDCannotActOutsideItsNamespaces(t *testing.T) {
+	check := func(t *testing.T, r *offline.Result) {
+		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-argocd-argo-cd")
+		values := manifest.PlainMap(rel.Inputs)["values"]
+		for _, part := range []string{"controller", "server"} {
+			if at(values, part, "clusterRoleRules", "enabled") != true {
+				t.Errorf("%s keeps the chart's cluster-wide rules (every kind)", part)
+			}
+			for _, rule := range asList(at(values, part, "clusterRoleRules", "rules")) {
+				for _, res := range asList(at(rule, "resources")) {
+					if res == "*" || res == "secrets" || strings.Contains(fmt.Sprint(at(rule, "apiGroups")), "rbac") || fmt.Sprint(at(rule, "apiGroups")) == "[*]" {
+						t.Errorf("%s may %v %v in %v cluster-wide", part, at(rule, "verbs"), res, at(rule, "apiGroups"))
+					}
+				}
+				for _, v := range asList(at(rule, "verbs")) {
+					allowed := []any{"get", "list", "watch"}
+					if part == "server" {
+						allowed = append(allowed, "update", "create")
+					}
+					if !slices.Contains(allowed, v) || (v == "create" && fmt.Sprint(at(rule, "resources")) != "[events]") || (v == "update" && fmt.Sprint(at(rule, "apiGroups")) != "[argoproj.io]") {
+						t.Errorf("%s may %v %v cluster-wide", part, v, at(rule, "resources"))
+					}
+				}
+			}
+		}
+		if inc, _ := at(values, "configs", "cm", "resource.inclusions").(string); !strings.Contains(inc, "Deployment") || strings.Contains(inc, "Secret") {
+			t.Errorf("Argo CD's cache includes %q", inc)
+		}
+		def := appProjectNamed(t, r, "default")
+		spec := manifest.PlainMap(def.Inputs)["spec"]
+		if len(asList(at(spec, "sourceRepos"))) != 0 || len(asList(at(spec, "destinations"))) != 0 || fmt.Sprint(at(spec, "namespaceResourceBlacklist")) != "[map[group:* kind:*]]" {
+			t.Errorf("the default project is not locked: %v", spec)
+		}
+		if at(manifest.PlainMap(def.Inputs)["metadata"], "annotations", "pulumi.com/patchForce") != "true" {
+			t.Error("the default project, which Argo CD's server creates first, is not taken over (patchForce)")
+		}
+	}
+	forEachStack(t, check)
+	r := gitopsRun(t)
+	check(t, r)
+	roles := objects(r, "Role")
+	for _, ns := range r.Config.GitOps.Namespaces {
+		for _, account := range []string{workloads.ArgoCDControllerAccount, workloads.ArgoCDServerAccount} {
+			role := roles[ns+"/"+account]
+			if role == nil {
+				t.Errorf("no Role %s in gitops namespace %s", account, ns)
+				continue
+			}
+			for _, rule := range asList(at(role, "rules")) {
+				if res := fmt.Sprint(at(rule, "resources")); strings.Contains(res, "secrets") || strings.Contains(res, "*") || strings.Contains(res, "roles") {
+					t.Errorf("%s's Role in %s reaches %s", account, ns, res)
+				}
+			}
+			binding := objects(r, "RoleBinding")[ns+"/"+account]
+			if at(binding, "subjects", 0, "name") != account || at(binding, "subjects", 0, "namespace") != workloads.NamespaceArgoCD || at(binding, "roleRef", "name") != account {
+				t.Errorf("%s's RoleBinding in %s: %v", account, ns, binding)
+			}
+		}
+	}
 }

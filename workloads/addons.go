@@ -249,6 +249,9 @@ func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulum
 			return err
 		}
 		c.Served = map[string]Served{"argocd": {Local: true, Role: argoCDRole}}
+		if err := s.lockDefaultProject(c.ArgoCD); err != nil {
+			return err
+		}
 		if _, err := s.customResourceGuard(OwnArgoObjects(cfg.GitOps), args.ControlPlane, c.ArgoCD, c.LoadBalancerController); err != nil {
 			return err
 		}
@@ -275,12 +278,14 @@ func argoConfigs(cfg *config.Config) pulumi.Map {
 		"server.rootpath": pulumi.String("/argocd"),
 		"server.basehref": pulumi.String("/argocd"),
 	}}
-	cm := pulumi.Map{}
+	// Argo CD caches only the kinds it syncs and their children: its controller may read no
+	// other (argocd_rbac.go).
+	cm := pulumi.Map{"resource.inclusions": pulumi.String(argoCDResourceInclusions())}
+	configs["cm"] = cm
 	if cfg.GitOps != nil {
 		// The design record's polling interval, written out rather than left to the chart's
 		// default, so that a chart bump cannot change it unseen (gitops.go).
 		cm["timeout.reconciliation"] = pulumi.String(ArgoCDPollInterval)
-		configs["cm"] = cm
 	}
 	sso := cfg.ArgoCDSSO
 	if sso == nil {
@@ -291,7 +296,6 @@ func argoConfigs(cfg *config.Config) pulumi.Map {
 	// The secret is referenced, not inlined: Argo CD reads it from argocd-secret.
 	cm["oidc.config"] = pulumi.String(fmt.Sprintf("name: SSO\nissuer: %s\nclientID: %s\nclientSecret: $oidc.clientSecret\nrequestedScopes: [openid, profile, email, groups]\n",
 		strconv.Quote(sso.Issuer), strconv.Quote(sso.ClientID)))
-	configs["cm"] = cm
 	configs["secret"] = pulumi.Map{"extra": pulumi.Map{ArgoCDClientSecretKey: sso.ClientSecret}}
 	configs["rbac"] = pulumi.Map{
 		"policy.default": pulumi.String(""),
@@ -313,6 +317,10 @@ func argoValues(cfg *config.Config) pulumi.Map {
 	server := withResources(scratch(argoServerScratchMiB), argoServer)
 	server["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
 		"nodePortHttp": pulumi.Int(routing.For("argocd-server").NodePort)}
+	// The cluster-wide rules of argocd_rbac.go instead of the chart's (every kind).
+	server["clusterRoleRules"] = pulumi.Map{"enabled": pulumi.Bool(true), "rules": argoCDServerClusterRules()}
+	controller := withResources(scratch(argoControllerScratchMiB), argoController)
+	controller["clusterRoleRules"] = pulumi.Map{"enabled": pulumi.Bool(true), "rules": argoCDControllerClusterRules()}
 	return pulumi.Map{
 		// Short, fixed names: the ALB's binding names the argocd-server Service.
 		"fullnameOverride": pulumi.String("argocd"),
@@ -320,7 +328,7 @@ func argoValues(cfg *config.Config) pulumi.Map {
 		"configs":          argoConfigs(cfg),
 		"server":           server,
 		"repoServer":       withResources(scratch(argoRepoScratchMiB), argoRepoServer),
-		"controller":       withResources(scratch(argoControllerScratchMiB), argoController),
+		"controller":       controller,
 		"redis":            withResources(pulumi.Map{}, argoRedis),
 		"applicationSet":   withResources(scratch(argoAppSetScratchMiB), argoAppSet),
 		"redisSecretInit":  withResources(pulumi.Map{}, hookJob), // a hook Job: the chart gives it no requests

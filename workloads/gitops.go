@@ -89,6 +89,9 @@ func newGitOps(ctx *pulumi.Context, name string, args *gitOpsArgs, opts ...pulum
 		}
 		c.Namespaces[ns] = r
 		waitFor = append(waitFor, r)
+		if err := s.argoCDNamespaceAccess(ns, r); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if c.Project, err = s.argoObject("AppProject", GitOpsProject, appProjectSpec(g.RepoURL, g.Namespaces), args.ArgoCD); err != nil {

@@ -24,8 +24,6 @@ var clusterSecretReaders = map[string]Allowed{
 	// The known remaining Argo CD defaults (issue 27, item 2): the controller syncs and diffs
 	// every kind in every namespace (its ClusterRole is */* with every verb), and the server
 	// shows, patches and deletes any live object from the UI (*/* get, patch, delete).
-	"argocd/argocd-application-controller": {"argo-cd", "Argo CD's controller: every verb on every kind (chart default; issue 27 item 2)"},
-	"argocd/argocd-server":                 {"argo-cd", "Argo CD's server: get/patch/delete on every kind for the UI (chart default; issue 27 item 2)"},
 	// A system need: the Prometheus operator writes the Secrets it generates for Prometheus and
 	// Alertmanager (configuration, TLS assets, web config) and reads the Secrets the
 	// ServiceMonitors, PodMonitors, Probes and AlertmanagerConfigs of every namespace it watches
