@@ -91,6 +91,9 @@ type Config struct {
 	Backups Backups
 	// PodIdentity is the public bucket of the pods' service-account issuer (podidentity.go).
 	PodIdentity PodIdentity
+	// PermissionsBoundary is the managed policy every IAM role and user of the stack is created
+	// under; empty for none (podidentity.go).
+	PermissionsBoundary string
 	// Alerting is where alerts go and the stack's alert thresholds (alerting.go).
 	Alerting Alerting
 
@@ -138,30 +141,31 @@ func Parse(stack string, get Source) (*Config, error) {
 	p := &parser{get: get}
 	c := &Config{Stack: stack}
 
-	p.stack(c)       // stack.go: production, clusterName, aws:region
-	p.vpc(c)         // network.go: vpcCidr, subnetCidrs
-	p.zones(c)       // network.go: availabilityZones, dataZone
-	p.adminCIDRs(c)  // network.go: adminCidrs
-	p.kubernetes(c)  // stack.go: kubernetesVersion
-	p.nodes(c)       // nodes.go: nodes
-	p.storageZone(c) // nodes.go: the storage node's subnet against dataZone
-	p.dns(c)         // network.go: domain, appOrigins
-	p.ssh(c)         // access.go: sshPublicKey, sshPrivateKey
-	p.nodeImage(c)   // nodes.go: nodeImage
-	p.uploads(c)     // uploads.go: uploadsBucket, uploadsLifecycle
-	p.images(c)      // images.go: images
-	p.replicas(c)    // autoscaling.go: apiReplicas, celeryReplicas
-	p.pullSecret(c)  // images.go: imagePullSecret
-	p.argoCDSSO(c)   // access.go: argocdSso
-	p.chartSource(c) // stack.go: chartSource
-	p.capacity(c)    // costsavings.go: capacity, spotInterruptionBehavior
-	p.officeHours(c) // costsavings.go: officeHours
-	p.backups(c)     // backups.go: backupsBucket, backupRetentionDays
-	p.podIdentity(c) // podidentity.go: podIdentityBucket
-	p.alerting(c)    // alerting.go: alertQueueDepth, alertReceiver
-	p.autoscaling(c) // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
-	p.logs(c)        // logs.go: logRetentionDays, albAccessLogs, albLogsBucket
-	p.gitops(c)      // gitops.go: gitops
+	p.stack(c)               // stack.go: production, clusterName, aws:region
+	p.vpc(c)                 // network.go: vpcCidr, subnetCidrs
+	p.zones(c)               // network.go: availabilityZones, dataZone
+	p.adminCIDRs(c)          // network.go: adminCidrs
+	p.kubernetes(c)          // stack.go: kubernetesVersion
+	p.nodes(c)               // nodes.go: nodes
+	p.storageZone(c)         // nodes.go: the storage node's subnet against dataZone
+	p.dns(c)                 // network.go: domain, appOrigins
+	p.ssh(c)                 // access.go: sshPublicKey, sshPrivateKey
+	p.nodeImage(c)           // nodes.go: nodeImage
+	p.uploads(c)             // uploads.go: uploadsBucket, uploadsLifecycle
+	p.images(c)              // images.go: images
+	p.replicas(c)            // autoscaling.go: apiReplicas, celeryReplicas
+	p.pullSecret(c)          // images.go: imagePullSecret
+	p.argoCDSSO(c)           // access.go: argocdSso
+	p.chartSource(c)         // stack.go: chartSource
+	p.capacity(c)            // costsavings.go: capacity, spotInterruptionBehavior
+	p.officeHours(c)         // costsavings.go: officeHours
+	p.backups(c)             // backups.go: backupsBucket, backupRetentionDays
+	p.podIdentity(c)         // podidentity.go: podIdentityBucket
+	p.permissionsBoundary(c) // podidentity.go: permissionsBoundary
+	p.alerting(c)            // alerting.go: alertQueueDepth, alertReceiver
+	p.autoscaling(c)         // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
+	p.logs(c)                // logs.go: logRetentionDays, albAccessLogs, albLogsBucket
+	p.gitops(c)              // gitops.go: gitops
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

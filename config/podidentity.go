@@ -4,6 +4,7 @@
 package config
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -37,5 +38,18 @@ func (p *parser) podIdentity(c *Config) {
 		p.fail(qualify("podIdentityBucket"), strconv.Quote(name), "a bucket name without dots: it is the issuer's host name under *.s3.<region>.amazonaws.com, whose certificate covers one label")
 	case name == c.Uploads.BucketName || name == c.Backups.BucketName:
 		p.fail(qualify("podIdentityBucket"), strconv.Quote(name), "a bucket of its own, other than uploadsBucket and backupsBucket: it is public")
+	}
+}
+
+// boundaryARN is an IAM managed policy's ARN.
+var boundaryARN = regexp.MustCompile(`^arn:aws:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]{1,128}$`)
+
+// permissionsBoundary reads the managed policy every IAM role and user of the stack is created
+// under (bootstrap/ makes one per stack: the deploy role may create roles and users only with
+// it, so nothing the deploy makes can hold more, IAM included).
+func (p *parser) permissionsBoundary(c *Config) {
+	c.PermissionsBoundary = p.str("permissionsBoundary", "", false)
+	if c.PermissionsBoundary != "" && !boundaryARN.MatchString(c.PermissionsBoundary) {
+		p.fail(qualify("permissionsBoundary"), strconv.Quote(c.PermissionsBoundary), "the ARN of an IAM managed policy (arn:aws:iam::<account>:policy/<name>), the bootstrap's <stack>PermissionsBoundary output, or nothing")
 	}
 }

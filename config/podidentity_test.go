@@ -70,3 +70,21 @@ func TestALBAccessLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissionsBoundary: the boundary every IAM role and user is created under is an IAM
+// managed policy's ARN or nothing; anything else is refused naming the key.
+func TestPermissionsBoundary(t *testing.T) {
+	raw := validRaw()
+	raw["waste-coach-infra:permissionsBoundary"] = "arn:aws:iam::123456789012:policy/waste-coach-ci-prod-boundary"
+	if c, err := parse(raw); err != nil || c.PermissionsBoundary != raw["waste-coach-infra:permissionsBoundary"] {
+		t.Errorf("a policy ARN: %v (err %v)", c, err)
+	}
+	for _, bad := range []string{"waste-coach-ci-prod-boundary", "arn:aws:iam::123456789012:role/admin", "arn:aws:iam::aws:policy/AdministratorAccess"} {
+		raw := validRaw()
+		raw["waste-coach-infra:permissionsBoundary"] = bad
+		_, err := parse(raw)
+		if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:permissionsBoundary") || !strings.Contains(err.Error(), strconvQuote(bad)) {
+			t.Errorf("permissionsBoundary=%q: %v", bad, err)
+		}
+	}
+}

@@ -66,10 +66,11 @@ func NewIAM(ctx *pulumi.Context, name string, args *IAMArgs, opts ...pulumi.Reso
 		// appends a unique suffix, so a replacement never waits for the old name to be freed.
 		awsPrefix := fmt.Sprintf("%s-%s-", cfg.ClusterID(), node.Role)
 		role, err := iam.NewRole(ctx, roleName, &iam.RoleArgs{
-			NamePrefix:       pulumi.String(awsPrefix),
-			Description:      pulumi.Sprintf("waste-coach %s node (%s)", node.Role, cfg.Stack),
-			AssumeRolePolicy: pulumi.String(ec2AssumeRole.JSON()),
-			Tags:             tags(cfg, roleName, nil),
+			PermissionsBoundary: boundary(cfg),
+			NamePrefix:          pulumi.String(awsPrefix),
+			Description:         pulumi.Sprintf("waste-coach %s node (%s)", node.Role, cfg.Stack),
+			AssumeRolePolicy:    pulumi.String(ec2AssumeRole.JSON()),
+			Tags:                tags(cfg, roleName, nil),
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("create role %s: %w", roleName, err)

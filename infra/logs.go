@@ -53,8 +53,9 @@ func NewLogs(ctx *pulumi.Context, name string, args *LogsArgs, opts ...pulumi.Re
 	}
 
 	user, err := iam.NewUser(ctx, name+"-grafana", &iam.UserArgs{
-		Name: pulumi.String(cfg.ClusterID() + "-grafana-logs"),
-		Tags: tags(cfg, name+"-grafana", nil),
+		PermissionsBoundary: boundary(cfg),
+		Name:                pulumi.String(cfg.ClusterID() + "-grafana-logs"),
+		Tags:                tags(cfg, name+"-grafana", nil),
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("create grafana's log reader: %w", err)

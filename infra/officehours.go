@@ -195,6 +195,7 @@ func NewOfficeHours(ctx *pulumi.Context, name string, args *OfficeHoursArgs, opt
 		return nil, fmt.Errorf("create schedule group: %w", err)
 	}
 	o.Role, err = iam.NewRole(ctx, name, &iam.RoleArgs{
+		PermissionsBoundary: boundary(cfg),
 		// Within IAM's 38-character prefix limit for the longest cluster id (MaxClusterIDLength).
 		NamePrefix:       pulumi.String(cfg.ClusterID() + "-schedule-"),
 		Description:      pulumi.Sprintf("EventBridge Scheduler: start and stop the instances of %s (office hours %s)", cfg.ClusterID(), hours),

@@ -291,8 +291,9 @@ func NewPodIdentity(ctx *pulumi.Context, name string, args *PodIdentityArgs, opt
 	for _, r := range PodRoles {
 		resName := name + "-" + r.Key
 		role, err := iam.NewRole(ctx, resName, &iam.RoleArgs{
-			NamePrefix:  pulumi.String(cfg.ClusterID() + "-" + r.Key + "-"),
-			Description: pulumi.Sprintf("waste-coach %s, ServiceAccount %s/%s (%s)", r.Description, r.Namespace, r.ServiceAccount, cfg.Stack),
+			PermissionsBoundary: boundary(cfg),
+			NamePrefix:          pulumi.String(cfg.ClusterID() + "-" + r.Key + "-"),
+			Description:         pulumi.Sprintf("waste-coach %s, ServiceAccount %s/%s (%s)", r.Description, r.Namespace, r.ServiceAccount, cfg.Stack),
 			AssumeRolePolicy: p.Provider.Arn.ApplyT(func(arn string) string {
 				return PodTrustPolicy(arn, issuer, r).JSON()
 			}).(pulumi.StringOutput),

@@ -69,10 +69,11 @@ func NewSnapshots(ctx *pulumi.Context, name string, args *SnapshotsArgs, opts ..
 	parent := pulumi.Parent(s)
 	var err error
 	if s.Role, err = iam.NewRole(ctx, name, &iam.RoleArgs{
-		NamePrefix:       pulumi.String(cfg.ClusterID() + "-dlm-"),
-		Description:      pulumi.Sprintf("Data Lifecycle Manager: daily EBS snapshots of %s", cfg.ClusterID()),
-		AssumeRolePolicy: pulumi.String(dlmAssumeRole.JSON()),
-		Tags:             tags(cfg, name, nil),
+		PermissionsBoundary: boundary(cfg),
+		NamePrefix:          pulumi.String(cfg.ClusterID() + "-dlm-"),
+		Description:         pulumi.Sprintf("Data Lifecycle Manager: daily EBS snapshots of %s", cfg.ClusterID()),
+		AssumeRolePolicy:    pulumi.String(dlmAssumeRole.JSON()),
+		Tags:                tags(cfg, name, nil),
 	}, parent); err != nil {
 		return nil, fmt.Errorf("create dlm role: %w", err)
 	}

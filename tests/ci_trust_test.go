@@ -76,8 +76,8 @@ func TestOnlyUpOnMainAssumesTheDeployRole(t *testing.T) {
 	for _, k := range prop(template, "includeClaimKeys").ArrayValue() {
 		keys = append(keys, k.StringValue())
 	}
-	if !slices.Equal(keys, []string{"repo", "context", "job_workflow_ref"}) {
-		t.Errorf("subject template claims %v: the trusts are written for repo, context, job_workflow_ref", keys)
+	if !slices.Equal(keys, []string{"repo", "context", "ref", "job_workflow_ref"}) {
+		t.Errorf("subject template claims %v: the trusts are written for repo, context, ref, job_workflow_ref", keys)
 	}
 	provider := ciNamed(t, rs, "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "github")
 	if str(provider, "url") != "https://token.actions.githubusercontent.com" || str(provider, "clientIdLists", 0) != "sts.amazonaws.com" {
@@ -85,25 +85,31 @@ func TestOnlyUpOnMainAssumesTheDeployRole(t *testing.T) {
 	}
 	providerARN := provider.Outputs["arn"].StringValue()
 	repo := cfg.Repository()
-	job := func(env, workflow, ref string) string {
-		return fmt.Sprintf("repo:%s:environment:%s:job_workflow_ref:%s/.github/workflows/%s@%s", repo, env, repo, workflow, ref)
+	// job is the subject of a job in environment env of a run started for ref, running workflow
+	// as it is at workflowRef (the run's own ref, or the ref a caller named in uses:).
+	job := func(env, ref, workflow, workflowRef string) string {
+		return fmt.Sprintf("repo:%s:environment:%s:ref:%s:job_workflow_ref:%s/.github/workflows/%s@%s", repo, env, ref, repo, workflow, workflowRef)
 	}
+	main, pr, branch := "refs/heads/main", "refs/pull/7/merge", "refs/heads/feature"
 	for _, stack := range stacks {
 		other := otherStack(stack)
 		for _, tc := range []struct {
 			what, sub, aud string
 			deploy, review bool
 		}{
-			{"the deploy job on main", job(stack, "up.yml", "refs/heads/main"), "sts.amazonaws.com", true, false},
-			{"the deploy job for another audience", job(stack, "up.yml", "refs/heads/main"), "https://github.com/example-org", false, false},
-			{"the other stack's deploy job", job(other, "up.yml", "refs/heads/main"), "sts.amazonaws.com", false, false},
-			{"up.yml called from a pull request", job(stack, "up.yml", "refs/pull/7/merge"), "sts.amazonaws.com", false, false},
-			{"up.yml dispatched on another branch", job(stack, "up.yml", "refs/heads/feature"), "sts.amazonaws.com", false, false},
-			{"another workflow on main", job(stack, "release.yml", "refs/heads/main"), "sts.amazonaws.com", false, false},
-			{"the pull request's preview", job(stack, "pull-request.yml", "refs/pull/7/merge"), "sts.amazonaws.com", false, true},
-			{"the other stack's preview", job(other, "pull-request.yml", "refs/pull/7/merge"), "sts.amazonaws.com", false, false},
-			{"pull-request.yml run on a branch", job(stack, "pull-request.yml", "refs/heads/feature"), "sts.amazonaws.com", false, false},
-			{"another repository's deploy job", strings.ReplaceAll(job(stack, "up.yml", "refs/heads/main"), repo, "someone/fork"), "sts.amazonaws.com", false, false},
+			{"the deploy job on main", job(stack, main, "up.yml", main), "sts.amazonaws.com", true, false},
+			{"the deploy job for another audience", job(stack, main, "up.yml", main), "https://github.com/example-org", false, false},
+			{"the other stack's deploy job", job(other, main, "up.yml", main), "sts.amazonaws.com", false, false},
+			{"up.yml called from a pull request", job(stack, pr, "up.yml", pr), "sts.amazonaws.com", false, false},
+			{"a pull request calling up.yml as it is on main", job(stack, pr, "up.yml", main), "sts.amazonaws.com", false, false},
+			{"another branch calling up.yml as it is on main", job(stack, branch, "up.yml", main), "sts.amazonaws.com", false, false},
+			{"up.yml dispatched on another branch", job(stack, branch, "up.yml", branch), "sts.amazonaws.com", false, false},
+			{"another workflow on main", job(stack, main, "release.yml", main), "sts.amazonaws.com", false, false},
+			{"the pull request's preview", job(stack, pr, "pull-request.yml", pr), "sts.amazonaws.com", false, true},
+			{"the other stack's preview", job(other, pr, "pull-request.yml", pr), "sts.amazonaws.com", false, false},
+			{"pull-request.yml run on a branch", job(stack, branch, "pull-request.yml", branch), "sts.amazonaws.com", false, false},
+			{"another repository's deploy job", strings.ReplaceAll(job(stack, main, "up.yml", main), repo, "someone/fork"), "sts.amazonaws.com", false, false},
+			{"the subject without the run's ref (older template)", fmt.Sprintf("repo:%s:environment:%s:job_workflow_ref:%s/.github/workflows/up.yml@%s", repo, stack, repo, main), "sts.amazonaws.com", false, false},
 			{"the default subject (template not applied)", "repo:" + repo + ":environment:" + stack, "sts.amazonaws.com", false, false},
 		} {
 			claims := map[string]string{"token.actions.githubusercontent.com:sub": tc.sub, "token.actions.githubusercontent.com:aud": tc.aud}
@@ -124,15 +130,21 @@ func TestOnlyUpOnMainAssumesTheDeployRole(t *testing.T) {
 // ciRights is what each CI role may do, of its own stack; every other probe, and every probe of
 // the other stack but the account-wide ones, is refused.
 var ciRights = map[string][]string{
-	"deploy": {"read its state", "write its state", "take its lock", "decrypt its secrets", "describe instances",
-		"launch an instance", "read a bucket's policy", "change a bucket's policy", "write the issuer's key set", "read a parameter's value",
-		"change a node role", "pass a node role to EC2"},
+	"deploy": {"read its state", "write its state", "take its lock", "write its history", "read its history", "decrypt its secrets", "describe instances",
+		"launch an instance", "read a bucket's policy", "change a bucket's policy", "change a bucket's lifecycle", "write the issuer's key set",
+		"read a parameter's value", "read parameters' values", "set a log retention", "create a schedule", "create a role under the boundary",
+		"change a node role's policy under the boundary", "pass a node role to EC2", "create the load balancers' service role"},
 	"preview": {"read its state", "decrypt its secrets", "describe instances", "read a bucket's policy"},
 }
 
-// ciAccountWide are the probes the deploy role cannot be scoped for (EC2 takes no name a
-// condition could pin at launch): separate accounts are the boundary between stacks there.
-var ciAccountWide = []string{"describe instances", "launch an instance"}
+// ciNonProduction are the rights a non-production stack's deploy role has besides: emptying its
+// buckets when the stack is destroyed (production keeps them).
+var ciNonProduction = []string{"empty a bucket"}
+
+// ciAccountWide are the probes the deploy role cannot be scoped for: EC2 takes no name a
+// condition could pin at launch, and a service-linked role is one per account. Separate accounts
+// are the boundary between stacks there.
+var ciAccountWide = []string{"describe instances", "launch an instance", "create the load balancers' service role"}
 
 // ciProbes are requests against owner's stack: its state, its key, and the resources the infra
 // program declares for it (buckets, parameters, log group, roles).
@@ -152,24 +164,44 @@ func ciProbes(t *testing.T, cfg *citrust.Config, rs []*mocks.Resource, owner *of
 	if !strings.HasPrefix(nodeRole, "arn:aws:iam::123456789012:role/"+c.ClusterID()+"-") {
 		t.Fatalf("%s's master role is %q, want a name with the cluster id's prefix", c.Stack, nodeRole)
 	}
+	boundary := "arn:aws:iam::123456789012:policy/" + citrust.BoundaryName(citrust.Stack{Name: c.Stack})
 	return map[string]iamRequest{
-		"read its state":               {action: "s3:GetObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
-		"write its state":              {action: "s3:PutObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
-		"take its lock":                {action: "s3:PutObject", arn: state + "locks/organization/waste-coach-infra/" + c.Stack + "/0b5e.json"},
-		"decrypt its secrets":          {action: "kms:Decrypt", arn: key},
-		"describe instances":           {action: "ec2:DescribeInstances", arn: "*"},
-		"launch an instance":           {action: "ec2:RunInstances", arn: "*"},
-		"read a backup":                {action: "s3:GetObject", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
-		"read an upload":               {action: "s3:GetObject", arn: uploads + "/u/1/photo.jpg"},
-		"read a bucket's policy":       {action: "s3:GetBucketPolicy", arn: backups},
-		"change a bucket's policy":     {action: "s3:PutBucketPolicy", arn: backups},
-		"write the issuer's key set":   {action: "s3:PutObject", arn: issuer + "/openid/v1/jwks"},
-		"read a parameter's value":     {action: "ssm:GetParameter", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
-		"read log events":              {action: "logs:GetLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s:log-stream:audit.master", c.Region, c.Logs.GroupName)},
-		"change a node role":           {action: "iam:PutRolePolicy", arn: nodeRole},
-		"pass a node role to EC2":      {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "ec2.amazonaws.com"}},
-		"change its own trust":         {action: "iam:UpdateAssumeRolePolicy", arn: "arn:aws:iam::123456789012:role/waste-coach-ci-" + c.Stack + "-deploy"},
-		"encrypt with its secrets key": {action: "kms:Encrypt", arn: key},
+		"read its state":                                 {action: "s3:GetObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
+		"write its state":                                {action: "s3:PutObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
+		"take its lock":                                  {action: "s3:PutObject", arn: state + "locks/organization/waste-coach-infra/" + c.Stack + "/0b5e.json"},
+		"decrypt its secrets":                            {action: "kms:Decrypt", arn: key},
+		"describe instances":                             {action: "ec2:DescribeInstances", arn: "*"},
+		"launch an instance":                             {action: "ec2:RunInstances", arn: "*"},
+		"read a backup":                                  {action: "s3:GetObject", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
+		"read an upload":                                 {action: "s3:GetObject", arn: uploads + "/u/1/photo.jpg"},
+		"read a bucket's policy":                         {action: "s3:GetBucketPolicy", arn: backups},
+		"change a bucket's policy":                       {action: "s3:PutBucketPolicy", arn: backups},
+		"write the issuer's key set":                     {action: "s3:PutObject", arn: issuer + "/openid/v1/jwks"},
+		"read a parameter's value":                       {action: "ssm:GetParameter", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
+		"read log events":                                {action: "logs:GetLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s:log-stream:audit.master", c.Region, c.Logs.GroupName)},
+		"change a node role's policy under the boundary": {action: "iam:PutRolePolicy", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
+		"change a node role's policy without a boundary": {action: "iam:PutRolePolicy", arn: nodeRole},
+		"create a role under the boundary":               {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
+		"create a role without a boundary":               {action: "iam:CreateRole", arn: nodeRole},
+		"create a role under another stack's boundary":   {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": strings.Replace(boundary, "-"+c.Stack+"-", "-other-", 1)}},
+		"attach a managed policy":                        {action: "iam:AttachRolePolicy", arn: nodeRole},
+		"remove a role's boundary":                       {action: "iam:DeleteRolePermissionsBoundary", arn: nodeRole},
+		"create an administrator user":                   {action: "iam:CreateUser", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-admin"},
+		"pass a node role to EC2":                        {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "ec2.amazonaws.com"}},
+		"pass a node role to Lambda":                     {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "lambda.amazonaws.com"}},
+		"create the load balancers' service role":        {action: "iam:CreateServiceLinkedRole", arn: "arn:aws:iam::123456789012:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing", context: map[string]string{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+		"change its own trust":                           {action: "iam:UpdateAssumeRolePolicy", arn: "arn:aws:iam::123456789012:role/waste-coach-ci-" + c.Stack + "-deploy"},
+		"write its history":                              {action: "s3:PutObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.history.json"},
+		"read its history":                               {action: "s3:GetObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.checkpoint.json"},
+		"read a backup's older version":                  {action: "s3:GetObjectVersion", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
+		"read parameters' values":                        {action: "ssm:GetParameters", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
+		"search log events":                              {action: "logs:FilterLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
+		"set a log retention":                            {action: "logs:PutRetentionPolicy", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
+		"change a bucket's lifecycle":                    {action: "s3:PutLifecycleConfiguration", arn: backups},
+		"replicate a bucket":                             {action: "s3:PutReplicationConfiguration", arn: backups},
+		"create a schedule":                              {action: "scheduler:CreateSchedule", arn: fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s-office-hours/%s-stop", c.Region, c.ClusterID(), c.ClusterID())},
+		"empty a bucket":                                 {action: "s3:DeleteObjectVersion", arn: uploads + "/u/1/photo.jpg"},
+		"encrypt with its secrets key":                   {action: "kms:Encrypt", arn: key},
 	}
 }
 
@@ -185,7 +217,8 @@ func TestEachCIRoleHoldsExactlyItsRights(t *testing.T) {
 			for _, owner := range stacks {
 				probes := ciProbes(t, cfg, rs, run(t, owner))
 				for _, name := range slices.Sorted(maps.Keys(probes)) {
-					want := slices.Contains(ciRights[kind], name) && (owner == stack || slices.Contains(ciAccountWide, name))
+					mine := slices.Contains(ciRights[kind], name) || (kind == "deploy" && stack != "prod" && slices.Contains(ciNonProduction, name))
+					want := mine && (owner == stack || slices.Contains(ciAccountWide, name))
 					if got := allows(t, doc, probes[name]); got != want {
 						t.Errorf("%s's %s role may %s of %s (%s on %s): %v, want %v", stack, kind, name, owner, probes[name].action, probes[name].arn, got, want)
 					}
@@ -197,6 +230,18 @@ func TestEachCIRoleHoldsExactlyItsRights(t *testing.T) {
 						verb := a[strings.Index(a, ":")+1:]
 						if s.Effect == "Allow" && !strings.HasPrefix(verb, "Describe") && !strings.HasPrefix(verb, "Get") && !strings.HasPrefix(verb, "List") && a != "kms:Decrypt" {
 							t.Errorf("%s's preview role may %s: a preview only reads", stack, a)
+						}
+						// A read of data, by whatever pattern, only on the stack's checkpoint,
+						// the backend's metadata, the issuer's public documents or its own key.
+						for _, data := range dataReads {
+							if s.Effect == "Allow" && iamMatch(a, data) {
+								for _, res := range resources(s.Resource) {
+									if !strings.Contains(res, "/.pulumi/stacks/waste-coach-infra/"+stack+".") && !strings.HasSuffix(res, "/.pulumi/meta.yaml") &&
+										!strings.HasSuffix(res, "/.well-known/openid-configuration") && !strings.HasSuffix(res, "/openid/v1/jwks") && !strings.Contains(res, ":key/") {
+										t.Errorf("%s's preview role may %s (as %s) on %s", stack, data, a, res)
+									}
+								}
+							}
 						}
 					}
 				}
@@ -237,7 +282,80 @@ func TestCIRolesAndKeysAreKeptPerStack(t *testing.T) {
 	if str(state, "bucket") != cfg.StateBucket || !state.Protect || !state.RetainOnDelete {
 		t.Errorf("state bucket %s: protect %v retain %v", str(state, "bucket"), state.Protect, state.RetainOnDelete)
 	}
+	if d := str(ciNamed(t, rs, "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "state"), "rules", 0, "noncurrentVersionExpiration", "noncurrentDays"); d != "90" {
+		t.Errorf("state bucket keeps old versions %q days, want 90 (every step of an update writes one)", d)
+	}
 	if v := str(ciNamed(t, rs, "aws:s3/bucketVersioningV2:BucketVersioningV2", "state"), "versioningConfiguration", "status"); v != "Enabled" {
 		t.Errorf("state bucket versioning %s, want Enabled (a bad write is undone from the previous version)", v)
+	}
+}
+
+// dataReads are the calls that return data rather than a description: objects, parameter
+// values, log events, secrets, decryption.
+var dataReads = []string{
+	"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectTorrent",
+	"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory",
+	"logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery", "logs:GetLogRecord",
+	"secretsmanager:GetSecretValue", "kms:Decrypt",
+}
+
+// TestEveryInfraRoleFitsItsBoundary: CI's deploy role creates the infra stack's roles and users
+// only under the stack's permissions boundary (bootstrap/), so a role's effective rights are its
+// policies AND the boundary. Every Allow of every inline policy the infra program declares, on
+// every resource it names, must be inside the boundary, or that role would lose the right on
+// AWS; and with the key set, every role and user is created under it.
+func TestEveryInfraRoleFitsItsBoundary(t *testing.T) {
+	boundaryARN := func(stack string) string {
+		return "arn:aws:iam::123456789012:policy/" + citrust.BoundaryName(citrust.Stack{Name: stack})
+	}
+	for _, stack := range stacks {
+		sc, err := stackfile.Read("..", stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Values["waste-coach-infra:permissionsBoundary"] = boundaryARN(stack)
+		r, err := offline.RunConfig(stack, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b policyDoc
+		if err := json.Unmarshal([]byte(citrust.Boundary(citrust.Account{ID: "123456789012", Region: r.Config.Region},
+			citrust.Stack{Name: stack, ClusterID: r.Config.ClusterID()}).JSON()), &b); err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, typ := range []string{"aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy"} {
+			for _, rp := range r.OfType(typ) {
+				for _, st := range parsePolicy(t, rp).Statement {
+					if st.Effect != "Allow" {
+						continue
+					}
+					for _, a := range st.Action {
+						for _, res := range resources(st.Resource) {
+							// A pattern's wildcard stands for a concrete name under it.
+							// (an account written as * is the stack's own: IAM acts in one account).
+							req := iamRequest{action: a, arn: strings.ReplaceAll(strings.Replace(res, ":*:", ":123456789012:", 1), "*", "x")}
+							if res == "*" {
+								req.arn = "*"
+							}
+							checked++
+							if !allows(t, b, req) {
+								t.Errorf("%s: %s (%s) may %s on %s, which the boundary %s does not allow", stack, rp.Name, typ, a, res, citrust.BoundaryName(citrust.Stack{Name: stack}))
+							}
+						}
+					}
+				}
+			}
+		}
+		if checked < 50 {
+			t.Errorf("%s: only %d grants checked; the test is not seeing the roles' policies", stack, checked)
+		}
+		for _, typ := range []string{"aws:iam/role:Role", "aws:iam/user:User"} {
+			for _, res := range r.OfType(typ) {
+				if got := str(res, "permissionsBoundary"); got != boundaryARN(stack) {
+					t.Errorf("%s: %s %s is created under boundary %q, want %s", stack, typ, res.Name, got, boundaryARN(stack))
+				}
+			}
+		}
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 type Stack struct {
 	Name      string
 	ClusterID string
+	// Production marks a stack whose buckets are kept on destroy: its deploy role deletes no
+	// object.
+	Production bool
 }
 
 // Repository is owner/name.
@@ -62,10 +65,12 @@ var (
 func Load(ctx *pulumi.Context) (*Config, error) {
 	c := config.New(ctx, Project)
 	aws := config.New(ctx, "aws")
-	stacks := []string{"dev", "prod"}
-	if raw := c.Get("stacks"); raw != "" {
-		if err := json.Unmarshal([]byte(raw), &stacks); err != nil {
-			return nil, fmt.Errorf("%s:stacks is %s: want a list of stack names, such as [dev, prod]", Project, raw)
+	stacks, production := []string{"dev", "prod"}, []string{"prod"}
+	for key, list := range map[string]*[]string{"stacks": &stacks, "productionStacks": &production} {
+		if raw := c.Get(key); raw != "" {
+			if err := json.Unmarshal([]byte(raw), list); err != nil {
+				return nil, fmt.Errorf("%s:%s is %s: want a list of stack names, such as [dev, prod]", Project, key, raw)
+			}
 		}
 	}
 	return Parse(Raw{
@@ -76,13 +81,14 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		StateBucket:       c.Get("stateBucket"),
 		GitHubProviderARN: c.Get("githubOidcProvider"),
 		RepositoryIDs:     c.Get("repositoryIds"),
+		Production:        production,
 	})
 }
 
 // Raw is the configuration as written.
 type Raw struct {
 	Region, Repository, ClusterName, StateBucket, GitHubProviderARN, RepositoryIDs string
-	Stacks                                                                         []string
+	Stacks, Production                                                             []string
 }
 
 // Parse validates raw configuration.
@@ -117,7 +123,12 @@ func Parse(r Raw) (*Config, error) {
 		if slices.ContainsFunc(c.Stacks, func(o Stack) bool { return o.Name == s }) {
 			return nil, fmt.Errorf("%s lists %q twice", key("stacks"), s)
 		}
-		c.Stacks = append(c.Stacks, Stack{Name: s, ClusterID: s + "-" + clusterName})
+		c.Stacks = append(c.Stacks, Stack{Name: s, ClusterID: s + "-" + clusterName, Production: slices.Contains(r.Production, s)})
+	}
+	for _, p := range r.Production {
+		if !slices.Contains(r.Stacks, p) {
+			return nil, fmt.Errorf("%s lists %q, which is not in %s %v", key("productionStacks"), p, key("stacks"), r.Stacks)
+		}
 	}
 	if !bucketPattern.MatchString(r.StateBucket) || strings.Contains(r.StateBucket, "--") {
 		return nil, fmt.Errorf("%s is %q: want an S3 bucket name (3-63 lower-case letters, digits and dashes; no dots) for the infra stacks' state", key("stateBucket"), r.StateBucket)

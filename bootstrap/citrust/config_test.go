@@ -26,6 +26,7 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 		{"a state bucket with dots", func(r *Raw) { r.StateBucket = "state.example.com" }, []string{"waste-coach-ci:stateBucket", `"state.example.com"`}},
 		{"a state bucket a deploy role manages", func(r *Raw) { r.StateBucket = "dev-sesacthon-state" }, []string{"waste-coach-ci:stateBucket", "dev-sesacthon-", "deploy role"}},
 		{"ids without the slash", func(r *Raw) { r.RepositoryIDs = "123456" }, []string{"waste-coach-ci:repositoryIds", `"123456"`, "<owner id>/<repository id>"}},
+		{"a production stack that is not a stack", func(r *Raw) { r.Production = []string{"production"} }, []string{"waste-coach-ci:productionStacks", `"production"`}},
 		{"another issuer's provider", func(r *Raw) { r.GitHubProviderARN = "arn:aws:iam::123456789012:oidc-provider/example.com" }, []string{"waste-coach-ci:githubOidcProvider", "token.actions.githubusercontent.com"}},
 	} {
 		r := valid()
@@ -47,16 +48,17 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 }
 
 // TestSubjectsAreGitHubsCustomisedFormat: the subject GitHub writes with the template
-// repo, context, job_workflow_ref (its documented example: repo:octo-org/octo-repo:environment:prod:
-// job_workflow_ref:octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main), and the
-// repo claim of a repository with immutable subject claims.
+// repo, context, ref, job_workflow_ref (each claim as key:value in the template's order, the
+// context of a job with an environment as environment:<name>, as GitHub documents with
+// repo:octo-org/octo-repo:environment:prod:job_workflow_ref:...), and the repo claim of a
+// repository with immutable subject claims.
 func TestSubjectsAreGitHubsCustomisedFormat(t *testing.T) {
 	c, err := Parse(valid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	prod := c.Stacks[1]
-	if got, want := c.DeploySubject(prod), "repo:example-org/waste-coach-infra:environment:prod:job_workflow_ref:example-org/waste-coach-infra/.github/workflows/up.yml@refs/heads/main"; got != want {
+	if got, want := c.DeploySubject(prod), "repo:example-org/waste-coach-infra:environment:prod:ref:refs/heads/main:job_workflow_ref:example-org/waste-coach-infra/.github/workflows/up.yml@refs/heads/main"; got != want {
 		t.Errorf("deploy subject\n got %s\nwant %s", got, want)
 	}
 	r := valid()
@@ -65,7 +67,7 @@ func TestSubjectsAreGitHubsCustomisedFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.PreviewSubject(c.Stacks[0]), "repo:example-org@123456/waste-coach-infra@456789:environment:dev:job_workflow_ref:example-org/waste-coach-infra/.github/workflows/pull-request.yml@refs/pull/*/merge"; got != want {
+	if got, want := c.PreviewSubject(c.Stacks[0]), "repo:example-org@123456/waste-coach-infra@456789:environment:dev:ref:refs/pull/*/merge:job_workflow_ref:example-org/waste-coach-infra/.github/workflows/pull-request.yml@refs/pull/*/merge"; got != want {
 		t.Errorf("preview subject with immutable ids\n got %s\nwant %s", got, want)
 	}
 }

@@ -22,6 +22,8 @@ import (
 type Roles struct {
 	Deploy, Preview *iam.Role
 	SecretsKey      *kms.Key
+	// Boundary is the stack's permissions boundary (the infra key permissionsBoundary).
+	Boundary *iam.Policy
 }
 
 // Program is the bootstrap program.
@@ -94,6 +96,7 @@ func Program(ctx *pulumi.Context) error {
 		ctx.Export(s.Name+"DeployRoleArn", roles.Deploy.Arn)
 		ctx.Export(s.Name+"PreviewRoleArn", roles.Preview.Arn)
 		ctx.Export(s.Name+"SecretsProvider", pulumi.String(SecretsProvider(cfg, s)))
+		ctx.Export(s.Name+"PermissionsBoundary", roles.Boundary.Arn)
 	}
 	return nil
 }
@@ -126,6 +129,16 @@ func stackRoles(ctx *pulumi.Context, cfg *Config, account Account, s Stack, prov
 	}); err != nil {
 		return nil, err
 	}
+	boundary, err := iam.NewPolicy(ctx, s.Name+"-boundary", &iam.PolicyArgs{
+		Name:        pulumi.String(BoundaryName(s)),
+		Description: pulumi.String("The most any IAM role or user of the " + s.Name + " stack may do (its permissionsBoundary)"),
+		Policy:      pulumi.String(Boundary(account, s).JSON()),
+		Tags:        tags,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Boundary = boundary
 	role := func(kind string, duration int, trust func(string, Stack) string, policy func(Account, Stack, string) string) (*iam.Role, error) {
 		name := fmt.Sprintf("%s-%s-%s", Project, s.Name, kind)
 		role, err := iam.NewRole(ctx, s.Name+"-"+kind, &iam.RoleArgs{
@@ -158,6 +171,9 @@ func stackRoles(ctx *pulumi.Context, cfg *Config, account Account, s Stack, prov
 	return r, nil
 }
 
+// StateVersionDays is how long the state bucket keeps a replaced version of a state object.
+const StateVersionDays = 90
+
 // stateBucket is the self-managed backend of the infra stacks: versioned (a bad write is undone
 // from the previous version), private, TLS only, kept if this program is destroyed.
 func stateBucket(ctx *pulumi.Context, cfg *Config) (*s3.BucketV2, error) {
@@ -185,6 +201,19 @@ func stateBucket(ctx *pulumi.Context, cfg *Config) (*s3.BucketV2, error) {
 	if _, err := s3.NewBucketVersioningV2(ctx, "state", &s3.BucketVersioningV2Args{
 		Bucket:                  b.ID(),
 		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
+	}, child); err != nil {
+		return nil, err
+	}
+	// The backend rewrites a stack's checkpoint at every step of an update: old versions are
+	// kept 90 days (long enough to undo a bad write), not forever.
+	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, "state", &s3.BucketLifecycleConfigurationV2Args{
+		Bucket: b.ID(),
+		Rules: s3.BucketLifecycleConfigurationV2RuleArray{&s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id:                          pulumi.String("expire-old-versions"),
+			Status:                      pulumi.String("Enabled"),
+			Filter:                      &s3.BucketLifecycleConfigurationV2RuleFilterArgs{},
+			NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{NoncurrentDays: pulumi.Int(StateVersionDays)},
+		}},
 	}, child); err != nil {
 		return nil, err
 	}

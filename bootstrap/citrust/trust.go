@@ -14,9 +14,13 @@ const (
 )
 
 // SubjectClaimKeys are the claims the repository's customised subject is made of, in order:
-// GitHub then writes sub as repo:<owner>/<name>:environment:<env>:job_workflow_ref:<ref>, so a
-// role can trust one workflow file at one branch, not merely anything that names an environment.
-var SubjectClaimKeys = []string{"repo", "context", "job_workflow_ref"}
+// GitHub then writes sub as
+// repo:<owner>/<name>:environment:<env>:ref:<run's ref>:job_workflow_ref:<file>@<its ref>, so a
+// role can trust one workflow file, at one branch, run for that branch. Both refs matter:
+// job_workflow_ref names the called workflow at the ref it was called at, which any branch's
+// workflow may set to main (uses: <owner>/<name>/.github/workflows/up.yml@main); ref is the
+// ref the run itself was started for, whose code the job checks out.
+var SubjectClaimKeys = []string{"repo", "context", "ref", "job_workflow_ref"}
 
 // The workflows that get AWS credentials (.github/workflows): up.yml runs `pulumi up` (called by
 // deploy.yml on pushes to main), pull-request.yml runs the previews.
@@ -25,11 +29,11 @@ const (
 	PreviewWorkflow = "pull-request.yml"
 )
 
-// Subject is the sub claim of a job in the named environment, run by workflow at ref (for a
-// reusable workflow called from the repository itself, the caller's ref).
-func (c *Config) Subject(environment, workflow, ref string) string {
-	return fmt.Sprintf("repo:%s:environment:%s:job_workflow_ref:%s/.github/workflows/%s@%s",
-		c.subjectRepository(), environment, c.Repository(), workflow, ref)
+// Subject is the sub claim of a job in the named environment, in a run started for ref, whose
+// job runs workflow as it is at workflowRef.
+func (c *Config) Subject(environment, ref, workflow, workflowRef string) string {
+	return fmt.Sprintf("repo:%s:environment:%s:ref:%s:job_workflow_ref:%s/.github/workflows/%s@%s",
+		c.subjectRepository(), environment, ref, c.Repository(), workflow, workflowRef)
 }
 
 // subjectRepository is the repo claim: owner/name, or owner@<id>/name@<id> for a repository
@@ -42,17 +46,19 @@ func (c *Config) subjectRepository() string {
 	return c.Owner + "@" + c.OwnerID + "/" + c.Name + "@" + c.RepositoryID
 }
 
-// DeploySubject is the only subject a stack's deploy role trusts: up.yml in the stack's
-// environment at main. A pull request's jobs run at refs/pull/<n>/merge, a dispatch of another
-// branch at that branch: neither matches, whatever the workflow files say in that ref.
+// DeploySubject is the only subject a stack's deploy role trusts: up.yml as it is on main, in
+// the stack's environment, in a run started for main. A pull request's run is for
+// refs/pull/<n>/merge and a dispatch or push of another branch for that branch, whatever
+// workflow file they call and at whatever ref: neither matches.
 func (c *Config) DeploySubject(s Stack) string {
-	return c.Subject(s.Name, DeployWorkflow, "refs/heads/"+DeployBranch)
+	main := "refs/heads/" + DeployBranch
+	return c.Subject(s.Name, main, DeployWorkflow, main)
 }
 
-// PreviewSubject is what a stack's preview role trusts: pull-request.yml of any pull request, in
-// the stack's environment (prod's holds the job until a reviewer approves it).
+// PreviewSubject is what a stack's preview role trusts: pull-request.yml of a pull request's
+// run, in the stack's environment (prod's holds the job until a reviewer approves it).
 func (c *Config) PreviewSubject(s Stack) string {
-	return c.Subject(s.Name, PreviewWorkflow, "refs/pull/*/merge")
+	return c.Subject(s.Name, "refs/pull/*/merge", PreviewWorkflow, "refs/pull/*/merge")
 }
 
 func (c *Config) trust(providerARN, operator, subject string) infra.PolicyDocument {
@@ -126,10 +132,14 @@ func (c *Config) stateList() infra.Statement {
 // (infra/podidentity.go), the only objects the deploy role writes.
 func issuerDocuments(s Stack) []string {
 	return []string{
-		"arn:aws:s3:::" + s.ClusterID + "-*" + infra.DiscoveryPath,
-		"arn:aws:s3:::" + s.ClusterID + "-*" + infra.JWKSPath,
+		"arn:aws:s3:::" + IssuerBucket(s) + infra.DiscoveryPath,
+		"arn:aws:s3:::" + IssuerBucket(s) + infra.JWKSPath,
 	}
 }
+
+// IssuerBucket is the stack's service-account issuer bucket as the infra program names it by
+// default (podIdentityBucket).
+func IssuerBucket(s Stack) string { return s.ClusterID + "-oidc" }
 
 // PreviewPolicy is what a preview of the stack reads: its own state and secrets key (Decrypt
 // only: a preview encrypts nothing), and the descriptions of what the program manages or looks
@@ -139,9 +149,12 @@ func (c *Config) PreviewPolicy(a Account, s Stack, keyARN string) infra.PolicyDo
 	prefix := s.ClusterID + "-"
 	return document(
 		c.stateList(),
-		infra.Statement{Sid: "ReadOwnState", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: append([]string{
+		// The checkpoint only: a preview reads no history or backup (older checkpoints, older
+		// secrets), takes no lock and writes nothing (backend/diy).
+		infra.Statement{Sid: "ReadOwnState", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{
 			"arn:aws:s3:::" + c.StateBucket + "/.pulumi/meta.yaml",
-		}, c.stateObjects(s)...)},
+			c.stateObjects(s)[0],
+		}},
 		infra.Statement{Sid: "DecryptOwnSecrets", Effect: "Allow", Action: []string{"kms:Decrypt", "kms:DescribeKey"}, Resource: keyARN},
 		infra.Statement{Sid: "DescribeInfrastructure", Effect: "Allow", Resource: "*", Action: []string{
 			"ec2:Describe*", "elasticloadbalancing:Describe*", "route53:Get*", "route53:List*",
@@ -170,6 +183,17 @@ func (c *Config) PreviewPolicy(a Account, s Stack, keyARN string) infra.PolicyDo
 // the boundary for those. Object data: the role writes only the issuer's two documents and
 // deletes objects only to empty a dev bucket being destroyed; it reads no backup or upload.
 func (c *Config) DeployPolicy(a Account, s Stack, keyARN string) infra.PolicyDocument {
+	d := c.deployPolicy(a, s, keyARN)
+	if !s.Production {
+		// A non-production stack's buckets are emptied by its destroy (force destroy); a
+		// production stack's are kept, and its deploy role deletes no object version.
+		d.Statement = append(d.Statement, infra.Statement{Sid: "EmptyOwnBucketsOnDestroy", Effect: "Allow",
+			Action: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resource: "arn:aws:s3:::" + s.ClusterID + "-*/*"})
+	}
+	return d
+}
+
+func (c *Config) deployPolicy(a Account, s Stack, keyARN string) infra.PolicyDocument {
 	prefix := s.ClusterID + "-"
 	return document(
 		c.stateList(),
@@ -182,9 +206,29 @@ func (c *Config) DeployPolicy(a Account, s Stack, keyARN string) infra.PolicyDoc
 			"ec2:*", "elasticloadbalancing:*", "route53:*", "acm:*", "dlm:*",
 			"ssm:DescribeParameters", "logs:DescribeLogGroups", "sts:GetCallerIdentity",
 		}},
-		infra.Statement{Sid: "ManageOwnIdentities", Effect: "Allow", Action: []string{"iam:*"}, Resource: []string{
+		// Roles and users only under the stack's permissions boundary: whatever policy the deploy
+		// writes into them, they can never do more than the boundary (no IAM at all), so the
+		// deploy role cannot make itself or anything else an administrator. No managed policy is
+		// attached (the program writes inline policies only), and no boundary removed.
+		infra.Statement{Sid: "WriteIdentitiesUnderTheBoundary", Effect: "Allow", Action: []string{
+			"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary",
+			"iam:CreateUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
+		}, Resource: []string{a.iam("role/" + prefix + "*"), a.iam("user/" + prefix + "*")},
+			Condition: map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": a.iam("policy/" + BoundaryName(s))}}},
+		infra.Statement{Sid: "ManageOwnIdentities", Effect: "Allow", Action: []string{
+			"iam:Get*", "iam:List*", "iam:Tag*", "iam:Untag*",
+			"iam:DeleteRole", "iam:DeleteRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy",
+			"iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+			"iam:DeleteUser", "iam:DeleteUserPolicy", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey",
+			"iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider", "iam:UpdateOpenIDConnectProviderThumbprint",
+			"iam:AddClientIDToOpenIDConnectProvider", "iam:RemoveClientIDFromOpenIDConnectProvider",
+		}, Resource: []string{
 			a.iam("role/" + prefix + "*"), a.iam("instance-profile/" + prefix + "*"),
-			a.iam("user/" + prefix + "*"), a.iam("oidc-provider/" + prefix + "*"),
+			a.iam("user/" + prefix + "*"), a.iam("oidc-provider/" + IssuerBucket(s) + ".s3." + a.Region + ".amazonaws.com"),
+		}},
+		infra.Statement{Sid: "KeepTheBoundary", Effect: "Deny", Resource: "*", Action: []string{
+			"iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary",
+			"iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
 		}},
 		infra.Statement{Sid: "CreateServiceLinkedRoles", Effect: "Allow", Action: []string{"iam:CreateServiceLinkedRole"}, Resource: "*",
 			Condition: map[string]any{"StringEquals": map[string]any{"iam:AWSServiceName": []string{
@@ -192,7 +236,8 @@ func (c *Config) DeployPolicy(a Account, s Stack, keyARN string) infra.PolicyDoc
 			}}}},
 		infra.Statement{Sid: "ManageOwnBuckets", Effect: "Allow", Action: []string{"s3:*Bucket*", "s3:*Configuration"}, Resource: "arn:aws:s3:::" + prefix + "*"},
 		infra.Statement{Sid: "WriteOwnIssuerDocuments", Effect: "Allow", Action: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging"}, Resource: issuerDocuments(s)},
-		infra.Statement{Sid: "EmptyOwnBucketsOnDestroy", Effect: "Allow", Action: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resource: "arn:aws:s3:::" + prefix + "*/*"},
+		// Replication would copy every object elsewhere: the program configures none.
+		infra.Statement{Sid: "NoReplication", Effect: "Deny", Action: []string{"s3:PutReplicationConfiguration"}, Resource: "*"},
 		// The parameters hold the nodes' preparation scripts, which the program writes and reads
 		// back; the log group is managed, its events are not read.
 		infra.Statement{Sid: "ManageOwnParametersAndSchedules", Effect: "Allow", Action: []string{"ssm:*", "scheduler:*"}, Resource: []string{
@@ -224,4 +269,36 @@ func StateTLSOnly(bucket string) infra.Statement {
 		Resource:  []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
 		Condition: map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
 	}
+}
+
+// BoundaryName is the stack's permissions boundary: the most any IAM role or user of the stack
+// may do (the infra program's key permissionsBoundary names it; the deploy role creates roles
+// and users only under it).
+func BoundaryName(s Stack) string { return Project + "-" + s.Name + "-boundary" }
+
+// Boundary is that policy: the services the infra program's node and pod roles, its schedule
+// and snapshot roles and Grafana's log reader use, S3, logs and parameters only under the
+// stack's names, and no IAM, KMS, STS role chaining or anything else. The intersection with a
+// role's own policy is what the role may do; tests/ci_trust_test.go checks that every statement
+// of every role the infra program declares fits inside it.
+func Boundary(a Account, s Stack) infra.PolicyDocument {
+	prefix := s.ClusterID + "-"
+	group := a.arn("logs", "log-group:/waste-coach/"+s.ClusterID)
+	return document(
+		infra.Statement{Sid: "Compute", Effect: "Allow", Resource: "*", Action: []string{"ec2:*", "elasticloadbalancing:*"}},
+		infra.Statement{Sid: "OwnBuckets", Effect: "Allow", Action: []string{"s3:*"},
+			Resource: []string{"arn:aws:s3:::" + prefix + "*", "arn:aws:s3:::" + prefix + "*/*"}},
+		infra.Statement{Sid: "OwnLogs", Effect: "Allow", Action: []string{"logs:*"}, Resource: []string{group, group + ":*"}},
+		infra.Statement{Sid: "LogQueries", Effect: "Allow", Resource: "*", Action: []string{
+			"logs:DescribeLogGroups", "logs:GetQueryResults", "logs:StopQuery", "logs:DescribeQueries",
+		}},
+		infra.Statement{Sid: "OwnParameters", Effect: "Allow", Action: []string{"ssm:GetParameter", "ssm:GetParameters"},
+			Resource: a.arn("ssm", "parameter/"+s.ClusterID+"/*")},
+		infra.Statement{Sid: "SessionManager", Effect: "Allow", Resource: "*", Action: []string{
+			"ssm:UpdateInstanceInformation", "ssmmessages:*", "ec2messages:*",
+		}},
+		infra.Statement{Sid: "PullImages", Effect: "Allow", Resource: "*", Action: []string{
+			"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
+		}},
+	)
 }

@@ -118,4 +118,12 @@ func TestDeploysRunOnlyFromMain(t *testing.T) {
 			t.Errorf("deploy.yml job %s does not pass id-token: write to %s", name, citrust.DeployWorkflow)
 		}
 	}
+	// up.yml itself runs for main only: another branch's or a pull request's workflow can call
+	// it as it is on main, and the github context is then the caller's.
+	up, _ := readJobs(t, citrust.DeployWorkflow)
+	for name, j := range up {
+		if strings.TrimSpace(j.If) != "github.ref == 'refs/heads/"+citrust.DeployBranch+"'" {
+			t.Errorf("%s job %s runs if %q: a run for another ref calling it must deploy nothing", citrust.DeployWorkflow, name, j.If)
+		}
+	}
 }
