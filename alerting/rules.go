@@ -99,6 +99,15 @@ const (
 	JobAPIServer = "apiserver"
 )
 
+// PostgreSQL's archiving settings, as the exporter reports them from the program's query
+// (workloads.PostgresExporterQueryFile): the query's name and column make the metric's name.
+const (
+	PostgresArchivingQueryName = "pg_archiving"
+	PostgresArchivingColumn    = "as_declared"
+	// PostgresArchivingMetric is 1 while the settings are the program's, 0 otherwise.
+	PostgresArchivingMetric = PostgresArchivingQueryName + "_" + PostgresArchivingColumn
+)
+
 // platformNamespaces hold the platform's volumes: the data services' and Prometheus's.
 const platformNamespaces = "data|monitoring"
 
@@ -245,8 +254,9 @@ func Groups(p Params) []Group {
 	}
 }
 
-// backupRules: a backup Job that failed, a backup whose last success is too old, and a
-// PostgreSQL WAL shipper that cannot upload (the recovery point grows while it lasts).
+// backupRules: a backup Job that failed, a backup whose last success is too old, PostgreSQL's
+// archiving settings changed from the program's, and a PostgreSQL WAL shipper that cannot upload
+// (the recovery point grows while it lasts).
 func backupRules(p Params) []Rule {
 	var namespaces, jobs, stale, never []string
 	for _, b := range p.Backups {
@@ -274,6 +284,13 @@ func backupRules(p Params) []Rule {
 			Expr:        strings.Join(append(stale, never...), " or "),
 			Summary:     "A scheduled backup is overdue",
 			Description: "{{ $labels.namespace }}/{{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }} (since its last success, or since the CronJob was created if it never has)."},
+		// Absent counts as changed: a query the monitoring role can no longer run must not
+		// silence the alert. While the exporter reaches no server at all, PostgreSQLDown says so.
+		{Alert: "PostgreSQLArchivingNotAsDeclared", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
+			Expr: fmt.Sprintf(`(max(%s{job=%q}) or on() vector(0)) < 1 and on() max(pg_up{job=%q}) == 1`,
+				PostgresArchivingMetric, JobPostgres, JobPostgres),
+			Summary:     "PostgreSQL's WAL archiving settings are not the program's",
+			Description: "wal_level, archive_mode, archive_command, archive_timeout or archive_library differ from what the program set (or cannot be read): archived WAL may not reach the backups bucket."},
 		{Alert: "WALShippingStalled", Severity: SeverityCritical, For: "5m", Labels: map[string]string{"workload": "storage"},
 			Expr: fmt.Sprintf(`max by (namespace, pod) (kube_pod_container_status_ready{namespace=%q, container=%q}) == 0`,
 				p.PostgresNamespace, p.WALShipper),

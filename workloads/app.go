@@ -89,6 +89,14 @@ var appEnv = corev1.EnvFromSourceArray{
 	corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(appSecret)}},
 }
 
+// appEnvAnnotations go on the pods that read appEnv. A container reads its environment when it
+// starts, and a changed Secret changes no pod template: naming the database role DATABASE_URL
+// logs in as restarts the pods onto the Secret whenever the role changes (once when it became
+// PostgresAppRole instead of the superuser, which pg_hba.conf now refuses over the network).
+func appEnvAnnotations() pulumi.StringMap {
+	return pulumi.StringMap{"waste-coach.io/database-role": pulumi.String(PostgresAppRole)}
+}
+
 // Application is the FastAPI services, the Celery pools and beat, and the default backend,
 // with their configuration, their Secret of URLs and their NodePort Services.
 type Application struct {
@@ -109,9 +117,13 @@ type applicationArgs struct {
 	// tierArgs name the resources; the configuration holds the images, replicas and the
 	// uploads bucket.
 	tierArgs
-	// PostgresPassword, RedisPassword and RabbitPassword (the application's broker login) go
-	// into the connection URLs of the application's Secret (all secrets).
+	// PostgresPassword (the application role's), RedisPassword and RabbitPassword (the
+	// application's broker login) go into the connection URLs of the application's Secret (all
+	// secrets).
 	PostgresPassword, RedisPassword, RabbitPassword pulumi.StringOutput
+	// Postgres is PostgreSQL's StatefulSet, ready once the application role exists: the Secret
+	// of URLs, and so the pods that read it, come after it.
+	Postgres pulumi.Resource
 }
 
 // newApplication declares the application's workloads.
@@ -144,13 +156,13 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 	urls := pulumi.All(args.PostgresPassword, args.RedisPassword, args.RabbitPassword).ApplyT(func(v []any) map[string]string {
 		pg, redis, amqp := v[0].(string), v[1].(string), v[2].(string)
 		return map[string]string{
-			"DATABASE_URL":          fmt.Sprintf("postgresql://%s:%s@%s:%d/%s", postgresUser, pg, serviceDNS("postgres", NamespaceData), postgresPort, postgresDatabase),
+			"DATABASE_URL":          fmt.Sprintf("postgresql://%s:%s@%s:%d/%s", PostgresAppRole, pg, serviceDNS("postgres", NamespaceData), postgresPort, postgresDatabase),
 			"REDIS_URL":             fmt.Sprintf("redis://:%s@%s:%d/0", redis, serviceDNS("redis", NamespaceData), redisPort),
 			"CELERY_RESULT_BACKEND": fmt.Sprintf("redis://:%s@%s:%d/1", redis, serviceDNS("redis", NamespaceData), redisPort),
 			"CELERY_BROKER_URL":     fmt.Sprintf("amqp://%s:%s@%s:%d//", rabbitAppUser, amqp, serviceDNS("rabbitmq", NamespaceData), amqpPort),
 		}
 	}).(pulumi.StringMapOutput)
-	secret, err := s.secret(ns, appSecret, urls)
+	secret, err := s.secret(ns, appSecret, urls, args.Postgres)
 	if err != nil {
 		return err
 	}
@@ -171,7 +183,7 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 	for _, api := range APIServices(cfg) {
 		l := labels(api.Name, "api")
 		pod := Pod{
-			Labels: l, Role: config.RoleWorker1, UID: appUID,
+			Labels: l, Role: config.RoleWorker1, UID: appUID, Annotations: appEnvAnnotations(),
 			Containers: []Container{{
 				Name: api.Name, Image: pulumi.String(api.Image),
 				Ports:     map[string]int{"http": apiPort},
@@ -214,7 +226,7 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 		// a RabbitMQ outage would lose its tasks in flight and start again into the same outage.
 		alive := execCheck("sh", "-c", CeleryAliveCheck(pool.Name))
 		pod := Pod{
-			Labels: labels(name, "worker"), Role: pool.Role, UID: appUID,
+			Labels: labels(name, "worker"), Role: pool.Role, UID: appUID, Annotations: appEnvAnnotations(),
 			// Let running tasks finish (warm shutdown) before the pod is killed.
 			GracePeriod: 300,
 			Containers: []Container{{
@@ -251,7 +263,7 @@ func (s *scope) application(args *applicationArgs, c *Application) error {
 	// Beat writes its pid file once the app is imported and the schedule opened.
 	beatRunning := execCheck("sh", "-c", `kill -0 "$(cat /tmp/celerybeat.pid)"`)
 	if _, err := s.deployment(pull, ns, "celery-beat", 1, Pod{
-		Labels: labels("celery-beat", "scheduler"), Role: config.RoleStorage, UID: appUID,
+		Labels: labels("celery-beat", "scheduler"), Role: config.RoleStorage, UID: appUID, Annotations: appEnvAnnotations(),
 		Containers: []Container{{
 			Name: "beat", Image: pulumi.String(cfg.Images.Celery),
 			Command: []string{"celery"},

@@ -91,8 +91,10 @@ type backupsArgs struct {
 	// tierArgs name the resources; the configuration names the backups bucket and the
 	// Kubernetes minor (the etcd image).
 	tierArgs
-	// PostgresBackupScript is the backup script's ConfigMap, declared with PostgreSQL (Data).
+	// PostgresBackupScript is the backup script's ConfigMap, and PostgresBackupLogin the backup
+	// role's Secret, declared with PostgreSQL (Data).
 	PostgresBackupScript *corev1.ConfigMap
+	PostgresBackupLogin  *corev1.Secret
 	// EtcdSnapshotPrefix is the cluster's prefix of etcd snapshots (Args.EtcdSnapshotPrefix).
 	EtcdSnapshotPrefix pulumi.StringInput
 }
@@ -112,7 +114,7 @@ func newBackups(ctx *pulumi.Context, name string, args *backupsArgs, opts ...pul
 	if c.EtcdSnapshot, err = s.etcdSnapshot(args.EtcdSnapshotPrefix); err != nil {
 		return nil, fmt.Errorf("etcd snapshot: %w", err)
 	}
-	if c.PostgresBaseBackup, c.PostgresDump, err = s.postgresBackups(args.PostgresBackupScript); err != nil {
+	if c.PostgresBaseBackup, c.PostgresDump, err = s.postgresBackups(args.PostgresBackupScript, args.PostgresBackupLogin); err != nil {
 		return nil, fmt.Errorf("postgresql: %w", err)
 	}
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{

@@ -3,6 +3,7 @@ package workloads
 import (
 	"fmt"
 
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -45,6 +46,12 @@ type Data struct {
 	// PostgresBackupScript is the ConfigMap of the PostgreSQL backup script, which the server's
 	// pod (archive_command, the wal-shipper) and the backup CronJobs mount.
 	PostgresBackupScript *corev1.ConfigMap
+	// PostgresBackupLogin is the Secret of the backup role's password, which the backup CronJobs
+	// read.
+	PostgresBackupLogin *corev1.Secret
+	// Postgres is PostgreSQL's StatefulSet: ready once the server takes connections and its
+	// roles are applied (postgres_roles.go), which is when its clients' logins work.
+	Postgres *appsv1.StatefulSet
 }
 
 // dataArgs are the inputs of the data services.
@@ -56,8 +63,10 @@ type dataArgs struct {
 	Storage *Storage
 	// Monitoring is the monitoring release, which brings the PodMonitor CRD.
 	Monitoring pulumi.Resource
-	// PostgresPassword and RedisPassword are the services' passwords (secrets).
+	// PostgresPassword and RedisPassword are the services' passwords (secrets); PostgresLogins
+	// the passwords of PostgreSQL's client roles.
 	PostgresPassword, RedisPassword pulumi.StringOutput
+	PostgresLogins                  postgresLogins
 }
 
 // newData declares PostgreSQL and Redis.
@@ -65,7 +74,7 @@ func newData(ctx *pulumi.Context, name string, args *dataArgs, opts ...pulumi.Re
 	c := &Data{}
 	return c, component(ctx, args.tierArgs, "Data", name, c, opts, func(s *scope) error {
 		var err error
-		if c.PostgresBackupScript, err = s.postgres(args); err != nil {
+		if c.PostgresBackupScript, c.PostgresBackupLogin, c.Postgres, err = s.postgres(args); err != nil {
 			return fmt.Errorf("postgresql: %w", err)
 		}
 		if err := s.redis(args); err != nil {
@@ -75,29 +84,41 @@ func newData(ctx *pulumi.Context, name string, args *dataArgs, opts ...pulumi.Re
 	})
 }
 
-// postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume, and returns the
-// ConfigMap of its backup script.
-func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
+// postgres declares PostgreSQL 16 on the storage node with a 50Gi gp3 volume, its roles and
+// who may connect (postgres_roles.go), and returns the ConfigMap of its backup script, the backup
+// role's Secret and the StatefulSet.
+func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, *corev1.Secret, *appsv1.StatefulSet, error) {
+	// The superuser's Secret: only the server's container reads it, for its first initialisation.
 	secret, err := s.secret(NamespaceData, postgresSecret, pulumi.StringMap{
 		"POSTGRES_USER": pulumi.String(postgresUser), "POSTGRES_DB": pulumi.String(postgresDatabase), "POSTGRES_PASSWORD": args.PostgresPassword,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	logins, backupLogin, err := s.postgresLoginSecrets(args.PostgresLogins)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	backupScript, err := s.postgresBackupScript()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	pgConfig, err := s.postgresConfig()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	// Ready when it accepts connections to the application's database. Alive while the server
 	// answers at all: pg_isready exits 1 for "rejecting connections" (starting, recovering after
 	// an unclean stop, shutting down), which is work in progress, not a hang; 2 is no answer.
-	ready := execCheck("pg_isready", "-U", postgresUser, "-d", postgresDatabase, "-h", "127.0.0.1")
-	answers := execCheck("sh", "-c", "pg_isready -q -h 127.0.0.1; test $? -le 1")
+	// Both ask as the application (a line of pg_hba.conf that wants a password, which pg_isready
+	// never sends): a refused connection, the superuser's over TCP, would be logged at every check.
+	ready := execCheck("pg_isready", "-U", PostgresAppRole, "-d", postgresDatabase, "-h", "127.0.0.1")
+	answers := execCheck("sh", "-c", fmt.Sprintf("pg_isready -q -U %s -d %s -h 127.0.0.1; test $? -le 1", PostgresAppRole, postgresDatabase))
 	// The WAL shipper's identity: a role that writes only archived segments.
 	walIdentity := s.awsIdentity(infra.PodRolePostgresWAL)
 	sa, err := s.serviceAccount(walIdentity, labels("postgres", "database"))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	sts, err := s.statefulSet(Stateful{
 		Name: "postgres", Namespace: NamespaceData, Replicas: 1,
@@ -109,7 +130,8 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 			GracePeriod: 60,
 			Containers: []Container{{
 				Name: "postgres", Image: pulumi.String(versions.Postgres),
-				// Continuous archiving (postgres_backup.go); the image's entrypoint runs these.
+				// Continuous archiving (postgres_backup.go) and pg_hba.conf (postgres_roles.go);
+				// the image's entrypoint runs these.
 				Args:    PostgresServerArgs(),
 				Ports:   map[string]int{"postgres": postgresPort},
 				EnvFrom: corev1.EnvFromSourceArray{corev1.EnvFromSourceArgs{SecretRef: &corev1.SecretEnvSourceArgs{Name: pulumi.String(postgresSecret)}}},
@@ -120,16 +142,21 @@ func (s *scope) postgres(args *dataArgs) (*corev1.ConfigMap, error) {
 				Liveness:  liveness(answers, 10),
 				// The first start runs initdb before the server listens; a recovery then answers.
 				Startup: startup(answers, 5, 300),
-				Mounts:  corev1.VolumeMountArray{mount("run", "/var/run/postgresql"), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir)},
-			}, postgresExporter(), s.walShipper()},
-			Volumes: corev1.VolumeArray{emptyDir("run", postgresRunMiB), emptyDir("tmp", postgresTmpMiB), scriptVolume(backupScript)},
-			AWS:     walIdentity,
+				Mounts: corev1.VolumeMountArray{mount("run", postgresSocketDir), mount("tmp", "/tmp"), mount("backup-script", PostgresScriptDir),
+					readOnlyMount("hba", postgresHBADir)},
+			}, postgresExporter(), s.walShipper(), dbRoles()},
+			Volumes: corev1.VolumeArray{emptyDir("run", postgresRunMiB), emptyDir("tmp", postgresTmpMiB), scriptVolume(backupScript),
+				configFiles("hba", pgConfig, 0o444, hbaFileName),
+				configFiles("roles", pgConfig, 0o444, rolesScriptFileName, rolesSQLFileName),
+				configFiles("exporter-queries", pgConfig, 0o444, exporterQueryFileName),
+				emptyDir("roles-state", 1)},
+			AWS: walIdentity,
 		},
-	}, args.Storage.ClaimDependencies, secret, backupScript, sa)
+	}, args.Storage.ClaimDependencies, append([]pulumi.Resource{secret, backupScript, pgConfig, sa}, logins...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return backupScript, s.podMonitor(NamespaceData, "postgres", args.Monitoring, sts)
+	return backupScript, backupLogin, sts, s.podMonitor(NamespaceData, "postgres", args.Monitoring, sts)
 }
 
 // RedisPasswordFile is the Redis Secret's key, and the file, that holds the server's password

@@ -38,20 +38,24 @@ const (
 	AdminCredentialCertPath = "/etc/kubernetes/waste-coach/waste-coach-deployer.crt"
 )
 
-// postgresExporter is the sidecar that turns PostgreSQL's statistics into metrics. Like every
-// sidecar it has no readiness probe: it would take PostgreSQL out of its Service.
+// postgresExporter is the sidecar that turns PostgreSQL's statistics into metrics, as the
+// monitoring role (pg_monitor), and runs the program's query of the archiving settings
+// (PostgresExporterQueryFile). Like the other exporters it has no readiness probe: it would take
+// PostgreSQL out of its Service.
 func postgresExporter() Container {
 	return Container{
 		Name: "exporter", Image: pulumi.String(versions.PostgresExporter),
 		Ports: map[string]int{"metrics": postgresExporterPort},
 		Env: corev1.EnvVarArray{
 			plainEnv("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", postgresPort, postgresDatabase)),
-			secretEnv("DATA_SOURCE_USER", postgresSecret, "POSTGRES_USER"),
-			secretEnv("DATA_SOURCE_PASS", postgresSecret, "POSTGRES_PASSWORD"),
+			plainEnv("DATA_SOURCE_USER", PostgresMonitorRole),
+			secretEnv("DATA_SOURCE_PASS", postgresMonitorSecret, postgresPasswordKey),
+			plainEnv("PG_EXPORTER_EXTEND_QUERY_PATH", PostgresExporterQueries),
 		},
 		Resources: postgresExporterResources,
 		// Its landing page, which does not query the database (/metrics does).
 		Liveness: liveness(httpCheck("/", postgresExporterPort), 5),
+		Mounts:   corev1.VolumeMountArray{readOnlyMount("exporter-queries", postgresExporterQueryDir)},
 	}
 }
 

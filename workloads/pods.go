@@ -110,7 +110,8 @@ type Container struct {
 	// Liveness is required of every long-running container, and Readiness of every one but a
 	// sidecar (an exporter, the WAL shipper): any container's failed readiness takes the whole
 	// pod out of its Services, and a metrics exporter must not take PostgreSQL out of its own.
-	// Startup is set where the start is slow. Init containers have none.
+	// (PostgreSQL's db-roles has one on purpose: until it has applied the roles no client can
+	// log in.) Startup is set where the start is slow. Init containers have none.
 	Readiness, Liveness, Startup Probe
 	Mounts                       corev1.VolumeMountArray
 	// WritableRoot is set only for images that write outside their mounted volumes.

@@ -93,18 +93,24 @@ const (
 	postgresPGDATA    = postgresDataMount + "/pgdata"
 )
 
+// PostgresArchiveCommand is the server's archive_command: the backup script's archive-wal step.
+const PostgresArchiveCommand = "/bin/sh " + PostgresScriptDir + "/postgres-backup.sh archive-wal %p %f"
+
 // PostgresServerArgs are the server's arguments: the image's entrypoint runs postgres with them
 // (and passes them to the temporary server of the first initialisation). Continuous archiving
 // needs wal_level replica (the default, set so that nobody lowers it), archive_mode on and the
-// archive_command; archive_timeout bounds how long a change waits in an unfinished segment.
+// archive_command; archive_timeout bounds how long a change waits in an unfinished segment
+// (postgresArchiving, which the exporter's query compares the running server with). Settings on
+// the command line take precedence over ALTER SYSTEM. hba_file is the program's pg_hba.conf
+// (PostgresHBA), not the one initdb wrote into the data directory.
 func PostgresServerArgs() []string {
-	return []string{
-		"postgres",
-		"-c", "wal_level=replica",
-		"-c", "archive_mode=on",
-		"-c", "archive_command=/bin/sh " + PostgresScriptDir + "/postgres-backup.sh archive-wal %p %f",
-		"-c", "archive_timeout=" + strconv.Itoa(PostgresArchiveTimeoutSeconds),
+	args := []string{"postgres"}
+	for _, s := range postgresArchiving() {
+		if s[1] != "" {
+			args = append(args, "-c", s[0]+"="+s[1])
+		}
 	}
+	return append(args, "-c", "hba_file="+PostgresHBAFile)
 }
 
 // postgresBackupScratchMiB bounds the emptyDir a base backup or a dump is written to before its
@@ -165,8 +171,9 @@ func (s *scope) walShipper() Container {
 
 // postgresBackupJob declares a daily CronJob in the data namespace on the storage node: the
 // first step (postgres image, the server's major) writes into an emptyDir, the second (curl
-// image) uploads it. Credentials come from the PostgreSQL Secret, never from the manifest.
-func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap, sa *corev1.ServiceAccount) (*batchv1.CronJob, error) {
+// image) uploads it. The first logs in as the backup role, its password from the backup role's
+// Secret (login), never from the manifest.
+func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, kind string, dataVolume bool, cm *corev1.ConfigMap, login *corev1.Secret, sa *corev1.ServiceAccount) (*batchv1.CronJob, error) {
 	ns := NamespaceData
 	identity := s.awsIdentity(infra.PodRolePostgresBackup)
 	const backupDir = "/backup"
@@ -177,9 +184,9 @@ func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, ki
 		plainEnv("BACKUP_DIR", backupDir),
 		plainEnv("PGHOST", serviceDNS("postgres", ns)),
 		plainEnv("PGPORT", strconv.Itoa(postgresPort)),
-		secretEnv("PGUSER", postgresSecret, "POSTGRES_USER"),
-		secretEnv("PGPASSWORD", postgresSecret, "POSTGRES_PASSWORD"),
-		secretEnv("PGDATABASE", postgresSecret, "POSTGRES_DB"),
+		plainEnv("PGUSER", PostgresBackupRole),
+		secretEnv("PGPASSWORD", postgresBackupSecret, postgresPasswordKey),
+		plainEnv("PGDATABASE", postgresDatabase),
 		plainEnv("PGCONNECT_TIMEOUT", "30"),
 	}
 	stepMounts := append(corev1.VolumeMountArray{}, mounts...)
@@ -228,14 +235,14 @@ func (s *scope) postgresBackupJob(name string, schedule BackupSchedule, step, ki
 				},
 			},
 		},
-	}, s.opts(ns, cm, sa)...)
+	}, s.opts(ns, cm, login, sa)...)
 }
 
-// postgresBackups declares the daily base backup and dump CronJobs, which mount script (the
-// ConfigMap Data declares with PostgreSQL).
-func (s *scope) postgresBackups(script *corev1.ConfigMap) (base, dump *batchv1.CronJob, err error) {
-	if script == nil {
-		return nil, nil, fmt.Errorf("the backup script's ConfigMap is declared with PostgreSQL, which has not been declared")
+// postgresBackups declares the daily base backup and dump CronJobs, which mount script and log
+// in with login (the ConfigMap and the backup role's Secret Data declares with PostgreSQL).
+func (s *scope) postgresBackups(script *corev1.ConfigMap, login *corev1.Secret) (base, dump *batchv1.CronJob, err error) {
+	if script == nil || login == nil {
+		return nil, nil, fmt.Errorf("the backup script's ConfigMap and the backup role's Secret are declared with PostgreSQL, which has not been declared")
 	}
 	// The jobs' ServiceAccount, which the restore Jobs of docs/operations.md run as too.
 	sa, err := s.serviceAccount(s.awsIdentity(infra.PodRolePostgresBackup), labels(infra.PodRoleByKey(infra.PodRolePostgresBackup).ServiceAccount, "backup"))
@@ -243,10 +250,10 @@ func (s *scope) postgresBackups(script *corev1.ConfigMap) (base, dump *batchv1.C
 		return nil, nil, fmt.Errorf("backup service account: %w", err)
 	}
 	baseSchedule, dumpSchedule := PostgresBackupSchedules(s.cfg)
-	if base, err = s.postgresBackupJob(PostgresBaseBackupName, baseSchedule, "base-backup", "base", true, script, sa); err != nil {
+	if base, err = s.postgresBackupJob(PostgresBaseBackupName, baseSchedule, "base-backup", "base", true, script, login, sa); err != nil {
 		return nil, nil, fmt.Errorf("base backup: %w", err)
 	}
-	if dump, err = s.postgresBackupJob(PostgresDumpName, dumpSchedule, "dump", "dump", false, script, sa); err != nil {
+	if dump, err = s.postgresBackupJob(PostgresDumpName, dumpSchedule, "dump", "dump", false, script, login, sa); err != nil {
 		return nil, nil, fmt.Errorf("dump: %w", err)
 	}
 	return base, dump, nil

@@ -13,7 +13,13 @@ import (
 type Secrets struct {
 	pulumi.ResourceState
 
+	// PostgresPassword is the superuser's, which only the server's first initialisation uses
+	// (its POSTGRES_PASSWORD; the roles take it away afterwards: postgres_roles.go);
+	// PostgresApp, PostgresBackup and PostgresMonitor are the clients' roles'.
 	PostgresPassword pulumi.StringOutput
+	PostgresApp      pulumi.StringOutput
+	PostgresBackup   pulumi.StringOutput
+	PostgresMonitor  pulumi.StringOutput
 	RedisPassword    pulumi.StringOutput
 	RabbitAdmin      pulumi.StringOutput
 	RabbitApp        pulumi.StringOutput
@@ -67,6 +73,9 @@ func newSecrets(ctx *pulumi.Context, name string, args *secretsArgs, opts ...pul
 			out    *pulumi.StringOutput
 		}{
 			{"postgres", 32, &c.PostgresPassword},
+			{"postgres-app", 32, &c.PostgresApp},
+			{"postgres-backup", 32, &c.PostgresBackup},
+			{"postgres-monitor", 32, &c.PostgresMonitor},
 			{"redis", 32, &c.RedisPassword},
 			{"rabbitmq-admin", 32, &c.RabbitAdmin},
 			{"rabbitmq-app", 32, &c.RabbitApp},
@@ -81,10 +90,10 @@ func newSecrets(ctx *pulumi.Context, name string, args *secretsArgs, opts ...pul
 	})
 }
 
-// secret declares a Kubernetes Secret whose data stays a Pulumi secret. The workloads that read
-// it depend on it, so their pods never start without it.
-func (s *scope) secret(namespace, name string, data pulumi.StringMapInput) (*corev1.Secret, error) {
-	return s.typedSecret(namespace, name, "Opaque", data)
+// secret declares a Kubernetes Secret whose data stays a Pulumi secret, after deps. The
+// workloads that read it depend on it, so their pods never start without it.
+func (s *scope) secret(namespace, name string, data pulumi.StringMapInput, deps ...pulumi.Resource) (*corev1.Secret, error) {
+	return s.typedSecret(namespace, name, "Opaque", data, deps...)
 }
 
 // registryPullSecret declares the kubernetes.io/dockerconfigjson Secret the kubelet pulls the
@@ -98,12 +107,12 @@ func (s *scope) registryPullSecret() (*corev1.Secret, error) {
 		pulumi.StringMap{".dockerconfigjson": login.DockerConfigJSON})
 }
 
-func (s *scope) typedSecret(namespace, name, typ string, data pulumi.StringMapInput) (*corev1.Secret, error) {
+func (s *scope) typedSecret(namespace, name, typ string, data pulumi.StringMapInput, deps ...pulumi.Resource) (*corev1.Secret, error) {
 	sec, err := corev1.NewSecret(s.ctx, s.resourceName(namespace, name), &corev1.SecretArgs{
 		Metadata:   meta(name, namespace, labels(name, "credentials")),
 		Type:       pulumi.String(typ),
 		StringData: pulumi.ToSecret(data).(pulumi.StringMapOutput),
-	}, s.opts(namespace)...)
+	}, s.opts(namespace, deps...)...)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
 	}

@@ -181,15 +181,16 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		return nil, fmt.Errorf("platform add-ons: %w", err)
 	}
 	if w.Data, err = newData(ctx, name+"-data", &dataArgs{tierArgs: t, Storage: w.Storage, Monitoring: w.Monitoring.Release,
-		PostgresPassword: w.Secrets.PostgresPassword, RedisPassword: w.Secrets.RedisPassword}, parent); err != nil {
+		PostgresPassword: w.Secrets.PostgresPassword, RedisPassword: w.Secrets.RedisPassword,
+		PostgresLogins: postgresLogins{App: w.Secrets.PostgresApp, Backup: w.Secrets.PostgresBackup, Monitor: w.Secrets.PostgresMonitor}}, parent); err != nil {
 		return nil, fmt.Errorf("data services: %w", err)
 	}
 	if w.Messaging, err = newMessaging(ctx, name+"-messaging", &messagingArgs{tierArgs: t, Storage: w.Storage, Monitoring: w.Monitoring.Release,
 		AdminPassword: w.Secrets.RabbitAdmin, AppPassword: w.Secrets.RabbitApp, ErlangCookie: w.Secrets.ErlangCookie}, parent); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
-	if w.Application, err = newApplication(ctx, name+"-application", &applicationArgs{tierArgs: t,
-		PostgresPassword: w.Secrets.PostgresPassword, RedisPassword: w.Secrets.RedisPassword, RabbitPassword: w.Secrets.RabbitApp}, parent); err != nil {
+	if w.Application, err = newApplication(ctx, name+"-application", &applicationArgs{tierArgs: t, Postgres: w.Data.Postgres,
+		PostgresPassword: w.Secrets.PostgresApp, RedisPassword: w.Secrets.RedisPassword, RabbitPassword: w.Secrets.RabbitApp}, parent); err != nil {
 		return nil, fmt.Errorf("application: %w", err)
 	}
 	if w.Autoscaling, err = newAutoscaling(ctx, name+"-autoscaling", &autoscalingArgs{tierArgs: t, Charts: chartArgs,
@@ -199,7 +200,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if w.Logging, err = newLogging(ctx, name+"-logging", &loggingArgs{tierArgs: t, Charts: chartArgs}, parent); err != nil {
 		return nil, fmt.Errorf("fluent bit: %w", err)
 	}
-	if w.Backups, err = newBackups(ctx, name+"-backups", &backupsArgs{tierArgs: t, PostgresBackupScript: w.Data.PostgresBackupScript,
+	if w.Backups, err = newBackups(ctx, name+"-backups", &backupsArgs{tierArgs: t, PostgresBackupScript: w.Data.PostgresBackupScript, PostgresBackupLogin: w.Data.PostgresBackupLogin,
 		EtcdSnapshotPrefix: args.EtcdSnapshotPrefix}, parent); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}

@@ -1,7 +1,13 @@
-// Command pgdrill runs the PostgreSQL restore drills on this machine, with the backup script
-// and server settings exactly as a render of the program declares them (the postgres-backup
-// ConfigMap, the postgres StatefulSet's arguments and the backup CronJobs' steps), and a local
-// S3 (gofakes3) on 127.0.0.1 standing in for the backups bucket:
+// Command pgdrill runs the PostgreSQL restore drills on this machine, with the backup script,
+// server settings and database roles exactly as a render of the program declares them (the
+// postgres-backup and postgres-config ConfigMaps, the postgres StatefulSet's arguments, its
+// db-roles container and exporter, and the backup CronJobs' steps and logins), and a local S3
+// (gofakes3) on 127.0.0.1 standing in for the backups bucket. Each source server runs with the
+// rendered pg_hba.conf and is first an existing stack's: its objects created by the superuser;
+// then the db-roles script runs twice (roles.go: the objects are the application role's, the
+// superuser is refused over TCP, the application role cannot run a program or read a server file,
+// the exporter's archiving query reads 1, and 0 while archive_library is set), and the backup
+// steps log in as the backup role, with its password, over SCRAM:
 //
 //   - point-in-time recovery, on PostgreSQL 16: a base backup by the CronJob's steps, rows
 //     inserted, the time noted, more rows inserted, the WAL archived by the server's
@@ -34,6 +40,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,7 +53,8 @@ import (
 )
 
 const (
-	nobody   = 65534
+	nobody = 65534
+	// user is the superuser, as initdb names it here and the image's POSTGRES_USER does.
 	user     = "wastecoach"
 	database = "wastecoach"
 	bucket   = "drill-backups"
@@ -85,8 +93,11 @@ func run(dir, server16, server15, client string) error {
 	if err != nil {
 		return err
 	}
-	d := &drill{work: work, render: r, s3: s3, backend: backend, client: client}
+	d := &drill{work: work, render: r, s3: s3, backend: backend, client: client, passwords: map[string]string{}}
 	if err := d.writeScript(); err != nil {
+		return err
+	}
+	if err := d.writeConfig(); err != nil {
 		return err
 	}
 	if err := d.pitr(server16); err != nil {
@@ -106,6 +117,11 @@ type drill struct {
 	backend *s3mem.Backend
 	client  string
 	script  string
+	// config is where the postgres-config ConfigMap's files are "mounted".
+	config string
+	// passwords are the roles' passwords by the Secret and key they are read from
+	// ("postgres-app/password"), made up once per drill.
+	passwords map[string]string
 }
 
 // startS3 serves an in-memory S3 on 127.0.0.1 with the drill's bucket. Every request must carry
@@ -245,10 +261,13 @@ func (d *drill) writeScript() error {
 	return nil
 }
 
-// mapPaths maps a rendered container's paths to the drill's folders: the script's mount, and the
-// data volume's mount to the given volume folder.
+// mapPaths maps a rendered container's paths to the drill's folders: the scripts' and the
+// configuration's mounts, and the data volume's mount to the given volume folder.
 func (d *drill) mapPaths(s, volume string) string {
 	s = strings.ReplaceAll(s, scriptDir+"/", filepath.Join(d.work, "scripts")+"/")
+	for _, f := range []string{d.render.hbaFile, d.render.rolesScript} {
+		s = strings.ReplaceAll(s, path.Dir(f)+"/", d.config+"/")
+	}
 	return strings.ReplaceAll(s, dataMount, volume)
 }
 
@@ -295,8 +314,10 @@ func mkdirNobody(path string) error {
 type server struct {
 	bin, data, volume string
 	port              int
-	cmd               *exec.Cmd
-	log               string
+	// sock is the server's socket directory, where the superuser logs in (pg_hba.conf).
+	sock string
+	cmd  *exec.Cmd
+	log  string
 	// exited is closed when the process has exited, with waitErr set.
 	exited  chan struct{}
 	waitErr error
@@ -321,11 +342,11 @@ func (d *drill) start(s *server, args []string) error {
 	}
 	s.port = port
 	s.log = filepath.Join(s.volume, "server.log")
-	sock := filepath.Join(s.volume, "run")
-	if err := mkdirNobody(sock); err != nil {
+	s.sock = filepath.Join(s.volume, "run")
+	if err := mkdirNobody(s.sock); err != nil {
 		return err
 	}
-	argv := []string{"-D", s.data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + sock}
+	argv := []string{"-D", s.data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + s.sock}
 	for _, a := range args {
 		argv = append(argv, d.mapPaths(a, s.volume))
 	}
@@ -377,8 +398,8 @@ func (d *drill) stop(s *server, mode string) {
 	}
 }
 
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
+func tail(file string, n int) string {
+	b, _ := os.ReadFile(file)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -386,14 +407,23 @@ func tail(path string, n int) string {
 	return "    " + strings.Join(lines, "\n    ")
 }
 
+// sql runs a query as the superuser, on the server's socket: the only way in for it.
 func (d *drill) sql(s *server, db, query string) (string, error) {
 	env := []string{"PATH=" + d.client + ":/usr/bin:/bin", "HOME=" + d.work, "LC_ALL=C", "PGCONNECT_TIMEOUT=5"}
 	return runCmd(command(env, filepath.Join(d.client, "psql"), "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1",
-		"-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", user, "-d", db, "-c", query))
+		"-h", s.sock, "-p", strconv.Itoa(s.port), "-U", user, "-d", db, "-c", query))
 }
 
-// initdb creates a cluster owned by the application's user, with trust on loopback (the drill
-// has no password to keep), and its database.
+// sqlAs runs a query as role over TCP on 127.0.0.1, with its password, as a client in the
+// cluster connects.
+func (d *drill) sqlAs(s *server, role, password, query string) (string, error) {
+	env := []string{"PATH=" + d.client + ":/usr/bin:/bin", "HOME=" + d.work, "LC_ALL=C", "PGCONNECT_TIMEOUT=5", "PGPASSWORD=" + password}
+	return runCmd(command(env, filepath.Join(d.client, "psql"), "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", role, "-d", database, "-c", query))
+}
+
+// initdb creates a cluster whose bootstrap superuser is the image's POSTGRES_USER (the
+// rendered pg_hba.conf decides who logs in, not initdb's), and its database.
 func (d *drill) initdb(bin, volume string) (*server, error) {
 	if err := mkdirNobody(volume); err != nil {
 		return nil, err
@@ -405,9 +435,12 @@ func (d *drill) initdb(bin, volume string) (*server, error) {
 	return s, nil
 }
 
-func (d *drill) jobEnv(s *server, serverBin, backupDir string) []string {
+// jobEnv is a backup step's environment: its login as the CronJob declares it (the password the
+// Secret it names holds), the server on 127.0.0.1 as the Service in the cluster.
+func (d *drill) jobEnv(s *server, serverBin, backupDir string, login container) []string {
 	return append(d.baseEnv(serverBin), "BACKUP_DIR="+backupDir, "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(s.port),
-		"PGUSER="+user, "PGDATABASE="+database, "PGDATA="+s.data, "PGCONNECT_TIMEOUT=30")
+		"PGUSER="+login.env("PGUSER"), "PGPASSWORD="+d.password(login.secretRef("PGPASSWORD")),
+		"PGDATABASE="+login.env("PGDATABASE"), "PGDATA="+s.data, "PGCONNECT_TIMEOUT=30")
 }
 
 // pitr is the point-in-time recovery drill.
@@ -427,9 +460,22 @@ func (d *drill) pitr(bin string) error {
 	v, _ := d.sql(src, database, "SHOW server_version")
 	at, _ := d.sql(src, database, "SHOW archive_timeout")
 	fmt.Printf("  server %s with the rendered settings (archive_mode on, archive_timeout %s)\n", strings.TrimSpace(v), strings.TrimSpace(at))
-	if _, err := d.sql(src, database, "CREATE TABLE drill (id int PRIMARY KEY, note text NOT NULL)"); err != nil {
+	// An existing stack's objects, all the superuser's, as the application made them before it
+	// had a role of its own.
+	if err := d.existingObjects(src, []string{
+		"CREATE TABLE drill (id int PRIMARY KEY, note text NOT NULL)",
+		"CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
+		"CREATE TABLE items (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text)",
+		"CREATE VIEW drill_notes AS SELECT note FROM drill",
+		"CREATE FUNCTION drill_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM drill'",
+		"CREATE TYPE waste_kind AS ENUM ('paper', 'glass', 'food')",
+	}); err != nil {
 		return err
 	}
+	if err := d.secure(src, bin); err != nil {
+		return err
+	}
+	app, appPassword := d.appLogin()
 
 	// The base backup CronJob: its backup step, then its upload step.
 	start := time.Now()
@@ -437,7 +483,7 @@ func (d *drill) pitr(bin string) error {
 	if err := mkdirNobody(jobDir); err != nil {
 		return err
 	}
-	env := d.jobEnv(src, bin, jobDir)
+	env := d.jobEnv(src, bin, jobDir, d.render.baseLogin)
 	if _, err := d.step(env, d.render.baseSteps[0]...); err != nil {
 		return err
 	}
@@ -453,10 +499,12 @@ func (d *drill) pitr(bin string) error {
 		return fmt.Errorf("want one base backup in the bucket, found %v (%v)", keys, err)
 	}
 	stamp := strings.Split(strings.TrimPrefix(keys[0], d.render.prefix+"/base/"), "/")[0]
-	fmt.Printf("  base backup by the CronJob's steps: %d files under %s/base/%s/ in %s\n", len(keys), d.render.prefix, stamp, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  base backup by the CronJob's steps as %s (SCRAM over TCP): %d files under %s/base/%s/ in %s\n",
+		d.render.baseLogin.env("PGUSER"), len(keys), d.render.prefix, stamp, time.Since(start).Round(time.Millisecond))
 
+	// The application writes, as its own role.
 	const first, more = 500, 500
-	if _, err := d.sql(src, database, fmt.Sprintf("INSERT INTO drill SELECT g, 'before the target ' || g FROM generate_series(1, %d) g", first)); err != nil {
+	if _, err := d.sqlAs(src, app, appPassword, fmt.Sprintf("INSERT INTO drill SELECT g, 'before the target ' || g FROM generate_series(1, %d) g", first)); err != nil {
 		return err
 	}
 	target, err := d.sql(src, database, "SELECT clock_timestamp()")
@@ -465,7 +513,7 @@ func (d *drill) pitr(bin string) error {
 	}
 	target = strings.TrimSpace(target)
 	time.Sleep(1100 * time.Millisecond)
-	if _, err := d.sql(src, database, fmt.Sprintf("INSERT INTO drill SELECT g, 'after the target ' || g FROM generate_series(%d, %d) g", first+1, first+more)); err != nil {
+	if _, err := d.sqlAs(src, app, appPassword, fmt.Sprintf("INSERT INTO drill SELECT g, 'after the target ' || g FROM generate_series(%d, %d) g", first+1, first+more)); err != nil {
 		return err
 	}
 	// archive_timeout would close the segment within minutes; the drill closes it now.
@@ -490,8 +538,11 @@ func (d *drill) pitr(bin string) error {
 	if _, err := d.step(shipEnv, "healthy"); err != nil {
 		return fmt.Errorf("the shipper's probe fails after a good pass: %w", err)
 	}
-	fmt.Printf("  %d rows, target time %s, %d more rows; %d WAL segments archived by archive_command and shipped (%s)\n",
-		first, target, more, len(wal), time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  %d rows by %s, target time %s, %d more rows; %d WAL segments archived by archive_command and shipped (%s)\n",
+		first, app, target, more, len(wal), time.Since(start).Round(time.Millisecond))
+	if err := d.archivingDrift(src); err != nil {
+		return err
+	}
 	d.stop(src, "immediate")
 	fmt.Println("  server stopped (immediate: as if the node and its volume were lost)")
 
@@ -614,30 +665,32 @@ func (d *drill) dumpDrill(bin string) error {
 		return err
 	}
 	defer d.stop(src, "fast")
-	if err := d.start(src, nil); err != nil {
+	if err := d.start(src, d.render.serverArgs); err != nil {
 		return err
 	}
 	if _, err := d.sql(src, "postgres", "CREATE DATABASE "+database); err != nil {
 		return err
 	}
 	const rows = 2000
-	for _, q := range []string{
+	if err := d.existingObjects(src, []string{
 		"CREATE TABLE users (id int PRIMARY KEY, email text UNIQUE NOT NULL)",
 		"CREATE TABLE waste (id bigserial PRIMARY KEY, user_id int REFERENCES users, kind text, grams numeric(10,2), at timestamptz DEFAULT now())",
 		"CREATE INDEX waste_user ON waste (user_id)",
+		"CREATE VIEW waste_by_kind AS SELECT kind, sum(grams) AS grams FROM waste GROUP BY kind",
 		fmt.Sprintf("INSERT INTO users SELECT g, 'user' || g || '@example.com' FROM generate_series(1, %d) g", rows/10),
 		fmt.Sprintf("INSERT INTO waste (user_id, kind, grams) SELECT 1 + g %% %d, (ARRAY['paper','glass','food'])[1 + g %% 3], g * 1.25 FROM generate_series(1, %d) g", rows/10, rows),
-	} {
-		if _, err := d.sql(src, database, q); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
+	}
+	if err := d.secure(src, bin); err != nil {
+		return err
 	}
 	start := time.Now()
 	jobDir := filepath.Join(d.work, "job-dump")
 	if err := mkdirNobody(jobDir); err != nil {
 		return err
 	}
-	env := d.jobEnv(src, bin, jobDir)
+	env := d.jobEnv(src, bin, jobDir, d.render.dumpLogin)
 	for _, s := range d.render.dumpSteps {
 		if _, err := d.step(env, s...); err != nil {
 			return err
@@ -651,7 +704,7 @@ func (d *drill) dumpDrill(bin string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  dump by the CronJob's steps: %s, %d bytes (%s)\n", keys[0], len(dump), time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  dump by the CronJob's steps as %s (SCRAM over TCP): %s, %d bytes (%s)\n", d.render.dumpLogin.env("PGUSER"), keys[0], len(dump), time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
 	if err := d.restoreDump(src, "restored", dump); err != nil {
@@ -664,7 +717,7 @@ func (d *drill) dumpDrill(bin string) error {
 		return errors.New("control: a truncated dump restored and compared equal: the drill cannot tell a good dump from a broken one")
 	}
 	fmt.Println("  control: a truncated dump is refused:", strings.SplitN(err.Error(), "\n", 2)[0])
-	return nil
+	return d.archivingDrift(src)
 }
 
 // fingerprint is what must be equal after a restore: every row of both tables and the sequence.
@@ -672,15 +725,15 @@ const fingerprint = "SELECT (SELECT md5(string_agg(u::text, ',' ORDER BY id)) FR
 	"(SELECT md5(string_agg(w::text, ',' ORDER BY id)) FROM waste w) || ' ' || (SELECT last_value FROM waste_id_seq)"
 
 func (d *drill) restoreDump(src *server, db string, dump []byte) error {
-	path := filepath.Join(d.work, "job-dump", db+".dump")
-	if err := os.WriteFile(path, dump, 0o644); err != nil {
+	file := filepath.Join(d.work, "job-dump", db+".dump")
+	if err := os.WriteFile(file, dump, 0o644); err != nil {
 		return err
 	}
 	if _, err := d.sql(src, "postgres", "CREATE DATABASE "+db); err != nil {
 		return err
 	}
 	env := []string{"PATH=" + d.client + ":/usr/bin:/bin", "HOME=" + d.work, "LC_ALL=C"}
-	if _, err := runCmd(command(env, filepath.Join(d.client, "pg_restore"), "--exit-on-error", "-h", "127.0.0.1", "-p", strconv.Itoa(src.port), "-U", user, "-d", db, path)); err != nil {
+	if _, err := runCmd(command(env, filepath.Join(d.client, "pg_restore"), "--exit-on-error", "-h", src.sock, "-p", strconv.Itoa(src.port), "-U", user, "-d", db, file)); err != nil {
 		return fmt.Errorf("pg_restore: %w", err)
 	}
 	want, err := d.sql(src, database, fingerprint)

