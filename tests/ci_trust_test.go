@@ -133,7 +133,8 @@ var ciRights = map[string][]string{
 	"deploy": {"read its state", "write its state", "take its lock", "write its history", "read its history", "decrypt its secrets", "describe instances",
 		"launch an instance", "read a bucket's policy", "change a bucket's policy", "change a bucket's lifecycle", "write the issuer's key set",
 		"read a parameter's value", "read parameters' values", "set a log retention", "create a schedule", "create a role under the boundary",
-		"change a node role's policy under the boundary", "pass a node role to EC2", "create the load balancers' service role"},
+		"change a node role's policy under the boundary", "pass a node role to EC2", "create the load balancers' service role",
+		"write the log reader's policy under the boundary", "create the log reader's access key"},
 	"preview": {"read its state", "decrypt its secrets", "describe instances", "read a bucket's policy"},
 }
 
@@ -166,42 +167,48 @@ func ciProbes(t *testing.T, cfg *citrust.Config, rs []*mocks.Resource, owner *of
 	}
 	boundary := "arn:aws:iam::123456789012:policy/" + citrust.BoundaryName(citrust.Stack{Name: c.Stack})
 	return map[string]iamRequest{
-		"read its state":                                 {action: "s3:GetObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
-		"write its state":                                {action: "s3:PutObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
-		"take its lock":                                  {action: "s3:PutObject", arn: state + "locks/organization/waste-coach-infra/" + c.Stack + "/0b5e.json"},
-		"decrypt its secrets":                            {action: "kms:Decrypt", arn: key},
-		"describe instances":                             {action: "ec2:DescribeInstances", arn: "*"},
-		"launch an instance":                             {action: "ec2:RunInstances", arn: "*"},
-		"read a backup":                                  {action: "s3:GetObject", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
-		"read an upload":                                 {action: "s3:GetObject", arn: uploads + "/u/1/photo.jpg"},
-		"read a bucket's policy":                         {action: "s3:GetBucketPolicy", arn: backups},
-		"change a bucket's policy":                       {action: "s3:PutBucketPolicy", arn: backups},
-		"write the issuer's key set":                     {action: "s3:PutObject", arn: issuer + "/openid/v1/jwks"},
-		"read a parameter's value":                       {action: "ssm:GetParameter", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
-		"read log events":                                {action: "logs:GetLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s:log-stream:audit.master", c.Region, c.Logs.GroupName)},
-		"change a node role's policy under the boundary": {action: "iam:PutRolePolicy", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
-		"change a node role's policy without a boundary": {action: "iam:PutRolePolicy", arn: nodeRole},
-		"create a role under the boundary":               {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
-		"create a role without a boundary":               {action: "iam:CreateRole", arn: nodeRole},
-		"create a role under another stack's boundary":   {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": strings.Replace(boundary, "-"+c.Stack+"-", "-other-", 1)}},
-		"attach a managed policy":                        {action: "iam:AttachRolePolicy", arn: nodeRole},
-		"remove a role's boundary":                       {action: "iam:DeleteRolePermissionsBoundary", arn: nodeRole},
-		"create an administrator user":                   {action: "iam:CreateUser", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-admin"},
-		"pass a node role to EC2":                        {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "ec2.amazonaws.com"}},
-		"pass a node role to Lambda":                     {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "lambda.amazonaws.com"}},
-		"create the load balancers' service role":        {action: "iam:CreateServiceLinkedRole", arn: "arn:aws:iam::123456789012:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing", context: map[string]string{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
-		"change its own trust":                           {action: "iam:UpdateAssumeRolePolicy", arn: "arn:aws:iam::123456789012:role/waste-coach-ci-" + c.Stack + "-deploy"},
-		"write its history":                              {action: "s3:PutObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.history.json"},
-		"read its history":                               {action: "s3:GetObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.checkpoint.json"},
-		"read a backup's older version":                  {action: "s3:GetObjectVersion", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
-		"read parameters' values":                        {action: "ssm:GetParameters", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
-		"search log events":                              {action: "logs:FilterLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
-		"set a log retention":                            {action: "logs:PutRetentionPolicy", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
-		"change a bucket's lifecycle":                    {action: "s3:PutLifecycleConfiguration", arn: backups},
-		"replicate a bucket":                             {action: "s3:PutReplicationConfiguration", arn: backups},
-		"create a schedule":                              {action: "scheduler:CreateSchedule", arn: fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s-office-hours/%s-stop", c.Region, c.ClusterID(), c.ClusterID())},
-		"empty a bucket":                                 {action: "s3:DeleteObjectVersion", arn: uploads + "/u/1/photo.jpg"},
-		"encrypt with its secrets key":                   {action: "kms:Encrypt", arn: key},
+		"read its state":                                   {action: "s3:GetObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
+		"write its state":                                  {action: "s3:PutObject", arn: state + "stacks/waste-coach-infra/" + c.Stack + ".json"},
+		"take its lock":                                    {action: "s3:PutObject", arn: state + "locks/organization/waste-coach-infra/" + c.Stack + "/0b5e.json"},
+		"decrypt its secrets":                              {action: "kms:Decrypt", arn: key},
+		"describe instances":                               {action: "ec2:DescribeInstances", arn: "*"},
+		"launch an instance":                               {action: "ec2:RunInstances", arn: "*"},
+		"read a backup":                                    {action: "s3:GetObject", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
+		"read an upload":                                   {action: "s3:GetObject", arn: uploads + "/u/1/photo.jpg"},
+		"read a bucket's policy":                           {action: "s3:GetBucketPolicy", arn: backups},
+		"change a bucket's policy":                         {action: "s3:PutBucketPolicy", arn: backups},
+		"write the issuer's key set":                       {action: "s3:PutObject", arn: issuer + "/openid/v1/jwks"},
+		"read a parameter's value":                         {action: "ssm:GetParameter", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
+		"read log events":                                  {action: "logs:GetLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s:log-stream:audit.master", c.Region, c.Logs.GroupName)},
+		"change a node role's policy under the boundary":   {action: "iam:PutRolePolicy", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
+		"change a node role's policy without a boundary":   {action: "iam:PutRolePolicy", arn: nodeRole},
+		"create a role under the boundary":                 {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": boundary}},
+		"create a role without a boundary":                 {action: "iam:CreateRole", arn: nodeRole},
+		"create a role under another stack's boundary":     {action: "iam:CreateRole", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": strings.Replace(boundary, "-"+c.Stack+"-", "-other-", 1)}},
+		"attach a managed policy":                          {action: "iam:AttachRolePolicy", arn: nodeRole},
+		"remove a role's boundary":                         {action: "iam:DeleteRolePermissionsBoundary", arn: nodeRole},
+		"create an administrator user":                     {action: "iam:CreateUser", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-admin"},
+		"pass a node role to EC2":                          {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "ec2.amazonaws.com"}},
+		"pass a node role to Lambda":                       {action: "iam:PassRole", arn: nodeRole, context: map[string]string{"iam:PassedToService": "lambda.amazonaws.com"}},
+		"create the load balancers' service role":          {action: "iam:CreateServiceLinkedRole", arn: "arn:aws:iam::123456789012:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing", context: map[string]string{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+		"change its own trust":                             {action: "iam:UpdateAssumeRolePolicy", arn: "arn:aws:iam::123456789012:role/waste-coach-ci-" + c.Stack + "-deploy"},
+		"write its history":                                {action: "s3:PutObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.history.json"},
+		"read its history":                                 {action: "s3:GetObject", arn: state + "history/waste-coach-infra/" + c.Stack + "/" + c.Stack + "-1.checkpoint.json"},
+		"read a backup's older version":                    {action: "s3:GetObjectVersion", arn: backups + "/etcd/0123/2026/12/07/etcd-20261207T000000Z.db"},
+		"read parameters' values":                          {action: "ssm:GetParameters", arn: fmt.Sprintf("arn:aws:ssm:%s:123456789012:parameter/%s/node-prepare/master", c.Region, c.ClusterID())},
+		"search log events":                                {action: "logs:FilterLogEvents", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
+		"set a log retention":                              {action: "logs:PutRetentionPolicy", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
+		"change a bucket's lifecycle":                      {action: "s3:PutLifecycleConfiguration", arn: backups},
+		"replicate a bucket":                               {action: "s3:PutReplicationConfiguration", arn: backups},
+		"create a schedule":                                {action: "scheduler:CreateSchedule", arn: fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s-office-hours/%s-stop", c.Region, c.ClusterID(), c.ClusterID())},
+		"empty a bucket":                                   {action: "s3:DeleteObjectVersion", arn: uploads + "/u/1/photo.jpg"},
+		"set a role's boundary to another policy":          {action: "iam:PutRolePermissionsBoundary", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}},
+		"write the log reader's policy without a boundary": {action: "iam:PutUserPolicy", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-grafana-logs"},
+		"write the log reader's policy under the boundary": {action: "iam:PutUserPolicy", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-grafana-logs", context: map[string]string{"iam:PermissionsBoundary": boundary}},
+		"create the log reader's access key":               {action: "iam:CreateAccessKey", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-grafana-logs"},
+		"create another user's access key":                 {action: "iam:CreateAccessKey", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-x"},
+		"assume a role of the stack":                       {action: "sts:AssumeRole", arn: nodeRole},
+		"encrypt with its secrets key":                     {action: "kms:Encrypt", arn: key},
 	}
 }
 
@@ -355,6 +362,56 @@ func TestEveryInfraRoleFitsItsBoundary(t *testing.T) {
 				if got := str(res, "permissionsBoundary"); got != boundaryARN(stack) {
 					t.Errorf("%s: %s %s is created under boundary %q, want %s", stack, typ, res.Name, got, boundaryARN(stack))
 				}
+			}
+		}
+	}
+}
+
+// TestTheBoundaryGrantsNothingBeyondItsTable: the permissions boundary is the ceiling of every
+// role and user the deploy role can make or change, so what it allows is what a compromised
+// deploy could give itself through them. It allows no IAM, no role assumption, no bucket policy,
+// lifecycle or replication, no instance launch or user-data change, no snapshot sharing, no
+// object of another stack's buckets, and KMS only through EC2 (the account's EBS key).
+func TestTheBoundaryGrantsNothingBeyondItsTable(t *testing.T) {
+	var b policyDoc
+	if err := json.Unmarshal([]byte(citrust.Boundary(citrust.Account{ID: "123456789012", Region: "ap-northeast-2"},
+		citrust.Stack{Name: "prod", ClusterID: "prod-sesacthon"}).JSON()), &b); err != nil {
+		t.Fatal(err)
+	}
+	viaEC2 := map[string]string{"kms:ViaService": "ec2.ap-northeast-2.amazonaws.com"}
+	for _, tc := range []struct {
+		what string
+		req  iamRequest
+		want bool
+	}{
+		{"read its backups", iamRequest{action: "s3:GetObject", arn: "arn:aws:s3:::prod-sesacthon-backups/etcd/x.db"}, true},
+		{"attach a volume", iamRequest{action: "ec2:AttachVolume", arn: "arn:aws:ec2:ap-northeast-2:123456789012:volume/vol-1"}, true},
+		{"use the EBS key through EC2", iamRequest{action: "kms:CreateGrant", arn: "arn:aws:kms:ap-northeast-2:123456789012:key/1", context: viaEC2}, true},
+		{"create a user", iamRequest{action: "iam:CreateUser", arn: "arn:aws:iam::123456789012:user/prod-sesacthon-x"}, false},
+		{"write a role policy", iamRequest{action: "iam:PutRolePolicy", arn: "arn:aws:iam::123456789012:role/prod-sesacthon-x"}, false},
+		{"pass a role", iamRequest{action: "iam:PassRole", arn: "arn:aws:iam::123456789012:role/prod-sesacthon-x"}, false},
+		{"assume a role", iamRequest{action: "sts:AssumeRole", arn: "arn:aws:iam::123456789012:role/prod-sesacthon-x"}, false},
+		{"decrypt with a key directly", iamRequest{action: "kms:Decrypt", arn: "arn:aws:kms:ap-northeast-2:123456789012:key/1"}, false},
+		{"rewrite a bucket policy", iamRequest{action: "s3:PutBucketPolicy", arn: "arn:aws:s3:::prod-sesacthon-backups"}, false},
+		{"expire every version", iamRequest{action: "s3:PutLifecycleConfiguration", arn: "arn:aws:s3:::prod-sesacthon-backups"}, false},
+		{"replicate a bucket", iamRequest{action: "s3:PutReplicationConfiguration", arn: "arn:aws:s3:::prod-sesacthon-images"}, false},
+		{"read the other stack's backups", iamRequest{action: "s3:GetObject", arn: "arn:aws:s3:::dev-sesacthon-backups/etcd/x.db"}, false},
+		{"read the CI state", iamRequest{action: "s3:GetObject", arn: "arn:aws:s3:::example-org-waste-coach-state/.pulumi/stacks/waste-coach-infra/prod.json"}, false},
+		{"launch an instance", iamRequest{action: "ec2:RunInstances", arn: "*"}, false},
+		{"change an instance's user data", iamRequest{action: "ec2:ModifyInstanceAttribute", arn: "*"}, false},
+		{"share a snapshot", iamRequest{action: "ec2:ModifySnapshotAttribute", arn: "*"}, false},
+		{"read another stack's parameter", iamRequest{action: "ssm:GetParameter", arn: "arn:aws:ssm:ap-northeast-2:123456789012:parameter/dev-sesacthon/node-prepare/master"}, false},
+		{"read a secret", iamRequest{action: "secretsmanager:GetSecretValue", arn: "*"}, false},
+	} {
+		if got := allows(t, b, tc.req); got != tc.want {
+			t.Errorf("the boundary lets a role %s (%s on %s): %v, want %v", tc.what, tc.req.action, tc.req.arn, got, tc.want)
+		}
+	}
+	for _, st := range b.Statement {
+		for _, a := range st.Action {
+			service := a[:strings.Index(a, ":")]
+			if !slices.Contains([]string{"ec2", "elasticloadbalancing", "s3", "logs", "ssm", "ssmmessages", "kms"}, service) || (service == "kms" && st.Condition == nil) || strings.HasSuffix(a, ":*") {
+				t.Errorf("the boundary allows %s (%v): only the calls of the infra program's roles belong there", a, st.Condition)
 			}
 		}
 	}

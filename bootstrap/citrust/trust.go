@@ -210,22 +210,30 @@ func (c *Config) deployPolicy(a Account, s Stack, keyARN string) infra.PolicyDoc
 		// writes into them, they can never do more than the boundary (no IAM at all), so the
 		// deploy role cannot make itself or anything else an administrator. No managed policy is
 		// attached (the program writes inline policies only), and no boundary removed.
-		infra.Statement{Sid: "WriteIdentitiesUnderTheBoundary", Effect: "Allow", Action: []string{
+		infra.Statement{Sid: "WriteRolesUnderTheBoundary", Effect: "Allow", Action: []string{
 			"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary",
-			"iam:CreateUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
-		}, Resource: []string{a.iam("role/" + prefix + "*"), a.iam("user/" + prefix + "*")},
+		}, Resource: a.iam("role/" + prefix + "*"),
 			Condition: map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": a.iam("policy/" + BoundaryName(s))}}},
+		// The one user of the stack (Grafana's log reader, infra/logs.go), also under it.
+		infra.Statement{Sid: "WriteTheUserUnderTheBoundary", Effect: "Allow", Action: []string{
+			"iam:CreateUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
+		}, Resource: a.iam("user/" + LogReaderUser(s)),
+			Condition: map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": a.iam("policy/" + BoundaryName(s))}}},
+		infra.Statement{Sid: "KeysOfTheUser", Effect: "Allow", Action: []string{"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey"},
+			Resource: a.iam("user/" + LogReaderUser(s))},
 		infra.Statement{Sid: "ManageOwnIdentities", Effect: "Allow", Action: []string{
 			"iam:Get*", "iam:List*", "iam:Tag*", "iam:Untag*",
 			"iam:DeleteRole", "iam:DeleteRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy",
 			"iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
-			"iam:DeleteUser", "iam:DeleteUserPolicy", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey",
+			"iam:DeleteUser", "iam:DeleteUserPolicy",
 			"iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider", "iam:UpdateOpenIDConnectProviderThumbprint",
 			"iam:AddClientIDToOpenIDConnectProvider", "iam:RemoveClientIDFromOpenIDConnectProvider",
 		}, Resource: []string{
 			a.iam("role/" + prefix + "*"), a.iam("instance-profile/" + prefix + "*"),
 			a.iam("user/" + prefix + "*"), a.iam("oidc-provider/" + IssuerBucket(s) + ".s3." + a.Region + ".amazonaws.com"),
 		}},
+		// It never needs to be another role: not even one it made, which could trust it.
+		infra.Statement{Sid: "NoRoleChaining", Effect: "Deny", Resource: "*", Action: []string{"sts:AssumeRole"}},
 		infra.Statement{Sid: "KeepTheBoundary", Effect: "Deny", Resource: "*", Action: []string{
 			"iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary",
 			"iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
@@ -276,29 +284,53 @@ func StateTLSOnly(bucket string) infra.Statement {
 // and users only under it).
 func BoundaryName(s Stack) string { return Project + "-" + s.Name + "-boundary" }
 
-// Boundary is that policy: the services the infra program's node and pod roles, its schedule
-// and snapshot roles and Grafana's log reader use, S3, logs and parameters only under the
-// stack's names, and no IAM, KMS, STS role chaining or anything else. The intersection with a
-// role's own policy is what the role may do; tests/ci_trust_test.go checks that every statement
-// of every role the infra program declares fits inside it.
+// Boundary is that policy: exactly the actions the infra program's node and pod roles, its
+// schedule and snapshot roles and Grafana's log reader use, objects, logs and parameters only
+// under the stack's names; no IAM, STS, bucket policy or configuration. A role's effective
+// rights are its own policies and this, so nothing the deploy role writes into a role or user
+// of the stack can reach further. tests/ci_trust_test.go checks both ways: every statement of
+// every role the infra program declares fits inside it, and it grants nothing beyond its table.
+// EC2 and load balancing take no names at creation: those actions are account-wide.
 func Boundary(a Account, s Stack) infra.PolicyDocument {
 	prefix := s.ClusterID + "-"
 	group := a.arn("logs", "log-group:/waste-coach/"+s.ClusterID)
 	return document(
-		infra.Statement{Sid: "Compute", Effect: "Allow", Resource: "*", Action: []string{"ec2:*", "elasticloadbalancing:*"}},
-		infra.Statement{Sid: "OwnBuckets", Effect: "Allow", Action: []string{"s3:*"},
-			Resource: []string{"arn:aws:s3:::" + prefix + "*", "arn:aws:s3:::" + prefix + "*/*"}},
-		infra.Statement{Sid: "OwnLogs", Effect: "Allow", Action: []string{"logs:*"}, Resource: []string{group, group + ":*"}},
-		infra.Statement{Sid: "LogQueries", Effect: "Allow", Resource: "*", Action: []string{
-			"logs:DescribeLogGroups", "logs:GetQueryResults", "logs:StopQuery", "logs:DescribeQueries",
+		infra.Statement{Sid: "Compute", Effect: "Allow", Resource: "*", Action: BoundaryComputeActions},
+		infra.Statement{Sid: "OwnBuckets", Effect: "Allow", Action: []string{"s3:ListBucket", "s3:GetBucketLocation"},
+			Resource: "arn:aws:s3:::" + prefix + "*"},
+		infra.Statement{Sid: "OwnObjects", Effect: "Allow", Action: []string{
+			"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload", "s3:PutObjectVersionAcl",
+		}, Resource: "arn:aws:s3:::" + prefix + "*/*"},
+		infra.Statement{Sid: "OwnLogs", Effect: "Allow", Resource: []string{group, group + ":*"}, Action: []string{
+			"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents",
+			"logs:GetLogGroupFields", "logs:StartQuery",
 		}},
-		infra.Statement{Sid: "OwnParameters", Effect: "Allow", Action: []string{"ssm:GetParameter", "ssm:GetParameters"},
+		infra.Statement{Sid: "LogQueries", Effect: "Allow", Resource: "*", Action: []string{
+			"logs:DescribeLogGroups", "logs:GetQueryResults", "logs:StopQuery",
+		}},
+		infra.Statement{Sid: "OwnParameters", Effect: "Allow", Action: []string{"ssm:GetParameter"},
 			Resource: a.arn("ssm", "parameter/"+s.ClusterID+"/*")},
 		infra.Statement{Sid: "SessionManager", Effect: "Allow", Resource: "*", Action: []string{
-			"ssm:UpdateInstanceInformation", "ssmmessages:*", "ec2messages:*",
+			"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+			"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
 		}},
-		infra.Statement{Sid: "PullImages", Effect: "Allow", Resource: "*", Action: []string{
-			"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
-		}},
+		// Encrypted volumes with the account's EBS key: what EC2 does with it on the caller's
+		// behalf (the key policy grants it to the account's principals through EC2 only).
+		infra.Statement{Sid: "EBSEncryption", Effect: "Allow", Resource: "*", Action: []string{
+			"kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+		}, Condition: map[string]any{"StringEquals": map[string]any{"kms:ViaService": "ec2." + a.Region + ".amazonaws.com"}}},
 	)
 }
+
+// BoundaryComputeActions are the EC2 and load-balancing calls of the infra program's roles (the
+// CCM, the EBS CSI driver, the load balancer controller, DLM, the office-hours schedules).
+var BoundaryComputeActions = []string{
+	"ec2:Describe*", "ec2:CreateTags",
+	"ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume", "ec2:ModifyVolume", "ec2:DeleteVolume",
+	"ec2:CreateSnapshot", "ec2:DeleteSnapshot",
+	"ec2:StartInstances", "ec2:StopInstances",
+	"elasticloadbalancing:Describe*", "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+}
+
+// LogReaderUser is the stack's one IAM user, Grafana's CloudWatch Logs reader (infra/logs.go).
+func LogReaderUser(s Stack) string { return s.ClusterID + "-grafana-logs" }

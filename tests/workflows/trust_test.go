@@ -118,6 +118,33 @@ func TestDeploysRunOnlyFromMain(t *testing.T) {
 			t.Errorf("deploy.yml job %s does not pass id-token: write to %s", name, citrust.DeployWorkflow)
 		}
 	}
+	var triggers struct {
+		On map[string]any `yaml:"on"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &triggers); err != nil {
+		t.Fatal(err)
+	}
+	for event := range triggers.On {
+		if event != "push" && event != "workflow_dispatch" {
+			t.Errorf("deploy.yml runs on %s: only pushes to main and manual runs of main deploy", event)
+		}
+	}
+	// No other workflow calls up.yml: the deploy runs from deploy.yml only.
+	files, err := filepath.Glob(filepath.Join(workflowsDir, "*.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if base := filepath.Base(f); base != "deploy.yml" && base != citrust.DeployWorkflow {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if regexp.MustCompile(`uses:\s*\S*/` + regexp.QuoteMeta(citrust.DeployWorkflow)).Match(b) {
+				t.Errorf("%s names %s: only deploy.yml may call the deploy", base, citrust.DeployWorkflow)
+			}
+		}
+	}
 	// up.yml itself runs for main only: another branch's or a pull request's workflow can call
 	// it as it is on main, and the github context is then the caller's.
 	up, _ := readJobs(t, citrust.DeployWorkflow)
