@@ -551,7 +551,7 @@ func (d *drill) pitr(bin string) error {
 	if err != nil {
 		return err
 	}
-	got, err := d.sql(restored, database, "SELECT count(*) || ' ' || min(id) || ' ' || max(id) || ' ' || count(*) FILTER (WHERE note LIKE 'before%') FROM drill")
+	got, err := d.sql(restored, database, "SELECT count(*) || ' ' || min(id) || ' ' || max(id) || ' ' || count(*) FILTER (WHERE note LIKE 'before%') FROM public.drill")
 	d.stop(restored, "fast")
 	if err != nil {
 		return err
@@ -721,8 +721,9 @@ func (d *drill) dumpDrill(bin string) error {
 }
 
 // fingerprint is what must be equal after a restore: every row of both tables and the sequence.
-const fingerprint = "SELECT (SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM users u) || ' ' || " +
-	"(SELECT md5(string_agg(w::text, ',' ORDER BY id)) FROM waste w) || ' ' || (SELECT last_value FROM waste_id_seq)"
+// (Names qualified: the superuser's search path is the catalog only, roles.sql.)
+const fingerprint = "SELECT (SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM public.users u) || ' ' || " +
+	"(SELECT md5(string_agg(w::text, ',' ORDER BY id)) FROM public.waste w) || ' ' || (SELECT last_value FROM public.waste_id_seq)"
 
 func (d *drill) restoreDump(src *server, db string, dump []byte) error {
 	file := filepath.Join(d.work, "job-dump", db+".dump")

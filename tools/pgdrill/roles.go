@@ -127,6 +127,22 @@ func (d *drill) secure(s *server, serverBin string) error {
 		return fmt.Errorf("%s objects not owned by %s before the roles, %s after: want some, then none", strings.TrimSpace(before), app, strings.TrimSpace(after))
 	}
 	fmt.Printf("  %s schemas and objects the superuser had made are now %s's, none left (%s)\n", strings.TrimSpace(before), app, time.Since(start).Round(time.Millisecond))
+	if err := d.trojan(s, serverBin, app, appPassword); err != nil {
+		return err
+	}
+	// An extension an operator installs into the application's schema (its tables' row types
+	// and indexes are the extension's, not the application's): the script still succeeds, so
+	// PostgreSQL's pod stays ready.
+	if _, err := d.sql(s, database, "CREATE EXTENSION pg_stat_statements SCHEMA public"); err != nil {
+		return fmt.Errorf("create an extension in public: %w", err)
+	}
+	if _, err := d.applyRoles(s, serverBin); err != nil {
+		return fmt.Errorf("the roles script with an extension in public fails (the pod would never be ready): %w", err)
+	}
+	if _, err := d.sql(s, database, "DROP EXTENSION pg_stat_statements"); err != nil {
+		return err
+	}
+	fmt.Println("  with pg_stat_statements installed in public by an operator: the roles script still succeeds")
 
 	// The rendered readiness probe answers, and leaves no refused connection in the log.
 	logBefore, _ := os.ReadFile(s.log)
@@ -227,5 +243,43 @@ func (d *drill) archivingDrift(s *server) error {
 	}
 	fmt.Printf("  the exporter's archiving query as %s: 1 as rendered, 0 while archive_library is set (ALTER SYSTEM), 1 once reset (%s)\n",
 		monitor, path.Base(d.render.exporter.env("PG_EXPORTER_EXTEND_QUERY_PATH")))
+	return nil
+}
+
+// trojan proves the roles script never runs the application's code as the superuser: the
+// application owns schema public and may create there a function named like a built-in the
+// script calls (unnest(text[]) beats pg_catalog's unnest(anyarray) on an exact match), which,
+// called by a superuser, runs a program on the server. Control: a superuser session on the
+// default search path calls it; the script, with its own search path, must not.
+func (d *drill) trojan(s *server, serverBin, app, appPassword string) error {
+	marker := filepath.Join(filepath.Dir(s.log), "trojan-ran")
+	_ = os.Remove(marker)
+	fn := fmt.Sprintf(`CREATE FUNCTION public.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql AS $f$
+BEGIN
+  IF current_setting('is_superuser') = 'on' THEN
+    EXECUTE format('COPY (SELECT 1) TO PROGRAM %%L', 'touch %s');
+  END IF;
+  RETURN QUERY SELECT x FROM pg_catalog.unnest(a) AS x;
+END $f$`, marker)
+	if _, err := d.sqlAs(s, app, appPassword, fn); err != nil {
+		return fmt.Errorf("%s cannot create a function in its schema: %w", app, err)
+	}
+	defer func() { _, _ = d.sqlAs(s, app, appPassword, "DROP FUNCTION public.unnest(text[])") }()
+	if _, err := d.applyRoles(s, serverBin); err != nil {
+		return fmt.Errorf("the roles script with the application's unnest(text[]) in public: %w", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		return fmt.Errorf("the roles script ran %s's public.unnest(text[]) as the superuser: it ran a program on the server", app)
+	}
+	// Control: a superuser session on the default search path does call it (so the script's
+	// refusal is its search path, not a trojan that never fires).
+	if _, err := d.sql(s, database, `SET search_path = "$user", public; SELECT count(*) FROM unnest(ARRAY['a']::text[])`); err != nil {
+		return fmt.Errorf("control: the superuser's call of unnest: %w", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		return fmt.Errorf("control: the trojan did not run for a superuser on the default search path, so its absence proves nothing")
+	}
+	_ = os.Remove(marker)
+	fmt.Printf("  %s's public.unnest(text[]), which runs a program when a superuser calls it: not called by the roles script (search path pg_catalog); a superuser on the default path calls it\n", app)
 	return nil
 }
