@@ -18,13 +18,13 @@ chartfit: render
 
 # Every rendered Kubernetes object of a stack against a real API server and scheduler on
 # 127.0.0.1 (tools/kube/README.md).
-verify-local: render prerequisites
+verify-local: chartfit prerequisites
 	tools/kube/build.sh
 	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local
 	$(BIN)/verify-local -dir out/$(STACK) -bin $(BIN)
 
 # The same on the API server of the newest minor an upgrade walks to (v1.36).
-verify-local-newest: render prerequisites
+verify-local-newest: chartfit prerequisites
 	tools/kube/build.sh
 	tools/kubeadm/build-apiserver.sh v1.36
 	cd tools/kube && go build -o $(BIN)/verify-local ./cmd/verify-local

@@ -37,7 +37,7 @@ type GitOps struct {
 // tests/gitops_test.go fails when the program declares an object in a namespace missing here.
 var PlatformNamespaces = []string{
 	"app", "argocd", "calico-apiserver", "calico-system", "data", "default", "keda",
-	"kube-node-lease", "kube-public", "kube-system", "logging", "monitoring", "node-exporter", "tigera-operator",
+	"kube-node-lease", "kube-public", "kube-system", "logging", "monitoring", "node-metrics", "tigera-operator",
 }
 
 // maxGitOpsNamespaces bounds the list: each namespace is one more set of objects the program

@@ -183,7 +183,7 @@ func TestRulesAndMonitorsDeclared(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"sesacthon-data-postgres-podmonitor", "sesacthon-data-redis-podmonitor", "sesacthon-monitoring-x509-certificate-exporter-podmonitor"} {
+	for _, name := range []string{"sesacthon-data-postgres-podmonitor", "sesacthon-data-redis-podmonitor", "sesacthon-node-metrics-x509-certificate-exporter-podmonitor"} {
 		must(t, r, "kubernetes:monitoring.coreos.com/v1:PodMonitor", name)
 	}
 	dash := must(t, r, "kubernetes:core/v1:ConfigMap", "sesacthon-monitoring-waste-coach-platform-dashboard")

@@ -55,7 +55,7 @@ func TestWorkloadsArePlacedAsDesigned(t *testing.T) {
 			"app/celery-beat": {1, "storage"}, "app/default-backend": {1, "application"},
 			"data/postgres": {1, "storage"}, "data/redis": {1, "storage"}, "data/rabbitmq": {3, "storage"},
 			// The certificate exporter reads the master's certificate files (node "" = the master).
-			"monitoring/x509-certificate-exporter": {1, ""},
+			"node-metrics/x509-certificate-exporter": {1, ""},
 		},
 		"dev": {
 			"app/auth": {1, "application"}, "app/users": {1, "application"}, "app/waste": {1, "application"},
@@ -63,7 +63,7 @@ func TestWorkloadsArePlacedAsDesigned(t *testing.T) {
 			"app/celery-beat": {1, "storage"}, "app/default-backend": {1, "application"},
 			"data/postgres": {1, "storage"}, "data/redis": {1, "storage"}, "data/rabbitmq": {3, "storage"},
 			// The certificate exporter reads the master's certificate files (node "" = the master).
-			"monitoring/x509-certificate-exporter": {1, ""},
+			"node-metrics/x509-certificate-exporter": {1, ""},
 		},
 	}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
@@ -258,9 +258,9 @@ func TestPodsFitTheirNodes(t *testing.T) {
 }
 
 func TestNamespacesCarryPodSecurityLevels(t *testing.T) {
-	// monitoring serves Grafana to the internet: not privileged; node-exporter, which needs the
-	// host, is alone in its namespace.
-	want := map[string]string{"app": "restricted", "data": "restricted", "argocd": "baseline", "monitoring": "baseline", "node-exporter": "privileged", "keda": "restricted", "logging": "privileged"}
+	// monitoring serves Grafana to the internet: not privileged; the exporters that read the
+	// host (node-exporter, the certificate exporter) are in a namespace of their own.
+	want := map[string]string{"app": "restricted", "data": "restricted", "argocd": "baseline", "monitoring": "baseline", "node-metrics": "privileged", "keda": "restricted", "logging": "privileged"}
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		ns := objects(r, "Namespace")
 		for name, level := range want {

@@ -95,7 +95,8 @@ func (s *scope) podMonitor(namespace, name string, deps ...pulumi.Resource) erro
 // admin credential expire. It mounts the two certificate files only, read-only: never a key.
 // monitoring is the monitoring release, which brings the PodMonitor CRD.
 func (s *scope) certificateExporter(monitoring pulumi.Resource) error {
-	ns, name := NamespaceMonitoring, alerting.JobCerts
+	// Host paths: the privileged namespace of the nodes' exporters, not monitoring.
+	ns, name := NamespaceNodeMetrics, alerting.JobCerts
 	l := labels(name, "monitoring")
 	hostFile := func(volume, path string) corev1.VolumeArgs {
 		return corev1.VolumeArgs{Name: pulumi.String(volume), HostPath: &corev1.HostPathVolumeSourceArgs{Path: pulumi.String(path), Type: pulumi.String("File")}}

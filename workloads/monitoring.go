@@ -58,7 +58,7 @@ func newMonitoring(ctx *pulumi.Context, name string, args *monitoringArgs, opts 
 		if err != nil {
 			return fmt.Errorf("grafana's cloudwatch login: %w", err)
 		}
-		deps := append([]pulumi.Resource{args.Storage.StorageClass, args.Storage.VolumeGuard, grafanaAdmin, s.namespaces[NamespaceNodeExporter]}, args.AlertingSecrets...)
+		deps := append([]pulumi.Resource{args.Storage.StorageClass, args.Storage.VolumeGuard, grafanaAdmin, s.namespaces[NamespaceNodeMetrics]}, args.AlertingSecrets...)
 		if cloudWatch != nil {
 			deps = append(deps, cloudWatch)
 		}
@@ -139,8 +139,8 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 		"prometheusOperator":    operator,
 		"kube-state-metrics":    ksm,
 		"prometheus-node-exporter": pulumi.Map{
-			// In a privileged namespace of its own, so that monitoring is not privileged.
-			"namespaceOverride": pulumi.String(NamespaceNodeExporter),
+			// In the privileged namespace of the nodes' exporters, so that monitoring is not privileged.
+			"namespaceOverride": pulumi.String(NamespaceNodeMetrics),
 			"resources":         nodeExporter.values(),
 			"tolerations":       pulumi.Array{pulumi.Map{"operator": pulumi.String("Exists")}},
 		},

@@ -10,6 +10,7 @@ import (
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/alerting"
 	"github.com/waste-coach/infra/config"
 )
 
@@ -146,6 +147,11 @@ func policies(cfg *config.Config) []Policy {
 		Policy{Namespace: NamespaceLogging, Name: "fluent-bit", Pods: map[string]string{"app.kubernetes.io/name": "fluent-bit"},
 			Egress: []Flow{apiServer, {Peers: []Peer{internet}, Ports: ports(tcp(443))}}, DenyIngress: true},
 
+		// The nodes' exporters: Prometheus scrapes the certificate exporter (node-exporter is on
+		// the host's network, which NetworkPolicies do not govern).
+		Policy{Namespace: NamespaceNodeMetrics, Name: alerting.JobCerts, Pods: map[string]string{"app.kubernetes.io/name": alerting.JobCerts},
+			Ingress: []Flow{{Peers: fromPrometheus, Ports: ports(tcp(certExporterPort))}}, DenyEgress: true},
+
 		// KEDA: its three pods talk among themselves (the metrics server asks the operator over
 		// gRPC) and to the API server; the operator reads the queues' depth from RabbitMQ; the API
 		// server calls the metrics server (an aggregated API) and the admission webhooks, from the
@@ -179,7 +185,7 @@ func policies(cfg *config.Config) []Policy {
 // DefaultDenyNamespaces are the namespaces the program declares or a chart of it runs in, each
 // with a default-deny NetworkPolicy and DNS (policies). Argo CD's target namespaces get the same
 // (gitops.go); any other namespace, made later by hand, falls under namespaceDefaultPolicy.
-var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceNodeExporter, NamespaceLogging, NamespaceKEDA}
+var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceNodeMetrics, NamespaceLogging, NamespaceKEDA}
 
 // KEDA's container ports (chart defaults): the metrics server's HTTPS and the webhooks'.
 const kedaMetricsPort, kedaWebhookPort = 6443, 9443

@@ -85,19 +85,21 @@ const (
 	NamespaceSystem     = "kube-system"
 )
 
-// NamespaceNodeExporter holds node-exporter alone: it needs the host's network, PID namespace
-// and filesystem, which only a privileged namespace allows.
-const NamespaceNodeExporter = "node-exporter"
+// NamespaceNodeMetrics holds the exporters that read the nodes themselves, apart from
+// monitoring: node-exporter (the host's network, PID namespace and filesystem) and the
+// certificate exporter (two certificate files of the master, through host paths), which only a
+// privileged namespace allows.
+const NamespaceNodeMetrics = "node-metrics"
 
 // podSecurity is each namespace's Pod Security level: restricted wherever the images allow;
 // Argo CD's chart and monitoring (Prometheus, Grafana, Alertmanager, served through the ALB) are
 // enforced at baseline (no host namespaces, paths or privileges) and warned at restricted.
 var podSecurity = map[string]string{
-	NamespaceApp:          "restricted",
-	NamespaceData:         "restricted",
-	NamespaceArgoCD:       "baseline",
-	NamespaceMonitoring:   "baseline",
-	NamespaceNodeExporter: "privileged",
+	NamespaceApp:         "restricted",
+	NamespaceData:        "restricted",
+	NamespaceArgoCD:      "baseline",
+	NamespaceMonitoring:  "baseline",
+	NamespaceNodeMetrics: "privileged",
 	// KEDA's chart runs its pods non-root, read-only, with every capability dropped.
 	NamespaceKEDA: "restricted",
 	// Fluent Bit reads the nodes' log files through host paths.

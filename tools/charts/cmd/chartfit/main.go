@@ -8,7 +8,8 @@
 // It also checks the charts' pod identities against the roles' trust policies
 // (out/<stack>/issuer/trust, identity.go), and which chart ServiceAccounts a ClusterRoleBinding
 // lets read every Secret against an allowed table, with Grafana and KEDA's operator bound in
-// their namespaces only (rbac.go).
+// their namespaces only (rbac.go). It writes the charts' ServiceAccounts and RBAC objects to
+// out/<stack>/chart-rbac.yaml, which verify-local applies and questions (rbacout.go).
 //
 //	go run ./cmd/render -stack prod -out out/prod
 //	(cd tools/charts && go run ./cmd/chartfit -dir ../../out/prod -charts ../../../shared/charts)
@@ -68,6 +69,12 @@ func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
 		return nil, err
 	}
 	printPods(w, pods, table)
+	counts, testOnly, err := writeChartRBAC(dir, rendered)
+	if err != nil {
+		return nil, fmt.Errorf("write the charts' RBAC for verify-local: %w", err)
+	}
+	fmt.Fprintf(w, "wrote %s: %s, for verify-local's SubjectAccessReviews; left out, as Helm test hooks only helm test creates: %s\n\n",
+		filepath.Join(dir, chartRBACFile), countList(counts), orNone(testOnly))
 	identities, err := identityCheck(dir, rendered, w)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,9 @@
 // 127.0.0.1. It creates Nodes shaped like the stack's, applies every rendered object with
 // server-side apply, gives every claim a volume, waits until the scheduler has placed every pod,
 // and prints the per-node fit. Objects it cannot check (Helm releases, custom resources whose
-// CRD only a chart provides) are listed, never silently dropped.
+// CRD only a chart provides) are listed, never silently dropped. The charts' ServiceAccounts and
+// RBAC (chartfit's chart-rbac.yaml) are applied too, and SubjectAccessReviews of every
+// ServiceAccount must answer rbac-table.txt's (rbac.go).
 //
 //	verify-local -dir out/prod -bin .bin
 package main
@@ -83,6 +85,14 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	if err != nil {
 		return nil, err
 	}
+	chartRBAC, err := readChartRBAC(dir)
+	if err != nil {
+		return nil, err
+	}
+	rbacSkipped := ""
+	if chartRBAC == nil {
+		rbacSkipped = "no helm-releases.yaml in " + dir + ": not a stack's render"
+	}
 	work, err := os.MkdirTemp("", "verify-local-")
 	if err != nil {
 		return nil, err
@@ -157,7 +167,7 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	fmt.Printf("  API server: %s (%s)\n", version.GitVersion, cp.apiServer())
 	t.phase("control plane ready")
 
-	v := &verifier{cp: cp, dir: dir, chartCRDs: crds}
+	v := &verifier{cp: cp, dir: dir, chartCRDs: crds, chartRBAC: chartRBAC, rbacSkipped: rbacSkipped}
 	if err := v.createNodes(ctx); err != nil {
 		return nil, err
 	}
@@ -171,6 +181,8 @@ func run(dir, bin, apiServer, charts, etcdBin string, timeout time.Duration) ([]
 	t.phase("autoscaled workloads at their maximums")
 	v.waitScheduled(ctx, timeout)
 	t.phase("pods scheduled")
+	v.checkRBAC(ctx, v.objects)
+	t.phase("RBAC questions")
 	v.checkRestoredVolumes(ctx)
 	v.checkPodIdentity(ctx)
 	t.phase("pod identity tokens")

@@ -40,6 +40,13 @@ type verifier struct {
 	applied []appliedObject
 	// restored are the render's restored volumes (restore/), checked for binding.
 	restored []restoredVolume
+	// chartRBAC are the charts' ServiceAccounts and RBAC objects (chartfit's chart-rbac.yaml),
+	// applied with the manifests so that the SubjectAccessReviews see the charts' identities.
+	chartRBAC []sourced
+	// rbacSkipped says why no RBAC question is asked ("" when they are).
+	rbacSkipped string
+	// objects are the manifests' and the charts' objects that apply read, with their source.
+	objects []sourced
 }
 
 // appliedObject is one object the API server accepted: where to read it back.
@@ -127,6 +134,9 @@ func registerNode(ctx context.Context, client kubernetes.Interface, n corev1.Nod
 	return nil
 }
 
+// builtinNamespaces are the namespaces the API server makes itself.
+var builtinNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
+
 // applyOrder puts what others need first: CRDs, namespaces, then identities, configuration and
 // storage, then the workloads.
 var applyOrder = []string{"CustomResourceDefinition", "Namespace", "StorageClass", "ServiceAccount", "ClusterRole", "Role",
@@ -157,6 +167,25 @@ func (v *verifier) apply(ctx context.Context) {
 	}
 	for _, crd := range v.chartCRDs {
 		items = append(items, item{"chart CRD " + crd.GetName(), crd})
+	}
+	declared := map[string]bool{}
+	for _, it := range items {
+		if it.obj.GetKind() == "Namespace" {
+			declared[it.obj.GetName()] = true
+		}
+	}
+	for _, c := range v.chartRBAC {
+		items = append(items, item{fmt.Sprintf("%s (%s): %s %s", chartRBACFile, c.from, c.obj.GetKind(), objectName(c.obj)), c.obj})
+		// A release's namespace the program does not declare is created, as Helm's
+		// --create-namespace would.
+		if ns := c.obj.GetNamespace(); ns != "" && !declared[ns] && !slices.Contains(builtinNamespaces, ns) {
+			declared[ns] = true
+			obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+			items = append(items, item{fmt.Sprintf("%s: Namespace %s (of %s: not the program's)", chartRBACFile, ns, c.from), obj})
+		}
+	}
+	for _, it := range items {
+		v.objects = append(v.objects, sourced{it.file, it.obj})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return rank(items[i].obj.GetKind()) < rank(items[j].obj.GetKind()) })
 
@@ -467,14 +496,20 @@ func (v *verifier) scaleToMaximums(ctx context.Context) {
 		}
 		ns := obj.GetNamespace()
 		deployments := v.cp.client.AppsV1().Deployments(ns)
-		scale, err := deployments.GetScale(ctx, target, metav1.GetOptions{})
+		// The Deployment controller writes the status of a Deployment just applied: a scale read
+		// before that write conflicts with it, and is read again.
+		var from int32
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			scale, err := deployments.GetScale(ctx, target, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("scale of Deployment %s/%s: %w", ns, target, err)
+			}
+			from = scale.Spec.Replicas
+			scale.Spec.Replicas = int32(maxReplicas)
+			_, err = deployments.UpdateScale(ctx, target, scale, metav1.UpdateOptions{FieldManager: "verify-local-autoscaler"})
+			return err
+		})
 		if err != nil {
-			v.fail("%s: scale of Deployment %s/%s: %v", filepath.Base(f), ns, target, err)
-			continue
-		}
-		from := scale.Spec.Replicas
-		scale.Spec.Replicas = int32(maxReplicas)
-		if _, err := deployments.UpdateScale(ctx, target, scale, metav1.UpdateOptions{FieldManager: "verify-local-autoscaler"}); err != nil {
 			v.fail("%s: scale Deployment %s/%s to %d: %v", filepath.Base(f), ns, target, maxReplicas, err)
 			continue
 		}
