@@ -305,35 +305,43 @@ const (
 const IMDSDeniedSelector = "all()"
 
 // metadataServicePolicy declares the tier and the policy that deny the metadata service to every
-// pod. Calico's CRDs are installed by the cluster tier, before
-// the provider this tier uses is ready.
+// pod.
 func (s *scope) metadataServicePolicy() error {
-	tier, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+imdsTier), &apiextensions.CustomResourceArgs{
-		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
-		Kind:       pulumi.String("Tier"),
-		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(imdsTier)},
-		// Traffic no policy of the tier decides goes on to the next tier, not to a drop.
-		OtherFields: map[string]any{"spec": map[string]any{"order": imdsTierOrder, "defaultAction": "Pass"}},
+	// Traffic no policy of the tier decides goes on to the next tier, not to a drop.
+	return s.calicoTier(imdsTier, imdsTierOrder, "Pass", "deny-metadata-service", map[string]any{
+		"selector": IMDSDeniedSelector,
+		"types":    []any{"Egress"},
+		"egress": []any{map[string]any{
+			"action":      "Deny",
+			"destination": map[string]any{"nets": []any{IMDSAddress}},
+		}},
+	})
+}
+
+// calicoTier declares a Calico tier (order, the action for what its policies leave undecided)
+// and its one GlobalNetworkPolicy, named <tier>.<policy> as Calico names a tier's policies.
+// Calico's CRDs are installed by the cluster tier, before the provider this tier uses is ready.
+func (s *scope) calicoTier(tier string, order int, defaultAction, policy string, spec map[string]any) error {
+	t, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+tier), &apiextensions.CustomResourceArgs{
+		ApiVersion:  pulumi.String("crd.projectcalico.org/v1"),
+		Kind:        pulumi.String("Tier"),
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(tier)},
+		OtherFields: map[string]any{"spec": map[string]any{"order": order, "defaultAction": defaultAction}},
 	}, s.parented()...)
 	if err != nil {
-		return fmt.Errorf("calico tier %s: %w", imdsTier, err)
+		return fmt.Errorf("calico tier %s: %w", tier, err)
 	}
-	name := imdsTier + ".deny-metadata-service" // Calico names a tier's policies <tier>.<name>
+	name := tier + "." + policy
+	full := map[string]any{"tier": tier, "order": 10}
+	for k, v := range spec {
+		full[k] = v
+	}
 	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
-		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
-		Kind:       pulumi.String("GlobalNetworkPolicy"),
-		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
-		OtherFields: map[string]any{"spec": map[string]any{
-			"tier":     imdsTier,
-			"order":    10,
-			"selector": IMDSDeniedSelector,
-			"types":    []any{"Egress"},
-			"egress": []any{map[string]any{
-				"action":      "Deny",
-				"destination": map[string]any{"nets": []any{IMDSAddress}},
-			}},
-		}},
-	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{tier}))...); err != nil {
+		ApiVersion:  pulumi.String("crd.projectcalico.org/v1"),
+		Kind:        pulumi.String("GlobalNetworkPolicy"),
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
+		OtherFields: map[string]any{"spec": full},
+	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{t}))...); err != nil {
 		return fmt.Errorf("calico policy %s: %w", name, err)
 	}
 	return nil
@@ -366,39 +374,19 @@ func NamespaceDefaultSelector() string {
 }
 
 func (s *scope) namespaceDefaultPolicy() error {
-	tier, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-tier-"+namespaceDefaultTier), &apiextensions.CustomResourceArgs{
-		ApiVersion:  pulumi.String("crd.projectcalico.org/v1"),
-		Kind:        pulumi.String("Tier"),
-		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(namespaceDefaultTier)},
-		OtherFields: map[string]any{"spec": map[string]any{"order": namespaceDefaultTierOrder, "defaultAction": "Deny"}},
-	}, s.parented()...)
-	if err != nil {
-		return fmt.Errorf("calico tier %s: %w", namespaceDefaultTier, err)
-	}
-	name := namespaceDefaultTier + ".dns-then-deny"
 	dns := map[string]any{
 		"selector":          `k8s-app == "kube-dns"`,
 		"namespaceSelector": `kubernetes.io/metadata.name == "` + NamespaceSystem + `"`,
 		"ports":             []any{53},
 	}
-	if _, err := apiextensions.NewCustomResource(s.ctx, s.resourceName("cluster", "calico-"+name), &apiextensions.CustomResourceArgs{
-		ApiVersion: pulumi.String("crd.projectcalico.org/v1"),
-		Kind:       pulumi.String("GlobalNetworkPolicy"),
-		Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(name)},
-		OtherFields: map[string]any{"spec": map[string]any{
-			"tier":              namespaceDefaultTier,
-			"order":             10,
-			"namespaceSelector": NamespaceDefaultSelector(),
-			"types":             []any{"Ingress", "Egress"},
-			"egress": []any{
-				map[string]any{"action": "Allow", "protocol": "UDP", "destination": dns},
-				map[string]any{"action": "Allow", "protocol": "TCP", "destination": dns},
-				map[string]any{"action": "Deny"},
-			},
-			"ingress": []any{map[string]any{"action": "Deny"}},
-		}},
-	}, append(s.parented(), pulumi.DependsOn([]pulumi.Resource{tier}))...); err != nil {
-		return fmt.Errorf("calico policy %s: %w", name, err)
-	}
-	return nil
+	return s.calicoTier(namespaceDefaultTier, namespaceDefaultTierOrder, "Deny", "dns-then-deny", map[string]any{
+		"namespaceSelector": NamespaceDefaultSelector(),
+		"types":             []any{"Ingress", "Egress"},
+		"egress": []any{
+			map[string]any{"action": "Allow", "protocol": "UDP", "destination": dns},
+			map[string]any{"action": "Allow", "protocol": "TCP", "destination": dns},
+			map[string]any{"action": "Deny"},
+		},
+		"ingress": []any{map[string]any{"action": "Deny"}},
+	})
 }
