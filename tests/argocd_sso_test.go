@@ -65,8 +65,8 @@ func TestArgoCDKeepsItsAdminWithoutSSO(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		rel := argoRelease(t, r)
 		for k := range prop(rel, "values", "configs", "cm").ObjectValue() {
-			if k != "resource.inclusions" {
-				t.Errorf("argo-cd configs.cm sets %s without SSO (only the cache's kinds are set)", k)
+			if k != "resource.inclusions" && k != "resource.respectRBAC" {
+				t.Errorf("argo-cd configs.cm sets %s without SSO (only the cache's kinds and respectRBAC are set)", k)
 			}
 		}
 	})

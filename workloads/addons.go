@@ -249,7 +249,7 @@ func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulum
 			return err
 		}
 		c.Served = map[string]Served{"argocd": {Local: true, Role: argoCDRole}}
-		if err := s.lockDefaultProject(c.ArgoCD); err != nil {
+		if err := s.lockDefaultProject(args.Charts.CRDProvider, c.ArgoCD); err != nil {
 			return err
 		}
 		if _, err := s.customResourceGuard(OwnArgoObjects(cfg.GitOps), args.ControlPlane, c.ArgoCD, c.LoadBalancerController); err != nil {
@@ -280,7 +280,8 @@ func argoConfigs(cfg *config.Config) pulumi.Map {
 	}}
 	// Argo CD caches only the kinds it syncs and their children: its controller may read no
 	// other (argocd_rbac.go).
-	cm := pulumi.Map{"resource.inclusions": pulumi.String(argoCDResourceInclusions())}
+	// respectRBAC: a kind its RBAC refuses is left out of the cache rather than failing it.
+	cm := pulumi.Map{"resource.inclusions": pulumi.String(argoCDResourceInclusions()), "resource.respectRBAC": pulumi.String("normal")}
 	configs["cm"] = cm
 	if cfg.GitOps != nil {
 		// The design record's polling interval, written out rather than left to the chart's

@@ -3,8 +3,8 @@ package workloads
 import (
 	"fmt"
 	"slices"
-	"strings"
 
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
@@ -36,8 +36,19 @@ const (
 	ArgoCDServerAccount     = "argocd-server"
 )
 
-// resourceOf is a kind's resource name: every kind here is its lower-case plural with an s.
-func resourceOf(kind string) string { return strings.ToLower(kind) + "s" }
+// resourceOf is a kind's resource name, as the API serves it; a kind missing here is a
+// programming error caught by the tests (a wrong plural would make Argo CD's cache fail).
+func resourceOf(kind string) string {
+	plural, ok := map[string]string{
+		"ConfigMap": "configmaps", "Service": "services", "ServiceAccount": "serviceaccounts", "Pod": "pods",
+		"Deployment": "deployments", "ReplicaSet": "replicasets", "Job": "jobs", "CronJob": "cronjobs",
+		"HorizontalPodAutoscaler": "horizontalpodautoscalers", "PodDisruptionBudget": "poddisruptionbudgets",
+	}[kind]
+	if !ok {
+		panic("argocd_rbac.go: no resource name for kind " + kind)
+	}
+	return plural
+}
 
 // byGroup lists kinds' resources per API group, groups in order of first appearance.
 func byGroup(kinds []GroupKind) (groups []string, resources map[string][]string) {
@@ -103,14 +114,17 @@ func argoCDServerClusterRules() pulumi.Array {
 // argoCDNamespaceAccess lets Argo CD act in one gitops namespace: its controller applies and
 // prunes GitOpsKinds; its server shows the application's objects and pods' logs, and patches or
 // deletes them from the UI.
-func (s *scope) argoCDNamespaceAccess(ns string, deps ...pulumi.Resource) error {
+func (s *scope) argoCDNamespaceAccess(ns string, deps ...pulumi.Resource) ([]pulumi.Resource, error) {
+	var made []pulumi.Resource
 	podLogs := rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"pods/log"}), Verbs: pulumi.ToStringArray([]string{"get"})}
 	for _, a := range []struct {
 		account string
 		rules   rbacv1.PolicyRuleArray
 	}{
 		{ArgoCDControllerAccount, policyRules(GitOpsKinds, "get", "list", "watch", "create", "update", "patch", "delete")},
-		{ArgoCDServerAccount, append(policyRules(ArgoCDCacheKinds, "get", "patch", "delete"), podLogs)},
+		// (and the UI's "create a Job from this CronJob")
+		{ArgoCDServerAccount, append(policyRules(ArgoCDCacheKinds, "get", "patch", "delete"), podLogs,
+			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{"batch"}), Resources: pulumi.ToStringArray([]string{"jobs"}), Verbs: pulumi.ToStringArray([]string{"create"})})},
 	} {
 		l := labels(a.account, "gitops")
 		role, err := rbacv1.NewRole(s.ctx, s.resourceName(ns, a.account), &rbacv1.RoleArgs{
@@ -118,17 +132,19 @@ func (s *scope) argoCDNamespaceAccess(ns string, deps ...pulumi.Resource) error 
 			Rules:    a.rules,
 		}, append(s.parented(), pulumi.DependsOn(deps))...)
 		if err != nil {
-			return fmt.Errorf("role %s/%s: %w", ns, a.account, err)
+			return nil, fmt.Errorf("role %s/%s: %w", ns, a.account, err)
 		}
-		if _, err := rbacv1.NewRoleBinding(s.ctx, s.resourceName(ns, a.account), &rbacv1.RoleBindingArgs{
+		binding, err := rbacv1.NewRoleBinding(s.ctx, s.resourceName(ns, a.account), &rbacv1.RoleBindingArgs{
 			Metadata: meta(a.account, ns, l),
 			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: pulumi.String(a.account)},
 			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(a.account), Namespace: pulumi.String(NamespaceArgoCD)}},
-		}, append(s.parented(), pulumi.DependsOn(append(deps, role)))...); err != nil {
-			return fmt.Errorf("role binding %s/%s: %w", ns, a.account, err)
+		}, append(s.parented(), pulumi.DependsOn(append(deps, role)))...)
+		if err != nil {
+			return nil, fmt.Errorf("role binding %s/%s: %w", ns, a.account, err)
 		}
+		made = append(made, role, binding)
 	}
-	return nil
+	return made, nil
 }
 
 func policyRules(kinds []GroupKind, verbs ...string) rbacv1.PolicyRuleArray {
@@ -154,9 +170,10 @@ func LockedDefaultProject() map[string]any {
 }
 
 // lockDefaultProject declares the `default` AppProject, locked. Argo CD's server creates it when
-// it is missing, so on a running stack it exists: the apply takes it over (patchForce wins the
-// fields the server wrote).
-func (s *scope) lockDefaultProject(argoCD pulumi.Resource) error {
+// it starts, before the release is ready, so it always exists by then: the provider that upserts
+// existing objects takes it over (patchForce wins the fields the server wrote); the tier's own
+// provider would stop at "already exists".
+func (s *scope) lockDefaultProject(upsert *kubernetes.Provider, argoCD pulumi.Resource) error {
 	_, err := apiextensions.NewCustomResource(s.ctx, s.resourceName(NamespaceArgoCD, "default-project"), &apiextensions.CustomResourceArgs{
 		ApiVersion: pulumi.String("argoproj.io/v1alpha1"),
 		Kind:       pulumi.String("AppProject"),
@@ -167,9 +184,18 @@ func (s *scope) lockDefaultProject(argoCD pulumi.Resource) error {
 			Annotations: pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")},
 		},
 		OtherFields: map[string]any{"spec": LockedDefaultProject()},
-	}, s.opts(NamespaceArgoCD, argoCD)...)
+	}, append(s.opts(NamespaceArgoCD, argoCD), upsertWith(upsert)...)...)
 	if err != nil {
 		return fmt.Errorf("argo cd's default project: %w", err)
 	}
 	return nil
+}
+
+// upsertWith is the option that declares a resource with the upserting provider, when there is
+// one (offline runs have none).
+func upsertWith(p *kubernetes.Provider) []pulumi.ResourceOption {
+	if p == nil {
+		return nil
+	}
+	return []pulumi.ResourceOption{pulumi.Provider(p)}
 }

@@ -89,9 +89,12 @@ func newGitOps(ctx *pulumi.Context, name string, args *gitOpsArgs, opts ...pulum
 		}
 		c.Namespaces[ns] = r
 		waitFor = append(waitFor, r)
-		if err := s.argoCDNamespaceAccess(ns, r); err != nil {
+		access, err := s.argoCDNamespaceAccess(ns, r)
+		if err != nil {
 			return nil, err
 		}
+		// The first sync waits for Argo CD's rights in the namespace.
+		waitFor = append(waitFor, access...)
 	}
 	var err error
 	if c.Project, err = s.argoObject("AppProject", GitOpsProject, appProjectSpec(g.RepoURL, g.Namespaces), args.ArgoCD); err != nil {
