@@ -6,6 +6,7 @@ import (
 
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/manifest"
 	"github.com/waste-coach/infra/internal/offline"
 )
 
@@ -179,4 +180,21 @@ func TestEBSDriverActsOnlyOnItsOwnStack(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestChartsRenderNoHelmTestHooks: a chart's `helm test` hook is created only when someone runs
+// helm test on the release, with whatever rights its chart gave it (the EBS driver's tester may
+// create pods in kube-system, bind roles and exec): the program turns them off.
+func TestChartsRenderNoHelmTestHooks(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		for release, path := range map[string][]any{
+			"sesacthon-kube-system-aws-ebs-csi-driver":   {"helmTester", "enabled"},
+			"sesacthon-monitoring-kube-prometheus-stack": {"grafana", "testFramework", "enabled"},
+		} {
+			rel := must(t, r, "kubernetes:helm.sh/v3:Release", release)
+			if got := at(manifest.PlainMap(rel.Inputs)["values"], path...); got != false {
+				t.Errorf("release %s: values %v = %v, want false", release, path, got)
+			}
+		}
+	})
 }

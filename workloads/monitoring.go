@@ -103,6 +103,8 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	// and data sources there (every one the charts and the program make is in `monitoring`;
 	// kube-prometheus-stack would otherwise search ALL namespaces, which the Role refuses).
 	grafanaValues["rbac"] = pulumi.Map{"namespaced": pulumi.Bool(true)}
+	// No `helm test` hook (a ServiceAccount and pod only helm test would create).
+	grafanaValues["testFramework"] = pulumi.Map{"enabled": pulumi.Bool(false)}
 	grafanaValues["sidecar"] = pulumi.Map{
 		"resources":   sidecar.values(),
 		"dashboards":  pulumi.Map{"sizeLimit": pulumi.Sprintf("%dMi", dashboardsMiB), "searchNamespace": pulumi.String(NamespaceMonitoring)},

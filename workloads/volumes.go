@@ -89,6 +89,9 @@ func newStorage(ctx *pulumi.Context, name string, args *storageArgs, opts ...pul
 		var err error
 		c.EBSCSI, err = s.release(args.Charts, "aws-ebs-csi-driver", NamespaceSystem, versions.EBSCSIDriver, pulumi.Map{
 			"controller": ebsValues,
+			// No `helm test` hook: its ServiceAccount may create pods in kube-system, bind roles
+			// and exec into pods, for anyone who runs helm test on the release.
+			"helmTester": pulumi.Map{"enabled": pulumi.Bool(false)},
 			// No Windows nodes. The node plugin calls no AWS API; it reads its instance, type and
 			// zone from its Node (set by the CCM) instead of the metadata service, which no pod
 			// reaches.
