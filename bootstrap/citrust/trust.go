@@ -299,7 +299,7 @@ func Boundary(a Account, s Stack) infra.PolicyDocument {
 		infra.Statement{Sid: "OwnBuckets", Effect: "Allow", Action: []string{"s3:ListBucket", "s3:GetBucketLocation"},
 			Resource: "arn:aws:s3:::" + prefix + "*"},
 		infra.Statement{Sid: "OwnObjects", Effect: "Allow", Action: []string{
-			"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload", "s3:PutObjectVersionAcl",
+			"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
 		}, Resource: "arn:aws:s3:::" + prefix + "*/*"},
 		infra.Statement{Sid: "OwnLogs", Effect: "Allow", Resource: []string{group, group + ":*"}, Action: []string{
 			"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents",
