@@ -367,12 +367,12 @@ func TestEveryInfraRoleFitsItsBoundary(t *testing.T) {
 	}
 }
 
-// TestTheBoundaryGrantsNothingBeyondItsTable: the permissions boundary is the ceiling of every
+// TestTheBoundaryRefusesWhatNoInfraRoleNeeds: the permissions boundary is the ceiling of every
 // role and user the deploy role can make or change, so what it allows is what a compromised
 // deploy could give itself through them. It allows no IAM, no role assumption, no bucket policy,
 // lifecycle or replication, no instance launch or user-data change, no snapshot sharing, no
 // object of another stack's buckets, and KMS only through EC2 (the account's EBS key).
-func TestTheBoundaryGrantsNothingBeyondItsTable(t *testing.T) {
+func TestTheBoundaryRefusesWhatNoInfraRoleNeeds(t *testing.T) {
 	var b policyDoc
 	if err := json.Unmarshal([]byte(citrust.Boundary(citrust.Account{ID: "123456789012", Region: "ap-northeast-2"},
 		citrust.Stack{Name: "prod", ClusterID: "prod-sesacthon"}).JSON()), &b); err != nil {

@@ -190,12 +190,3 @@ func (s *scope) lockDefaultProject(upsert *kubernetes.Provider, argoCD pulumi.Re
 	}
 	return nil
 }
-
-// upsertWith is the option that declares a resource with the upserting provider, when there is
-// one (offline runs have none).
-func upsertWith(p *kubernetes.Provider) []pulumi.ResourceOption {
-	if p == nil {
-		return nil
-	}
-	return []pulumi.ResourceOption{pulumi.Provider(p)}
-}

@@ -84,11 +84,16 @@ func (s *scope) chartCRDs(src chartArgs, chart versions.Chart) ([]pulumi.Resourc
 // so neither a destroy nor a replacement may take one without the operator's say-so
 // (`pulumi state unprotect`), like the data namespace.
 func (s *scope) crdOptions(provider *kubernetes.Provider) []pulumi.ResourceOption {
-	opts := append(s.parented(), pulumi.Protect(s.cfg.Production))
-	if provider != nil {
-		opts = append(opts, pulumi.Provider(provider))
+	return append(append(s.parented(), pulumi.Protect(s.cfg.Production)), upsertWith(provider)...)
+}
+
+// upsertWith is the option that declares a resource with the upserting provider, when there is
+// one (offline runs have none).
+func upsertWith(p *kubernetes.Provider) []pulumi.ResourceOption {
+	if p == nil {
+		return nil
 	}
-	return opts
+	return []pulumi.ResourceOption{pulumi.Provider(p)}
 }
 
 // stringMap keeps the string values of a decoded YAML mapping.
