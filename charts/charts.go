@@ -45,21 +45,84 @@ func For(src config.ChartSource) Archives {
 	return Repositories{Mirror: src.Mirror}
 }
 
+// Verify refuses an archive whose sha256 is not the chart's pin in versions: the archive its
+// repository publishes (Chart.SHA256), or, when fromFolder, also the offline checks' repackage
+// of the same release (Chart.CheckCacheSHA256). The message names the chart, both sums and
+// where the pin lives, so a changed upstream archive or a tampered mirror is told from a bump
+// that forgot its sum.
+func Verify(c versions.Chart, archive []byte, fromFolder bool) error {
+	sum := sha256.Sum256(archive)
+	got := hex.EncodeToString(sum[:])
+	if c.Accepts(got, fromFolder) {
+		return nil
+	}
+	want := c.SHA256
+	if want == "" {
+		want = "(none pinned)"
+	}
+	if fromFolder && c.CheckCacheSHA256 != "" {
+		want += " or the offline check cache's " + c.CheckCacheSHA256
+	}
+	return fmt.Errorf("chart %s: archive sha256 %s, but versions/versions.go pins %s: not installed", c.Archive(), got, want)
+}
+
 // Folder is a local folder of chart archives (chartSource set to a folder).
 type Folder string
 
-// Archive reads the chart's archive from the folder.
+// Archive reads the chart's archive from the folder and verifies it against the pin.
 func (f Folder) Archive(c versions.Chart) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(string(f), c.Archive()))
+	b, err := os.ReadFile(f.Path(c))
 	if err != nil {
 		return nil, fmt.Errorf("chart %s %s: %w", c.Name, c.Version, err)
+	}
+	if err := Verify(c, b, true); err != nil {
+		return nil, fmt.Errorf("%w (from the folder %s)", err, string(f))
 	}
 	return b, nil
 }
 
+// Path is where the folder holds the chart's archive.
+func (f Folder) Path(c versions.Chart) string { return filepath.Join(string(f), c.Archive()) }
+
+// Copy writes a verified archive to dir/<name>-<version>.tgz, the file a Helm release then
+// installs, so that the bytes Helm reads are the bytes checked (left to fetch the chart itself,
+// Helm would download it again and check no digest). The file is replaced whole (written beside
+// it, then renamed), and only when its bytes differ. It returns the path, dir joined with the
+// archive's name: with a relative dir the path is the same on every machine, so the release's
+// inputs do not change with who runs the program.
+func Copy(dir string, c versions.Chart, archive []byte) (string, error) {
+	if err := Verify(c, archive, true); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, c.Archive())
+	if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, archive) {
+		return dst, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, c.Archive()+".*")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if _, err := tmp.Write(archive); err != nil {
+		_ = tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
 // Repositories fetch archives over the Helm repository protocol: the repository's index.yaml
-// names the archive's URL and its SHA-256 digest, which the download must match. An entry
-// without a digest, an archive URL or a redirect that leaves https for plain http are refused.
+// names the archive's URL and its SHA-256 digest, which must be the pin in versions, and the
+// download must match it. An index that gives another digest, an archive URL or a redirect that
+// leaves https for plain http are refused.
 type Repositories struct {
 	// Mirror serves every pinned chart; "" fetches each chart from its own repository.
 	Mirror string
@@ -107,8 +170,10 @@ func (r Repositories) Archive(c versions.Chart) ([]byte, error) {
 		return fail(errors.New("index.yaml lists no such version"))
 	}
 	entry := idx.Entries[c.Name][i]
-	if entry.Digest == "" {
-		return fail(errors.New("index.yaml gives no digest for it: the archive could not be checked"))
+	if entry.Digest != c.SHA256 {
+		// Said before any download: a repository that republished the version, or a mirror
+		// serving another build of it, is named as such.
+		return fail(fmt.Errorf("index.yaml gives the digest %q for it, but versions/versions.go pins %q: not installed", entry.Digest, c.SHA256))
 	}
 	// An entry's URL may be relative to the repository, as `helm repo index` writes it.
 	ref, err := url.Parse(entry.URLs[0])
@@ -123,8 +188,8 @@ func (r Repositories) Archive(c versions.Chart) ([]byte, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != entry.Digest {
-		return fail(fmt.Errorf("archive digest %x, the index says %s", sum, entry.Digest))
+	if err := Verify(c, b, false); err != nil {
+		return fail(err)
 	}
 	return b, nil
 }

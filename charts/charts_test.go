@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,7 +73,7 @@ func TestCRDsOfTheMonitoringChartIncludeItsSubchart(t *testing.T) {
 
 // TestRepositoriesFollowTheHelmIndex: a repository (or mirror) is read as Helm reads it: the
 // index names the archive by a URL relative to the repository and its digest, which a download
-// must match. Served on 127.0.0.1 only.
+// must match; and both must be the pin in versions. Served on 127.0.0.1 only.
 func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 	chart := versions.LoadBalancerController
 	archive, err := pinned(t).Archive(chart)
@@ -78,6 +81,8 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, digest := archive, fmt.Sprintf("%x", sha256.Sum256(archive))
+	chart.SHA256 = digest // as if the repository published the cache's build
+	indexDigest := digest
 	var outage atomic.Int32 // requests still to meet an outage of the host
 	outage.Store(2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +92,7 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 		}
 		switch r.URL.Path {
 		case "/helm/index.yaml":
-			_, _ = fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n  - version: 0.0.1\n    urls: [old.tgz]\n  - version: %s\n    digest: %s\n    urls: [pkgs/%s]\n", chart.Name, chart.Version, digest, chart.Archive())
+			_, _ = fmt.Fprintf(w, "apiVersion: v1\nentries:\n  %s:\n  - version: 0.0.1\n    urls: [old.tgz]\n  - version: %s\n    digest: %s\n    urls: [pkgs/%s]\n", chart.Name, chart.Version, indexDigest, chart.Archive())
 		case "/helm/pkgs/" + chart.Archive():
 			_, _ = w.Write(body)
 		default:
@@ -103,9 +108,17 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 	}
 
 	body = append([]byte{}, archive[:len(archive)-1]...) // a truncated or altered download
-	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "the index says "+digest) {
-		t.Errorf("an archive that does not match the index's digest was accepted: %v", err)
+	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "pins "+digest) {
+		t.Errorf("an archive that does not match the pin was accepted: %v", err)
 	}
+
+	// A repository that republished the version (or a mirror holding another build of it),
+	// with an index that agrees with its new archive: refused, the pin is the program's.
+	body, indexDigest = []byte("republished"), fmt.Sprintf("%x", sha256.Sum256([]byte("republished")))
+	if _, err := repo.Archive(chart); err == nil || !strings.Contains(err.Error(), "gives the digest \""+indexDigest+"\"") || !strings.Contains(err.Error(), "pins \""+digest+"\"") {
+		t.Errorf("a republished archive whose index agrees with it: %v, want a refusal naming both digests", err)
+	}
+	body, indexDigest = archive, digest
 
 	other := chart
 	other.Version = "9.9.9"
@@ -115,7 +128,7 @@ func TestRepositoriesFollowTheHelmIndex(t *testing.T) {
 
 	noDigest := chart
 	noDigest.Version = "0.0.1" // listed without a digest
-	if _, err := repo.Archive(noDigest); err == nil || !strings.Contains(err.Error(), "no digest") {
+	if _, err := repo.Archive(noDigest); err == nil || !strings.Contains(err.Error(), `gives the digest ""`) {
 		t.Errorf("an index entry without a digest: %v, want a refusal", err)
 	}
 
@@ -154,6 +167,7 @@ func TestRepositoriesStayOnHTTPS(t *testing.T) {
 	chart := versions.Charts()[0]
 	archive := []byte("archive")
 	digest := fmt.Sprintf("%x", sha256.Sum256(archive))
+	chart.SHA256 = digest
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(archive) }))
 	defer plain.Close()
 	var archiveURL string
@@ -176,4 +190,47 @@ func TestRepositoriesStayOnHTTPS(t *testing.T) {
 			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestEveryChartIsPinnedByItsArchive: each pinned chart names the sha256 of its published
+// archive and of the offline cache's build, and the cache's archives are the ones pinned (an
+// engine run installs them).
+func TestEveryChartIsPinnedByItsArchive(t *testing.T) {
+	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	for _, c := range versions.Charts() {
+		if !hex64.MatchString(c.SHA256) || !hex64.MatchString(c.CheckCacheSHA256) {
+			t.Errorf("%s: SHA256 %q, CheckCacheSHA256 %q: want both pinned (64 hex digits)", c.Archive(), c.SHA256, c.CheckCacheSHA256)
+		}
+		if _, err := pinned(t).Archive(c); err != nil {
+			t.Errorf("the offline cache's %s: %v", c.Archive(), err)
+		}
+	}
+}
+
+// TestAFolderArchiveThatIsNotThePinIsRefused: a chartSource folder is checked like a
+// repository: an archive with other bytes (a local edit, a different build) is not installed,
+// and the message names the chart and both sums.
+func TestAFolderArchiveThatIsNotThePinIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	chart := versions.MetricsServer
+	if err := os.WriteFile(filepath.Join(dir, chart.Archive()), []byte("edited"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := charts.Folder(dir).Archive(chart)
+	if err == nil || !strings.Contains(err.Error(), chart.Archive()) || !strings.Contains(err.Error(), fmt.Sprintf("%x", sha256.Sum256([]byte("edited")))) || !strings.Contains(err.Error(), chart.SHA256) {
+		t.Errorf("a folder archive that is not the pin: %v, want a refusal naming %s and both sums", err, chart.Archive())
+	}
+	// The cache's build is accepted from a folder only, never from a repository.
+	if err := charts.Verify(chart, mustRead(t, chart), false); err == nil {
+		t.Error("the offline cache's build was accepted as if a repository served it")
+	}
+}
+
+func mustRead(t *testing.T, c versions.Chart) []byte {
+	t.Helper()
+	b, err := os.ReadFile(pinned(t).Path(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -166,6 +166,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.autoscaling(c)         // autoscaling.go: celeryScaleToZero, apiMaxReplicas, celeryMaxReplicas, celeryQueueLength
 	p.logs(c)                // logs.go: logRetentionDays, albAccessLogs, albLogsBucket
 	p.gitops(c)              // gitops.go: gitops
+	p.programImages(c)       // images.go: production
 
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration for stack %q:\n%w", stack, errors.Join(p.errs...))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -349,8 +350,16 @@ func TestImagePullSecretIsValidatedWithoutRepeatingIt(t *testing.T) {
 func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
 	dir := t.TempDir()
 	charts := versions.Charts()
+	// The offline check cache's archives (../shared/charts), which the pins accept from a folder.
+	archive := func(c versions.Chart) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "shared", "charts", c.Archive()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	for _, c := range charts[1:] {
-		if err := os.WriteFile(filepath.Join(dir, c.Archive()), []byte("archive"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, c.Archive()), archive(c), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -361,7 +370,17 @@ func TestChartSourceFolderMustHoldEveryPinnedChart(t *testing.T) {
 		t.Fatalf("folder without %s: got %v, want a refusal naming the key and the archive", charts[0].Archive(), err)
 	}
 
+	// An archive with other bytes than the pin (an edited chart, another build) is named with
+	// its sum and the pinned one before any resource is declared.
 	if err := os.WriteFile(filepath.Join(dir, charts[0].Archive()), []byte("archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = parse(raw)
+	if err == nil || !strings.Contains(err.Error(), charts[0].Archive()+" has sha256 ") || !strings.Contains(err.Error(), "pins "+charts[0].SHA256) {
+		t.Fatalf("folder with an archive that is not the pin: got %v, want a refusal naming the archive and both sums", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, charts[0].Archive()), archive(charts[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := parse(raw)
@@ -447,3 +466,37 @@ func TestBackupRetention(t *testing.T) {
 }
 
 func strconvQuote(s string) string { return `"` + s + `"` }
+
+// TestProductionRunsNoImageByTagAlone: on a production stack, an image of the program's own
+// objects without a digest is refused, naming it, unless versions says why it cannot have one;
+// a dev stack may run it. And the program's images today are all one or the other, for every
+// minor the program supports.
+func TestProductionRunsNoImageByTagAlone(t *testing.T) {
+	const moved = "docker.io/library/postgres:16.11-bookworm" // a bump that forgot its digest
+	images := []string{versions.Postgres, "docker.io/oliver006/redis_exporter:v1.87.0", moved}
+	for _, production := range []bool{true, false} {
+		p := &parser{}
+		p.programImagesByDigest(&Config{Production: production}, images)
+		err := errors.Join(p.errs...)
+		if !production {
+			if err != nil {
+				t.Errorf("dev stack: %v, want tags allowed", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "waste-coach-infra:production") || !strings.Contains(err.Error(), moved+" is pinned by tag only") {
+			t.Fatalf("production with %s: %v, want a refusal naming the key and the image", moved, err)
+		}
+		if strings.Contains(err.Error(), "postgres:16.10") || strings.Contains(err.Error(), "redis_exporter") {
+			t.Errorf("production refused a pinned image or one versions explains: %v", err)
+		}
+	}
+	for _, minor := range versions.CCMMinors() {
+		if left := versions.Unpinned(versions.ProgramImages(minor)); len(left) > 0 {
+			t.Errorf("Kubernetes %s: images by tag alone, unexplained: %v", minor, left)
+		}
+	}
+	if !strings.Contains(versions.Postgres, "@sha256:") {
+		t.Errorf("PostgreSQL runs as %s, want it by digest", versions.Postgres)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/waste-coach/infra/versions"
 )
 
 // Images are the application's container images (repository:tag or repository@digest).
@@ -45,6 +47,26 @@ func (p *parser) images(c *Config) {
 				p.fail(key+"."+img.name, strconv.Quote(img.ref), "on a production stack, an image pinned by digest, such as ghcr.io/org/app@sha256:<64 hex> (dev stacks may use tags)")
 			}
 		}
+	}
+}
+
+// programImages checks the program's images for the stack's Kubernetes minor (see
+// programImagesByDigest).
+func (p *parser) programImages(c *Config) {
+	p.programImagesByDigest(c, versions.ProgramImages(c.Kubernetes.MinorString()))
+}
+
+// programImagesByDigest refuses, on a production stack, an image of the program's own objects
+// (versions.ProgramImages for the stack's Kubernetes minor) that carries no digest and has no
+// reason in versions' tagOnly list: a tag can be moved to other content, a digest cannot. The
+// charts' images are checked by chartfit, which renders them.
+func (p *parser) programImagesByDigest(c *Config, images []string) {
+	if !c.Production {
+		return
+	}
+	for _, img := range versions.Unpinned(images) {
+		p.fail(qualify("production"), "true", fmt.Sprintf(
+			"every image pinned by digest on a production stack: %s is pinned by tag only (pin its digest in versions/images.go, or give the reason it cannot be in tagOnly there)", img))
 	}
 }
 

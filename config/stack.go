@@ -6,6 +6,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -166,8 +168,14 @@ func (p *parser) chartSource(c *Config) {
 		return
 	}
 	for _, chart := range versions.Charts() {
-		if _, err := os.Stat(filepath.Join(v, chart.Archive())); err != nil {
+		b, err := os.ReadFile(filepath.Join(v, chart.Archive()))
+		if err != nil {
 			p.fail(key, strconv.Quote(v), fmt.Sprintf("a folder holding every pinned chart; %s is missing", chart.Archive()))
+			continue
+		}
+		if sum := sha256.Sum256(b); !chart.Accepts(hex.EncodeToString(sum[:]), true) {
+			p.fail(key, strconv.Quote(v), fmt.Sprintf("a folder of the pinned chart archives; %s has sha256 %x, versions/versions.go pins %s (the published archive, as `helm pull` writes it)",
+				chart.Archive(), sum, chart.SHA256))
 		}
 	}
 	abs, err := filepath.Abs(v)

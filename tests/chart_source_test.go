@@ -1,22 +1,35 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/versions"
 )
 
-// TestReleasesInstallFromTheChartSourceFolder: with chartSource set to a folder, every Helm
-// release installs the pinned archive from it and asks no repository for anything (an account
-// without internet access, and the offline engine run); without it, each release names its
-// public repository and exact version.
-func TestReleasesInstallFromTheChartSourceFolder(t *testing.T) {
+// TestReleasesInstallOnlyCheckedArchives: Helm never fetches a chart itself (it would check no
+// digest). With chartSource set to a folder, every release installs the pinned archive from it
+// and asks no repository for anything (an account without internet access, and the offline
+// engine run); without it, the program fetches each archive from its public repository, checks
+// it against the pin, and the release installs that checked copy under .charts/ (a path
+// relative to the program, the same on every machine), again without a repository or version.
+func TestReleasesInstallOnlyCheckedArchives(t *testing.T) {
 	dir := t.TempDir()
+	cache, err := offline.ChartsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range versions.Charts() {
-		if err := os.WriteFile(filepath.Join(dir, c.Archive()), []byte("archive"), 0o600); err != nil {
+		b, err := os.ReadFile(filepath.Join(cache, c.Archive()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.Archive()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -28,26 +41,32 @@ func TestReleasesInstallFromTheChartSourceFolder(t *testing.T) {
 	for _, c := range versions.Charts() {
 		byName[c.Name] = c
 	}
-	releases := local.OfType("kubernetes:helm.sh/v3:Release")
-	if len(releases) != len(versions.Charts()) {
-		t.Fatalf("%d releases, want one per pinned chart (%d)", len(releases), len(versions.Charts()))
-	}
-	for _, rel := range releases {
-		chart := filepath.Base(str(rel, "chart"))
-		pinned, ok := byName[trimArchive(chart)]
-		if !ok || str(rel, "chart") != filepath.Join(dir, pinned.Archive()) {
-			t.Errorf("release %s: chart = %q, want an archive of a pinned chart in %s", rel.Name, str(rel, "chart"), dir)
+	check := func(how, wantDir string, releases []*mocks.Resource) {
+		t.Helper()
+		if len(releases) != len(versions.Charts()) {
+			t.Fatalf("%s: %d releases, want one per pinned chart (%d)", how, len(releases), len(versions.Charts()))
 		}
-		if repo := prop(rel, "repositoryOpts"); !repo.IsNull() {
-			t.Errorf("release %s: repositoryOpts = %v, want none with a local chart folder", rel.Name, repo)
+		for _, rel := range releases {
+			chart := filepath.Base(str(rel, "chart"))
+			pinned, ok := byName[trimArchive(chart)]
+			if !ok || str(rel, "chart") != filepath.Join(wantDir, pinned.Archive()) {
+				t.Errorf("%s: release %s: chart = %q, want an archive of a pinned chart in %s", how, rel.Name, str(rel, "chart"), wantDir)
+			}
+			if repo, version := prop(rel, "repositoryOpts"), prop(rel, "version"); !repo.IsNull() || !version.IsNull() {
+				t.Errorf("%s: release %s: repositoryOpts = %v, version = %v: Helm would fetch the chart itself, unchecked", how, rel.Name, repo, version)
+			}
 		}
 	}
-
-	for _, rel := range run(t, "prod").OfType("kubernetes:helm.sh/v3:Release") {
-		pinned, ok := byName[str(rel, "chart")]
-		if !ok || str(rel, "version") != pinned.Version || str(rel, "repositoryOpts", "repo") != pinned.Repo {
-			t.Errorf("release %s without chartSource: chart %q version %q from %q, want a pinned chart from its public repository",
-				rel.Name, str(rel, "chart"), str(rel, "version"), str(rel, "repositoryOpts", "repo"))
+	check("chartSource folder", dir, local.OfType("kubernetes:helm.sh/v3:Release"))
+	check("public repositories", ".charts", run(t, "prod").OfType("kubernetes:helm.sh/v3:Release"))
+	// The checked copies the releases name are there, with the pinned bytes.
+	for _, c := range versions.Charts() {
+		b, err := os.ReadFile(filepath.Join(".charts", c.Archive()))
+		if err != nil {
+			t.Fatalf("the checked copy of %s: %v", c.Archive(), err)
+		}
+		if sum := sha256.Sum256(b); !c.Accepts(hex.EncodeToString(sum[:]), true) {
+			t.Errorf(".charts/%s has sha256 %x, not a pin of versions", c.Archive(), sum)
 		}
 	}
 }

@@ -120,8 +120,9 @@ func TestCloudControllerManagerMatchesTheKubernetesMinor(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		ds := must(t, r, "kubernetes:apps/v1:DaemonSet", "sesacthon-ccm")
 		image := str(ds, "spec", "template", "spec", "containers", 0, "image")
-		if !strings.HasSuffix(image, ":v1.35.0") {
-			t.Errorf("CCM image %s does not match Kubernetes 1.35", image)
+		// The 1.35 release, by the digest the image promoter published for its tag.
+		if want := "registry.k8s.io/provider-aws/cloud-controller-manager:v1.35.0@sha256:bf5a41be5f0dd5049cc1f69e1a23ff2691f2f46483546204676cea78796e75cd"; image != want {
+			t.Errorf("CCM image %s, want %s (Kubernetes 1.35's, by digest)", image, want)
 		}
 		if str(ds, "spec", "template", "spec", "nodeSelector", "node-role.kubernetes.io/control-plane") != "" ||
 			!strings.Contains(prop(ds, "spec", "template", "spec", "tolerations").String(), "node.cloudprovider.kubernetes.io/uninitialized") {

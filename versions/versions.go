@@ -19,6 +19,16 @@ type Chart struct {
 	// subchart's), which Helm never upgrades nor deletes. The program owns them instead
 	// (workloads/crds.go); charts.TestCRDFoldersAreMarked keeps this flag true to the archives.
 	CRDFolders bool
+	// SHA256 is the sha256 of the archive as Repo publishes it: the digest its index.yaml gives
+	// for Version, read from the repository's published index (where is said beside each chart).
+	// An archive from the repository, a mirror or a folder installs only when its bytes have
+	// this sum (charts.Verify); "" would refuse every install.
+	SHA256 string
+	// CheckCacheSHA256 is the sha256 of the same release as the offline checks' chart cache
+	// holds it (../shared/charts, README there: packaged with Helm's packaging code from the
+	// chart's Git tag, so its bytes differ from the published archive). Accepted only from a
+	// chartSource folder: the engine runs and tests install these.
+	CheckCacheSHA256 string
 }
 
 const (
@@ -53,25 +63,28 @@ const (
 	// the cluster's Kubernetes minor (cloud-provider-aws release policy), so the tag is chosen by
 	// CCMImage from the configured Kubernetes version.
 	CloudControllerManagerRepo = "registry.k8s.io/provider-aws/cloud-controller-manager"
+)
 
+// The program's own images, each with its pinned digest where one is (images.go): Pinned
+// appends it.
+var (
 	// Postgres is PostgreSQL 16 (the design record's major) on Debian's stable base.
-	Postgres = "docker.io/library/postgres:16.10-bookworm"
+	Postgres = Pinned("docker.io/library/postgres:16.10-bookworm")
 	// Redis is Redis 7 (the design record's major).
-	Redis = "docker.io/library/redis:7.4.5-bookworm"
+	Redis = Pinned("docker.io/library/redis:7.4.5-bookworm")
 	// RabbitMQ is 3.13 with the management plugin, the last 3.x line (quorum queues, policies).
-	RabbitMQ = "docker.io/library/rabbitmq:3.13.7-management"
+	RabbitMQ = Pinned("docker.io/library/rabbitmq:3.13.7-management")
 	// DefaultBackend answers / until a front end is deployed: nginx stable 1.28, unprivileged.
-	DefaultBackend = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
+	DefaultBackend = Pinned("docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine")
 
-	// PostgresExporter (like the two exporters after it, for the alerts) is pinned by tag as
-	// the data services above. It is prometheus-community's postgres_exporter 0.17.1, the release that
+	// PostgresExporter is prometheus-community's postgres_exporter 0.17.1, the release that
 	// supports PostgreSQL 16 and 17; it runs beside PostgreSQL in its pod.
-	PostgresExporter = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+	PostgresExporter = Pinned("quay.io/prometheuscommunity/postgres-exporter:v0.17.1")
 	// RedisExporter is oliver006/redis_exporter 1.87.0 (Redis 7 supported); beside Redis.
-	RedisExporter = "docker.io/oliver006/redis_exporter:v1.87.0"
+	RedisExporter = Pinned("docker.io/oliver006/redis_exporter:v1.87.0")
 	// CertificateExporter is enix's x509-certificate-exporter 3.18.1, which reports the expiry
 	// of the API server's certificate and of the program's admin credential on the master.
-	CertificateExporter = "docker.io/enix/x509-certificate-exporter:3.18.1"
+	CertificateExporter = Pinned("docker.io/enix/x509-certificate-exporter:3.18.1")
 )
 
 // Artifact is a file the nodes download at boot, verified against a pinned sha256 before use.
@@ -167,33 +180,58 @@ func CCMImage(minor string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return CloudControllerManagerRepo + ":" + tag, true
+	return Pinned(CloudControllerManagerRepo + ":" + tag), true
 }
 
-// Helm charts, each pinned to an exact version.
+// Helm charts, each pinned to an exact version and archive. The published sums are the digests
+// each repository's index.yaml gives for the version (the gh-pages branches of the charts'
+// repositories, read with the search tool on 2026-12-06 and 2026-12-07; kube-prometheus-stack's
+// from prometheus-community/helm-charts index.yaml at commit 0163faed, its entry created
+// 2025-11-21); no archive was downloaded here to recompute them.
 var (
 	// EBSCSIDriver 2.52.0 ships driver v1.52.0 (released 2025-10-30).
-	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0"}
+	EBSCSIDriver = Chart{Repo: "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", Name: "aws-ebs-csi-driver", Version: "2.52.0",
+		SHA256:           "25b262d0d089ee64d7a882a0126300c436c4596cc34882d94645f26a0ba6d506",
+		CheckCacheSHA256: "2a938b38e82a6a369c6f15be2a06685bc8fabee331f0758947686e62390eb41c"}
 	// LoadBalancerController 1.14.0 ships controller v2.14.0 (TargetGroupBinding, target-type instance).
-	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0", CRDFolders: true}
+	LoadBalancerController = Chart{Repo: "https://aws.github.io/eks-charts", Name: "aws-load-balancer-controller", Version: "1.14.0", CRDFolders: true,
+		SHA256:           "f0c07f52c9b7cbd6ec6e806c73f37438837924cf8f6349e01dea373d47b6b8dc",
+		CheckCacheSHA256: "d5c2a43fb5157f364c9f48aa73fecbf05ea94b38f1e51d650795749e1370cee0"}
 	// MetricsServer 3.13.0 (released 2025-07) ships metrics-server v0.8.
-	MetricsServer = Chart{Repo: "https://kubernetes-sigs.github.io/metrics-server", Name: "metrics-server", Version: "3.13.0"}
+	MetricsServer = Chart{Repo: "https://kubernetes-sigs.github.io/metrics-server", Name: "metrics-server", Version: "3.13.0",
+		SHA256:           "fb929902e3b7565663cdd1734f31d63735c932be1541a7228b5aeef6d2348a1f",
+		CheckCacheSHA256: "d477b88dcbc2cdafcc6134ce754360c45219626056e5199f7dbe9cc5471b6f89"}
 	// ArgoCD 9.3.1 ships Argo CD v3.2.4.
-	ArgoCD = Chart{Repo: "https://argoproj.github.io/argo-helm", Name: "argo-cd", Version: "9.3.1"}
+	ArgoCD = Chart{Repo: "https://argoproj.github.io/argo-helm", Name: "argo-cd", Version: "9.3.1",
+		SHA256:           "d76e83a310c6d2acaf042e46cdcfed0ec6b2386b31779d219ce690b061118bbf",
+		CheckCacheSHA256: "f48391d1e1a5154f127a7efe7c09e385f587f02d637c1dc3f8f65f515938cdb3"}
 	// KubePrometheusStack 79.7.1: Prometheus operator, Prometheus, Grafana, node-exporter.
-	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1", CRDFolders: true}
+	KubePrometheusStack = Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "kube-prometheus-stack", Version: "79.7.1", CRDFolders: true,
+		SHA256:           "c01cfae998bacdca3130dcfcf6957e0dc506579b656a7135bd459e86fdff26db",
+		CheckCacheSHA256: "db114d406e15e125acc2dffc54c9a7b7ed3d4ddae3b25dd98410e23c02d578ab"}
 	// KEDA 2.20.2 ships KEDA 2.20.2 (operator, metrics API server, admission webhooks) and its
 	// CRDs (ScaledObject, TriggerAuthentication) as templates; it scales the Celery pools on
 	// their RabbitMQ queues' depth (issue 17).
-	KEDA = Chart{Repo: "https://kedacore.github.io/charts", Name: "keda", Version: "2.20.2"}
+	KEDA = Chart{Repo: "https://kedacore.github.io/charts", Name: "keda", Version: "2.20.2",
+		SHA256:           "db60b1fa60f0565fefa4ce2f87e855b6a8854363ee82962fbe28a12a70d64c4c",
+		CheckCacheSHA256: "02ec70bb5870a338e850ee44e1f3b8762484606e78b6712af3176b3c83df3ff2"}
 	// FluentBit 0.58.1 ships Fluent Bit 5.1.1, whose cloudwatch_logs output ships the nodes'
 	// container and kubelet logs to the stack's CloudWatch Logs group (issue 17).
-	FluentBit = Chart{Repo: "https://fluent.github.io/helm-charts", Name: "fluent-bit", Version: "0.58.1"}
+	FluentBit = Chart{Repo: "https://fluent.github.io/helm-charts", Name: "fluent-bit", Version: "0.58.1",
+		SHA256:           "fc2235278cdb4e76befb8520464a66ff459c6d7711bbbc8755dedcc32799877b",
+		CheckCacheSHA256: "b105d2c2607d9ad41fa94784eba221f48fcde66fa583584577a6a26cbfb49072"}
 )
 
 // Charts lists every chart the program installs.
 func Charts() []Chart {
 	return []Chart{EBSCSIDriver, LoadBalancerController, MetricsServer, ArgoCD, KubePrometheusStack, KEDA, FluentBit}
+}
+
+// Accepts says whether an archive whose sha256 (hex) is sum may be installed as the chart: the
+// archive its repository publishes, or, from a chartSource folder, also the offline check
+// cache's build of it.
+func (c Chart) Accepts(sum string, fromFolder bool) bool {
+	return c.SHA256 != "" && sum == c.SHA256 || fromFolder && c.CheckCacheSHA256 != "" && sum == c.CheckCacheSHA256
 }
 
 // Archive is the chart's file name as `helm package` and `helm pull` write it.
@@ -206,9 +244,10 @@ const (
 	EtcdRepo = "registry.k8s.io/etcd"
 	// EtcdDefaultTag is the etcd kubeadm 1.35 runs (constants.DefaultEtcdVersion of v1.35.4).
 	EtcdDefaultTag = "3.6.6-0"
-	// Curl uploads backups to S3 signed with the instance role (curl --aws-sigv4): no AWS CLI.
-	Curl = "docker.io/curlimages/curl:8.14.1"
 )
+
+// Curl uploads backups to S3 signed with the instance role (curl --aws-sigv4): no AWS CLI.
+var Curl = Pinned("docker.io/curlimages/curl:8.14.1")
 
 // CalicoRelease is a Calico release and the sha256 of its two operator manifests.
 type CalicoRelease struct{ Version, OperatorCRDsSHA256, OperatorSHA256 string }
@@ -239,7 +278,7 @@ var etcdTags = map[string]string{
 // EtcdImage returns the etcd image kubeadm runs for a Kubernetes minor ("1.35").
 func EtcdImage(minor string) string {
 	if tag, ok := etcdTags[minor]; ok {
-		return EtcdRepo + ":" + tag
+		return Pinned(EtcdRepo + ":" + tag)
 	}
-	return EtcdRepo + ":" + EtcdDefaultTag
+	return Pinned(EtcdRepo + ":" + EtcdDefaultTag)
 }

@@ -2,13 +2,13 @@ package workloads
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/waste-coach/infra/charts"
 	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/routing"
@@ -166,32 +166,35 @@ func ChartPods() []ChartPod {
 	}
 }
 
-// release installs a pinned chart, after the CRDs of its crds/ folders (chartCRDs).
+// release installs a pinned chart, after the CRDs of its crds/ folders (chartCRDs). The archive
+// is read and checked against its sha256 pin first (charts.Verify), whatever the source, and the
+// release installs those very bytes: the chartSource folder's file, or the copy written to
+// chartArgs.CopyDir of the one fetched from the public repository or the mirror. Helm is never
+// left to fetch a chart itself (it would check no digest), so the release names a file and no
+// repository or version: the file's name pins the version.
 func (s *scope) release(archives chartArgs, name, namespace string, chart versions.Chart, values pulumi.Map, deps ...pulumi.Resource) (*helmv3.Release, error) {
-	// The chart from its public repository, a mirror, or an archive in a local folder (whose
-	// file name pins the version, so none is given).
-	var (
-		chartRef                               = chart.Name
-		version  pulumi.StringPtrInput         = pulumi.String(chart.Version)
-		repo     helmv3.RepositoryOptsPtrInput = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(chart.Repo)}
-	)
-	switch src := s.cfg.ChartSource; {
-	case src.Mirror != "":
-		repo = &helmv3.RepositoryOptsArgs{Repo: pulumi.String(src.Mirror)}
-	case src.Folder != "":
-		chartRef, version, repo = filepath.Join(src.Folder, chart.Archive()), nil, nil
+	archive, err := archives.Archives.Archive(chart)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: %w", name, err)
 	}
-	crds, err := s.chartCRDs(archives, chart)
+	chartRef := charts.Folder(s.cfg.ChartSource.Folder).Path(chart)
+	if s.cfg.ChartSource.Folder == "" {
+		if chartRef, err = charts.Copy(archives.copyDir(), chart, archive); err != nil {
+			return nil, fmt.Errorf("release %s: keep the checked archive for Helm: %w", name, err)
+		}
+	}
+	crds, err := s.chartCRDs(archives, chart, archive)
 	if err != nil {
 		return nil, err
 	}
+	if values, err = mergeValues(values, chartImageValues(chart)); err != nil {
+		return nil, fmt.Errorf("release %s: %w", name, err)
+	}
 	r, err := helmv3.NewRelease(s.ctx, s.resourceName(namespace, name), &helmv3.ReleaseArgs{
-		Name:           pulumi.String(name),
-		Namespace:      pulumi.String(namespace),
-		Chart:          pulumi.String(chartRef),
-		Version:        version,
-		RepositoryOpts: repo,
-		Values:         values,
+		Name:      pulumi.String(name),
+		Namespace: pulumi.String(namespace),
+		Chart:     pulumi.String(chartRef),
+		Values:    values,
 		// Wait for the release's workloads; roll back a failed upgrade instead of leaving it half done.
 		Atomic:        pulumi.Bool(true),
 		CleanupOnFail: pulumi.Bool(true),

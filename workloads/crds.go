@@ -19,6 +19,18 @@ type chartArgs struct {
 	// CRDProvider declares those CRDs, adopting any a chart installed before; nil declares them
 	// with the tier's provider.
 	CRDProvider *kubernetes.Provider
+	// CopyDir is the folder, relative to the program's directory (where the Kubernetes provider
+	// runs too), that keeps the checked archives fetched from a repository for Helm to install;
+	// "" is .charts.
+	CopyDir string
+}
+
+// copyDir is where the checked archives are kept for Helm (chartArgs.CopyDir).
+func (c chartArgs) copyDir() string {
+	if c.CopyDir == "" {
+		return ".charts"
+	}
+	return c.CopyDir
 }
 
 // chartCRDs declares, as resources of the program, the CustomResourceDefinitions a chart ships
@@ -26,13 +38,9 @@ type chartArgs struct {
 // Helm would install them once and leave them: a chart bump would not upgrade them, and
 // `pulumi destroy` would leave them and every object of theirs in the cluster. Owned here, a
 // bump shows their change in the preview and a destroy deletes them after the release.
-func (s *scope) chartCRDs(src chartArgs, chart versions.Chart) ([]pulumi.Resource, error) {
+func (s *scope) chartCRDs(src chartArgs, chart versions.Chart, archive []byte) ([]pulumi.Resource, error) {
 	if !chart.CRDFolders {
 		return nil, nil
-	}
-	archive, err := src.Archives.Archive(chart)
-	if err != nil {
-		return nil, fmt.Errorf("reading the CRDs of %s: %w", chart.Name, err)
 	}
 	crds, err := charts.CRDs(archive)
 	if err != nil {

@@ -13,13 +13,17 @@ import (
 // chartPodsFile is out/<stack>/chart-pods.json: the chart pods the per-node fit counts
 // (workloads.ChartPods), with what tools/charts needs to render the charts as the cluster will
 // and compare: the stack's Kubernetes version, each pinned chart's archive and the node selector
-// of each role. The tool reads this file rather than importing the program.
+// of each role, and the image digests the program pins with the images it lets run by tag
+// (versions/images.go), against which it checks every image the charts render. The tool reads
+// this file rather than importing the program.
 type chartPodsFile struct {
 	Stack             string                       `json:"stack"`
 	KubernetesVersion string                       `json:"kubernetesVersion"`
 	Charts            map[string]string            `json:"charts"`
 	Roles             map[string]map[string]string `json:"roles"`
 	Pods              []chartPod                   `json:"pods"`
+	ImageDigests      map[string]string            `json:"imageDigests"`
+	TagOnly           map[string]string            `json:"tagOnly"`
 }
 
 type chartPod struct {
@@ -49,7 +53,8 @@ func requestsOf(rs []workloads.Resources) []requests {
 
 // writeChartPods writes chart-pods.json into a render's folder.
 func writeChartPods(out, stack string, cfg *config.Config) error {
-	f := chartPodsFile{Stack: stack, KubernetesVersion: cfg.Kubernetes.String(), Charts: map[string]string{}, Roles: map[string]map[string]string{}}
+	f := chartPodsFile{Stack: stack, KubernetesVersion: cfg.Kubernetes.String(), Charts: map[string]string{}, Roles: map[string]map[string]string{},
+		ImageDigests: versions.Digests(), TagOnly: versions.TagOnlyImages()}
 	for _, c := range versions.Charts() {
 		f.Charts[c.Name] = c.Archive()
 	}

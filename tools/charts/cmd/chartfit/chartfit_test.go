@@ -127,7 +127,10 @@ func stack(t *testing.T, r Release, pods ...TablePod) string {
 	table := Table{Stack: "test", KubernetesVersion: "1.35.4",
 		Charts: map[string]string{"metrics-server": "metrics-server-3.13.0.tgz", "kube-prometheus-stack": "kube-prometheus-stack-79.7.1.tgz"},
 		Roles:  map[string]map[string]string{"master": {controlPlaneTaint: ""}, "worker-1": {"workload": "application"}},
-		Pods:   pods}
+		Pods:   pods,
+		// The image checks have their own test (images_test.go): here the chart's image runs by tag.
+		ImageDigests: map[string]string{"example.com/other:1": "sha256:" + strings.Repeat("0", 64)},
+		TagOnly:      map[string]string{"registry.k8s.io/metrics-server/metrics-server:v0.8.0": "the pod-table tests"}}
 	j, err := json.Marshal(table)
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,10 @@ type Table struct {
 	// Roles maps a node role to the node selector that pins a pod to it.
 	Roles map[string]map[string]string `json:"roles"`
 	Pods  []TablePod                   `json:"pods"`
+	// ImageDigests are the digests the program pins, by repository:tag; TagOnly the images it
+	// lets run by tag, with the reason of each (versions/images.go).
+	ImageDigests map[string]string `json:"imageDigests"`
+	TagOnly      map[string]string `json:"tagOnly"`
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
@@ -113,8 +117,8 @@ func readTable(dir string) (*Table, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if t.KubernetesVersion == "" || len(t.Charts) == 0 || len(t.Roles) == 0 {
-		return nil, fmt.Errorf("%s: needs kubernetesVersion, charts and roles", path)
+	if t.KubernetesVersion == "" || len(t.Charts) == 0 || len(t.Roles) == 0 || len(t.ImageDigests) == 0 {
+		return nil, fmt.Errorf("%s: needs kubernetesVersion, charts, roles and imageDigests", path)
 	}
 	return &t, nil
 }
