@@ -84,16 +84,20 @@ func (f Folder) Archive(c versions.Chart) ([]byte, error) {
 // Path is where the folder holds the chart's archive.
 func (f Folder) Path(c versions.Chart) string { return filepath.Join(string(f), c.Archive()) }
 
-// Copy writes a verified archive to dir/<name>-<version>.tgz, the file a Helm release then
-// installs, so that the bytes Helm reads are the bytes checked (left to fetch the chart itself,
-// Helm would download it again and check no digest). The file is replaced whole (written beside
-// it, then renamed), and only when its bytes differ. It returns the path, dir joined with the
-// archive's name: with a relative dir the path is the same on every machine, so the release's
-// inputs do not change with who runs the program.
+// Copy writes a verified archive to dir/<first 12 hex digits of its sha256>/<name>-<version>.tgz,
+// the file a Helm release then installs, so that the bytes Helm reads are the bytes checked (left
+// to fetch the chart itself, Helm would download it again and check no digest). The folder named
+// by the sum keeps two builds of one version apart (the published archive a deploy installs, the
+// offline cache's that tests and renders use): neither ever overwrites the other under a running
+// deploy. The file is replaced whole (written beside it, then renamed), and only when its bytes
+// differ. It returns the path: with a relative dir it is the same on every machine, so the
+// release's inputs do not change with who runs the program.
 func Copy(dir string, c versions.Chart, archive []byte) (string, error) {
 	if err := Verify(c, archive, true); err != nil {
 		return "", err
 	}
+	sum := sha256.Sum256(archive)
+	dir = filepath.Join(dir, hex.EncodeToString(sum[:6]))
 	dst := filepath.Join(dir, c.Archive())
 	if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, archive) {
 		return dst, nil

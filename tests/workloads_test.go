@@ -303,7 +303,7 @@ func TestChartsArePinnedAndOrderedForCreateAndDestroy(t *testing.T) {
 			releases[str(rel, "name")] = rel
 			// The chart is a checked archive whose file name carries the exact version
 			// (TestReleasesInstallOnlyCheckedArchives proves the bytes).
-			if !regexp.MustCompile(`^\.charts/[a-z-]+-\d+\.\d+\.\d+\.tgz$`).MatchString(str(rel, "chart")) {
+			if !regexp.MustCompile(`^\.charts/[0-9a-f]{12}/[a-z-]+-\d+\.\d+\.\d+\.tgz$`).MatchString(str(rel, "chart")) {
 				t.Errorf("chart %s is not a checked archive of an exact version: %q", str(rel, "name"), str(rel, "chart"))
 			}
 		}
