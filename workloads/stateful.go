@@ -101,7 +101,13 @@ func (s *scope) statefulSet(st Stateful, storageDeps []pulumi.Resource, deps ...
 				WhenDeleted: pulumi.String("Retain"), WhenScaled: pulumi.String("Retain"),
 			},
 		},
-	}, s.opts(st.Namespace, append(deps, storageDeps...)...)...)
+	}, append(s.opts(st.Namespace, append(deps, storageDeps...)...),
+		// A StatefulSet's claim templates are immutable: the Kubernetes provider replaces the
+		// StatefulSet when they change (every replica down at once, three brokers included). The
+		// template only names the claims, which are the resources above: a bigger StorageGiB grows
+		// them in place (the class allows expansion, the EBS driver resizes online), and the
+		// StatefulSet keeps the template it was created with.
+		pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}))...)
 	if err != nil {
 		return nil, fmt.Errorf("statefulset %s: %w", st.Name, err)
 	}
