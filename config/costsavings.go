@@ -104,6 +104,32 @@ func (o OfficeHours) LongestGapDays() int {
 	return longest
 }
 
+// Deploy margins inside the office window: the nodes boot and the cluster settles after the
+// start (the run refuses stopped nodes), and a deploy must end before the stop schedule halts
+// the nodes under it (an up of dev takes up to about an hour: docs/delivery.md).
+const (
+	DeployAfterStart = 15 * time.Minute
+	DeployBeforeStop = 75 * time.Minute
+)
+
+// DeployOpen reports whether a deploy started at t fits the window: on one of Days, from
+// DeployAfterStart after Start until DeployBeforeStop before Stop, in TimeZone. A zone that
+// does not load (Parse refuses it first) counts as closed.
+func (o OfficeHours) DeployOpen(t time.Time) bool {
+	loc, err := time.LoadLocation(o.TimeZone)
+	if err != nil {
+		return false
+	}
+	local := t.In(loc)
+	if !slices.Contains(o.Days, Weekdays[(int(local.Weekday())+6)%7]) {
+		return false
+	}
+	start, _ := clock(o.Start)
+	stop, _ := clock(o.Stop)
+	now := time.Duration(local.Hour())*time.Hour + time.Duration(local.Minute())*time.Minute + time.Duration(local.Second())*time.Second
+	return now >= time.Duration(start)*time.Minute+DeployAfterStart && now <= time.Duration(stop)*time.Minute-DeployBeforeStop
+}
+
 // MinOfficeMinutes is the shortest office window: the daily backups run 60 and 90 minutes after
 // the start (workloads.PostgresBackupSchedules) and need the cluster up until they finish.
 const MinOfficeMinutes = 180

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // devRaw is validRaw as a non-production stack, where spot and office hours belong.
@@ -139,6 +140,44 @@ func TestOfficeHoursBackupTimes(t *testing.T) {
 		o.Days = strings.Split(days, ",")
 		if got := o.LongestGapDays(); got != want {
 			t.Errorf("office days %s: longest gap %d days, want %d", days, got, want)
+		}
+	}
+}
+
+// TestADeployStartsOnlyWellInsideOfficeHours: a deploy of a stack with office hours may start
+// from DeployAfterStart after the start (its nodes booted) until DeployBeforeStop before the
+// stop (it ends before the stop schedule halts the nodes under it), on its days, in its zone.
+func TestADeployStartsOnlyWellInsideOfficeHours(t *testing.T) {
+	o := OfficeHours{TimeZone: "Asia/Seoul", Days: []string{"MON", "TUE", "WED", "THU", "FRI"}, Start: "09:00", Stop: "20:00"}
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(day, hhmm string) time.Time {
+		tm, err := time.ParseInLocation("2006-01-02 15:04", day+" "+hhmm, seoul)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	const monday, saturday = "2026-12-07", "2026-12-12"
+	for _, tc := range []struct {
+		when time.Time
+		open bool
+	}{
+		{at(monday, "09:00"), false}, // the nodes are still booting
+		{at(monday, "09:14"), false},
+		{at(monday, "09:15"), true},
+		{at(monday, "18:45"), true},
+		{at(monday, "18:46"), false}, // would still run when the nodes stop at 20:00
+		{at(monday, "23:00"), false},
+		{at(saturday, "12:00"), false},
+		{at(monday, "12:00").UTC(), true},                      // the same instant in another zone
+		{time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC), true},   // 10:00 in Seoul
+		{time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC), false}, // Monday 08:00 in Seoul, Sunday in UTC
+	} {
+		if got := o.DeployOpen(tc.when); got != tc.open {
+			t.Errorf("%s: open = %v, want %v", tc.when, got, tc.open)
 		}
 	}
 }

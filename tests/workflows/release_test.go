@@ -105,6 +105,8 @@ var allowedPermissions = map[string]map[string]string{
 	// A called workflow's job gets at most what its caller's job has: up.yml asks for an OIDC
 	// token, so the calling jobs must hold id-token: write (without it every deploy fails at
 	// start-up: "requesting 'id-token: write', but is only allowed 'id-token: none'").
+	// Reads dev's office hours from the checkout: the workflow's contents: read.
+	"deploy.yml/dev-hours":     nil,
 	"deploy.yml/dev":           {"contents": "read", "id-token": "write"},
 	"deploy.yml/prod":          {"contents": "read", "id-token": "write"},
 	"up.yml/up":                {"contents": "read", "id-token": "write"},
