@@ -325,8 +325,8 @@ func TestEveryTargetGroupHasABindingToItsService(t *testing.T) {
 // the control plane unless the binding selects nodes, and the others would then fail the health
 // check for good: an UnHealthyHostCount that is never zero, and an ALB that, once the one good
 // node fails, fails open to nodes that drop the traffic. So each Local route's binding selects
-// exactly its pods' node; a Cluster route (Grafana on the master, which the controller never
-// registers) is reachable through any node and selects none.
+// exactly its pods' node; a Cluster route would be reachable through any node and select none
+// (none is left: Grafana moved off the master, which the controller never registers).
 func TestBindingsRegisterOnlyNodesThatServeTheirRoute(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		tgbs, services, deployments := objects(r, "TargetGroupBinding"), objects(r, "Service"), objects(r, "Deployment")
@@ -345,6 +345,7 @@ func TestBindingsRegisterOnlyNodesThatServeTheirRoute(t *testing.T) {
 				podNodes = prop(argo, "values", "global", "nodeSelector").Mappable()
 			case "grafana":
 				policy = str(values["kube-prometheus-stack"], "values", "grafana", "service", "externalTrafficPolicy")
+				podNodes = prop(values["kube-prometheus-stack"], "values", "grafana", "nodeSelector").Mappable()
 			default:
 				policy = fmt.Sprint(at(services[key], "spec", "externalTrafficPolicy"))
 				podNodes = at(deployments[key], "spec", "template", "spec", "nodeSelector")

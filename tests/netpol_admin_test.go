@@ -11,25 +11,36 @@ import (
 	"github.com/waste-coach/infra/workloads"
 )
 
-// TestArgoCDServerTakesOnlyTheALBsTraffic: Argo CD's server, which the ALB limits to the admin
-// ranges, accepts from outside its namespace only what comes from the VPC: its Service keeps the
-// client's address (traffic policy Local), so the ALB's requests carry the ALB's addresses, and no
-// pod address (the pod network, the nodes' tunnel addresses in it) is let in.
-func TestArgoCDServerTakesOnlyTheALBsTraffic(t *testing.T) {
+// TestAdminServersTakeOnlyTheALBsTraffic: Argo CD's server and Grafana, which the ALB limits to
+// the admin ranges, accept from outside their namespace only what comes from the VPC: their
+// Services keep the client's address (traffic policy Local), so the ALB's requests carry the
+// ALB's addresses, and no pod address (the pod network, the nodes' tunnel addresses in it) is
+// let in. Grafana ran on the master, reached through another node's tunnel address, and so let
+// in every pod; it now runs on a registered worker.
+func TestAdminServersTakeOnlyTheALBsTraffic(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
-		np := objects(r, "NetworkPolicy")["argocd/argocd-server"]
-		var peers []string
-		for _, rule := range asList(at(np, "spec", "ingress")) {
-			for _, from := range asList(at(rule, "from")) {
-				peers = append(peers, fmt.Sprint(at(from, "ipBlock", "cidr")))
+		for _, tc := range []struct{ policy, release string }{
+			{"argocd/argocd-server", "sesacthon-argocd-argo-cd"},
+			{"monitoring/grafana", "sesacthon-monitoring-kube-prometheus-stack"},
+		} {
+			np := objects(r, "NetworkPolicy")[tc.policy]
+			var peers []string
+			for _, rule := range asList(at(np, "spec", "ingress")) {
+				for _, from := range asList(at(rule, "from")) {
+					peers = append(peers, fmt.Sprint(at(from, "ipBlock", "cidr")))
+				}
 			}
-		}
-		if len(peers) != 1 || peers[0] != r.Config.VPCCIDR.String() {
-			t.Errorf("argocd-server takes traffic from %v, want only the VPC %s (not the pod network %s)", peers, r.Config.VPCCIDR, workloads.PodCIDR)
-		}
-		rel := must(t, r, "kubernetes:helm.sh/v3:Release", "sesacthon-argocd-argo-cd")
-		if p := at(manifest.PlainMap(rel.Inputs)["values"], "server", "service", "externalTrafficPolicy"); p != "Local" {
-			t.Errorf("argocd-server's Service has traffic policy %v: without Local the ALB's requests arrive from a node's tunnel address", p)
+			if len(peers) != 1 || peers[0] != r.Config.VPCCIDR.String() {
+				t.Errorf("%s takes traffic from %v, want only the VPC %s (not the pod network %s)", tc.policy, peers, r.Config.VPCCIDR, workloads.PodCIDR)
+			}
+			values := manifest.PlainMap(must(t, r, "kubernetes:helm.sh/v3:Release", tc.release).Inputs)["values"]
+			service := at(values, "server", "service")
+			if tc.policy == "monitoring/grafana" {
+				service = at(values, "grafana", "service")
+			}
+			if p := at(service, "externalTrafficPolicy"); p != "Local" {
+				t.Errorf("%s's Service has traffic policy %v: without Local the ALB's requests arrive from a node's tunnel address", tc.policy, p)
+			}
 		}
 	})
 }

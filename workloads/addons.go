@@ -146,7 +146,7 @@ func ChartPods() []ChartPod {
 		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-operator", Role: m, Replicas: 1, Containers: []Resources{promOperator}},
 		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-kube-state-metrics", Role: m, Replicas: 1, Containers: []Resources{kubeStateMetrics}},
 		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-prometheus-node-exporter", DaemonSet: true, Containers: []Resources{nodeExporter}},
-		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-grafana", Role: m, Replicas: 1, Containers: []Resources{grafana, sidecar, sidecar}},
+		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-grafana", Role: grafanaRole, Replicas: 1, Containers: []Resources{grafana, sidecar, sidecar}},
 		// The operator's admission webhook certificate: generated before install, patched in after.
 		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-admission-create", Role: m, Hook: true, Replicas: 1, Containers: []Resources{hookJob}},
 		{Release: "kube-prometheus-stack", Name: "kube-prometheus-stack-admission-patch", Role: m, Hook: true, Replicas: 1, Containers: []Resources{hookJob}},

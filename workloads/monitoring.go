@@ -66,15 +66,17 @@ func newMonitoring(ctx *pulumi.Context, name string, args *monitoringArgs, opts 
 			monitoringValues(args.Config, cloudWatch != nil), deps...); err != nil {
 			return err
 		}
-		// Grafana runs on the master, which the load balancer controller never registers (kubeadm
-		// labels it exclude-from-external-load-balancers), so its Service keeps the chart's traffic
-		// policy Cluster: any registered node forwards to it.
-		c.Served = map[string]Served{"grafana": {}}
+		// Grafana's Service keeps the client's address (traffic policy Local): only its node is
+		// registered, and the ALB's requests arrive from the ALB's addresses in the VPC.
+		c.Served = map[string]Served{"grafana": {Local: true, Role: grafanaRole}}
 		return nil
 	})
 }
 
-// monitoringValues put Prometheus, Grafana and their operator on the master, with retention and
+// grafanaRole is the node Grafana runs on, beside Argo CD's server: a node the ALB registers.
+const grafanaRole = config.RoleWorker1
+
+// monitoringValues put Prometheus and its operator on the master, Grafana on grafanaRole, with retention and
 // sizes that fit a t3.large shared with the control plane.
 func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	master := config.RoleMaster
@@ -95,9 +97,15 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	// The operator's claim is no Pulumi resource: let the StatefulSet take it (and its EBS
 	// volume) along when the release is uninstalled, so a destroy leaves no volume behind.
 	promSpec["persistentVolumeClaimRetentionPolicy"] = pulumi.Map{"whenDeleted": pulumi.String("Delete"), "whenScaled": pulumi.String("Retain")}
-	grafanaValues := on(grafana)
+	// Grafana runs on a worker the ALB registers, not on the master (which the load balancer
+	// controller never registers: kubeadm labels it exclude-from-external-load-balancers), so that
+	// its Service can keep the client's address: its NetworkPolicy then admits the ALB, from the
+	// VPC, and no pod (on the master, the ALB path came through another node's tunnel address,
+	// from the pod network, and every pod had to be let in with it).
+	grafanaValues := withResources(placement(grafanaRole), grafana)
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
-	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
+	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
+		"nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}
 	// Grafana, served to the internet, reads only its own namespace: a Role instead of the
 	// chart's ClusterRole over every Secret and ConfigMap, and its sidecars look for dashboards
 	// and data sources there (every one the charts and the program make is in `monitoring`;

@@ -166,12 +166,13 @@ func policies(cfg *config.Config) []Policy {
 			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(kedaWebhookPort))}}},
 
 		// Monitoring: components talk among themselves and to the API server; Grafana takes the
-		// ALB's traffic; the API server calls the operator's webhook; Prometheus scrapes every
-		// pod and node.
+		// ALB's traffic, from the VPC only (its Service keeps the client's address, as Argo CD's
+		// server's: no pod address reaches it from outside monitoring); the API server calls the
+		// operator's webhook; Prometheus scrapes every pod and node.
 		Policy{Namespace: NamespaceMonitoring, Name: "monitoring", Ingress: []Flow{sameNamespace(NamespaceMonitoring)},
 			Egress: []Flow{sameNamespace(NamespaceMonitoring), apiServer}},
 		Policy{Namespace: NamespaceMonitoring, Name: "grafana", Pods: map[string]string{"app.kubernetes.io/name": "grafana"},
-			Ingress: []Flow{{Peers: fromNodes, Ports: ports(tcp(3000))}}},
+			Ingress: []Flow{{Peers: fromALB, Ports: ports(tcp(3000))}}},
 		// Grafana's CloudWatch data source queries the CloudWatch Logs API over HTTPS.
 		Policy{Namespace: NamespaceMonitoring, Name: "grafana-cloudwatch", Pods: map[string]string{"app.kubernetes.io/name": "grafana"},
 			Egress: []Flow{{Peers: []Peer{internet}, Ports: ports(tcp(443))}}},
