@@ -54,6 +54,15 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := CheckNodesRunning(ctx, args.Config); err != nil {
 		return nil, err
 	}
+	// So is a setting the existing network or root volumes cannot take (a zone, a range, a
+	// smaller root volume). The instances read here also give the images the nodes keep.
+	live, err := LiveNodes(ctx, args.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckCreateTimeSettings(ctx, args.Config, zones, live); err != nil {
+		return nil, err
+	}
 	t := &Infra{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Infra", name, t, opts...); err != nil {
 		return nil, err
@@ -109,6 +118,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		Profiles:       t.IAM.Profiles,
 		UserData:       args.UserData,
 		DeleteAfter:    deleteAfter,
+		Live:           live,
 	}, parent); err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
 	}

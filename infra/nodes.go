@@ -33,6 +33,8 @@ type NodesArgs struct {
 	// them, and so, through the instances, does every remote command and Kubernetes provider:
 	// `pulumi destroy` then removes them last instead of in its first wave.
 	DeleteAfter []pulumi.Resource
+	// Live are the stack's instances EC2 still has (LiveNodes); none on a new stack.
+	Live []LiveNode
 }
 
 // Nodes holds the four instances, the SSH key they accept and the control plane's Elastic IP.
@@ -57,11 +59,12 @@ func KeyPairName(cfg *config.Config) string { return cfg.ClusterID() + "-ssh" }
 //
 // A pinned image is every node's: an AMI id as given, or the exact name of a Canonical image by
 // lookup (one image per name and region, so the answer does not move). Unset (dev stacks only;
-// config refuses it on production), each node keeps the image its instance was launched from,
-// and only a node the stack does not run (a new stack, a node terminated) boots the newest Ubuntu
-// 24.04 image. So a new Canonical image never replaces a running node, the master above all, on
-// an ordinary merge; moving to it is a change an operator makes (set nodeImage).
-func nodeImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
+// config refuses it on production), each node keeps the image its instance was launched from
+// (live, read by LiveNodes), and only a node the stack does not run (a new stack, a node
+// terminated) boots the newest Ubuntu 24.04 image. So a new Canonical image never replaces a
+// running node, the master above all, on an ordinary merge; moving to it is a change an operator
+// makes (set nodeImage).
+func nodeImages(ctx *pulumi.Context, cfg *config.Config, live []LiveNode, parent pulumi.Resource) (map[config.Role]string, error) {
 	images := map[config.Role]string{}
 	if cfg.NodeImage != "" {
 		ami := cfg.NodeImage
@@ -76,7 +79,7 @@ func nodeImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource)
 		}
 		return images, nil
 	}
-	running, err := runningImages(ctx, cfg, parent)
+	running, err := runningImages(cfg, live)
 	if err != nil {
 		return nil, err
 	}
@@ -119,35 +122,62 @@ func lookupImage(ctx *pulumi.Context, name string, mostRecent bool, parent pulum
 // stopped outside office hours and must keep their image all the same.
 var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
 
-// runningImages are the AMIs the stack's instances (tagged with its cluster tag, in any state but
-// shutting down or terminated) were launched from, by their Role tag. Two instances of one role
-// with different images (a stray relaunched by a spot request the provider failed to cancel, or
-// an up stopped between launching a replacement and terminating the old node) are refused: which
-// one the stack's state holds cannot be told from here, and a wrong guess would replace a node.
-func runningImages(ctx *pulumi.Context, cfg *config.Config, parent pulumi.Resource) (map[config.Role]string, error) {
+// LiveNode is an instance of the stack that EC2 still has, as LiveNodes read it.
+type LiveNode struct {
+	// ID is the instance id; Role its Role tag.
+	ID   string
+	Role config.Role
+	// Image is the AMI it was launched from.
+	Image string
+	// RootGiB is the size of its root volume now (0 if EC2 reported no root device).
+	RootGiB int
+}
+
+// LiveNodes looks up the stack's instances (tagged with its cluster tag) in any state but shutting
+// down or terminated, in order of instance id: one list, then one lookup per instance. Called
+// once, before anything is declared; the images the nodes keep (nodeImages) and the root volumes
+// that cannot shrink (CheckCreateTimeSettings) are both read from it. A new stack has none.
+func LiveNodes(ctx *pulumi.Context, cfg *config.Config) ([]LiveNode, error) {
 	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
 		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
 		InstanceStateNames: liveInstanceStates,
-	}, pulumi.Parent(parent))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("look up the images of %s's nodes: %w", cfg.ClusterID(), err)
+		return nil, fmt.Errorf("look up the nodes of %s: %w", cfg.ClusterID(), err)
 	}
-	images, seen := map[config.Role]string{}, map[config.Role]string{}
+	var live []LiveNode
 	for _, id := range slices.Sorted(slices.Values(res.Ids)) {
-		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)}, pulumi.Parent(parent))
+		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)})
 		if err != nil {
-			return nil, fmt.Errorf("look up the image of node %s of %s: %w", id, cfg.ClusterID(), err)
+			return nil, fmt.Errorf("look up node %s of %s: %w", id, cfg.ClusterID(), err)
 		}
 		if !slices.Contains(liveInstanceStates, inst.InstanceState) {
 			continue // terminated since the list was taken
 		}
-		role := config.Role(inst.Tags["Role"])
-		if prev, ok := images[role]; ok && prev != inst.Ami {
+		node := LiveNode{ID: id, Role: config.Role(inst.Tags["Role"]), Image: inst.Ami}
+		if len(inst.RootBlockDevices) > 0 {
+			node.RootGiB = inst.RootBlockDevices[0].VolumeSize
+		}
+		live = append(live, node)
+	}
+	return live, nil
+}
+
+// runningImages are the AMIs the stack's live instances were launched from, by their Role tag.
+// Two instances of one role with different images (a stray relaunched by a spot request the
+// provider failed to cancel, or an up stopped between launching a replacement and terminating
+// the old node) are refused: which one the stack's state holds cannot be told from here, and a
+// wrong guess would replace a node.
+func runningImages(cfg *config.Config, live []LiveNode) (map[config.Role]string, error) {
+	images, seen := map[config.Role]string{}, map[config.Role]string{}
+	for _, inst := range live {
+		role := inst.Role
+		if prev, ok := images[role]; ok && prev != inst.Image {
 			return nil, fmt.Errorf("instances %s (%s) and %s (%s) of stack %s both carry Role=%s and run different images, so the "+
 				"image that node keeps cannot be told (config nodeImage is unset): terminate the one the stack does not "+
-				"manage (`pulumi stack export` holds the managed instance ids), or set nodeImage", seen[role], prev, id, inst.Ami, cfg.Stack, role)
+				"manage (`pulumi stack export` holds the managed instance ids), or set nodeImage", seen[role], prev, inst.ID, inst.Image, cfg.Stack, role)
 		}
-		images[role], seen[role] = inst.Ami, id
+		images[role], seen[role] = inst.Image, inst.ID
 	}
 	return images, nil
 }
@@ -200,7 +230,7 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 		return nil, fmt.Errorf("create key pair: %w", err)
 	}
 
-	images, err := nodeImages(ctx, cfg, n)
+	images, err := nodeImages(ctx, cfg, args.Live, n)
 	if err != nil {
 		return nil, err
 	}

@@ -38,10 +38,10 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		id = "vpc-" + Placeholder
 	case "aws:ec2/subnet:Subnet":
 		cidr, _ := netip.ParsePrefix(str("cidrBlock"))
-		m.subnets[id] = subnetInfo{cidr: cidr, az: str("availabilityZone")}
+		m.fabricatedSubnets[id] = subnetInfo{cidr: cidr, az: str("availabilityZone")}
 	case "aws:ec2/instance:Instance":
 		id = fmt.Sprintf("i-%s%04d", Placeholder, m.counter)
-		sn := m.subnets[str("subnetId")]
+		sn := m.fabricatedSubnets[str("subnetId")]
 		ip := str("privateIp")
 		if ip == "" {
 			m.hosts[sn.cidr]++

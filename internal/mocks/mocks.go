@@ -66,17 +66,22 @@ func (r *Resource) ProviderURN() string {
 type Mocks struct {
 	project, stack, region string
 
-	mu        sync.Mutex
-	resources []*Resource
-	reads     []*Resource
-	counter   int
-	subnets   map[string]subnetInfo // by fabricated id
-	hosts     map[netip.Prefix]int  // next host number per subnet
+	mu                sync.Mutex
+	resources         []*Resource
+	reads             []*Resource
+	counter           int
+	fabricatedSubnets map[string]subnetInfo // the declared subnets, by fabricated id
+	invokes           map[string]int        // how many times each invoke was made
+	hosts             map[netip.Prefix]int  // next host number per subnet
 
 	// Instances are the EC2 instances the stack already runs, as the ec2 getInstances and
 	// getInstance lookups report them: none unless a test sets them (a deployed stack, or one
 	// whose nodes were stopped outside office hours).
 	Instances []Instance
+	// Subnets and VPCs are the subnets and VPCs AWS already holds, as the ec2 getSubnets,
+	// getSubnet and getVpc lookups report them: none unless a test sets them (a deployed stack).
+	Subnets []Subnet
+	VPCs    []VPC
 	// PreviousOutputs are the stack's outputs as its last `pulumi up` recorded them, which a
 	// reference to the stack itself reads: none unless a test sets them (a deployed stack).
 	PreviousOutputs map[string]any
@@ -93,6 +98,25 @@ type Instance struct {
 	// State is EC2's instance state name: pending, running, stopping, stopped, shutting-down or
 	// terminated.
 	State string
+	// RootGiB is the size of its root volume now; 0 leaves the root device out of the answer
+	// (a test that does not look at it).
+	RootGiB int
+}
+
+// Subnet is a subnet as the lookups see it.
+type Subnet struct {
+	// ID is the subnet id, VPC the id of its VPC.
+	ID, VPC string
+	// Cluster is the cluster id of its kubernetes.io/cluster/<id> = owned tag.
+	Cluster string
+	// CIDR is its IPv4 range, Zone its availability zone.
+	CIDR, Zone string
+}
+
+// VPC is a VPC as the lookups see it.
+type VPC struct {
+	// ID is the VPC id, CIDR its primary IPv4 range.
+	ID, CIDR string
 }
 
 // tags are the instance's tags as EC2 reports them.
@@ -100,18 +124,22 @@ func (i Instance) tags() map[string]any {
 	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
 }
 
-// matches applies getInstances' filters as EC2 does: every filter must match, a filter by one of
-// its values; only tag filters are known here.
+// matches applies getInstances' filters to the instance's tags (tagsMatch).
 func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
+	return tagsMatch("getInstances", i.tags(), filters)
+}
+
+// tagsMatch applies a lookup's filters to a resource's tags as EC2 does: every filter must match,
+// a filter by one of its values; only tag filters are known here.
+func tagsMatch(invoke string, tags map[string]any, filters resource.PropertyValue) (bool, error) {
 	if !filters.IsArray() {
 		return true, nil
 	}
-	tags := i.tags()
 	for _, f := range filters.ArrayValue() {
 		name := f.ObjectValue()["name"].StringValue()
 		key, ok := strings.CutPrefix(name, "tag:")
 		if !ok {
-			return false, fmt.Errorf("mocks: getInstances filter %q: only tag filters are modelled", name)
+			return false, fmt.Errorf("mocks: %s filter %q: only tag filters are modelled", invoke, name)
 		}
 		found := false
 		for _, v := range f.ObjectValue()["values"].ArrayValue() {
@@ -131,7 +159,7 @@ type subnetInfo struct {
 
 // New returns mocks for a project's stack that answer as AWS region would.
 func New(project, stack, region string) *Mocks {
-	return &Mocks{project: project, stack: stack, region: region, subnets: map[string]subnetInfo{}, hosts: map[netip.Prefix]int{}}
+	return &Mocks{project: project, stack: stack, region: region, fabricatedSubnets: map[string]subnetInfo{}, invokes: map[string]int{}, hosts: map[netip.Prefix]int{}}
 }
 
 // Resources returns the registrations in the order they were made.
@@ -148,9 +176,20 @@ func (m *Mocks) Reads() []*Resource {
 	return slices.Clone(m.reads)
 }
 
+// Invokes returns how many times the program made the invoke of a token (e.g.
+// aws:ec2/getSubnet:getSubnet), answered or refused.
+func (m *Mocks) Invokes(token string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.invokes[token]
+}
+
 // Call answers the invokes the program makes; any other invoke is an error, so a new lookup
 // cannot slip into the program without a mock that says what it returns.
 func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	m.mu.Lock()
+	m.invokes[args.Token]++
+	m.mu.Unlock()
 	switch args.Token {
 	case "aws:index/getAvailabilityZones:getAvailabilityZones":
 		names, ids := []any{}, []any{}
@@ -198,14 +237,58 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		for _, inst := range m.Instances {
 			if inst.ID == id.StringValue() {
+				root := []any{}
+				if inst.RootGiB > 0 {
+					root = append(root, map[string]any{"deviceName": "/dev/sda1", "volumeSize": inst.RootGiB, "volumeType": "gp3", "encrypted": true})
+				}
 				return resource.NewPropertyMapFromMap(map[string]any{
 					"id": inst.ID, "instanceId": inst.ID, "ami": inst.Image, "instanceState": inst.State,
-					"tags": inst.tags(),
+					"tags": inst.tags(), "rootBlockDevices": root,
 				}), nil
 			}
 		}
 		// The provider refuses an id EC2 does not know ("Your query returned no results").
 		return nil, fmt.Errorf("mocks: getInstance: no instance %s", id.StringValue())
+	case "aws:ec2/getSubnets:getSubnets":
+		// The provider lists what matches, nothing included (no error when nothing does).
+		ids := []any{}
+		for _, sn := range m.Subnets {
+			match, err := tagsMatch("getSubnets", map[string]any{"kubernetes.io/cluster/" + sn.Cluster: "owned"}, args.Args["filters"])
+			if err != nil {
+				return nil, err
+			}
+			if match {
+				ids = append(ids, sn.ID)
+			}
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"ids": ids, "id": m.region}), nil
+	case "aws:ec2/getSubnet:getSubnet":
+		id := args.Args["id"]
+		if !id.IsString() {
+			return nil, fmt.Errorf("mocks: getSubnet without id: every caller looks up an id getSubnets returned")
+		}
+		for _, sn := range m.Subnets {
+			if sn.ID == id.StringValue() {
+				return resource.NewPropertyMapFromMap(map[string]any{
+					"id": sn.ID, "vpcId": sn.VPC, "cidrBlock": sn.CIDR, "availabilityZone": sn.Zone, "state": "available",
+					"tags": map[string]any{"kubernetes.io/cluster/" + sn.Cluster: "owned"},
+				}), nil
+			}
+		}
+		// The provider refuses a lookup that matches nothing ("no matching EC2 Subnet found").
+		return nil, fmt.Errorf("mocks: getSubnet: no subnet %s", id.StringValue())
+	case "aws:ec2/getVpc:getVpc":
+		id := args.Args["id"]
+		if !id.IsString() {
+			return nil, fmt.Errorf("mocks: getVpc without id: every caller looks up the VPC of a subnet it found")
+		}
+		for _, v := range m.VPCs {
+			if v.ID == id.StringValue() {
+				return resource.NewPropertyMapFromMap(map[string]any{"id": v.ID, "cidrBlock": v.CIDR, "state": "available"}), nil
+			}
+		}
+		// The provider refuses a lookup that matches nothing ("no matching EC2 VPC found").
+		return nil, fmt.Errorf("mocks: getVpc: no VPC %s", id.StringValue())
 	case "aws:index/getCallerIdentity:getCallerIdentity":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/administrator", "userId": "AIDA" + strings.ToUpper(Placeholder), "id": "123456789012",

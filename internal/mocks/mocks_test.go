@@ -9,8 +9,8 @@ import (
 )
 
 func TestUnknownInvokeFailsLoudly(t *testing.T) {
-	_, err := New("p", "s", "ap-northeast-2").Call(pulumi.MockCallArgs{Token: "aws:ec2/getVpc:getVpc"})
-	if err == nil || !strings.Contains(err.Error(), "aws:ec2/getVpc:getVpc") {
+	_, err := New("p", "s", "ap-northeast-2").Call(pulumi.MockCallArgs{Token: "aws:ec2/getNatGateway:getNatGateway"})
+	if err == nil || !strings.Contains(err.Error(), "aws:ec2/getNatGateway:getNatGateway") {
 		t.Fatalf("an invoke the mocks do not know must fail and name itself, got %v", err)
 	}
 }
