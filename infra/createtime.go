@@ -40,9 +40,16 @@ func CheckCreateTimeSettings(ctx *pulumi.Context, cfg *config.Config, zones []st
 	return nil
 }
 
-// existingSubnet is a subnet of the stack as EC2 reports it.
+// SubnetIndexTag holds a subnet's position in subnetCidrs, the i of its resource name: the
+// subnets are declared by position, so a reordered list replaces them even when every range
+// and zone is still there.
+const SubnetIndexTag = "waste-coach/subnet-index"
+
+// existingSubnet is a subnet of the stack as EC2 reports it; index is its SubnetIndexTag, -1 for
+// a subnet made before the tag (its first `up` with this check tags it).
 type existingSubnet struct {
 	id, vpc, cidr, zone string
+	index               int
 }
 
 // networkChanges compares vpcCidr, subnetCidrs and availabilityZones (zones, as resolved by
@@ -61,7 +68,11 @@ func networkChanges(ctx *pulumi.Context, cfg *config.Config, zones []string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("look up subnet %s of %s: %w", id, cfg.ClusterID(), err)
 		}
-		existing = append(existing, existingSubnet{id: id, vpc: sn.VpcId, cidr: sn.CidrBlock, zone: sn.AvailabilityZone})
+		index := -1
+		if v, err := strconv.Atoi(sn.Tags[SubnetIndexTag]); err == nil {
+			index = v
+		}
+		existing = append(existing, existingSubnet{id: id, vpc: sn.VpcId, cidr: sn.CidrBlock, zone: sn.AvailabilityZone, index: index})
 	}
 	if len(existing) == 0 {
 		return nil, nil
@@ -85,10 +96,12 @@ func networkChanges(ctx *pulumi.Context, cfg *config.Config, zones []string) ([]
 }
 
 // subnetChanges pairs each configured subnet (subnetCidrs[i] in zones[i]) with an existing one:
-// the one with its range (then a different zone is a zone change), else an unpaired one in its
-// zone (a range change), else the first unpaired one left (both changed). A configured subnet
-// with nothing left to pair with is one the stack never created (an interrupted first `up`),
-// and passes.
+// the one tagged with its position i (SubnetIndexTag: the subnets are declared by position, so
+// a reordered list is a change of each moved subnet's range and zone); for a subnet made before
+// that tag, the one with its range (then a different zone is a zone change), else an unpaired
+// one in its zone (a range change), else the first unpaired one left (both changed). A
+// configured subnet with nothing left to pair with is one the stack never created (an
+// interrupted first `up`), and passes.
 func subnetChanges(cfg *config.Config, zones []string, existing []existingSubnet) []error {
 	taken := make([]bool, len(existing))
 	pair := func(match func(existingSubnet) bool) *existingSubnet {
@@ -103,17 +116,22 @@ func subnetChanges(cfg *config.Config, zones []string, existing []existingSubnet
 	// By range first, for every subnet, so that a later subnet's range is never taken as an
 	// earlier one's zone match.
 	pairs := make([]*existingSubnet, len(cfg.SubnetCIDRs))
-	for i, cidr := range cfg.SubnetCIDRs {
-		pairs[i] = pair(func(sn existingSubnet) bool { return sn.cidr == cidr.String() })
+	for i := range cfg.SubnetCIDRs {
+		pairs[i] = pair(func(sn existingSubnet) bool { return sn.index == i })
 	}
-	for i := range pairs {
+	for i, cidr := range cfg.SubnetCIDRs {
 		if pairs[i] == nil {
-			pairs[i] = pair(func(sn existingSubnet) bool { return sn.zone == zones[i] })
+			pairs[i] = pair(func(sn existingSubnet) bool { return sn.index < 0 && sn.cidr == cidr.String() })
 		}
 	}
 	for i := range pairs {
 		if pairs[i] == nil {
-			pairs[i] = pair(func(existingSubnet) bool { return true })
+			pairs[i] = pair(func(sn existingSubnet) bool { return sn.index < 0 && sn.zone == zones[i] })
+		}
+	}
+	for i := range pairs {
+		if pairs[i] == nil {
+			pairs[i] = pair(func(sn existingSubnet) bool { return sn.index < 0 })
 		}
 	}
 

@@ -125,6 +125,9 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 				// The load balancer controller places internet-facing ALBs in subnets with this tag.
 				"kubernetes.io/role/elb": "1",
 				ClusterTag(cfg):          "owned",
+				// The subnet's place in subnetCidrs (its resource name's), which the check of
+				// settings fixed at creation compares position by position (createtime.go).
+				SubnetIndexTag: strconv.Itoa(i),
 			}),
 		}, parent)
 		if err != nil {

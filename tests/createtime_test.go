@@ -3,10 +3,12 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 	"github.com/waste-coach/infra/internal/stackfile"
@@ -34,7 +36,7 @@ func deployedStack(t *testing.T, stack string, sc *stackfile.Config) *mocks.Mock
 	m.VPCs = []mocks.VPC{{ID: "vpc-0deployed", CIDR: cfg.VPCCIDR.String()}, {ID: "vpc-0otherstack", CIDR: "172.16.0.0/16"}}
 	for i, cidr := range cfg.SubnetCIDRs {
 		m.Subnets = append(m.Subnets,
-			mocks.Subnet{ID: fmt.Sprintf("subnet-0deployed%d", i), VPC: "vpc-0deployed", Cluster: cfg.ClusterID(), CIDR: cidr.String(), Zone: cfg.AvailabilityZones[i]},
+			mocks.Subnet{ID: fmt.Sprintf("subnet-0deployed%d", i), VPC: "vpc-0deployed", Cluster: cfg.ClusterID(), CIDR: cidr.String(), Zone: cfg.AvailabilityZones[i], Index: strconv.Itoa(i)},
 			mocks.Subnet{ID: fmt.Sprintf("subnet-0otherstack%d", i), VPC: "vpc-0otherstack", Cluster: "other-" + cfg.ClusterID(), CIDR: fmt.Sprintf("172.16.%d.0/24", i), Zone: "ap-northeast-2d"})
 	}
 	for _, n := range cfg.Nodes {
@@ -93,7 +95,14 @@ func TestCreateTimeSettingsAreRefusedOnAnExistingStack(t *testing.T) {
 		passes func(t *testing.T, r *offline.Result, m *mocks.Mocks)
 	}{{
 		name: "unchanged",
-		passes: func(t *testing.T, _ *offline.Result, m *mocks.Mocks) {
+		passes: func(t *testing.T, r *offline.Result, m *mocks.Mocks) {
+			// Each subnet carries its position, which the next run compares.
+			for i := range 3 {
+				sn := must(t, r, "aws:ec2/subnet:Subnet", fmt.Sprintf("sesacthon-network-public-%d", i+1))
+				if got := str(sn, "tags", infra.SubnetIndexTag); got != strconv.Itoa(i) {
+					t.Errorf("subnet %s: %s = %q, want %d", sn.Name, infra.SubnetIndexTag, got, i)
+				}
+			}
 			// One list of the stack's subnets, one lookup per subnet of this stack, one of its VPC.
 			for token, want := range map[string]int{getSubnetsInvoke: 1, getSubnetInvoke: 3, getVpcInvoke: 1} {
 				if got := m.Invokes(token); got != want {
@@ -145,6 +154,29 @@ func TestCreateTimeSettingsAreRefusedOnAnExistingStack(t *testing.T) {
 			"subnetCidrs": func(*stackfile.Config) string { return `["10.1.1.0/24","10.1.2.0/24","10.1.4.0/24"]` },
 		},
 		refused: []string{config.Project + ":subnetCidrs[2]", "10.1.4.0/24", "10.1.3.0/24", "subnet-0deployed2", "new stack"},
+	}, {
+		// The subnets are declared by position: swapping two, ranges and zones together, moves
+		// each to the other's range and zone (replaced, created before the old one is deleted:
+		// InvalidSubnet.Conflict), though every range and zone is still there.
+		name: "subnets reordered, zones with them",
+		set: map[string]func(*stackfile.Config) string{
+			"subnetCidrs":       func(*stackfile.Config) string { return `["10.1.1.0/24","10.1.3.0/24","10.1.2.0/24"]` },
+			"availabilityZones": func(*stackfile.Config) string { return `["ap-northeast-2a","ap-northeast-2c","ap-northeast-2b"]` },
+			"dataZone":          func(*stackfile.Config) string { return "ap-northeast-2a" },
+		},
+		refused: []string{config.Project + ":subnetCidrs[1]", config.Project + ":subnetCidrs[2]", config.Project + ":availabilityZones[1]", "subnet-0deployed1", "subnet-0deployed2"},
+	}, {
+		// A stack whose subnets predate the position tag: matched by range and zone, as before.
+		name: "subnet range changed on subnets made before the position tag",
+		set: map[string]func(*stackfile.Config) string{
+			"subnetCidrs": func(*stackfile.Config) string { return `["10.1.1.0/24","10.1.2.0/24","10.1.4.0/24"]` },
+		},
+		aws: func(m *mocks.Mocks) {
+			for i := range m.Subnets {
+				m.Subnets[i].Index = ""
+			}
+		},
+		refused: []string{config.Project + ":subnetCidrs[2]", "10.1.4.0/24", "10.1.3.0/24", "subnet-0deployed2"},
 	}, {
 		name: "VPC range changed",
 		set: map[string]func(*stackfile.Config) string{

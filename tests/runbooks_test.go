@@ -172,7 +172,7 @@ func TestInterruptedUpRunbookGivesItsCommands(t *testing.T) {
 		"pulumi cancel --stack <stack>",
 		".pulumi/locks/organization/" + name[1] + "/<stack>/",
 		"pulumi refresh --clear-pending-creates",
-		"--import-pending-creates <urn> <id>",
+		"--import-pending-creates <urn> --import-pending-creates <id>",
 		"pulumi stack export --file",
 		"pulumi stack import --file",
 		"helm -n <ns> history <release>",

@@ -103,6 +103,10 @@ func monitoringValues(cfg *config.Config, cloudWatch bool) pulumi.Map {
 	// VPC, and no pod (on the master, the ALB path came through another node's tunnel address,
 	// from the pod network, and every pod had to be let in with it).
 	grafanaValues := withResources(placement(grafanaRole), grafana)
+	// Its node's CPU is all requested when the APIs run at their autoscaling maximum: a rolling
+	// update's second pod would stay Pending and fail the atomic release. Grafana keeps no data
+	// (its dashboards and data sources are provisioned), so the old pod goes first.
+	grafanaValues["deploymentStrategy"] = pulumi.Map{"type": pulumi.String("Recreate")}
 	grafanaValues["admin"] = pulumi.Map{"existingSecret": pulumi.String(grafanaSecret), "userKey": pulumi.String("admin-user"), "passwordKey": pulumi.String("admin-password")}
 	grafanaValues["service"] = pulumi.Map{"type": pulumi.String("NodePort"), "externalTrafficPolicy": pulumi.String("Local"),
 		"nodePort": pulumi.Int(routing.For("kube-prometheus-stack-grafana").NodePort)}

@@ -111,6 +111,8 @@ type Subnet struct {
 	Cluster string
 	// CIDR is its IPv4 range, Zone its availability zone.
 	CIDR, Zone string
+	// Index is its waste-coach/subnet-index tag, "" for none.
+	Index string
 }
 
 // VPC is a VPC as the lookups see it.
@@ -269,9 +271,13 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		for _, sn := range m.Subnets {
 			if sn.ID == id.StringValue() {
+				tags := map[string]any{"kubernetes.io/cluster/" + sn.Cluster: "owned"}
+				if sn.Index != "" {
+					tags["waste-coach/subnet-index"] = sn.Index
+				}
 				return resource.NewPropertyMapFromMap(map[string]any{
 					"id": sn.ID, "vpcId": sn.VPC, "cidrBlock": sn.CIDR, "availabilityZone": sn.Zone, "state": "available",
-					"tags": map[string]any{"kubernetes.io/cluster/" + sn.Cluster: "owned"},
+					"tags": tags,
 				}), nil
 			}
 		}
