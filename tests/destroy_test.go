@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,4 +61,24 @@ func TestDestroyRunbookDeletesTheStacksSnapshots(t *testing.T) {
 			t.Errorf("docs/operations.md Destroy section lacks %q: a non-production destroy leaves the DLM snapshots (tag %s) and the buckets' objects", want, config.SnapshotTagKey)
 		}
 	}
+}
+
+// TestAggregatedAPIsGoBeforeTheNamespaces: the namespace controller finalizes no namespace
+// while discovery of an aggregated API fails, so a destroy must uninstall the releases that
+// serve one (metrics-server, KEDA) and their APIServices before it deletes any namespace. Each
+// waits for every namespace of the tier: Pulumi deletes it first. (In the offline engine run,
+// whose pods never serve, the namespaces once took every parallel slot first and each timed out.)
+func TestAggregatedAPIsGoBeforeTheNamespaces(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		namespaces := r.OfType("kubernetes:core/v1:Namespace")
+		for _, rel := range r.OfType("kubernetes:helm.sh/v3:Release") {
+			if name := str(rel, "name"); name == "metrics-server" || name == "keda" {
+				for _, ns := range namespaces {
+					if strings.HasPrefix(ns.Name, "sesacthon-ns-") && !slices.Contains(rel.Dependencies, ns.URN) {
+						t.Errorf("release %s does not wait for namespace %s: a destroy could delete the namespace while the API it serves is gone", name, ns.Name)
+					}
+				}
+			}
+		}
+	})
 }

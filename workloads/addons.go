@@ -244,7 +244,7 @@ func newAddons(ctx *pulumi.Context, name string, args *addonsArgs, opts ...pulum
 		msValues["resources"] = metricsServer.values()
 		// kubeadm's kubelets serve self-signed certificates; metrics-server reaches them by node IP.
 		msValues["args"] = pulumi.ToStringArray([]string{"--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP"})
-		if _, err := s.release(args.Charts, "metrics-server", NamespaceSystem, versions.MetricsServer, msValues); err != nil {
+		if _, err := s.release(args.Charts, "metrics-server", NamespaceSystem, versions.MetricsServer, msValues, s.allNamespaces()...); err != nil {
 			return err
 		}
 

@@ -92,7 +92,7 @@ func newAutoscaling(ctx *pulumi.Context, name string, args *autoscalingArgs, opt
 		cfg := args.Config
 		var err error
 		// KEDA installs the CRDs the ScaledObjects and the TriggerAuthentication need.
-		if c.KEDA, err = s.release(args.Charts, "keda", NamespaceKEDA, versions.KEDA, kedaValues()); err != nil {
+		if c.KEDA, err = s.release(args.Charts, "keda", NamespaceKEDA, versions.KEDA, kedaValues(), s.allNamespaces()...); err != nil {
 			return fmt.Errorf("keda: %w", err)
 		}
 		for _, api := range APIServices(cfg) {

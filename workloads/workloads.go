@@ -291,6 +291,21 @@ func (s *scope) opts(namespace string, deps ...pulumi.Resource) []pulumi.Resourc
 	return append(s.parented(), pulumi.DependsOn(deps))
 }
 
+// allNamespaces returns the tier's namespaces, in name order. A release that serves an aggregated
+// API (metrics-server's metrics.k8s.io, KEDA's external.metrics.k8s.io) waits for them all, so
+// that a destroy uninstalls it, and deletes its APIService, before any namespace: the namespace
+// controller finalizes no namespace while discovery of an APIService fails, and a destroy that
+// deletes the namespaces first, with the API's pods already gone or never run, waits on them
+// for its full timeout (seen in the offline engine run, whose pods never serve: its parallel
+// slots taken by the namespaces, the release's uninstall never started).
+func (s *scope) allNamespaces() []pulumi.Resource {
+	var out []pulumi.Resource
+	for _, name := range slices.Sorted(maps.Keys(s.namespaces)) {
+		out = append(out, s.namespaces[name])
+	}
+	return out
+}
+
 // resourceName derives a unique logical name from the tier's name.
 func (s *scope) resourceName(namespace, name string) string {
 	return fmt.Sprintf("%s-%s-%s", s.name, namespace, name)
