@@ -75,6 +75,27 @@ func dig(m map[string]any, path ...string) string {
 // chartDefaults reads a chart's values.yaml and appVersion from the offline cache's archive.
 func chartDefaults(t *testing.T, c versions.Chart) (map[string]any, string) {
 	t.Helper()
+	files := chartFiles(t, c, func(name string) bool { return name == c.Name+"/values.yaml" || name == c.Name+"/Chart.yaml" })
+	var values map[string]any
+	var meta struct {
+		AppVersion string `yaml:"appVersion"`
+	}
+	if err := yaml.Unmarshal(files[c.Name+"/values.yaml"], &values); err != nil {
+		t.Fatalf("%s values.yaml: %v", c.Archive(), err)
+	}
+	if err := yaml.Unmarshal(files[c.Name+"/Chart.yaml"], &meta); err != nil {
+		t.Fatalf("%s Chart.yaml: %v", c.Archive(), err)
+	}
+	if values == nil || meta.AppVersion == "" {
+		t.Fatalf("%s: no values.yaml or appVersion", c.Archive())
+	}
+	return values, meta.AppVersion
+}
+
+// chartFiles returns the files of a pinned chart's archive in the offline cache whose names keep
+// accepts, by name.
+func chartFiles(t *testing.T, c versions.Chart, keep func(name string) bool) map[string][]byte {
+	t.Helper()
 	dir, err := offline.ChartsDir()
 	if err != nil {
 		t.Fatal(err)
@@ -87,38 +108,21 @@ func chartDefaults(t *testing.T, c versions.Chart) (map[string]any, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[string][]byte{}
 	tr := tar.NewReader(gz)
-	var values map[string]any
-	var meta struct {
-		AppVersion string `yaml:"appVersion"`
-	}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return out
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out any
-		switch h.Name {
-		case c.Name + "/values.yaml":
-			out = &values
-		case c.Name + "/Chart.yaml":
-			out = &meta
-		default:
+		if !keep(h.Name) {
 			continue
 		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
+		if out[h.Name], err = io.ReadAll(tr); err != nil {
 			t.Fatal(err)
 		}
-		if err := yaml.Unmarshal(body, out); err != nil {
-			t.Fatalf("%s %s: %v", c.Archive(), h.Name, err)
-		}
 	}
-	if values == nil || meta.AppVersion == "" {
-		t.Fatalf("%s: no values.yaml or appVersion", c.Archive())
-	}
-	return values, meta.AppVersion
 }

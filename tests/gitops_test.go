@@ -1,13 +1,8 @@
 package tests
 
 import (
-	"archive/tar"
-	"compress/gzip"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -280,33 +275,10 @@ func unknownFields(v any, schema map[string]any, path string) []string {
 // template (templates/crds), by kind. Template lines there are control lines only.
 func argoCRDSchemas(t *testing.T) map[string]map[string]any {
 	t.Helper()
-	path := filepath.Join("..", "..", "shared", "charts", versions.ArgoCD.Archive())
-	f, err := os.Open(path)
-	if err != nil {
-		t.Skipf("no pinned chart archive: %v", err)
-	}
-	defer func() { _ = f.Close() }()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]map[string]any{}
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(h.Name, "argo-cd/templates/crds/") {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
+	files := chartFiles(t, versions.ArgoCD, func(name string) bool { return strings.HasPrefix(name, "argo-cd/templates/crds/") })
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		b := files[name]
 		var lines []string
 		for _, l := range strings.Split(string(b), "\n") {
 			if !strings.HasPrefix(strings.TrimSpace(l), "{{") {
@@ -327,7 +299,7 @@ func argoCRDSchemas(t *testing.T) map[string]map[string]any {
 			} `yaml:"spec"`
 		}
 		if err := yaml.Unmarshal([]byte(strings.Join(lines, "\n")), &crd); err != nil {
-			t.Fatalf("%s: %v", h.Name, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		for _, v := range crd.Spec.Versions {
 			if v.Name == "v1alpha1" {
