@@ -320,10 +320,8 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			return nil, fmt.Errorf("create instance %s: %w", node.Role, err)
 		}
 		n.Instances[node.Role] = inst
-		if node.Capacity == config.Spot {
-			if _, err := spotRequestCanceller(ctx, name, cfg, node.Role, inst, parent); err != nil {
-				return nil, err
-			}
+		if _, err := spotRequestCanceller(ctx, name, cfg, node.Role, inst, parent); err != nil {
+			return nil, err
 		}
 	}
 

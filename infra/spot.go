@@ -16,11 +16,16 @@ import (
 //go:embed scripts/cancel-spot-request.sh
 var CancelSpotRequestScript string
 
-// spotRequestCanceller declares, for a spot node, a command on the deploying machine whose only
-// work is its delete step: it cancels the instance's persistent spot request. The AWS provider
-// does not (its delete compares the request type with a typed constant that never matches:
-// terraform-provider-aws#41206, #38142), and an open persistent request relaunches an instance
-// nobody tracks whenever its instance is gone, until the request's end date (2035).
+// spotRequestCanceller declares, for every node, a command on the deploying machine whose only
+// work is its delete step: it cancels the instance's persistent spot request, if it has one (an
+// on-demand instance's request id is empty, and the step does nothing). Every node has one, not
+// only those configured as spot: a node whose capacity is set to on-demand stays a spot instance
+// until it is replaced (the provider shows no diff), and deleting its command then would cancel
+// the request under a running spot instance (which could then neither stop for office hours nor
+// come back from an interruption). The AWS provider has not cancelled it (its delete compared
+// the request type with a typed constant that never matched: terraform-provider-aws#38142; pull
+// request #41206 addresses it), and an open persistent request relaunches an instance nobody
+// tracks whenever its instance is gone, until the request's end date (2035).
 //
 // It depends on the instance, so Pulumi deletes it before the instance, on destroy and on a
 // replacement (whose new instance has a new request: the request id is a trigger, so the
@@ -31,10 +36,10 @@ var CancelSpotRequestScript string
 // hosted runners have it) and ec2:CancelSpotInstanceRequests.
 func spotRequestCanceller(ctx *pulumi.Context, name string, cfg *config.Config, role config.Role, inst *ec2.Instance, parent pulumi.ResourceOption) (*local.Command, error) {
 	cmd, err := local.NewCommand(ctx, fmt.Sprintf("%s-%s-spot-request", name, role), &local.CommandArgs{
-		Create:      pulumi.String(`echo "spot request ${SPOT_REQUEST:-none}: cancelled when this node is deleted"`),
+		Create:      pulumi.String(`echo "spot request ${SPOT_REQUEST:-none (on-demand)}: cancelled when this node is deleted"`),
 		Delete:      pulumi.String(CancelSpotRequestScript),
 		Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
-		Environment: pulumi.StringMap{"SPOT_REQUEST": inst.SpotInstanceRequestId, "AWS_REGION": pulumi.String(cfg.Region)},
+		Environment: pulumi.StringMap{"SPOT_REQUEST": inst.SpotInstanceRequestId, "AWS_REGION": pulumi.String(cfg.Region), "AWS_PAGER": pulumi.String("")},
 		Triggers:    pulumi.Array{inst.SpotInstanceRequestId},
 	}, parent, pulumi.DependsOn([]pulumi.Resource{inst}))
 	if err != nil {

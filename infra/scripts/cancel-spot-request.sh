@@ -8,7 +8,7 @@
 set -euo pipefail
 
 if [[ -z "${SPOT_REQUEST:-}" ]]; then
-  echo "no spot request recorded for this node: nothing to cancel"
+  echo "no spot request recorded for this node (an on-demand instance): nothing to cancel"
   exit 0
 fi
 if ! command -v aws >/dev/null; then
