@@ -1,10 +1,12 @@
 package infra
 
 import (
+	_ "embed"
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/dlm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/config"
@@ -59,7 +61,15 @@ func DLMPolicy(clusterID string) PolicyDocument {
 	)
 }
 
-// NewSnapshots declares the daily snapshot policy and its role.
+// DeleteSnapshotsScript is the delete step of a non-production stack's snapshots-cleanup
+// command: it deletes the snapshots tagged with the stack's cluster id.
+//
+//go:embed scripts/delete-stack-snapshots.sh
+var DeleteSnapshotsScript string
+
+// NewSnapshots declares the daily snapshot policy and its role, and on a non-production stack
+// the command whose delete step removes the stack's snapshots when it is destroyed (DLM's
+// snapshots belong to no resource: they would outlive the stack).
 func NewSnapshots(ctx *pulumi.Context, name string, args *SnapshotsArgs, opts ...pulumi.ResourceOption) (*Snapshots, error) {
 	s := &Snapshots{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Snapshots", name, s, opts...); err != nil {
@@ -82,6 +92,21 @@ func NewSnapshots(ctx *pulumi.Context, name string, args *SnapshotsArgs, opts ..
 		return nil, fmt.Errorf("create dlm role policy: %w", err)
 	}
 	s.RolePolicies = []pulumi.Resource{rp}
+	policyDeps := []pulumi.Resource{rp}
+	if !cfg.Production {
+		// A destroy removes the stack's snapshots too: the policy waits for this command, so it
+		// is deleted first and takes no snapshot after the listing. Production keeps them.
+		cleanup, err := local.NewCommand(ctx, name+"-cleanup", &local.CommandArgs{
+			Create:      pulumi.String(`echo "the snapshots tagged ${SNAPSHOT_TAG}=${CLUSTER_ID} are deleted when the stack is destroyed"`),
+			Delete:      pulumi.String(DeleteSnapshotsScript),
+			Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
+			Environment: pulumi.StringMap{"SNAPSHOT_TAG": pulumi.String(config.SnapshotTagKey), "CLUSTER_ID": pulumi.String(cfg.ClusterID()), "AWS_REGION": pulumi.String(cfg.Region)},
+		}, parent)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot clean-up: %w", err)
+		}
+		policyDeps = append(policyDeps, cleanup)
+	}
 	if s.Policy, err = dlm.NewLifecyclePolicy(ctx, name, &dlm.LifecyclePolicyArgs{
 		Description:      pulumi.Sprintf("daily snapshots of %s volumes", cfg.ClusterID()),
 		ExecutionRoleArn: s.Role.Arn,
@@ -103,7 +128,7 @@ func NewSnapshots(ctx *pulumi.Context, name string, args *SnapshotsArgs, opts ..
 			}},
 		},
 		Tags: tags(cfg, name, nil),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{rp})); err != nil {
+	}, parent, pulumi.DependsOn(policyDeps)); err != nil {
 		return nil, fmt.Errorf("create dlm policy: %w", err)
 	}
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{"policy": s.Policy.ID()}); err != nil {

@@ -2,11 +2,15 @@ package tests
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/waste-coach/infra/config"
+	"github.com/waste-coach/infra/infra"
+	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
 )
 
@@ -81,4 +85,66 @@ func TestAggregatedAPIsGoBeforeTheNamespaces(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestANonProductionDestroyDeletesItsSnapshots: DLM's snapshots belong to no resource, so a dev
+// destroy would leave them for ever. A command's delete step deletes the snapshots tagged with
+// the stack's cluster id, and the DLM policy waits for it (deleted first: no snapshot is taken
+// after the listing). Production keeps its snapshots: no such command there.
+func TestANonProductionDestroyDeletesItsSnapshots(t *testing.T) {
+	for stack, want := range map[string]bool{"dev": true, "prod": false} {
+		r := run(t, stack)
+		var cleanup *mocks.Resource
+		for _, c := range r.OfType("command:local:Command") {
+			if strings.HasSuffix(c.Name, "snapshots-cleanup") {
+				cleanup = c
+			}
+		}
+		if !want {
+			if cleanup != nil {
+				t.Errorf("%s: %s would delete production's snapshots on destroy", stack, cleanup.Name)
+			}
+			continue
+		}
+		if cleanup == nil {
+			t.Fatalf("%s: no snapshots-cleanup command", stack)
+		}
+		if str(cleanup, "delete") != infra.DeleteSnapshotsScript || str(cleanup, "environment", "CLUSTER_ID") != r.Config.ClusterID() ||
+			str(cleanup, "environment", "SNAPSHOT_TAG") != config.SnapshotTagKey {
+			t.Errorf("%s: %s does not delete the snapshots tagged %s=%s", stack, cleanup.Name, config.SnapshotTagKey, r.Config.ClusterID())
+		}
+		for _, p := range r.OfType("aws:dlm/lifecyclePolicy:LifecyclePolicy") {
+			if !r.DependsOn(p, cleanup) {
+				t.Errorf("%s: DLM policy %s does not wait for %s: it could take a snapshot after the listing", stack, p.Name, cleanup.Name)
+			}
+		}
+	}
+}
+
+// TestTheSnapshotCleanupDeletesOnlyTheStacksSnapshots: run against a stand-in aws, the delete
+// step lists the snapshots by the stack's tag, in its region, and deletes each one listed.
+func TestTheSnapshotCleanupDeletesOnlyTheStacksSnapshots(t *testing.T) {
+	bin := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "calls")
+	fake := `#!/bin/sh
+echo "$*" >> "` + calls + `"
+case "$2" in
+  describe-snapshots) printf 'snap-1\tsnap-2\n' ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "aws"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", infra.DeleteSnapshotsScript)
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SNAPSHOT_TAG=" + config.SnapshotTagKey, "CLUSTER_ID=dev-sesacthon", "AWS_REGION=ap-northeast-2"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "2 snapshot(s) of dev-sesacthon deleted") {
+		t.Fatalf("clean-up: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(calls)
+	want := "ec2 describe-snapshots --region ap-northeast-2 --owner-ids self --filters Name=tag:" + config.SnapshotTagKey + ",Values=dev-sesacthon --query Snapshots[].SnapshotId --output text\n" +
+		"ec2 delete-snapshot --region ap-northeast-2 --snapshot-id snap-1\nec2 delete-snapshot --region ap-northeast-2 --snapshot-id snap-2\n"
+	if string(b) != want {
+		t.Errorf("aws was called with\n%s\nwant\n%s", b, want)
+	}
 }
