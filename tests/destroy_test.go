@@ -122,29 +122,43 @@ func TestANonProductionDestroyDeletesItsSnapshots(t *testing.T) {
 }
 
 // TestTheSnapshotCleanupDeletesOnlyTheStacksSnapshots: run against a stand-in aws, the delete
-// step lists the snapshots by the stack's tag, in its region, and deletes each one listed.
+// step deletes the snapshots listed by the stack's tag, in its region, once the stack's DLM
+// policy is gone (a destroy); while the policy exists (the command alone replaced in an `up`)
+// it deletes nothing.
 func TestTheSnapshotCleanupDeletesOnlyTheStacksSnapshots(t *testing.T) {
 	bin := t.TempDir()
 	calls := filepath.Join(t.TempDir(), "calls")
 	fake := `#!/bin/sh
 echo "$*" >> "` + calls + `"
 case "$2" in
+  get-lifecycle-policies)
+    if [ "$POLICY" = gone ]; then echo "An error occurred (ResourceNotFoundException) when calling the GetLifecyclePolicies operation" >&2; exit 254; fi
+    echo policy-0123 ;;
   describe-snapshots) printf 'snap-1\tsnap-2\n' ;;
 esac
 `
 	if err := os.WriteFile(filepath.Join(bin, "aws"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", "-c", infra.DeleteSnapshotsScript)
-	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SNAPSHOT_TAG=" + config.SnapshotTagKey, "CLUSTER_ID=dev-sesacthon", "AWS_REGION=ap-northeast-2"}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "2 snapshot(s) of dev-sesacthon deleted") {
-		t.Fatalf("clean-up: %v %s", err, out)
+	run := func(policy string) (string, string) {
+		_ = os.Remove(calls)
+		cmd := exec.Command("bash", "-c", infra.DeleteSnapshotsScript)
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "SNAPSHOT_TAG=" + config.SnapshotTagKey, "CLUSTER_ID=dev-sesacthon", "AWS_REGION=ap-northeast-2", "POLICY=" + policy}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("clean-up with the policy %s: %v %s", policy, err, out)
+		}
+		b, _ := os.ReadFile(calls)
+		return string(out), string(b)
 	}
-	b, _ := os.ReadFile(calls)
-	want := "ec2 describe-snapshots --region ap-northeast-2 --owner-ids self --filters Name=tag:" + config.SnapshotTagKey + ",Values=dev-sesacthon --query Snapshots[].SnapshotId --output text\n" +
+	lookup := "dlm get-lifecycle-policies --region ap-northeast-2 --target-tags " + config.SnapshotTagKey + "=dev-sesacthon --query Policies[].PolicyId --output text\n"
+	out, called := run("gone")
+	want := lookup + "ec2 describe-snapshots --region ap-northeast-2 --owner-ids self --filters Name=tag:" + config.SnapshotTagKey + ",Values=dev-sesacthon --query Snapshots[].SnapshotId --output text\n" +
 		"ec2 delete-snapshot --region ap-northeast-2 --snapshot-id snap-1\nec2 delete-snapshot --region ap-northeast-2 --snapshot-id snap-2\n"
-	if string(b) != want {
-		t.Errorf("aws was called with\n%s\nwant\n%s", b, want)
+	if called != want || !strings.Contains(out, "2 snapshot(s) of dev-sesacthon deleted") {
+		t.Errorf("destroy: aws was called with\n%s\nwant\n%s(output %s)", called, want, out)
+	}
+	if out, called := run("present"); called != lookup || !strings.Contains(out, "not a destroy") {
+		t.Errorf("with the DLM policy still there: aws was called with\n%s(output %s); want the lookup alone", called, out)
 	}
 }
