@@ -100,7 +100,8 @@ func NewSnapshots(ctx *pulumi.Context, name string, args *SnapshotsArgs, opts ..
 			Create:      pulumi.String(`echo "the snapshots tagged ${SNAPSHOT_TAG}=${CLUSTER_ID} are deleted when the stack is destroyed"`),
 			Delete:      pulumi.String(DeleteSnapshotsScript),
 			Interpreter: pulumi.StringArray{pulumi.String("/bin/bash"), pulumi.String("-c")},
-			Environment: pulumi.StringMap{"SNAPSHOT_TAG": pulumi.String(config.SnapshotTagKey), "CLUSTER_ID": pulumi.String(cfg.ClusterID()), "AWS_REGION": pulumi.String(cfg.Region)},
+			Environment: pulumi.StringMap{"SNAPSHOT_TAG": pulumi.String(config.SnapshotTagKey), "CLUSTER_ID": pulumi.String(cfg.ClusterID()), "AWS_REGION": pulumi.String(cfg.Region),
+				"AWS_PAGER": pulumi.String("")},
 		}, parent)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot clean-up: %w", err)

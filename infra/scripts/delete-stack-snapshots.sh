@@ -26,10 +26,19 @@ fi
 ids=$(aws ec2 describe-snapshots --region "${AWS_REGION}" --owner-ids self \
   --filters "Name=tag:${SNAPSHOT_TAG},Values=${CLUSTER_ID}" --query 'Snapshots[].SnapshotId' --output text)
 count=0
+failed=()
 for id in ${ids}; do
   [[ "${id}" == "None" ]] && continue
-  aws ec2 delete-snapshot --region "${AWS_REGION}" --snapshot-id "${id}"
-  echo "deleted snapshot ${id}"
-  count=$((count + 1))
+  # One that cannot go (behind an AMI, locked) must not keep the others.
+  if aws ec2 delete-snapshot --region "${AWS_REGION}" --snapshot-id "${id}"; then
+    echo "deleted snapshot ${id}"
+    count=$((count + 1))
+  else
+    failed+=("${id}")
+  fi
 done
 echo "${count} snapshot(s) of ${CLUSTER_ID} deleted"
+if ((${#failed[@]} > 0)); then
+  echo "not deleted: ${failed[*]} (see the errors above); delete them by hand, then run the destroy again" >&2
+  exit 1
+fi
