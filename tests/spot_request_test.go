@@ -31,6 +31,11 @@ func TestEverySpotNodesRequestIsCancelledWhenItIsDeleted(t *testing.T) {
 			if env := prop(cmd, "environment"); !env.HasValue() || !env.ObjectValue().HasValue("SPOT_REQUEST") || str(cmd, "environment", "AWS_REGION") != r.Config.Region {
 				t.Errorf("%s: %s's environment %v lacks the request id or the region", stack, name, env)
 			}
+			// The request id as the provider reports it: a spot instance's, or an empty string
+			// (an absent output would be unknown in every preview: a replacement each time).
+			if req := str(cmd, "environment", "SPOT_REQUEST"); (stack == "dev") != strings.HasPrefix(req, "sir-") || stack == "prod" && req != "" {
+				t.Errorf("%s: %s's SPOT_REQUEST is %q", stack, name, req)
+			}
 			if len(prop(cmd, "triggers").ArrayValue()) != 1 {
 				t.Errorf("%s: %s has triggers %v, want the request id alone", stack, name, prop(cmd, "triggers"))
 			}

@@ -56,6 +56,16 @@ func (m *Mocks) fabricate(args pulumi.MockResourceArgs) (string, resource.Proper
 		set("publicIp", fmt.Sprintf("203.0.113.%d", 10+m.counter%200))
 		set("availabilityZone", sn.az)
 		set("arn", arn)
+		// As the AWS provider reports them: a spot instance's request id and lifecycle, and
+		// empty strings (not absent: a missing output is unknown in every preview) otherwise.
+		request, lifecycle := "", ""
+		if mo, ok := in["instanceMarketOptions"]; ok && mo.IsObject() {
+			if mt, ok := mo.ObjectValue()["marketType"]; ok && mt.IsString() && mt.StringValue() == "spot" {
+				request, lifecycle = fmt.Sprintf("sir-%s%04d", Placeholder, m.counter), "spot"
+			}
+		}
+		set("spotInstanceRequestId", request)
+		set("instanceLifecycle", lifecycle)
 	case "aws:ec2/eip:Eip":
 		set("publicIp", "198.51.100.10")
 		set("allocationId", "eipalloc-"+Placeholder)
