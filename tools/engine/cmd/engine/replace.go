@@ -150,7 +150,10 @@ func masterAndDeleteSteps(ctx context.Context, stack auto.Stack) (string, map[st
 		if r.Type == instanceType && strings.HasSuffix(r.URN, "-nodes-master") {
 			found = append(found, r.URN)
 		}
-		if strings.HasPrefix(r.Type, "command:") && r.Inputs["delete"] != nil {
+		// A node's spot-request command is the exception: its delete step acts on the replaced
+		// instance itself (it cancels that instance's spot request, infra/spot.go), not on
+		// the cluster, and must run when the master is replaced.
+		if strings.HasPrefix(r.Type, "command:") && r.Inputs["delete"] != nil && !strings.HasSuffix(r.URN, "-spot-request") {
 			withDelete[r.URN] = true
 		}
 	}
