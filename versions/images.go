@@ -108,18 +108,6 @@ func Digest(ref string) (string, bool) {
 	return d, ok
 }
 
-// DigestHex returns the pinned digest of repo:tag without its algorithm, as the charts that
-// take a "sha" value want it ("" when none is pinned, which those charts read as no digest).
-func DigestHex(ref string) string {
-	return strings.TrimPrefix(digests[ref], "sha256:")
-}
-
-// TagOnly returns why repo:tag runs without a digest, and false when nothing says it may.
-func TagOnly(ref string) (string, bool) {
-	why, ok := tagOnly[ref]
-	return why, ok
-}
-
 // Unpinned returns the images of refs (repo:tag or repo:tag@digest) that carry no digest and
 // have no reason in tagOnly, in order: each must not run on production.
 func Unpinned(refs []string) []string {
