@@ -81,8 +81,9 @@ type Config struct {
 	// for accounts that cannot reach the public repositories and for the offline engine run.
 	ChartSource ChartSource
 
-	// Capacity is the purchase option of every node that does not set its own (capacity,
-	// default on-demand). Spot nodes are requested persistently and stop when interrupted.
+	// Capacity is the purchase option of every node but the master that does not set its own
+	// (capacity, default on-demand). Spot nodes are requested persistently and stop when
+	// interrupted.
 	Capacity Capacity
 	// OfficeHours stops the stack's instances outside a weekly window (officeHours); nil runs
 	// them around the clock.

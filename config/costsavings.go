@@ -139,22 +139,40 @@ func (o OfficeHours) String() string {
 	return fmt.Sprintf("%s %s-%s %s", strings.Join(o.Days, ","), o.Start, o.Stop, o.TimeZone)
 }
 
-// capacity reads the stack-wide capacity, applies it to every node that does not set its own,
-// and checks the spot settings.
+// The credit modes of a burstable instance type (EC2 CreditSpecification.CpuCredits).
+const (
+	// CreditsStandard spends the credits the node earned and then holds it at its baseline.
+	CreditsStandard = "standard"
+	// CreditsUnlimited bursts past the earned credits and bills the surplus per vCPU-hour.
+	CreditsUnlimited = "unlimited"
+)
+
+// capacity reads the stack-wide capacity and applies it to every worker and the storage node
+// that does not set its own; the master takes only its own (default on-demand), so that a
+// stack-wide change, which replaces each node that moves, never replaces the control plane on
+// the way. It then settles each node's credit mode and checks the spot settings.
 func (p *parser) capacity(c *Config) {
 	key := qualify("capacity")
 	c.Capacity = Capacity(p.str("capacity", string(OnDemand), false))
 	if !slices.Contains(Capacities, c.Capacity) {
-		p.fail(key, strconv.Quote(string(c.Capacity)), fmt.Sprintf("one of %v (the default for every node; a node may set its own capacity)", Capacities))
+		p.fail(key, strconv.Quote(string(c.Capacity)), fmt.Sprintf("one of %v (the default for every node but the master; a node may set its own capacity)", Capacities))
 		c.Capacity = OnDemand
 	}
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
-		if n.Capacity == "" {
+		switch {
+		case n.Capacity == "" && n.Role.ControlPlane():
+			n.Capacity = OnDemand
+		case n.Capacity == "":
 			n.Capacity = c.Capacity
-		} else if !slices.Contains(Capacities, n.Capacity) {
-			p.fail(fmt.Sprintf("%s[%s].capacity", qualify("nodes"), n.Role), strconv.Quote(string(n.Capacity)), fmt.Sprintf("one of %v, or unset to use capacity (%s)", Capacities, c.Capacity))
+		case !slices.Contains(Capacities, n.Capacity):
+			fallback := fmt.Sprintf("capacity (%s)", c.Capacity)
+			if n.Role.ControlPlane() {
+				fallback = string(OnDemand) + " (the master never takes the stack-wide capacity)"
+			}
+			p.fail(fmt.Sprintf("%s[%s].capacity", qualify("nodes"), n.Role), strconv.Quote(string(n.Capacity)), fmt.Sprintf("one of %v, or unset for %s", Capacities, fallback))
 		}
+		p.cpuCredits(n)
 	}
 	behaviour := p.str("spotInterruptionBehavior", SpotInterruptionStop, false)
 	switch behaviour {
@@ -165,6 +183,26 @@ func (p *parser) capacity(c *Config) {
 		p.fail(qualify("spotInterruptionBehavior"), strconv.Quote(behaviour), "stop: hibernation must be enabled when the instance is launched, which the program does not do")
 	default:
 		p.fail(qualify("spotInterruptionBehavior"), strconv.Quote(behaviour), "stop (the only behaviour that keeps a node's disk, addresses and identity)")
+	}
+}
+
+// cpuCredits settles a node's credit mode: only a burstable type has one, and unset it is
+// standard on spot and unlimited on demand (Node.CPUCredits).
+func (p *parser) cpuCredits(n *Node) {
+	at := fmt.Sprintf("%s[%s].cpuCredits", qualify("nodes"), n.Role)
+	t, known := InstanceTypes[n.InstanceType]
+	switch {
+	case !known:
+		// nodes refused the type already.
+	case !t.Burstable() && n.CPUCredits != "":
+		p.fail(at, strconv.Quote(n.CPUCredits), fmt.Sprintf("unset: %s is not a burstable type and has no CPU credits", n.InstanceType))
+	case !t.Burstable():
+	case n.CPUCredits == "" && n.Capacity == Spot:
+		n.CPUCredits = CreditsStandard
+	case n.CPUCredits == "":
+		n.CPUCredits = CreditsUnlimited
+	case n.CPUCredits != CreditsStandard && n.CPUCredits != CreditsUnlimited:
+		p.fail(at, strconv.Quote(n.CPUCredits), fmt.Sprintf("%s or %s (or unset: %s on spot, %s on demand)", CreditsStandard, CreditsUnlimited, CreditsStandard, CreditsUnlimited))
 	}
 }
 

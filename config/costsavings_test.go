@@ -105,6 +105,18 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
 			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}, false,
 			[]string{"waste-coach-infra:nodes[master].capacity", `"Spot"`, "on-demand"}},
+		{"credit mode of a type without credits", map[string]string{"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"m6i.large","subnet":0,"rootVolumeGiB":80,"cpuCredits":"standard"},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}, false,
+			[]string{"waste-coach-infra:nodes[master].cpuCredits", `"standard"`, "m6i.large is not a burstable type"}},
+		{"unknown credit mode", map[string]string{"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40,"cpuCredits":"unlimted"},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}, false,
+			[]string{"waste-coach-infra:nodes[worker-1].cpuCredits", `"unlimted"`, "standard or unlimited"}},
 		{"spot that terminates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "terminate"}, false,
 			[]string{"waste-coach-infra:spotInterruptionBehavior", `"terminate"`, "root volume", "Kubernetes identity"}},
 		{"spot that hibernates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "hibernate"}, false,
@@ -126,6 +138,54 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A stack-wide capacity moves the workers and the storage node, never the master: a change of
+// capacity replaces each node it moves (infra.capacityTrigger), and the master's replacement is
+// a procedure of its own. Each burstable node's credit mode is explicit: standard on spot (AWS's
+// advice for spot: no surplus credits billed at the on-demand rate), unlimited on demand.
+func TestStackCapacityLeavesTheMasterAndCreditModesAreExplicit(t *testing.T) {
+	c, err := parse(devRaw(map[string]string{
+		"waste-coach-infra:capacity": "spot",
+		"waste-coach-infra:nodes": `[
+			{"role":"storage","instanceType":"m6i.large","subnet":0,"rootVolumeGiB":100},
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40,"cpuCredits":"unlimited"},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40,"capacity":"on-demand"}]`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Role]struct {
+		capacity Capacity
+		credits  string
+		path     string
+	}{
+		RoleMaster:  {OnDemand, CreditsUnlimited, "waste-coach-infra:nodes[1].capacity"},
+		RoleWorker1: {Spot, CreditsUnlimited, "waste-coach-infra:nodes[2].capacity"},
+		RoleWorker2: {OnDemand, CreditsUnlimited, "waste-coach-infra:nodes[3].capacity"},
+		RoleStorage: {Spot, "", "waste-coach-infra:nodes[0].capacity"},
+	}
+	for role, w := range want {
+		n := c.Node(role)
+		if n.Capacity != w.capacity || n.CPUCredits != w.credits {
+			t.Errorf("%s: capacity %q, credits %q; want %q, %q", role, n.Capacity, n.CPUCredits, w.capacity, w.credits)
+		}
+		// The refusals give `pulumi config set --path` commands: the index is the stack file's.
+		if got := n.ConfigPath("capacity"); got != w.path {
+			t.Errorf("%s: config path %q, want %q (its place in the stack file)", role, got, w.path)
+		}
+	}
+	c, err = parse(devRaw(map[string]string{"waste-coach-infra:capacity": "spot"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Node(RoleWorker1); n.CPUCredits != CreditsStandard {
+		t.Errorf("a spot T3 worker without cpuCredits: %q, want standard", n.CPUCredits)
+	}
+	if n := c.Node(RoleMaster); n.Capacity != OnDemand {
+		t.Errorf("the master under a stack-wide spot: %q, want on-demand (only its own capacity moves it)", n.Capacity)
 	}
 }
 

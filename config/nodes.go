@@ -24,9 +24,24 @@ type Node struct {
 	Subnet int `json:"subnet"`
 	// RootVolumeGiB is the size of the encrypted gp3 root volume.
 	RootVolumeGiB int `json:"rootVolumeGiB"`
-	// Capacity is how the node's capacity is bought; Parse fills it from the stack's capacity
-	// when the node does not set it.
+	// Capacity is how the node's capacity is bought. Parse fills it when the node does not set
+	// it: a worker or the storage node from the stack's capacity, the master on-demand (a
+	// stack-wide change never moves the master).
 	Capacity Capacity `json:"capacity,omitempty"`
+	// CPUCredits is the credit mode of a burstable instance type, standard or unlimited ("" for
+	// a type without credits). Parse fills it when the node does not set it: standard on spot
+	// (AWS's advice: a spot node that bursts past its credits would pay for surplus credits at
+	// the on-demand rate), unlimited on demand (EC2's own default for T3, never throttled).
+	CPUCredits string `json:"cpuCredits,omitempty"`
+
+	// at is the node's index in the stack file's nodes list, for `pulumi config set --path`.
+	at int
+}
+
+// ConfigPath is the `pulumi config set --path` key of one of the node's fields, such as
+// waste-coach-infra:nodes[2].capacity.
+func (n Node) ConfigPath(field string) string {
+	return fmt.Sprintf("%s[%d].%s", qualify("nodes"), n.at, field)
 }
 
 // Name returns the node's name as used in resource names and Kubernetes labels.
@@ -80,6 +95,7 @@ func (p *parser) nodes(c *Config) {
 	// Keep the declared order stable whatever order the stack file lists them in.
 	for _, r := range Roles {
 		if i, ok := seen[r]; ok {
+			nodes[i].at = i
 			c.Nodes = append(c.Nodes, nodes[i])
 		}
 	}

@@ -37,6 +37,9 @@ type Assumptions struct {
 	// ALBLogGBPerDay is what the ALB's access logs add a day (compressed, about 100 bytes a
 	// request: a million requests a day).
 	ALBLogGBPerDay float64
+	// SurplusCPUShare is how much of each vCPU an unlimited-mode burstable node uses above its
+	// baseline on average once its earned credits are spent, which EC2 bills as surplus credits.
+	SurplusCPUShare float64
 }
 
 // DefaultAssumptions are a small production service's: one LCU on average (25 new connections/s
@@ -49,6 +52,12 @@ type Assumptions struct {
 // retention and then as noncurrent versions the retention again (infra/backups.go), so 2 ×
 // retention days of it are stored. EBS snapshots: 30% of the volumes in use, 2% rewritten a day.
 //
+// CPU credits: an unlimited node is assumed to run 5% of a vCPU above its baseline on average
+// (rollouts, backups and bursts of traffic that outlast its earned credits); a node in standard
+// mode is never billed for credits, it is held at its baseline instead. The worst case, a node
+// busy around the clock, is (100% - baseline) of every vCPU: for a t3.medium 1.6 vCPU × 730 h
+// × 0.05 USD, about 58 USD a month.
+//
 // Logs: 1 GB a day of running nodes. Eleven application pods at INFO logging a line per request
 // and per task (a few hundred bytes, with the Kubernetes metadata Fluent Bit adds), the data
 // services, the controllers and four kubelets: about 10 lines a second on average, 1 KB each
@@ -56,7 +65,7 @@ type Assumptions struct {
 // compress 6-10 times).
 var DefaultAssumptions = Assumptions{ALBLCUs: 1, Route53MillionQueries: 1, UploadsStandardGB: 20, UploadsArchivedGB: 100, TransferOutGB: 50,
 	BackupGBPerDay: 5, SnapshotUsedFraction: 0.3, SnapshotDailyChangeFraction: 0.02,
-	LogGBPerDay: 1, LogStoredFraction: 0.15, ALBLogGBPerDay: 0.1}
+	LogGBPerDay: 1, LogStoredFraction: 0.15, ALBLogGBPerDay: 0.1, SurplusCPUShare: 0.05}
 
 // Item is one line of the estimate.
 type Item struct {
@@ -78,6 +87,9 @@ type Estimate struct {
 type Footprint struct {
 	// Instances counts on-demand instances by type; SpotInstances the spot ones.
 	Instances, SpotInstances map[string]int
+	// UnlimitedVCPUs are the vCPUs of the burstable nodes in unlimited credit mode, which may be
+	// billed for surplus credits (config Node.CPUCredits).
+	UnlimitedVCPUs int
 	// RunningHours is how long the instances run in a month: HoursPerMonth around the clock,
 	// fewer with office hours. A stopped instance bills its volumes but neither its hours nor its
 	// launch-time public address.
@@ -119,6 +131,9 @@ func FootprintOf(cfg *config.Config, volumeGB int) Footprint {
 			f.Instances[n.InstanceType]++
 		}
 		f.RootGB += n.RootVolumeGiB
+		if n.CPUCredits == config.CreditsUnlimited {
+			f.UnlimitedVCPUs += config.InstanceTypes[n.InstanceType].VCPU
+		}
 	}
 	if cfg.OfficeHours != nil {
 		f.RunningHours = RunningHoursPerMonth(cfg.OfficeHours.HoursPerWeek())
@@ -181,6 +196,10 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 	}
 	for _, t := range slices.Sorted(maps.Keys(f.SpotInstances)) {
 		add("EC2 "+t+", spot", "ec2spot:"+t, float64(f.SpotInstances[t]), running)
+	}
+	if f.UnlimitedVCPUs > 0 {
+		add(fmt.Sprintf("CPU surplus credits (assumed %.0f%% of %d vCPUs)", a.SurplusCPUShare*100, f.UnlimitedVCPUs),
+			"ec2:surplus-credit", float64(f.UnlimitedVCPUs)*a.SurplusCPUShare, running)
 	}
 	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), 0)
 	add("EBS gp3, persistent volumes", "ebs:gp3", float64(f.VolumeGB), 0)

@@ -176,3 +176,48 @@ func TestBackupsArePriced(t *testing.T) {
 		t.Errorf("a footprint without backups is billed for backups:\n%s", e.Table())
 	}
 }
+
+// TestUnlimitedCreditsAreCounted: a burstable node in unlimited mode may be billed for surplus
+// credits, one in standard mode never is (it is held at its baseline), so the estimate prices the
+// assumed surplus of the unlimited nodes' vCPUs and nothing for the standard ones.
+func TestUnlimitedCreditsAreCounted(t *testing.T) {
+	cfg := &config.Config{Nodes: []config.Node{
+		{Role: config.RoleMaster, InstanceType: "t3.large", Capacity: config.OnDemand, CPUCredits: config.CreditsUnlimited},
+		{Role: config.RoleWorker1, InstanceType: "t3.xlarge", Capacity: config.OnDemand, CPUCredits: config.CreditsUnlimited},
+		{Role: config.RoleWorker2, InstanceType: "t3.medium", Capacity: config.Spot, CPUCredits: config.CreditsStandard},
+		{Role: config.RoleStorage, InstanceType: "m6i.large", Capacity: config.OnDemand},
+	}, Uploads: config.Uploads{TransitionStorageClass: "GLACIER"}}
+	f := FootprintOf(cfg, 0)
+	if f.UnlimitedVCPUs != 6 {
+		t.Fatalf("unlimited vCPUs = %d, want 6 (t3.large 2 + t3.xlarge 4; the standard t3.medium and the m6i have none)", f.UnlimitedVCPUs)
+	}
+	e, err := Compute(f, DefaultAssumptions, Seoul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, it := range e.Items {
+		if strings.HasPrefix(it.Name, "CPU surplus credits") {
+			found = true
+			// 6 vCPUs × 5% × 730 h × 0.05 USD
+			if want := 10.95; it.Monthly != want {
+				t.Errorf("%s = %.2f, want %.2f\n%s", it.Name, it.Monthly, want, e.Table())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no surplus-credit line for 6 unlimited vCPUs:\n%s", e.Table())
+	}
+	for i := range cfg.Nodes {
+		if cfg.Nodes[i].CPUCredits == config.CreditsUnlimited {
+			cfg.Nodes[i].CPUCredits = config.CreditsStandard
+		}
+	}
+	e, err = Compute(FootprintOf(cfg, 0), DefaultAssumptions, Seoul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(e.Table(), "surplus") {
+		t.Errorf("standard nodes only, yet a surplus-credit line:\n%s", e.Table())
+	}
+}

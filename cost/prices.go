@@ -42,6 +42,7 @@ var Seoul = map[string]Price{
 	"ec2spot:t3.xlarge":      {0.0624, "instance-hour", spotAssumed},
 	"ec2spot:m6i.large":      {0.0354, "instance-hour", spotAssumed},
 	"ec2spot:m6i.xlarge":     {0.0708, "instance-hour", spotAssumed},
+	"ec2:surplus-credit":     {0.05, "vCPU-hour", "EC2 burstable instances in unlimited mode, surplus CPU credits, Linux (the same in every region), " + pricesRead},
 	"ebs:gp3":                {0.0912, "GB-month", "EBS gp3 storage (3000 IOPS / 125 MB/s included), " + pricesRead},
 	"ebs:snapshot":           {0.05, "GB-month", "EBS snapshots, standard tier, " + pricesRead},
 	"ipv4:public":            {0.005, "address-hour", "VPC public IPv4 address charge (since 2024-02-01, all regions; in use or idle Elastic IPs alike; a stopped instance's launch-time address is released and not charged), " + pricesRead},

@@ -63,6 +63,10 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	if err := CheckCreateTimeSettings(ctx, args.Config, zones, live); err != nil {
 		return nil, err
 	}
+	// And more than one node replaced at once to change how it is bought.
+	if err := CheckCapacityChanges(ctx, args.Config, live); err != nil {
+		return nil, err
+	}
 	t := &Infra{}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:Infra", name, t, opts...); err != nil {
 		return nil, err

@@ -131,19 +131,35 @@ type LiveNode struct {
 	Image string
 	// RootGiB is the size of its root volume now (0 if EC2 reported no root device).
 	RootGiB int
+	// InstanceType is its EC2 instance type now; Spot whether it runs on spot capacity (its
+	// instance lifecycle), so how it is bought now.
+	InstanceType string
+	Spot         bool
 }
 
 // LiveNodes looks up the stack's instances (tagged with its cluster tag) in any state but shutting
-// down or terminated, in order of instance id: one list, then one lookup per instance. Called
-// once, before anything is declared; the images the nodes keep (nodeImages) and the root volumes
-// that cannot shrink (CheckCreateTimeSettings) are both read from it. A new stack has none.
+// down or terminated, in order of instance id: one list, then, only if it finds any, a list of
+// those on spot capacity and one lookup per instance. Called once, before anything is declared;
+// the images the nodes keep (nodeImages), the root volumes that cannot shrink
+// (CheckCreateTimeSettings) and the nodes a capacity change moves (CheckCapacityChanges) are all
+// read from it. A new stack has none.
 func LiveNodes(ctx *pulumi.Context, cfg *config.Config) ([]LiveNode, error) {
-	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
-		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
+	owned := ec2.GetInstancesFilter{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}
+	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{Filters: []ec2.GetInstancesFilter{owned}, InstanceStateNames: liveInstanceStates})
+	if err != nil {
+		return nil, fmt.Errorf("look up the nodes of %s: %w", cfg.ClusterID(), err)
+	}
+	if len(res.Ids) == 0 {
+		return nil, nil
+	}
+	// The instance lookup does not say how an instance is bought; DescribeInstances' filter
+	// instance-lifecycle (spot | scheduled | capacity-block; absent on demand) does.
+	spot, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
+		Filters:            []ec2.GetInstancesFilter{owned, {Name: "instance-lifecycle", Values: []string{"spot"}}},
 		InstanceStateNames: liveInstanceStates,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("look up the nodes of %s: %w", cfg.ClusterID(), err)
+		return nil, fmt.Errorf("look up the spot nodes of %s: %w", cfg.ClusterID(), err)
 	}
 	var live []LiveNode
 	for _, id := range slices.Sorted(slices.Values(res.Ids)) {
@@ -154,7 +170,8 @@ func LiveNodes(ctx *pulumi.Context, cfg *config.Config) ([]LiveNode, error) {
 		if !slices.Contains(liveInstanceStates, inst.InstanceState) {
 			continue // terminated since the list was taken
 		}
-		node := LiveNode{ID: id, Role: config.Role(inst.Tags["Role"]), Image: inst.Ami}
+		node := LiveNode{ID: id, Role: config.Role(inst.Tags["Role"]), Image: inst.Ami,
+			InstanceType: inst.InstanceType, Spot: slices.Contains(spot.Ids, id)}
 		if len(inst.RootBlockDevices) > 0 {
 			node.RootGiB = inst.RootBlockDevices[0].VolumeSize
 		}
@@ -291,6 +308,8 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			KeyName:             pulumi.String(keyName),
 			// On-demand, or a persistent spot request that stops on interruption (officehours.go).
 			InstanceMarketOptions: marketOptions(node),
+			// Set on every burstable node rather than left to EC2's default (capacity.go).
+			CreditSpecification:   creditSpecification(node),
 			UserData:              pulumi.String(BootstrapScript(paramName)),
 			DisableApiTermination: terminationProtection,
 			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
@@ -315,7 +334,10 @@ func NewNodes(ctx *pulumi.Context, name string, args *NodesArgs, opts ...pulumi.
 			// an operator means a new node: the image is pinned or the one the node runs
 			// (nodeImages), the user data is a fixed bootstrap, the key name is fixed (above).
 			// The master's fixed private address cannot be held by two instances at once.
-			pulumi.DeleteBeforeReplace(master), pulumi.Protect(guard))
+			pulumi.DeleteBeforeReplace(master), pulumi.Protect(guard),
+			// A change of how the node is bought, which the provider would not apply
+			// (capacity.go), replaces it.
+			pulumi.ReplacementTrigger(pulumi.String(CapacityTrigger(node))))
 		if err != nil {
 			return nil, fmt.Errorf("create instance %s: %w", node.Role, err)
 		}

@@ -41,7 +41,8 @@ func deployedStack(t *testing.T, stack string, sc *stackfile.Config) *mocks.Mock
 	}
 	for _, n := range cfg.Nodes {
 		m.Instances = append(m.Instances,
-			mocks.Instance{ID: "i-0deployed" + string(n.Role), Role: string(n.Role), Cluster: cfg.ClusterID(), Image: "ami-0" + mocks.Placeholder + "running", State: "running", RootGiB: n.RootVolumeGiB},
+			mocks.Instance{ID: "i-0deployed" + string(n.Role), Role: string(n.Role), Cluster: cfg.ClusterID(), Image: "ami-0" + mocks.Placeholder + "running", State: "running", RootGiB: n.RootVolumeGiB,
+				Type: n.InstanceType, Spot: n.Capacity == config.Spot},
 			// Another stack's node of the same role, with a far larger disk.
 			mocks.Instance{ID: "i-0otherstack" + string(n.Role), Role: string(n.Role), Cluster: "other-" + cfg.ClusterID(), Image: "ami-0" + mocks.Placeholder + "running", State: "running", RootGiB: 1000})
 	}
@@ -51,6 +52,12 @@ func deployedStack(t *testing.T, stack string, sc *stackfile.Config) *mocks.Mock
 // withRootVolume returns the stack's nodes value with one role's rootVolumeGiB changed.
 func withRootVolume(t *testing.T, sc *stackfile.Config, role string, gib int) string {
 	t.Helper()
+	return withNodeField(t, sc, role, "rootVolumeGiB", gib)
+}
+
+// withNodeField returns the stack file's nodes with one field of one role's node set.
+func withNodeField(t *testing.T, sc *stackfile.Config, role, field string, value any) string {
+	t.Helper()
 	var nodes []map[string]any
 	if err := json.Unmarshal([]byte(sc.Values[config.Project+":nodes"]), &nodes); err != nil {
 		t.Fatal(err)
@@ -58,7 +65,7 @@ func withRootVolume(t *testing.T, sc *stackfile.Config, role string, gib int) st
 	found := false
 	for _, n := range nodes {
 		if n["role"] == role {
-			n["rootVolumeGiB"], found = gib, true
+			n[field], found = value, true
 		}
 	}
 	if !found {

@@ -184,10 +184,10 @@ func TestAnUnpinnedStackKeepsTheImagesItsNodesRun(t *testing.T) {
 	deployed := func(worker1Stray string) *mocks.Mocks {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
 		m.Instances = []mocks.Instance{
-			{ID: "i-0master", Role: "master", Cluster: "dev-sesacthon", Image: running, State: "running"},
-			{ID: "i-0worker1", Role: "worker-1", Cluster: "dev-sesacthon", Image: running, State: "running"},
-			{ID: "i-0worker1stray", Role: "worker-1", Cluster: "dev-sesacthon", Image: worker1Stray, State: "running"},
-			{ID: "i-0worker2", Role: "worker-2", Cluster: "dev-sesacthon", Image: other, State: "running"},
+			{ID: "i-0master", Role: "master", Cluster: "dev-sesacthon", Image: running, State: "running", Spot: true},
+			{ID: "i-0worker1", Role: "worker-1", Cluster: "dev-sesacthon", Image: running, State: "running", Spot: true},
+			{ID: "i-0worker1stray", Role: "worker-1", Cluster: "dev-sesacthon", Image: worker1Stray, State: "running", Spot: true},
+			{ID: "i-0worker2", Role: "worker-2", Cluster: "dev-sesacthon", Image: other, State: "running", Spot: true},
 			{ID: "i-0storage", Role: "storage", Cluster: "dev-sesacthon", Image: terminating, State: "shutting-down"},
 			// prod's master in the same account: another cluster tag, so neither kept nor a
 			// second master image.

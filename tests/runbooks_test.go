@@ -195,7 +195,8 @@ func TestInterruptedUpRunbookGivesItsCommands(t *testing.T) {
 
 // TestResizeRunbooksMatchThePrograms: rootVolumeGiB grows in place (no replacement) and the
 // filesystem needs growing after it; an instance type change stops and starts the node in
-// place, one node per up; a data claim grows through the program, never by a patch the program
+// place, one node per up (on spot it replaces the node, as a capacity change does); a data
+// claim grows through the program, never by a patch the program
 // would not know.
 func TestResizeRunbooksMatchThePrograms(t *testing.T) {
 	doc := operationsDoc(t)
@@ -209,7 +210,7 @@ func TestResizeRunbooksMatchThePrograms(t *testing.T) {
 		}
 	}
 	itype := docSection(t, doc, "## Changing a node's instance type")
-	for _, want := range []string{"pulumi up --target", "kubectl drain <node> --ignore-daemonsets --delete-emptydir-data --disable-eviction", "kubectl uncordon <node>", "pulumi up --replace"} {
+	for _, want := range []string{"pulumi up --target", "kubectl drain <node> --ignore-daemonsets --delete-emptydir-data --disable-eviction", "kubectl uncordon <node>", "Moving a node between spot and on-demand"} {
 		if !strings.Contains(itype, want) {
 			t.Errorf("the instance-type runbook lacks %q", want)
 		}

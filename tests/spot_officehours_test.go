@@ -190,8 +190,8 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 	runStopped := func(dryRun bool) (*mocks.Mocks, error) {
 		m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
 		m.Instances = []mocks.Instance{
-			{ID: stopped[0], Role: "worker-1", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped"},
-			{ID: stopped[1], Role: "master", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped"},
+			{ID: stopped[0], Role: "worker-1", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", Spot: true},
+			{ID: stopped[1], Role: "master", Cluster: "dev-sesacthon", Image: "ami-0" + mocks.Placeholder + "running", State: "stopped", Spot: true},
 		}
 		return m, pulumi.RunErr(program, pulumi.WithMocks(config.Project, "dev", m), func(info *pulumi.RunInfo) {
 			info.Config, info.ConfigSecretKeys, info.DryRun = sc.Values, sc.Secrets, dryRun
@@ -297,9 +297,9 @@ func TestATerminatedNodeIsToldFromAStoppedOne(t *testing.T) {
 	m.Instances = []mocks.Instance{
 		{ID: "i-0lostworker2", Role: "worker-2", Cluster: "dev-sesacthon", Image: image, State: "terminated"},
 		{ID: "i-0oldmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "terminated"},
-		{ID: "i-0newmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "running"},
+		{ID: "i-0newmaster", Role: "master", Cluster: "dev-sesacthon", Image: image, State: "running", Spot: true},
 		{ID: "i-0prodworker2", Role: "worker-2", Cluster: "prod-sesacthon", Image: image, State: "running"},
-		{ID: "i-0stoppedstorage", Role: "storage", Cluster: "dev-sesacthon", Image: image, State: "stopped"},
+		{ID: "i-0stoppedstorage", Role: "storage", Cluster: "dev-sesacthon", Image: image, State: "stopped", Spot: true},
 		// A role the config no longer has: its instance was terminated on purpose.
 		{ID: "i-0removedrole", Role: "worker-9", Cluster: "dev-sesacthon", Image: image, State: "shutting-down"},
 	}

@@ -48,6 +48,9 @@ type Resource struct {
 	AdditionalSecretOutputs []string
 	IgnoreChanges           []string
 	DeleteBeforeReplace     bool
+	// ReplacementTrigger is the pulumi.ReplacementTrigger option's value as a string ("" for
+	// none): a change of it replaces the resource.
+	ReplacementTrigger string
 	// Aliases are the URNs of the resource's previous identities (pulumi.Aliases), resolved as
 	// the engine resolves them.
 	Aliases []string
@@ -101,6 +104,10 @@ type Instance struct {
 	// RootGiB is the size of its root volume now; 0 leaves the root device out of the answer
 	// (a test that does not look at it).
 	RootGiB int
+	// Type is its instance type ("" leaves it out of the answer); Spot whether it runs on spot
+	// capacity (getInstances' instance-lifecycle filter).
+	Type string
+	Spot bool
 }
 
 // Subnet is a subnet as the lookups see it.
@@ -126,9 +133,31 @@ func (i Instance) tags() map[string]any {
 	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
 }
 
-// matches applies getInstances' filters to the instance's tags (tagsMatch).
+// matches applies getInstances' filters: instance-lifecycle (spot, or absent on demand, as EC2
+// reports it) and the instance's tags (tagsMatch).
 func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
-	return tagsMatch("getInstances", i.tags(), filters)
+	if !filters.IsArray() {
+		return true, nil
+	}
+	var tagFilters []resource.PropertyValue
+	for _, f := range filters.ArrayValue() {
+		if f.ObjectValue()["name"].StringValue() != "instance-lifecycle" {
+			tagFilters = append(tagFilters, f)
+			continue
+		}
+		lifecycle := ""
+		if i.Spot {
+			lifecycle = "spot"
+		}
+		found := false
+		for _, v := range f.ObjectValue()["values"].ArrayValue() {
+			found = found || v.StringValue() == lifecycle
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return tagsMatch("getInstances", i.tags(), resource.NewArrayProperty(tagFilters))
 }
 
 // tagsMatch applies a lookup's filters to a resource's tags as EC2 does: every filter must match,
@@ -245,7 +274,7 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 				}
 				return resource.NewPropertyMapFromMap(map[string]any{
 					"id": inst.ID, "instanceId": inst.ID, "ami": inst.Image, "instanceState": inst.State,
-					"tags": inst.tags(), "rootBlockDevices": root,
+					"instanceType": inst.Type, "tags": inst.tags(), "rootBlockDevices": root,
 				}), nil
 			}
 		}
@@ -318,6 +347,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.AdditionalSecretOutputs = rpc.GetAdditionalSecretOutputs()
 		r.IgnoreChanges = rpc.GetIgnoreChanges()
 		r.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		r.ReplacementTrigger = rpc.GetReplacementTrigger().GetStringValue()
 		r.Aliases = m.aliasURNs(rpc, r.Type, r.Name, r.Parent)
 		deps := slices.Clone(rpc.GetDependencies())
 		for _, pd := range rpc.GetPropertyDependencies() {
