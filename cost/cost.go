@@ -198,7 +198,7 @@ func Compute(f Footprint, a Assumptions, prices map[string]Price) (*Estimate, er
 		add("EC2 "+t+", spot", "ec2spot:"+t, float64(f.SpotInstances[t]), running)
 	}
 	if f.UnlimitedVCPUs > 0 {
-		add(fmt.Sprintf("CPU surplus credits (assumed %.0f%% of %d vCPUs)", a.SurplusCPUShare*100, f.UnlimitedVCPUs),
+		add(fmt.Sprintf("CPU surplus credits (%.0f%% of %d vCPUs)", a.SurplusCPUShare*100, f.UnlimitedVCPUs),
 			"ec2:surplus-credit", float64(f.UnlimitedVCPUs)*a.SurplusCPUShare, running)
 	}
 	add("EBS gp3, node roots", "ebs:gp3", float64(f.RootGB), 0)
