@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -41,10 +42,10 @@ func marketOptions(node config.Node) ec2.InstanceInstanceMarketOptionsPtrInput {
 }
 
 // CheckNodesRunning looks up the stack's instances that are stopped or stopping (outside office
-// hours, or interrupted spot capacity). A `pulumi up` cannot work on them: the remote commands
-// cannot reach a stopped node and the Kubernetes API is down with the master. So an update is
-// refused with what to do, before anything is changed; a preview only warns, so that pull
-// requests still get their diff at night.
+// hours, by hand, or interrupted spot capacity). A `pulumi up` cannot work on them: the remote
+// commands cannot reach a stopped node and the Kubernetes API is down with the master. So an
+// update is refused with what to do, before anything is changed; a preview only warns, so that
+// pull requests still get their diff at night.
 //
 // First it warns about any node that was terminated rather than stopped (TerminatedNodes).
 func CheckNodesRunning(ctx *pulumi.Context, cfg *config.Config) error {
@@ -57,22 +58,83 @@ func CheckNodesRunning(ctx *pulumi.Context, cfg *config.Config) error {
 			return err
 		}
 	}
-	res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{
-		Filters:            []ec2.GetInstancesFilter{{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}},
-		InstanceStateNames: []string{"stopping", "stopped"},
-	})
-	if err != nil {
-		return fmt.Errorf("look up stopped nodes of %s: %w", cfg.ClusterID(), err)
+	stopped, err := StoppedNodes(ctx, cfg)
+	if err != nil || len(stopped) == 0 {
+		return err
 	}
-	if len(res.Ids) == 0 {
-		return nil
-	}
-	ids := slices.Sorted(slices.Values(res.Ids))
-	msg := StoppedNodesMessage(cfg, ids)
+	msg := StoppedNodesMessage(cfg, stopped)
 	if ctx.DryRun() {
 		return ctx.Log.Warn(msg+" (a preview goes on; `pulumi up` would stop here)", nil)
 	}
 	return fmt.Errorf("%s", msg)
+}
+
+// SpotInterruptionStateReason is the state reason code EC2 gives a spot instance it stopped to
+// take its capacity back (StateReason in the EC2 API reference: "Server.SpotInstanceShutdown:
+// The instance was stopped because the number of Spot requests with a maximum price equal to or
+// higher than the Spot price exceeded available capacity or because of an increase in the Spot
+// price"; https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html).
+// DescribeInstances filters on it as state-reason-code ("The reason code for the state change",
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html).
+const SpotInterruptionStateReason = "Server.SpotInstanceShutdown"
+
+// stoppedInstanceStates are the states CheckNodesRunning refuses an update in.
+var stoppedInstanceStates = []string{"stopping", "stopped"}
+
+// StoppedNode is an instance of the stack that is stopped or stopping.
+type StoppedNode struct {
+	// Role is the instance's Role tag, ID its instance id.
+	Role, ID string
+	// Interrupted is set for a spot instance EC2 stopped to take its capacity back
+	// (SpotInterruptionStateReason). Only EC2 starts such an instance again ("Only Amazon EC2
+	// can restart an interrupted stopped Spot Instance", "Behavior of Spot Instance
+	// interruptions" in the EC2 user guide): StartInstances fails for it
+	// (IncorrectSpotRequestState), the office-hours start included. Any other stopped node was
+	// stopped through the API: by the office-hours schedule or by a person.
+	Interrupted bool
+}
+
+// StoppedNodes lists the stack's stopped and stopping instances, those EC2 interrupted told apart,
+// in the order of config.Roles. One call when none is stopped; otherwise one more for the
+// interrupted ones and one lookup per stopped instance for its Role tag (which names it to the
+// operator even when its role is no longer configured).
+func StoppedNodes(ctx *pulumi.Context, cfg *config.Config) ([]StoppedNode, error) {
+	owned := ec2.GetInstancesFilter{Name: "tag:" + ClusterTag(cfg), Values: []string{"owned"}}
+	list := func(filters ...ec2.GetInstancesFilter) ([]string, error) {
+		res, err := ec2.GetInstances(ctx, &ec2.GetInstancesArgs{Filters: append([]ec2.GetInstancesFilter{owned}, filters...), InstanceStateNames: stoppedInstanceStates})
+		if err != nil {
+			return nil, fmt.Errorf("look up stopped nodes of %s: %w", cfg.ClusterID(), err)
+		}
+		return res.Ids, nil
+	}
+	ids, err := list()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	interrupted, err := list(ec2.GetInstancesFilter{Name: "state-reason-code", Values: []string{SpotInterruptionStateReason}})
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]StoppedNode, 0, len(ids))
+	for _, id := range ids {
+		inst, err := ec2.LookupInstance(ctx, &ec2.LookupInstanceArgs{InstanceId: pulumi.StringRef(id)})
+		if err != nil {
+			return nil, fmt.Errorf("look up stopped node %s of %s: %w", id, cfg.ClusterID(), err)
+		}
+		nodes = append(nodes, StoppedNode{Role: inst.Tags["Role"], ID: id, Interrupted: slices.Contains(interrupted, id)})
+	}
+	slices.SortFunc(nodes, func(a, b StoppedNode) int {
+		return cmp.Or(cmp.Compare(roleRank(a.Role), roleRank(b.Role)), cmp.Compare(a.Role, b.Role), cmp.Compare(a.ID, b.ID))
+	})
+	return nodes, nil
+}
+
+// roleRank orders roles as config.Roles does, any other after them.
+func roleRank(role string) int {
+	if i := slices.Index(config.Roles, config.Role(role)); i >= 0 {
+		return i
+	}
+	return len(config.Roles)
 }
 
 // TerminatedNodes tells a terminated node from a stopped one: each configured role (with an
@@ -123,24 +185,79 @@ func TerminatedNodeMessage(cfg *config.Config, role, id string) string {
 		"(docs/operations.md, \"Replacing a node\")", role, cfg.Stack, id)
 }
 
-// StoppedNodesMessage says which nodes are stopped, why they may be, and how to go on.
-func StoppedNodesMessage(cfg *config.Config, ids []string) string {
-	why := "a spot interruption, or someone stopped them"
-	if cfg.OfficeHours != nil {
-		why = fmt.Sprintf("outside office hours (officeHours: %s), a spot interruption, or someone stopped them", cfg.OfficeHours)
+// StoppedNodesMessage says which nodes are stopped and how to go on, each by role and instance
+// id: the nodes stopped through the API (office hours, a person) with the commands that start
+// exactly those, and the nodes EC2 interrupted apart, with what EC2 does and what the operator
+// can do instead (start-instances fails for them).
+func StoppedNodesMessage(cfg *config.Config, nodes []StoppedNode) string {
+	var stopped, interrupted []StoppedNode
+	for _, n := range nodes {
+		if n.Interrupted {
+			interrupted = append(interrupted, n)
+		} else {
+			stopped = append(stopped, n)
+		}
 	}
-	return fmt.Sprintf("nodes of stack %s are stopped (%s): %s. `pulumi up` needs them running: the remote commands "+
-		"reach the nodes over SSH and the workloads need the Kubernetes API. Start them and wait until they run "+
-		"(`aws ec2 start-instances --instance-ids %s` then `aws ec2 wait instance-running --instance-ids %s`), "+
-		"then run `pulumi up` again; see docs/operations.md, \"Spot and office hours\"",
-		cfg.Stack, why, strings.Join(ids, ", "), strings.Join(ids, " "), strings.Join(ids, " "))
+	var b strings.Builder
+	fmt.Fprintf(&b, "nodes of stack %s are stopped, and `pulumi up` needs them running: the remote commands reach the nodes "+
+		"over SSH and the workloads need the Kubernetes API.", cfg.Stack)
+	if len(stopped) > 0 {
+		why := "someone stopped them"
+		if cfg.OfficeHours != nil {
+			why = fmt.Sprintf("outside office hours (officeHours: %s), or someone stopped them", cfg.OfficeHours)
+		}
+		ids := make([]string, len(stopped))
+		for i, n := range stopped {
+			ids[i] = n.ID
+		}
+		fmt.Fprintf(&b, " Stopped (%s): %s. Start them and wait until they run: `aws ec2 start-instances --instance-ids %s` "+
+			"then `aws ec2 wait instance-running --instance-ids %s`.",
+			why, nodeList(stopped), strings.Join(ids, " "), strings.Join(ids, " "))
+	}
+	alsoSchedule := ""
+	if cfg.OfficeHours != nil {
+		alsoSchedule = ", and so does its office-hours start"
+	}
+	for _, n := range interrupted {
+		fmt.Fprintf(&b, " Interrupted, not stopped by office hours or by hand: the %s node %s is a spot instance that EC2 stopped "+
+			"to take its capacity back (state reason %s). EC2 starts it again by itself when capacity of its type returns in its zone, "+
+			"and only EC2 can: `aws ec2 start-instances` fails for it (IncorrectSpotRequestState)%s. "+
+			"Wait until it runs (`aws ec2 describe-instances --instance-ids %s --query 'Reservations[].Instances[].State.Name' --output text`), "+
+			"or give it up for a new node: cancel its spot request first, or the request launches an instance nobody tracks "+
+			"(`aws ec2 cancel-spot-instance-requests --spot-instance-request-ids \"$(aws ec2 describe-instances --instance-ids %s "+
+			"--query 'Reservations[0].Instances[0].SpotInstanceRequestId' --output text)\"`), then terminate it "+
+			"(`aws ec2 terminate-instances --instance-ids %s`, `aws ec2 wait instance-terminated --instance-ids %s`; its root volume "+
+			"goes with it, the cluster's persistent volumes stay), and `pulumi up --refresh` launches and joins a new one. A new spot "+
+			"node needs the capacity EC2 lacks; an on-demand one does not (`capacity: on-demand` on that node's entry of `nodes`)%s.",
+			n.Role, n.ID, SpotInterruptionStateReason, alsoSchedule, n.ID, n.ID, n.ID, n.ID, masterNote(n.Role))
+	}
+	b.WriteString(" Once the nodes run, run `pulumi up` again (`pulumi up --refresh` after giving one up); see docs/operations.md, \"Spot and office hours\"")
+	return b.String()
 }
 
-// OfficeHoursArgs are the inputs of the office-hours schedule.
+// nodeList names nodes as "<role> <id>, ...".
+func nodeList(nodes []StoppedNode) string {
+	s := make([]string, len(nodes))
+	for i, n := range nodes {
+		s[i] = n.Role + " " + n.ID
+	}
+	return strings.Join(s, ", ")
+}
+
+// masterNote points a new master to its own runbook: it restores the cluster's state from the
+// newest etcd snapshot.
+func masterNote(role string) string {
+	if role != string(config.RoleMaster) {
+		return ""
+	}
+	return "; a new master restores the newest etcd snapshot: docs/operations.md, \"Replacing the master\""
+}
+
+// OfficeHoursArgs are the inputs of the office-hours schedules.
 type OfficeHoursArgs struct {
 	// Config is the validated stack configuration; its OfficeHours must be set.
 	Config *config.Config
-	// Instances are the stack's instances, every one of which the schedule starts and stops.
+	// Instances are the stack's instances, each of which has its own start and stop schedule.
 	Instances map[config.Role]*ec2.Instance
 }
 
@@ -149,8 +266,11 @@ type OfficeHoursArgs struct {
 type OfficeHours struct {
 	pulumi.ResourceState
 
-	// Start and Stop are the two schedules.
-	Start, Stop *scheduler.Schedule
+	// Start and Stop are each node's schedules, by role, each naming that node's instance alone.
+	// A StartInstances call naming several instances can fail as a whole when one of them cannot
+	// start (a spot node without capacity yet, or one EC2 interrupted, which only EC2 starts
+	// again): with one call for all, one such node would keep the others stopped.
+	Start, Stop map[config.Role]*scheduler.Schedule
 	// Role is what the schedules act as: it may start and stop the stack's instances, nothing
 	// else.
 	Role *iam.Role
@@ -161,6 +281,17 @@ const (
 	StartInstancesTarget = "arn:aws:scheduler:::aws-sdk:ec2:startInstances"
 	StopInstancesTarget  = "arn:aws:scheduler:::aws-sdk:ec2:stopInstances"
 )
+
+// MaxScheduleNameLength is EventBridge Scheduler's limit on a schedule's name (CreateSchedule:
+// 1 to 64 characters of [0-9a-zA-Z-_.]).
+const MaxScheduleNameLength = 64
+
+// OfficeHoursScheduleName is the name of the schedule that starts or stops (action) the node of
+// a role: "<cluster id>-<role>-<action>", at most 28+1+8+1+5 = 43 characters
+// (config.MaxClusterIDLength, the longest role, "start").
+func OfficeHoursScheduleName(clusterID string, role config.Role, action string) string {
+	return clusterID + "-" + string(role) + "-" + action
+}
 
 // OfficeHoursPolicy allows starting and stopping exactly the given instances.
 func OfficeHoursPolicy(instanceARNs []string) PolicyDocument {
@@ -178,9 +309,10 @@ func schedulerAssumeRole(groupARN string) PolicyDocument {
 	})
 }
 
-// NewOfficeHours declares the schedule group, the role and the start and stop schedules.
+// NewOfficeHours declares the schedule group, the role and, for each node, its start and stop
+// schedules.
 func NewOfficeHours(ctx *pulumi.Context, name string, args *OfficeHoursArgs, opts ...pulumi.ResourceOption) (*OfficeHours, error) {
-	o := &OfficeHours{}
+	o := &OfficeHours{Start: map[config.Role]*scheduler.Schedule{}, Stop: map[config.Role]*scheduler.Schedule{}}
 	if err := ctx.RegisterComponentResource("waste-coach-infra:infra:OfficeHours", name, o, opts...); err != nil {
 		return nil, err
 	}
@@ -206,10 +338,9 @@ func NewOfficeHours(ctx *pulumi.Context, name string, args *OfficeHoursArgs, opt
 		return nil, fmt.Errorf("create schedule role: %w", err)
 	}
 
-	var arns, ids []any
+	var arns []any
 	for _, n := range cfg.Nodes {
 		arns = append(arns, args.Instances[n.Role].Arn)
-		ids = append(ids, args.Instances[n.Role].ID().ToStringOutput())
 	}
 	rolePolicy, err := iam.NewRolePolicy(ctx, name+"-start-stop", &iam.RolePolicyArgs{
 		Role: o.Role.Name,
@@ -220,16 +351,16 @@ func NewOfficeHours(ctx *pulumi.Context, name string, args *OfficeHoursArgs, opt
 	if err != nil {
 		return nil, fmt.Errorf("create schedule policy: %w", err)
 	}
-	input := pulumi.All(ids...).ApplyT(func(v []any) (string, error) {
-		b, err := json.Marshal(map[string][]string{"InstanceIds": strs(v)})
-		return string(b), err
-	}).(pulumi.StringOutput)
 
-	schedule := func(action, at, target string) (*scheduler.Schedule, error) {
-		s, err := scheduler.NewSchedule(ctx, name+"-"+action, &scheduler.ScheduleArgs{
-			Name:                       pulumi.String(cfg.ClusterID() + "-" + action),
+	schedule := func(role config.Role, action, at, target string) (*scheduler.Schedule, error) {
+		input := args.Instances[role].ID().ToStringOutput().ApplyT(func(id string) (string, error) {
+			b, err := json.Marshal(map[string][]string{"InstanceIds": {id}})
+			return string(b), err
+		}).(pulumi.StringOutput)
+		s, err := scheduler.NewSchedule(ctx, fmt.Sprintf("%s-%s-%s", name, role, action), &scheduler.ScheduleArgs{
+			Name:                       pulumi.String(OfficeHoursScheduleName(cfg.ClusterID(), role, action)),
 			GroupName:                  group.Name,
-			Description:                pulumi.Sprintf("%s the instances of %s at %s (%s)", action, cfg.ClusterID(), at, hours),
+			Description:                pulumi.Sprintf("%s the %s node of %s at %s (%s)", action, role, cfg.ClusterID(), at, hours),
 			ScheduleExpression:         pulumi.String(hours.Cron(at)),
 			ScheduleExpressionTimezone: pulumi.String(hours.TimeZone),
 			FlexibleTimeWindow:         &scheduler.ScheduleFlexibleTimeWindowArgs{Mode: pulumi.String("OFF")},
@@ -246,17 +377,21 @@ func NewOfficeHours(ctx *pulumi.Context, name string, args *OfficeHoursArgs, opt
 			},
 		}, parent, pulumi.DependsOn([]pulumi.Resource{rolePolicy}))
 		if err != nil {
-			return nil, fmt.Errorf("create %s schedule: %w", action, err)
+			return nil, fmt.Errorf("create %s schedule of %s: %w", action, role, err)
 		}
 		return s, nil
 	}
-	if o.Start, err = schedule("start", hours.Start, StartInstancesTarget); err != nil {
-		return nil, err
+	starts, stops := pulumi.StringMap{}, pulumi.StringMap{}
+	for _, n := range cfg.Nodes {
+		if o.Start[n.Role], err = schedule(n.Role, "start", hours.Start, StartInstancesTarget); err != nil {
+			return nil, err
+		}
+		if o.Stop[n.Role], err = schedule(n.Role, "stop", hours.Stop, StopInstancesTarget); err != nil {
+			return nil, err
+		}
+		starts[string(n.Role)], stops[string(n.Role)] = o.Start[n.Role].Arn, o.Stop[n.Role].Arn
 	}
-	if o.Stop, err = schedule("stop", hours.Stop, StopInstancesTarget); err != nil {
-		return nil, err
-	}
-	if err := ctx.RegisterResourceOutputs(o, pulumi.Map{"start": o.Start.Arn, "stop": o.Stop.Arn}); err != nil {
+	if err := ctx.RegisterResourceOutputs(o, pulumi.Map{"start": starts, "stop": stops}); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -200,7 +200,7 @@ func ciProbes(t *testing.T, cfg *citrust.Config, rs []*mocks.Resource, owner *of
 		"set a log retention":                              {action: "logs:PutRetentionPolicy", arn: fmt.Sprintf("arn:aws:logs:%s:123456789012:log-group:%s", c.Region, c.Logs.GroupName)},
 		"change a bucket's lifecycle":                      {action: "s3:PutLifecycleConfiguration", arn: backups},
 		"replicate a bucket":                               {action: "s3:PutReplicationConfiguration", arn: backups},
-		"create a schedule":                                {action: "scheduler:CreateSchedule", arn: fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s-office-hours/%s-stop", c.Region, c.ClusterID(), c.ClusterID())},
+		"create a schedule":                                {action: "scheduler:CreateSchedule", arn: fmt.Sprintf("arn:aws:scheduler:%s:123456789012:schedule/%s-office-hours/%s-master-stop", c.Region, c.ClusterID(), c.ClusterID())},
 		"empty a bucket":                                   {action: "s3:DeleteObjectVersion", arn: uploads + "/u/1/photo.jpg"},
 		"set a role's boundary to another policy":          {action: "iam:PutRolePermissionsBoundary", arn: nodeRole, context: map[string]string{"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}},
 		"write the log reader's policy without a boundary": {action: "iam:PutUserPolicy", arn: "arn:aws:iam::123456789012:user/" + c.ClusterID() + "-grafana-logs"},

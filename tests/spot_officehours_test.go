@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,56 +60,72 @@ func TestDevNodesAreSpotThatStopAndProdNodesOnDemand(t *testing.T) {
 	}
 }
 
-// TestOfficeHoursStartAndStopExactlyTheStacksInstances checks dev's two schedules (the cron
-// expressions and their time zone), that each names every instance of the stack, and that the
-// role they act as can start and stop those instances and do nothing else; prod has none.
+// TestOfficeHoursStartAndStopExactlyTheStacksInstances checks dev's schedules: each node has
+// its own start and its own stop schedule (the cron expressions and their time zone, the group,
+// the role, the retry policy) that names that node's instance and no other, so that one node EC2
+// cannot start (no spot capacity, or interrupted: only EC2 restarts it) fails its own call and
+// keeps no other node stopped; and the role they act as can start and stop the stack's instances
+// and do nothing else. Prod has none.
 func TestOfficeHoursStartAndStopExactlyTheStacksInstances(t *testing.T) {
 	if n := len(run(t, "prod").OfType("aws:scheduler/schedule:Schedule")); n != 0 {
 		t.Errorf("prod declares %d schedules; it runs around the clock", n)
 	}
 	r := run(t, "dev")
-	var ids, arns []string
-	for _, inst := range r.OfType("aws:ec2/instance:Instance") {
-		ids = append(ids, inst.ID)
-		arns = append(arns, inst.Outputs["arn"].StringValue())
-	}
-	slices.Sort(ids)
-	slices.Sort(arns)
+	var arns []string
 	group := must(t, r, "aws:scheduler/scheduleGroup:ScheduleGroup", "sesacthon-office-hours")
 	role := must(t, r, "aws:iam/role:Role", "sesacthon-office-hours")
 	roleARN := role.Outputs["arn"].StringValue()
 
-	for _, s := range []struct{ name, cron, target string }{
-		{"sesacthon-office-hours-start", "cron(0 9 ? * MON,TUE,WED,THU,FRI *)", infra.StartInstancesTarget},
-		{"sesacthon-office-hours-stop", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", infra.StopInstancesTarget},
-	} {
-		sch := must(t, r, "aws:scheduler/schedule:Schedule", s.name)
-		if got := str(sch, "scheduleExpression"); got != s.cron {
-			t.Errorf("%s scheduleExpression = %q, want %q", s.name, got, s.cron)
-		}
-		if got := str(sch, "scheduleExpressionTimezone"); got != "Asia/Seoul" {
-			t.Errorf("%s scheduleExpressionTimezone = %q, want Asia/Seoul (09:00 means Seoul's morning, not UTC's)", s.name, got)
-		}
-		if got := str(sch, "groupName"); got != str(group, "name") {
-			t.Errorf("%s is in group %q, want %q (the group the role's trust is limited to)", s.name, got, str(group, "name"))
-		}
-		if got := str(sch, "target", "arn"); got != s.target {
-			t.Errorf("%s target = %q, want %q", s.name, got, s.target)
-		}
-		if got := str(sch, "target", "roleArn"); got != roleARN {
-			t.Errorf("%s acts as %q, want the office-hours role %q", s.name, got, roleARN)
-		}
-		var input struct {
-			InstanceIDs []string `json:"InstanceIds"`
-		}
-		if err := json.Unmarshal([]byte(str(sch, "target", "input")), &input); err != nil {
-			t.Fatalf("%s target input: %v", s.name, err)
-		}
-		slices.Sort(input.InstanceIDs)
-		if !slices.Equal(input.InstanceIDs, ids) {
-			t.Errorf("%s acts on %v, want every instance of the stack %v", s.name, input.InstanceIDs, ids)
+	instances := r.OfType("aws:ec2/instance:Instance")
+	if len(instances) != len(config.Roles) {
+		t.Fatalf("dev declares %d instances, want one per role %v", len(instances), config.Roles)
+	}
+	if got, want := len(r.OfType("aws:scheduler/schedule:Schedule")), 2*len(instances); got != want {
+		t.Errorf("dev declares %d schedules, want %d: a start and a stop for each of its %d instances", got, want, len(instances))
+	}
+	for _, inst := range instances {
+		arns = append(arns, inst.Outputs["arn"].StringValue())
+		node := str(inst, "tags", "Role")
+		for _, s := range []struct{ action, cron, target string }{
+			{"start", "cron(0 9 ? * MON,TUE,WED,THU,FRI *)", infra.StartInstancesTarget},
+			{"stop", "cron(0 20 ? * MON,TUE,WED,THU,FRI *)", infra.StopInstancesTarget},
+		} {
+			name := "sesacthon-office-hours-" + node + "-" + s.action
+			sch := must(t, r, "aws:scheduler/schedule:Schedule", name)
+			if got, want := str(sch, "name"), "dev-sesacthon-"+node+"-"+s.action; got != want {
+				t.Errorf("%s is named %q in EventBridge Scheduler, want %q", name, got, want)
+			}
+			if got := str(sch, "scheduleExpression"); got != s.cron {
+				t.Errorf("%s scheduleExpression = %q, want %q", name, got, s.cron)
+			}
+			if got := str(sch, "scheduleExpressionTimezone"); got != "Asia/Seoul" {
+				t.Errorf("%s scheduleExpressionTimezone = %q, want Asia/Seoul (09:00 means Seoul's morning, not UTC's)", name, got)
+			}
+			if got := str(sch, "groupName"); got != str(group, "name") {
+				t.Errorf("%s is in group %q, want %q (the group the role's trust is limited to)", name, got, str(group, "name"))
+			}
+			if got := str(sch, "target", "arn"); got != s.target {
+				t.Errorf("%s target = %q, want %q", name, got, s.target)
+			}
+			if got := str(sch, "target", "roleArn"); got != roleARN {
+				t.Errorf("%s acts as %q, want the office-hours role %q", name, got, roleARN)
+			}
+			// A call that fails (no spot capacity yet) is retried for an hour, never into the next window.
+			if age, tries := str(sch, "target", "retryPolicy", "maximumEventAgeInSeconds"), str(sch, "target", "retryPolicy", "maximumRetryAttempts"); age != "3600" || tries != "20" {
+				t.Errorf("%s retries for %s s, %s times; want 3600 s, 20 times", name, age, tries)
+			}
+			var input struct {
+				InstanceIDs []string `json:"InstanceIds"`
+			}
+			if err := json.Unmarshal([]byte(str(sch, "target", "input")), &input); err != nil {
+				t.Fatalf("%s target input: %v", name, err)
+			}
+			if !slices.Equal(input.InstanceIDs, []string{inst.ID}) {
+				t.Errorf("%s acts on %v, want the %s node's instance alone [%s]: a call naming other instances fails for all of them when one cannot start", name, input.InstanceIDs, node, inst.ID)
+			}
 		}
 	}
+	slices.Sort(arns)
 
 	var trust infra.PolicyDocument
 	if err := json.Unmarshal([]byte(str(role, "assumeRolePolicy")), &trust); err != nil {
@@ -147,6 +164,23 @@ func TestOfficeHoursStartAndStopExactlyTheStacksInstances(t *testing.T) {
 	slices.Sort(st.Resource)
 	if st.Effect != "Allow" || !slices.Equal(st.Action, []string{"ec2:StartInstances", "ec2:StopInstances"}) || !slices.Equal(st.Resource, arns) {
 		t.Errorf("office-hours policy allows %v on %v; want only ec2:StartInstances and ec2:StopInstances on the stack's instances %v", st.Action, st.Resource, arns)
+	}
+}
+
+// TestOfficeHoursScheduleNamesFitEventBridgeScheduler: with the longest cluster id the
+// configuration accepts and every role, each schedule's name is one EventBridge Scheduler
+// accepts (at most 64 of [0-9a-zA-Z-_.]); a longer one would fail dev's `up` at CreateSchedule.
+func TestOfficeHoursScheduleNamesFitEventBridgeScheduler(t *testing.T) {
+	valid := regexp.MustCompile(`^[0-9a-zA-Z._-]+$`)
+	id := strings.Repeat("x", config.MaxClusterIDLength)
+	for _, role := range config.Roles {
+		for _, action := range []string{"start", "stop"} {
+			name := infra.OfficeHoursScheduleName(id, role, action)
+			if len(name) > infra.MaxScheduleNameLength || !valid.MatchString(name) {
+				t.Errorf("the %s schedule of %s with a %d-character cluster id is named %q (%d characters): EventBridge Scheduler refuses names over %d characters or outside [0-9a-zA-Z-_.]",
+					action, role, config.MaxClusterIDLength, name, len(name), infra.MaxScheduleNameLength)
+			}
+		}
 	}
 }
 
@@ -201,7 +235,7 @@ func TestUpdateOfAStoppedStackIsRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("an update of a stack with stopped nodes went ahead")
 	}
-	for _, want := range []string{"i-0stoppedmaster, i-0stoppedworker1", "aws ec2 start-instances --instance-ids i-0stoppedmaster i-0stoppedworker1", "office hours", "Asia/Seoul"} {
+	for _, want := range []string{"master i-0stoppedmaster, worker-1 i-0stoppedworker1", "aws ec2 start-instances --instance-ids i-0stoppedmaster i-0stoppedworker1", "office hours", "Asia/Seoul"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal does not say %q:\n%v", want, err)
 		}
@@ -320,5 +354,105 @@ func TestATerminatedNodeIsToldFromAStoppedOne(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the warning does not say %q: %s", want, msg)
 		}
+	}
+}
+
+// TestAnInterruptedNodeIsToldFromAnOfficeHoursStop: a spot node that EC2 interrupted (state
+// reason Server.SpotInstanceShutdown) can only be started by EC2, so the refusal of an `up` names
+// it apart, by role and instance id, with what EC2 does and how to give it up for a new node,
+// and never hands it to `aws ec2 start-instances` (which fails for it, IncorrectSpotRequestState);
+// the nodes stopped by office hours or by hand are named with the commands that start exactly
+// them. Once the interrupted node is given up as the refusal says (its request cancelled, the
+// instance terminated), the `up` is no longer refused.
+func TestAnInterruptedNodeIsToldFromAnOfficeHoursStop(t *testing.T) {
+	sc, err := stackfile.Read("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := "ami-0" + mocks.Placeholder + "running"
+	node := func(id, role, cluster, state, reason string) mocks.Instance {
+		// Dev's nodes are all spot, as its stack file buys them.
+		return mocks.Instance{ID: id, Role: role, Cluster: cluster, Image: image, State: state, StateReason: reason, Spot: true}
+	}
+	m := mocks.New(config.Project, "dev", sc.Values["aws:region"])
+	m.Instances = []mocks.Instance{
+		node("i-0officeworker1", "worker-1", "dev-sesacthon", "stopped", "Client.UserInitiatedShutdown"),
+		node("i-0officemaster", "master", "dev-sesacthon", "stopped", "Client.UserInitiatedShutdown"),
+		node("i-0spotstorage", "storage", "dev-sesacthon", "stopped", infra.SpotInterruptionStateReason),
+		node("i-0runningworker2", "worker-2", "dev-sesacthon", "running", ""),
+		// Another stack's interrupted node is none of dev's business.
+		node("i-0prodstorage", "storage", "prod-sesacthon", "stopped", infra.SpotInterruptionStateReason),
+	}
+	res, err := offline.RunMocks("dev", sc, m)
+	if err == nil {
+		t.Fatal("an update of a stack with stopped and interrupted nodes went ahead")
+	}
+	msg := err.Error()
+	for _, r := range res.Resources {
+		if r.Custom {
+			t.Errorf("%s %s declared before the refusal", r.Type, r.Name)
+		}
+	}
+	// Exactly the nodes a start brings back are started; the interrupted one is not among them.
+	if n := strings.Count(msg, "start-instances --instance-ids"); n != 1 {
+		t.Errorf("the refusal gives %d start-instances commands, want one for the nodes stopped by office hours:\n%s", n, msg)
+	}
+	for _, cmd := range []string{"aws ec2 start-instances --instance-ids ", "aws ec2 wait instance-running --instance-ids "} {
+		_, rest, _ := strings.Cut(msg, cmd)
+		ids, _, _ := strings.Cut(rest, "`")
+		if ids != "i-0officemaster i-0officeworker1" {
+			t.Errorf("`%s` names %q, want the master's and worker-1's instances alone (the interrupted storage node cannot be started by hand):\n%s", strings.TrimSpace(cmd), ids, msg)
+		}
+	}
+	for _, want := range []string{
+		"master i-0officemaster, worker-1 i-0officeworker1", "office hours", "Asia/Seoul",
+		"Interrupted", "the storage node i-0spotstorage", infra.SpotInterruptionStateReason,
+		"EC2 starts it again by itself", "IncorrectSpotRequestState",
+		"aws ec2 cancel-spot-instance-requests", "aws ec2 terminate-instances --instance-ids i-0spotstorage", "pulumi up --refresh",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "i-0prodstorage") || strings.Contains(msg, "i-0runningworker2") {
+		t.Errorf("the refusal names another stack's node or a running one:\n%s", msg)
+	}
+
+	// Only the interrupted node is down: no start command at all.
+	cfg, err := config.Parse("dev", func(k string) (string, bool) { v, ok := sc.Values[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := mocks.New(config.Project, "dev", sc.Values["aws:region"])
+	only.Instances = []mocks.Instance{
+		node("i-0spotmaster", "master", "dev-sesacthon", "stopping", infra.SpotInterruptionStateReason),
+		node("i-0runningworker1", "worker-1", "dev-sesacthon", "running", ""),
+	}
+	var stopped []infra.StoppedNode
+	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		stopped, err = infra.StoppedNodes(ctx, cfg)
+		return err
+	}, pulumi.WithMocks(config.Project, "dev", only))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []infra.StoppedNode{{Role: "master", ID: "i-0spotmaster", Interrupted: true}}; !slices.Equal(stopped, want) {
+		t.Fatalf("stopped nodes = %+v, want %+v", stopped, want)
+	}
+	if msg := infra.StoppedNodesMessage(cfg, stopped); strings.Contains(msg, "start-instances --instance-ids") || !strings.Contains(msg, "Replacing the master") {
+		t.Errorf("for an interrupted master alone the message must advise no start-instances and point to \"Replacing the master\":\n%s", msg)
+	}
+
+	// The interrupted node given up as advised: the up goes on (and warns of the terminated node).
+	m = mocks.New(config.Project, "dev", sc.Values["aws:region"])
+	m.Instances = []mocks.Instance{
+		node("i-0officeworker1", "worker-1", "dev-sesacthon", "running", ""),
+		node("i-0officemaster", "master", "dev-sesacthon", "running", ""),
+		node("i-0spotstorage", "storage", "dev-sesacthon", "terminated", "Client.UserInitiatedShutdown"),
+		node("i-0runningworker2", "worker-2", "dev-sesacthon", "running", ""),
+	}
+	if _, err := offline.RunMocks("dev", sc, m); err != nil {
+		t.Errorf("after the interrupted node was cancelled and terminated, `pulumi up --refresh` is still refused: %v", err)
 	}
 }

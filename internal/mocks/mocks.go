@@ -6,6 +6,7 @@ package mocks
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -101,6 +102,11 @@ type Instance struct {
 	// State is EC2's instance state name: pending, running, stopping, stopped, shutting-down or
 	// terminated.
 	State string
+	// StateReason is the code of EC2's reason for its last state change (stateReason.code), which
+	// getInstances filters by state-reason-code: Server.SpotInstanceShutdown for a spot node EC2
+	// interrupted and stopped, Client.UserInitiatedShutdown for a stop through the API (the
+	// office-hours schedule, or a person); "" for none.
+	StateReason string
 	// RootGiB is the size of its root volume now; 0 leaves the root device out of the answer
 	// (a test that does not look at it).
 	RootGiB int
@@ -133,48 +139,44 @@ func (i Instance) tags() map[string]any {
 	return map[string]any{"Role": i.Role, "kubernetes.io/cluster/" + i.Cluster: "owned"}
 }
 
-// matches applies getInstances' filters: instance-lifecycle (spot, or absent on demand, as EC2
-// reports it) and the instance's tags (tagsMatch).
+// matches applies getInstances' filters to the instance's tags, its state reason and its
+// instance lifecycle (spot, or empty on demand, as EC2 reports it) (filtersMatch).
 func (i Instance) matches(filters resource.PropertyValue) (bool, error) {
-	if !filters.IsArray() {
-		return true, nil
+	lifecycle := ""
+	if i.Spot {
+		lifecycle = "spot"
 	}
-	var tagFilters []resource.PropertyValue
-	for _, f := range filters.ArrayValue() {
-		if f.ObjectValue()["name"].StringValue() != "instance-lifecycle" {
-			tagFilters = append(tagFilters, f)
-			continue
-		}
-		lifecycle := ""
-		if i.Spot {
-			lifecycle = "spot"
-		}
-		found := false
-		for _, v := range f.ObjectValue()["values"].ArrayValue() {
-			found = found || v.StringValue() == lifecycle
-		}
-		if !found {
-			return false, nil
-		}
-	}
-	return tagsMatch("getInstances", i.tags(), resource.NewArrayProperty(tagFilters))
+	return filtersMatch("getInstances", i.tags(), map[string]string{"state-reason-code": i.StateReason, "instance-lifecycle": lifecycle}, filters)
 }
 
-// tagsMatch applies a lookup's filters to a resource's tags as EC2 does: every filter must match,
-// a filter by one of its values; only tag filters are known here.
+// tagsMatch applies a lookup's filters to a resource's tags as EC2 does (filtersMatch): only tag
+// filters are known.
 func tagsMatch(invoke string, tags map[string]any, filters resource.PropertyValue) (bool, error) {
+	return filtersMatch(invoke, tags, nil, filters)
+}
+
+// filtersMatch applies a lookup's filters as EC2 does: every filter must match, a filter by one
+// of its values. A tag:<key> filter reads tags; any other name must be one of fields (the
+// resource's value for that filter), or the lookup is refused: a filter the mocks do not model
+// would otherwise match everything.
+func filtersMatch(invoke string, tags map[string]any, fields map[string]string, filters resource.PropertyValue) (bool, error) {
 	if !filters.IsArray() {
 		return true, nil
 	}
 	for _, f := range filters.ArrayValue() {
 		name := f.ObjectValue()["name"].StringValue()
-		key, ok := strings.CutPrefix(name, "tag:")
-		if !ok {
-			return false, fmt.Errorf("mocks: %s filter %q: only tag filters are modelled", invoke, name)
+		var have any
+		if key, ok := strings.CutPrefix(name, "tag:"); ok {
+			have = tags[key]
+		} else if value, ok := fields[name]; ok {
+			have = value
+		} else {
+			known := slices.Sorted(maps.Keys(fields))
+			return false, fmt.Errorf("mocks: %s filter %q: only tag filters and %v are modelled", invoke, name, known)
 		}
 		found := false
 		for _, v := range f.ObjectValue()["values"].ArrayValue() {
-			found = found || tags[key] == v.StringValue()
+			found = found || have == v.StringValue()
 		}
 		if !found {
 			return false, nil

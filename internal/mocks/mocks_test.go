@@ -41,3 +41,30 @@ func TestInstancesGetAddressesInsideTheirSubnet(t *testing.T) {
 		t.Errorf("private DNS %s is not shaped like EC2's (the node name the CCM expects)", dns)
 	}
 }
+
+// TestGetInstancesFiltersByStateReason: the state-reason-code filter picks the instances with
+// that reason (a spot node EC2 interrupted from one stopped through the API); a filter the
+// mocks do not model is refused instead of matching everything.
+func TestGetInstancesFiltersByStateReason(t *testing.T) {
+	m := New("p", "s", "ap-northeast-2")
+	m.Instances = []Instance{
+		{ID: "i-interrupted", Role: "storage", Cluster: "c", State: "stopped", StateReason: "Server.SpotInstanceShutdown"},
+		{ID: "i-office", Role: "master", Cluster: "c", State: "stopped", StateReason: "Client.UserInitiatedShutdown"},
+	}
+	call := func(filter string, values ...any) (resource.PropertyMap, error) {
+		return m.Call(pulumi.MockCallArgs{Token: "aws:ec2/getInstances:getInstances", Args: resource.NewPropertyMapFromMap(map[string]any{
+			"instanceStateNames": []any{"stopped"},
+			"filters":            []any{map[string]any{"name": filter, "values": values}},
+		})})
+	}
+	out, err := call("state-reason-code", "Server.SpotInstanceShutdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := out["ids"].ArrayValue(); len(ids) != 1 || ids[0].StringValue() != "i-interrupted" {
+		t.Errorf("state-reason-code Server.SpotInstanceShutdown matched %v, want i-interrupted alone", ids)
+	}
+	if _, err := call("instance-type", "t3.large"); err == nil || !strings.Contains(err.Error(), "instance-type") {
+		t.Errorf("a filter the mocks do not model must be refused by name, got %v", err)
+	}
+}
