@@ -85,6 +85,10 @@ type Config struct {
 	// (capacity, default on-demand). Spot nodes are requested persistently and stop when
 	// interrupted.
 	Capacity Capacity
+	// ReplaceMaster is the instance id of the master an operator lets this up replace to change
+	// its capacity or spot instance type (replaceMaster; "" for none): that replacement is the
+	// procedure "Replacing the master", never a side effect of a merge.
+	ReplaceMaster string
 	// OfficeHours stops the stack's instances outside a weekly window (officeHours); nil runs
 	// them around the clock.
 	OfficeHours *OfficeHours
@@ -158,7 +162,7 @@ func Parse(stack string, get Source) (*Config, error) {
 	p.pullSecret(c)          // images.go: imagePullSecret
 	p.argoCDSSO(c)           // access.go: argocdSso
 	p.chartSource(c)         // stack.go: chartSource
-	p.capacity(c)            // costsavings.go: capacity, spotInterruptionBehavior
+	p.capacity(c)            // costsavings.go: capacity, spotInterruptionBehavior, replaceMaster
 	p.officeHours(c)         // costsavings.go: officeHours
 	p.backups(c)             // backups.go: backupsBucket, backupRetentionDays
 	p.podIdentity(c)         // podidentity.go: podIdentityBucket

@@ -53,6 +53,8 @@ type OfficeHours struct {
 // Weekdays are the day names officeHours.days accepts, in EventBridge's cron spelling.
 var Weekdays = []string{"MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"}
 
+var instanceID = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
+
 var clockRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)
 
 // clock parses HH:MM into minutes after midnight.
@@ -174,6 +176,10 @@ func (p *parser) capacity(c *Config) {
 		}
 		p.cpuCredits(n)
 	}
+	c.ReplaceMaster = strings.TrimSpace(p.str("replaceMaster", "", false))
+	if c.ReplaceMaster != "" && !instanceID.MatchString(c.ReplaceMaster) {
+		p.fail(qualify("replaceMaster"), strconv.Quote(c.ReplaceMaster), "the instance id of the master to replace (i-0123456789abcdef0), or unset")
+	}
 	behaviour := p.str("spotInterruptionBehavior", SpotInterruptionStop, false)
 	switch behaviour {
 	case SpotInterruptionStop:
@@ -187,7 +193,8 @@ func (p *parser) capacity(c *Config) {
 }
 
 // cpuCredits settles a node's credit mode: only a burstable type has one, and unset it is
-// standard on spot and unlimited on demand (Node.CPUCredits).
+// unlimited on the master and on demand, standard on a spot worker or storage node
+// (Node.CPUCredits).
 func (p *parser) cpuCredits(n *Node) {
 	at := fmt.Sprintf("%s[%s].cpuCredits", qualify("nodes"), n.Role)
 	t, known := InstanceTypes[n.InstanceType]
@@ -197,12 +204,12 @@ func (p *parser) cpuCredits(n *Node) {
 	case !t.Burstable() && n.CPUCredits != "":
 		p.fail(at, strconv.Quote(n.CPUCredits), fmt.Sprintf("unset: %s is not a burstable type and has no CPU credits", n.InstanceType))
 	case !t.Burstable():
-	case n.CPUCredits == "" && n.Capacity == Spot:
+	case n.CPUCredits == "" && n.Capacity == Spot && !n.Role.ControlPlane():
 		n.CPUCredits = CreditsStandard
 	case n.CPUCredits == "":
 		n.CPUCredits = CreditsUnlimited
 	case n.CPUCredits != CreditsStandard && n.CPUCredits != CreditsUnlimited:
-		p.fail(at, strconv.Quote(n.CPUCredits), fmt.Sprintf("%s or %s (or unset: %s on spot, %s on demand)", CreditsStandard, CreditsUnlimited, CreditsStandard, CreditsUnlimited))
+		p.fail(at, strconv.Quote(n.CPUCredits), fmt.Sprintf("%s or %s (or unset: %s on a spot worker or storage node, %s otherwise)", CreditsStandard, CreditsUnlimited, CreditsStandard, CreditsUnlimited))
 	}
 }
 

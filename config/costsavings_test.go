@@ -117,6 +117,8 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
 			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}, false,
 			[]string{"waste-coach-infra:nodes[worker-1].cpuCredits", `"unlimted"`, "standard or unlimited"}},
+		{"replaceMaster not an instance id", map[string]string{"waste-coach-infra:replaceMaster": "master"}, false,
+			[]string{"waste-coach-infra:replaceMaster", `"master"`, "instance id"}},
 		{"spot that terminates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "terminate"}, false,
 			[]string{"waste-coach-infra:spotInterruptionBehavior", `"terminate"`, "root volume", "Kubernetes identity"}},
 		{"spot that hibernates", map[string]string{"waste-coach-infra:capacity": "spot", "waste-coach-infra:spotInterruptionBehavior": "hibernate"}, false,
@@ -142,9 +144,9 @@ func TestBadSpotAndScheduleConfigIsRefused(t *testing.T) {
 }
 
 // A stack-wide capacity moves the workers and the storage node, never the master: a change of
-// capacity replaces each node it moves (infra.capacityTrigger), and the master's replacement is
-// a procedure of its own. Each burstable node's credit mode is explicit: standard on spot (AWS's
-// advice for spot: no surplus credits billed at the on-demand rate), unlimited on demand.
+// capacity replaces each node it moves (infra.CapacityTrigger), and the master's replacement is
+// a procedure of its own. Each burstable node's credit mode is explicit: standard on a spot worker (AWS's
+// advice for spot: no surplus credits, billed per vCPU-hour), unlimited on demand and on the master.
 func TestStackCapacityLeavesTheMasterAndCreditModesAreExplicit(t *testing.T) {
 	c, err := parse(devRaw(map[string]string{
 		"waste-coach-infra:capacity": "spot",
@@ -186,6 +188,17 @@ func TestStackCapacityLeavesTheMasterAndCreditModesAreExplicit(t *testing.T) {
 	}
 	if n := c.Node(RoleMaster); n.Capacity != OnDemand {
 		t.Errorf("the master under a stack-wide spot: %q, want on-demand (only its own capacity moves it)", n.Capacity)
+	}
+	c, err = parse(devRaw(map[string]string{"waste-coach-infra:nodes": `[
+			{"role":"master","instanceType":"t3.large","subnet":0,"rootVolumeGiB":80,"capacity":"spot"},
+			{"role":"worker-1","instanceType":"t3.medium","subnet":1,"rootVolumeGiB":40},
+			{"role":"worker-2","instanceType":"t3.medium","subnet":2,"rootVolumeGiB":40},
+			{"role":"storage","instanceType":"t3.large","subnet":0,"rootVolumeGiB":100}]`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Node(RoleMaster); n.CPUCredits != CreditsUnlimited {
+		t.Errorf("a spot master without cpuCredits: %q, want unlimited (a standard T3 boots with no credits, at its baseline, under kubeadm's timeouts)", n.CPUCredits)
 	}
 }
 

@@ -29,9 +29,11 @@ type Node struct {
 	// stack-wide change never moves the master).
 	Capacity Capacity `json:"capacity,omitempty"`
 	// CPUCredits is the credit mode of a burstable instance type, standard or unlimited ("" for
-	// a type without credits). Parse fills it when the node does not set it: standard on spot
-	// (AWS's advice: a spot node that bursts past its credits would pay for surplus credits at
-	// the on-demand rate), unlimited on demand (EC2's own default for T3, never throttled).
+	// a type without credits). Parse fills it when the node does not set it: standard on a spot
+	// worker or storage node (AWS's advice for spot: no surplus credits, billed per vCPU-hour),
+	// unlimited on the master and on demand (EC2's own default for T3). A new T3 instance in
+	// standard mode starts with no credits and runs at its baseline until it earns some, which
+	// the control plane's first boot (kubeadm's timeouts) must not meet.
 	CPUCredits string `json:"cpuCredits,omitempty"`
 
 	// at is the node's index in the stack file's nodes list, for `pulumi config set --path`.

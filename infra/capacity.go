@@ -2,7 +2,6 @@ package infra
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -55,26 +54,39 @@ type nodeMove struct {
 	key, keep string
 }
 
-// capacityMoves compares each configured node with the instance of its role that runs now.
+// capacityMoves compares each configured node with the instances of its role that run now: a
+// node moves when none of them is bought as configured (so a stray beside the managed instance,
+// left by an interrupted up, moves nothing when either one matches).
 func capacityMoves(cfg *config.Config, live []LiveNode) []nodeMove {
 	var moves []nodeMove
 	for _, n := range cfg.Nodes {
-		// The first instance of the role: a second one is a stray that nodeImages refuses.
-		i := slices.IndexFunc(live, func(l LiveNode) bool { return l.Role == n.Role })
-		if i >= 0 {
-			l := live[i]
+		var first *nodeMove
+		matched := false
+		for _, l := range live {
+			if l.Role != n.Role {
+				continue
+			}
 			now := config.OnDemand
 			if l.Spot {
 				now = config.Spot
 			}
+			var m *nodeMove
 			switch {
 			case now != n.Capacity:
-				moves = append(moves, nodeMove{node: n, live: l, what: fmt.Sprintf("%s → %s", now, n.Capacity),
-					key: n.ConfigPath("capacity"), keep: string(now)})
+				m = &nodeMove{node: n, live: l, what: fmt.Sprintf("%s → %s", now, n.Capacity),
+					key: n.ConfigPath("capacity"), keep: string(now)}
 			case now == config.Spot && l.InstanceType != "" && l.InstanceType != n.InstanceType:
-				moves = append(moves, nodeMove{node: n, live: l, what: fmt.Sprintf("instance type %s → %s on spot, which EC2 cannot change in place", l.InstanceType, n.InstanceType),
-					key: n.ConfigPath("instanceType"), keep: l.InstanceType})
+				m = &nodeMove{node: n, live: l, what: fmt.Sprintf("instance type %s → %s on spot, which EC2 cannot change in place", l.InstanceType, n.InstanceType),
+					key: n.ConfigPath("instanceType"), keep: l.InstanceType}
 			}
+			if m == nil {
+				matched = true
+			} else if first == nil {
+				first = m
+			}
+		}
+		if first != nil && !matched {
+			moves = append(moves, *first)
 		}
 	}
 	return moves
@@ -92,12 +104,27 @@ func InstanceURN(cfg *config.Config, role config.Role) string {
 // role's pods (every role's pods are pinned to its node) until the new node has joined, and two
 // at once would take two roles down together (a stack-wide capacity change moves all three
 // non-master nodes). The refusal names every node that would move and the commands that keep all
-// but one as they run. One node moving is allowed, with a warning that says the preview must show
-// its replacement (a stack whose state holds no trigger yet shows none: then `--replace`).
-// The master is moved only by its own key (config), and on production its protection stops the
-// replacement until the master procedure lifts it.
+// but one as they run. The master moves only by the procedure "Replacing the master" (a fresh
+// etcd snapshot first: the new master restores the newest one), acknowledged by naming its
+// instance in replaceMaster; otherwise its move is refused with those steps. One node moving is
+// allowed, with a warning that says the preview must show its replacement (a stack whose state
+// holds no trigger yet shows none: then `--replace`).
 func CheckCapacityChanges(ctx *pulumi.Context, cfg *config.Config, live []LiveNode) error {
 	moves := capacityMoves(cfg, live)
+	for _, m := range moves {
+		if m.node.Role.ControlPlane() && cfg.ReplaceMaster != m.live.ID {
+			unprotect := ""
+			if cfg.Production {
+				unprotect = fmt.Sprintf(" `pulumi state unprotect '%s'`,", InstanceURN(cfg, m.node.Role))
+			}
+			return fmt.Errorf("the master of stack %s (%s) would move: %s. That replaces the control plane, and the new master "+
+				"restores the newest etcd snapshot: follow \"Replacing the master\" (docs/operations.md). Take a snapshot "+
+				"(`kubectl -n kube-system create job --from=cronjob/etcd-snapshot etcd-snapshot-now`) and wait for it to "+
+				"succeed, then%s `pulumi config set %s:replaceMaster %s` and `pulumi up`; afterwards `pulumi config rm "+
+				"%s:replaceMaster`. Or keep the master as it runs: `pulumi config set --path '%s' %s`",
+				cfg.Stack, m.live.ID, m.what, unprotect, config.Project, m.live.ID, config.Project, m.key, m.keep)
+		}
+	}
 	switch len(moves) {
 	case 0:
 		return nil

@@ -27,10 +27,13 @@ func TestACapacityChangeReplacesOneNodeAtATime(t *testing.T) {
 		triggers, credits map[config.Role]string
 		// absent must not appear in the refusal.
 		absent []string
+		// masterID, if set, is the deployed master's instance id (replaceMaster names one).
+		masterID string
 	}{{
 		name:     "dev as deployed",
 		triggers: map[config.Role]string{config.RoleMaster: "spot t3.large", config.RoleWorker1: "spot t3.medium", config.RoleStorage: "spot t3.medium"},
-		credits:  map[config.Role]string{config.RoleMaster: "standard", config.RoleWorker2: "standard"},
+		// The master keeps unlimited on spot: a standard T3 boots with no credits.
+		credits: map[config.Role]string{config.RoleMaster: "unlimited", config.RoleWorker2: "standard", config.RoleStorage: "standard"},
 	}, {
 		name:     "prod as deployed",
 		stack:    "prod",
@@ -49,6 +52,30 @@ func TestACapacityChangeReplacesOneNodeAtATime(t *testing.T) {
 			return withNodeField(t, sc, "worker-1", "instanceType", "t3.large")
 		}},
 		triggers: map[config.Role]string{config.RoleWorker1: "spot t3.large"},
+	}, {
+		name: "the dev master's instance type",
+		set: map[string]func(*testing.T, *stackfile.Config) string{"nodes": func(t *testing.T, sc *stackfile.Config) string {
+			return withNodeField(t, sc, "master", "instanceType", "t3.xlarge")
+		}},
+		refused: []string{"the master of stack dev (i-0deployedmaster) would move: instance type t3.large → t3.xlarge", "Replacing the master", "etcd-snapshot-now", "pulumi config set waste-coach-infra:replaceMaster i-0deployedmaster", "pulumi config set --path 'waste-coach-infra:nodes[0].instanceType' t3.large"},
+		absent:  []string{"unprotect"},
+	}, {
+		name: "the dev master's instance type, its replacement acknowledged",
+		set: map[string]func(*testing.T, *stackfile.Config) string{
+			"nodes": func(t *testing.T, sc *stackfile.Config) string {
+				return withNodeField(t, sc, "master", "instanceType", "t3.xlarge")
+			},
+			"replaceMaster": func(*testing.T, *stackfile.Config) string { return "i-0123456789abcdef0" },
+		},
+		masterID: "i-0123456789abcdef0",
+		triggers: map[config.Role]string{config.RoleMaster: "spot t3.xlarge", config.RoleWorker1: "spot t3.medium"},
+	}, {
+		name:  "the prod master to spot",
+		stack: "prod",
+		set: map[string]func(*testing.T, *stackfile.Config) string{"nodes": func(t *testing.T, sc *stackfile.Config) string {
+			return withNodeField(t, sc, "master", "capacity", "spot")
+		}},
+		refused: []string{"the master of stack prod (i-0deployedmaster) would move: on-demand → spot", "pulumi state unprotect 'urn:pulumi:prod::waste-coach-infra::waste-coach-infra:infra:Infra$waste-coach-infra:infra:Nodes$aws:ec2/instance:Instance::sesacthon-nodes-master'"},
 	}, {
 		name:    "the stack-wide capacity",
 		set:     map[string]func(*testing.T, *stackfile.Config) string{"capacity": func(*testing.T, *stackfile.Config) string { return "on-demand" }},
@@ -72,6 +99,11 @@ func TestACapacityChangeReplacesOneNodeAtATime(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := deployedStack(t, stack, sc)
+			for i := range m.Instances {
+				if tc.masterID != "" && m.Instances[i].ID == "i-0deployedmaster" {
+					m.Instances[i].ID = tc.masterID
+				}
+			}
 			for key, value := range tc.set {
 				sc.Values[config.Project+":"+key] = value(t, sc)
 			}
