@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/waste-coach/infra/config"
 )
 
 // testSnapshots is where the test master looks for snapshots.
@@ -27,6 +29,9 @@ const (
 	testInstance   = "i-0new0000000000000"
 	testSecret     = "instance-role-secret-key"
 )
+
+// testMark is the test cluster's mark, which says it has run (config.ClusterMark).
+var testMark = config.ClusterMark(testSnapshots.Prefix)
 
 // testInitScript is kubeadm-init for the test master.
 func testInitScript(kubeadmConfig string) string {
@@ -116,7 +121,7 @@ func listedDays(t *testing.T, r scriptResult) []time.Time {
 	var days []time.Time
 	for _, c := range r.called("curl") {
 		url := c[len(c)-1]
-		if !strings.Contains(url, "list-type=2") || strings.HasSuffix(url, "%2Fcluster") {
+		if !strings.Contains(url, "list-type=2") || strings.HasSuffix(url, "prefix="+strings.ReplaceAll(testMark, "/", "%2F")) {
 			continue // the cluster's marker is looked for after the days
 		}
 		m := want.FindStringSubmatch(url)
@@ -327,7 +332,7 @@ func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 func markerPuts(r scriptResult) []call {
 	var puts []call
 	for _, c := range r.called("curl") {
-		if slices.Contains(c, "-T") && c[len(c)-1] == "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/"+testSnapshots.Prefix+"/cluster" {
+		if slices.Contains(c, "-T") && c[len(c)-1] == "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/"+testMark {
 			puts = append(puts, c)
 		}
 	}
@@ -341,12 +346,17 @@ func TestAClusterThatHasRunIsNeverStartedEmpty(t *testing.T) {
 	for i := range listings {
 		listings[i] = emptyListing
 	}
-	listings[testSnapshots.Days+1] = listing(testSnapshots.Prefix + "/cluster")
+	listings[testSnapshots.Days+1] = listing(testMark)
 	r := restoreRoot(t, listings...).run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	expectRefusal(t, r, "a master of a cluster that has run started it empty: workers, the state and the data volumes describe a cluster it no longer has",
 		"refusing to start it empty")
-	if !strings.Contains(r.stderr, "delete that object to start the cluster empty") {
-		t.Errorf("the refusal does not say how to start empty on purpose:\n%s", r.describe())
+	for _, want := range []string{
+		"aws s3 rm s3://prod-sesacthon-backups/" + testMark + ") to start the cluster empty on purpose",         // the deliberate way
+		"aws s3api list-object-versions --bucket prod-sesacthon-backups --prefix " + testSnapshots.Prefix + "/", // the expired snapshots
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, r.describe())
+		}
 	}
 }
 

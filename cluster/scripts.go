@@ -129,9 +129,10 @@ func KubeadmInitScript(kubeadmConfig string, snapshots Snapshots, masterIP strin
 		Files                                                    []string
 		Snapshots                                                Snapshots
 		S3Functions, RestoreMarker, MasterIP                     string
-		InstallAdmission                                         string
+		InstallAdmission, Mark                                   string
 	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles,
-		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP, installAdmissionConfig()})
+		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP, installAdmissionConfig(),
+		config.ClusterMark(snapshots.Prefix)})
 }
 
 // PKIReadScript prints the identity of a control plane initialised before the program owned it
