@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/waste-coach/infra/config"
 )
 
 // testSnapshots is where the test master looks for snapshots.
@@ -27,6 +29,9 @@ const (
 	testInstance   = "i-0new0000000000000"
 	testSecret     = "instance-role-secret-key"
 )
+
+// testMark is the test cluster's mark, which says it has run (config.ClusterMark).
+var testMark = config.ClusterMark(testSnapshots.Prefix)
 
 // testInitScript is kubeadm-init for the test master.
 func testInitScript(kubeadmConfig string) string {
@@ -116,7 +121,7 @@ func listedDays(t *testing.T, r scriptResult) []time.Time {
 	var days []time.Time
 	for _, c := range r.called("curl") {
 		url := c[len(c)-1]
-		if !strings.Contains(url, "list-type=2") || strings.HasSuffix(url, "%2Fcluster") {
+		if !strings.Contains(url, "list-type=2") || strings.HasSuffix(url, "prefix="+strings.ReplaceAll(testMark, "/", "%2F")) {
 			continue // the cluster's marker is looked for after the days
 		}
 		m := want.FindStringSubmatch(url)
@@ -327,7 +332,7 @@ func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 func markerPuts(r scriptResult) []call {
 	var puts []call
 	for _, c := range r.called("curl") {
-		if slices.Contains(c, "-T") && c[len(c)-1] == "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/"+testSnapshots.Prefix+"/cluster" {
+		if slices.Contains(c, "-T") && c[len(c)-1] == "https://prod-sesacthon-backups.s3.ap-northeast-2.amazonaws.com/"+testMark {
 			puts = append(puts, c)
 		}
 	}
@@ -341,12 +346,17 @@ func TestAClusterThatHasRunIsNeverStartedEmpty(t *testing.T) {
 	for i := range listings {
 		listings[i] = emptyListing
 	}
-	listings[testSnapshots.Days+1] = listing(testSnapshots.Prefix + "/cluster")
+	listings[testSnapshots.Days+1] = listing(testMark)
 	r := restoreRoot(t, listings...).run(testInitScript("kind: InitConfiguration\n"), restoreCase())
 	expectRefusal(t, r, "a master of a cluster that has run started it empty: workers, the state and the data volumes describe a cluster it no longer has",
 		"refusing to start it empty")
-	if !strings.Contains(r.stderr, "delete that object to start the cluster empty") {
-		t.Errorf("the refusal does not say how to start empty on purpose:\n%s", r.describe())
+	for _, want := range []string{
+		"aws s3 rm s3://prod-sesacthon-backups/" + testMark + ") to start the cluster empty on purpose",         // the deliberate way
+		"aws s3api list-object-versions --bucket prod-sesacthon-backups --prefix " + testSnapshots.Prefix + "/", // the expired snapshots
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, r.describe())
+		}
 	}
 }
 
@@ -423,4 +433,111 @@ func anyCallMentions(calls []call, s string) bool {
 		}
 	}
 	return false
+}
+
+// finishPhases are the kubeadm init phases a run finishes an earlier, failed init with, in
+// kubeadm's order: those after the control plane's start.
+var finishPhases = [][]string{
+	{"upload-config", "all"}, {"mark-control-plane"}, {"bootstrap-token"}, {"kubelet-finalize", "all"}, {"addon", "all"},
+}
+
+// expectFinished checks that a run finished an earlier init: it waited for the API server, then
+// ran finishPhases in order with the configuration the failed init used, never `kubeadm init`
+// itself, and removed the pending mark.
+func expectFinished(t *testing.T, root *scratchRoot, r scriptResult) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("the run after a failed init failed:\n%s", r.describe())
+	}
+	failIfKubeadmInitRan(t, r)
+	last := r.index("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "--raw", "/readyz")
+	if last < 0 {
+		t.Errorf("the run did not wait for the API server:\n%s", r.describe())
+	}
+	for _, p := range finishPhases {
+		want := append(append([]string{"kubeadm", "init", "phase"}, p...), "--config", "/etc/kubernetes/waste-coach/kubeadm-init.yaml")
+		at := slices.IndexFunc(r.calls[last+1:], func(c call) bool { return slices.Equal(c, want) })
+		if at < 0 {
+			t.Fatalf("no kubeadm init phase %s after the API server was ready and the phases before it:\n%s", strings.Join(p, " "), r.describe())
+		}
+		last += 1 + at
+	}
+	if _, ok := root.read(InitPendingMarker); ok {
+		t.Errorf("%s is still there after the init was finished", InitPendingMarker)
+	}
+}
+
+// TestAnInitThatFailedAfterAdminConfIsFinished: kubeadm writes admin.conf (its kubeconfig phase)
+// before it waits for the control plane and uploads its configuration, the join discovery's
+// cluster-info, CoreDNS and kube-proxy. An init that failed after it left a master that the next
+// run took for initialised ("nothing to do"): every join then failed on discovery. The next run
+// now runs the phases the failed init had not reached, and the one after it has nothing to do.
+func TestAnInitThatFailedAfterAdminConfIsFinished(t *testing.T) {
+	root := restoreRoot(t)
+	failing := restoreCase()
+	failing.stubs["kubeadm"] = `mkdir -p /etc/kubernetes && echo "kind: Config" > /etc/kubernetes/admin.conf
+echo "error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster"; exit 1`
+	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
+		t.Fatalf("a failed kubeadm init passed:\n%s", r.describe())
+	}
+	if _, ok := root.read(InitPendingMarker); !ok {
+		t.Fatalf("a failed kubeadm init left no %s", InitPendingMarker)
+	}
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	expectFinished(t, root, r)
+	if got := r.called("systemctl"); len(got) > 0 {
+		t.Errorf("a master that restored nothing had its kubelet restarted: %v", got)
+	}
+	if len(markerPuts(r)) != 1 {
+		t.Errorf("the finished cluster was not marked as having run:\n%s", r.describe())
+	}
+	again := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	if again.code != 0 || !strings.Contains(again.stdout, "nothing to do") {
+		t.Errorf("the run after the finished init did not find it done:\n%s", again.describe())
+	}
+	if got := again.called("kubeadm"); len(got) > 0 {
+		t.Errorf("kubeadm ran again on a finished init: %v", got)
+	}
+}
+
+// TestARestoredInitThatFailedOnItsNodeIsFinishedAfterTheNodeIsRepaired: kubeadm 1.28's
+// upload-config annotates the master's Node and waits two minutes for it; after a restore the
+// cloud-controller-manager may have deleted it (it names the old instance). The next run repairs
+// the Node first, then runs the phases the init had not reached.
+func TestARestoredInitThatFailedOnItsNodeIsFinishedAfterTheNodeIsRepaired(t *testing.T) {
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
+	failing := restoreCase()
+	failing.stubs["kubeadm"] = `mkdir -p /etc/kubernetes && echo "kind: Config" > /etc/kubernetes/admin.conf
+echo "error execution phase upload-config/kubelet: Error writing Crisocket information for the control-plane node: nodes \"` + testMasterNode + `\" not found"; exit 1`
+	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
+		t.Fatalf("a failed kubeadm init passed:\n%s", r.describe())
+	}
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase()) // the Node is gone: no providerID
+	expectFinished(t, root, r)
+	restart, upload := r.index("systemctl", "restart", "kubelet"), r.index("kubeadm", "init", "phase", "upload-config")
+	if restart < 0 || upload < restart {
+		t.Errorf("the phases ran before the master's Node was registered again (1.28's upload-config needs it):\n%s", r.describe())
+	}
+	if len(r.called("etcdutl")) > 0 {
+		t.Errorf("the run restored etcd again over the first run's restore:\n%s", r.describe())
+	}
+}
+
+func TestAFailedInitWhoseAPIServerNeverStartsIsNotCalledDone(t *testing.T) {
+	root := restoreRoot(t)
+	failing := restoreCase()
+	failing.stubs["kubeadm"] = `mkdir -p /etc/kubernetes && echo "kind: Config" > /etc/kubernetes/admin.conf; exit 1`
+	if r := root.run(testInitScript("kind: InitConfiguration\n"), failing); r.code == 0 {
+		t.Fatalf("a failed kubeadm init passed:\n%s", r.describe())
+	}
+	down := restoreCase()
+	down.stubs["kubectl"] = `echo "The connection to the server 10.0.1.10:6443 was refused" >&2; exit 1`
+	r := root.run(testInitScript("kind: InitConfiguration\n"), down)
+	expectRefusal(t, r, "a master whose control plane never started was called initialised", "is not ready after 300 s")
+	if _, ok := root.read(InitPendingMarker); !ok {
+		t.Errorf("%s was removed though the init was not finished", InitPendingMarker)
+	}
+	if len(markerPuts(r)) != 0 {
+		t.Errorf("a cluster that never started was marked as having run:\n%s", r.describe())
+	}
 }

@@ -156,15 +156,29 @@ func joinConfigFor(t *testing.T, ca testCA) string {
 	return testJoinConfig(t, ca.hash)
 }
 
-func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
-	ca := newTestCA(t)
-	r := runScript(t, JoinScript(config.RoleWorker1), scriptCase{
+// joinedNodeCase is a re-run of the join on a node joined to ca's cluster, named testWorkerHost
+// by its hostname; kubectl, asked with the node's own credential, answers body.
+func joinedNodeCase(t *testing.T, ca testCA, kubectl string) scriptCase {
+	return scriptCase{
 		files: map[string]string{
 			"/etc/kubernetes/kubelet.conf": "apiVersion: v1\nkind: Config\n",
 			"/etc/kubernetes/pki/ca.crt":   ca.pem,
 		},
 		stdin: joinConfigFor(t, ca),
-	})
+		stubs: map[string]string{"hostname": "echo " + testWorkerHost, "kubectl": kubectl},
+	}
+}
+
+// testWorkerHost is a worker's hostname as the instance may report it; its Node is named in
+// lower case (testWorkerNode), as kubeadm names it.
+const (
+	testWorkerHost = "IP-10-0-2-11.ap-northeast-2.compute.internal"
+	testWorkerNode = "ip-10-0-2-11.ap-northeast-2.compute.internal"
+)
+
+func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
+	ca := newTestCA(t)
+	r := runScript(t, JoinScript(config.RoleWorker1), joinedNodeCase(t, ca, `echo node/`+testWorkerNode))
 	if r.code != 0 {
 		t.Fatalf("a re-run on a joined node failed: every `pulumi up` after the first would fail\n%s", r.describe())
 	}
@@ -174,6 +188,46 @@ func TestJoinLeavesANodeJoinedToThisClusterAlone(t *testing.T) {
 	failIfKubeadmRan(t, r, "the node had joined this cluster already (kubelet.conf, same CA)")
 	if _, ok := r.root.read("/var/log/waste-coach/kubeadm-join.log"); ok {
 		t.Error("a re-run on a joined node truncated the join log")
+	}
+	if got := r.called("systemctl"); len(got) > 0 {
+		t.Errorf("the kubelet of a node whose Node is there was touched: %v", got)
+	}
+}
+
+// TestJoinRegistersAgainANodeTheRestoredClusterLacks: a master restored from a snapshot taken
+// before this node joined has no Node for it, and its running kubelet never registers again by
+// itself (it registers once, at start: kubelet_node_status.go, registerWithAPIServer), so its
+// member step would wait for the Node in vain. The join, which runs again with a new master,
+// asks for the node's own Node with the node's credential and restarts the kubelet when it is
+// gone; it never resets or joins the node again.
+func TestJoinRegistersAgainANodeTheRestoredClusterLacks(t *testing.T) {
+	ca := newTestCA(t)
+	r := runScript(t, JoinScript(config.RoleWorker1), joinedNodeCase(t, ca, `exit 0`))
+	if r.code != 0 {
+		t.Fatalf("the join failed on a joined node without a Node:\n%s", r.describe())
+	}
+	want := "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get node " + testWorkerNode + " --ignore-not-found -o name"
+	if got := r.called("kubectl"); len(got) != 1 || got[0].String() != want {
+		t.Errorf("asked %v, want one %q (the node's own credential may read only its own Node)", got, want)
+	}
+	if got := r.called("systemctl", "restart", "kubelet"); len(got) != 1 {
+		t.Errorf("the kubelet was restarted %d times, want once: without a restart it never registers again\n%s", len(got), r.describe())
+	}
+	if !strings.Contains(r.stdout, "restarting its kubelet") {
+		t.Errorf("the deploy log does not say why the kubelet restarts:\n%s", r.describe())
+	}
+	failIfKubeadmRan(t, r, "the node had joined this cluster already")
+}
+
+func TestJoinFailsWhenANodeCannotAskForItsNode(t *testing.T) {
+	ca := newTestCA(t)
+	r := runScript(t, JoinScript(config.RoleWorker1), joinedNodeCase(t, ca, `echo "The connection to the server 10.0.1.10:6443 was refused" >&2; exit 1`))
+	expectRefusal(t, r, "a node that could not tell whether the cluster has its Node passed: its member step would wait for it in vain", "cannot ask the API server for its Node "+testWorkerNode)
+	if got := r.called("kubectl"); len(got) != 6 {
+		t.Errorf("asked %d times, want 6 (an API server that answers a few seconds later is waited for)", len(got))
+	}
+	if got := r.called("systemctl"); len(got) > 0 {
+		t.Errorf("the kubelet was restarted on an unanswered question: %v", got)
 	}
 }
 
@@ -579,8 +633,8 @@ func TestMemberWaitsForTheNodeThenLabelsIt(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("member failed:\n%s", r.describe())
 	}
-	if n := len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "node", testNode)); n != 3 {
-		t.Errorf("looked for the Node %d times, want 3 (until it appears)", n)
+	if n := len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "node", testNode)); n != 4 {
+		t.Errorf("looked for the Node %d times, want 4 (until it appears, and once more to be sure)", n)
 	}
 	want := "kubectl --kubeconfig /etc/kubernetes/admin.conf label node " + testNode + " --overwrite node-role.kubernetes.io/worker= workload=async-workers"
 	labels := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "label")
@@ -589,6 +643,18 @@ func TestMemberWaitsForTheNodeThenLabelsIt(t *testing.T) {
 	}
 	if last := r.calls[len(r.calls)-1]; last[0] != "kubectl" || last[3] != "label" {
 		t.Errorf("the label was not the last step: %v", last)
+	}
+}
+
+func TestMemberSaysWhichNodeNeverRegistered(t *testing.T) {
+	r := runScript(t, MemberScript(config.RoleWorker2, testNode), scriptCase{stubs: map[string]string{
+		"kubectl": `[ "$3" != get ] || { echo "Error from server (NotFound): nodes \"$5\" not found" >&2; exit 1; }`,
+	}})
+	if r.code == 0 || !strings.Contains(r.stderr, "Node "+testNode+" has not registered within 300 s") {
+		t.Errorf("member does not fail naming the Node that never registered:\n%s", r.describe())
+	}
+	if got := r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "label"); len(got) > 0 {
+		t.Errorf("labelled a Node that is not there: %v", got)
 	}
 }
 
@@ -928,6 +994,20 @@ func nodesStub(nodes ...string) string {
 *taints*) printf '%s' ` + shellQuote([]string{taints.String()}) + ` ;;
 *topology*zone*"{"*) printf '%s' ` + shellQuote([]string{zones.String()}) + ` ;;
 esac`
+}
+
+// TestNodesReadyCountsTheNodesTheProgramDeclares: a node missing from the cluster (a worker
+// whose kubelet never registered again after the master's restore) fails the step, naming the
+// nodes there; the Ready check alone would pass on the nodes that are.
+func TestNodesReadyCountsTheNodesTheProgramDeclares(t *testing.T) {
+	good := "ip-10-0-1-10|aws:///ap-northeast-2a/i-0a||ap-northeast-2a"
+	r := runScript(t, NodesReadyScript(2), scriptCase{stubs: map[string]string{"kubectl": nodesStub(good)}})
+	if r.code == 0 || !strings.Contains(r.stderr, "the cluster has 1 nodes after 900 s, want 2: ip-10-0-1-10") {
+		t.Errorf("nodes-ready passed, or did not say why, with one node of two:\n%s", r.describe())
+	}
+	if n := len(r.called("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "nodes", "--no-headers")); n < 90 {
+		t.Errorf("looked for the nodes %d times, want the 90 tries (15 minutes) first", n)
+	}
 }
 
 func TestNodesReadyRequiresProviderIDsInitialisationAndZones(t *testing.T) {

@@ -113,7 +113,7 @@ func TestCACertHashIsWhatTheJoinScriptChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := root.run(JoinScript("worker-1"), scriptCase{stdin: join})
+	r := root.run(JoinScript("worker-1"), scriptCase{stdin: join, stubs: map[string]string{"kubectl": `echo node/worker-1`}})
 	if r.code != 0 || !strings.Contains(r.stdout, "already joined") {
 		t.Fatalf("a worker whose CA is the program's was not left alone:\n%s", r.describe())
 	}

@@ -118,6 +118,11 @@ type Snapshots struct {
 // after a failed `kubeadm init` goes on with that data instead of refusing it.
 const EtcdRestoreMarker = "/etc/kubernetes/waste-coach/etcd-restored"
 
+// InitPendingMarker is there from the start of kubeadm-init's `kubeadm init` until it succeeds:
+// a later run that finds the master initialised (kubeadm wrote admin.conf early) but this marker
+// there runs the phases the failed init had not reached instead of calling it done.
+const InitPendingMarker = "/etc/kubernetes/waste-coach/kubeadm-init-pending"
+
 // KubeadmInitScript installs the cluster's identity and the EncryptionConfiguration (an
 // InitBundle on standard input), restores the newest etcd snapshot of the cluster on a new
 // master of a cluster that has one, writes the kubeadm configuration and runs `kubeadm init`
@@ -129,9 +134,10 @@ func KubeadmInitScript(kubeadmConfig string, snapshots Snapshots, masterIP strin
 		Files                                                    []string
 		Snapshots                                                Snapshots
 		S3Functions, RestoreMarker, MasterIP                     string
-		InstallAdmission                                         string
+		InstallAdmission, Mark, InitPending                      string
 	}{kubeadmConfig, EncryptionConfigDir, EncryptionConfigPath, PKIDir, EncryptionConfigEntry, IdentityFiles,
-		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP, installAdmissionConfig()})
+		snapshots, s3sh.Script + "\n" + s3sh.ReadScript, EtcdRestoreMarker, masterIP, installAdmissionConfig(),
+		config.ClusterMark(snapshots.Prefix), InitPendingMarker})
 }
 
 // PKIReadScript prints the identity of a control plane initialised before the program owned it

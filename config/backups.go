@@ -32,6 +32,19 @@ func BackupPrefix(r Role) string {
 	return ""
 }
 
+// MarkPrefix is where the clusters' marks go in the backups bucket, outside every backup prefix:
+// a mark (<MarkPrefix>/<cluster>, ClusterMark) says that the cluster with that identity has run,
+// and so has state that a new master must restore rather than start empty. The backups' expiry
+// covers the backup prefixes only, so a mark stays while its cluster's snapshots expire: after
+// a stop, or a retention of a day or two, longer than the snapshots last.
+const MarkPrefix = "clusters"
+
+// ClusterMark is the key of the mark of the cluster whose etcd snapshots go under
+// snapshotPrefix (<BackupPrefix(RoleMaster)>/<cluster>): <MarkPrefix>/<cluster>.
+func ClusterMark(snapshotPrefix string) string {
+	return MarkPrefix + "/" + strings.TrimPrefix(snapshotPrefix, BackupPrefix(RoleMaster)+"/")
+}
+
 // SnapshotTagKey is the tag the storage classes put on every EBS volume they create, valued
 // with the stack's cluster id; the stack's Data Lifecycle Manager policy snapshots the volumes
 // that carry it with its value, and no other stack's.

@@ -119,8 +119,7 @@ func (b *Backups) RestrictWriters(ctx *pulumi.Context, writerRoleARNs ...pulumi.
 // If-None-Match only for a key that does not exist (412 otherwise), and the policy refuses a
 // backup's PutObject without it. A backup is then written once, by anyone, and never changed:
 // with no delete allowed either, a stolen writer can add backups but not spoil the ones there.
-// The cluster's mark (etcd/<cluster>/cluster, no data, refreshed with every snapshot) is not a
-// backup and stays replaceable. Multipart uploads would need CreateMultipartUpload and
+// The clusters' marks (config.MarkPrefix) are no backups and stay replaceable. Multipart uploads would need CreateMultipartUpload and
 // UploadPart exempted (they take no conditional header); no writer here uses them.
 func BackupsBucketPolicy(bucketARN string, writerRoleARNs []string) PolicyDocument {
 	d := TLSOnlyPolicy(bucketARN)
@@ -180,30 +179,41 @@ func BackupPolicy(bucketARN string, writePrefixes []string, readPrefix string) P
 }
 
 // EtcdRestorePolicy is what a new master needs of the backups bucket at its first boot
-// (kubeadm-init): list and read the etcd snapshots under prefix, and write the cluster's marker
-// (<prefix>/<cluster>/cluster), which says the cluster has run; never a snapshot.
-func EtcdRestorePolicy(bucketARN, prefix string) PolicyDocument {
+// (kubeadm-init): list and read the etcd snapshots under prefix, and look for and put its
+// cluster's mark under markPrefix (config.ClusterMark), which says the cluster has run; never a
+// snapshot.
+func EtcdRestorePolicy(bucketARN, prefix, markPrefix string) PolicyDocument {
 	return policy(
 		allow("ReadSnapshots", bucketARN+"/"+prefix+"/*", "s3:GetObject"),
-		allow("MarkCluster", bucketARN+"/"+prefix+"/*/cluster", "s3:PutObject"),
-		Statement{Sid: "ListSnapshots", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: bucketARN,
-			Condition: map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "/*", prefix + "/"}}}},
+		allow("MarkCluster", bucketARN+"/"+markPrefix+"/*", "s3:PutObject"),
+		Statement{Sid: "ListSnapshotsAndMarks", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: bucketARN,
+			Condition: map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "/*", prefix + "/", markPrefix + "/*"}}}},
 		allow("Locate", bucketARN, "s3:GetBucketLocation"),
 	)
 }
 
-// backupLifecycleRules keep each backup RetentionDays days. An expired backup's version becomes
-// noncurrent; noncurrent versions are kept RetentionDays more, so that a writer that overwrites
-// or deletes a key (a bad script, stolen node credentials) cannot make a backup disappear before
-// an operator has had the whole retention window to notice. Delete markers left behind and
-// unfinished uploads are cleaned up.
+// backupLifecycleRules keep each backup RetentionDays days: everything under each backup prefix
+// (config.BackupPrefix) expires then. The clusters' marks (config.MarkPrefix) are no backups and
+// never expire: a mark says its cluster has run even once the cluster's snapshots have expired (a
+// retention of a day or two, dev's nodes stopped longer than it), so that a new master refuses
+// to start that cluster empty under the workers that stay (cluster/kubeadm-init). An expired
+// backup's version becomes noncurrent; noncurrent versions are kept RetentionDays more, so that
+// a writer that overwrites or deletes a key (a bad script, stolen node credentials) cannot make
+// a backup disappear before an operator has had the whole retention window to notice (and a
+// replaced mark's old versions go too). Delete markers left behind and unfinished uploads are
+// cleaned up.
 func backupLifecycleRules(retentionDays int) s3.BucketLifecycleConfigurationV2RuleArray {
 	all := &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")}
-	return s3.BucketLifecycleConfigurationV2RuleArray{
-		&s3.BucketLifecycleConfigurationV2RuleArgs{
-			Id: pulumi.String("expire-backups"), Status: pulumi.String("Enabled"), Filter: all,
+	var rules s3.BucketLifecycleConfigurationV2RuleArray
+	for _, role := range []config.Role{config.RoleMaster, config.RoleStorage} {
+		prefix := config.BackupPrefix(role)
+		rules = append(rules, &s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("expire-" + prefix + "-backups"), Status: pulumi.String("Enabled"),
+			Filter:     &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String(prefix + "/")},
 			Expiration: &s3.BucketLifecycleConfigurationV2RuleExpirationArgs{Days: pulumi.Int(retentionDays)},
-		},
+		})
+	}
+	return append(rules,
 		&s3.BucketLifecycleConfigurationV2RuleArgs{
 			Id: pulumi.String("remove-expired-versions"), Status: pulumi.String("Enabled"), Filter: all,
 			NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{NoncurrentDays: pulumi.Int(retentionDays)},
@@ -216,5 +226,5 @@ func backupLifecycleRules(retentionDays int) s3.BucketLifecycleConfigurationV2Ru
 			Id: pulumi.String("abort-incomplete-uploads"), Status: pulumi.String("Enabled"), Filter: all,
 			AbortIncompleteMultipartUpload: &s3.BucketLifecycleConfigurationV2RuleAbortIncompleteMultipartUploadArgs{DaysAfterInitiation: pulumi.Int(1)},
 		},
-	}
+	)
 }

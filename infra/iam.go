@@ -46,7 +46,7 @@ func RolePolicies(cfg *config.Config, role config.Role, backupsARN string) map[s
 		"session-manager": SessionManagerPolicy(),
 	}
 	if role.ControlPlane() {
-		p["etcd-restore"] = EtcdRestorePolicy(backupsARN, config.BackupPrefix(role))
+		p["etcd-restore"] = EtcdRestorePolicy(backupsARN, config.BackupPrefix(role), config.MarkPrefix)
 	}
 	return p
 }

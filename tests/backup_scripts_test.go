@@ -207,14 +207,9 @@ func TestBackupUploadsGoThroughTheSharedS3Code(t *testing.T) {
 		snapshot := []byte("etcd snapshot bytes\n")
 		writeFile(t, filepath.Join(snapDir, "etcd-snapshot.db"), string(snapshot))
 		out, reqs, err := upload(t, http.StatusOK, etcdScript, []string{"SNAPSHOT_DIR=" + snapDir, "BACKUP_PREFIX=etcd"}, "upload")
-		if err != nil || len(reqs) != 2 {
-			t.Fatalf("upload step: %v, %d requests (want two PUTs: the snapshot, then the cluster's mark)\n%s", err, len(reqs), out)
-		}
-		if reqs[1].method != http.MethodPut || reqs[1].path != "/drill-bucket/etcd/cluster" {
-			t.Errorf("second request %s %s, want PUT /drill-bucket/etcd/cluster: a new master refuses to start a cluster empty only while that mark is there", reqs[1].method, reqs[1].path)
-		}
-		if inm := reqs[1].header.Get("If-None-Match"); inm != "" {
-			t.Errorf("the cluster's mark is put with If-None-Match %q: it could not be refreshed, and would expire with the backups while the cluster runs", inm)
+		// One PUT: the snapshot. The cluster's mark is kubeadm-init's, outside the backups.
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("upload step: %v, %d requests (want one PUT, the snapshot)\n%s", err, len(reqs), out)
 		}
 		key := regexp.MustCompile(`^/drill-bucket/(etcd/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db)$`)
 		signedPut(t, "etcd snapshot upload", reqs[0], key, snapshot)
@@ -326,8 +321,8 @@ func TestBackupUploadsAssumeTheirOwnRole(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || len(puts) != 2 {
-				t.Fatalf("upload step: %v, %d uploads (want the snapshot and the mark)\n%s", err, len(puts), out)
+			if err != nil || len(puts) != 1 {
+				t.Fatalf("upload step: %v, %d uploads (want the snapshot)\n%s", err, len(puts), out)
 			}
 			if form.Get("Action") != "AssumeRoleWithWebIdentity" || form.Get("Version") != "2011-06-15" ||
 				form.Get("RoleArn") != env["AWS_ROLE_ARN"] || form.Get("WebIdentityToken") != jwt || form.Get("RoleSessionName") == "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/waste-coach/infra/cluster"
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
@@ -134,11 +135,13 @@ func TestBackupsBucketKeepsBackupsForTheRetention(t *testing.T) {
 		retention := map[string]string{"prod": "14", "dev": "3"}[r.Stack]
 		if lc := of("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"); len(lc) == 1 {
 			rules := map[string]int{}
-			for i := range 4 {
+			for i := 0; str(lc[0], "rules", i, "id") != ""; i++ {
 				rules[str(lc[0], "rules", i, "id")] = i
 			}
-			if i, ok := rules["expire-backups"]; !ok || str(lc[0], "rules", i, "expiration", "days") != retention || str(lc[0], "rules", i, "status") != "Enabled" {
-				t.Errorf("backups expire after %q days, want %s (backupRetentionDays default)", str(lc[0], "rules", rules["expire-backups"], "expiration", "days"), retention)
+			for _, id := range []string{"expire-etcd-backups", "expire-postgres-backups"} {
+				if i, ok := rules[id]; !ok || str(lc[0], "rules", i, "expiration", "days") != retention || str(lc[0], "rules", i, "status") != "Enabled" {
+					t.Errorf("%s: backups expire after %q days, want %s (backupRetentionDays default)", id, str(lc[0], "rules", rules[id], "expiration", "days"), retention)
+				}
 			}
 			if i, ok := rules["remove-expired-versions"]; !ok || str(lc[0], "rules", i, "noncurrentVersionExpiration", "noncurrentDays") != retention {
 				t.Errorf("noncurrent backup versions are not kept the retention (%s days): an overwrite could remove a backup early", retention)
@@ -148,6 +151,74 @@ func TestBackupsBucketKeepsBackupsForTheRetention(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTheClusterMarkOutlivesTheBackups: the mark that says a cluster has run, which a new master
+// reads before it would start the cluster empty (kubeadm-init), is not removed by the backups'
+// expiry: with a retention of a day or two, or dev's nodes stopped longer than the retention,
+// the snapshots expire, and a mark that expired with them would let a replaced master start an
+// empty cluster under workers that still run the old one. Every backup still expires after the
+// retention. The master looks for the mark where its role may list it and puts it there.
+func TestTheClusterMarkOutlivesTheBackups(t *testing.T) {
+	forEachStack(t, func(t *testing.T, r *offline.Result) {
+		lc := must(t, r, "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "sesacthon-backups")
+		// expiresAfter is the days after which S3 expires the current version of key: the least
+		// of the enabled expiration rules whose prefix filter matches it (0 when none does).
+		expiresAfter := func(key string) int {
+			least := 0
+			for i := 0; str(lc, "rules", i, "id") != ""; i++ {
+				days, _ := strconv.Atoi(str(lc, "rules", i, "expiration", "days"))
+				if str(lc, "rules", i, "status") != "Enabled" || days == 0 || !strings.HasPrefix(key, str(lc, "rules", i, "filter", "prefix")) {
+					continue
+				}
+				if least == 0 || days < least {
+					least = days
+				}
+			}
+			return least
+		}
+		prefix := snapshotPrefixOf(t, r)
+		mark := config.ClusterMark(prefix)
+		if got := expiresAfter(mark); got != 0 {
+			t.Errorf("the cluster's mark %s expires after %d days, with the backups: a master replaced after the snapshots expired would start the cluster empty", mark, got)
+		}
+		retention := r.Config.Backups.RetentionDays
+		for _, key := range []string{prefix + "/2026/12/07/etcd-20261207T000000Z.db", "etcd/2026/12/07/etcd-20261207T000000Z.db",
+			"postgres/wal/000000010000000000000001.gz", "postgres/base/20261207T000000Z/base.tar.gz.000", "postgres/dump/20261207T000000Z/wastecoach.dump"} {
+			if got := expiresAfter(key); got != retention {
+				t.Errorf("backup %s expires after %d days (0: never), want the retention, %d", key, got, retention)
+			}
+		}
+		initScript := str(must(t, r, remoteCommand, "sesacthon-kubeadm-init"), "create")
+		if !strings.Contains(initScript, "cluster_marker="+mark+"\n") {
+			t.Errorf("kubeadm-init does not look for and put the cluster's mark at %s", mark)
+		}
+		bucket := "arn:aws:s3:::" + r.Config.Backups.BucketName
+		role := parsePolicy(t, must(t, r, "aws:iam/rolePolicy:RolePolicy", "sesacthon-iam-master-etcd-restore"))
+		if !allows(t, role, iamRequest{action: "s3:ListBucket", arn: bucket, context: map[string]string{"s3:prefix": mark}}) {
+			t.Errorf("the master's role may not list %s: a new master could not find the mark", mark)
+		}
+		if !allows(t, role, iamRequest{action: "s3:PutObject", arn: bucket + "/" + mark}) {
+			t.Errorf("the master's role may not put %s", mark)
+		}
+		if allows(t, role, iamRequest{action: "s3:PutObject", arn: bucket + "/" + prefix + "/2026/12/07/etcd-20261207T000000Z.db"}) {
+			t.Error("the master's role may put a snapshot: it only reads them")
+		}
+	})
+}
+
+// snapshotPrefixOf is the stack's etcd snapshot prefix, derived from the etcd CA the program holds.
+func snapshotPrefixOf(t *testing.T, r *offline.Result) string {
+	t.Helper()
+	etcdCA := must(t, r, "tls:index/selfSignedCert:SelfSignedCert", "sesacthon-etcd-ca").Outputs["certPem"]
+	if etcdCA.IsSecret() {
+		etcdCA = etcdCA.SecretValue().Element
+	}
+	prefix, err := cluster.EtcdSnapshotPrefix(etcdCA.StringValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prefix
 }
 
 // TestOnlyBackupWritersWriteAndNobodyDeletesVersions: the bucket policy denies every principal
@@ -203,13 +274,13 @@ func TestOnlyBackupWritersWriteAndNobodyDeletesVersions(t *testing.T) {
 
 		// What each inline policy, of any role, may write to the backups bucket.
 		wantWrites := map[string][]string{
-			"sesacthon-iam-master-etcd-restore":  {bucketARN + "/etcd/*/cluster"},
+			"sesacthon-iam-master-etcd-restore":  {bucketARN + "/" + config.MarkPrefix + "/*"},
 			podRole(infra.PodRoleEtcdBackup):     {bucketARN + "/etcd/*"},
 			podRole(infra.PodRolePostgresWAL):    {bucketARN + "/postgres/wal/*"},
 			podRole(infra.PodRolePostgresBackup): {bucketARN + "/postgres/base/*", bucketARN + "/postgres/dump/*"},
 		}
 		// Keys of the bucket a pattern may name: any object, each prefix, the cluster's marker.
-		probes := []string{"x", "etcd/x", "etcd/0123456789abcdef/cluster", "postgres/x", "postgres/wal/x", "postgres/base/x", "postgres/dump/x"}
+		probes := []string{"x", "etcd/x", config.ClusterMark("etcd/0123456789abcdef"), "postgres/x", "postgres/wal/x", "postgres/base/x", "postgres/dump/x"}
 		onBucket := func(res string) bool {
 			if strings.HasPrefix(res, bucketARN+"/") {
 				return true
@@ -473,8 +544,8 @@ func TestBackupsAreWrittenOnce(t *testing.T) {
 				t.Errorf("the bucket lets anyone delete a version of %s", key)
 			}
 		}
-		if denies(iamRequest{action: "s3:PutObject", arn: bucket + "/etcd/0123456789abcdef/cluster", context: plain}) {
-			t.Error("the bucket refuses to refresh the cluster's mark: it would expire with the backups while the cluster runs")
+		if denies(iamRequest{action: "s3:PutObject", arn: bucket + "/" + config.ClusterMark("etcd/0123456789abcdef"), context: plain}) {
+			t.Error("the bucket refuses to put the cluster's mark again: every kubeadm-init puts it")
 		}
 	})
 }

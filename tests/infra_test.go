@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/waste-coach/infra/config"
 	"github.com/waste-coach/infra/infra"
 	"github.com/waste-coach/infra/internal/mocks"
 	"github.com/waste-coach/infra/internal/offline"
@@ -357,8 +358,8 @@ func TestNodeRolesHaveLeastPrivilege(t *testing.T) {
 	// A node role writes to no bucket, but for the master's mark that the cluster has run.
 	for role, docs := range nodes {
 		res, ok := allowed(slices.Collect(maps.Values(docs)), "s3:PutObject")
-		if ok && (role != "master" || !slices.Equal(res, []string{backupsBucket + "/etcd/*/cluster"})) {
-			t.Errorf("node role %s may s3:PutObject on %v: a node writes only the cluster's mark, the master's %s/etcd/*/cluster", role, res, backupsBucket)
+		if ok && (role != "master" || !slices.Equal(res, []string{backupsBucket + "/" + config.MarkPrefix + "/*"})) {
+			t.Errorf("node role %s may s3:PutObject on %v: a node writes only the cluster's mark, the master's %s/%s/*", role, res, backupsBucket, config.MarkPrefix)
 		}
 	}
 	// The uploads bucket: the uploads pod role's only bucket, and nobody else's.

@@ -157,14 +157,14 @@ func startS3() (string, *s3mem.Backend, error) {
 
 // conditionalWrite answers a PUT as the backups bucket does (infra.BackupsBucketPolicy): a
 // backup's upload without If-None-Match is refused (403), and with it a key that exists is
-// refused (412), as S3 does; the cluster's mark (<prefix>/cluster) is not a backup. 0 lets the
-// request through.
+// refused (412), as S3 does; a cluster's mark (clusters/<cluster>, config.MarkPrefix) is not a
+// backup. 0 lets the request through.
 func conditionalWrite(backend *s3mem.Backend, req *http.Request) (int, string) {
 	if req.Method != http.MethodPut {
 		return 0, ""
 	}
 	key := strings.TrimPrefix(req.URL.Path, "/"+bucket+"/")
-	if strings.HasSuffix(key, "/cluster") {
+	if strings.HasPrefix(key, "clusters/") {
 		return 0, ""
 	}
 	if req.Header.Get("If-None-Match") != "*" {

@@ -42,8 +42,8 @@ func TestLocalS3RefusesWhatS3Refuses(t *testing.T) {
 		{"body not its hash", secretKey, region, sha256Hex([]byte("other")), "postgres/wal/body-not-its-hash", "*", "403"},
 		{"without If-None-Match", secretKey, region, good, "postgres/wal/unconditional", "", "403"},
 		{"over a backup there", secretKey, region, good, "postgres/wal/signed-right", "*", "412"},
-		{"the cluster's mark, again", secretKey, region, good, "etcd/0123456789abcdef/cluster", "", "200"},
-		{"the cluster's mark, refreshed", secretKey, region, good, "etcd/0123456789abcdef/cluster", "", "200"},
+		{"the cluster's mark", secretKey, region, good, "clusters/0123456789abcdef", "", "200"},
+		{"the cluster's mark, put again", secretKey, region, good, "clusters/0123456789abcdef", "", "200"},
 	} {
 		if got := put(c.secret, c.region, c.hash, c.key, c.ifNoneMatch); got != c.want {
 			t.Errorf("%s: HTTP %s, want %s", c.name, got, c.want)

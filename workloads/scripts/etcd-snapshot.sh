@@ -6,7 +6,7 @@
 #           shell with no other tools): take a snapshot from the local member and verify it
 #           (etcdutl snapshot status checks the file's hash and prints its revision and keys).
 #   upload  in the curl image: put the snapshot in the backups bucket under
-#           <prefix>/YYYY/MM/DD/etcd-<time>.db, then the cluster's mark <prefix>/cluster, signed
+#           <prefix>/YYYY/MM/DD/etcd-<time>.db, signed
 #           (SigV4) with the Job's own role, assumed with its projected token (AWS_ROLE_ARN,
 #           AWS_WEB_IDENTITY_TOKEN_FILE), or with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when
 #           set (the drill), by s3.sh (the S3 code both backup scripts share), mounted beside
@@ -41,11 +41,6 @@ upload() {
   # a snapshot damaged on the way is refused.
   put "${snapshot}" "${key}"
   echo "etcd-snapshot: uploaded $(wc -c < "${snapshot}") bytes to s3://${BACKUP_BUCKET}/${key} (sha256 ${sum})"
-  # The mark that this cluster has run, which a new master reads (cluster/kubeadm-init): with a
-  # mark and no snapshot it refuses to start the cluster empty. Put again with every snapshot,
-  # so that the backups' expiry removes it only after snapshots have stopped for the retention.
-  printf 'this cluster has run; its last snapshot is %s\n' "${key}" > "${SNAPSHOT_DIR}/cluster"
-  replace "${SNAPSHOT_DIR}/cluster" "${BACKUP_PREFIX}/cluster"
 }
 
 case "${1:-}" in

@@ -25,8 +25,9 @@ const instanceType = "aws:ec2/instance:Instance"
 // on the deployed stack: unprotect the master instance (production protects it) and run
 // `pulumi up --replace` of it. The cluster must come through it (issue 24): the up finishes;
 // only the master instance, its Elastic IP's association and commands are replaced, and no
-// replaced command has a delete step (it would run against the cluster: a node's drain); no other
-// node changes; no Kubernetes resource of the program (or the provider that deploys them) is
+// replaced command has a delete step (it would run against the cluster: a node's drain); no
+// command is updated (an update runs its create script again, against the cluster that stays);
+// no other node changes; no Kubernetes resource of the program (or the provider that deploys them) is
 // replaced, deleted or created; every object of the kinds the leftover check lists keeps its UID
 // (none was recreated); and a preview after it has nothing to do.
 func replaceMaster(ctx context.Context, stack auto.Stack, cli func(...string) ([]byte, error), o options, kubeconfig string) error {
@@ -57,9 +58,11 @@ func replaceMaster(ctx context.Context, stack auto.Stack, cli func(...string) ([
 	report := judge(o.stack, steps, nil)
 	fmt.Printf("engine: pulumi up --replace %s in %s: %s\n", name(master), time.Since(start).Round(time.Second), report.counts())
 
-	replaced, wrong := judgeReplacement(report.ops, master, withDelete)
-	slices.Sort(replaced)
+	replaced, updated, wrong := judgeReplacement(report.ops, master, withDelete)
 	fmt.Printf("engine: replaced with the master: %s\n", strings.Join(replaced, ", "))
+	if len(updated) > 0 {
+		fmt.Printf("engine: updated with the master: %s\n", strings.Join(updated, ", "))
+	}
 
 	after, err := objectUIDs(ctx, kubeconfig)
 	if err != nil {
@@ -96,8 +99,16 @@ func replaceMaster(ctx context.Context, stack auto.Stack, cli func(...string) ([
 var replaceable = []string{instanceType, "aws:ec2/eipAssociation:EipAssociation", "command:remote:Command", "command:local:Command"}
 
 // judgeReplacement checks a replacement of the master's operations (URN -> classified operation):
-// it returns the names of the replaced resources and what must not have happened.
-func judgeReplacement(ops map[string]string, master string, withDelete map[string]bool) (replaced, wrong []string) {
+// it returns the names of the replaced and of the updated resources, sorted, and what must not
+// have happened.
+//
+// A command may be replaced, not updated: pulumi-command's update runs the command's create
+// script again (its update script when it has one; none here has), so an update of a command
+// the master's replacement did not mean to run (one on a worker, or against the cluster: a
+// drain, an upgrade, a kubelet restart) would run it against the cluster that stays, unseen.
+// The commands a new master needs are tied to its instance and replaced with it; the engine's
+// runs of this check have updated none.
+func judgeReplacement(ops map[string]string, master string, withDelete map[string]bool) (replaced, updated, wrong []string) {
 	for urn, op := range ops {
 		if op == string(apitype.OpSame) || op == string(apitype.OpRead) {
 			continue
@@ -110,6 +121,8 @@ func judgeReplacement(ops map[string]string, master string, withDelete map[strin
 			}
 		case typ == instanceType && urn != master:
 			wrong = append(wrong, fmt.Sprintf("%s %s: only the master is replaced", op, urn))
+		case op == opUpdate && strings.HasPrefix(typ, "command:"):
+			wrong = append(wrong, fmt.Sprintf("%s %s: an update runs the command's create script again, against the cluster that stays; a command the new master needs is tied to its instance and replaced with it", op, urn))
 		case op == opReplace && withDelete[urn]:
 			wrong = append(wrong, fmt.Sprintf("%s %s: its delete step runs against the cluster that stays", op, urn))
 		case op == opReplace && !slices.Contains(replaceable, typ):
@@ -117,15 +130,23 @@ func judgeReplacement(ops map[string]string, master string, withDelete map[strin
 		case op == opDelete || op == string(apitype.OpCreate):
 			wrong = append(wrong, fmt.Sprintf("%s %s: a replacement of the master creates or deletes nothing else", op, urn))
 		}
-		if op == opReplace {
+		switch op {
+		case opReplace:
 			replaced = append(replaced, name(urn))
+		case opUpdate:
+			updated = append(updated, name(urn))
 		}
 	}
 	if ops[master] != opReplace {
 		wrong = append(wrong, fmt.Sprintf("the master instance %s was not replaced (%q)", master, ops[master]))
 	}
-	return replaced, wrong
+	slices.Sort(replaced)
+	slices.Sort(updated)
+	return replaced, updated, wrong
 }
+
+// opUpdate is the engine's step for an update in place.
+const opUpdate = string(apitype.OpUpdate)
 
 // masterAndDeleteSteps finds the master's instance in the stack's state, and the commands that
 // have a delete step.

@@ -264,12 +264,10 @@ func runSnapshotUpload(ctx context.Context, script, snapDir, prefix, out string)
 	if err != nil {
 		return "", "", fmt.Errorf("%v:\n%s%s", err, log, strings.Join(refused, "\n"))
 	}
-	// The snapshot, and the cluster's mark that a new master reads (kubeadm-init).
-	mark := "/" + drillBucket + "/" + prefix + "/cluster"
-	if _, ok := objects[mark]; !ok || len(objects) != 2 {
-		return "", "", fmt.Errorf("%d objects in the bucket after the upload step, want 2, the snapshot and %s:\n%s", len(objects), mark, log)
+	// The snapshot alone: the cluster's mark, which a new master reads, is kubeadm-init's.
+	if len(objects) != 1 {
+		return "", "", fmt.Errorf("%d objects in the bucket after the upload step, want 1, the snapshot:\n%s", len(objects), log)
 	}
-	delete(objects, mark)
 	key := regexp.MustCompile(`^/` + regexp.QuoteMeta(drillBucket+"/"+prefix) + `/[0-9]{4}/[0-9]{2}/[0-9]{2}/etcd-[0-9]{8}T[0-9]{6}Z\.db$`)
 	for path, body := range objects {
 		if !key.MatchString(path) {
