@@ -181,8 +181,23 @@ func TerminatedNodes(ctx *pulumi.Context, cfg *config.Config) (map[string]string
 func TerminatedNodeMessage(cfg *config.Config, role, id string) string {
 	return fmt.Sprintf("the %s node of stack %s (%s) was terminated (lost spot capacity, or someone terminated it), not stopped, "+
 		"and no instance of that role is left: if this stack's state still holds it, `pulumi up` changes nothing for it. "+
-		"Run `pulumi up --refresh`: the refresh finds it gone and the update launches and joins a new one "+
-		"(docs/operations.md, \"Replacing a node\")", role, cfg.Stack, id)
+		"%s", role, cfg.Stack, id, NewNodeCommand(cfg, role))
+}
+
+// NewNodeCommand says how to get a new node for one whose instance is gone (terminated, or given
+// up after an interruption). A worker or the storage node: `pulumi up --refresh`, whose refresh
+// finds the instance gone. The master: `pulumi up --replace` of its instance, without a refresh,
+// which would read every Kubernetes object through the API server that left with the master
+// (pulumi-kubernetes fails such reads: unreachable cluster); the new master restores the newest
+// etcd snapshot.
+func NewNodeCommand(cfg *config.Config, role string) string {
+	if role == string(config.RoleMaster) {
+		return fmt.Sprintf("Run `pulumi up --replace '%s'` (no --refresh: a refresh reads every Kubernetes object through the API "+
+			"server that left with the master, and fails): the new master restores the newest etcd snapshot "+
+			"(docs/operations.md, \"Replacing the master\")", InstanceURN(cfg, config.RoleMaster))
+	}
+	return "Run `pulumi up --refresh`: the refresh finds it gone and the update launches and joins a new one " +
+		"(docs/operations.md, \"Replacing a node\")"
 }
 
 // StoppedNodesMessage says which nodes are stopped and how to go on, each by role and instance
@@ -211,7 +226,9 @@ func StoppedNodesMessage(cfg *config.Config, nodes []StoppedNode) string {
 			ids[i] = n.ID
 		}
 		fmt.Fprintf(&b, " Stopped (%s): %s. Start them and wait until they run: `aws ec2 start-instances --instance-ids %s` "+
-			"then `aws ec2 wait instance-running --instance-ids %s`.",
+			"then `aws ec2 wait instance-running --instance-ids %s`. A spot node may fail to start for want of capacity "+
+			"(InsufficientInstanceCapacity, also at the office-hours start): try again later, or move it to on-demand "+
+			"(docs/operations.md, \"Moving a node between spot and on-demand\").",
 			why, nodeList(stopped), strings.Join(ids, " "), strings.Join(ids, " "))
 	}
 	alsoSchedule := ""
@@ -223,15 +240,15 @@ func StoppedNodesMessage(cfg *config.Config, nodes []StoppedNode) string {
 			"to take its capacity back (state reason %s). EC2 starts it again by itself when capacity of its type returns in its zone, "+
 			"and only EC2 can: `aws ec2 start-instances` fails for it (IncorrectSpotRequestState)%s. "+
 			"Wait until it runs (`aws ec2 describe-instances --instance-ids %s --query 'Reservations[].Instances[].State.Name' --output text`), "+
-			"or give it up for a new node: cancel its spot request first, or the request launches an instance nobody tracks "+
-			"(`aws ec2 cancel-spot-instance-requests --spot-instance-request-ids \"$(aws ec2 describe-instances --instance-ids %s "+
-			"--query 'Reservations[0].Instances[0].SpotInstanceRequestId' --output text)\"`), then terminate it "+
-			"(`aws ec2 terminate-instances --instance-ids %s`, `aws ec2 wait instance-terminated --instance-ids %s`; its root volume "+
-			"goes with it, the cluster's persistent volumes stay), and `pulumi up --refresh` launches and joins a new one. A new spot "+
-			"node needs the capacity EC2 lacks; an on-demand one does not (`capacity: on-demand` on that node's entry of `nodes`)%s.",
-			n.Role, n.ID, SpotInterruptionStateReason, alsoSchedule, n.ID, n.ID, n.ID, n.ID, masterNote(n.Role))
+			"or give it up for a new node: cancel its spot request, without which the request would launch an instance nobody "+
+			"tracks, and which terminates the interrupted instance and its root volume (the cluster's persistent volumes stay): "+
+			"`aws ec2 cancel-spot-instance-requests --spot-instance-request-ids \"$(aws ec2 describe-instances --instance-ids %s "+
+			"--query 'Reservations[0].Instances[0].SpotInstanceRequestId' --output text)\"`; then make sure it is gone "+
+			"(`aws ec2 terminate-instances --instance-ids %s`, `aws ec2 wait instance-terminated --instance-ids %s`). %s. A new spot "+
+			"node needs the capacity EC2 lacks; an on-demand one does not (`capacity: on-demand` on that node's entry of `nodes`).",
+			n.Role, n.ID, SpotInterruptionStateReason, alsoSchedule, n.ID, n.ID, n.ID, n.ID, NewNodeCommand(cfg, n.Role))
 	}
-	b.WriteString(" Once the nodes run, run `pulumi up` again (`pulumi up --refresh` after giving one up); see docs/operations.md, \"Spot and office hours\"")
+	b.WriteString(" Once the nodes run, run `pulumi up` again; see docs/operations.md, \"Spot and office hours\"")
 	return b.String()
 }
 
@@ -242,15 +259,6 @@ func nodeList(nodes []StoppedNode) string {
 		s[i] = n.Role + " " + n.ID
 	}
 	return strings.Join(s, ", ")
-}
-
-// masterNote points a new master to its own runbook: it restores the cluster's state from the
-// newest etcd snapshot.
-func masterNote(role string) string {
-	if role != string(config.RoleMaster) {
-		return ""
-	}
-	return "; a new master restores the newest etcd snapshot: docs/operations.md, \"Replacing the master\""
 }
 
 // OfficeHoursArgs are the inputs of the office-hours schedules.

@@ -70,6 +70,17 @@ func TestACapacityChangeReplacesOneNodeAtATime(t *testing.T) {
 		masterID: "i-0123456789abcdef0",
 		triggers: map[config.Role]string{config.RoleMaster: "spot t3.xlarge", config.RoleWorker1: "spot t3.medium"},
 	}, {
+		name: "the dev master's instance type, replaceMaster naming another instance",
+		set: map[string]func(*testing.T, *stackfile.Config) string{
+			"nodes": func(t *testing.T, sc *stackfile.Config) string {
+				return withNodeField(t, sc, "master", "instanceType", "t3.xlarge")
+			},
+			// Left from an earlier replacement: it names no running master.
+			"replaceMaster": func(*testing.T, *stackfile.Config) string { return "i-0fedcba9876543210" },
+		},
+		masterID: "i-0123456789abcdef0",
+		refused:  []string{"the master of stack dev (i-0123456789abcdef0) would move", "replaceMaster i-0123456789abcdef0"},
+	}, {
 		name:  "the prod master to spot",
 		stack: "prod",
 		set: map[string]func(*testing.T, *stackfile.Config) string{"nodes": func(t *testing.T, sc *stackfile.Config) string {

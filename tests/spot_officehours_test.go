@@ -440,8 +440,16 @@ func TestAnInterruptedNodeIsToldFromAnOfficeHoursStop(t *testing.T) {
 	if want := []infra.StoppedNode{{Role: "master", ID: "i-0spotmaster", Interrupted: true}}; !slices.Equal(stopped, want) {
 		t.Fatalf("stopped nodes = %+v, want %+v", stopped, want)
 	}
-	if msg := infra.StoppedNodesMessage(cfg, stopped); strings.Contains(msg, "start-instances --instance-ids") || !strings.Contains(msg, "Replacing the master") {
-		t.Errorf("for an interrupted master alone the message must advise no start-instances and point to \"Replacing the master\":\n%s", msg)
+	// A lost master gets `up --replace` of its instance, never `up --refresh`: the refresh would
+	// read every Kubernetes object through the API server that left with it (pulumi-kubernetes
+	// fails each read of an unreachable cluster) and stop the up.
+	replace := "pulumi up --replace '" + infra.InstanceURN(cfg, config.RoleMaster) + "'"
+	if msg := infra.StoppedNodesMessage(cfg, stopped); strings.Contains(msg, "start-instances --instance-ids") || !strings.Contains(msg, "Replacing the master") ||
+		!strings.Contains(msg, replace) || strings.Contains(msg, "--refresh`") {
+		t.Errorf("for an interrupted master alone the message must advise no start-instances and no refresh, and give %s (\"Replacing the master\"):\n%s", replace, msg)
+	}
+	if msg := infra.TerminatedNodeMessage(cfg, "master", "i-0lostmaster"); !strings.Contains(msg, replace) || strings.Contains(msg, "--refresh`") {
+		t.Errorf("for a terminated master the warning must give %s and no refresh:\n%s", replace, msg)
 	}
 
 	// The interrupted node given up as advised: the up goes on (and warns of the terminated node).
