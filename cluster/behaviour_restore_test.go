@@ -288,6 +288,22 @@ func TestRerunAfterAFailedInitKeepsWhatItRestored(t *testing.T) {
 	}
 }
 
+// TestARestoreMarkerWithoutDataIsRefused: a kubeadm reset after a failed restored init empties
+// etcd's data directory and leaves the marker; the next run must not start an empty control plane
+// under the workers on the marker's word, and must say how to restore again.
+func TestARestoreMarkerWithoutDataIsRefused(t *testing.T) {
+	root := restoreRoot(t, listing(snapshotKey(0, "000000")))
+	root.write(EtcdRestoreMarker, "s3://prod-sesacthon-backups/etcd/old.db\n")
+	r := root.run(testInitScript("kind: InitConfiguration\n"), restoreCase())
+	expectRefusal(t, r, "init started an empty control plane on a restore marker without data", "holds no etcd data")
+	if !strings.Contains(r.stderr, "sudo rm "+EtcdRestoreMarker) {
+		t.Errorf("the refusal does not say how to restore again (sudo rm %s):\n%s", EtcdRestoreMarker, r.describe())
+	}
+	if len(r.called("kubeadm", "init")) > 0 {
+		t.Errorf("kubeadm init ran:\n%s", r.describe())
+	}
+}
+
 func TestRestoreFailuresFailTheStepBeforeKubeadm(t *testing.T) {
 	for name, tc := range map[string]struct {
 		setup func(*scratchRoot)

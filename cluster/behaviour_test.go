@@ -223,8 +223,11 @@ func TestJoinFailsWhenANodeCannotAskForItsNode(t *testing.T) {
 	ca := newTestCA(t)
 	r := runScript(t, JoinScript(config.RoleWorker1), joinedNodeCase(t, ca, `echo "The connection to the server 10.0.1.10:6443 was refused" >&2; exit 1`))
 	expectRefusal(t, r, "a node that could not tell whether the cluster has its Node passed: its member step would wait for it in vain", "cannot ask the API server for its Node "+testWorkerNode)
-	if got := r.called("kubectl"); len(got) != 6 {
-		t.Errorf("asked %d times, want 6 (an API server that answers a few seconds later is waited for)", len(got))
+	if got := r.called("kubectl"); len(got) != 60 {
+		t.Errorf("asked %d times, want 60 (300 s: a new master's API server that answers minutes later is waited for, as the membership check waits)", len(got))
+	}
+	if !strings.Contains(r.stderr, "was refused") {
+		t.Errorf("the refusal does not quote kubectl's last error:\n%s", r.describe())
 	}
 	if got := r.called("systemctl"); len(got) > 0 {
 		t.Errorf("the kubelet was restarted on an unanswered question: %v", got)

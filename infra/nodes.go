@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -83,6 +84,9 @@ func nodeImages(ctx *pulumi.Context, cfg *config.Config, live []LiveNode, parent
 	if err != nil {
 		return nil, err
 	}
+	if err := warnOfGoneImages(ctx, cfg, running, parent); err != nil {
+		return nil, err
+	}
 	newest := ""
 	for _, node := range cfg.Nodes {
 		if ami, ok := running[node.Role]; ok {
@@ -97,6 +101,49 @@ func nodeImages(ctx *pulumi.Context, cfg *config.Config, live []LiveNode, parent
 		images[node.Role] = newest
 	}
 	return images, nil
+}
+
+// GoneImages are the images of running, by role, that EC2 no longer finds: their owner
+// deregistered them (Canonical withdraws old images). The node runs on, but its replacement would
+// fail at launch. One lookup per distinct image.
+func GoneImages(ctx *pulumi.Context, running map[config.Role]string, parent pulumi.Resource) (map[config.Role]string, error) {
+	gone := map[config.Role]string{}
+	found := map[string]bool{}
+	for _, role := range slices.Sorted(maps.Keys(running)) {
+		ami := running[role]
+		ok, seen := found[ami]
+		if !seen {
+			_, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
+				IncludeDeprecated: pulumi.BoolRef(true),
+				Filters:           []ec2.GetAmiFilter{{Name: "image-id", Values: []string{ami}}},
+			}, pulumi.Parent(parent))
+			// The provider answers "Your query returned no results" for an image that is gone; any
+			// other failure reads the same here, which costs only a warning.
+			ok, found[ami] = err == nil, err == nil
+		}
+		if !ok {
+			gone[role] = ami
+		}
+	}
+	return gone, nil
+}
+
+// warnOfGoneImages warns, for each node that keeps an image EC2 no longer finds, that replacing
+// it needs nodeImage first.
+func warnOfGoneImages(ctx *pulumi.Context, cfg *config.Config, running map[config.Role]string, parent pulumi.Resource) error {
+	gone, err := GoneImages(ctx, running, parent)
+	if err != nil {
+		return err
+	}
+	for _, role := range slices.Sorted(maps.Keys(gone)) {
+		if err := ctx.Log.Warn(fmt.Sprintf("the %s node of stack %s keeps the image it was launched from, %s (nodeImage is unset), "+
+			"which EC2 no longer finds (deregistered by its owner): the node runs on, but a replacement of it would fail at "+
+			"launch, on the master after the old one is gone. Set nodeImage to a current image before replacing it "+
+			"(docs/operations.md, \"The node image\")", role, cfg.Stack, gone[role]), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookupImage finds a Canonical image by name: the newest of a pattern, or one exact name.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/waste-coach/infra/cluster"
 	"github.com/waste-coach/infra/config"
@@ -232,5 +233,33 @@ func TestAnUnpinnedStackKeepsTheImagesItsNodesRun(t *testing.T) {
 		if got := str(inst, "ami"); got != newest {
 			t.Errorf("new stack: %s boots %s, want the newest image %s", inst.Name, got, newest)
 		}
+	}
+}
+
+// TestAKeptImageThatIsGoneIsFound: a dev node keeps the image it was launched from (nodeImage
+// unset); when its owner has deregistered that image, the node runs on but a replacement would fail
+// at launch (on the master, after the old one is gone), so the program finds such images, one
+// lookup each, and warns before anything is replaced.
+func TestAKeptImageThatIsGoneIsFound(t *testing.T) {
+	const kept, gone = "ami-0aaaaaaaaaaaaaaa1", "ami-0bbbbbbbbbbbbbbb2"
+	m := mocks.New(config.Project, "dev", "ap-northeast-2")
+	m.DeregisteredImages = []string{gone}
+	var found map[config.Role]string
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		found, err = infra.GoneImages(ctx, map[config.Role]string{
+			config.RoleMaster: kept, config.RoleWorker1: gone, config.RoleWorker2: gone, config.RoleStorage: kept,
+		}, nil)
+		return err
+	}, pulumi.WithMocks(config.Project, "dev", m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[config.Role]string{config.RoleWorker1: gone, config.RoleWorker2: gone}
+	if !maps.Equal(found, want) {
+		t.Errorf("gone images = %v, want %v", found, want)
+	}
+	if n := m.Invokes("aws:ec2/getAmi:getAmi"); n != 2 {
+		t.Errorf("%d image lookups, want 2 (one per distinct image)", n)
 	}
 }

@@ -86,6 +86,9 @@ type Mocks struct {
 	// getSubnet and getVpc lookups report them: none unless a test sets them (a deployed stack).
 	Subnets []Subnet
 	VPCs    []VPC
+	// DeregisteredImages are AMI ids a lookup by image-id no longer finds (their owner
+	// deregistered them): none unless a test sets them.
+	DeregisteredImages []string
 	// PreviousOutputs are the stack's outputs as its last `pulumi up` recorded them, which a
 	// reference to the stack itself reads: none unless a test sets them (a deployed stack).
 	PreviousOutputs map[string]any
@@ -232,6 +235,20 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": ids, "id": m.region}), nil
 	case "aws:ec2/getAmi:getAmi":
+		// A lookup of one image by its id finds it, unless it was deregistered ("Your query
+		// returned no results", as the provider says).
+		if filters := args.Args["filters"]; filters.IsArray() {
+			for _, f := range filters.ArrayValue() {
+				if f.ObjectValue()["name"].StringValue() != "image-id" {
+					continue
+				}
+				id := f.ObjectValue()["values"].ArrayValue()[0].StringValue()
+				if slices.Contains(m.DeregisteredImages, id) {
+					return nil, fmt.Errorf("mocks: getAmi: Your query returned no results (image %s was deregistered)", id)
+				}
+				return resource.NewPropertyMapFromMap(map[string]any{"id": id, "name": "kept-" + id}), nil
+			}
+		}
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"id":   "ami-" + Placeholder + "0ubuntu2404",
 			"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-" + Placeholder,
