@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,12 +21,15 @@ const PodCIDR = "192.168.0.0/16"
 // APIServerServiceIP is the kubernetes Service's address in the 10.96.0.0/12 service range.
 const APIServerServiceIP = "10.96.0.1"
 
-// Peer is one side of an allowed flow: pods (in a namespace), or an address block.
+// Peer is one side of an allowed flow: pods (in a namespace, or in every namespace), or an
+// address block.
 type Peer struct {
 	Namespace string
-	Pods      map[string]string
-	CIDR      string
-	Except    []string
+	// AllNamespaces selects the pods of every namespace, those made later included.
+	AllNamespaces bool
+	Pods          map[string]string
+	CIDR          string
+	Except        []string
 }
 
 // Port is a protocol and a port or port range (To is 0 for a single port).
@@ -62,14 +66,10 @@ func ports(ps ...Port) []Port { return ps }
 // master's address (Calico evaluates policy after kube-proxy's DNAT): blocking 10.96.0.1:443
 // once crash-looped a controller.
 func policies(cfg *config.Config) []Policy {
-	master := cfg.MasterPrivateIP().String()
+	shared := sharedFlowsOf(cfg)
+	dns, apiServer, fromNodes, internet, fromPrometheus := shared.dns, shared.apiServer, shared.fromNodes, shared.internet, shared.fromPrometheus
 	vpc := cfg.VPCCIDR.String()
-	dns := Flow{Peers: []Peer{{Namespace: NamespaceSystem, Pods: map[string]string{"k8s-app": "kube-dns"}}}, Ports: ports(udp(53), tcp(53))}
-	apiServer := Flow{Peers: []Peer{{CIDR: APIServerServiceIP + "/32"}, {CIDR: master + "/32"}}, Ports: ports(tcp(443), tcp(6443))}
 	fromALB := []Peer{{CIDR: vpc}}
-	// Node-to-pod traffic arrives from the node's address or its VXLAN tunnel address.
-	fromNodes := []Peer{{CIDR: vpc}, {CIDR: PodCIDR}}
-	internet := Peer{CIDR: "0.0.0.0/0", Except: []string{vpc, PodCIDR}}
 	data := func(name string, port int) Flow {
 		return Flow{Peers: []Peer{{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/name": name}}}, Ports: ports(tcp(port))}
 	}
@@ -82,8 +82,6 @@ func policies(cfg *config.Config) []Policy {
 	// S3 and STS have no fixed addresses a NetworkPolicy could name: HTTPS to outside the cluster.
 	s3 := Flow{Peers: []Peer{internet}, Ports: ports(tcp(443))}
 	postgresBackupJobs := Peer{Namespace: NamespaceData, Pods: map[string]string{"app.kubernetes.io/component": "backup"}}
-	// The exporters beside the data services answer Prometheus only.
-	fromPrometheus := []Peer{{Namespace: NamespaceMonitoring, Pods: map[string]string{"app.kubernetes.io/name": "prometheus"}}}
 	rabbitPods := map[string]string{"app.kubernetes.io/name": "rabbitmq"}
 	sameNamespace := func(ns string) Flow { return Flow{Peers: []Peer{{Namespace: ns}}} }
 
@@ -94,7 +92,7 @@ func policies(cfg *config.Config) []Policy {
 			Policy{Namespace: ns, Name: "allow-dns", Egress: []Flow{dns}, DenyEgress: true},
 		)
 	}
-	return append(out,
+	out = append(out,
 		// Application: the API and the default backend take traffic from the ALB; the API and
 		// Celery reach the data services, S3 and external HTTPS APIs.
 		Policy{Namespace: NamespaceApp, Name: "api", Pods: map[string]string{"app.kubernetes.io/component": "api"},
@@ -181,12 +179,42 @@ func policies(cfg *config.Config) []Policy {
 		Policy{Namespace: NamespaceMonitoring, Name: "prometheus-scrapes", Pods: map[string]string{"app.kubernetes.io/name": "prometheus"},
 			Egress: []Flow{{Peers: fromNodes}}},
 	)
+	return append(out, systemPolicies(cfg, shared)...)
+}
+
+// sharedFlows are the peers and flows that the policies of more than one namespace use.
+type sharedFlows struct {
+	// dns reaches CoreDNS on 53, UDP and TCP.
+	dns Flow
+	// apiServer reaches the API server at its Service address and at the master's own.
+	apiServer Flow
+	// fromNodes are the nodes: node-to-pod traffic arrives from the node's address or its
+	// VXLAN tunnel address (which Calico takes from the pod range).
+	fromNodes []Peer
+	// internet is every address outside the VPC and the pod network (AWS's public endpoints).
+	internet Peer
+	// fromPrometheus is Prometheus's pods, which scrape the exporters.
+	fromPrometheus []Peer
+}
+
+func sharedFlowsOf(cfg *config.Config) sharedFlows {
+	master := cfg.MasterPrivateIP().String()
+	vpc := cfg.VPCCIDR.String()
+	return sharedFlows{
+		dns:            Flow{Peers: []Peer{{Namespace: NamespaceSystem, Pods: CoreDNSPods}}, Ports: ports(udp(dnsPort), tcp(dnsPort))},
+		apiServer:      Flow{Peers: []Peer{{CIDR: APIServerServiceIP + "/32"}, {CIDR: master + "/32"}}, Ports: ports(tcp(443), tcp(6443))},
+		fromNodes:      []Peer{{CIDR: vpc}, {CIDR: PodCIDR}},
+		internet:       Peer{CIDR: "0.0.0.0/0", Except: []string{vpc, PodCIDR}},
+		fromPrometheus: []Peer{{Namespace: NamespaceMonitoring, Pods: map[string]string{"app.kubernetes.io/name": "prometheus"}}},
+	}
 }
 
 // DefaultDenyNamespaces are the namespaces the program declares or a chart of it runs in, each
-// with a default-deny NetworkPolicy and DNS (policies). Argo CD's target namespaces get the same
+// with a default-deny NetworkPolicy and DNS (policies): kube-system too, where the charts of the
+// EBS CSI driver, the load balancer controller and metrics-server run beside kubeadm's CoreDNS,
+// each with its own flows (systemPolicies). Argo CD's target namespaces get the same
 // (gitops.go); any other namespace, made later by hand, falls under namespaceDefaultPolicy.
-var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceNodeMetrics, NamespaceLogging, NamespaceKEDA}
+var DefaultDenyNamespaces = []string{NamespaceApp, NamespaceData, NamespaceArgoCD, NamespaceMonitoring, NamespaceNodeMetrics, NamespaceLogging, NamespaceKEDA, NamespaceSystem}
 
 // KEDA's container ports (chart defaults): the metrics server's HTTPS and the webhooks'.
 const kedaMetricsPort, kedaWebhookPort = 6443, 9443
@@ -213,16 +241,50 @@ func newNetworkPolicies(ctx *pulumi.Context, name string, args *networkPoliciesA
 		if err := s.namespaceDefaultPolicy(); err != nil {
 			return err
 		}
-		for _, p := range policies(args.Config) {
-			if _, err := networkingv1.NewNetworkPolicy(ctx, s.resourceName(p.Namespace, "netpol-"+p.Name), &networkingv1.NetworkPolicyArgs{
-				Metadata: meta(p.Name, p.Namespace, labels(p.Name, "network-policy")),
-				Spec:     p.spec(),
-			}, s.opts(p.Namespace)...); err != nil {
-				return fmt.Errorf("network policy %s/%s: %w", p.Namespace, p.Name, err)
+		// A namespace's policies are created in stages (and deleted the other way round): each
+		// workload's own flows, then DNS for every pod, then the default deny. A policy that
+		// selects a pod isolates it, so any other order would leave running pods, for the
+		// seconds between stages, with fewer flows than they will have: the first up that
+		// brings kube-system under a default deny finds CoreDNS and the controllers running,
+		// and the namespace-wide DNS policy alone would cut CoreDNS from its upstream.
+		all := policies(args.Config)
+		earlier := map[string][]pulumi.Resource{} // by namespace, the policies of earlier stages
+		for stage := range policyStages {
+			made := map[string][]pulumi.Resource{} // by namespace, this stage's policies
+			for _, p := range all {
+				if p.stage() != stage {
+					continue
+				}
+				np, err := networkingv1.NewNetworkPolicy(ctx, s.resourceName(p.Namespace, "netpol-"+p.Name), &networkingv1.NetworkPolicyArgs{
+					Metadata: meta(p.Name, p.Namespace, labels(p.Name, "network-policy")),
+					Spec:     p.spec(),
+				}, s.opts(p.Namespace, slices.Clone(earlier[p.Namespace])...)...) // opts appends to what it is given
+				if err != nil {
+					return fmt.Errorf("network policy %s/%s: %w", p.Namespace, p.Name, err)
+				}
+				made[p.Namespace] = append(made[p.Namespace], np)
+			}
+			for ns, ps := range made {
+				earlier[ns] = append(earlier[ns], ps...)
 			}
 		}
 		return nil
 	})
+}
+
+// policyStages are the creation stages of a namespace's policies (Policy.stage).
+const policyStages = 3
+
+// stage orders a policy within its namespace: 0 for a workload's flows, 1 for DNS, 2 for the
+// default deny.
+func (p Policy) stage() int {
+	switch p.Name {
+	case "allow-dns":
+		return 1
+	case "default-deny":
+		return 2
+	}
+	return 0
 }
 
 func (p Policy) spec() networkingv1.NetworkPolicySpecArgs {
@@ -263,6 +325,9 @@ func peers(ps []Peer) networkingv1.NetworkPolicyPeerArray {
 		}
 		peer := networkingv1.NetworkPolicyPeerArgs{
 			NamespaceSelector: &metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String(p.Namespace)}},
+		}
+		if p.AllNamespaces {
+			peer.NamespaceSelector = &metav1.LabelSelectorArgs{}
 		}
 		if p.Pods != nil {
 			peer.PodSelector = &metav1.LabelSelectorArgs{MatchLabels: pulumi.ToStringMap(p.Pods)}
@@ -354,8 +419,10 @@ func (s *scope) calicoTier(tier string, order int, defaultAction, policy string,
 // outside the system namespaces: DNS, then deny. A pod that a namespace's NetworkPolicies
 // select is decided in the default tier (allowed, or denied at its end) and never reaches this
 // tier; only a pod no NetworkPolicy selects, in a direction none covers, does. The system
-// namespaces run Calico, DNS, the CSI and load balancer controllers and the etcd snapshot:
-// their flows are not the program's to list.
+// namespaces are left out by name. Calico's run its own pods, whose flows are not the
+// program's to list. kube-system has its own default deny, for both directions and every pod
+// (systemPolicies): none of its pods' traffic reaches this tier, so its exemption here changes
+// nothing, and it is kept rather than updating the deployed policy to no effect.
 const (
 	namespaceDefaultTier = "namespace-defaults"
 	// After the default tier (1,000,000), before Calico's kube-baseline (10,000,000).

@@ -9,9 +9,12 @@
 // (out/<stack>/issuer/trust, identity.go), and which chart ServiceAccounts a ClusterRoleBinding
 // lets read every Secret against an allowed table, with Grafana and KEDA's operator bound in
 // their namespaces only (rbac.go). It writes the charts' ServiceAccounts and RBAC objects to
-// out/<stack>/chart-rbac.yaml, which verify-local applies and questions (rbacout.go). And it
-// fails on an image the charts run without the digest the program pins for it, or by tag alone
-// without a reason in versions/images.go (images.go).
+// out/<stack>/chart-rbac.yaml, which verify-local applies and questions (rbacout.go). It fails
+// when a pod of kube-system off the host's network (the charts', the program's or kubeadm's) has
+// no NetworkPolicy of its own, or when a port that a Service, APIService, webhook or
+// ServiceMonitor sends traffic to is not admitted from its sender (netpol.go). And it fails on
+// an image the charts run without the digest the program pins for it, or by tag alone without a
+// reason in versions/images.go (images.go).
 //
 //	go run ./cmd/render -stack prod -out out/prod
 //	(cd tools/charts && go run ./cmd/chartfit -dir ../../out/prod -charts ../../../shared/charts)
@@ -52,7 +55,7 @@ func main() {
 		}
 		os.Exit(1)
 	}
-	fmt.Printf("chartfit: every chart pod has requests and matches workloads.ChartPods(), only the allowed ServiceAccounts read Secrets cluster-wide, and every image runs by its pinned digest or a stated reason (%s)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("chartfit: every chart pod has requests and matches workloads.ChartPods(), only the allowed ServiceAccounts read Secrets cluster-wide, every kube-system pod's policies admit who reaches it, and every image runs by its pinned digest or a stated reason (%s)\n", time.Since(start).Round(time.Millisecond))
 }
 
 // run renders a stack's releases and checks their pods; it returns the findings, or an error
@@ -82,9 +85,13 @@ func run(dir, charts string, w *strings.Builder) ([]Finding, error) {
 		return nil, err
 	}
 	secrets := checkSecretReaders(rendered, clusterSecretReaders, w)
+	netpol, err := networkPolicyCheck(dir, rendered, w)
+	if err != nil {
+		return nil, err
+	}
 	images := chartImages(rendered)
 	printImages(w, images, table)
-	return slices.Concat(checkRequests(pods), compare(pods, table), identities, secrets, checkImageDigests(images, table)), nil
+	return slices.Concat(checkRequests(pods), compare(pods, table), identities, secrets, netpol, checkImageDigests(images, table)), nil
 }
 
 // renderPods renders every release twice: the first pass finds the CRDs the releases install, the
