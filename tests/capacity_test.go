@@ -101,15 +101,7 @@ func TestACapacityChangeReplacesOneNodeAtATime(t *testing.T) {
 		refused: []string{"replace 2 nodes at once", "worker-1 (i-0deployedworker-1: instance type t3.medium → t3.large on spot", "pulumi config set --path 'waste-coach-infra:nodes[1].instanceType' t3.medium", "pulumi config set --path 'waste-coach-infra:nodes[3].capacity' spot"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			stack := tc.stack
-			if stack == "" {
-				stack = "dev"
-			}
-			sc, err := stackfile.Read("..", stack)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := deployedStack(t, stack, sc)
+			stack, sc, m := deployed(t, tc.stack)
 			for i := range m.Instances {
 				if tc.masterID != "" && m.Instances[i].ID == "i-0deployedmaster" {
 					m.Instances[i].ID = tc.masterID

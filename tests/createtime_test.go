@@ -49,6 +49,20 @@ func deployedStack(t *testing.T, stack string, sc *stackfile.Config) *mocks.Mock
 	return m
 }
 
+// deployed reads a stack's file (dev when stack is "") and returns mocks in which AWS holds what
+// it created (deployedStack).
+func deployed(t *testing.T, stack string) (string, *stackfile.Config, *mocks.Mocks) {
+	t.Helper()
+	if stack == "" {
+		stack = "dev"
+	}
+	sc, err := stackfile.Read("..", stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stack, sc, deployedStack(t, stack, sc)
+}
+
 // withRootVolume returns the stack's nodes value with one role's rootVolumeGiB changed.
 func withRootVolume(t *testing.T, sc *stackfile.Config, role string, gib int) string {
 	t.Helper()
@@ -217,15 +231,7 @@ func TestCreateTimeSettingsAreRefusedOnAnExistingStack(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			stack := tc.stack
-			if stack == "" {
-				stack = "dev"
-			}
-			sc, err := stackfile.Read("..", stack)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := deployedStack(t, stack, sc)
+			stack, sc, m := deployed(t, tc.stack)
 			if tc.aws != nil {
 				tc.aws(m)
 			}
