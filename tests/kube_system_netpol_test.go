@@ -74,8 +74,16 @@ func TestCoreDNSAnswersEveryNamespace(t *testing.T) {
 	forEachStack(t, func(t *testing.T, r *offline.Result) {
 		np := objects(r, "NetworkPolicy")["kube-system/coredns"]
 		vpc, resolver := r.Config.VPCCIDR.String(), workloads.VPCResolver(r.Config.VPCCIDR).String()
-		if base, ok := strings.CutSuffix(vpc, ".0.0/16"); !ok || resolver != base+".0.2" {
-			t.Errorf("the Route 53 Resolver of the VPC %s is at its base address plus two, not %s", vpc, resolver)
+		base := r.Config.VPCCIDR.Masked().Addr().As4() // a /16 to /24: the last byte of the base is 0
+		if want := fmt.Sprintf("%d.%d.%d.%d", base[0], base[1], base[2], base[3]+2); resolver != want {
+			t.Errorf("the Route 53 Resolver of the VPC %s is at its base address plus two (%s), not %s", vpc, want, resolver)
+		}
+		// The rule assumes the VPC's own resolver: a DHCP options set naming other servers would
+		// send CoreDNS's queries where no rule lets them go.
+		for _, res := range r.Resources {
+			if strings.HasPrefix(res.Type, "aws:ec2/vpcDhcpOptions") {
+				t.Errorf("%s %s: the nodes would resolve through other servers than the VPC's, which CoreDNS's egress does not admit", res.Type, res.Name)
+			}
 		}
 		var dnsFrom []string
 		for _, rule := range asList(at(np, "spec", "ingress")) {
