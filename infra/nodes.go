@@ -106,7 +106,7 @@ func nodeImages(ctx *pulumi.Context, cfg *config.Config, live []LiveNode, parent
 // GoneImages are the images of running, by role, that EC2 no longer finds: their owner
 // deregistered them (Canonical withdraws old images). The node runs on, but its replacement would
 // fail at launch. One lookup per distinct image.
-func GoneImages(ctx *pulumi.Context, running map[config.Role]string, parent pulumi.Resource) (map[config.Role]string, error) {
+func GoneImages(ctx *pulumi.Context, running map[config.Role]string, parent pulumi.Resource) map[config.Role]string {
 	gone := map[config.Role]string{}
 	found := map[string]bool{}
 	for _, role := range slices.Sorted(maps.Keys(running)) {
@@ -125,16 +125,13 @@ func GoneImages(ctx *pulumi.Context, running map[config.Role]string, parent pulu
 			gone[role] = ami
 		}
 	}
-	return gone, nil
+	return gone
 }
 
 // warnOfGoneImages warns, for each node that keeps an image EC2 no longer finds, that replacing
 // it needs nodeImage first.
 func warnOfGoneImages(ctx *pulumi.Context, cfg *config.Config, running map[config.Role]string, parent pulumi.Resource) error {
-	gone, err := GoneImages(ctx, running, parent)
-	if err != nil {
-		return err
-	}
+	gone := GoneImages(ctx, running, parent)
 	for _, role := range slices.Sorted(maps.Keys(gone)) {
 		if err := ctx.Log.Warn(fmt.Sprintf("the %s node of stack %s keeps the image it was launched from, %s (nodeImage is unset), "+
 			"which EC2 no longer finds (deregistered by its owner): the node runs on, but a replacement of it would fail at "+
